@@ -1,0 +1,2 @@
+// activations.cpp
+#include "activations.h"

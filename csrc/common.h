@@ -1,0 +1,66 @@
+// common.h — conventions shared by every kernel file.
+//
+// Dimension letters used in the shape comment that opens each kernel:
+//   N batch, H/W spatial, C in-channels, F filters, KH/KW kernel size,
+//   T time, U units, M/N/K the GEMM dimensions (C[M,N] = A[M,K] B[K,N]).
+// Arrays are row-major (C order) unless a stride/leading dimension says otherwise.
+// Kernels overwrite their outputs (BLAS beta = 0) unless documented as in-place updates.
+//
+// This is the only file that includes <omp.h>; it is guarded so that a compiler
+// without OpenMP builds a correct serial library.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(PYMINIDL_OPENMP)
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PMD_RESTRICT __restrict__
+#define PMD_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PMD_RESTRICT
+#define PMD_ALWAYS_INLINE inline
+#endif
+
+namespace pyminidl {
+
+inline int omp_max_threads() {
+#if defined(PYMINIDL_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline int omp_thread_id() {
+#if defined(PYMINIDL_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline void omp_set_threads(int n) {
+#if defined(PYMINIDL_OPENMP)
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+inline bool openmp_enabled() {
+#if defined(PYMINIDL_OPENMP)
+    return true;
+#else
+    return false;
+#endif
+}
+
+// Elementwise loops below this many elements run on one thread: starting a
+// parallel region costs more than the work.
+constexpr int64_t PARALLEL_GRAIN = 32768;
+
+}  // namespace pyminidl

@@ -1,0 +1,27 @@
+// cpu_features.h — runtime ISA detection and the capability cap.
+//
+// One binary runs on every x86-64: the AVX2/FMA and AVX-512 micro-kernels are compiled
+// into their own translation units and chosen here, at run time, from what the CPU
+// (and the OS, via XGETBV) supports. PYMINIDL_CPU_CAPABILITY=baseline|avx2|avx512 caps
+// the choice; set_isa_cap() does the same from Python (tests force each path with it).
+#pragma once
+
+#include <string>
+
+namespace pyminidl {
+
+enum class Isa : int { baseline = 0, avx2 = 1, avx512 = 2 };
+
+struct CpuFeatures {
+    bool sse42 = false, avx = false, avx2 = false, fma = false;
+    bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+};
+
+const CpuFeatures& cpu_features();
+Isa best_supported_isa();        // what the hardware can run
+Isa active_isa();                // min(best_supported_isa(), cap)
+void set_isa_cap(Isa cap);       // cap above the hardware is clamped to it
+const char* isa_name(Isa isa);
+bool parse_isa(const std::string& name, Isa* out);  // false on an unknown name
+
+}  // namespace pyminidl

@@ -1,0 +1,2 @@
+// gemm_avx512.cpp — ISA-specific GEMM micro-kernels (filled by the blocked GEMM).
+#include "gemm.h"

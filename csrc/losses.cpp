@@ -1,0 +1,2 @@
+// losses.cpp
+#include "losses.h"

@@ -1,0 +1,6 @@
+// losses.h — see losses.cpp for the contents.
+#pragma once
+
+#include "common.h"
+
+namespace pyminidl::kernels {}  // namespace pyminidl::kernels

@@ -1,0 +1,2 @@
+// optim.cpp
+#include "optim.h"

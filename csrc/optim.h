@@ -1,0 +1,6 @@
+// optim.h — see optim.cpp for the contents.
+#pragma once
+
+#include "common.h"
+
+namespace pyminidl::kernels {}  // namespace pyminidl::kernels

@@ -1,0 +1,11 @@
+"""pyminidl: a small, fast deep-learning framework with the Keras API and a C++ core.
+
+Example:
+    >>> import pyminidl as keras
+    >>> pyminidl.show_config()
+"""
+
+__version__ = "0.1.0"
+
+from pyminidl import backend, config  # noqa: E402,F401
+from pyminidl.config import show_config  # noqa: E402,F401

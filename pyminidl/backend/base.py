@@ -1,0 +1,351 @@
+"""Backend: the specification of every op, written in vectorised NumPy against ``self.xp``.
+
+This class is the NumPy reference backend and the oracle of the parity tests. Faster
+backends subclass it and override ops (never add new public ones): ``CpuBackend`` with the
+C++ kernels for float32, ``CupyBackend`` by setting ``xp = cupy``. It accepts float32 and
+float64 (float64 exists for finite-difference gradient checks).
+
+Conventions: ``<op>_forward`` returns the output (plus whatever backward needs, returned,
+never cached); ``<op>_backward`` takes ``dy`` (dLoss/dy) first. Optimizer updates work in
+place on the parameter and its slots.
+"""
+
+import math
+
+import numpy as np
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+ACTIVATIONS = (
+    "linear", "step", "sigmoid", "hard_sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
+    "softplus", "softsign", "swish", "silu", "gelu", "exponential",
+)
+
+
+class Backend:
+    """NumPy reference backend (also the base class of every other backend)."""
+
+    name = "numpy"
+
+    def __init__(self, xp=np):
+        self.xp = xp
+
+    # ------------------------------------------------------------------ arrays
+
+    def asarray(self, x, dtype=None):
+        """Host data (list, NumPy array) -> this backend's array type."""
+        return self.xp.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x):
+        """This backend's array -> numpy.ndarray."""
+        return np.asarray(x)
+
+    # ------------------------------------------------------------------ gemm / dense
+
+    def gemm(self, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+        """alpha * op(a) @ op(b) + beta * c. op(a): (M, K), op(b): (K, N), c: (M, N). Returns a new array."""
+        a = a.T if trans_a else a
+        b = b.T if trans_b else b
+        y = self.xp.matmul(a, b)
+        if alpha != 1.0:
+            y = y * alpha
+        if c is not None and beta != 0.0:
+            y = y + beta * c
+        return y
+
+    def bias_add(self, x, b):
+        """y = x + b broadcast over the last axis. x: (..., U), b: (U,)."""
+        return x + b
+
+    def bias_grad(self, dy):
+        """db = sum of dy over every axis but the last. dy: (..., U) -> (U,)."""
+        return dy.reshape(-1, dy.shape[-1]).sum(axis=0)
+
+    def dense_forward(self, x, w, b=None):
+        """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""
+        y = self.gemm(x, w)
+        return y if b is None else self.bias_add(y, b)
+
+    def dense_backward(self, dy, x, w, has_bias=True, need_dx=True):
+        """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0). Returns (dx or None, dw, db or None)."""
+        dw = self.gemm(x, dy, trans_a=True)
+        db = self.bias_grad(dy) if has_bias else None
+        dx = self.gemm(dy, w, trans_b=True) if need_dx else None
+        return dx, dw, db
+
+    # ------------------------------------------------------------------ activations
+    # Every activation is a pair: <name>_forward(x, **params) -> y and
+    # <name>_backward(dy, x, y, **params) -> dx (each uses whichever of x, y is cheaper).
+
+    def activation_forward(self, name, x, **params):
+        """Dispatch to ``<name>_forward``; ``name`` is one of ACTIVATIONS."""
+        return getattr(self, f"{name}_forward")(x, **params)
+
+    def activation_backward(self, name, dy, x, y, **params):
+        """Dispatch to ``<name>_backward``."""
+        return getattr(self, f"{name}_backward")(dy, x, y, **params)
+
+    def linear_forward(self, x):
+        """y = x."""
+        return x
+
+    def linear_backward(self, dy, x, y):
+        """dL/dx = dy."""
+        return dy
+
+    def step_forward(self, x):
+        """Heaviside step of the classic perceptron: y = 1 if x > 0 else 0."""
+        return (x > 0).astype(x.dtype)
+
+    def step_backward(self, dy, x, y):
+        """The step is flat almost everywhere: dL/dx = 0."""
+        return self.xp.zeros_like(dy)
+
+    def sigmoid_forward(self, x):
+        """y = 1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+    def sigmoid_backward(self, dy, x, y):
+        """dL/dx = dy * y * (1 - y)."""
+        return dy * y * (1.0 - y)
+
+    def hard_sigmoid_forward(self, x):
+        """y = clip(x / 6 + 0.5, 0, 1) (Keras 3: relu6(x + 3) / 6)."""
+        return self.xp.clip(x / 6.0 + 0.5, 0.0, 1.0).astype(x.dtype, copy=False)
+
+    def hard_sigmoid_backward(self, dy, x, y):
+        """dL/dx = dy / 6 inside (-3, 3), else 0."""
+        return self.xp.where((x > -3.0) & (x < 3.0), dy / 6.0, 0.0).astype(dy.dtype, copy=False)
+
+    def tanh_forward(self, x):
+        """y = tanh(x)."""
+        return self.xp.tanh(x)
+
+    def tanh_backward(self, dy, x, y):
+        """dL/dx = dy * (1 - y**2)."""
+        return dy * (1.0 - y * y)
+
+    def relu_forward(self, x, negative_slope=0.0, max_value=None, threshold=0.0):
+        """Keras relu: max_value if x >= max_value; x if threshold <= x; else negative_slope * (x - threshold)."""
+        xp = self.xp
+        y = xp.where(x >= threshold, x, negative_slope * (x - threshold))
+        if max_value is not None:
+            y = xp.where(x >= max_value, max_value, y)
+        return y.astype(x.dtype, copy=False)
+
+    def relu_backward(self, dy, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
+        """dL/dx = dy where threshold < x (< max_value), negative_slope * dy below threshold, else 0."""
+        xp = self.xp
+        g = xp.where(x > threshold, 1.0, negative_slope)
+        if max_value is not None:
+            g = xp.where(x >= max_value, 0.0, g)
+        return (dy * g).astype(dy.dtype, copy=False)
+
+    def leaky_relu_forward(self, x, negative_slope=0.2):
+        """y = x if x >= 0 else negative_slope * x."""
+        return self.xp.where(x >= 0, x, negative_slope * x).astype(x.dtype, copy=False)
+
+    def leaky_relu_backward(self, dy, x, y, negative_slope=0.2):
+        """dL/dx = dy if x > 0 else negative_slope * dy."""
+        return self.xp.where(x > 0, dy, negative_slope * dy).astype(dy.dtype, copy=False)
+
+    def elu_forward(self, x, alpha=1.0):
+        """y = x if x > 0 else alpha * (exp(x) - 1)."""
+        xp = self.xp
+        return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0))).astype(x.dtype, copy=False)
+
+    def elu_backward(self, dy, x, y, alpha=1.0):
+        """dL/dx = dy if x > 0 else dy * (y + alpha)."""
+        return self.xp.where(x > 0, dy, dy * (y + alpha)).astype(dy.dtype, copy=False)
+
+    def selu_forward(self, x):
+        """y = scale * elu(x, alpha) with the self-normalising constants."""
+        return (_SELU_SCALE * self.elu_forward(x, _SELU_ALPHA)).astype(x.dtype, copy=False)
+
+    def selu_backward(self, dy, x, y):
+        """dL/dx = dy * scale if x > 0 else dy * (y + scale * alpha)."""
+        g = self.xp.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)
+        return (dy * g).astype(dy.dtype, copy=False)
+
+    def softplus_forward(self, x):
+        """y = log(1 + exp(x)), stable for large |x|."""
+        return self.xp.logaddexp(0.0, x).astype(x.dtype, copy=False)
+
+    def softplus_backward(self, dy, x, y):
+        """dL/dx = dy * sigmoid(x)."""
+        return dy * self.sigmoid_forward(x)
+
+    def softsign_forward(self, x):
+        """y = x / (1 + |x|)."""
+        return x / (1.0 + self.xp.abs(x))
+
+    def softsign_backward(self, dy, x, y):
+        """dL/dx = dy / (1 + |x|)**2."""
+        d = 1.0 + self.xp.abs(x)
+        return dy / (d * d)
+
+    def swish_forward(self, x):
+        """y = x * sigmoid(x)."""
+        return x * self.sigmoid_forward(x)
+
+    def swish_backward(self, dy, x, y):
+        """dL/dx = dy * (s + x * s * (1 - s)), s = sigmoid(x)."""
+        s = self.sigmoid_forward(x)
+        return dy * (s + x * s * (1.0 - s))
+
+    def silu_forward(self, x):
+        """silu is swish."""
+        return self.swish_forward(x)
+
+    def silu_backward(self, dy, x, y):
+        """silu is swish."""
+        return self.swish_backward(dy, x, y)
+
+    def _erf(self, x):
+        """Elementwise erf (NumPy has none; math.erf is exact to double precision)."""
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+
+    def gelu_forward(self, x, approximate=False):
+        """Exact: y = x/2 * (1 + erf(x/sqrt 2)); approximate: x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))."""
+        xp = self.xp
+        if approximate:
+            return 0.5 * x * (1.0 + xp.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)))
+        return 0.5 * x * (1.0 + self._erf(x / math.sqrt(2.0)))
+
+    def gelu_backward(self, dy, x, y, approximate=False):
+        """Exact: dL/dx = dy * (Phi(x) + x phi(x)); approximate: derivative of the tanh form."""
+        xp = self.xp
+        if approximate:
+            t = xp.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
+            dt = (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+            return dy * (0.5 * (1.0 + t) + 0.5 * x * dt)
+        cdf = 0.5 * (1.0 + self._erf(x / math.sqrt(2.0)))
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        return dy * (cdf + x * pdf)
+
+    def exponential_forward(self, x):
+        """y = exp(x)."""
+        return self.xp.exp(x)
+
+    def exponential_backward(self, dy, x, y):
+        """dL/dx = dy * y."""
+        return dy * y
+
+    # ------------------------------------------------------------------ softmax
+
+    def softmax_forward(self, x, axis=-1):
+        """y = exp(x - max) / sum(exp(x - max)) along ``axis``."""
+        xp = self.xp
+        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+        return e / xp.sum(e, axis=axis, keepdims=True)
+
+    def softmax_backward(self, dy, y, axis=-1):
+        """dL/dx = y * (dy - sum(dy * y)) along ``axis``."""
+        return y * (dy - self.xp.sum(dy * y, axis=axis, keepdims=True))
+
+    def log_softmax_forward(self, x, axis=-1):
+        """y = x - max - log(sum(exp(x - max))) along ``axis``."""
+        xp = self.xp
+        z = x - xp.max(x, axis=axis, keepdims=True)
+        return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+    def log_softmax_backward(self, dy, y, axis=-1):
+        """dL/dx = dy - exp(y) * sum(dy) along ``axis``."""
+        return dy - self.xp.exp(y) * self.xp.sum(dy, axis=axis, keepdims=True)
+
+    # ------------------------------------------------------------------ fused losses
+
+    def softmax_cross_entropy_forward(self, logits, labels, sparse=False, label_smoothing=0.0):
+        """Per-sample CE of softmax(logits). logits: (N, C); labels: (N, C) probabilities,
+        or (N,) integer classes when ``sparse``. Returns (loss (N,), probs (N, C))."""
+        xp = self.xp
+        log_p = self.log_softmax_forward(logits, axis=-1)
+        target = self._smoothed_targets(labels, logits.shape[-1], logits.dtype, sparse, label_smoothing)
+        return -xp.sum(target * log_p, axis=-1), xp.exp(log_p)
+
+    def softmax_cross_entropy_backward(self, dloss, probs, labels, sparse=False, label_smoothing=0.0):
+        """dL/dlogits = dloss[:, None] * (probs - target). dloss: (N,), probs: (N, C)."""
+        target = self._smoothed_targets(labels, probs.shape[-1], probs.dtype, sparse, label_smoothing)
+        # Targets need not sum to 1 (Keras does not renormalise them): d/dz of
+        # -sum(t * log softmax(z)) is probs * sum(t) - t.
+        total = self.xp.sum(target, axis=-1, keepdims=True)
+        return dloss[:, None] * (probs * total - target)
+
+    def _smoothed_targets(self, labels, classes, dtype, sparse, label_smoothing):
+        xp = self.xp
+        if sparse:
+            target = xp.zeros((labels.shape[0], classes), dtype=dtype)
+            target[xp.arange(labels.shape[0]), labels.astype(xp.int64)] = 1.0
+        else:
+            target = labels.astype(dtype, copy=False)
+        if label_smoothing:
+            target = target * (1.0 - label_smoothing) + label_smoothing / classes
+        return target
+
+    # ------------------------------------------------------------------ optimizer updates
+    # All in place on ``param`` and the slot arrays; ``weight_decay`` is decoupled as in
+    # Keras 3 (param -= lr * weight_decay * param, before the update).
+
+    def _decay(self, param, lr, weight_decay):
+        if weight_decay:
+            param -= (lr * weight_decay) * param
+
+    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        """Keras SGD: v = momentum*v - lr*g; p += v (nesterov: p += momentum*v - lr*g); plain: p -= lr*g."""
+        self._decay(param, lr, weight_decay)
+        if momentum == 0.0 or velocity is None:
+            param -= lr * grad
+            return
+        velocity *= momentum
+        velocity -= lr * grad
+        if nesterov:
+            param += momentum * velocity - lr * grad
+        else:
+            param += velocity
+
+    def adam_update(self, param, grad, m, v, vhat, lr, step, beta_1=0.9, beta_2=0.999,
+                    epsilon=1e-7, amsgrad=False, weight_decay=0.0):
+        """Keras Adam(W): m += (g-m)(1-b1); v += (g^2-v)(1-b2); p -= lr_t m / (sqrt(v or max v) + eps),
+        lr_t = lr sqrt(1-b2^t) / (1-b1^t); ``step`` counts from 1."""
+        xp = self.xp
+        self._decay(param, lr, weight_decay)
+        alpha = lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
+        m += (grad - m) * (1.0 - beta_1)
+        v += (grad * grad - v) * (1.0 - beta_2)
+        if amsgrad:
+            xp.maximum(vhat, v, out=vhat)
+            denom = vhat
+        else:
+            denom = v
+        param -= (alpha * m) / (xp.sqrt(denom) + epsilon)
+
+    def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
+                       momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+        """Keras RMSprop: v = rho v + (1-rho) g^2; inc = lr g / sqrt(v [- avg_g^2] + eps); momentum optional."""
+        xp = self.xp
+        self._decay(param, lr, weight_decay)
+        velocity *= rho
+        velocity += (1.0 - rho) * grad * grad
+        denom = velocity
+        if centered:
+            average_grad *= rho
+            average_grad += (1.0 - rho) * grad
+            denom = velocity - average_grad * average_grad
+        increment = lr * grad / xp.sqrt(denom + epsilon)
+        if momentum > 0.0:
+            momentum_buf *= momentum
+            momentum_buf += increment
+            param -= momentum_buf
+        else:
+            param -= increment
+
+    def adagrad_update(self, param, grad, accumulator, lr, epsilon=1e-7, weight_decay=0.0):
+        """Keras Adagrad: acc += g^2; p -= lr g / sqrt(acc + eps)."""
+        self._decay(param, lr, weight_decay)
+        accumulator += grad * grad
+        param -= lr * grad / self.xp.sqrt(accumulator + epsilon)

@@ -1,0 +1,90 @@
+"""Global configuration: backend, threads, float type, CPU dispatch.
+
+Example:
+    >>> import pyminidl
+    >>> pyminidl.config.set_num_threads(2)
+    >>> pyminidl.config.cpu_features()["active"]
+    'avx512'
+"""
+
+import os
+
+import numpy as np
+
+from pyminidl.backend import BACKEND_NAMES, get_backend, set_backend, use_backend  # noqa: F401
+from pyminidl.backend._compat import _C
+
+_FLOATX = "float32"
+_ISA_NAMES = ("baseline", "avx2", "avx512")
+
+
+def floatx():
+    """The default float type of weights and inputs: ``"float32"``."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type (``"float32"`` or ``"float64"``, the latter for gradient checks)."""
+    global _FLOATX
+    if value not in ("float32", "float64"):
+        raise ValueError(f"Unknown floatx type {value!r}. Expected 'float32' or 'float64'.")
+    _FLOATX = value
+
+
+def epsilon():
+    """The fuzz factor used in losses and metrics, as Keras's ``backend.epsilon()``: 1e-7."""
+    return 1e-7
+
+
+def _require_c(what):
+    if _C is None:
+        raise RuntimeError(f"{what} needs pyminidl's C++ extension, which did not import.")
+
+
+def get_num_threads():
+    """Threads the C++ kernels use (OpenMP); 1 without OpenMP or the extension."""
+    return _C.get_num_threads() if _C is not None else 1
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads of the C++ kernels (default: ``OMP_NUM_THREADS`` or all cores)."""
+    _require_c("set_num_threads")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads expects an integer >= 1. Received: n={n!r}")
+    _C.set_num_threads(int(n))
+
+
+def cpu_features():
+    """The CPU's SIMD features, the best ISA path it supports and the path in use.
+
+    ``PYMINIDL_CPU_CAPABILITY=baseline|avx2|avx512`` caps the path at import.
+    """
+    _require_c("cpu_features")
+    return dict(_C.cpu_features())
+
+
+def set_cpu_capability(name):
+    """Cap the kernels' ISA path (``"baseline"``, ``"avx2"`` or ``"avx512"``); returns the path in use."""
+    _require_c("set_cpu_capability")
+    if name not in _ISA_NAMES:
+        raise ValueError(f"Unknown CPU capability {name!r}. Expected one of {', '.join(map(repr, _ISA_NAMES))}.")
+    return _C.set_cpu_capability(name)
+
+
+def show_config():
+    """Print the build and runtime configuration (paste it into bug reports)."""
+    import pyminidl
+
+    lines = [f"pyminidl {pyminidl.__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
+    if _C is None:
+        lines.append("C++ extension: not available")
+    else:
+        info = _C.build_info()
+        feats = _C.cpu_features()
+        lines += [
+            f"compiler: {info['compiler']}  flags: {info['flags']}",
+            f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
+            f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+            f"CPU: best ISA {feats['best']}, active {feats['active']}",
+        ]
+    print("\n".join(lines))

@@ -1,0 +1,66 @@
+"""Shared fixtures: a seeded rng and a ``backend`` fixture over numpy, cpu and cupy."""
+
+import numpy as np
+import pytest
+
+import pyminidl
+from pyminidl.backend import _compat, get_backend
+from pyminidl.backend.base import Backend
+
+BACKENDS = ["numpy", "cpu", "cupy"]
+
+
+def pytest_report_header(config):
+    c_ok = _compat._C is not None
+    return f"pyminidl {pyminidl.__version__} from {pyminidl.__file__}; C++ extension: {'yes' if c_ok else 'NO'}"
+
+
+def pytest_sessionstart(session):
+    # Tests must run against a built pyminidl. A source tree without _C would silently
+    # fall back to the reference backend and "pass" while testing nothing of the C++ core.
+    if _compat._C is None:
+        raise pytest.UsageError(
+            f"pyminidl's C++ extension did not import ({_compat.C_IMPORT_ERROR}). Install with "
+            "`pip install .[test]` (or the editable build in the README) and run `pytest` "
+            "from the repository root, not `python -m pytest`."
+        )
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def _make_backend(name):
+    if name == "cupy" and not _compat.cupy_device_available():
+        pytest.skip("CuPy/GPU not available")
+    with pyminidl.backend.use_backend(name) as be:
+        return be
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend in turn; cupy is skipped without a GPU."""
+    return _make_backend(request.param)
+
+
+@pytest.fixture(params=["cpu", "cupy"])
+def fast_backend(request):
+    """The accelerated backends (compared against the reference)."""
+    return _make_backend(request.param)
+
+
+@pytest.fixture
+def ref():
+    """The NumPy reference backend."""
+    return Backend()
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    before = get_backend().name
+    threads = pyminidl.config.get_num_threads()
+    yield
+    pyminidl.config.set_backend(before)
+    pyminidl.config.set_num_threads(threads)
+    pyminidl.config.set_cpu_capability("avx512")

@@ -1,0 +1,60 @@
+import pytest
+
+import pyminidl
+from pyminidl.backend import _compat
+
+
+def test_cpu_features_reports_best_and_active():
+    feats = pyminidl.config.cpu_features()
+    assert feats["best"] in ("baseline", "avx2", "avx512")
+    assert feats["active"] == feats["best"]
+
+
+@pytest.mark.parametrize("cap", ["baseline", "avx2", "avx512"])
+def test_set_cpu_capability_caps_the_path(cap):
+    order = ["baseline", "avx2", "avx512"]
+    best = pyminidl.config.cpu_features()["best"]
+    active = pyminidl.config.set_cpu_capability(cap)
+    assert active == order[min(order.index(cap), order.index(best))]
+    assert pyminidl.config.cpu_features()["active"] == active
+
+
+def test_set_cpu_capability_rejects_unknown():
+    with pytest.raises(ValueError, match="avx512"):
+        pyminidl.config.set_cpu_capability("sse9")
+
+
+def test_set_num_threads_round_trip():
+    pyminidl.config.set_num_threads(1)
+    assert pyminidl.config.get_num_threads() == 1
+    with pytest.raises(ValueError, match="Received: n=0"):
+        pyminidl.config.set_num_threads(0)
+
+
+def test_set_backend_unknown_lists_valid():
+    with pytest.raises(ValueError, match="'numpy', 'cpu', 'cupy'"):
+        pyminidl.config.set_backend("tpu")
+
+
+def test_default_backend_is_cpu():
+    assert _compat._C is not None
+    assert pyminidl.backend.get_backend().name == "cpu"
+
+
+def test_use_backend_is_scoped():
+    with pyminidl.backend.use_backend("numpy") as be:
+        assert be.name == "numpy" and pyminidl.backend.get_backend().name == "numpy"
+    assert pyminidl.backend.get_backend().name == "cpu"
+
+
+def test_cupy_backend_without_gpu_is_a_clear_error():
+    if _compat.cupy_device_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        pyminidl.config.set_backend("cupy")
+
+
+def test_show_config_prints_openmp(capsys):
+    pyminidl.show_config()
+    out = capsys.readouterr().out
+    assert "OpenMP" in out and "ISA" in out
