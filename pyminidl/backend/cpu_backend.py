@@ -15,3 +15,11 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
+
+    # ------------------------------------------------------------------ gemm / dense
+
+    # ------------------------------------------------------------------ activations / softmax
+
+    # ------------------------------------------------------------------ fused losses
+
+    # ------------------------------------------------------------------ optimizer updates
