@@ -1,0 +1,1 @@
+"""Training loop: compile / fit / evaluate / predict (the Trainer mixin of every model)."""
