@@ -1,0 +1,363 @@
+"""Optimizers with the Keras 3 API, each step one fused backend update per variable.
+
+``opt.apply(grads, variables)`` clips the gradients (``clipnorm`` / ``clipvalue`` /
+``global_clipnorm``), then calls the backend's fused ``sgd_update`` / ``adam_update`` /
+``rmsprop_update`` / ``adagrad_update`` on each variable in place (decoupled
+``weight_decay`` included), with slots keyed by ``id(variable)``, and increments
+``opt.iterations``. Learning-rate schedules live in ``pyminidl.optimizers.schedules``.
+
+Example:
+    >>> opt = pyminidl.optimizers.get("adam")
+    >>> opt.apply([grad], [param])   # param updated in place
+    >>> opt.iterations
+    1
+"""
+
+import math
+import sys
+
+from pyminidl.backend import get_backend
+from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
+from pyminidl.optimizers_schedules import LearningRateSchedule
+
+# `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
+sys.modules[__name__ + ".schedules"] = schedules
+
+
+class Optimizer:
+    """Base class (Keras 3 ``keras.optimizers.Optimizer``).
+
+    Args:
+        learning_rate: a float, a ``LearningRateSchedule`` or a callable of no argument.
+        weight_decay: decoupled decay, ``param -= lr * weight_decay * param`` before each update.
+        clipnorm: clip each gradient to this L2 norm.
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue].
+        global_clipnorm: clip all gradients together to this global L2 norm.
+        name: the optimizer's name.
+    """
+
+    _slot_names = ()
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if (clipnorm is not None) + (clipvalue is not None) + (global_clipnorm is not None) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
+            )
+        if use_ema:
+            raise NotImplementedError("use_ema is not supported by pyminidl yet.")
+        if gradient_accumulation_steps not in (None, 1):
+            raise NotImplementedError("gradient_accumulation_steps is not supported by pyminidl yet.")
+        self.name = name or type(self).__name__.lower()
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.use_ema, self.ema_momentum = use_ema, ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.iterations = 0
+        self._slots = {}  # id(variable) -> (variable, slot arrays); the reference keeps the id unique
+        self._excluded = set()
+        self._set_learning_rate(learning_rate)
+
+    # ------------------------------------------------------------------ learning rate
+
+    def _set_learning_rate(self, value):
+        if isinstance(value, LearningRateSchedule) or callable(value):
+            self._learning_rate = value
+        elif isinstance(value, (int, float)) or hasattr(value, "__float__"):
+            self._learning_rate = float(value)
+        else:
+            raise ValueError(f"Argument `learning_rate` should be a float or a schedule. Received: {value!r}")
+
+    @property
+    def learning_rate(self):
+        """The current learning rate (a schedule is evaluated at ``iterations``)."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            return float(lr(self.iterations))
+        if callable(lr):
+            return float(lr())
+        return lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(self._learning_rate, LearningRateSchedule) and not isinstance(value, LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+                "constructor argument, hence its learning rate is not settable."
+            )
+        self._set_learning_rate(value)
+
+    lr = learning_rate  # Keras 2 alias
+
+    # ------------------------------------------------------------------ state
+
+    def build(self, variables):
+        """Create the slots of ``variables`` (done lazily by ``apply`` otherwise)."""
+        for var in variables:
+            self._state(var)
+
+    def _state(self, var):
+        entry = self._slots.get(id(var))
+        if entry is None:
+            entry = (var, self._create_slots(var))
+            self._slots[id(var)] = entry
+        return entry[1]
+
+    def _create_slots(self, var):
+        return ()
+
+    @property
+    def variables(self):
+        """Every slot array (Keras: the optimizer's variables, without the iteration counter)."""
+        return [s for _, slots in self._slots.values() for s in slots if s is not None]
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Exclude these variables (arrays) from weight decay; ``var_names`` is not supported."""
+        if var_names:
+            raise NotImplementedError("exclude_from_weight_decay(var_names=...) needs named variables.")
+        self._excluded.update(id(v) for v in var_list or ())
+
+    # ------------------------------------------------------------------ update
+
+    def apply(self, grads, trainable_variables):
+        """Update ``trainable_variables`` in place from ``grads`` (aligned lists); None grads are skipped."""
+        pairs = [(g, v) for g, v in zip(grads, trainable_variables) if g is not None]
+        if len(grads) != len(trainable_variables):
+            raise ValueError(
+                f"apply() needs one gradient per variable. Received: {len(grads)} gradients "
+                f"for {len(trainable_variables)} variables"
+            )
+        if pairs:
+            clipped = self._clip([g for g, _ in pairs])
+            lr = self.learning_rate
+            wd = self.weight_decay or 0.0
+            for g, (_, var) in zip(clipped, pairs):
+                if g.dtype != var.dtype:
+                    g = g.astype(var.dtype)
+                if g.shape != var.shape:
+                    raise ValueError(f"Gradient shape {g.shape} does not match variable shape {var.shape}")
+                self._update(var, g, lr, 0.0 if id(var) in self._excluded else wd)
+        self.iterations += 1
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras's ``apply_gradients([(grad, var), ...])``."""
+        grads_and_vars = list(grads_and_vars)
+        self.apply([g for g, _ in grads_and_vars], [v for _, v in grads_and_vars])
+        return self.iterations
+
+    def _clip(self, grads):
+        xp = get_backend().xp
+        if self.clipnorm and self.clipnorm > 0:
+            out = []
+            for g in grads:
+                norm = math.sqrt(float(xp.sum(g * g)))
+                out.append(g * (self.clipnorm / max(norm, self.clipnorm)))
+            return out
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            norm = math.sqrt(sum(float(xp.sum(g * g)) for g in grads))
+            # Keras: scale = c * min(1/norm, 1/c); NaN/inf norms make the scale NaN
+            scale = self.global_clipnorm * min(1.0 / norm if norm else math.inf, 1.0 / self.global_clipnorm)
+            scale = scale if math.isfinite(norm) else math.nan
+            return [g * scale for g in grads]
+        if self.clipvalue is not None and self.clipvalue > 0:
+            return [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    def _update(self, var, grad, lr, weight_decay):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        return {
+            "name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency, "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum (Keras 3 rule).
+
+    ``v = momentum * v - lr * g; w += v`` (Nesterov: ``w += momentum * v - lr * g``); plain ``w -= lr * g``.
+
+    Example:
+        >>> opt = pyminidl.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name="SGD", **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        if not isinstance(momentum, (int, float)) or momentum < 0 or momentum > 1:
+            raise ValueError(f"`momentum` must be a float between [0, 1]. Received: momentum={momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _create_slots(self, var):
+        return (get_backend().xp.zeros_like(var) if self.momentum != 0.0 else None,)
+
+    def _update(self, var, grad, lr, weight_decay):
+        (velocity,) = self._state(var)
+        get_backend().sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
+                                 weight_decay=weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Keras 3 rule, epsilon outside the square root, bias correction folded into the step size).
+
+    Example:
+        >>> opt = pyminidl.optimizers.Adam(learning_rate=1e-3)
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adam", **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
+
+    def _create_slots(self, var):
+        xp = get_backend().xp
+        return (xp.zeros_like(var), xp.zeros_like(var), xp.zeros_like(var) if self.amsgrad else None)
+
+    def _update(self, var, grad, lr, weight_decay):
+        m, v, vhat = self._state(var)
+        get_backend().adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
+                                  beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad,
+                                  weight_decay=weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.004), as Keras 3.
+
+    Example:
+        >>> opt = pyminidl.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adamw", **kwargs):
+        if weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad,
+                         weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Keras 3 rule: epsilon inside the square root; optional momentum and centering).
+
+    Example:
+        >>> opt = pyminidl.optimizers.RMSprop(learning_rate=1e-3, rho=0.9)
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="rmsprop",
+                 **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, bool(centered)
+
+    def _create_slots(self, var):
+        xp = get_backend().xp
+        return (xp.zeros_like(var), xp.zeros_like(var) if self.momentum > 0 else None,
+                xp.zeros_like(var) if self.centered else None)
+
+    def _update(self, var, grad, lr, weight_decay):
+        velocity, momentum_buf, average_grad = self._state(var)
+        get_backend().rmsprop_update(var, grad, velocity, momentum_buf, average_grad, lr, rho=self.rho,
+                                     momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
+                                     weight_decay=weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Keras 3 rule): ``acc += g**2; w -= lr * g / sqrt(acc + epsilon)``.
+
+    Example:
+        >>> opt = pyminidl.optimizers.Adagrad(learning_rate=0.01)
+    """
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name="adagrad", **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _create_slots(self, var):
+        return (get_backend().xp.full_like(var, self.initial_accumulator_value),)
+
+    def _update(self, var, grad, lr, weight_decay):
+        (accumulator,) = self._state(var)
+        get_backend().adagrad_update(var, grad, accumulator, lr, epsilon=self.epsilon, weight_decay=weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_CLASSES = (SGD, Adam, AdamW, RMSprop, Adagrad)
+_BY_NAME = {cls.__name__.lower(): cls for cls in _CLASSES}
+
+
+def serialize(optimizer):
+    """An Optimizer -> ``{"class_name": ..., "config": ...}``."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config):
+    """``{"class_name": ..., "config": ...}`` -> an Optimizer (class names are case-insensitive)."""
+    name = str(config.get("class_name", ""))
+    cls = _BY_NAME.get(name.lower())
+    if cls is None:
+        valid = ", ".join(repr(c.__name__) for c in _CLASSES)
+        raise ValueError(f"Could not interpret optimizer identifier: {name!r}. Valid names: {valid}")
+    return cls.from_config(config.get("config", {}))
+
+
+def get(identifier):
+    """An Optimizer from a name ('sgd', 'SGD', 'adam', ...; case-insensitive), a dict config or an instance.
+
+    Raises:
+        ValueError: for an unknown identifier, listing the valid names.
+    """
+    if identifier is None or isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        return deserialize({"class_name": identifier, "config": {}})
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize", "deserialize",
+           "schedules"]
