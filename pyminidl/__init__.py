@@ -9,3 +9,4 @@ __version__ = "0.1.0"
 
 from pyminidl import backend, config  # noqa: E402,F401
 from pyminidl.config import show_config  # noqa: E402,F401
+from pyminidl import callbacks  # noqa: E402,F401

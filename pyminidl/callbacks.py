@@ -1,0 +1,515 @@
+"""Callbacks: hooks into fit / evaluate / predict, with Keras 3's classes and arguments.
+
+Example:
+    >>> stop = pyminidl.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    >>> history = model.fit(x, y, validation_split=0.2, epochs=100, callbacks=[stop])
+    >>> history.history["val_loss"][-1]
+"""
+
+import math
+import warnings
+
+from pyminidl.training.progbar import Progbar, _print
+
+_TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+_TEST_BATCH_HOOKS = ("on_test_batch_begin", "on_test_batch_end")
+_PREDICT_BATCH_HOOKS = ("on_predict_batch_begin", "on_predict_batch_end")
+
+
+class Callback:
+    """Base class of callbacks: override the ``on_*`` methods you need.
+
+    ``self.model`` is the model being trained (set by ``set_model``) and ``self.params``
+    the dict ``{"verbose", "epochs", "steps"}`` of the running fit/evaluate/predict.
+    ``on_batch_begin``/``on_batch_end`` are the backwards-compatible aliases of the
+    training-batch hooks, as in Keras.
+
+    Example:
+        >>> class PrintEpoch(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(epoch, logs["loss"])
+    """
+
+    model = None
+
+    def __init__(self):
+        self.params = {}
+        self.model = None
+
+    def set_params(self, params):
+        """Store the run's parameters (``verbose``, ``epochs``, ``steps``)."""
+        self.params = params
+
+    def set_model(self, model):
+        """Attach the model the callback observes."""
+        self.model = model
+
+    def on_batch_begin(self, batch, logs=None):
+        """Alias of ``on_train_batch_begin`` (Keras 2 name)."""
+
+    def on_batch_end(self, batch, logs=None):
+        """Alias of ``on_train_batch_end`` (Keras 2 name)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of an epoch (0-based) during fit."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of an epoch; ``logs`` holds the epoch's metrics and val_ metrics."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training batch."""
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after each training batch; ``logs`` holds the running metrics."""
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        """Called before each evaluation batch (also inside fit's validation)."""
+
+    def on_test_batch_end(self, batch, logs=None):
+        """Called after each evaluation batch."""
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Called before each prediction batch."""
+
+    def on_predict_batch_end(self, batch, logs=None):
+        """Called after each prediction batch; ``logs["outputs"]`` holds its predictions."""
+
+    def on_train_begin(self, logs=None):
+        """Called at the start of fit."""
+
+    def on_train_end(self, logs=None):
+        """Called at the end of fit with the last epoch's logs."""
+
+    def on_test_begin(self, logs=None):
+        """Called at the start of evaluate (and of each validation run in fit)."""
+
+    def on_test_end(self, logs=None):
+        """Called at the end of evaluate with its logs."""
+
+    def on_predict_begin(self, logs=None):
+        """Called at the start of predict."""
+
+    def on_predict_end(self, logs=None):
+        """Called at the end of predict."""
+
+
+def _overrides(callback, names):
+    """Whether ``callback`` implements any hook in ``names`` (a subclass or instance override)."""
+    if isinstance(callback, CallbackList):
+        return any(_overrides(c, names) for c in callback.callbacks)
+    for name in names:
+        if name in vars(callback) or getattr(type(callback), name, None) is not getattr(Callback, name):
+            return True
+    return False
+
+
+class CallbackList(Callback):
+    """Calls a list of callbacks as one.
+
+    Args:
+        callbacks: List of ``Callback`` instances.
+        add_history: Append a ``History`` unless one is in ``callbacks``.
+        add_progbar: Append a ``ProgbarLogger`` unless one is in ``callbacks``.
+        model: The model the callbacks observe.
+        **params: Passed to every callback's ``set_params``.
+    """
+
+    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
+        super().__init__()
+        self.callbacks = list(callbacks) if callbacks else []
+        self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
+        self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
+        if self._history is None and add_history:
+            self._history = History()
+            self.callbacks.append(self._history)
+        if self._progbar is None and add_progbar:
+            self._progbar = ProgbarLogger()
+            self.callbacks.append(self._progbar)
+        self.set_model(model)
+        self.set_params(params)
+
+    @property
+    def needs_train_batch_logs(self):
+        """Whether any callback implements a training-batch hook (else fit skips them)."""
+        return _overrides(self, _TRAIN_BATCH_HOOKS)
+
+    @property
+    def needs_test_batch_logs(self):
+        """Whether any callback implements an evaluation-batch hook."""
+        return _overrides(self, _TEST_BATCH_HOOKS)
+
+    @property
+    def needs_predict_batch_logs(self):
+        """Whether any callback implements a prediction-batch hook."""
+        return _overrides(self, _PREDICT_BATCH_HOOKS)
+
+    def append(self, callback):
+        self.callbacks.append(callback)
+
+    def set_params(self, params):
+        self.params = params
+        if params:
+            for callback in self.callbacks:
+                callback.set_params(params)
+
+    def set_model(self, model):
+        if model is None:
+            return
+        self.model = model
+        if self._history is not None:
+            model.history = self._history
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def _call(self, hook, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._call("on_batch_begin", batch, logs or {})
+
+    def on_batch_end(self, batch, logs=None):
+        self._call("on_batch_end", batch, logs or {})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs or {})
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs or {})
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs or {})
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs or {})
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs or {})
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs or {})
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs or {})
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs or {})
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs or {})
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs or {})
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs or {})
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs or {})
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs or {})
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+
+class History(Callback):
+    """Records each epoch's logs; ``fit`` returns it and sets it as ``model.history``.
+
+    Attributes:
+        history: Dict metric name -> list of per-epoch values.
+        epoch: List of the epoch indices run.
+
+    Example:
+        >>> history = model.fit(x, y, epochs=3, verbose=0)
+        >>> history.history["loss"]
+        [0.71, 0.52, 0.44]
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(value)
+        self.model.history = self
+
+
+class ProgbarLogger(Callback):
+    """Prints the progress bar (``verbose=1``) or one line per epoch (``verbose=2``).
+
+    ``fit``, ``evaluate`` and ``predict`` add one when ``verbose != 0``; validation inside
+    ``fit`` is silent, as in Keras.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+
+    def set_params(self, params):
+        verbose = params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params.get("epochs", 1)
+        self.target = params.get("steps")
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset_progbar()
+        if self.verbose and self.epochs > 1:
+            _print(f"Epoch {epoch + 1}/{self.epochs}\n")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)  # the outputs are not metrics
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(None)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step")
+
+    def _update_progbar(self, batch, logs):
+        if self.progbar is None:
+            self._reset_progbar()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+
+    def _finalize_progbar(self, logs):
+        if self.progbar is None:
+            self._reset_progbar()
+        if self.target is None:
+            # Unknown length (a generator): the first pass tells it.
+            self.target = self.seen
+            self.progbar.target = self.seen
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+
+
+class LambdaCallback(Callback):
+    """A callback built from functions, for quick one-off hooks.
+
+    Args:
+        on_epoch_begin, on_epoch_end: ``f(epoch, logs)``.
+        on_train_begin, on_train_end: ``f(logs)``.
+        on_train_batch_begin, on_train_batch_end: ``f(batch, logs)``.
+        **kwargs: Any other hook, e.g. ``on_test_end=f``.
+
+    Example:
+        >>> losses = []
+        >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: losses.append(logs["loss"]))
+        >>> model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+    """
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        hooks = dict(kwargs, on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_train_batch_begin=on_train_batch_begin, on_train_batch_end=on_train_batch_end)
+        for name, fn in hooks.items():
+            if fn is None:
+                continue
+            if not name.startswith("on_") or not callable(getattr(Callback, name, None)):
+                raise TypeError(f"LambdaCallback got an unknown hook {name!r}.")
+            setattr(self, name, fn)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training when the loss becomes NaN or infinite.
+
+    Prints ``Batch N: Invalid loss, terminating training`` and sets
+    ``model.stop_training``; with ``raise_error=True`` raises a RuntimeError instead.
+
+    Example:
+        >>> model.fit(x, y, callbacks=[TerminateOnNaN()])
+    """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = raise_error
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(loss):
+            return
+        if self.raise_error:
+            raise RuntimeError(
+                f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
+                "Terminating training immediately."
+            )
+        _print(f"Batch {batch}: Invalid loss, terminating training\n")
+        self.model.stop_training = True
+
+
+_MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "fbeta", "r2")
+
+
+class EarlyStopping(Callback):
+    """Stops training when a monitored metric has stopped improving.
+
+    Args:
+        monitor: Quantity to monitor, a key of the epoch logs. Defaults to ``"val_loss"``.
+        min_delta: Minimum change that counts as an improvement.
+        patience: Epochs without improvement after which training stops.
+        verbose: 1 prints a message when the callback acts.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (inferred from the metric).
+        baseline: Value the monitored quantity must beat; training stops if no epoch
+            beats it within ``patience`` epochs.
+        restore_best_weights: Restore the weights of the best epoch at the end of training.
+        start_from_epoch: Epochs of warm-up before monitoring starts.
+
+    Example:
+        >>> stop = EarlyStopping(monitor="loss", patience=3)
+        >>> history = model.fit(x, y, epochs=100, callbacks=[stop], verbose=0)
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = patience
+        self.verbose = verbose
+        self.baseline = baseline
+        self.min_delta = abs(min_delta)
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.restore_best_weights = restore_best_weights
+        self.best_weights = None
+        self.best_epoch = 0
+        self.start_from_epoch = start_from_epoch
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"EarlyStopping mode {mode} is unknown, fallback to auto mode.", stacklevel=2)
+            mode = "auto"
+        self.mode = mode
+        self.monitor_op = None
+        self.best = None
+
+    def _infer_direction(self):
+        name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+        if name == "loss":
+            return "min"
+        for metric in getattr(self.model, "metrics", None) or ():
+            direction = getattr(metric, "_direction", None) or getattr(metric, "direction", None)
+            if getattr(metric, "name", None) == name and direction in ("up", "down"):
+                return "max" if direction == "up" else "min"
+        lowered = name.lower()
+        if any(word in lowered for word in _MAX_WORDS):
+            return "max"
+        if any(word in lowered for word in ("loss", "error", "crossentropy", "hinge", "divergence",
+                                             "mse", "mae", "mape", "msle", "poisson", "logcosh")):
+            return "min"
+        raise ValueError(
+            f"EarlyStopping callback received monitor={self.monitor} but pyminidl isn't able to "
+            "automatically determine whether that metric should be maximized or minimized. "
+            "Pass `mode='max'` in order to do early stopping based on the highest metric value, "
+            "or pass `mode='min'` in order to use the lowest value."
+        )
+
+    def _set_monitor_op(self):
+        direction = self.mode if self.mode != "auto" else self._infer_direction()
+        if direction == "min":
+            self.monitor_op = lambda a, b: a < b
+            self.min_delta = -abs(self.min_delta)
+            self.best = math.inf
+        else:
+            self.monitor_op = lambda a, b: a > b
+            self.min_delta = abs(self.min_delta)
+            self.best = -math.inf
+
+    def on_train_begin(self, logs=None):
+        # Reusable across fits.
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+        self.best_epoch = 0
+        self.monitor_op = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = self.get_monitor_value(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            # The wait restarts only when the baseline is beaten too.
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            _print(f"Epoch {self.stopped_epoch + 1}: early stopping\n")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                _print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.\n")
+            self.model.set_weights(self.best_weights)
+
+    def get_monitor_value(self, logs):
+        """The monitored value from ``logs``, or None (with a warning) when it is missing."""
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                f"Available metrics are: {','.join(logs.keys())}",
+                stacklevel=2,
+            )
+        return value
+
+    def _is_improvement(self, value, reference):
+        return self.monitor_op(value - self.min_delta, reference)
+
+
+__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback", "TerminateOnNaN",
+           "EarlyStopping"]

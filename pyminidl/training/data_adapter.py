@@ -1,0 +1,246 @@
+"""Input adaptation for fit / evaluate / predict: NumPy arrays, Datasets and generators -> batches.
+
+Every source becomes a ``DataAdapter`` whose ``epoch()`` yields ``(step, (x, y, sample_weight))``
+with backend arrays. Arrays are converted to ``floatx`` and moved to the backend once, up
+front; each epoch draws one permutation, gathers the shuffled copy with one ``take`` and
+slices batches out of it as views, so no Python runs per sample.
+"""
+
+import inspect
+import math
+import warnings
+
+import numpy as np
+
+from pyminidl import config
+from pyminidl import random as pmd_random
+from pyminidl.backend import get_backend
+
+_RAN_OUT = (
+    "Your input ran out of data; interrupting training. Make sure that your dataset or "
+    "generator can generate at least `steps_per_epoch * epochs` batches. You may need to "
+    "use the `.repeat()` function when building your dataset."
+)
+
+
+def unpack_x_y_sample_weight(data):
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)`` -> ``(x, y, sample_weight)``."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) in (1, 2, 3):
+        return tuple(data) + (None,) * (3 - len(data))
+    raise ValueError(
+        "Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
+        f"found a tuple of {len(data)} elements."
+    )
+
+
+def _is_backend_array(value):
+    return hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "take")
+
+
+def is_array_like(value):
+    """NumPy/CuPy arrays and (nested) lists of numbers: data that can be sliced by sample."""
+    return _is_backend_array(value) or isinstance(value, (list, tuple))
+
+
+def to_backend_array(value, be, keep_int=False):
+    """Host data -> a backend array; floats (and ints unless ``keep_int``) become ``floatx``."""
+    if not _is_backend_array(value):
+        value = np.asarray(value)
+    kind = value.dtype.kind
+    if kind in "iu" and keep_int:
+        return be.asarray(value)
+    if kind not in "fiub":
+        raise ValueError(f"Expected numeric input data. Received: dtype={value.dtype}")
+    return be.asarray(value, dtype=config.floatx())
+
+
+def class_weight_to_sample_weights(y, class_weight):
+    """Per-sample weights ``class_weight[class of y]`` (1.0 for classes not listed), as Keras.
+
+    ``y``: (N,) class ids, (N, 1), or (N, C) one-hot / probabilities (argmax taken).
+    """
+    y = np.asarray(get_backend().to_numpy(y))
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
+    y = np.round(y).astype(np.int64).reshape(-1)
+    classes, inverse = np.unique(y, return_inverse=True)
+    weights = np.array([float(class_weight.get(int(c), 1.0)) for c in classes], dtype=config.floatx())
+    return weights[inverse.reshape(-1)]
+
+
+def check_cardinality(x, y, sample_weight):
+    """Raise the Keras error when x, y and sample_weight hold different numbers of samples."""
+    sizes = [(name, len(a)) for name, a in (("x", x), ("y", y), ("sample_weight", sample_weight)) if a is not None]
+    if len({n for _, n in sizes}) > 1:
+        listed = ", ".join(f"{name} sizes: {n}" for name, n in sizes)
+        raise ValueError(
+            f"Data cardinality is ambiguous: {listed}. Make sure all arrays contain the same number of samples."
+        )
+
+
+def train_validation_split(arrays, validation_split):
+    """Split arrays into train and validation parts: the LAST ``validation_split`` fraction
+    (before any shuffling) is the validation set, as in Keras."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"`validation_split` must be between 0 and 1. Received: validation_split={validation_split}")
+    num = len(arrays[0])
+    split_at = int(math.floor(num * (1.0 - validation_split)))
+    if split_at == 0 or split_at == num:
+        raise ValueError(
+            f"Training data contains {num} samples, which is not sufficient to split it into a "
+            f"validation and training set as specified by `validation_split={validation_split}`. "
+            "Either provide more data, or a different value for the `validation_split` argument."
+        )
+    train = tuple(None if a is None else a[:split_at] for a in arrays)
+    val = tuple(None if a is None else a[split_at:] for a in arrays)
+    return train, val
+
+
+class DataAdapter:
+    """One epoch at a time of ``(x, y, sample_weight)`` batches from any source.
+
+    ``num_batches`` is the steps per epoch when known (None for a generator of unknown
+    length). With ``steps`` set, an epoch is that many batches taken from one persistent
+    stream, restarted when a re-iterable source runs out; a one-shot generator that runs
+    out sets ``exhausted``.
+    """
+
+    one_shot = False
+
+    def __init__(self, steps=None):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"Expected a positive integer number of steps. Received: steps={steps!r}")
+        self.steps = None if steps is None else int(steps)
+        self.exhausted = False
+        self._stream = None
+
+    def _one_pass(self):
+        raise NotImplementedError
+
+    def epoch(self):
+        """Yield ``(step, (x, y, sample_weight))`` for one epoch."""
+        if self.steps is None:
+            yield from enumerate(self._one_pass())
+            return
+        for step in range(self.steps):
+            batch = self._next_batch()
+            if batch is None:
+                return
+            yield step, batch
+
+    def _next_batch(self):
+        for _ in range(2):
+            if self._stream is None:
+                self._stream = iter(self._one_pass())
+            try:
+                return next(self._stream)
+            except StopIteration:
+                self._stream = None
+                if self.one_shot:
+                    break
+        self.exhausted = True
+        return None
+
+
+class ArrayAdapter(DataAdapter):
+    """Batches of NumPy (or backend) arrays, shuffled once per epoch."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
+                 class_weight=None, keep_int_x=False, keep_int_y=False):
+        super().__init__(steps)
+        be = get_backend()
+        if batch_size is None:
+            batch_size = 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        self.x = to_backend_array(x, be, keep_int_x)
+        self.y = None if y is None else to_backend_array(y, be, keep_int_y)
+        self.sample_weight = None if sample_weight is None else to_backend_array(sample_weight, be)
+        check_cardinality(self.x, self.y, self.sample_weight)
+        if class_weight is not None and self.y is not None:
+            if self.sample_weight is not None:
+                raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time.")
+            self.sample_weight = be.asarray(class_weight_to_sample_weights(self.y, class_weight))
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.num_samples = len(self.x)
+        self.num_batches = self.steps or math.ceil(self.num_samples / self.batch_size)
+        self._be = be
+
+    def _one_pass(self):
+        x, y, w = self.x, self.y, self.sample_weight
+        n, bs = self.num_samples, self.batch_size
+        if self.shuffle and n > 1:
+            # One gather per epoch; the batches below are contiguous views of it.
+            perm = self._be.asarray(pmd_random.global_rng().permutation(n))
+            x = x.take(perm, axis=0)
+            y = None if y is None else y.take(perm, axis=0)
+            w = None if w is None else w.take(perm, axis=0)
+        for start in range(0, n, bs):
+            stop = start + bs
+            yield x[start:stop], (None if y is None else y[start:stop]), (None if w is None else w[start:stop])
+
+
+class IterableAdapter(DataAdapter):
+    """Batches from a ``pyminidl.data.Dataset`` (re-iterated each epoch) or a generator (one pass)."""
+
+    def __init__(self, source, steps=None, class_weight=None, keep_int_x=False, keep_int_y=False):
+        super().__init__(steps)
+        self.source = source
+        self.one_shot = inspect.isgenerator(source) or iter(source) is source
+        self.class_weight = class_weight
+        self._keep_int = (keep_int_x, keep_int_y)
+        self._be = get_backend()
+        length = None
+        if not self.one_shot:
+            try:
+                length = len(source)
+            except TypeError:
+                length = None
+        self.num_batches = self.steps or length
+
+    def _one_pass(self):
+        be, (keep_x, keep_y) = self._be, self._keep_int
+        for element in self.source:
+            x, y, w = unpack_x_y_sample_weight(element)
+            x = to_backend_array(x, be, keep_x)
+            y = None if y is None else to_backend_array(y, be, keep_y)
+            w = None if w is None else to_backend_array(w, be)
+            if self.class_weight is not None and y is not None and w is None:
+                w = be.asarray(class_weight_to_sample_weights(y, self.class_weight))
+            yield x, y, w
+
+
+def warn_ran_out():
+    """Keras's warning when a generator or dataset ends before the requested steps."""
+    warnings.warn(_RAN_OUT, UserWarning, stacklevel=3)
+
+
+def is_iterable_source(value):
+    """A Dataset, a generator or another iterable that is not array data."""
+    if is_array_like(value) or isinstance(value, (str, bytes, dict)):
+        return False
+    return hasattr(value, "__iter__") or hasattr(value, "__next__")
+
+
+def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
+                 class_weight=None, keep_int_x=False, keep_int_y=False):
+    """The adapter for ``x`` (arrays, a Dataset or a generator), checked as Keras checks it."""
+    if x is None:
+        raise ValueError("Unrecognized data type: x=None. Expected NumPy arrays, a Dataset or a generator.")
+    if is_iterable_source(x):
+        kind = "Python generator" if inspect.isgenerator(x) else type(x).__name__
+        for name, value, what in (("y", y, "the targets"), ("sample_weight", sample_weight, "the sample weights")):
+            if value is not None:
+                raise ValueError(
+                    f"When providing `x` as a {kind}, `{name}` should not be passed. "
+                    f"Instead, {what} should be included as part of the {kind}."
+                )
+        return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y)
+    if not is_array_like(x):
+        raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x).__name__}).")
+    return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y)
