@@ -1,0 +1,56 @@
+"""Layers with the Keras 3 API: ``from pyminidl import layers; layers.Dense(10)``."""
+
+from pyminidl.layers.activation import Activation
+from pyminidl.layers.base import InputSpec, KerasTensor, Layer, clear_session
+from pyminidl.layers.dense import Dense
+from pyminidl.layers.dropout import Dropout
+from pyminidl.layers.input_layer import Input, InputLayer
+from pyminidl.layers.reshaping import Flatten, Reshape
+
+
+def _all_subclasses(cls):
+    out = {}
+    for sub in cls.__subclasses__():
+        out.setdefault(sub.__name__, sub)
+        for name, c in _all_subclasses(sub).items():
+            out.setdefault(name, c)
+    return out
+
+
+def serialize(layer):
+    """``{"module", "class_name", "config", "registered_name", "build_config"}`` as Keras 3 writes it."""
+    out = {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+           "registered_name": None}
+    build_config = layer.get_build_config()
+    if build_config is not None and not isinstance(layer, InputLayer):
+        out["build_config"] = {"input_shape": list(build_config["input_shape"])}
+    return out
+
+
+def deserialize(config, custom_objects=None):
+    """A layer from ``serialize``'s output; classes are looked up among Layer subclasses and ``custom_objects``.
+
+    Raises:
+        ValueError: an unknown class name.
+    """
+    name = config.get("class_name")
+    cls = (custom_objects or {}).get(name)
+    if cls is None and name == "Sequential":
+        from pyminidl.models import Sequential as cls  # noqa: N813
+    if cls is None:
+        cls = _all_subclasses(Layer).get(name)
+    if cls is None:
+        raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `keras.utils.custom_object_scope` "
+                         "and that this object is included in the scope, or pass it in `custom_objects`.")
+    inner = dict(config.get("config") or {})
+    layer = cls.from_config(inner, custom_objects=custom_objects) if name == "Sequential" else cls.from_config(inner)
+    build_config = config.get("build_config")
+    if build_config:
+        layer.build_from_config(build_config)
+    return layer
+
+
+__all__ = [
+    "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
+    "Reshape", "clear_session", "serialize", "deserialize",
+]

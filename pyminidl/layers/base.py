@@ -1,0 +1,604 @@
+"""Layer: weights, build-on-first-call, forward/backward, config (the Keras 3 surface).
+
+A layer implements ``forward(x, training) -> (y, backward)`` with ``backward(dy) -> dx`` as a
+closure next to the math, recording weight gradients with ``accumulate_grad``. A custom layer
+may instead implement Keras's ``call(x)`` with ``pyminidl.ops``: the default ``forward`` runs
+``call`` on a private GradientTape, so it trains with no backward written by hand.
+
+Example:
+    >>> layer = Dense(3)
+    >>> y = layer(np.ones((2, 4), "float32"))   # builds: kernel (4, 3), bias (3,)
+    >>> [w.shape for w in layer.weights]
+    [(4, 3), (3,)]
+"""
+
+import collections
+import functools
+import inspect
+import json
+import math
+import re
+
+from pyminidl import config, initializers, ops
+from pyminidl import regularizers as regularizers_module
+from pyminidl.backend import get_backend
+
+_UIDS = collections.defaultdict(int)
+
+
+def clear_session():
+    """Reset the automatic layer names (the next Dense is "dense" again), as ``keras.backend.clear_session``."""
+    _UIDS.clear()
+
+
+def _snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(prefix):
+    """``prefix``, then ``prefix_1``, ``prefix_2``, ... (Keras's auto-naming)."""
+    _UIDS[prefix] += 1
+    n = _UIDS[prefix]
+    return prefix if n == 1 else f"{prefix}_{n - 1}"
+
+
+def _standardize_shape(shape, what="input_shape"):
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(None if s is None else int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"Cannot convert {what} to a shape: {shape!r}") from None
+    if any(s is not None and s < 0 for s in shape):
+        raise ValueError(f"Negative dimensions are not allowed. Received: {what}={shape}")
+    return shape
+
+
+class InputSpec:
+    """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim`` and fixed ``axes`` ({axis: size})."""
+
+    def __init__(self, ndim=None, min_ndim=None, max_ndim=None, axes=None, shape=None, dtype=None):
+        self.ndim, self.min_ndim, self.max_ndim = ndim, min_ndim, max_ndim
+        self.axes = dict(axes or {})
+        self.shape = None if shape is None else tuple(shape)
+        self.dtype = dtype
+
+    def check(self, shape, layer_name):
+        """Raise the Keras error when ``shape`` does not fit."""
+        head = f'Input 0 of layer "{layer_name}" is incompatible with the layer: '
+        ndim = len(shape)
+        if self.ndim is not None and ndim != self.ndim:
+            raise ValueError(head + f"expected ndim={self.ndim}, found ndim={ndim}. Full shape received: {shape}")
+        if self.min_ndim is not None and ndim < self.min_ndim:
+            raise ValueError(head + f"expected min_ndim={self.min_ndim}, found ndim={ndim}. Full shape received: {shape}")
+        if self.max_ndim is not None and ndim > self.max_ndim:
+            raise ValueError(head + f"expected max_ndim={self.max_ndim}, found ndim={ndim}. Full shape received: {shape}")
+        for axis, value in self.axes.items():
+            if value is not None and -ndim <= axis < ndim and shape[axis] not in (value, None):
+                raise ValueError(head + f"expected axis {axis} of input shape to have value {value}, "
+                                 f"but received input with shape {shape}")
+        if self.shape is not None:
+            for want, got in zip(self.shape, shape):
+                if want is not None and got is not None and want != got:
+                    raise ValueError(head + f"expected shape={self.shape}, found shape={shape}")
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (batch None) and a dtype, what ``Input`` returns.
+
+    Args:
+        shape: the full shape, batch axis first (None for an unknown size).
+        dtype: the element type.
+        name: a unique name ("keras_tensor", "keras_tensor_1", ...).
+    """
+
+    def __init__(self, shape, dtype=None, name=None, layer=None):
+        self.shape = _standardize_shape(shape, "shape")
+        self.dtype = dtype or config.floatx()
+        self.name = name or unique_name("keras_tensor")
+        self._keras_history = layer
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, name={self.name}>"
+
+
+def _json_able(value):
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+class _Weight:
+    __slots__ = ("name", "value", "trainable", "regularizer", "constraint")
+
+    def __init__(self, name, value, trainable, regularizer, constraint):
+        self.name, self.value, self.trainable = name, value, trainable
+        self.regularizer, self.constraint = regularizer, constraint
+
+
+@functools.lru_cache(maxsize=None)
+def _call_takes_training(cls):
+    params = inspect.signature(cls.call).parameters
+    return "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class Layer:
+    """Base class of every layer (Keras 3 ``keras.layers.Layer``).
+
+    Args:
+        name: unique name (default: the class name in snake_case, numbered).
+        trainable: whether the weights are updated by training.
+        dtype: weight and compute dtype (default ``config.floatx()``).
+        input_shape: shape of one sample (no batch axis); builds the layer at once.
+        input_dim: tf.keras's shorthand for ``input_shape=(input_dim,)``.
+        activity_regularizer: a penalty on the layer's output.
+
+    Raises:
+        TypeError: an unknown keyword argument.
+    """
+
+    # Built-in layers accept forward(x, training, final_logits=..., need_dx=...).
+    _forward_flags = False
+    # Floating inputs are cast to the layer's dtype (not for Embedding's integer ids).
+    _cast_inputs = True
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        try:  # Keras 3 records simple __init__ arguments, so a subclass needs no get_config
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            auto = {}
+            for key, value in list(bound.arguments.items())[1:]:
+                kind = inspect.signature(cls.__init__).parameters[key].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    auto.update(value)
+                elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                    auto[key] = value
+            object.__setattr__(obj, "_auto_config", auto if _json_able(auto) else None)
+        except TypeError:
+            object.__setattr__(obj, "_auto_config", None)
+        return obj
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
+                 batch_input_shape=None, batch_size=None, activity_regularizer=None, autocast=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        d = self.__dict__
+        d.setdefault("_sublayers", [])
+        self.name = name if name is not None else unique_name(_snake_case(type(self).__name__))
+        if not isinstance(self.name, str):
+            raise TypeError(f"Argument `name` must be a string. Received: name={name!r}")
+        self._trainable = bool(trainable)
+        self._dtype = str(getattr(dtype, "name", dtype) or config.floatx())
+        self.built = False
+        self._weights_list = []
+        self.grads = {}
+        self._losses = []
+        self._pending_losses = None
+        self.input_spec = None
+        self._build_input_shape = None
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.autocast = autocast
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            self._batch_input_shape = _standardize_shape(batch_input_shape)
+        elif input_shape is not None:
+            self._batch_input_shape = (batch_size,) + _standardize_shape(input_shape)
+        else:
+            self._batch_input_shape = None
+
+    def __setattr__(self, key, value):
+        if isinstance(value, Layer) and value is not self and not key.startswith("_keras"):
+            sub = self.__dict__.setdefault("_sublayers", [])
+            if all(value is not s for s in sub):
+                sub.append(value)
+        object.__setattr__(self, key, value)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def compute_dtype(self):
+        return self._dtype
+
+    @property
+    def variable_dtype(self):
+        return self._dtype
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._sublayers:
+            layer.trainable = value
+
+    @property
+    def backend(self):
+        """The current backend (its ``xp`` is the array module)."""
+        return get_backend()
+
+    @property
+    def final_activation(self):
+        """Name of the activation this layer ends with, or None (Dense and Activation say)."""
+        return None
+
+    # ------------------------------------------------------------------ weights
+
+    def add_weight(self, *args, **kwargs):
+        """Create, register and return a weight array.
+
+        Takes Keras 3's ``add_weight(shape, initializer, dtype, trainable, ..., name=)`` and the
+        contract's / tf.keras's ``add_weight(name, shape, initializer, ...)``.
+
+        Args:
+            name: unique within the layer ("kernel", "bias").
+            shape: tuple of ints.
+            initializer: name, Initializer or callable (default glorot_uniform for floats).
+            dtype: default the layer's dtype.
+            trainable: whether training updates it.
+            regularizer: penalty added to the layer's losses.
+            constraint: projection applied by ``apply_constraints`` after each update.
+
+        Returns:
+            The new array (its identity is stable: ``set_weights`` copies into it).
+        """
+        order = (("name", "shape", "initializer", "dtype", "trainable", "regularizer", "constraint")
+                 if args and isinstance(args[0], str) else
+                 ("shape", "initializer", "dtype", "trainable", "autocast", "regularizer", "constraint"))
+        if len(args) > len(order):
+            raise TypeError(f"add_weight() takes at most {len(order)} positional arguments")
+        spec = dict(zip(order, args))
+        for key in spec:
+            if key in kwargs:
+                raise TypeError(f"add_weight() got multiple values for argument {key!r}")
+        spec.update(kwargs)
+        return self._add_weight(**spec)
+
+    def _add_weight(self, name=None, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
+                    constraint=None, autocast=True, aggregation="none", overwrite_with_gradient=False):
+        shape = () if shape is None else _standardize_shape(shape, "shape")
+        if any(s is None for s in shape):
+            raise ValueError(f"Weight shapes must be fully defined. Received: shape={shape} for weight {name!r} "
+                             f"of layer {self.name!r}")
+        dtype = str(getattr(dtype, "name", dtype) or self._dtype)
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
+        be = get_backend()
+        value = be.asarray(init(shape, dtype=dtype), dtype=dtype).reshape(shape)
+        value = be.xp.array(value, dtype=dtype, copy=True)  # own, contiguous, writable
+        used = {w.name for w in self._weights_list}
+        name = name or "variable"
+        base, k = name, 0
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        self._weights_list.append(_Weight(name, value, bool(trainable), regularizers_module.get(regularizer),
+                                          constraint))
+        return value
+
+    def _own_weights(self):
+        return [w for w in self._weights_list if w.trainable] + [w for w in self._weights_list if not w.trainable]
+
+    def _all_layers(self):
+        """This layer and every sublayer below it (each once)."""
+        out, seen = [], set()
+        stack = [self]
+        while stack:
+            layer = stack.pop(0)
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            out.append(layer)
+            stack.extend(layer._sublayers)
+        return out
+
+    def _slots(self):
+        """[(owner, _Weight)] in ``weights`` order (trainable first per layer, then sublayers)."""
+        slots, seen = [], set()
+        for w in self._own_weights():
+            slots.append((self, w))
+            seen.add(id(w.value))
+        for layer in self._sublayers:
+            for owner, w in layer._slots():
+                if id(w.value) not in seen:
+                    seen.add(id(w.value))
+                    slots.append((owner, w))
+        return slots
+
+    def _trainable_slots(self):
+        if not self._trainable:
+            return []
+        return [(owner, w) for owner, w in self._slots() if w.trainable and owner._trainable]
+
+    @property
+    def weights(self):
+        """Every weight array: this layer's (trainable first), then its sublayers'."""
+        return [w.value for _, w in self._slots()]
+
+    @property
+    def trainable_weights(self):
+        return [w.value for _, w in self._trainable_slots()]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+    variables = weights
+
+    @property
+    def weight_names(self):
+        """Names of ``weights``, in order, as "layer_name/weight_name"."""
+        return [f"{owner.name}/{w.name}" for owner, w in self._slots()]
+
+    def get_weights(self):
+        """Copies of ``weights`` as NumPy arrays."""
+        be = get_backend()
+        return [be.to_numpy(v).copy() for v in self.weights]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (a list of arrays in ``weights`` order) into the layer's arrays.
+
+        Raises:
+            ValueError: wrong number of arrays, or a shape mismatch (naming layer, weight and shapes).
+        """
+        slots = self._slots()
+        weights = list(weights)
+        if len(weights) != len(slots):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list of length "
+                f"{len(weights)}, but the layer was expecting {len(slots)} weights."
+            )
+        be = get_backend()
+        for (owner, w), new in zip(slots, weights):
+            new = be.asarray(new)
+            if tuple(new.shape) != tuple(w.value.shape):
+                raise ValueError(
+                    f"Layer {owner.name!r} weight {w.name!r} has shape {tuple(w.value.shape)}, but the weight "
+                    f"passed to set_weights() has shape {tuple(new.shape)}."
+                )
+        for (_, w), new in zip(slots, weights):
+            w.value[...] = be.asarray(new, dtype=w.value.dtype)
+
+    def count_params(self):
+        """Total number of scalars in ``weights``.
+
+        Raises:
+            ValueError: the layer is not built.
+        """
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                "You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(math.prod(v.shape) for v in self.weights))
+
+    def apply_constraints(self):
+        """Project every constrained weight in place (call after an optimizer step)."""
+        for _, w in self._slots():
+            if w.constraint is not None:
+                w.value[...] = w.constraint(w.value)
+
+    # ------------------------------------------------------------------ gradients and losses
+
+    def accumulate_grad(self, name, g):
+        """Add ``g`` to the gradient of weight ``name`` (the only place gradients are summed)."""
+        prev = self.grads.get(name)
+        self.grads[name] = g if prev is None else prev + g
+
+    def zero_grads(self):
+        """Forget every accumulated gradient (this layer and its sublayers)."""
+        for layer in self._all_layers():
+            layer.grads = {}
+
+    def gradients(self):
+        """Gradients aligned with ``trainable_weights`` (zeros where none was accumulated)."""
+        xp = get_backend().xp
+        out = []
+        for owner, w in self._trainable_slots():
+            g = owner.grads.get(w.name)
+            out.append(xp.zeros_like(w.value) if g is None else g)
+        return out
+
+    @property
+    def losses(self):
+        """Penalties of the latest forward: weight regularizers, activity regularizer, add_loss (floats)."""
+        out = list(self._losses)
+        for layer in self._sublayers:
+            out.extend(layer.losses)
+        return out
+
+    def add_loss(self, loss):
+        """Add a penalty from inside ``call`` (differentiated through the layer's tape)."""
+        if self._pending_losses is not None:
+            self._pending_losses.append(loss)
+        else:
+            self._losses.append(float(loss))
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, input_shape):
+        """Create the weights for ``input_shape`` (batch axis first); the default has none."""
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if self.built:
+            return
+        shape = (None,) + tuple(input_shape[1:]) if len(input_shape) else tuple(input_shape)
+        self._build_input_shape = shape
+        self.build(shape)
+        self.built = True
+
+    def build_from_config(self, build_config):
+        if build_config and build_config.get("input_shape") is not None:
+            self._maybe_build(tuple(build_config["input_shape"]))
+
+    def get_build_config(self):
+        if self._build_input_shape is not None:
+            return {"input_shape": self._build_input_shape}
+        return None
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape``; the default runs ``call`` on zeros (batch 1)."""
+        xp = get_backend().xp
+        shape = tuple(1 if s is None else s for s in input_shape)
+        y = self.__call__(xp.zeros(shape, dtype=self._dtype))
+        return (input_shape[0],) + tuple(y.shape[1:])
+
+    def _summary_output_shape(self):
+        """The output shape shown by ``summary`` (None when unknown)."""
+        if not self.built or self._build_input_shape is None:
+            return None
+        try:
+            return tuple(self.compute_output_shape(self._build_input_shape))
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+
+    def _prepare(self, x):
+        """Array conversion, dtype cast, build on first call and the input-spec check."""
+        be = get_backend()
+        if not isinstance(x, be.xp.ndarray):
+            x = be.asarray(x)
+        if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
+            x = x.astype(self._dtype)
+        if not self.built:
+            self._maybe_build(tuple(x.shape))
+        if self.input_spec is not None:
+            self.input_spec.check(tuple(x.shape), self.name)
+        return x
+
+    # ------------------------------------------------------------------ forward / call
+
+    def call(self, x, training=None):
+        """Keras's ``call``: the output for ``x``. Built-in layers define ``forward`` instead."""
+        if type(self).forward is not Layer.forward:
+            return self.forward(x, bool(training))[0]
+        raise NotImplementedError(f"Layer {type(self).__name__} does not implement call() or forward().")
+
+    def forward(self, x, training=False):
+        """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads."""
+        slots = self._trainable_slots()
+        sources = [x] + [w.value for _, w in slots]
+        self._pending_losses = []
+        try:
+            with ops._suspend_tapes(), ops.GradientTape(persistent=True) as tape:
+                tape.watch(sources)
+                y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
+                y = ops._as_tensor(y)
+        finally:
+            extra, self._pending_losses = self._pending_losses, None
+        self._losses = [float(v) for v in extra]
+
+        def backward(dy):
+            grads = tape.gradient(y, sources, output_gradients=dy)
+            for term in extra:  # add_loss terms: d(term)/d(source) joins the output's gradient
+                more = tape.gradient(term, sources)
+                grads = [a if b is None else b if a is None else a + b for a, b in zip(grads, more)]
+            for (owner, w), g in zip(slots, grads[1:]):
+                if g is not None:
+                    owner.accumulate_grad(w.name, g)
+            return get_backend().xp.zeros_like(x) if grads[0] is None else grads[0]
+
+        return y, backward
+
+    def _forward_full(self, x, training=False, final_logits=False, need_dx=True):
+        """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
+        x = self._prepare(x)
+        self._losses = []
+        if self._forward_flags:
+            y, backward = self.forward(x, training, final_logits=final_logits, need_dx=need_dx)
+        else:
+            y, backward = self.forward(x, training)
+        regs = [w for w in self._weights_list if w.regularizer is not None]
+        activity = self.activity_regularizer
+        if not regs and activity is None:
+            return y, backward
+        penalties = [w.regularizer(w.value) for w in regs]
+        if activity is not None:
+            penalties.append(activity(y))
+        self._losses = self._losses + [float(p) for p in penalties]
+
+        def backward_full(dy):
+            if activity is not None:
+                dy = dy + regularizers_module._gradient(activity, y)  # d(penalty(y))/dy joins dy
+            dx = backward(dy)
+            for w in regs:
+                self.accumulate_grad(w.name, regularizers_module._gradient(w.regularizer, w.value))
+            return dx
+
+        return y, backward_full
+
+    def __call__(self, x, training=None, **kwargs):
+        """The output for ``x`` (builds on the first call). On a GradientTape it records one node."""
+        if isinstance(x, KerasTensor):
+            return self._symbolic_call(x)
+        if not ops.recording():
+            return self._forward_full(x, bool(training))[0]
+        x = ops._as_tensor(x)
+        with ops._suspend_tapes():
+            y, backward = self._forward_full(x, bool(training))
+        slots = self._trainable_slots()
+        for tape in ops._tapes():
+            if tape.watch_accessed_variables:
+                tape.watch([w.value for _, w in slots])
+        y = ops._as_tensor(y)
+        if y is x:
+            y = y.view()
+        ops._record(y, [x] + [w.value for _, w in slots], self._node_backward(backward, slots))
+        return y
+
+    def _node_backward(self, backward, slots):
+        """Wrap ``backward`` for a tape: weight grads are returned, not accumulated."""
+        layers = self._all_layers()
+
+        def node_backward(dy):
+            saved = [layer.grads for layer in layers]
+            for layer in layers:
+                layer.grads = {}
+            try:
+                dx = backward(dy)
+                grads = [owner.grads.get(w.name) for owner, w in slots]
+            finally:
+                for layer, g in zip(layers, saved):
+                    layer.grads = g
+            return [dx] + grads
+
+        return node_backward
+
+    def _symbolic_call(self, x):
+        self._maybe_build(x.shape)
+        if self.input_spec is not None:
+            self.input_spec.check(tuple(x.shape), self.name)
+        return KerasTensor(self.compute_output_shape(x.shape), dtype=self._dtype, layer=self)
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        """The constructor arguments (Keras 3 keys), JSON-serialisable."""
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype}
+        if type(self).get_config is Layer.get_config and self._auto_config:
+            extra = {k: v for k, v in self._auto_config.items() if k not in cfg}
+            cfg.update(extra)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config_dict):
+        """A new layer from ``get_config``'s output."""
+        return cls(**config_dict)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,61 @@
+"""Dropout: inverted dropout, active only when training."""
+
+import numpy as np
+
+from pyminidl import random as pmd_random
+from pyminidl.backend import get_backend
+from pyminidl.layers.base import Layer
+
+
+class Dropout(Layer):
+    """Sets inputs to 0 with probability ``rate`` while training and scales the rest by 1 / (1 - rate).
+
+    Args:
+        rate: fraction of inputs to drop, in [0, 1].
+        noise_shape: shape of the binary mask (broadcast over x; None entries take x's size).
+        seed: int for a reproducible sequence of masks (default: pyminidl's global generator).
+
+    Example:
+        >>> layer = Dropout(0.5, seed=0)
+        >>> layer(np.ones((2, 4)), training=True)   # zeros and 2s
+    """
+
+    _forward_flags = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError("Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
+                             f"Received: rate={rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = None if seed is None else pmd_random.make_rng(seed)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _mask_shape(self, shape):
+        if self.noise_shape is None:
+            return tuple(shape)
+        return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
+
+    def _make_mask(self, shape, dtype):
+        """The scaled keep-mask: 0 where dropped, 1 / (1 - rate) where kept."""
+        rng = self._rng if self._rng is not None else pmd_random.global_rng()
+        keep = rng.random(self._mask_shape(shape)) >= self.rate
+        scale = 0.0 if self.rate >= 1.0 else 1.0 / (1.0 - self.rate)
+        return get_backend().asarray(keep.astype(np.float64) * scale, dtype=dtype)
+
+    def forward(self, x, training=False, final_logits=False, need_dx=True):
+        if not training or self.rate == 0.0:
+            return x, lambda dy: dy
+        mask = self._make_mask(x.shape, x.dtype)
+        return x * mask, lambda dy: dy * mask  # dL/dx = dy * mask
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"rate": self.rate, "seed": self.seed,
+                    "noise_shape": None if self.noise_shape is None else list(self.noise_shape)})
+        return cfg

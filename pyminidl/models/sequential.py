@@ -1,0 +1,232 @@
+"""Sequential: a linear stack of layers (Keras 3 ``keras.Sequential``)."""
+
+import copy
+
+from pyminidl.layers.base import KerasTensor, Layer, _standardize_shape
+from pyminidl.layers.input_layer import InputLayer
+from pyminidl.models import summary_utils
+from pyminidl.training.trainer import Trainer
+
+
+class Sequential(Trainer, Layer):
+    """A stack of layers, each feeding the next; trains with ``compile`` / ``fit``.
+
+    Args:
+        layers: list of layers (the first may be ``Input(shape)`` or carry ``input_shape``/``input_dim``).
+        trainable: whether training updates the weights.
+        name: model name (default "sequential", "sequential_1", ...).
+
+    Example:
+        >>> model = Sequential([Input((2,)), Dense(10, activation="relu"), Dense(1)])
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> model.summary()
+    """
+
+    _forward_flags = True
+
+    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self._layers = []
+        self._input_layer = None
+        for layer in layers or []:
+            self.add(layer, rebuild=False)
+        self._maybe_rebuild()
+
+    # ------------------------------------------------------------------ the stack
+
+    @property
+    def _sublayers(self):
+        """Weights, grads and losses recurse through the stack (the InputLayer has none)."""
+        return self.__dict__.get("_layers", [])
+
+    @_sublayers.setter
+    def _sublayers(self, value):
+        pass
+
+    @property
+    def layers(self):
+        """The layers, without the InputLayer (as Keras 3)."""
+        return list(self._layers)
+
+    def add(self, layer, rebuild=True):
+        """Append ``layer`` (or start the model with an ``Input``).
+
+        Raises:
+            ValueError: an Input after other layers, or a layer name already in the model.
+        """
+        if isinstance(layer, KerasTensor):
+            layer = layer._keras_history
+        if not isinstance(layer, Layer):
+            raise ValueError("Only instances of `keras.Layer` can be added to a Sequential model. "
+                             f"Received: {layer} (of type {type(layer)})")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError(f"Sequential model '{self.name}' has already been configured to use an input "
+                                 "shape; an Input/InputLayer can only be the first layer.")
+            self._input_layer = layer
+        else:
+            names = {l.name for l in self._layers}
+            if layer.name in names:
+                raise ValueError("All layers added to a Sequential model should have unique names. "
+                                 f"Name '{layer.name}' is already the name of a layer in this model. "
+                                 "Update the `name` argument to pass a unique name.")
+            if not self._layers and self._input_layer is None and layer._batch_input_shape is not None:
+                self._input_layer = InputLayer(batch_shape=layer._batch_input_shape, dtype=layer.dtype)
+            self._layers.append(layer)
+        if rebuild:
+            self._maybe_rebuild()
+
+    def pop(self, rebuild=True):
+        """Remove and return the last layer.
+
+        Raises:
+            TypeError: the model has no layers.
+        """
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        self.built = False
+        if rebuild:
+            self._maybe_rebuild()
+        return layer
+
+    def _maybe_rebuild(self):
+        self.built = False
+        if self._input_layer is not None and self._layers:
+            self.build(self._input_layer.batch_shape)
+
+    # ------------------------------------------------------------------ build and shapes
+
+    def build(self, input_shape=None):
+        """Build every layer for ``input_shape`` (batch axis first), propagating shapes.
+
+        Raises:
+            ValueError: no input shape known, or a layer rejects its input shape.
+        """
+        if input_shape is None:
+            if self._input_layer is None:
+                raise ValueError("You must provide an `input_shape` argument.")
+            input_shape = self._input_layer.batch_shape
+        shape = _standardize_shape(input_shape)
+        if self._input_layer is None:
+            self._input_layer = InputLayer(batch_shape=shape, dtype=self.dtype)
+        self._build_input_shape = (None,) + shape[1:] if shape else shape
+        for layer in self._layers:
+            layer._maybe_build(shape)
+            if layer.input_spec is not None:
+                layer.input_spec.check(shape, layer.name)
+            shape = tuple(layer.compute_output_shape(shape))
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    @property
+    def input_shape(self):
+        if self._input_layer is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input shape yet.")
+        return self._input_layer.batch_shape
+
+    @property
+    def output_shape(self):
+        return self.compute_output_shape(self.input_shape)
+
+    @property
+    def inputs(self):
+        return None if self._input_layer is None else [self._input_layer.output]
+
+    def _summary_output_shape(self):
+        return self.output_shape if self._input_layer is not None else None
+
+    # ------------------------------------------------------------------ forward
+
+    @property
+    def final_activation(self):
+        return self._layers[-1].final_activation if self._layers else None
+
+    def forward(self, x, training=False, final_logits=False, need_dx=True):
+        """Run every layer; ``backward(dy)`` runs their backwards in reverse and returns dx.
+
+        Args:
+            x: a batch, ``(batch, ...)``.
+            training: Dropout and friends are active.
+            final_logits: the last layer skips its softmax, so y are logits (for fused cross-entropy).
+            need_dx: False skips the input gradient of the first layer (backward then returns None).
+
+        Returns:
+            ``(y, backward)``.
+        """
+        x = self._prepare(x)
+        backwards = []
+        last = len(self._layers) - 1
+        for i, layer in enumerate(self._layers):
+            x, back = layer._forward_full(x, training, final_logits=final_logits and i == last,
+                                          need_dx=need_dx or i > 0)
+            backwards.append(back)
+
+        def backward(dy):
+            for back in reversed(backwards):
+                dy = back(dy)
+                if dy is None:
+                    break
+            return dy
+
+        return x, backward
+
+    # ------------------------------------------------------------------ summary and config
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print Keras 3's summary table (layers, output shapes, parameter counts and sizes).
+
+        Args:
+            line_length: total width (default min(88, terminal columns - 4)).
+            positions: relative right edges of the columns (default [0.45, 0.80, 1.0]).
+            print_fn: called once with the whole text (default: print to stdout).
+            expand_nested: also list the layers of nested models.
+            show_trainable: add a "Trainable" column.
+            layer_range: two regexes naming the first and last layer to show.
+        """
+        text = summary_utils.summary_text(self, line_length, positions, show_trainable, layer_range,
+                                          expand_nested)
+        if print_fn is None:
+            print(text, end="")
+        else:
+            print_fn(text)
+
+    def get_config(self):
+        from pyminidl.layers import serialize
+
+        layers = ([self._input_layer] if self._input_layer is not None else []) + self._layers
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype,
+               "layers": [serialize(layer) for layer in layers]}
+        if self._input_layer is not None:
+            cfg["build_input_shape"] = list(self._input_layer.batch_shape)
+        return copy.deepcopy(cfg)
+
+    @classmethod
+    def from_config(cls, config_dict, custom_objects=None):
+        from pyminidl.layers import deserialize
+
+        config_dict = dict(config_dict)
+        layer_configs = config_dict.pop("layers")
+        build_shape = config_dict.pop("build_input_shape", None)
+        model = cls(name=config_dict.get("name"), trainable=config_dict.get("trainable", True),
+                    dtype=config_dict.get("dtype"))
+        for layer_config in layer_configs:
+            model.add(deserialize(layer_config, custom_objects=custom_objects), rebuild=False)
+        if build_shape is not None and not model.built and model._layers:
+            model.build(tuple(build_shape))
+        else:
+            model._maybe_rebuild()
+        return model
+
+    def __repr__(self):
+        return f"<Sequential name={self.name}, built={self.built}>"

@@ -1,0 +1,682 @@
+"""Differentiable ops on plain arrays, and the GradientTape that records them.
+
+Each op is one function returning ``(y, backward)``: ``backward(dy)`` gives one gradient per
+tensor input (None where the op has none), written right beside the forward math. The
+``@_op`` decorator turns it into the public function: outside any tape it only computes;
+inside a ``GradientTape`` whose tracked values feed it, it also records ``backward``.
+
+Arrays are plain ndarrays, so a tape tracks values by ``id()`` and holds a reference to every
+array it recorded, which keeps those ids unique while the tape lives. Gradients are summed
+back to each input's shape, so broadcasting needs no care in the ops themselves.
+
+Example:
+    >>> x = np.array([1.0, 2.0])
+    >>> with pyminidl.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = ops.sum(ops.square(x))
+    >>> tape.gradient(y, x)
+    array([2., 4.])
+"""
+
+import functools
+import numbers
+import threading
+
+from pyminidl.backend import get_backend
+
+_state = threading.local()
+
+
+def _tapes():
+    """The stack of active tapes of this thread."""
+    if not hasattr(_state, "tapes"):
+        _state.tapes = []
+    return _state.tapes
+
+
+class _suspend_tapes:
+    """Hide the active tapes (a layer records one node for its whole forward, not its inner ops)."""
+
+    def __enter__(self):
+        self._saved = _tapes()
+        _state.tapes = []
+
+    def __exit__(self, *exc):
+        _state.tapes = self._saved
+
+
+def recording():
+    """True while at least one GradientTape is recording in this thread."""
+    return bool(_tapes())
+
+
+class GradientTape:
+    """Records differentiable ops so that gradients can be computed (as ``tf.GradientTape``).
+
+    Args:
+        persistent: allow more than one call to ``gradient``.
+        watch_accessed_variables: watch the trainable weights of any layer called on the tape.
+
+    Example:
+        >>> with GradientTape() as tape:
+        ...     tape.watch(w)
+        ...     loss = ops.mean(ops.square(ops.matmul(x, w)))
+        >>> dw = tape.gradient(loss, w)
+    """
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self.persistent = persistent
+        self.watch_accessed_variables = watch_accessed_variables
+        self._tracked = {}  # id -> array (watched, or produced by a recorded op)
+        self._nodes = []  # (output, inputs, backward), in execution order
+        self._used = False
+
+    def __enter__(self):
+        _tapes().append(self)
+        return self
+
+    def __exit__(self, *exc):
+        stack = _tapes()
+        if self in stack:
+            stack.remove(self)
+
+    def watch(self, x):
+        """Track ``x`` (an array, or a list of arrays) as a source."""
+        for t in x if isinstance(x, (list, tuple)) else [x]:
+            self._tracked[id(t)] = t
+
+    def watched_variables(self):
+        """The arrays passed to ``watch`` or watched automatically."""
+        produced = {id(node[0]) for node in self._nodes}
+        return [t for i, t in self._tracked.items() if i not in produced]
+
+    def _tracks(self, x):
+        return id(x) in self._tracked
+
+    def _record(self, y, inputs, backward):
+        if any(id(t) in self._tracked for t in inputs):
+            self._tracked[id(y)] = y
+            self._nodes.append((y, inputs, backward))
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        """d(sum(target))/d(source) for each source (a list in, a list out).
+
+        Args:
+            target: an array computed on this tape.
+            sources: an array or a list/tuple of arrays.
+            output_gradients: the gradient seeding ``target`` (default: ones).
+            unconnected_gradients: "none" (None for unconnected sources) or "zero".
+
+        Returns:
+            The gradient of each source, with the source's shape.
+
+        Raises:
+            RuntimeError: a second call on a non-persistent tape.
+        """
+        if self._used and not self.persistent:
+            raise RuntimeError(
+                "A non-persistent GradientTape can only be used to compute one set of gradients. "
+                "Use GradientTape(persistent=True) to call gradient() more than once."
+            )
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero'. Received: {unconnected_gradients!r}")
+        self._used = True
+        single = not isinstance(sources, (list, tuple))
+        src = [sources] if single else list(sources)
+        grads = self._backprop(target, output_gradients)
+        out = []
+        for s in src:
+            g = grads.get(id(s))
+            if g is None and unconnected_gradients == "zero":
+                g = get_backend().xp.zeros_like(s)
+            out.append(g)
+        return out[0] if single else out
+
+    def _backprop(self, target, output_gradients):
+        xp = get_backend().xp
+        target = _as_tensor(target)
+        if output_gradients is None:
+            seed = xp.ones_like(target)
+        else:
+            seed = _unbroadcast(xp.asarray(output_gradients, dtype=target.dtype), target.shape)
+        grads = {id(target): seed}
+        for y, inputs, backward in reversed(self._nodes):
+            dy = grads.get(id(y))
+            if dy is None:
+                continue
+            for x, dx in zip(inputs, backward(dy)):
+                if dx is None or not self._tracks(x):
+                    continue
+                dx = _unbroadcast(dx, x.shape)
+                prev = grads.get(id(x))
+                grads[id(x)] = dx if prev is None else prev + dx  # fan-out: a value used twice
+        return grads
+
+
+def _unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape`` (undo NumPy broadcasting)."""
+    g = get_backend().xp.asarray(g)
+    if g.shape == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _as_tensor(x):
+    """Arrays pass through unchanged (their id is their identity); lists become arrays.
+
+    Python numbers stay numbers so that NumPy's weak scalar typing keeps float32 float32.
+    """
+    if isinstance(x, numbers.Number) or x is None:
+        return x
+    xp = get_backend().xp
+    if isinstance(x, xp.ndarray):
+        return x
+    return xp.asarray(x)
+
+
+def _record(y, inputs, backward):
+    """Record an op's node on every active tape that tracks one of its inputs."""
+    for tape in _tapes():
+        tape._record(y, inputs, backward)
+
+
+def _op(n_tensors=1):
+    """Turn ``fn(*tensors, *static, **kw) -> (y, backward)`` into a public op returning y.
+
+    The first ``n_tensors`` positional arguments are the op's inputs (all of them when None);
+    ``backward(dy)`` returns one gradient per input, or None where there is none.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            n = len(args) if n_tensors is None else n_tensors
+            tensors = [_as_tensor(a) for a in args[:n]]
+            y, backward = fn(*tensors, *args[n:], **kwargs)
+            y = get_backend().xp.asarray(y)
+            if any(y is t for t in tensors):
+                y = y.view()  # a new object, so the output has its own id on the tape
+            if _tapes():
+                _record(y, tensors, backward)
+            return y
+
+        wrapper.forward = fn
+        return wrapper
+
+    return decorate
+
+
+def _xp():
+    return get_backend().xp
+
+
+# ---------------------------------------------------------------------- conversion
+
+
+def convert_to_tensor(x, dtype=None):
+    """An array of the current backend (floats stay as given; lists become arrays)."""
+    return get_backend().asarray(x, dtype=dtype)
+
+
+def convert_to_numpy(x):
+    """Any backend array -> numpy.ndarray."""
+    return get_backend().to_numpy(x)
+
+
+def shape(x):
+    """The shape of ``x`` as a tuple."""
+    return tuple(_as_tensor(x).shape)
+
+
+# ---------------------------------------------------------------------- elementwise binary
+
+
+@_op(2)
+def add(x1, x2):
+    """y = x1 + x2 (broadcasting)."""
+    def backward(dy):
+        return dy, dy  # dL/dx1 = dL/dx2 = dy
+    return x1 + x2, backward
+
+
+@_op(2)
+def subtract(x1, x2):
+    """y = x1 - x2 (broadcasting)."""
+    def backward(dy):
+        return dy, -dy
+    return x1 - x2, backward
+
+
+@_op(2)
+def multiply(x1, x2):
+    """y = x1 * x2 (broadcasting)."""
+    def backward(dy):
+        return dy * x2, dy * x1  # dL/dx1 = dy * x2, dL/dx2 = dy * x1
+    return x1 * x2, backward
+
+
+@_op(2)
+def divide(x1, x2):
+    """y = x1 / x2 (broadcasting)."""
+    def backward(dy):
+        return dy / x2, -dy * x1 / (x2 * x2)  # d(a/b)/db = -a / b**2
+    return x1 / x2, backward
+
+
+true_divide = divide
+
+
+@_op(2)
+def power(x1, x2):
+    """y = x1 ** x2 (broadcasting)."""
+    xp = _xp()
+    y = xp.power(x1, x2)
+
+    def backward(dy):
+        dx1 = dy * x2 * xp.power(x1, x2 - 1)  # d(a**b)/da = b a**(b-1)
+        dx2 = None
+        if isinstance(x2, xp.ndarray):
+            safe = xp.where(x1 > 0, x1, 1)
+            dx2 = dy * y * xp.log(safe)  # d(a**b)/db = a**b log a (for a > 0)
+        return dx1, dx2
+
+    return y, backward
+
+
+@_op(2)
+def maximum(x1, x2):
+    """y = max(x1, x2) elementwise; ties send the gradient to x1."""
+    xp = _xp()
+    pick = x1 >= x2
+
+    def backward(dy):
+        return xp.where(pick, dy, 0), xp.where(pick, 0, dy)
+
+    return xp.maximum(x1, x2), backward
+
+
+@_op(2)
+def minimum(x1, x2):
+    """y = min(x1, x2) elementwise; ties send the gradient to x1."""
+    xp = _xp()
+    pick = x1 <= x2
+
+    def backward(dy):
+        return xp.where(pick, dy, 0), xp.where(pick, 0, dy)
+
+    return xp.minimum(x1, x2), backward
+
+
+@_op(3)
+def where(condition, x1, x2):
+    """y = x1 where condition else x2; no gradient for ``condition``."""
+    xp = _xp()
+    cond = xp.asarray(condition, dtype=bool)
+
+    def backward(dy):
+        return None, xp.where(cond, dy, 0), xp.where(cond, 0, dy)
+
+    return xp.where(cond, x1, x2), backward
+
+
+@_op(3)
+def clip(x, x_min, x_max):
+    """y = min(max(x, x_min), x_max); the gradient passes where x is inside [x_min, x_max]."""
+    xp = _xp()
+    inside = (x >= x_min) & (x <= x_max)
+
+    def backward(dy):
+        return xp.where(inside, dy, 0), None, None
+
+    return xp.clip(x, x_min, x_max), backward
+
+
+# ---------------------------------------------------------------------- elementwise unary
+
+
+@_op()
+def negative(x):
+    """y = -x."""
+    return -x, lambda dy: (-dy,)
+
+
+@_op()
+def square(x):
+    """y = x**2."""
+    return x * x, lambda dy: (2 * dy * x,)  # dL/dx = 2 x dy
+
+
+@_op()
+def sqrt(x):
+    """y = sqrt(x)."""
+    y = _xp().sqrt(x)
+    return y, lambda dy: (dy / (2 * y),)  # dL/dx = dy / (2 sqrt x)
+
+
+@_op()
+def exp(x):
+    """y = exp(x)."""
+    y = _xp().exp(x)
+    return y, lambda dy: (dy * y,)
+
+
+@_op()
+def log(x):
+    """y = log(x) (natural)."""
+    return _xp().log(x), lambda dy: (dy / x,)
+
+
+@_op()
+def log1p(x):
+    """y = log(1 + x)."""
+    return _xp().log1p(x), lambda dy: (dy / (1 + x),)
+
+
+@_op()
+def abs(x):  # noqa: A001 (Keras name)
+    """y = |x|; the gradient at 0 is 0."""
+    xp = _xp()
+    return xp.abs(x), lambda dy: (dy * xp.sign(x),)
+
+
+absolute = abs
+
+
+@_op()
+def sign(x):
+    """y = sign(x); flat, so the gradient is 0."""
+    xp = _xp()
+    return xp.sign(x), lambda dy: (xp.zeros_like(dy),)
+
+
+@_op()
+def cast(x, dtype):
+    """y = x as ``dtype``; the gradient is cast back to x's dtype."""
+    return x.astype(dtype), lambda dy: (dy.astype(x.dtype),)
+
+
+# ---------------------------------------------------------------------- activations
+
+
+def _activation(name, x, **params):
+    """A backend activation pair as an op (shared by ops.relu, activations.elu, ...)."""
+    return _activation_op(x, name, **params)
+
+
+@_op()
+def _activation_op(x, name, **params):
+    be = get_backend()
+    y = be.activation_forward(name, x, **params)
+    return y, lambda dy: (be.activation_backward(name, dy, x, y, **params),)
+
+
+def relu(x):
+    """y = max(x, 0)."""
+    return _activation("relu", x)
+
+
+def relu6(x):
+    """y = min(max(x, 0), 6)."""
+    return _activation("relu", x, max_value=6.0)
+
+
+def sigmoid(x):
+    """y = 1 / (1 + exp(-x))."""
+    return _activation("sigmoid", x)
+
+
+def tanh(x):
+    """y = tanh(x)."""
+    return _activation("tanh", x)
+
+
+def elu(x, alpha=1.0):
+    """y = x if x > 0 else alpha (exp(x) - 1)."""
+    return _activation("elu", x, alpha=alpha)
+
+
+def selu(x):
+    """Scaled ELU."""
+    return _activation("selu", x)
+
+
+def softplus(x):
+    """y = log(1 + exp(x))."""
+    return _activation("softplus", x)
+
+
+def softsign(x):
+    """y = x / (1 + |x|)."""
+    return _activation("softsign", x)
+
+
+def silu(x):
+    """y = x sigmoid(x)."""
+    return _activation("silu", x)
+
+
+swish = silu
+
+
+def gelu(x, approximate=True):
+    """Gaussian error linear unit (Keras ops default: the tanh approximation)."""
+    return _activation("gelu", x, approximate=approximate)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """y = x if x >= 0 else negative_slope x."""
+    return _activation("leaky_relu", x, negative_slope=negative_slope)
+
+
+def hard_sigmoid(x):
+    """y = clip(x / 6 + 1/2, 0, 1)."""
+    return _activation("hard_sigmoid", x)
+
+
+@_op()
+def softmax(x, axis=-1):
+    """y = exp(x) / sum(exp(x)) along ``axis``."""
+    be = get_backend()
+    y = be.softmax_forward(x, axis=axis)
+    return y, lambda dy: (be.softmax_backward(dy, y, axis=axis),)
+
+
+@_op()
+def log_softmax(x, axis=-1):
+    """y = x - logsumexp(x) along ``axis``."""
+    be = get_backend()
+    y = be.log_softmax_forward(x, axis=axis)
+    return y, lambda dy: (be.log_softmax_backward(dy, y, axis=axis),)
+
+
+# ---------------------------------------------------------------------- linear algebra
+
+
+@_op(2)
+def matmul(x1, x2):
+    """y = x1 @ x2 (NumPy semantics, batched over leading axes)."""
+    xp = _xp()
+
+    def backward(dy):
+        if x1.ndim == 1 and x2.ndim == 1:  # inner product: dy is a scalar
+            return dy * x2, dy * x1
+        a = x1[None, :] if x1.ndim == 1 else x1
+        b = x2[:, None] if x2.ndim == 1 else x2
+        g = dy
+        if x1.ndim == 1:
+            g = xp.expand_dims(g, -2)
+        if x2.ndim == 1:
+            g = xp.expand_dims(g, -1)
+        da = xp.matmul(g, xp.swapaxes(b, -1, -2))  # dL/da = dy @ b^T
+        db = xp.matmul(xp.swapaxes(a, -1, -2), g)  # dL/db = a^T @ dy
+        if x1.ndim == 1:
+            da = _unbroadcast(da, a.shape).reshape(x1.shape)
+        if x2.ndim == 1:
+            db = _unbroadcast(db, b.shape).reshape(x2.shape)
+        return da, db
+
+    return xp.matmul(x1, x2), backward
+
+
+def dot(x1, x2):
+    """NumPy's dot: matmul for 1-D/2-D operands; a product when one is a scalar."""
+    t1, t2 = _as_tensor(x1), _as_tensor(x2)
+    if isinstance(t1, numbers.Number) or isinstance(t2, numbers.Number) or t1.ndim == 0 or t2.ndim == 0:
+        return multiply(t1, t2)
+    if t1.ndim <= 2 and t2.ndim <= 2:
+        return matmul(t1, t2)
+    return _dot_nd(t1, t2)
+
+
+@_op(2)
+def _dot_nd(x1, x2):
+    xp = _xp()
+    # N-D dot sums the last axis of x1 with the second-to-last of x2: tensordot over those.
+    y = xp.dot(x1, x2)
+
+    def backward(dy):
+        b = x2 if x2.ndim > 1 else x2[:, None]
+        a_axes = list(range(x1.ndim - 1))
+        nb = b.ndim
+        b_free = [i for i in range(nb) if i != nb - 2]
+        g = dy if x2.ndim > 1 else dy[..., None]
+        # dL/dx1 = sum over x2's free axes of dy * x2
+        dx1 = xp.tensordot(g, b, axes=(list(range(x1.ndim - 1, g.ndim)), b_free))
+        dx2 = xp.tensordot(x1, g, axes=(a_axes, list(range(x1.ndim - 1))))
+        dx2 = xp.moveaxis(dx2, 0, nb - 2)
+        return dx1, dx2.reshape(x2.shape)
+
+    return y, backward
+
+
+@_op()
+def transpose(x, axes=None):
+    """y = x with its axes permuted (reversed by default)."""
+    xp = _xp()
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+    inverse = tuple(sorted(range(x.ndim), key=lambda i: perm[i]))
+    return xp.transpose(x, perm), lambda dy: (xp.transpose(dy, inverse),)
+
+
+@_op()
+def reshape(x, newshape):
+    """y = x with shape ``newshape`` (one -1 allowed)."""
+    return x.reshape(newshape), lambda dy: (dy.reshape(x.shape),)
+
+
+@_op()
+def expand_dims(x, axis):
+    """Insert a size-1 axis at ``axis``."""
+    xp = _xp()
+    return xp.expand_dims(x, axis), lambda dy: (dy.reshape(x.shape),)
+
+
+@_op()
+def squeeze(x, axis=None):
+    """Remove size-1 axes (all of them, or ``axis``)."""
+    xp = _xp()
+    return xp.squeeze(x, axis=axis), lambda dy: (dy.reshape(x.shape),)
+
+
+def concatenate(xs, axis=0):
+    """Join arrays along an existing ``axis``."""
+    return _concatenate(*xs, axis=axis)
+
+
+@_op(None)
+def _concatenate(*xs, axis=0):
+    xp = _xp()
+    cuts, total = [], 0
+    for x in xs[:-1]:
+        total += x.shape[axis]
+        cuts.append(total)
+    return xp.concatenate(xs, axis=axis), lambda dy: tuple(xp.split(dy, cuts, axis=axis))
+
+
+def stack(xs, axis=0):
+    """Join arrays along a new ``axis``."""
+    return _stack(*xs, axis=axis)
+
+
+@_op(None)
+def _stack(*xs, axis=0):
+    xp = _xp()
+    y = xp.stack(xs, axis=axis)
+    return y, lambda dy: tuple(xp.take(dy, i, axis=axis) for i in range(len(xs)))
+
+
+# ---------------------------------------------------------------------- reductions
+
+
+def _expand_reduced(dy, x, axis, keepdims):
+    """Reshape a reduced gradient so it broadcasts against ``x``."""
+    if keepdims or axis is None:
+        return dy if keepdims else dy.reshape((1,) * x.ndim) if x.ndim else dy
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return _xp().expand_dims(dy, tuple(a % x.ndim for a in axes))
+
+
+@_op()
+def sum(x, axis=None, keepdims=False):  # noqa: A001 (Keras name)
+    """y = sum of x over ``axis`` (all axes by default)."""
+    xp = _xp()
+    y = xp.sum(x, axis=axis, keepdims=keepdims)
+    return y, lambda dy: (xp.broadcast_to(_expand_reduced(dy, x, axis, keepdims), x.shape),)
+
+
+@_op()
+def mean(x, axis=None, keepdims=False):
+    """y = mean of x over ``axis`` (all axes by default)."""
+    xp = _xp()
+    y = xp.mean(x, axis=axis, keepdims=keepdims)
+    count = x.size // max(1, y.size) if x.size else 1
+
+    def backward(dy):
+        return (xp.broadcast_to(_expand_reduced(dy, x, axis, keepdims), x.shape) / count,)
+
+    return y, backward
+
+
+def _extreme(fn, x, axis, keepdims):
+    xp = _xp()
+    y = fn(x, axis=axis, keepdims=keepdims)
+
+    def backward(dy):
+        yk = _expand_reduced(y, x, axis, keepdims)
+        hit = (x == yk)
+        # ties share the gradient equally (a subgradient; matches TF's reduce_max)
+        share = hit / xp.sum(hit, axis=axis, keepdims=True)
+        return (share * _expand_reduced(dy, x, axis, keepdims),)
+
+    return y, backward
+
+
+@_op()
+def max(x, axis=None, keepdims=False):  # noqa: A001 (Keras name)
+    """y = max of x over ``axis``; the gradient goes to the maxima."""
+    return _extreme(_xp().max, x, axis, keepdims)
+
+
+@_op()
+def min(x, axis=None, keepdims=False):  # noqa: A001 (Keras name)
+    """y = min of x over ``axis``; the gradient goes to the minima."""
+    return _extreme(_xp().min, x, axis, keepdims)
+
+
+amax, amin = max, min
+
+
+__all__ = [
+    "GradientTape", "convert_to_tensor", "convert_to_numpy", "shape", "add", "subtract", "multiply",
+    "divide", "true_divide", "power", "maximum", "minimum", "where", "clip", "negative", "square",
+    "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "cast", "relu", "relu6", "sigmoid",
+    "tanh", "elu", "selu", "softplus", "softsign", "silu", "swish", "gelu", "leaky_relu",
+    "hard_sigmoid", "softmax", "log_softmax", "matmul", "dot", "transpose", "reshape",
+    "expand_dims", "squeeze", "concatenate", "stack", "sum", "mean", "max", "min", "amax", "amin",
+]
