@@ -108,6 +108,9 @@ class Trainer:
     history = None
     optimizer = None
     loss = None
+    _loss_fn = None
+    _loss_scale = 1.0
+    _metric_ids = ((), ())
     _compiled_metrics = None
     _loss_tracker = None
 
