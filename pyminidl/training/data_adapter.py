@@ -188,8 +188,15 @@ class ArrayAdapter(DataAdapter):
 class IterableAdapter(DataAdapter):
     """Batches from a ``pyminidl.data.Dataset`` (re-iterated each epoch) or a generator (one pass)."""
 
-    def __init__(self, source, steps=None, class_weight=None, keep_int_x=False, keep_int_y=False):
+    def __init__(self, source, steps=None, class_weight=None, keep_int_x=False, keep_int_y=False,
+                 steps_name="steps"):
         super().__init__(steps)
+        cardinality = getattr(source, "cardinality", None)
+        if steps is None and callable(cardinality) and cardinality() == -1:
+            raise ValueError(
+                "When passing an infinitely repeating dataset, please specify a "
+                f"`{steps_name}` value so that the run knows where an epoch ends."
+            )
         self.source = source
         self.one_shot = inspect.isgenerator(source) or iter(source) is source
         self.class_weight = class_weight
@@ -228,7 +235,7 @@ def is_iterable_source(value):
 
 
 def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                 class_weight=None, keep_int_x=False, keep_int_y=False):
+                 class_weight=None, keep_int_x=False, keep_int_y=False, steps_name="steps"):
     """The adapter for ``x`` (arrays, a Dataset or a generator), checked as Keras checks it."""
     if x is None:
         raise ValueError("Unrecognized data type: x=None. Expected NumPy arrays, a Dataset or a generator.")
@@ -240,7 +247,7 @@ def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, 
                     f"When providing `x` as a {kind}, `{name}` should not be passed. "
                     f"Instead, {what} should be included as part of the {kind}."
                 )
-        return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y)
+        return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y, steps_name)
     if not is_array_like(x):
         raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x).__name__}).")
     return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y)

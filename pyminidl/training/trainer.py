@@ -12,6 +12,7 @@ see the softmax probabilities. Data is converted to ``floatx`` once per call, an
 are slices of one shuffled copy per epoch (see ``data_adapter``).
 """
 
+import inspect
 
 from pyminidl.backend import get_backend
 from pyminidl.training import data_adapter as da
@@ -228,18 +229,44 @@ class Trainer:
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
 
-    def _train_step(self, x, y, sample_weight, fused):
+    def _prepare_training(self):
+        """Per-call setup of the training step: the fused-loss flag and the forward options."""
+        self._fused = self._use_fused_loss()
+        # The input gradient of the first layer is never used: skip that GEMM when the model can.
+        params = inspect.signature(self.forward).parameters
+        self._forward_options = {"need_dx": False} if "need_dx" in params else {}
+        self._has_constraints = self._any_constraint()
+        # Weight arrays keep their identity (set_weights copies into them), so the list is
+        # taken once per call; changing `trainable` takes effect at the next fit, as in Keras.
+        self._train_vars = self.trainable_weights if self.built else None
+
+    def _any_constraint(self):
+        if not hasattr(self, "apply_constraints"):
+            return False
+        slots = getattr(self, "_slots", None)
+        if slots is None:
+            return True
+        return any(getattr(w, "constraint", None) is not None for _, w in slots())
+
+    def _train_step(self, x, y, sample_weight):
         if not self.built:
             self._ensure_built(x)
+            self._prepare_training()
+        fused = self._fused
         self.zero_grads()
-        y_pred, backward = self.forward(x, training=True, final_logits=fused)
+        y_pred, backward = self.forward(x, training=True, final_logits=fused, **self._forward_options)
         loss = self._loss_fn
         if fused:
             value, loss_backward = loss.forward_from_logits(y, y_pred, sample_weight)
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        self.optimizer.apply(self.gradients(), self.trainable_weights)
+        grads = self.gradients()
+        if self._train_vars is None or len(grads) != len(self._train_vars):
+            self._train_vars = self.trainable_weights  # weights created lazily by forward
+        self.optimizer.apply(grads, self._train_vars)
+        if self._has_constraints:
+            self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused)
 
     def _test_step(self, x, y, sample_weight):
@@ -263,9 +290,10 @@ class Trainer:
         keep_y = "sparse" in getattr(self._loss_fn, "name", "") if self._loss_fn is not None else False
         return keep_x, keep_y
 
-    def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None):
+    def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None, steps_name="steps"):
         keep_x, keep_y = self._keep_int()
-        return da.make_adapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_x, keep_y)
+        return da.make_adapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_x, keep_y,
+                               steps_name)
 
     def _fit_adapters(self, x, y, sample_weight, batch_size, validation_split, validation_data, shuffle,
                       class_weight, steps_per_epoch, validation_steps, validation_batch_size):
@@ -278,11 +306,13 @@ class Trainer:
             arrays = tuple(None if a is None else self._host(a) for a in (x, y, sample_weight))
             da.check_cardinality(*arrays)
             (x, y, sample_weight), validation_data = da.train_validation_split(arrays, validation_split)
-        train = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight)
+        train = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight,
+                              "steps_per_epoch")
         val = None
         if validation_data is not None:
             vx, vy, vw = da.unpack_x_y_sample_weight(validation_data)
-            val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps)
+            val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps,
+                                steps_name="validation_steps")
         return train, val
 
     @staticmethod
@@ -337,11 +367,11 @@ class Trainer:
         cbs = _callback_list(callbacks, self, add_history=True, add_progbar=verbose != 0,
                              verbose=verbose, epochs=epochs, steps=train.num_batches)
         self.stop_training = False
-        fused = self._use_fused_loss()
+        self._prepare_training()
         cbs.on_train_begin()
         training_logs = None
         for epoch in range(initial_epoch, epochs):
-            logs = self._fit_epoch(epoch, train, cbs, fused)
+            logs = self._fit_epoch(epoch, train, cbs)
             if logs is None:
                 break
             if val is not None and _should_eval(epoch, validation_freq):
@@ -354,7 +384,7 @@ class Trainer:
         cbs.on_train_end(training_logs)
         return self.history
 
-    def _fit_epoch(self, epoch, train, cbs, fused):
+    def _fit_epoch(self, epoch, train, cbs):
         """One epoch of training; its logs, or None when a generator has run dry."""
         self.reset_metrics()
         cbs.on_epoch_begin(epoch)
@@ -364,7 +394,7 @@ class Trainer:
         for step, (x, y, sample_weight) in train.epoch():
             if hooks:
                 cbs.on_train_batch_begin(step)
-            train_step(x, y, sample_weight, fused)
+            train_step(x, y, sample_weight)
             if hooks:
                 cbs.on_train_batch_end(step, self._logs())
             if self.stop_training:
@@ -497,7 +527,8 @@ class Trainer:
         x, y, sample_weight = self._single_batch(x, y, sample_weight, class_weight)
         if y is None:
             raise ValueError("train_on_batch() needs targets `y`.")
-        self._train_step(x, y, sample_weight, self._use_fused_loss())
+        self._prepare_training()
+        self._train_step(x, y, sample_weight)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
 

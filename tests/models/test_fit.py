@@ -283,3 +283,15 @@ def test_shuffle_is_reproducible_with_the_seed(rng):
         results.append(model.get_weights())
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_infinite_dataset_needs_steps_per_epoch(rng):
+    data = pytest.importorskip("pyminidl.data")
+    x, y = _regression(rng, 16)
+    ds = data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    model = _linear()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="`steps_per_epoch`"):
+        model.fit(ds, epochs=1, verbose=0)
+    history = model.fit(ds, epochs=2, steps_per_epoch=3, verbose=0)
+    assert model.optimizer.iterations == 6 and len(history.epoch) == 2
