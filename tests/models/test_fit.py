@@ -295,3 +295,44 @@ def test_infinite_dataset_needs_steps_per_epoch(rng):
         model.fit(ds, epochs=1, verbose=0)
     history = model.fit(ds, epochs=2, steps_per_epoch=3, verbose=0)
     assert model.optimizer.iterations == 6 and len(history.epoch) == 2
+
+
+def test_reported_loss_includes_regularization_penalties(rng):
+    from pyminidl import regularizers
+
+    x, y = _regression(rng, 8)
+    model = Sequential([Dense(1, input_dim=3, kernel_regularizer=regularizers.L2(0.1))])
+    model.compile(optimizer=optimizers.SGD(0.0), loss="mse")
+    kernel = model.trainable_weights[0]
+    mse = float(((model.predict(x, verbose=0) - y) ** 2).mean())
+    penalty = 0.1 * float((kernel.astype(np.float64) ** 2).sum())
+    history = model.fit(x, y, batch_size=8, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(mse + penalty, rel=1e-5)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(mse + penalty, rel=1e-5)
+
+
+def test_dropout_is_active_in_fit_only(rng):
+    from pyminidl.layers import Dropout
+
+    x, y = _regression(rng, 32)
+    model = Sequential([Dense(16, activation="relu", input_dim=3), Dropout(0.5), Dense(1)])
+    model.compile(optimizer=optimizers.SGD(0.0), loss="mse")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    evaluated = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(x, y, verbose=0) == evaluated
+    trained = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history["loss"]
+    assert trained[0] != pytest.approx(evaluated, rel=1e-6)  # a random half of the units dropped
+
+
+def test_weighted_metrics_use_sample_weight(rng):
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 4)
+    model = _linear(3, 2, "softmax")
+    model.compile(optimizer=optimizers.SGD(0.0), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
+    pred = model.predict(x, verbose=0).argmax(1)
+    w = np.r_[np.ones(4), np.zeros(4)].astype(np.float32)
+    logs = model.fit(x, labels, batch_size=8, sample_weight=w, shuffle=False, verbose=0).history
+    assert set(logs) == {"accuracy", "loss", "weighted_accuracy"}
+    assert logs["accuracy"][0] == pytest.approx(float((pred == labels).mean()))
+    assert logs["weighted_accuracy"][0] == pytest.approx(float((pred == labels)[:4].mean()))
