@@ -2,8 +2,8 @@
 
 Every source becomes a ``DataAdapter`` whose ``epoch()`` yields ``(step, (x, y, sample_weight))``
 with backend arrays. Arrays are converted to ``floatx`` and moved to the backend once, up
-front; each epoch draws one permutation, gathers the shuffled copy with one ``take`` and
-slices batches out of it as views, so no Python runs per sample.
+front; each epoch draws one permutation and each batch is one ``take`` of a slice of it
+(views of the arrays when not shuffling), so no Python runs per sample.
 """
 
 import inspect
@@ -174,15 +174,18 @@ class ArrayAdapter(DataAdapter):
     def _one_pass(self):
         x, y, w = self.x, self.y, self.sample_weight
         n, bs = self.num_samples, self.batch_size
-        if self.shuffle and n > 1:
-            # One gather per epoch; the batches below are contiguous views of it.
-            perm = self._be.asarray(pmd_random.global_rng().permutation(n))
-            x = x.take(perm, axis=0)
-            y = None if y is None else y.take(perm, axis=0)
-            w = None if w is None else w.take(perm, axis=0)
+        if not self.shuffle or n < 2:
+            for start in range(0, n, bs):
+                stop = start + bs
+                yield x[start:stop], (None if y is None else y[start:stop]), (None if w is None else w[start:stop])
+            return
+        # One permutation per epoch; each batch gathers its rows with one `take` of a slice of
+        # it (a small, cache-hot copy: faster than gathering the whole shuffled set up front).
+        perm = self._be.asarray(pmd_random.global_rng().permutation(n))
         for start in range(0, n, bs):
-            stop = start + bs
-            yield x[start:stop], (None if y is None else y[start:stop]), (None if w is None else w[start:stop])
+            idx = perm[start:start + bs]
+            yield (x.take(idx, axis=0), None if y is None else y.take(idx, axis=0),
+                   None if w is None else w.take(idx, axis=0))
 
 
 class IterableAdapter(DataAdapter):

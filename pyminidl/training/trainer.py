@@ -8,8 +8,8 @@ One training step is: zero the gradients, forward, the loss and its gradient, ba
 one fused optimizer update per weight, then the metrics. A model ending in softmax trained
 with (sparse) categorical cross-entropy is run up to its logits and the loss is computed
 from them with the backend's fused softmax + cross-entropy (exact and stable); its metrics
-see the softmax probabilities. Data is converted to ``floatx`` once per call, and batches
-are slices of one shuffled copy per epoch (see ``data_adapter``).
+see the softmax probabilities. Data is converted to ``floatx`` once per call, and each batch
+is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
 import inspect
