@@ -1,0 +1,36 @@
+"""The examples run and learn: XOR's tutorial model, digits classification, regression."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_xor_example_learns_xor(seed):
+    xor = _load("xor")
+    model, history = xor.train(seed=seed)
+    assert history.history["accuracy"][-1] == 1.0
+    assert history.history["loss"][-1] < 0.01
+    np.testing.assert_array_equal(model.predict(xor.X, verbose=0) > 0.5, xor.Y > 0.5)
+    assert [layer.units for layer in model.layers] == [10, 10, 1]
+
+
+def test_classification_example():
+    accuracy, confusion = _load("classification").main(epochs=10, verbose=0)
+    assert accuracy > 0.9 and confusion.sum() == 271
+
+
+def test_regression_example_beats_linear_fit():
+    mse, linear_mse = _load("regression").main(epochs=15, verbose=0)
+    assert mse < linear_mse / 5
