@@ -18,6 +18,7 @@ Example:
     array([2., 4.])
 """
 
+import builtins
 import functools
 import numbers
 import threading
@@ -635,7 +636,7 @@ def mean(x, axis=None, keepdims=False):
     """y = mean of x over ``axis`` (all axes by default)."""
     xp = _xp()
     y = xp.mean(x, axis=axis, keepdims=keepdims)
-    count = x.size // max(1, y.size) if x.size else 1
+    count = x.size // builtins.max(1, y.size) if x.size else 1
 
     def backward(dy):
         return (xp.broadcast_to(_expand_reduced(dy, x, axis, keepdims), x.shape) / count,)

@@ -129,6 +129,25 @@ def _call_takes_training(cls):
     return "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _wrap_build(build):
+    if getattr(build, "_pmd_wrapped", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None, *args, **kwargs):
+        if input_shape is not None and self.__dict__.get("_build_input_shape") is None:
+            try:
+                self._build_input_shape = tuple(input_shape)
+            except TypeError:
+                pass
+        out = build(self, input_shape, *args, **kwargs)
+        self.built = True
+        return out
+
+    wrapper._pmd_wrapped = True
+    return wrapper
+
+
 class Layer:
     """Base class of every layer (Keras 3 ``keras.layers.Layer``).
 
@@ -193,6 +212,11 @@ class Layer:
             self._batch_input_shape = (batch_size,) + _standardize_shape(input_shape)
         else:
             self._batch_input_shape = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:  # as Keras: record the build shape and mark built after any build()
+            cls.build = _wrap_build(cls.__dict__["build"])
 
     def __setattr__(self, key, value):
         if isinstance(value, Layer) and value is not self and not key.startswith("_keras"):
@@ -476,6 +500,8 @@ class Layer:
         if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
             x = x.astype(self._dtype)
         if not self.built:
+            if self.input_spec is not None:  # e.g. min_ndim, before build reads the shape
+                self.input_spec.check(tuple(x.shape), self.name)
             self._maybe_build(tuple(x.shape))
         if self.input_spec is not None:
             self.input_spec.check(tuple(x.shape), self.name)
@@ -491,16 +517,17 @@ class Layer:
 
     def forward(self, x, training=False):
         """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads."""
-        slots = self._trainable_slots()
-        sources = [x] + [w.value for _, w in slots]
         self._pending_losses = []
         try:
             with ops._suspend_tapes(), ops.GradientTape(persistent=True) as tape:
-                tape.watch(sources)
+                tape.watch([x] + self.trainable_weights)
                 y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
                 y = ops._as_tensor(y)
         finally:
             extra, self._pending_losses = self._pending_losses, None
+        # after call: sublayers built on this first call have weights now (their calls watched them)
+        slots = self._trainable_slots()
+        sources = [x] + [w.value for _, w in slots]
         self._losses = [float(v) for v in extra]
 
         def backward(dy):

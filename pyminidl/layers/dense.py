@@ -1,5 +1,7 @@
 """Dense: y = activation(x @ kernel + bias), one fused backend call each way."""
 
+import numbers
+
 from pyminidl import activations as activations_module
 from pyminidl import initializers, regularizers
 from pyminidl.backend import get_backend
@@ -7,15 +9,10 @@ from pyminidl.layers.base import InputSpec, Layer
 
 
 def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        try:
-            if float(value) == int(value) and int(value) > 0 and not isinstance(value, bool):
-                return int(value)
-        except (TypeError, ValueError):
-            pass
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"Received an invalid value for `{what}`, expected a positive integer. "
                          f"Received: {what}={value!r}")
-    return value
+    return int(value)
 
 
 class Dense(Layer):

@@ -1,7 +1,5 @@
 """Dropout: inverted dropout, active only when training."""
 
-import numpy as np
-
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import Layer
@@ -46,7 +44,7 @@ class Dropout(Layer):
         rng = self._rng if self._rng is not None else pmd_random.global_rng()
         keep = rng.random(self._mask_shape(shape)) >= self.rate
         scale = 0.0 if self.rate >= 1.0 else 1.0 / (1.0 - self.rate)
-        return get_backend().asarray(keep.astype(np.float64) * scale, dtype=dtype)
+        return get_backend().asarray(keep * scale, dtype=dtype)
 
     def forward(self, x, training=False, final_logits=False, need_dx=True):
         if not training or self.rate == 0.0:

@@ -23,6 +23,7 @@ class Sequential(Trainer, Layer):
     """
 
     _forward_flags = True
+    _cast_inputs = False  # each layer casts to its own dtype
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
         super().__init__(trainable=trainable, name=name, **kwargs)
