@@ -460,12 +460,12 @@ class Layer:
         self.built = True
 
     def _maybe_build(self, input_shape):
-        if self.built:
-            return
         shape = (None,) + tuple(input_shape[1:]) if len(input_shape) else tuple(input_shape)
-        self._build_input_shape = shape
-        self.build(shape)
-        self.built = True
+        if self._build_input_shape is None:  # also for layers built in __init__ (Flatten): summary shapes
+            self._build_input_shape = shape
+        if not self.built:
+            self.build(shape)
+            self.built = True
 
     def build_from_config(self, build_config):
         if build_config and build_config.get("input_shape") is not None:
@@ -499,7 +499,7 @@ class Layer:
             x = be.asarray(x)
         if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
             x = x.astype(self._dtype)
-        if not self.built:
+        if not self.built or self._build_input_shape is None:
             if self.input_spec is not None:  # e.g. min_ndim, before build reads the shape
                 self.input_spec.check(tuple(x.shape), self.name)
             self._maybe_build(tuple(x.shape))

@@ -120,8 +120,8 @@ class Sequential(Trainer, Layer):
         self.built = True
 
     def _maybe_build(self, input_shape):
-        if not self.built:
-            self.build(input_shape)
+        if not self.built:  # built by a first call: the batch size of that call is not part of the model
+            self.build((None,) + tuple(input_shape[1:]))
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)

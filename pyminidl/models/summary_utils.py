@@ -82,8 +82,9 @@ def _wrap(text, width):
 def _justify(text, width, how):
     if how == "right":
         return text.rjust(width)
-    if how == "center":
-        return text.center(width)
+    if how == "center":  # rich: the odd space goes to the right (str.center differs)
+        left = (width - len(text)) // 2
+        return " " * left + text.ljust(width - left)
     return text.ljust(width)
 
 
