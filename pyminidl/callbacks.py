@@ -6,8 +6,12 @@ Example:
     >>> history.history["val_loss"][-1]
 """
 
+import csv
 import math
+import os
 import warnings
+
+import numpy as np
 
 from pyminidl.training.progbar import Progbar, _print
 
@@ -511,5 +515,177 @@ class EarlyStopping(Callback):
         return self.monitor_op(value - self.min_delta, reference)
 
 
+def _current_lr(model):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not hasattr(optimizer, "learning_rate"):
+        raise ValueError('Optimizer must have a "learning_rate" attribute.')
+    return float(optimizer.learning_rate)
+
+
+class LearningRateScheduler(Callback):
+    """Sets the optimizer's learning rate at the start of each epoch from ``schedule``.
+
+    Args:
+        schedule: ``f(epoch, lr) -> new_lr`` (or ``f(epoch)``), epoch counted from 0.
+        verbose: 1 prints each update.
+
+    Example:
+        >>> halve = LearningRateScheduler(lambda epoch, lr: lr if epoch < 10 else lr * 0.5)
+        >>> model.fit(x, y, epochs=20, callbacks=[halve], verbose=0)
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = _current_lr(self.model)
+        try:
+            lr = self.schedule(epoch, lr)
+        except TypeError:  # the Keras 1-argument form f(epoch)
+            lr = self.schedule(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (float, int, np.floating, np.integer)):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {lr}")
+        self.model.optimizer.learning_rate = float(lr)
+        if self.verbose > 0:
+            _print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(lr)}.\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _current_lr(self.model)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stops improving.
+
+    Args:
+        monitor: Quantity to monitor. Defaults to ``"val_loss"``.
+        factor: ``new_lr = lr * factor`` (must be < 1).
+        patience: Epochs without improvement before a reduction.
+        verbose: 1 prints each reduction.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (``max`` when the name contains "acc").
+        min_delta: Minimum change that counts as an improvement.
+        cooldown: Epochs to wait after a reduction before counting again.
+        min_lr: Lower bound of the learning rate.
+
+    Example:
+        >>> reduce = ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=5, min_lr=0.001)
+        >>> model.fit(x, y, validation_split=0.1, epochs=50, callbacks=[reduce])
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau got unexpected keyword argument(s): {sorted(kwargs)}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
+        self.mode, self.min_delta, self.cooldown, self.min_lr = mode, min_delta, cooldown, min_lr
+        self._reset()
+
+    def _reset(self):
+        if self.mode not in ("auto", "min", "max"):
+            warnings.warn(f"Learning rate reduction mode {self.mode} is unknown, fallback to auto mode.",
+                          stacklevel=2)
+            self.mode = "auto"
+        if self.mode == "min" or (self.mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op = lambda a, b: a < b - self.min_delta
+            self.best = math.inf
+        else:
+            self.monitor_op = lambda a, b: a > b + self.min_delta
+            self.best = -math.inf
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = _current_lr(self.model)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not available. "
+                f"Available metrics are: {','.join(logs.keys())}.",
+                stacklevel=2,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.monitor_op(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                self._reduce(epoch)
+
+    def _reduce(self, epoch):
+        old_lr = _current_lr(self.model)
+        if old_lr > np.float32(self.min_lr):
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            self.model.optimizer.learning_rate = new_lr
+            if self.verbose > 0:
+                _print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.\n")
+            self.cooldown_counter = self.cooldown
+            self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Streams each epoch's logs to a CSV file (``epoch`` then the sorted metric names).
+
+    Args:
+        filename: Path of the CSV file.
+        separator: Field separator.
+        append: Append to an existing file (no second header) instead of overwriting it.
+
+    Example:
+        >>> model.fit(x, y, epochs=5, callbacks=[CSVLogger("training.log")])
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.sep = separator
+        self.append = append
+        self.keys = None
+        self.writer = None
+        self.csv_file = None
+        self.append_header = True
+
+    def on_train_begin(self, logs=None):
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, encoding="utf-8") as f:
+                self.append_header = not f.readline()
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
+        self.writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        if self.writer is None:
+            self.writer = csv.writer(self.csv_file, delimiter=self.sep)
+            if self.append_header:
+                self.writer.writerow(["epoch"] + self.keys)
+        self.writer.writerow([epoch] + [logs.get(key, "NA") for key in self.keys])
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback", "TerminateOnNaN",
-           "EarlyStopping"]
+           "EarlyStopping", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger"]

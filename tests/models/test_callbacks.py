@@ -208,3 +208,53 @@ def test_history_is_reused_when_passed(rng):
     returned = model.fit(x, y, epochs=2, verbose=0, callbacks=[history])
     assert returned is history and model.history is history
     assert len(history.history["loss"]) == 2
+
+
+def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it(rng):
+    x, y = _data(rng)
+    model = _model(lr=0.1)
+    seen = []
+    sched = callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr)
+    probe = callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(model.optimizer.learning_rate))
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[sched, probe])
+    assert seen == pytest.approx([0.1, 0.05, 0.025])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.025])
+    one_arg = callbacks.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1))
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[one_arg])
+    assert model.optimizer.learning_rate == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="should be a float"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e, lr: "fast")])
+
+
+def test_reduce_lr_on_plateau():
+    model = _model(lr=1.0)
+    losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+    class Script(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["loss"] = next(losses)
+
+    reduce = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_lr=0.3)
+    x = np.zeros((2, 2), np.float32)
+    with np.errstate(all="ignore"):
+        history = model.fit(x, np.zeros((2, 1), np.float32), epochs=7, verbose=0, callbacks=[Script(), reduce])
+    # the logs hold the rate the epoch ran with; plateau from epoch 2: halved at the end of
+    # epoch 3, then (the cooldown epoch counting once) at the end of epoch 5, floored at min_lr
+    assert history.history["learning_rate"] == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.3])
+    assert model.optimizer.learning_rate == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="factor >= 1.0"):
+        callbacks.ReduceLROnPlateau(factor=2.0)
+
+
+def test_csv_logger(rng, tmp_path):
+    x, y = _data(rng)
+    path = tmp_path / "log.csv"
+    model = _model(metrics=["mae"])
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[callbacks.CSVLogger(path)])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,mae,val_loss,val_mae"
+    assert len(lines) == 3
+    assert float(lines[2].split(",")[1]) == pytest.approx(history.history["loss"][1])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 and lines[3].startswith("0,")
