@@ -54,19 +54,20 @@ def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _loss_weight(loss_weights):
-    if loss_weights is None:
-        return 1.0
-    if isinstance(loss_weights, dict):
-        loss_weights = list(loss_weights.values())
-    if isinstance(loss_weights, (list, tuple)):
-        if len(loss_weights) != 1:
+def _single_output(value, name):
+    """A one-output model's entry of a per-output list or dict (Keras accepts ``[loss]``)."""
+    if isinstance(value, dict) or isinstance(value, (list, tuple)):
+        entries = list(value.values()) if isinstance(value, dict) else list(value)
+        if len(entries) != 1:
             raise ValueError(
-                "`loss_weights` must have one entry per model output (1). "
-                f"Received: loss_weights={loss_weights!r}"
+                f"`{name}` must have one entry per model output (1). Received: {name}={value!r}"
             )
-        loss_weights = loss_weights[0]
-    return float(loss_weights)
+        return entries[0]
+    return value
+
+
+def _loss_weight(loss_weights):
+    return 1.0 if loss_weights is None else float(_single_output(loss_weights, "loss_weights"))
 
 
 def _resolve_verbose(verbose):
@@ -139,7 +140,7 @@ class Trainer:
             raise ValueError(f"`steps_per_execution` must be a positive integer. Received: {steps_per_execution!r}")
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
-        self._loss_fn = None if loss is None else losses.get(loss)
+        self._loss_fn = None if loss is None else losses.get(_single_output(loss, "loss"))
         self._loss_scale = _loss_weight(loss_weights)
         self._metric_ids = (_as_list(metrics), _as_list(weighted_metrics))
         self._compiled_metrics = None

@@ -95,3 +95,14 @@ def test_bad_arguments():
         _model().fit(((x, y) for _ in range(2)), validation_split=0.5, verbose=0)
     with pytest.raises(ValueError, match="Expected numeric input"):
         _model().fit(np.array([["a", "b", "c"]]), np.zeros((1, 1)), verbose=0)
+
+
+def test_per_output_lists_for_a_single_output_model():
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 1), np.float32)
+    model = Sequential([Dense(1, input_dim=3)])
+    model.compile(optimizer="sgd", loss=["mse"], loss_weights={"dense": 0.5})
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(0.5 * float(((model.predict(x, verbose=0) - y) ** 2).mean()))
+    with pytest.raises(ValueError, match="one entry per model output"):
+        model.compile(optimizer="sgd", loss=["mse", "mae"])
+    with pytest.raises(ValueError, match="one entry per model output"):
+        model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0, 2.0])
