@@ -148,6 +148,16 @@ def _wrap_build(build):
     return wrapper
 
 
+@functools.lru_cache(maxsize=None)
+def _overrides_call(cls):
+    """True when ``call`` is defined below the class that defines ``forward`` (e.g. a Dense subclass with
+    its own ``call``): then the layer runs ``call`` on a tape instead of the inherited ``forward``."""
+    mro = cls.__mro__
+    call_owner = next(c for c in mro if "call" in c.__dict__)
+    forward_owner = next(c for c in mro if "forward" in c.__dict__)
+    return forward_owner is not Layer and mro.index(call_owner) < mro.index(forward_owner)
+
+
 class Layer:
     """Base class of every layer (Keras 3 ``keras.layers.Layer``).
 
@@ -510,9 +520,13 @@ class Layer:
     # ------------------------------------------------------------------ forward / call
 
     def call(self, x, training=None):
-        """Keras's ``call``: the output for ``x``. Built-in layers define ``forward`` instead."""
+        """Keras's ``call``: the output for ``x``. Built-in layers define ``forward`` instead.
+
+        For them ``call`` runs ``forward`` (recorded as one node on an active GradientTape), so a
+        subclass overriding ``call`` may use ``super().call(x)`` and still train.
+        """
         if type(self).forward is not Layer.forward:
-            return self.forward(x, bool(training))[0]
+            return self._recorded(x, lambda x_: self.forward(x_, bool(training)))
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call() or forward().")
 
     def forward(self, x, training=False):
@@ -546,7 +560,9 @@ class Layer:
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
-        if self._forward_flags:
+        if _overrides_call(type(self)):
+            y, backward = Layer.forward(self, x, training)
+        elif self._forward_flags:
             y, backward = self.forward(x, training, final_logits=final_logits, need_dx=need_dx)
         else:
             y, backward = self.forward(x, training)
@@ -573,11 +589,15 @@ class Layer:
         """The output for ``x`` (builds on the first call). On a GradientTape it records one node."""
         if isinstance(x, KerasTensor):
             return self._symbolic_call(x)
+        return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+
+    def _recorded(self, x, run):
+        """``run(x) -> (y, backward)``; returns y, recorded as one node on the active tapes."""
         if not ops.recording():
-            return self._forward_full(x, bool(training))[0]
+            return run(x)[0]
         x = ops._as_tensor(x)
         with ops._suspend_tapes():
-            y, backward = self._forward_full(x, bool(training))
+            y, backward = run(x)
         slots = self._trainable_slots()
         for tape in ops._tapes():
             if tape.watch_accessed_variables:

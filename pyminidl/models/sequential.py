@@ -2,7 +2,7 @@
 
 import copy
 
-from pyminidl.layers.base import KerasTensor, Layer, _standardize_shape
+from pyminidl.layers.base import KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
 from pyminidl.training.trainer import Trainer
@@ -77,6 +77,24 @@ class Sequential(Trainer, Layer):
         if rebuild:
             self._maybe_rebuild()
 
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or at position ``index`` of ``layers``.
+
+        Raises:
+            ValueError: neither or both given, or no such layer.
+        """
+        if (name is None) == (index is None):
+            raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+        if index is not None:
+            if len(self._layers) <= index:
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self._layers)} layers.")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
+
     def pop(self, rebuild=True):
         """Remove and return the last layer.
 
@@ -150,7 +168,9 @@ class Sequential(Trainer, Layer):
 
     @property
     def final_activation(self):
-        return self._layers[-1].final_activation if self._layers else None
+        if not self._layers or _overrides_call(type(self._layers[-1])):
+            return None  # a custom call() may wrap the activation: no logits shortcut
+        return self._layers[-1].final_activation
 
     def forward(self, x, training=False, final_logits=False, need_dx=True):
         """Run every layer; ``backward(dy)`` runs their backwards in reverse and returns dx.

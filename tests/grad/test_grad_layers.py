@@ -176,3 +176,17 @@ def test_sequential_end_to_end(rng):
     x = rng.standard_normal((4, 2, 3))
     _check_layer(model, x, rng, training=True)
     _check_layer(model, x, rng, final_logits=True)
+
+
+class _DoubledDense(layers.Dense):
+    """A Dense subclass overriding call() around super().call()."""
+
+    def call(self, x):
+        return ops.multiply(super().call(ops.square(x)), 2.0)
+
+
+def test_builtin_subclass_overriding_call(rng):
+    layer = _DoubledDense(3, activation="tanh", dtype="float64")
+    x = rng.standard_normal((4, 2))
+    _check_layer(layer, x, rng)
+    np.testing.assert_allclose(layer(x), 2 * np.tanh((x * x) @ layer.kernel + layer.bias))

@@ -170,3 +170,22 @@ def test_wrong_feature_count_on_built_model():
     model = _mlp()
     with pytest.raises(ValueError, match='layer "dense".*expected axis -1 of input shape to have value 2'):
         model.predict(np.zeros((4, 3), np.float32), verbose=0)
+
+
+def test_get_layer():
+    model = _mlp()
+    assert model.get_layer("dense_1") is model.layers[1]
+    assert model.get_layer(index=2) is model.layers[2]
+    with pytest.raises(ValueError, match="No such layer"):
+        model.get_layer("x")
+    with pytest.raises(ValueError, match="either"):
+        model.get_layer()
+
+
+def test_custom_call_last_layer_disables_logits_shortcut():
+    class Wrapped(layers.Dense):
+        def call(self, x):
+            return super().call(x)
+
+    model = Sequential([layers.Input((3,)), Wrapped(2, activation="softmax")])
+    assert model.final_activation is None
