@@ -62,14 +62,21 @@ def _prepare(name, y_true, y_pred, same_shape=True):
     return xp, yt, yp, y_pred.shape
 
 
-def _mean_last(xp, elem, grad, reshape=None):
+def _dcol(xp, dvalues, dtype, axis=-1):
+    """dvalues expanded back over the reduced axis; a float (unweighted mean) stays a float."""
+    if isinstance(dvalues, float):
+        return dvalues
+    return xp.expand_dims(xp.asarray(dvalues, dtype=dtype), axis)
+
+
+def _mean_last(xp, elem, grad):
     """values = mean(elem, -1); backward scales grad (d elem/d y_pred) by d / n."""
     n = elem.shape[-1] if elem.ndim else 1
     values = xp.mean(elem, axis=-1)
 
     def backward(dvalues):
         g = grad() if callable(grad) else grad
-        return g * (xp.asarray(dvalues, dtype=g.dtype)[..., None] / n)
+        return g * (_dcol(xp, dvalues, g.dtype) / n)
 
     return values, backward
 
@@ -167,7 +174,7 @@ def _fwd_kl_divergence(xp, yt, yp):
     def backward(dvalues):
         # dL/dy_pred = -t / p inside the clip range, 0 outside
         inside = (yp >= eps) & (yp <= 1.0)
-        return xp.asarray(dvalues, dtype=yp.dtype)[..., None] * (-t / p) * inside
+        return _dcol(xp, dvalues, yp.dtype) * (-t / p) * inside
 
     return values, backward
 
@@ -193,7 +200,7 @@ def _fwd_cosine_similarity(xp, yt, yp, axis=-1):
     values = -xp.sum(t * p, axis=axis)
 
     def backward(dvalues):
-        d = xp.expand_dims(xp.asarray(dvalues, dtype=yp.dtype), axis)
+        d = _dcol(xp, dvalues, yp.dtype, axis)
         # For ||y_pred|| > eps: d(-t.p)/dy_pred = -(t - p (t.p)) / ||y_pred||; below, p = y_pred / eps.
         cos = xp.sum(t * p, axis=axis, keepdims=True)
         return d * xp.where(scaled, -(t - p * cos) * inv_p, -t * inv_p)
@@ -219,7 +226,7 @@ def _fwd_binary_crossentropy(xp, yt, yp, from_logits=False, label_smoothing=0.0,
         return _mean_last(xp, elem, grad)
     n = elem.shape[axis]
     values = xp.mean(elem, axis=axis)
-    return values, lambda dvalues: grad() * xp.expand_dims(xp.asarray(dvalues, dtype=yp.dtype), axis) / n
+    return values, lambda dvalues: grad() * _dcol(xp, dvalues, yp.dtype, axis) / n
 
 
 def _fwd_categorical_crossentropy(xp, yt, yp, from_logits=False, label_smoothing=0.0, axis=-1):
@@ -265,7 +272,7 @@ def _probs_ce(xp, yt, yp):
     def backward(dvalues):
         # dL/dp = -t / p inside the clip; through p = y / S: dy = (dp - sum(dp p)) / S
         dp = (-yt / pc) * ((p >= eps) & (p <= 1.0 - eps))
-        dp = dp * xp.asarray(dvalues, dtype=yp.dtype)[..., None]
+        dp = dp * _dcol(xp, dvalues, yp.dtype)
         return (dp - xp.sum(dp * p, axis=-1, keepdims=True)) / total
 
     return values, backward
@@ -326,7 +333,8 @@ def _reduce(xp, values, sample_weight, mask, reduction):
             ) from None
         weights = sw if weights is None else weights * sw
     weighted = values if weights is None else values * weights
-    if reduction in ("none", None) or values.ndim == 0 or values.size == 0:
+    unreduced = reduction in ("none", None) or values.ndim == 0 or values.size == 0
+    if unreduced:
         scale = 1.0
         out = weighted
     else:
@@ -340,6 +348,8 @@ def _reduce(xp, values, sample_weight, mask, reduction):
         out = float(xp.sum(weighted)) * scale
 
     def backward(dvalue=1.0):
+        if weights is None and not unreduced and isinstance(dvalue, (int, float)):
+            return float(dvalue) * scale  # uniform: the element backwards broadcast a float
         d = xp.asarray(dvalue, dtype=values.dtype) * scale
         if weights is not None:
             d = d * weights
@@ -398,7 +408,8 @@ class Loss:
         pred_shape = xp.shape(y_pred)
 
         def backward(dvalue=1.0):
-            return value_backward(reduce_backward(dvalue)).reshape(pred_shape)
+            grad = value_backward(reduce_backward(dvalue))
+            return grad if grad.shape == pred_shape else grad.reshape(pred_shape)
 
         return value, backward
 

@@ -127,22 +127,22 @@ class Optimizer:
 
     def apply(self, grads, trainable_variables):
         """Update ``trainable_variables`` in place from ``grads`` (aligned lists); None grads are skipped."""
-        pairs = [(g, v) for g, v in zip(grads, trainable_variables) if g is not None]
         if len(grads) != len(trainable_variables):
             raise ValueError(
                 f"apply() needs one gradient per variable. Received: {len(grads)} gradients "
                 f"for {len(trainable_variables)} variables"
             )
-        if pairs:
-            clipped = self._clip([g for g, _ in pairs])
-            lr = self.learning_rate
-            wd = self.weight_decay or 0.0
-            for g, (_, var) in zip(clipped, pairs):
-                if g.dtype != var.dtype:
-                    g = g.astype(var.dtype)
-                if g.shape != var.shape:
-                    raise ValueError(f"Gradient shape {g.shape} does not match variable shape {var.shape}")
-                self._update(var, g, lr, 0.0 if id(var) in self._excluded else wd)
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            grads = self._clip(grads)
+        be, lr, wd, excluded = get_backend(), self.learning_rate, self.weight_decay or 0.0, self._excluded
+        for g, var in zip(grads, trainable_variables):
+            if g is None:
+                continue
+            if g.dtype != var.dtype:
+                g = g.astype(var.dtype)
+            if g.shape != var.shape:
+                raise ValueError(f"Gradient shape {g.shape} does not match variable shape {var.shape}")
+            self._update(be, var, g, lr, 0.0 if excluded and id(var) in excluded else wd)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -153,23 +153,26 @@ class Optimizer:
 
     def _clip(self, grads):
         xp = get_backend().xp
+        present = [g for g in grads if g is not None]
         if self.clipnorm and self.clipnorm > 0:
-            out = []
-            for g in grads:
-                norm = math.sqrt(float(xp.sum(g * g)))
-                out.append(g * (self.clipnorm / max(norm, self.clipnorm)))
-            return out
-        if self.global_clipnorm and self.global_clipnorm > 0:
-            norm = math.sqrt(sum(float(xp.sum(g * g)) for g in grads))
+            def clip(g):
+                return g * (self.clipnorm / max(math.sqrt(float(xp.sum(g * g))), self.clipnorm))
+        elif self.global_clipnorm and self.global_clipnorm > 0:
+            norm = math.sqrt(sum(float(xp.sum(g * g)) for g in present))
             # Keras: scale = c * min(1/norm, 1/c); NaN/inf norms make the scale NaN
             scale = self.global_clipnorm * min(1.0 / norm if norm else math.inf, 1.0 / self.global_clipnorm)
             scale = scale if math.isfinite(norm) else math.nan
-            return [g * scale for g in grads]
-        if self.clipvalue is not None and self.clipvalue > 0:
-            return [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
-        return grads
 
-    def _update(self, var, grad, lr, weight_decay):
+            def clip(g):
+                return g * scale
+        elif self.clipvalue is not None and self.clipvalue > 0:
+            def clip(g):
+                return xp.clip(g, -self.clipvalue, self.clipvalue)
+        else:
+            return grads
+        return [None if g is None else clip(g) for g in grads]
+
+    def _update(self, be, var, grad, lr, weight_decay):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config
@@ -215,10 +218,10 @@ class SGD(Optimizer):
     def _create_slots(self, var):
         return (get_backend().xp.zeros_like(var) if self.momentum != 0.0 else None,)
 
-    def _update(self, var, grad, lr, weight_decay):
+    def _update(self, be, var, grad, lr, weight_decay):
         (velocity,) = self._state(var)
-        get_backend().sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
-                                 weight_decay=weight_decay)
+        be.sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
+                      weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -241,11 +244,10 @@ class Adam(Optimizer):
         xp = get_backend().xp
         return (xp.zeros_like(var), xp.zeros_like(var), xp.zeros_like(var) if self.amsgrad else None)
 
-    def _update(self, var, grad, lr, weight_decay):
+    def _update(self, be, var, grad, lr, weight_decay):
         m, v, vhat = self._state(var)
-        get_backend().adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
-                                  beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad,
-                                  weight_decay=weight_decay)
+        be.adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
+                         beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad, weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -287,11 +289,11 @@ class RMSprop(Optimizer):
         return (xp.zeros_like(var), xp.zeros_like(var) if self.momentum > 0 else None,
                 xp.zeros_like(var) if self.centered else None)
 
-    def _update(self, var, grad, lr, weight_decay):
+    def _update(self, be, var, grad, lr, weight_decay):
         velocity, momentum_buf, average_grad = self._state(var)
-        get_backend().rmsprop_update(var, grad, velocity, momentum_buf, average_grad, lr, rho=self.rho,
-                                     momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
-                                     weight_decay=weight_decay)
+        be.rmsprop_update(var, grad, velocity, momentum_buf, average_grad, lr, rho=self.rho,
+                          momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
+                          weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -314,9 +316,9 @@ class Adagrad(Optimizer):
     def _create_slots(self, var):
         return (get_backend().xp.full_like(var, self.initial_accumulator_value),)
 
-    def _update(self, var, grad, lr, weight_decay):
+    def _update(self, be, var, grad, lr, weight_decay):
         (accumulator,) = self._state(var)
-        get_backend().adagrad_update(var, grad, accumulator, lr, epsilon=self.epsilon, weight_decay=weight_decay)
+        be.adagrad_update(var, grad, accumulator, lr, epsilon=self.epsilon, weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,

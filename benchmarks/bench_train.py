@@ -1,0 +1,230 @@
+"""End-to-end training speed: pyminidl vs PyTorch CPU, measured in the same run.
+
+1. MLP 784-256-128-10 (ReLU, softmax cross-entropy, Adam, batch 128): samples/second of
+   one epoch over 60,000 synthetic MNIST-shaped samples (``model.fit(..., epochs=1)`` vs
+   the idiomatic PyTorch loop: shuffle, slice batches, zero_grad/backward/step).
+2. Tiny model Dense(10 -> 10), batch 1, MSE, SGD: time per ``train_on_batch`` step vs one
+   PyTorch step (the framework overhead, not the arithmetic).
+
+Both frameworks start from the same weights, and a check of the first loss (MLP) and of
+the weights after one step (tiny model) runs before any timing. The thread count is set
+before NumPy/PyTorch are imported. Targets: >= 2x PyTorch's samples/s on the MLP and
+<= 1/3 of its per-step time on the tiny model.
+
+    $ python benchmarks/bench_train.py --threads 2
+    $ python benchmarks/bench_train.py --threads 1 --reps 5 --json results.jsonl
+"""
+
+import argparse
+import os
+import sys
+
+
+def _parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both frameworks")
+    parser.add_argument("--reps", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--samples", type=int, default=60000, help="MLP training samples (one epoch)")
+    parser.add_argument("--tiny-steps", type=int, default=2000, help="train steps per tiny-model repetition")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    parser.add_argument("--json", help="also append JSON lines to this file")
+    return parser.parse_args()
+
+
+ARGS = _parse()
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)  # before numpy / torch load their thread pools
+
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import pyminidl  # noqa: E402
+from pyminidl.layers import Dense  # noqa: E402
+from pyminidl.models import Sequential  # noqa: E402
+
+try:
+    if ARGS.no_torch:
+        raise ImportError("--no-torch")
+    import torch  # noqa: E402
+
+    torch.set_num_threads(ARGS.threads)
+except ImportError:
+    torch = None
+
+BATCH = 128
+MLP_UNITS = (784, 256, 128, 10)
+
+
+def _median(times):
+    return statistics.median(times), min(times), max(times)
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def _pyminidl_mlp():
+    pyminidl.utils.set_random_seed(0)
+    model = Sequential([Dense(MLP_UNITS[1], activation="relu", input_dim=MLP_UNITS[0]),
+                        Dense(MLP_UNITS[2], activation="relu"),
+                        Dense(MLP_UNITS[3], activation="softmax")])
+    model.compile(optimizer=pyminidl.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _torch_copy(model, activation=torch.nn.ReLU if torch else None):
+    """A torch.nn.Sequential with the same weights as the pyminidl Dense stack."""
+    layers = []
+    for i, dense in enumerate(model.layers):
+        kernel, bias = dense.get_weights()
+        linear = torch.nn.Linear(*kernel.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
+            linear.bias.copy_(torch.from_numpy(bias))
+        layers.append(linear)
+        if activation is not None and i < len(model.layers) - 1:
+            layers.append(activation())
+    return torch.nn.Sequential(*layers)
+
+
+def _torch_epoch(net, opt, x, y, generator):
+    order = torch.randperm(len(x), generator=generator)
+    loss_fn = torch.nn.functional.cross_entropy
+    for start in range(0, len(x), BATCH):
+        idx = order[start:start + BATCH]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+    return float(loss)
+
+
+# ---------------------------------------------------------------------------- benchmarks
+
+
+def bench_mlp():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ARGS.samples, MLP_UNITS[0]), dtype=np.float32)
+    y = rng.integers(0, MLP_UNITS[-1], ARGS.samples)
+    model = _pyminidl_mlp()
+    model.build((None, MLP_UNITS[0]))
+    net = _torch_copy(model) if torch else None
+    if net is not None:  # correctness first: same weights -> same loss on a batch
+        ours = model.evaluate(x[:BATCH], y[:BATCH], verbose=0)
+        theirs = float(torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:BATCH])),
+                                                         torch.from_numpy(y[:BATCH])))
+        assert abs(ours - theirs) < 1e-4 * max(1.0, abs(theirs)), (ours, theirs)
+    model.fit(x[:2048], y[:2048], epochs=1, batch_size=BATCH, verbose=0)  # warm-up
+    times = []
+    for _ in range(ARGS.reps):
+        t0 = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0, shuffle=True)
+        times.append(time.perf_counter() - t0)
+    results = {"pyminidl": _median(times)}
+    if net is not None:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        gen = torch.Generator().manual_seed(0)
+        _torch_epoch(net, opt, xt[:2048], yt[:2048], gen)
+        times = []
+        for _ in range(ARGS.reps):
+            t0 = time.perf_counter()
+            _torch_epoch(net, opt, xt, yt, gen)
+            times.append(time.perf_counter() - t0)
+        results["torch"] = _median(times)
+    return results
+
+
+def bench_tiny():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 10), dtype=np.float32)
+    y = rng.standard_normal((1, 10), dtype=np.float32)
+    pyminidl.utils.set_random_seed(0)
+    model = Sequential([Dense(10, input_dim=10)])
+    model.compile(optimizer=pyminidl.optimizers.SGD(0.01), loss="mse")
+    model.build((None, 10))
+    net = _torch_copy(model, activation=None) if torch else None
+    model.train_on_batch(x, y)
+    if net is not None:  # correctness first: one identical SGD step
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        loss = torch.nn.functional.mse_loss(net(xt), yt)
+        loss.backward()
+        opt.step()
+        kernel = model.layers[0].get_weights()[0]
+        np.testing.assert_allclose(kernel, net[0].weight.detach().numpy().T, rtol=1e-5, atol=1e-6)
+    steps = ARGS.tiny_steps
+    for _ in range(200):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(ARGS.reps):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        times.append((time.perf_counter() - t0) / steps)
+    results = {"pyminidl": _median(times)}
+    if net is not None:
+        mse = torch.nn.functional.mse_loss
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = mse(net(xt), yt)
+            loss.backward()
+            opt.step()
+            return loss
+
+        for _ in range(200):
+            step()
+        times = []
+        for _ in range(ARGS.reps):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times.append((time.perf_counter() - t0) / steps)
+        results["torch"] = _median(times)
+    return results
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _emit(rows):
+    if ARGS.json:
+        with open(ARGS.json, "a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+
+
+def main():
+    pyminidl.config.set_num_threads(ARGS.threads)
+    peer = f"torch {torch.__version__}" if torch else "PyTorch not installed"
+    print(f"pyminidl {pyminidl.__version__} ({pyminidl.backend.get_backend().name} backend, "
+          f"{pyminidl.config.cpu_features().get('active')}), {peer}, threads={ARGS.threads}, reps={ARGS.reps}")
+    mlp, tiny = bench_mlp(), bench_tiny()
+    rows = []
+    n = ARGS.samples
+    for name, res in (("mlp_784_256_128_10_epoch", mlp), ("tiny_dense10_step", tiny)):
+        for framework, (med, lo, hi) in res.items():
+            rows.append({"op": name, "backend": framework, "threads": ARGS.threads, "median_s": med,
+                         "min_s": lo, "max_s": hi})
+    _emit(rows)
+    header = f"{'benchmark':<34}{'pyminidl':>14}{'PyTorch':>14}{'ratio':>9}   target"
+    print(header)
+    print("-" * len(header))
+    ours = n / mlp["pyminidl"][0]
+    theirs = n / mlp["torch"][0] if "torch" in mlp else None
+    ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+    print(f"{'MLP epoch (samples/s, higher=better)':<34}{ours:>14,.0f}{(f'{theirs:,.0f}' if theirs else '-'):>14}"
+          f"{ratio:>9}   >= 2x")
+    ours = tiny["pyminidl"][0] * 1e6
+    theirs = tiny["torch"][0] * 1e6 if "torch" in tiny else None
+    ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+    print(f"{'tiny step (us/step, lower=better)':<34}{ours:>14.1f}{(f'{theirs:.1f}' if theirs else '-'):>14}"
+          f"{ratio:>9}   <= 0.33x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
