@@ -135,12 +135,14 @@ class GradientTape:
 
     def _backprop(self, target, output_gradients):
         xp = get_backend().xp
-        target = _as_tensor(target)
-        if output_gradients is None:
-            seed = xp.ones_like(target)
-        else:
-            seed = _unbroadcast(xp.asarray(output_gradients, dtype=target.dtype), target.shape)
-        grads = {id(target): seed}
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        seeds = (list(output_gradients) if isinstance(output_gradients, (list, tuple))
+                 else [output_gradients] * len(targets))
+        grads = {}
+        for t, seed in zip(targets, seeds):  # several targets: the gradient of their sum
+            t = _as_tensor(t)
+            seed = xp.ones_like(t) if seed is None else _unbroadcast(xp.asarray(seed, dtype=t.dtype), t.shape)
+            grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
         for y, inputs, backward in reversed(self._nodes):
             dy = grads.get(id(y))
             if dy is None:
@@ -652,7 +654,7 @@ def _extreme(fn, x, axis, keepdims):
         yk = _expand_reduced(y, x, axis, keepdims)
         hit = (x == yk)
         # ties share the gradient equally (a subgradient; matches TF's reduce_max)
-        share = hit / xp.sum(hit, axis=axis, keepdims=True)
+        share = (hit / xp.sum(hit, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
         return (share * _expand_reduced(dy, x, axis, keepdims),)
 
     return y, backward

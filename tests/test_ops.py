@@ -156,3 +156,11 @@ def test_convert_helpers():
     t = ops.convert_to_tensor([1, 2], dtype="float32")
     assert t.dtype == np.float32
     assert isinstance(ops.convert_to_numpy(t), np.ndarray)
+
+
+def test_several_targets_sum():
+    x = np.array([1.0, 2.0])
+    with pyminidl.GradientTape() as tape:
+        tape.watch(x)
+        a, b = ops.square(x), ops.multiply(x, 3.0)
+    np.testing.assert_allclose(tape.gradient([a, b], x), 2 * x + 3)

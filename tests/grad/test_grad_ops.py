@@ -119,3 +119,19 @@ def test_mean_squared_error_chain(rng):
     w, x, t = rng.standard_normal((4, 2)), rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
     f = lambda w_: ops.mean(ops.square(ops.subtract(ops.matmul(x, w_), t)))  # noqa: E731
     _check(f, w, rng=rng)
+
+
+def test_float32_in_float32_gradients_out(rng):
+    """Ops keep float32 (the training dtype) in their outputs and gradients."""
+    for name, (fn, _) in UNARY.items():
+        x = rng.uniform(0.5, 2.0, (2, 3, 4)).astype(np.float32)
+        with pyminidl.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        assert tape.gradient(y, x).dtype == np.float32, name
+    for name, fn in BINARY.items():
+        a, b = rng.uniform(0.5, 2.0, (3, 4)).astype(np.float32), rng.uniform(0.5, 2.0, 4).astype(np.float32)
+        with pyminidl.GradientTape() as tape:
+            tape.watch([a, b])
+            y = fn(a, b)
+        assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in tape.gradient(y, [a, b])), name
