@@ -165,7 +165,7 @@ class Layer:
         name: unique name (default: the class name in snake_case, numbered).
         trainable: whether the weights are updated by training.
         dtype: weight and compute dtype (default ``config.floatx()``).
-        input_shape: shape of one sample (no batch axis); builds the layer at once.
+        input_shape: shape of one sample (no batch axis); as the first layer of a Sequential it builds the model.
         input_dim: tf.keras's shorthand for ``input_shape=(input_dim,)``.
         activity_regularizer: a penalty on the layer's output.
 
@@ -181,10 +181,11 @@ class Layer:
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
         try:  # Keras 3 records simple __init__ arguments, so a subclass needs no get_config
+            params = inspect.signature(cls.__init__).parameters
             bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
             auto = {}
             for key, value in list(bound.arguments.items())[1:]:
-                kind = inspect.signature(cls.__init__).parameters[key].kind
+                kind = params[key].kind
                 if kind is inspect.Parameter.VAR_KEYWORD:
                     auto.update(value)
                 elif kind is not inspect.Parameter.VAR_POSITIONAL:
@@ -229,10 +230,14 @@ class Layer:
             cls.build = _wrap_build(cls.__dict__["build"])
 
     def __setattr__(self, key, value):
-        if isinstance(value, Layer) and value is not self and not key.startswith("_keras"):
+        # Track sublayers (also inside a list or tuple), as Keras does, for weights, grads and losses.
+        found = [value] if isinstance(value, Layer) else (
+            [v for v in value if isinstance(v, Layer)] if isinstance(value, (list, tuple)) else [])
+        if found and not key.startswith("_keras"):
             sub = self.__dict__.setdefault("_sublayers", [])
-            if all(value is not s for s in sub):
-                sub.append(value)
+            for layer in found:
+                if layer is not self and all(layer is not s for s in sub):
+                    sub.append(layer)
         object.__setattr__(self, key, value)
 
     # ------------------------------------------------------------------ properties

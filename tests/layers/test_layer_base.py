@@ -124,3 +124,21 @@ def test_layers_serialize_deserialize():
     assert clone.built and clone.kernel.shape == (2, 3)
     with pytest.raises(ValueError, match="Unknown layer"):
         layers.deserialize({"class_name": "Nope", "config": {}})
+
+
+def test_sublayers_in_a_list_are_tracked(rng):
+    class Stack(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [layers.Dense(3, activation="relu"), layers.Dense(2)]
+
+        def call(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    m = Stack()
+    y, backward = m._forward_full(rng.standard_normal((4, 5)).astype(np.float32))
+    backward(np.ones_like(y))
+    assert len(m.trainable_weights) == 4
+    assert all(g.any() for g in m.gradients())
