@@ -6,6 +6,7 @@ min(88, terminal columns - 4)); this module reproduces rich's column-width arith
 """
 
 import math
+import re
 import shutil
 
 
@@ -62,21 +63,22 @@ def _column_widths(line_length, positions):
     return [c - 2 for c in cells]
 
 
+_WORD = re.compile(r"\s*\S+\s*")
+
+
 def _wrap(text, width):
-    """Greedy word wrap; a word longer than the cell is cut with an ellipsis (rich's overflow)."""
-    lines, line = [], ""
-    for word in text.split(" "):
-        if len(word) > width:
-            word = word[: width - 1] + "…"
-        if not line:
-            line = word
-        elif len(line) + 1 + len(word) <= width:
-            line += " " + word
+    """rich's word wrap: break before a word that does not fit; cut an over-long line with an ellipsis."""
+    breaks, offset = [], 0
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        if width - offset >= len(word.rstrip()):
+            offset += len(word)
         else:
-            lines.append(line)
-            line = word
-    lines.append(line)
-    return lines
+            if match.start():
+                breaks.append(match.start())
+            offset = len(word)
+    lines = [text[i:j].rstrip() for i, j in zip([0] + breaks, breaks + [len(text)])]
+    return [line[: width - 1] + "…" if len(line) > width else line for line in lines]
 
 
 def _justify(text, width, how):
@@ -88,9 +90,11 @@ def _justify(text, width, how):
     return text.ljust(width)
 
 
-def _render_row(cells, widths, aligns, bar):
+def _render_row(cells, widths, aligns, bar, bottom=False):
     wrapped = [_wrap(str(c), w) for c, w in zip(cells, widths)]
     height = max(len(w) for w in wrapped)
+    if bottom:  # rich sets header cells on the bottom line of a tall header row
+        wrapped = [[""] * (height - len(lines)) + lines for lines in wrapped]
     out = []
     for i in range(height):
         parts = [" " + _justify(lines[i] if i < len(lines) else "", w, a) + " "
@@ -106,7 +110,7 @@ def _rule(widths, left, fill, mid, right):
 def render_table(header, rows, widths, aligns):
     """The rich HEAVY_HEAD table with a line between rows."""
     lines = [_rule(widths, "┏", "━", "┳", "┓")]
-    lines += _render_row(header, widths, aligns, "┃")
+    lines += _render_row(header, widths, aligns, "┃", bottom=True)
     lines.append(_rule(widths, "┡", "━", "╇", "┩"))
     for i, row in enumerate(rows):
         if i:
@@ -140,8 +144,6 @@ def _layer_rows(layer, show_trainable, expand_nested, level=0):
 
 
 def _layer_range(layers, layer_range):
-    import re
-
     if layer_range is None:
         return 0, len(layers)
     if len(layer_range) != 2 or not all(isinstance(s, str) for s in layer_range):

@@ -104,3 +104,20 @@ def test_optimizer_params_after_fit():
     model.fit(np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32), epochs=1, verbose=0)
     text = _text(model, line_length=76)
     assert " Optimizer params: 304 (1.19 KB)\n" in text and " Total params: 455 (1.78 KB)\n" in text
+
+
+def test_expand_nested_rows():
+    inner = Sequential([layers.Dense(3)], name="inner")
+    model = Sequential([pyminidl.Input((2,)), inner, layers.Dense(1)])
+    text = _text(model, line_length=76, expand_nested=True)
+    assert "│ inner (Sequential)              │ (None, 3)              │             9 │" in text
+    assert "│    └ dense (Dense)              │ (None, 3)              │             9 │" in text
+
+
+def test_rich_wrapping_rules():
+    from pyminidl.models.summary_utils import _wrap
+
+    assert _wrap("   └ dense (Dense)", 15) == ["   └ dense", "(Dense)"]
+    assert _wrap("conv2d_with_some_long_name (Conv2D)", 17) == ["conv2d_with_some…", "(Conv2D)"]
+    assert _wrap("0 (unbuilt)", 4) == ["0", "(un…"]
+    assert _wrap("", 5) == [""]
