@@ -107,6 +107,17 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, name={self.name}>"
 
 
+# Keys Keras 3 writes into layer configs that pyminidl has no use for (dropped when unset).
+_KERAS_ONLY_KEYS = ("lora_rank", "lora_alpha", "quantization_config", "ragged", "autocast_policy")
+
+
+def _dtype_name(dtype):
+    """'float32' from None (floatx), a string, a NumPy dtype or Keras 3's serialized DTypePolicy dict."""
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    return str(getattr(dtype, "name", dtype) or config.floatx())
+
+
 def _json_able(value):
     try:
         json.dumps(value)
@@ -205,7 +216,7 @@ class Layer:
         if not isinstance(self.name, str):
             raise TypeError(f"Argument `name` must be a string. Received: name={name!r}")
         self._trainable = bool(trainable)
-        self._dtype = str(getattr(dtype, "name", dtype) or config.floatx())
+        self._dtype = _dtype_name(dtype)
         self.built = False
         self._weights_list = []
         self.grads = {}
@@ -650,6 +661,10 @@ class Layer:
     @classmethod
     def from_config(cls, config_dict):
         """A new layer from ``get_config``'s output."""
+        config_dict = dict(config_dict)
+        for key in _KERAS_ONLY_KEYS:  # written by Keras 3, meaningless here while unset
+            if key in config_dict and not config_dict[key]:
+                del config_dict[key]
         return cls(**config_dict)
 
     def __repr__(self):

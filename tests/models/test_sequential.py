@@ -189,3 +189,33 @@ def test_custom_call_last_layer_disables_logits_shortcut():
 
     model = Sequential([layers.Input((3,)), Wrapped(2, activation="softmax")])
     assert model.final_activation is None
+
+
+KERAS3_CONFIG = {
+    "name": "sequential_7", "trainable": True,
+    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+    "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+         "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False, "ragged": False,
+                    "name": "input_layer_3"}},
+        {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
+         "build_config": {"input_shape": [None, 4]},
+         "config": {"name": "dense_9", "trainable": True,
+                    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                              "registered_name": None},
+                    "units": 8, "activation": "relu", "use_bias": True,
+                    "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                           "config": {"seed": None}, "registered_name": None},
+                    "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                         "registered_name": None},
+                    "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
+                    "bias_constraint": None, "lora_rank": None}},
+    ],
+    "build_input_shape": [None, 4],
+}
+
+
+def test_from_keras3_written_config():
+    model = Sequential.from_config(KERAS3_CONFIG)
+    assert model.name == "sequential_7" and model.built and model.count_params() == 40
+    assert model.layers[0].name == "dense_9" and model.layers[0].dtype == "float32"
