@@ -310,6 +310,32 @@ def _fwd_sparse_categorical_crossentropy(xp, labels, yp, from_logits=False):
 # ---------------------------------------------------------------------------- reduction
 
 
+def _sum_to(xp, g, shape):
+    """Sum a broadcast gradient back to ``shape``."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _align_weights(xp, values, sample_weight):
+    """sample_weight aligned to the per-sample values as Keras does ((N,) also fits (N, T))."""
+    sw = xp.asarray(sample_weight, dtype=values.dtype)
+    values_a, sw = squeeze_or_expand_to_same_rank(values, sw)
+    if values_a.shape != values.shape:  # values ended in 1 and sw had one rank less
+        sw = sw[..., None]
+    while 0 < sw.ndim < values.ndim and sw.shape[0] == values.shape[0]:
+        sw = sw[..., None]
+    try:
+        xp.broadcast_shapes(values.shape, sw.shape)
+    except ValueError:
+        raise ValueError(
+            f"sample_weight's shape {tuple(xp.shape(sample_weight))} does not fit the per-sample "
+            f"losses of shape {tuple(values.shape)}"
+        ) from None
+    return sw
+
+
 def _reduce(xp, values, sample_weight, mask, reduction):
     """Keras's reduce_weighted_values: weight, then sum / (number of elements or of weights)."""
     weights = None
@@ -318,32 +344,19 @@ def _reduce(xp, values, sample_weight, mask, reduction):
         if reduction in ("sum_over_batch_size", "mean"):
             weights = weights * (weights.size / (float(xp.sum(weights)) + epsilon()))
     if sample_weight is not None:
-        sw = xp.asarray(sample_weight, dtype=values.dtype)
-        values_a, sw = squeeze_or_expand_to_same_rank(values, sw)
-        if values_a.shape != values.shape:  # values ended in 1 and sw had one rank less
-            sw = sw[..., None]
-        while sw.ndim < values.ndim and sw.ndim and sw.shape[0] == values.shape[0]:
-            sw = sw[..., None]
-        try:
-            sw = xp.broadcast_to(sw, values.shape)
-        except ValueError:
-            raise ValueError(
-                f"sample_weight's shape {tuple(xp.shape(sample_weight))} does not fit the per-sample "
-                f"losses of shape {tuple(values.shape)}"
-            ) from None
+        sw = _align_weights(xp, values, sample_weight)
         weights = sw if weights is None else weights * sw
     weighted = values if weights is None else values * weights
-    unreduced = reduction in ("none", None) or values.ndim == 0 or values.size == 0
+    unreduced = reduction in ("none", None)
     if unreduced:
-        scale = 1.0
-        out = weighted
+        scale, out = 1.0, weighted
     else:
-        if reduction == "sum":
+        if reduction == "sum" or weighted.ndim == 0:
             divisor = 1.0
         elif reduction == "mean_with_sample_weight" and weights is not None:
-            divisor = float(xp.sum(weights))
+            divisor = float(xp.sum(xp.broadcast_to(weights, weighted.shape)))
         else:
-            divisor = float(values.size)
+            divisor = float(weighted.size)
         scale = 1.0 / divisor if divisor else 0.0
         out = float(xp.sum(weighted)) * scale
 
@@ -353,7 +366,8 @@ def _reduce(xp, values, sample_weight, mask, reduction):
         d = xp.asarray(dvalue, dtype=values.dtype) * scale
         if weights is not None:
             d = d * weights
-        return xp.broadcast_to(d, values.shape)
+        d = xp.broadcast_to(d, weighted.shape)
+        return d if d.shape == values.shape else _sum_to(xp, d, values.shape)
 
     return out, backward
 

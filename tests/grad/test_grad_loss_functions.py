@@ -93,3 +93,19 @@ def test_forward_from_logits_backward_matches_finite_differences(rng):
         _, backward = loss.forward_from_logits(y, z)
         f = lambda z_: loss.forward_from_logits(y, z_)[0] * dvalue  # noqa: E731
         np.testing.assert_allclose(backward(dvalue), numeric_grad(f, z.copy()), rtol=1e-5, atol=1e-8)
+
+
+def test_rank1_inputs_reduce_to_a_scalar_and_weights_broadcast_like_keras(rng):
+    # Keras: bce over (N,) is a scalar mean; sample_weight (N,) then scales it by mean(sample_weight)
+    with use_backend("numpy"):
+        t = (rng.uniform(size=6) > 0.5).astype(float)
+        p = rng.uniform(0.05, 0.95, 6)
+        w = rng.uniform(0.2, 2.0, 6)
+        loss = losses.BinaryCrossentropy()
+        value, backward = loss.forward(t, p, sample_weight=w)
+        assert isinstance(value, float)
+        ref = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)) * w.mean()
+        np.testing.assert_allclose(value, ref, rtol=1e-12)
+        dvalue = rng.normal()
+        f = lambda p_: loss(t, p_, sample_weight=w) * dvalue  # noqa: E731
+        np.testing.assert_allclose(backward(dvalue), numeric_grad(f, p.copy()), rtol=1e-5, atol=1e-8)
