@@ -378,8 +378,9 @@ def _reduce(xp, values, sample_weight, mask, reduction):
 class Loss:
     """Base class of losses (Keras 3 ``keras.losses.Loss``).
 
-    Subclasses implement ``call(y_true, y_pred)`` (per-sample values) and, to be trainable
-    without the ops tape, ``_forward_values(y_true, y_pred) -> (values, backward, mask)``.
+    Subclasses implement ``call(y_true, y_pred)`` (per-sample values) with ``pyminidl.ops``,
+    which a GradientTape differentiates; built-in losses override
+    ``_forward_values(y_true, y_pred) -> (values, backward, mask)`` with their own backward.
 
     Args:
         name: the loss's name.
@@ -402,11 +403,12 @@ class Loss:
         self.dtype = dtype
 
     def call(self, y_true, y_pred):
-        """Per-sample loss values (before sample weighting and reduction)."""
-        return self._forward_values(y_true, y_pred)[0]
+        """Per-sample loss values (before sample weighting and reduction); subclasses implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred).")
 
     def _forward_values(self, y_true, y_pred):
-        raise NotImplementedError(f"{type(self).__name__} must implement call() or _forward_values().")
+        """(values, backward(dvalues) -> dy_pred, mask); by default ``call`` differentiated on a GradientTape."""
+        return _taped(self.name, self.call, y_true, y_pred, align=False)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         return self.forward(y_true, y_pred, sample_weight, _need_grad=False)[0]
@@ -435,6 +437,35 @@ class Loss:
         return cls(**config)
 
 
+def _taped(name, fn, y_true, y_pred, align):
+    """Run a user loss ``fn`` on a GradientTape, so losses written with ``pyminidl.ops`` train."""
+    from pyminidl.ops import GradientTape
+
+    xp = get_backend().xp
+    y_pred = _as_pred(y_pred, xp)
+    y_true = xp.asarray(y_true, dtype=y_pred.dtype)
+    if align:
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    tape = GradientTape()
+    with tape:
+        tape.watch(y_pred)
+        values = fn(y_true, y_pred)
+    values = xp.asarray(values)
+
+    def backward(dvalues):
+        seed = xp.broadcast_to(xp.asarray(dvalues, dtype=values.dtype), values.shape)
+        grad = tape.gradient(values, y_pred, output_gradients=seed)
+        if grad is None:
+            raise ValueError(
+                f"The loss {name!r} gave no gradient with respect to y_pred: write it with pyminidl.ops "
+                "functions (ops.subtract, ops.multiply, ...: arithmetic operators on plain arrays are not "
+                "recorded), or implement _forward_values(y_true, y_pred)."
+            )
+        return grad
+
+    return values, backward, None
+
+
 def _snake(name):
     out = []
     for i, ch in enumerate(name):
@@ -447,8 +478,8 @@ def _snake(name):
 class LossFunctionWrapper(Loss):
     """Wraps a loss function ``fn(y_true, y_pred, **kwargs)`` as a Loss (Keras 3).
 
-    The built-in functions bring their backward; any other callable is evaluated by
-    ``call`` only (it has no gradient unless written as a Loss with ``_forward_values``).
+    The built-in functions bring their backward; any other callable is differentiated on a
+    ``GradientTape``, so it must be written with ``pyminidl.ops`` (as Keras losses use ``keras.ops``).
     """
 
     def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
@@ -457,25 +488,12 @@ class LossFunctionWrapper(Loss):
         self._fn_kwargs = kwargs
 
     def call(self, y_true, y_pred):
-        if self.fn in _FORWARDS:
-            return self._forward_values(y_true, y_pred)[0]
-        xp = get_backend().xp
-        y_pred = _as_pred(y_pred, xp)
-        yt, yp = squeeze_or_expand_to_same_rank(xp.asarray(y_true, dtype=y_pred.dtype), y_pred)
-        return self.fn(yt, yp, **self._fn_kwargs)
+        return self._forward_values(y_true, y_pred)[0]
 
     def _forward_values(self, y_true, y_pred):
-        if self.fn not in _FORWARDS:
-            values = self.call(y_true, y_pred)
-
-            def backward(dvalues):
-                raise NotImplementedError(
-                    f"The loss function {self.name!r} has no backward. Subclass pyminidl.losses.Loss "
-                    "and implement _forward_values(y_true, y_pred) -> (values, backward, None)."
-                )
-
-            return get_backend().xp.asarray(values), backward, None
-        return _FORWARDS[self.fn](self.name, y_true, y_pred, **self._fn_kwargs)
+        if self.fn in _FORWARDS:
+            return _FORWARDS[self.fn](self.name, y_true, y_pred, **self._fn_kwargs)
+        return _taped(self.name, lambda t, p: self.fn(t, p, **self._fn_kwargs), y_true, y_pred, align=True)
 
     def get_config(self):
         config = super().get_config()

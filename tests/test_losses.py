@@ -217,10 +217,33 @@ def test_bad_reduction():
         losses.MeanSquaredError(reduction="avg")
 
 
-def test_custom_callable_evaluates_and_custom_loss_subclass_trains(rng):
+def test_custom_losses_written_with_ops_get_gradients(rng):
+    from pyminidl import ops
+
+    t, p = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    wrapped = losses.get(lambda y_true, y_pred: ops.mean(ops.square(ops.subtract(y_pred, y_true)), axis=-1))
+    value, backward = wrapped.forward(t, p)
+    assert_close(np.asarray(value), np.asarray(np.mean((t - p) ** 2)))
+    assert_close(backward(), 2 * (p - t) / 6)
+
+    class Scaled(losses.Loss):
+        def call(self, y_true, y_pred):
+            return ops.multiply(ops.sum(ops.abs(ops.subtract(y_pred, y_true)), axis=-1), 3.0)
+
+    w = rng.uniform(size=3)
+    value, backward = Scaled(reduction="sum").forward(t, p, sample_weight=w)
+    assert_close(np.asarray(value), np.asarray((np.abs(p - t).sum(-1) * 3 * w).sum()))
+    assert_close(backward(), 3 * np.sign(p - t) * w[:, None])
+    assert Scaled().name == "scaled"
+
+
+def test_custom_numpy_loss_evaluates_but_has_no_gradient(rng):
     wrapped = losses.get(lambda t, p: np.mean(np.abs(t - p), axis=-1))
     t, p = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
-    assert_close(np.asarray(wrapped(t, p)), np.asarray(np.mean(np.abs(t - p))))
+    value, backward = wrapped.forward(t, p)
+    assert_close(np.asarray(value), np.asarray(np.mean(np.abs(t - p))))
+    with pytest.raises(ValueError, match="pyminidl.ops"):
+        backward()
 
 
 def test_runs_on_every_backend(backend, rng):
