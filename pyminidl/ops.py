@@ -675,11 +675,69 @@ def min(x, axis=None, keepdims=False):  # noqa: A001 (Keras name)
 amax, amin = max, min
 
 
+def var(x, axis=None, keepdims=False):
+    """Variance over ``axis`` (population, as Keras): mean((x - mean(x))**2)."""
+    centred = subtract(x, mean(x, axis=axis, keepdims=True))
+    return mean(square(centred), axis=axis, keepdims=keepdims)
+
+
+def std(x, axis=None, keepdims=False):
+    """Standard deviation over ``axis``: sqrt(var(x))."""
+    return sqrt(var(x, axis=axis, keepdims=keepdims))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over ``axis``, shifted by the max for stability (its gradient is softmax(x))."""
+    x = _as_tensor(x)
+    xp = _xp()
+    shift = xp.max(x, axis=axis, keepdims=True)  # a constant: d/dx of the result does not depend on it
+    y = add(log(sum(exp(subtract(x, shift)), axis=axis, keepdims=True)), shift)
+    return y if keepdims else reshape(y, xp.sum(xp.zeros_like(x), axis=axis).shape)
+
+
+# ---------------------------------------------------------------------- no gradient
+
+
+def argmax(x, axis=-1, keepdims=False):
+    """Index of the largest value along ``axis`` (not differentiable)."""
+    return _xp().argmax(_as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def argmin(x, axis=-1, keepdims=False):
+    """Index of the smallest value along ``axis`` (not differentiable)."""
+    return _xp().argmin(_as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def zeros(shape, dtype=None):
+    """An array of zeros (default dtype ``config.floatx()``)."""
+    from pyminidl import config
+
+    return _xp().zeros(shape, dtype=dtype or config.floatx())
+
+
+def ones(shape, dtype=None):
+    """An array of ones (default dtype ``config.floatx()``)."""
+    from pyminidl import config
+
+    return _xp().ones(shape, dtype=dtype or config.floatx())
+
+
+def zeros_like(x, dtype=None):
+    """Zeros with the shape (and dtype) of ``x``."""
+    return _xp().zeros_like(_as_tensor(x), dtype=dtype)
+
+
+def ones_like(x, dtype=None):
+    """Ones with the shape (and dtype) of ``x``."""
+    return _xp().ones_like(_as_tensor(x), dtype=dtype)
+
+
 __all__ = [
     "GradientTape", "convert_to_tensor", "convert_to_numpy", "shape", "add", "subtract", "multiply",
     "divide", "true_divide", "power", "maximum", "minimum", "where", "clip", "negative", "square",
     "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "cast", "relu", "relu6", "sigmoid",
     "tanh", "elu", "selu", "softplus", "softsign", "silu", "swish", "gelu", "leaky_relu",
     "hard_sigmoid", "softmax", "log_softmax", "matmul", "dot", "transpose", "reshape",
-    "expand_dims", "squeeze", "concatenate", "stack", "sum", "mean", "max", "min", "amax", "amin",
+    "expand_dims", "squeeze", "concatenate", "stack", "sum", "mean", "max", "min", "amax", "amin", "var", "std",
+    "logsumexp", "argmax", "argmin", "zeros", "ones", "zeros_like", "ones_like",
 ]

@@ -32,6 +32,12 @@ def test_forward_values_match_numpy(rng):
     np.testing.assert_allclose(ops.stack([b, b]), np.stack([b, b]))
     np.testing.assert_allclose(ops.where(a > 0, a, 0.0), np.where(a > 0, a, 0.0))
     assert ops.shape(a) == (3, 4)
+    np.testing.assert_allclose(ops.var(a, axis=0), a.var(0))
+    np.testing.assert_allclose(ops.std(a), a.std())
+    np.testing.assert_allclose(ops.logsumexp(a, axis=1), np.log(np.exp(a).sum(1)))
+    np.testing.assert_allclose(ops.logsumexp(a), np.log(np.exp(a).sum()))
+    np.testing.assert_array_equal(ops.argmax(a), a.argmax(-1))
+    assert ops.zeros((2,)).dtype == np.float32 and ops.ones_like(a).shape == a.shape
 
 
 def test_outside_a_tape_ops_only_compute(rng):

@@ -68,12 +68,13 @@ class InputSpec:
         """Raise the Keras error when ``shape`` does not fit."""
         head = f'Input 0 of layer "{layer_name}" is incompatible with the layer: '
         ndim = len(shape)
+        tail = f"found ndim={ndim}. Full shape received: {shape}"
         if self.ndim is not None and ndim != self.ndim:
-            raise ValueError(head + f"expected ndim={self.ndim}, found ndim={ndim}. Full shape received: {shape}")
+            raise ValueError(head + f"expected ndim={self.ndim}, " + tail)
         if self.min_ndim is not None and ndim < self.min_ndim:
-            raise ValueError(head + f"expected min_ndim={self.min_ndim}, found ndim={ndim}. Full shape received: {shape}")
+            raise ValueError(head + f"expected min_ndim={self.min_ndim}, " + tail)
         if self.max_ndim is not None and ndim > self.max_ndim:
-            raise ValueError(head + f"expected max_ndim={self.max_ndim}, found ndim={ndim}. Full shape received: {shape}")
+            raise ValueError(head + f"expected max_ndim={self.max_ndim}, " + tail)
         for axis, value in self.axes.items():
             if value is not None and -ndim <= axis < ndim and shape[axis] not in (value, None):
                 raise ValueError(head + f"expected axis {axis} of input shape to have value {value}, "
