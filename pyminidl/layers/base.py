@@ -654,9 +654,14 @@ class Layer:
     def get_config(self):
         """The constructor arguments (Keras 3 keys), JSON-serialisable."""
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype}
-        if type(self).get_config is Layer.get_config and self._auto_config:
-            extra = {k: v for k, v in self._auto_config.items() if k not in cfg}
-            cfg.update(extra)
+        if type(self).get_config is not Layer.get_config:
+            return cfg  # a subclass's get_config adds its own arguments
+        if self._auto_config is None:
+            raise NotImplementedError(
+                f"Layer {type(self).__name__} does not implement get_config(), and its __init__ arguments "
+                "are not JSON-serializable, so they cannot be recorded automatically. Override get_config()."
+            )
+        cfg.update({k: v for k, v in self._auto_config.items() if k not in cfg})
         return cfg
 
     @classmethod

@@ -50,6 +50,9 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        for key, value in (("kernel_constraint", kernel_constraint), ("bias_constraint", bias_constraint)):
+            if value is not None and not callable(value):
+                raise ValueError(f"`{key}` must be a callable (w -> projected w) or None. Received: {key}={value!r}")
         self.kernel_constraint = kernel_constraint
         self.bias_constraint = bias_constraint
         self.input_spec = InputSpec(min_ndim=2)

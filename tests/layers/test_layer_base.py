@@ -142,3 +142,19 @@ def test_sublayers_in_a_list_are_tracked(rng):
     backward(np.ones_like(y))
     assert len(m.trainable_weights) == 4
     assert all(g.any() for g in m.gradients())
+
+
+def test_get_config_needs_override_for_non_json_args():
+    class Holder(layers.Layer):
+        def __init__(self, fn, **kwargs):
+            super().__init__(**kwargs)
+            self.fn = fn
+
+    with pytest.raises(NotImplementedError, match="Override get_config"):
+        Holder(lambda v: v).get_config()
+    assert layers.Layer(name="plain").get_config() == {"name": "plain", "trainable": True, "dtype": "float32"}
+
+
+def test_string_constraint_rejected():
+    with pytest.raises(ValueError, match="kernel_constraint"):
+        layers.Dense(2, kernel_constraint="max_norm")
