@@ -113,8 +113,9 @@ def bench_mlp():
     net = _torch_copy(model) if torch else None
     if net is not None:  # correctness first: same weights -> same loss on a batch
         ours = model.evaluate(x[:BATCH], y[:BATCH], verbose=0)
-        theirs = float(torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:BATCH])),
-                                                         torch.from_numpy(y[:BATCH])))
+        with torch.no_grad():
+            theirs = float(torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:BATCH])),
+                                                             torch.from_numpy(y[:BATCH])))
         assert abs(ours - theirs) < 1e-4 * max(1.0, abs(theirs)), (ours, theirs)
     model.fit(x[:2048], y[:2048], epochs=1, batch_size=BATCH, verbose=0)  # warm-up
     times = []
@@ -166,25 +167,29 @@ def bench_tiny():
         times.append((time.perf_counter() - t0) / steps)
     results = {"pyminidl": _median(times)}
     if net is not None:
-        mse = torch.nn.functional.mse_loss
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = mse(net(xt), yt)
-            loss.backward()
-            opt.step()
-            return loss
-
-        for _ in range(200):
-            step()
-        times = []
-        for _ in range(ARGS.reps):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times.append((time.perf_counter() - t0) / steps)
-        results["torch"] = _median(times)
+        results["torch"] = _time_torch_tiny(net, opt, xt, yt, steps)
     return results
+
+
+def _time_torch_tiny(net, opt, xt, yt, steps):
+    mse = torch.nn.functional.mse_loss
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = mse(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(200):
+        step()
+    times = []
+    for _ in range(ARGS.reps):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - t0) / steps)
+    return _median(times)
 
 
 # ---------------------------------------------------------------------------- report

@@ -396,7 +396,8 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if reduction not in REDUCTIONS:
             raise ValueError(
-                f"Invalid value for argument `reduction`. Expected one of {REDUCTIONS}. Received: reduction={reduction!r}"
+                f"Invalid value for argument `reduction`. Expected one of {REDUCTIONS}. "
+                f"Received: reduction={reduction!r}"
             )
         self.name = name if name is not None else _snake(type(self).__name__)
         self.reduction = reduction

@@ -393,7 +393,9 @@ class AUC(_ThresholdCounts):
             num_thresholds = len(inner) + 2
         else:
             if num_thresholds <= 1:
-                raise ValueError(f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds}")
+                raise ValueError(
+                    f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds}"
+                )
             inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self.num_thresholds, self.curve, self.summation_method = num_thresholds, curve, summation_method
         self.multi_label, self.num_labels, self.label_weights = multi_label, num_labels, label_weights

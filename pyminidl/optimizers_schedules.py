@@ -15,7 +15,9 @@ class LearningRateSchedule:
     """Base class: subclasses implement ``__call__(step) -> float`` and ``get_config()``."""
 
     def __call__(self, step):
-        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`.")
+        raise NotImplementedError(
+            f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`."
+        )
 
     def get_config(self):
         raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override `get_config()`.")
