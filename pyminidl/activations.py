@@ -194,8 +194,10 @@ def _tape_pair(fn, x):
         y = ops._as_tensor(fn(x))
 
     def backward(dy):
-        dx = tape.gradient(y, x, output_gradients=dy)
-        return get_backend().xp.zeros_like(x) if dx is None else dx
+        if not tape._tracks(y):
+            raise ValueError(f"The activation {fn!r} is not differentiable: its output is not connected to its "
+                             "input through pyminidl.ops. Write it with pyminidl.ops / pyminidl.activations.")
+        return tape.gradient(y, x, output_gradients=dy)
 
     return y, backward
 

@@ -562,6 +562,12 @@ class Layer:
         self._losses = [float(v) for v in extra]
 
         def backward(dy):
+            if slots and not tape._tracks(y) and not extra:
+                raise ValueError(
+                    f"The output of {type(self).__name__}.call() (layer {self.name!r}) is not connected to its "
+                    "input or weights through pyminidl.ops, so its weights cannot be trained. Write call() with "
+                    "pyminidl.ops (keras.ops) functions rather than NumPy."
+                )
             grads = tape.gradient(y, sources, output_gradients=dy)
             for term in extra:  # add_loss terms: d(term)/d(source) joins the output's gradient
                 more = tape.gradient(term, sources)

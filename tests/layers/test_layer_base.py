@@ -158,3 +158,35 @@ def test_get_config_needs_override_for_non_json_args():
 def test_string_constraint_rejected():
     with pytest.raises(ValueError, match="kernel_constraint"):
         layers.Dense(2, kernel_constraint="max_norm")
+
+
+def test_numpy_call_with_weights_is_a_clear_error():
+    class NumpyLayer(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return np.tanh(x * self.w)
+
+    layer = NumpyLayer()
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(layer(x), np.tanh(x))  # inference works
+    y, backward = layer._forward_full(x)
+    with pytest.raises(ValueError, match="not connected to its input or weights through pyminidl.ops"):
+        backward(np.ones_like(y))
+
+
+def test_weightless_numpy_call_is_fine():
+    class Preprocess(layers.Layer):
+        def call(self, x):
+            return np.clip(x, 0, 1)
+
+    y = Preprocess()(np.full((2, 3), 5.0, np.float32))
+    np.testing.assert_array_equal(y, np.ones((2, 3)))
+
+
+def test_numpy_activation_is_a_clear_error():
+    layer = layers.Dense(2, activation=np.tanh)
+    y, backward = layer._forward_full(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="not differentiable"):
+        backward(np.ones_like(y))
