@@ -98,7 +98,7 @@ def _torch_epoch(net, opt, x, y, generator):
         loss = loss_fn(net(x[idx]), y[idx])
         loss.backward()
         opt.step()
-    return float(loss)
+    return loss.item()
 
 
 # ---------------------------------------------------------------------------- benchmarks
