@@ -128,6 +128,11 @@ def _fwd_log_cosh(xp, yt, yp):
     return _mean_last(xp, elem.astype(yp.dtype, copy=False), lambda: xp.tanh(x))
 
 
+def _one_hot(xp, labels, classes, dtype):
+    """(..., classes) one-hot rows of integer ``labels`` (a comparison: CuPy-safe, no scatter)."""
+    return (labels[..., None] == xp.arange(classes)).astype(dtype)
+
+
 def _hinge_labels(xp, yt):
     """Keras converts {0, 1} labels to {-1, 1}; other labels are used as given."""
     if bool(xp.all((yt == 0) | (yt == 1))):
@@ -157,8 +162,7 @@ def _fwd_categorical_hinge(xp, yt, yp):
 
     def backward(dvalues):
         # d neg/dy_pred = (1 - y_true) at the argmax; d pos/dy_pred = y_true
-        onehot = xp.zeros_like(yp)
-        xp.put_along_axis(onehot, xp.argmax(masked, axis=-1)[..., None], 1.0, axis=-1)
+        onehot = _one_hot(xp, xp.argmax(masked, axis=-1), yp.shape[-1], yp.dtype)
         active = (values > 0) * xp.asarray(dvalues, dtype=yp.dtype)
         return active[..., None] * (onehot * (1.0 - yt) - yt)
 
@@ -302,9 +306,7 @@ def _fwd_sparse_categorical_crossentropy(xp, labels, yp, from_logits=False):
         )
     if from_logits:
         return _softmax_ce(xp, labels, yp, sparse=True)
-    onehot = xp.zeros_like(yp)
-    xp.put_along_axis(onehot, labels[..., None], 1.0, axis=-1)
-    return _probs_ce(xp, onehot, yp)
+    return _probs_ce(xp, _one_hot(xp, labels, classes, yp.dtype), yp)
 
 
 # ---------------------------------------------------------------------------- reduction
