@@ -1,8 +1,8 @@
 """Dataset: a small ``tf.data``-style input pipeline over NumPy arrays.
 
 ``Dataset.from_tensor_slices(x | (x, y) | (x, y, w) | dict)`` slices the first axis; ``batch``,
-``shuffle``, ``map``, ``filter``, ``repeat``, ``take``, ``skip`` and ``prefetch`` chain as in
-tf.data, and iterating yields elements whose structure mirrors the input (tuples of arrays for
+``shuffle``, ``map``, ``filter``, ``repeat``, ``take``, ``skip``, ``unbatch``, ``cache`` and
+``prefetch`` chain as in tf.data, and iterating yields elements whose structure mirrors the input (tuples of arrays for
 ``(x, y)``, dicts for dicts).
 
 Fast path: while a pipeline holds only ``shuffle`` / ``repeat`` / ``take`` / ``skip`` /
@@ -25,6 +25,7 @@ from pyminidl import random as _random
 
 INFINITE = -1
 UNKNOWN = -2
+AUTOTUNE = -1  # accepted wherever tf.data takes tf.data.AUTOTUNE (buffer sizes, parallel calls)
 
 # ---------------------------------------------------------------------------- structures
 
@@ -362,6 +363,37 @@ class Dataset:
 
         return self._derive(lambda chunks: _skip_chunks(chunks, count), skip_elements, card)
 
+    def unbatch(self):
+        """Split each batch element back into its rows."""
+        upstream = self._elements_fn
+        card = UNKNOWN if self._cardinality != INFINITE else INFINITE
+
+        def rows():
+            for batch in upstream():
+                leaves = _flatten(batch)
+                for i in range(len(leaves[0]) if leaves else 0):
+                    yield _pack(batch, iter([leaf[i] for leaf in leaves]))
+
+        return Dataset(rows, card)
+
+    def cache(self, filename=""):
+        """Keep the elements of the first complete pass in memory and replay them afterwards."""
+        if filename:
+            raise NotImplementedError("cache(filename=...) is not supported; pyminidl caches in memory only.")
+        upstream, store = self._elements_fn, {}
+
+        def elements():
+            if "items" in store:
+                yield from store["items"]
+                return
+            items = []
+            for element in upstream():
+                items.append(element)
+                yield element
+            store["items"] = items
+
+        return Dataset(elements, self._cardinality)
+
     def prefetch(self, buffer_size=None):
         """A pass-through (same elements, same order): pyminidl prefetches nothing in the background."""
         return self
@@ -391,4 +423,4 @@ class Dataset:
         return f"<Dataset cardinality={card}>"
 
 
-__all__ = ["Dataset", "INFINITE", "UNKNOWN"]
+__all__ = ["Dataset", "INFINITE", "UNKNOWN", "AUTOTUNE"]

@@ -257,9 +257,11 @@ def _softmax_ce(xp, labels, logits, sparse, label_smoothing=0.0):
     loss, probs = be.softmax_cross_entropy_forward(z, lab, sparse=sparse, label_smoothing=label_smoothing)
 
     def backward(dvalues):
-        d = xp.broadcast_to(xp.asarray(dvalues, dtype=logits.dtype), lead).reshape(-1)
-        dz = be.softmax_cross_entropy_backward(xp.ascontiguousarray(d), probs, lab, sparse=sparse,
-                                               label_smoothing=label_smoothing)
+        if isinstance(dvalues, float):
+            d = xp.full(z.shape[0], dvalues, dtype=logits.dtype)
+        else:
+            d = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(dvalues, dtype=logits.dtype), lead).reshape(-1))
+        dz = be.softmax_cross_entropy_backward(d, probs, lab, sparse=sparse, label_smoothing=label_smoothing)
         return dz.reshape(logits.shape)
 
     return loss.reshape(lead), backward
@@ -299,11 +301,11 @@ def _sparse_labels(name, xp, y_true, y_pred):
 
 def _fwd_sparse_categorical_crossentropy(xp, labels, yp, from_logits=False):
     classes = yp.shape[-1]
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-        raise ValueError(
-            f"sparse_categorical_crossentropy: labels must lie in [0, {classes}). "
-            f"Received values from {int(labels.min())} to {int(labels.max())}"
-        )
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise ValueError(f"sparse_categorical_crossentropy: labels must lie in [0, {classes}). "
+                             f"Received values from {low} to {high}")
     if from_logits:
         return _softmax_ce(xp, labels, yp, sparse=True)
     return _probs_ce(xp, _one_hot(xp, labels, classes, yp.dtype), yp)

@@ -112,3 +112,15 @@ def test_from_generator_and_range():
     with pytest.raises(TypeError):
         len(ds)
     assert _x(Dataset.range(2, 8, 2)) == [2, 4, 6]
+
+
+def test_unbatch_cache_autotune():
+    from pyminidl.data import AUTOTUNE
+
+    ds = Dataset.from_tensor_slices((np.arange(5), np.arange(5) * 2)).batch(2).unbatch()
+    assert [(int(a), int(b)) for a, b in ds] == [(i, 2 * i) for i in range(5)]
+    calls = []
+    cached = Dataset.from_tensor_slices(np.arange(6)).shuffle(6, seed=0).map(lambda v: calls.append(1) or v).cache()
+    first = _x(cached)
+    assert _x(cached) == first and len(calls) == 6  # replayed, not recomputed or reshuffled
+    assert _x(Dataset.range(4).prefetch(AUTOTUNE)) == [0, 1, 2, 3]
