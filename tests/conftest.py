@@ -31,23 +31,24 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def _make_backend(name):
+def _backend_scope(name):
     if name == "cupy" and not _compat.cupy_device_available():
         pytest.skip("CuPy/GPU not available")
-    with pyminidl.backend.use_backend(name) as be:
-        return be
+    return pyminidl.backend.use_backend(name)
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each backend in turn; cupy is skipped without a GPU."""
-    return _make_backend(request.param)
+    """Each backend in turn, current for the whole test; cupy is skipped without a GPU."""
+    with _backend_scope(request.param) as be:
+        yield be
 
 
 @pytest.fixture(params=["cpu", "cupy"])
 def fast_backend(request):
-    """The accelerated backends (compared against the reference)."""
-    return _make_backend(request.param)
+    """The accelerated backends (compared against the reference), current for the whole test."""
+    with _backend_scope(request.param) as be:
+        yield be
 
 
 @pytest.fixture
