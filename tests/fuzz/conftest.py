@@ -1,9 +1,9 @@
 """Counts fuzz cases per entry point and prints them at the end of the run."""
 
-import collections
 import time
 
-CASES = collections.defaultdict(lambda: {"accepted": 0, "rejected": 0})
+from fuzzlib import CASES
+
 _START = time.perf_counter()
 
 

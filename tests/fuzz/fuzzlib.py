@@ -1,11 +1,15 @@
 """Hypothesis strategies for hostile arrays: any dtype, rank, size (0 included), layout
-(C, Fortran, strided, transposed, negative strides), read-only, NaN and Inf."""
+(C, Fortran, strided, transposed, negative strides), read-only, NaN and Inf; and the case
+counts per entry point that tests/fuzz/conftest.py prints."""
+
+import collections
 
 import numpy as np
 from hypothesis import strategies as st
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_]
 FLOAT_DTYPES = [np.float32, np.float64]
+CASES = collections.defaultdict(lambda: {"accepted": 0, "rejected": 0})
 SIZES = st.sampled_from([0, 1, 1, 2, 3, 5, 7, 8, 16, 17, 33])
 
 
