@@ -262,8 +262,9 @@ py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::o
         value_error(op, "x.shape[1] must equal w.shape[0]. Received: x.shape=" + shape_str(x) +
                             ", w.shape=" + shape_str(w));
     }
-    py::array_t<T, py::array::c_style> b;
-    if (!b_obj.is_none()) {
+    py::array_t<T, py::array::c_style> b;  // a default array_t is an empty array, not null
+    const bool has_bias = !b_obj.is_none();
+    if (has_bias) {
         py::array b_in = py::reinterpret_borrow<py::array>(b_obj);
         require_dtype<T>(op, "b", b_in);
         if (b_in.ndim() != 1 || b_in.shape(0) != U) {
@@ -275,7 +276,7 @@ py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::o
     py::array_t<T> y({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(U)});
     const GemmOperand<T> gx = gemm_operand<T>(x, false), gw = gemm_operand<T>(w, false);
     T* out = y.mutable_data();
-    const T* bias = b ? b.data() : nullptr;
+    const T* bias = has_bias ? b.data() : nullptr;
     {
         py::gil_scoped_release nogil;
         kernels::dense_forward(out, gx.data, gx.ld, gx.trans, gw.data, gw.ld, gw.trans, bias, N, I, U);
