@@ -6,6 +6,8 @@
 //                            zero-padded micro-panels and runs the loop nest
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
+//                            Small products with a unit-stride op(B) skip packing: the
+//                            "direct" micro-kernels read op(A) and op(B) in place.
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
 //   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
 //   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
@@ -79,6 +81,7 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
 
 namespace {
 
+using detail::GemmDirectKernel;
 using detail::GemmUkernel;
 
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
@@ -376,13 +379,78 @@ void scale_c(const Problem<T>& pr) {
     }
 }
 
+// ---------------------------------------------------------------- direct (unpacked) path
+
+// Products up to this M*N*K run on the direct micro-kernels when op(B) has unit column
+// stride: packing would cost more than the reuse it buys.
+constexpr int64_t DIRECT_GEMM_MNK = 128 * 128 * 256;
+
+template <typename T>
+struct DirectKernel {
+    int MR, NR;
+    GemmDirectKernel<T> fn;
+};
+
+// Tiles in column-strip order (consecutive tiles share a strip of B, which stays in cache);
+// threads take contiguous runs of tiles, each tile whole, so results do not depend on them.
+template <typename T>
+void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& wide, const DirectKernel<T>& narrow) {
+    const bool use_narrow =
+        tile_use(pr.M, pr.N, narrow.MR, narrow.NR) > 1.15 * tile_use(pr.M, pr.N, wide.MR, wide.NR);
+    const DirectKernel<T> k = use_narrow ? narrow : wide;
+    const int64_t mt = ceil_div(pr.M, k.MR), tiles = mt * ceil_div(pr.N, k.NR);
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t i = (t % mt) * k.MR, j = (t / mt) * k.NR;
+        k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, pr.C.at(i, j), pr.C.rs,
+             std::min<int64_t>(k.MR, pr.M - i), std::min<int64_t>(k.NR, pr.N - j), pr.alpha, pr.beta);
+    }
+}
+
+bool run_direct(const Problem<float>& pr, Isa isa) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        gemm_direct<float>(pr, {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512},
+                           {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512});
+        return true;
+    }
+    if (isa == Isa::avx2) {
+        gemm_direct<float>(pr, {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2},
+                           {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2});
+        return true;
+    }
+#endif
+    (void)pr, (void)isa;
+    return false;  // the baseline path has no direct kernel (no masked loads in SSE2)
+}
+
+bool run_direct(const Problem<double>& pr, Isa isa) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        gemm_direct<double>(pr, {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512},
+                            {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512});
+        return true;
+    }
+    if (isa == Isa::avx2) {
+        gemm_direct<double>(pr, {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2},
+                            {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2});
+        return true;
+    }
+#endif
+    (void)pr, (void)isa;
+    return false;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
 constexpr Blocks BASELINE_DGEMM_BLOCKS{64, 256, 2048};
 constexpr Blocks AVX2_SGEMM_BLOCKS{120, 256, 4096};
 constexpr Blocks AVX2_DGEMM_BLOCKS{72, 256, 2048};
-constexpr Blocks AVX512_SGEMM_BLOCKS{240, 256, 4096};
+constexpr Blocks AVX512_SGEMM_BLOCKS{240, 384, 4096};
 constexpr Blocks AVX512_DGEMM_BLOCKS{120, 256, 2048};
 
 void run_packed(const Problem<float>& pr, Isa isa) {
@@ -431,11 +499,14 @@ template <typename T>
 void gemm_dispatch(const Problem<T>& pr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
-    if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
+    const Isa isa = active_isa();
+    const int64_t mnk = pr.M * pr.N * pr.K;
+    if (pr.B.cs == 1 && mnk <= DIRECT_GEMM_MNK && run_direct(pr, isa)) return;
+    if (mnk <= SMALL_GEMM_MNK) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
-    run_packed(pr, active_isa());
+    run_packed(pr, isa);
 }
 
 template <typename T>

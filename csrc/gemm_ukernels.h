@@ -25,6 +25,13 @@ namespace pyminidl::kernels::detail {
 template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
                              T beta);
+// The unpacked ("direct") micro-kernel for small products: op(A) element (i, p) at
+// a[i * rsa + p * csa], op(B) element (p, j) at b[p * ldb + j] (B needs unit column stride),
+// updates the mr x nr corner (mr <= MR, nr <= NR) of a tile of c, masking the edges.
+template <typename T>
+using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
+                                  int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                  T alpha, T beta);
 
 // Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -41,16 +48,19 @@ void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, 
                           float alpha, float beta);
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,
                           int64_t ldc, double alpha, double beta);
+#define PMD_DIRECT_DECL(name, T)                                                              \
+    void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, int64_t ldb, T* c, \
+              int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta);
+PMD_DIRECT_DECL(sgemm_direct_avx2, float)
+PMD_DIRECT_DECL(sgemm_direct_narrow_avx2, float)
+PMD_DIRECT_DECL(dgemm_direct_avx2, double)
+PMD_DIRECT_DECL(dgemm_direct_narrow_avx2, double)
+PMD_DIRECT_DECL(sgemm_direct_avx512, float)
+PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
+PMD_DIRECT_DECL(dgemm_direct_avx512, double)
+PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
+#undef PMD_DIRECT_DECL
 #endif
-
-// One ISA path for one type: the register tile, the cache blocks and the micro-kernel.
-// MC is a multiple of MR and NC of NR, so interior blocks never produce edge tiles.
-template <typename T>
-struct GemmConfig {
-    int MR, NR;
-    int64_t MC, KC, NC;
-    GemmUkernel<T> ukernel;
-};
 
 // SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
 constexpr int BASELINE_SGEMM_MR = 4, BASELINE_SGEMM_NR = 8;
@@ -61,5 +71,11 @@ constexpr int AVX2_DGEMM_MR = 6, AVX2_DGEMM_NR = 8;
 // AVX-512: 32 zmm registers; 12 x 32 floats = 24 accumulators + 2 for B + broadcasts.
 constexpr int AVX512_SGEMM_MR = 12, AVX512_SGEMM_NR = 32;
 constexpr int AVX512_DGEMM_MR = 12, AVX512_DGEMM_NR = 16;
+// Direct kernels use the tiles above, and a narrow tile for small N (a Dense layer with 10
+// units would waste two thirds of a 32-wide tile): one vector per row, more rows.
+constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
+constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
+constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
+constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
 
 }  // namespace pyminidl::kernels::detail

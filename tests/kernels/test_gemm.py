@@ -22,6 +22,7 @@ TRANS = [(False, False), (True, False), (False, True), (True, True)]
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (3, 1, 17), (7, 3, 1), (17, 65, 7), (65, 17, 257), (13, 31, 29),
     (1, 257, 65), (257, 1, 65), (128, 10, 256), (10, 128, 256), (33, 65, 300), (300, 520, 260),
+    (301, 263, 129),
 ]
 
 
@@ -103,7 +104,8 @@ def test_gemm_non_contiguous_inputs(rng, layout, trans_a, trans_b, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(300, 520, 260), (128, 10, 256), (10, 600, 700), (61, 67, 71)])
+@pytest.mark.parametrize("m,n,k", [(300, 520, 260), (128, 10, 256), (10, 600, 700), (61, 67, 71),
+                                   (2, 3000, 800), (1000, 3, 1500)])
 def test_gemm_one_and_two_threads_bit_identical(isa, rng, m, n, k, dtype):
     # Tile boundaries, KC blocks and the k order never depend on the thread count.
     a, b = _operands(rng, m, n, k, True, False, dtype)
