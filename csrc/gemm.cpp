@@ -320,12 +320,17 @@ double tile_use(int64_t m, int64_t n, int MR, int NR) {
 
 // C^T = op(B)^T op(A)^T. When N is small (a Dense layer with 10 units), the transposed
 // product fills far more of each MR x NR tile; its C tiles go through edge_tile.
-template <typename T, int MR, int NR>
-Problem<T> orient(const Problem<T>& pr) {
-    if (tile_use(pr.N, pr.M, MR, NR) <= 1.25 * tile_use(pr.M, pr.N, MR, NR)) return pr;
+template <typename T>
+Problem<T> transposed(const Problem<T>& pr) {
     return Problem<T>{pr.N, pr.M, pr.K, View<const T>{pr.B.p, pr.B.cs, pr.B.rs},
                       View<const T>{pr.A.p, pr.A.cs, pr.A.rs}, View<T>{pr.C.p, pr.C.cs, pr.C.rs},
                       pr.alpha, pr.beta};
+}
+
+template <typename T, int MR, int NR>
+Problem<T> orient(const Problem<T>& pr) {
+    if (tile_use(pr.N, pr.M, MR, NR) <= 1.25 * tile_use(pr.M, pr.N, MR, NR)) return pr;
+    return transposed(pr);
 }
 
 template <typename T, int MR, int NR>
@@ -406,18 +411,42 @@ struct DirectKernel {
     GemmDirectKernel<T> fn;
 };
 
+// The wide tile, or the narrow one when N is small enough that it fills its tiles better.
+template <typename T>
+DirectKernel<T> pick_tile(int64_t M, int64_t N, const DirectKernel<T> (&k)[2]) {
+    return tile_use(M, N, k[1].MR, k[1].NR) > 1.15 * tile_use(M, N, k[0].MR, k[0].NR) ? k[1] : k[0];
+}
+
+// A C with non-unit column stride (the transposed problem): the kernel runs on a scratch
+// tile with the same arithmetic, which is then copied out.
+template <typename T>
+void direct_strided_tile(const DirectKernel<T>& k, const Problem<T>& pr, int64_t i, int64_t j,
+                         int64_t mr, int64_t nr) {
+    alignas(PACK_ALIGN) T tile[detail::DIRECT_MAX_TILE];
+    const View<T> c{pr.C.at(i, j), pr.C.rs, pr.C.cs};
+    if (pr.beta != T(0)) {
+        for (int64_t r = 0; r < mr; ++r) {
+            for (int64_t q = 0; q < nr; ++q) tile[r * k.NR + q] = *c.at(r, q);
+        }
+    }
+    k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, tile, k.NR, mr, nr,
+         pr.alpha, pr.beta);
+    for (int64_t r = 0; r < mr; ++r) {
+        for (int64_t q = 0; q < nr; ++q) *c.at(r, q) = tile[r * k.NR + q];
+    }
+}
+
 // Tiles in column-strip order (consecutive tiles share a strip of B, which stays in cache);
 // threads take contiguous runs of tiles, each tile whole, so results do not depend on them.
 template <typename T>
-void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& wide, const DirectKernel<T>& narrow) {
-    const bool use_narrow =
-        tile_use(pr.M, pr.N, narrow.MR, narrow.NR) > 1.15 * tile_use(pr.M, pr.N, wide.MR, wide.NR);
-    const DirectKernel<T> k = use_narrow ? narrow : wide;
+void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
     const int64_t mt = ceil_div(pr.M, k.MR), tiles = mt * ceil_div(pr.N, k.NR);
     auto tile = [&](int64_t t) {
         const int64_t i = (t % mt) * k.MR, j = (t / mt) * k.NR;
+        const int64_t mr = std::min<int64_t>(k.MR, pr.M - i), nr = std::min<int64_t>(k.NR, pr.N - j);
+        if (pr.C.cs != 1) return direct_strided_tile(k, pr, i, j, mr, nr);
         k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, pr.C.at(i, j), pr.C.rs,
-             std::min<int64_t>(k.MR, pr.M - i), std::min<int64_t>(k.NR, pr.N - j), pr.alpha, pr.beta);
+             mr, nr, pr.alpha, pr.beta);
     };
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {  // no OpenMP region at all: on tiny products its set-up is measurable
@@ -428,40 +457,61 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& wide, const Direct
     for (int64_t t = 0; t < tiles; ++t) tile(t);
 }
 
-bool run_direct(const Problem<float>& pr, Isa isa) {
+// The direct kernels of an ISA path: {wide, narrow}; false for the baseline path, which has
+// none (SSE2 has no masked loads).
+bool direct_kernels(Isa isa, DirectKernel<float> (&k)[2]) {
     using namespace detail;
 #if defined(PYMINIDL_X86)
     if (isa == Isa::avx512) {
-        gemm_direct<float>(pr, {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512},
-                           {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512});
+        k[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
+        k[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
         return true;
     }
     if (isa == Isa::avx2) {
-        gemm_direct<float>(pr, {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2},
-                           {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2});
+        k[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
+        k[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
         return true;
     }
 #endif
-    (void)pr, (void)isa;
-    return false;  // the baseline path has no direct kernel (no masked loads in SSE2)
+    (void)isa, (void)k;
+    return false;
 }
 
-bool run_direct(const Problem<double>& pr, Isa isa) {
+bool direct_kernels(Isa isa, DirectKernel<double> (&k)[2]) {
     using namespace detail;
 #if defined(PYMINIDL_X86)
     if (isa == Isa::avx512) {
-        gemm_direct<double>(pr, {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512},
-                            {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512});
+        k[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
+        k[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
         return true;
     }
     if (isa == Isa::avx2) {
-        gemm_direct<double>(pr, {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2},
-                            {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2});
+        k[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
+        k[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
         return true;
     }
 #endif
-    (void)pr, (void)isa;
+    (void)isa, (void)k;
     return false;
+}
+
+// Runs the product on the direct kernels when that pays, in whichever orientation (C or
+// C^T = op(B)^T op(A)^T, e.g. dW = x^T dy with 10 units) fills the tiles better and gives
+// the kernel a unit-stride B. False when the packed path should run instead.
+template <typename T>
+bool try_direct(const Problem<T>& pr, Isa isa) {
+    DirectKernel<T> k[2];
+    if (!direct_kernels(isa, k)) return false;
+    const Problem<T> tp = transposed(pr);
+    const bool ok = direct_pays(pr), ok_t = direct_pays(tp);
+    if (!ok && !ok_t) return false;
+    const DirectKernel<T> kp = pick_tile(pr.M, pr.N, k), kt = pick_tile(tp.M, tp.N, k);
+    if (ok_t && (!ok || tile_use(tp.M, tp.N, kt.MR, kt.NR) > 1.25 * tile_use(pr.M, pr.N, kp.MR, kp.NR))) {
+        gemm_direct(tp, kt);
+    } else {
+        gemm_direct(pr, kp);
+    }
+    return true;
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -520,7 +570,7 @@ void gemm_dispatch(const Problem<T>& pr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
     const Isa isa = active_isa();
-    if (direct_pays(pr) && run_direct(pr, isa)) return;
+    if (try_direct(pr, isa)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());

@@ -77,5 +77,7 @@ constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
 constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
 constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
 constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
+// The largest MR x NR of any direct tile (scratch size for a tile of a strided C).
+constexpr int DIRECT_MAX_TILE = AVX512_SGEMM_MR * AVX512_SGEMM_NR;
 
 }  // namespace pyminidl::kernels::detail

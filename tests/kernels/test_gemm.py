@@ -56,14 +56,16 @@ def test_gemm_matches_reference(isa, fast_backend, rng, m, n, k, trans_a, trans_
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0), (0.0, 1.0), (2.0, 0.25)])
-@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (130, 70, 90)])
-def test_gemm_alpha_beta_c(isa, fast_backend, rng, m, n, k, alpha, beta, dtype):
-    a, b = _operands(rng, m, n, k, False, True, dtype)
+@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (130, 5, 90), (300, 270, 400)])
+def test_gemm_alpha_beta_c(isa, fast_backend, rng, m, n, k, alpha, beta, trans_a, trans_b, dtype):
+    # The shapes reach every path: small, direct, direct on C^T (130 x 5) and packed.
+    a, b = _operands(rng, m, n, k, trans_a, trans_b, dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
     c_before = c.copy()
-    got = fast_backend.gemm(a, b, False, True, alpha, beta, c)
-    assert_close(got, _ref_gemm(a, b, False, True, alpha, beta, c), k=k)
+    got = fast_backend.gemm(a, b, trans_a, trans_b, alpha, beta, c)
+    assert_close(got, _ref_gemm(a, b, trans_a, trans_b, alpha, beta, c), k=k)
     np.testing.assert_array_equal(c, c_before)  # c is an input; the result is a new array
 
 
