@@ -57,7 +57,7 @@ def test_gemm_matches_reference(isa, fast_backend, rng, m, n, k, trans_a, trans_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0), (0.0, 1.0), (2.0, 0.25)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0)])
 @pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (130, 5, 90), (300, 270, 400)])
 def test_gemm_alpha_beta_c(isa, fast_backend, rng, m, n, k, alpha, beta, trans_a, trans_b, dtype):
     # The shapes reach every path: small, direct, direct on C^T (130 x 5) and packed.
