@@ -43,6 +43,16 @@ inline int omp_thread_id() {
 #endif
 }
 
+// Threads in the current team (1 outside a parallel region); a team may be smaller than
+// num_threads asked for, so work split inside a region must use this.
+inline int omp_team_size() {
+#if defined(PYMINIDL_OPENMP)
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 inline void omp_set_threads(int n) {
 #if defined(PYMINIDL_OPENMP)
     omp_set_num_threads(n);

@@ -1,41 +1,752 @@
-// gemm.cpp — placeholder naive GEMM (the blocked BLIS-style GEMM replaces it).
+// gemm.cpp — blocked GEMM (BLIS structure) for float32 and float64, plus the Dense helpers
+// built on it.
+//
+// Contents:
+//   sgemm / dgemm            C = alpha op(A) op(B) + beta C: packs op(A) and op(B) into
+//                            zero-padded micro-panels and runs the loop nest
+//                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
+//                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
+//                            Small products with a unit-stride op(B) skip packing: the
+//                            "direct" micro-kernels read op(A) and op(B) in place.
+//   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
+//   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
+//   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
+//
+// Layout: row-major operands with leading dimensions (row strides) lda, ldb, ldc; a
+// transposed operand is read through swapped strides, so op() costs nothing but packing.
+//
+// Threads: one OpenMP region per call. The KC x NC panel of B is packed cooperatively into
+// one shared buffer; each thread then owns a rectangle of C (MR-aligned rows x NR-aligned
+// columns) and packs its own MC x KC blocks of A into its own buffer. Tile boundaries,
+// KC blocks and the k order inside the micro-kernel do not depend on the thread count,
+// so 1 and 2 threads give bit-identical results. No buffer is static.
+//
+// References: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating
+// BLAS Functionality", ACM TOMS 41(3), 2015; K. Goto, R. van de Geijn, "Anatomy of
+// High-Performance Matrix Multiplication", ACM TOMS 34(3), 2008; T. Smith et al.,
+// "Anatomy of High-Performance Many-Threaded Matrix Multiplication", IPDPS 2014.
 #include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+#include "cpu_features.h"
+#include "gemm_ukernels.h"
 
 namespace pyminidl::kernels {
 
+namespace detail {
+
 namespace {
-template <typename T>
-void gemm_naive_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B, int64_t ldb,
-                  bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta) {
-    for (int64_t i = 0; i < M; ++i) {
-        for (int64_t j = 0; j < N; ++j) {
-            T acc = 0;
-            for (int64_t p = 0; p < K; ++p) {
-                const T a = ta ? A[p * lda + i] : A[i * lda + p];
-                const T b = tb ? B[j * ldb + p] : B[p * ldb + j];
-                acc += a * b;
-            }
-            C[i * ldc + j] = beta == T(0) ? alpha * acc : alpha * acc + beta * C[i * ldc + j];
+
+// a: (kc, MR) packed, b: (kc, NR) packed, c: (MR, NR) row stride ldc. The j loop is the
+// vector axis; the compiler keeps acc in registers once MR and NR are constants.
+template <typename T, int MR, int NR>
+PMD_ALWAYS_INLINE void ukernel_portable(int64_t kc, const T* PMD_RESTRICT a,
+                                        const T* PMD_RESTRICT b, T* PMD_RESTRICT c, int64_t ldc,
+                                        T alpha, T beta) {
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+        for (int i = 0; i < MR; ++i) {
+            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        T* ci = c + i * ldc;
+        for (int j = 0; j < NR; ++j) {
+            // beta == 0 must not read c: it may be uninitialised (or hold NaN).
+            ci[j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * ci[j];
         }
     }
 }
+
 }  // namespace
+
+void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                            float alpha, float beta) {
+    // a: (kc, 4), b: (kc, 8), c: (4, 8) row stride ldc.
+    ukernel_portable<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
+}
+
+void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double* c,
+                            int64_t ldc, double alpha, double beta) {
+    // a: (kc, 4), b: (kc, 4), c: (4, 4) row stride ldc.
+    ukernel_portable<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::GemmDirectKernel;
+using detail::GemmUkernel;
+
+// Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
+// save: an unpacked loop runs instead.
+constexpr int64_t SMALL_GEMM_MNK = 24 * 24 * 24;
+// Each extra thread needs about this much M*N*K to pay for waking it.
+constexpr int64_t MIN_MNK_PER_THREAD = 48 * 48 * 48;
+constexpr std::size_t PACK_ALIGN = 64;  // a cache line, and one zmm register
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// An operand after op(): element (r, c) is at p[r * rs + c * cs].
+template <typename T>
+struct View {
+    T* p;
+    int64_t rs, cs;
+    T* at(int64_t r, int64_t c) const { return p + r * rs + c * cs; }
+};
+
+template <typename T>
+struct Problem {
+    int64_t M, N, K;
+    View<const T> A, B;  // op(A): (M, K), op(B): (K, N)
+    View<T> C;           // (M, N)
+    T alpha, beta;
+};
+
+// Blocks of one ISA path; MC % MR == 0 and NC % NR == 0.
+struct Blocks {
+    int64_t MC, KC, NC;
+};
+
+// A 64-byte aligned scratch array owned by one call (never static, never shared by calls).
+template <typename T>
+class PackBuffer {
+public:
+    explicit PackBuffer(int64_t n)
+        : p_(static_cast<T*>(::operator new(sizeof(T) * std::max<int64_t>(n, 1),
+                                            std::align_val_t(PACK_ALIGN)))) {}
+    ~PackBuffer() { ::operator delete(p_, std::align_val_t(PACK_ALIGN)); }
+    PackBuffer(PackBuffer&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    PackBuffer(const PackBuffer&) = delete;
+    PackBuffer& operator=(const PackBuffer&) = delete;
+    PackBuffer& operator=(PackBuffer&&) = delete;
+    T* get() const { return p_; }
+
+private:
+    T* p_;
+};
+
+
+// ---------------------------------------------------------------- packing
+
+#if defined(__SSE2__)
+// dst[c * ldd + r] = src[r * lds + c] for a 4 x 4 float block.
+inline void transpose_block(float* dst, int64_t ldd, const float* src, int64_t lds) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds);
+    __m128 r2 = _mm_loadu_ps(src + 2 * lds), r3 = _mm_loadu_ps(src + 3 * lds);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst, r0);
+    _mm_storeu_ps(dst + ldd, r1);
+    _mm_storeu_ps(dst + 2 * ldd, r2);
+    _mm_storeu_ps(dst + 3 * ldd, r3);
+}
+
+// dst[c * ldd + r] = src[r * lds + c] for a 2 x 2 double block.
+inline void transpose_block(double* dst, int64_t ldd, const double* src, int64_t lds) {
+    const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + lds);
+    _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
+    _mm_storeu_pd(dst + ldd, _mm_unpackhi_pd(r0, r1));
+}
+#endif
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: the transposing copy that packs
+// a row-major A (or a transposed B). 4 x 4 float / 2 x 2 double blocks go through SSE2
+// registers (baseline x86-64), which is several times faster than a scalar gather.
+template <typename T>
+void transpose_copy(T* PMD_RESTRICT dst, int64_t ldd, const T* PMD_RESTRICT src, int64_t lds,
+                    int64_t rows, int64_t cols) {
+    int64_t r0 = 0;
+#if defined(__SSE2__)
+    constexpr int B = std::is_same_v<T, float> ? 4 : 2;
+    for (; r0 + B <= rows; r0 += B) {
+        int64_t c = 0;
+        for (; c + B <= cols; c += B) transpose_block(dst + c * ldd + r0, ldd, src + r0 * lds + c, lds);
+        for (; c < cols; ++c) {
+            for (int r = 0; r < B; ++r) dst[c * ldd + r0 + r] = src[(r0 + r) * lds + c];
+        }
+    }
+#endif
+    for (int64_t r = r0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
+// dst: (kc, MR) micro-panel, dst[p * MR + i] = op(A)[i, p] for i < mr, 0 for mr <= i < MR.
+// src: op(A) at the panel's first element.
+template <typename T, int MR>
+void pack_a_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
+    if (src.rs == 1) {  // A transposed: the mr values of one k are contiguous
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* s = src.p + p * src.cs;
+            for (int64_t i = 0; i < mr; ++i) dst[p * MR + i] = s[i];
+            for (int64_t i = mr; i < MR; ++i) dst[p * MR + i] = T(0);
+        }
+        return;
+    }
+    if (src.cs == 1) {
+        transpose_copy(dst, MR, src.p, src.rs, mr, kc);
+    } else {
+        for (int64_t i = 0; i < mr; ++i) {
+            for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = *src.at(i, p);
+        }
+    }
+    for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t i = mr; i < MR; ++i) dst[p * MR + i] = T(0);
+    }
+}
+
+// dst: (kc, NR) micro-panel, dst[p * NR + j] = op(B)[p, j] for j < nr, 0 for nr <= j < NR.
+template <typename T, int NR>
+void pack_b_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t nr, int64_t kc) {
+    if (src.cs == 1) {  // B not transposed: the nr values of one k are contiguous
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* s = src.p + p * src.rs;
+            T* d = dst + p * NR;
+            if (nr == NR) {
+                std::memcpy(d, s, sizeof(T) * NR);
+            } else {
+                for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
+                for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+            }
+        }
+        return;
+    }
+    if (src.rs == 1) {
+        transpose_copy(dst, NR, src.p, src.cs, nr, kc);
+    } else {
+        for (int64_t j = 0; j < nr; ++j) {
+            for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = *src.at(p, j);
+        }
+    }
+    for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
+    }
+}
+
+// ---------------------------------------------------------------- macro-kernel
+
+// A tile at the edge of C, or of a C with non-unit column stride: the micro-kernel runs on
+// a full MR x NR scratch tile (same arithmetic as an interior tile), then mr x nr is copied.
+template <typename T, int MR, int NR>
+void edge_tile(GemmUkernel<T> ukernel, int64_t kc, const T* a, const T* b, View<T> c,
+               int64_t mr, int64_t nr, T alpha, T beta) {
+    alignas(PACK_ALIGN) T tile[MR * NR];
+    if (beta != T(0)) {
+        std::fill(tile, tile + MR * NR, T(0));
+        for (int64_t i = 0; i < mr; ++i) {
+            for (int64_t j = 0; j < nr; ++j) tile[i * NR + j] = *c.at(i, j);
+        }
+    }
+    ukernel(kc, a, b, tile, NR, alpha, beta);
+    for (int64_t i = 0; i < mr; ++i) {
+        for (int64_t j = 0; j < nr; ++j) *c.at(i, j) = tile[i * NR + j];
+    }
+}
+
+// apack: (mc, kc) as MR-row micro-panels; bpack: (kc, nc) as NR-column micro-panels.
+// c: C at (ic, jc), (mc, nc). Updates columns [j_lo, j_hi) of this block (NR-aligned).
+template <typename T, int MR, int NR>
+void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T> c,
+                  int64_t mc, int64_t nc, int64_t j_lo, int64_t j_hi, int64_t kc, T alpha,
+                  T beta) {
+    // jr outer, ir inner: the kc x NR micro-panel of B stays in L1 while the micro-panels
+    // of A stream from L2 (BLIS loop order).
+    for (int64_t j = j_lo; j < j_hi; j += NR) {
+        const int64_t nr = std::min<int64_t>(NR, nc - j);
+        for (int64_t i = 0; i < mc; i += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - i);
+            const T* a = apack + i * kc;
+            const T* b = bpack + j * kc;
+            View<T> cij{c.at(i, j), c.rs, c.cs};
+            if (mr == MR && nr == NR && c.cs == 1) {
+                ukernel(kc, a, b, cij.p, c.rs, alpha, beta);
+            } else {
+                edge_tile<T, MR, NR>(ukernel, kc, a, b, cij, mr, nr, alpha, beta);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- threads
+
+// The threads form a tm x tn grid over the micro-panels of C (mp rows of panels, np
+// columns); pick the grid with the least work on the busiest thread. Splitting N makes
+// every thread of a row pack the same A, so it must win by a margin.
+struct Grid {
+    int tm, tn;
+};
+
+Grid thread_grid(int nt, int64_t mp, int64_t np) {
+    Grid best{nt, 1};
+    double best_cost = -1.0;
+    for (int tm = 1; tm <= nt; ++tm) {
+        if (nt % tm != 0) continue;
+        const int tn = nt / tm;
+        double cost = static_cast<double>(ceil_div(mp, tm)) * static_cast<double>(ceil_div(np, tn));
+        if (tn > 1) cost *= 1.05;
+        if (best_cost < 0.0 || cost < best_cost) {
+            best = Grid{tm, tn};
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+int gemm_threads(int64_t M, int64_t N, int64_t K) {
+    const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+    const double useful = std::max(1.0, work / static_cast<double>(MIN_MNK_PER_THREAD));
+    return static_cast<int>(std::min<double>(omp_max_threads(), useful));
+}
+
+// Part idx of [0, units) split into parts nearly equal pieces, scaled by unit.
+void split(int64_t units, int parts, int idx, int64_t unit, int64_t limit, int64_t* lo,
+           int64_t* hi) {
+    *lo = std::min(limit, units * idx / parts * unit);
+    *hi = std::min(limit, units * (idx + 1) / parts * unit);
+}
+
+// ---------------------------------------------------------------- loop nest
+
+// bpack: (kc, nc) micro-panels of B; the team packs its strips in parallel.
+template <typename T, int NR>
+void pack_b_block(T* bpack, View<const T> b, int64_t nc, int64_t kc) {
+    const int64_t strips = ceil_div(nc, NR);
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < strips; ++s) {
+        const int64_t j = s * NR;
+        pack_b_panel<T, NR>(bpack + j * kc, View<const T>{b.at(0, j), b.rs, b.cs},
+                            std::min<int64_t>(NR, nc - j), kc);
+    }
+}
+
+// apack: (mc, kc) as MR-row micro-panels of A.
+template <typename T, int MR>
+void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
+    for (int64_t i = 0; i < mc; i += MR) {
+        pack_a_panel<T, MR>(apack + i * kc, View<const T>{a.at(i, 0), a.rs, a.cs},
+                            std::min<int64_t>(MR, mc - i), kc);
+    }
+}
+
+// One thread's share of the BLIS loop nest; every thread of the team runs it.
+// bpack: (KC, NC) shared by the team; apack: (MC, KC) this thread's own.
+template <typename T, int MR, int NR>
+void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+                 T* apack) {
+    const int nt = omp_team_size(), tid = omp_thread_id();
+    const Grid g = thread_grid(nt, ceil_div(pr.M, MR), ceil_div(std::min(pr.N, bk.NC), NR));
+    int64_t m_lo, m_hi;
+    split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
+    for (int64_t jc = 0; jc < pr.N; jc += bk.NC) {
+        const int64_t nc = std::min(bk.NC, pr.N - jc);
+        int64_t j_lo, j_hi;
+        split(ceil_div(nc, NR), g.tn, tid % g.tn, NR, nc, &j_lo, &j_hi);
+        for (int64_t pc = 0; pc < pr.K; pc += bk.KC) {
+            const int64_t kc = std::min(bk.KC, pr.K - pc);
+#pragma omp barrier  // no thread still reads the previous panel of B
+            pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
+            const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
+            for (int64_t ic = m_lo; ic < m_hi; ic += bk.MC) {
+                const int64_t mc = std::min(bk.MC, m_hi - ic);
+                pack_a_block<T, MR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
+                macro_kernel<T, MR, NR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
+                                        mc, nc, j_lo, j_hi, kc, pr.alpha, beta);
+            }
+        }
+    }
+}
+
+double tile_use(int64_t m, int64_t n, int MR, int NR) {
+    return static_cast<double>(m) / static_cast<double>(ceil_div(m, MR) * MR) *
+           static_cast<double>(n) / static_cast<double>(ceil_div(n, NR) * NR);
+}
+
+// C^T = op(B)^T op(A)^T. When N is small (a Dense layer with 10 units), the transposed
+// product fills far more of each MR x NR tile; its C tiles go through edge_tile.
+template <typename T>
+Problem<T> transposed(const Problem<T>& pr) {
+    return Problem<T>{pr.N, pr.M, pr.K, View<const T>{pr.B.p, pr.B.cs, pr.B.rs},
+                      View<const T>{pr.A.p, pr.A.cs, pr.A.rs}, View<T>{pr.C.p, pr.C.cs, pr.C.rs},
+                      pr.alpha, pr.beta};
+}
+
+template <typename T, int MR, int NR>
+Problem<T> orient(const Problem<T>& pr) {
+    if (tile_use(pr.N, pr.M, MR, NR) <= 1.25 * tile_use(pr.M, pr.N, MR, NR)) return pr;
+    return transposed(pr);
+}
+
+template <typename T, int MR, int NR>
+void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel) {
+    const Problem<T> pr = orient<T, MR, NR>(problem);
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const int64_t kc_max = std::min(bk.KC, pr.K);
+    // Allocated here, before the parallel region, so that a failure raises MemoryError.
+    PackBuffer<T> bpack(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
+    std::vector<PackBuffer<T>> apack;
+    apack.reserve(nt);
+    for (int t = 0; t < nt; ++t) {
+        apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
+    }
+    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[0].get());
+#pragma omp parallel num_threads(nt)
+    gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[omp_thread_id()].get());
+}
+
+// ---------------------------------------------------------------- small and degenerate
+
+// c_ij = alpha * sum_p a_ip b_pj (+ beta c_ij), p in order, for products too small to pay
+// for packing. row: (N,) scratch.
+template <typename T>
+void gemm_small(const Problem<T>& pr, T* PMD_RESTRICT row) {
+    for (int64_t i = 0; i < pr.M; ++i) {
+        std::fill(row, row + pr.N, T(0));
+        for (int64_t p = 0; p < pr.K; ++p) {
+            const T a = *pr.A.at(i, p);
+            const T* b = pr.B.at(p, 0);
+            if (pr.B.cs == 1) {
+                for (int64_t j = 0; j < pr.N; ++j) row[j] += a * b[j];
+            } else {
+                for (int64_t j = 0; j < pr.N; ++j) row[j] += a * b[j * pr.B.cs];
+            }
+        }
+        for (int64_t j = 0; j < pr.N; ++j) {
+            T* c = pr.C.at(i, j);
+            *c = pr.beta == T(0) ? pr.alpha * row[j] : pr.alpha * row[j] + pr.beta * *c;
+        }
+    }
+}
+
+// K == 0: op(A) op(B) is zero, so C = beta C (and C = 0, unread, when beta == 0).
+template <typename T>
+void scale_c(const Problem<T>& pr) {
+    for (int64_t i = 0; i < pr.M; ++i) {
+        for (int64_t j = 0; j < pr.N; ++j) {
+            T* c = pr.C.at(i, j);
+            *c = pr.beta == T(0) ? T(0) : pr.beta * *c;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- direct (unpacked) path
+
+// When op(B) has unit column stride, products up to DIRECT_SMALL_MNK always run on the
+// direct micro-kernels: packing would cost more than the reuse it buys. Up to
+// DIRECT_GEMM_MNK they still do while op(A) fits in L2 (half of Zen 4's 1 MiB; the rest
+// holds the strip of B and the C tiles), because the direct loop re-reads all of op(A)
+// for every NR-wide strip of B. Measured with csrc/bench: the Dense forward
+// (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower.
+constexpr int64_t DIRECT_SMALL_MNK = 128 * 128 * 256;
+constexpr int64_t DIRECT_GEMM_MNK = 320 * 320 * 320;
+constexpr int64_t DIRECT_A_BYTES = 512 * 1024;
+
+template <typename T>
+bool direct_pays(const Problem<T>& pr) {
+    const int64_t mnk = pr.M * pr.N * pr.K;
+    if (pr.B.cs != 1) return false;
+    if (mnk <= DIRECT_SMALL_MNK) return true;
+    return mnk <= DIRECT_GEMM_MNK && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= DIRECT_A_BYTES;
+}
+
+template <typename T>
+struct DirectKernel {
+    int MR, NR;
+    GemmDirectKernel<T> fn;
+};
+
+// The wide tile, or the narrow one when N is small enough that it fills its tiles better.
+template <typename T>
+DirectKernel<T> pick_tile(int64_t M, int64_t N, const DirectKernel<T> (&k)[2]) {
+    return tile_use(M, N, k[1].MR, k[1].NR) > 1.15 * tile_use(M, N, k[0].MR, k[0].NR) ? k[1] : k[0];
+}
+
+// A C with non-unit column stride (the transposed problem): the kernel runs on a scratch
+// tile with the same arithmetic, which is then copied out.
+template <typename T>
+void direct_strided_tile(const DirectKernel<T>& k, const Problem<T>& pr, int64_t i, int64_t j,
+                         int64_t mr, int64_t nr) {
+    alignas(PACK_ALIGN) T tile[detail::DIRECT_MAX_TILE];
+    const View<T> c{pr.C.at(i, j), pr.C.rs, pr.C.cs};
+    if (pr.beta != T(0)) {
+        for (int64_t r = 0; r < mr; ++r) {
+            for (int64_t q = 0; q < nr; ++q) tile[r * k.NR + q] = *c.at(r, q);
+        }
+    }
+    k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, tile, k.NR, mr, nr,
+         pr.alpha, pr.beta);
+    for (int64_t r = 0; r < mr; ++r) {
+        for (int64_t q = 0; q < nr; ++q) *c.at(r, q) = tile[r * k.NR + q];
+    }
+}
+
+// Tiles in column-strip order (consecutive tiles share a strip of B, which stays in cache);
+// threads take contiguous runs of tiles, each tile whole, so results do not depend on them.
+template <typename T>
+void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
+    const int64_t mt = ceil_div(pr.M, k.MR), tiles = mt * ceil_div(pr.N, k.NR);
+    auto tile = [&](int64_t t) {
+        const int64_t i = (t % mt) * k.MR, j = (t / mt) * k.NR;
+        const int64_t mr = std::min<int64_t>(k.MR, pr.M - i), nr = std::min<int64_t>(k.NR, pr.N - j);
+        if (pr.C.cs != 1) return direct_strided_tile(k, pr, i, j, mr, nr);
+        k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, pr.C.at(i, j), pr.C.rs,
+             mr, nr, pr.alpha, pr.beta);
+    };
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    if (nt == 1) {  // no OpenMP region at all: on tiny products its set-up is measurable
+        for (int64_t t = 0; t < tiles; ++t) tile(t);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
+}
+
+// The direct kernels of an ISA path: {wide, narrow}; false for the baseline path, which has
+// none (SSE2 has no masked loads).
+bool direct_kernels(Isa isa, DirectKernel<float> (&k)[2]) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        k[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
+        k[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
+        return true;
+    }
+    if (isa == Isa::avx2) {
+        k[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
+        k[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
+        return true;
+    }
+#endif
+    (void)isa, (void)k;
+    return false;
+}
+
+bool direct_kernels(Isa isa, DirectKernel<double> (&k)[2]) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        k[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
+        k[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
+        return true;
+    }
+    if (isa == Isa::avx2) {
+        k[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
+        k[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
+        return true;
+    }
+#endif
+    (void)isa, (void)k;
+    return false;
+}
+
+// Runs the product on the direct kernels when that pays, in whichever orientation (C or
+// C^T = op(B)^T op(A)^T, e.g. dW = x^T dy with 10 units) fills the tiles better and gives
+// the kernel a unit-stride B. False when the packed path should run instead.
+template <typename T>
+bool try_direct(const Problem<T>& pr, Isa isa) {
+    DirectKernel<T> k[2];
+    if (!direct_kernels(isa, k)) return false;
+    const Problem<T> tp = transposed(pr);
+    const bool ok = direct_pays(pr), ok_t = direct_pays(tp);
+    if (!ok && !ok_t) return false;
+    const DirectKernel<T> kp = pick_tile(pr.M, pr.N, k), kt = pick_tile(tp.M, tp.N, k);
+    if (ok_t && (!ok || tile_use(tp.M, tp.N, kt.MR, kt.NR) > 1.25 * tile_use(pr.M, pr.N, kp.MR, kp.NR))) {
+        gemm_direct(tp, kt);
+    } else {
+        gemm_direct(pr, kp);
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
+constexpr Blocks BASELINE_DGEMM_BLOCKS{64, 256, 2048};
+constexpr Blocks AVX2_SGEMM_BLOCKS{120, 256, 4096};
+constexpr Blocks AVX2_DGEMM_BLOCKS{72, 256, 2048};
+constexpr Blocks AVX512_SGEMM_BLOCKS{240, 384, 4096};
+constexpr Blocks AVX512_DGEMM_BLOCKS{120, 256, 2048};
+
+void run_packed(const Problem<float>& pr, Isa isa) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        return gemm_packed<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(pr, AVX512_SGEMM_BLOCKS,
+                                                                   sgemm_ukernel_avx512);
+    }
+    if (isa == Isa::avx2) {
+        return gemm_packed<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(pr, AVX2_SGEMM_BLOCKS,
+                                                               sgemm_ukernel_avx2);
+    }
+#endif
+    (void)isa;
+    gemm_packed<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(pr, BASELINE_SGEMM_BLOCKS,
+                                                            sgemm_ukernel_baseline);
+}
+
+void run_packed(const Problem<double>& pr, Isa isa) {
+    using namespace detail;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) {
+        return gemm_packed<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(pr, AVX512_DGEMM_BLOCKS,
+                                                                    dgemm_ukernel_avx512);
+    }
+    if (isa == Isa::avx2) {
+        return gemm_packed<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(pr, AVX2_DGEMM_BLOCKS,
+                                                                dgemm_ukernel_avx2);
+    }
+#endif
+    (void)isa;
+    gemm_packed<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(pr, BASELINE_DGEMM_BLOCKS,
+                                                             dgemm_ukernel_baseline);
+}
+
+template <typename T>
+Problem<T> make_problem(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B,
+                        int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta) {
+    // A transposed operand is the same memory read with its strides swapped.
+    return Problem<T>{M, N, K, View<const T>{A, ta ? 1 : lda, ta ? lda : 1},
+                      View<const T>{B, tb ? 1 : ldb, tb ? ldb : 1}, View<T>{C, ldc, 1}, alpha, beta};
+}
+
+template <typename T>
+void gemm_dispatch(const Problem<T>& pr) {
+    if (pr.M <= 0 || pr.N <= 0) return;
+    if (pr.K <= 0) return scale_c(pr);
+    const Isa isa = active_isa();
+    if (try_direct(pr, isa)) return;
+    if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
+        std::vector<T> row(static_cast<std::size_t>(pr.N));
+        return gemm_small(pr, row.data());
+    }
+    run_packed(pr, isa);
+}
+
+template <typename T>
+void gemm_naive_t(const Problem<T>& pr) {
+    for (int64_t i = 0; i < pr.M; ++i) {
+        for (int64_t j = 0; j < pr.N; ++j) {
+            T acc = 0;
+            for (int64_t p = 0; p < pr.K; ++p) acc += *pr.A.at(i, p) * *pr.B.at(p, j);
+            T* c = pr.C.at(i, j);
+            *c = pr.beta == T(0) ? pr.alpha * acc : pr.alpha * acc + pr.beta * *c;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Dense helpers
+
+template <typename T>
+void dense_forward_t(T* y, const T* x, int64_t ldx, bool trans_x, const T* w, int64_t ldw,
+                     bool trans_w, const T* b, int64_t N, int64_t I, int64_t U) {
+    // The bias is written into y first and the GEMM accumulates onto it (beta = 1): one
+    // pass over y instead of a GEMM pass plus a bias pass.
+    if (b != nullptr) {
+        for (int64_t n = 0; n < N; ++n) std::copy(b, b + U, y + n * U);
+    }
+    gemm_dispatch(make_problem<T>(y, U, x, ldx, trans_x, w, ldw, trans_w, N, U, I, T(1),
+                                  b != nullptr ? T(1) : T(0)));
+}
+
+template <typename T>
+void bias_add_t(T* y, const T* x, int64_t ldx, const T* b, int64_t N, int64_t U) {
+#pragma omp parallel for schedule(static) if (N * U > PARALLEL_GRAIN)
+    for (int64_t n = 0; n < N; ++n) {
+        const T* xr = x + n * ldx;
+        T* yr = y + n * U;
+        for (int64_t u = 0; u < U; ++u) yr[u] = xr[u] + b[u];
+    }
+}
+
+// Columns per bias_grad work item: a block of accumulators that stays in L1.
+constexpr int64_t BIAS_GRAD_COLS = 64;
+
+template <typename T>
+void bias_grad_t(T* db, const T* dy, int64_t lddy, int64_t N, int64_t U) {
+    const int64_t blocks = ceil_div(U, BIAS_GRAD_COLS);
+    // Parallel over columns, never over rows: each column is summed by one thread in row
+    // order, so db does not depend on the thread count.
+#pragma omp parallel for schedule(static) if (N * U > PARALLEL_GRAIN && blocks > 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t u0 = blk * BIAS_GRAD_COLS, nu = std::min(BIAS_GRAD_COLS, U - u0);
+        T acc[BIAS_GRAD_COLS] = {};
+        for (int64_t n = 0; n < N; ++n) {
+            const T* r = dy + n * lddy + u0;
+            for (int64_t u = 0; u < nu; ++u) acc[u] += r[u];
+        }
+        std::copy(acc, acc + nu, db + u0);
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- public entry points
+
+void sgemm(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,
+           int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N).
+    gemm_dispatch(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta));
+}
+
+void dgemm(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B,
+           int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N).
+    gemm_dispatch(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta));
+}
 
 void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,
                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
-    gemm_naive_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta);
+    // C: (M, N); op(A): (M, K); op(B): (K, N).
+    gemm_naive_t(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta));
 }
+
 void dgemm_naive(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B,
                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta) {
-    gemm_naive_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta);
+    // C: (M, N); op(A): (M, K); op(B): (K, N).
+    gemm_naive_t(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta));
 }
-void sgemm(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,
-           int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
-    gemm_naive_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta);
+
+void dense_forward(float* y, const float* x, int64_t ldx, bool trans_x, const float* w,
+                   int64_t ldw, bool trans_w, const float* b, int64_t N, int64_t I, int64_t U) {
+    // y: (N, U) contiguous; op(x): (N, I); op(w): (I, U); b: (U,) or nullptr.
+    dense_forward_t(y, x, ldx, trans_x, w, ldw, trans_w, b, N, I, U);
 }
-void dgemm(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B,
-           int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta) {
-    gemm_naive_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta);
+
+void dense_forward(double* y, const double* x, int64_t ldx, bool trans_x, const double* w,
+                   int64_t ldw, bool trans_w, const double* b, int64_t N, int64_t I, int64_t U) {
+    // y: (N, U) contiguous; op(x): (N, I); op(w): (I, U); b: (U,) or nullptr.
+    dense_forward_t(y, x, ldx, trans_x, w, ldw, trans_w, b, N, I, U);
+}
+
+void bias_add(float* y, const float* x, int64_t ldx, const float* b, int64_t N, int64_t U) {
+    // y: (N, U) contiguous; x: (N, U) row stride ldx; b: (U,).
+    bias_add_t(y, x, ldx, b, N, U);
+}
+
+void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t N, int64_t U) {
+    // y: (N, U) contiguous; x: (N, U) row stride ldx; b: (U,).
+    bias_add_t(y, x, ldx, b, N, U);
+}
+
+void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U) {
+    // db: (U,); dy: (N, U) row stride lddy.
+    bias_grad_t(db, dy, lddy, N, U);
+}
+
+void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U) {
+    // db: (U,); dy: (N, U) row stride lddy.
+    bias_grad_t(db, dy, lddy, N, U);
 }
 
 }  // namespace pyminidl::kernels

@@ -1,4 +1,5 @@
-// gemm.h — C = alpha * op(A) op(B) + beta * C, float32 and float64.
+// gemm.h — C = alpha * op(A) op(B) + beta * C, float32 and float64, and the Dense helpers
+// built on it (see gemm.cpp for the algorithm).
 #pragma once
 
 #include "common.h"
@@ -22,5 +23,20 @@ void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_
 void dgemm_naive(double* C, int64_t ldc, const double* A, int64_t lda, bool trans_a,
                  const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
                  double alpha, double beta);
+
+// Dense helpers, float32 and float64 overloads.
+// y: (N, U) contiguous; op(x): (N, I), x row stride ldx; op(w): (I, U), w row stride ldw;
+// b: (U,) or nullptr. y = op(x) op(w) + b.
+void dense_forward(float* y, const float* x, int64_t ldx, bool trans_x, const float* w,
+                   int64_t ldw, bool trans_w, const float* b, int64_t N, int64_t I, int64_t U);
+void dense_forward(double* y, const double* x, int64_t ldx, bool trans_x, const double* w,
+                   int64_t ldw, bool trans_w, const double* b, int64_t N, int64_t I, int64_t U);
+// y: (N, U) contiguous; x: (N, U) row stride ldx; b: (U,). y = x + b.
+void bias_add(float* y, const float* x, int64_t ldx, const float* b, int64_t N, int64_t U);
+void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t N, int64_t U);
+// db: (U,); dy: (N, U) row stride lddy. db[u] = sum over n of dy[n, u], summed in row order
+// by one thread per column, so db does not depend on the thread count.
+void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U);
+void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U);
 
 }  // namespace pyminidl::kernels

@@ -1,2 +1,109 @@
-// gemm_avx512.cpp — ISA-specific GEMM micro-kernels (filled by the blocked GEMM).
-#include "gemm.h"
+// gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16)
+// and direct (the same tiles, plus narrow 16x16 / 16x8 tiles for small N).
+//
+// Compiled with -mavx512f -mavx512dq -mavx512vl -mavx512bw -mfma (CMakeLists.txt) and called
+// only when pyminidl::active_isa() says the CPU and OS support AVX-512, so the rest of the
+// library stays baseline x86-64. The kernel bodies are in gemm_simd.h; this file supplies
+// the 512-bit traits and fixes the tile shapes of gemm_ukernels.h.
+//
+// Layout: packed a[p * MR + i] and b[p * NR + j], 64-byte aligned; C row-major, stride ldc.
+// 12 rows x 2 zmm = 24 accumulators of the 32 zmm registers, leaving room for the two B
+// vectors and the A broadcast; on Zen 4 a zmm FMA issues once per cycle with a 4-cycle
+// latency, so 24 independent chains hide the latency. Edge lanes use AVX-512 masks.
+//
+// Reference: BLIS "skx" micro-kernels (github.com/flame/blis, kernels/skx), transposed to our
+// row-major C (the vector axis is N).
+#include <immintrin.h>
+
+#include "gemm_simd.h"
+#include "gemm_ukernels.h"
+
+namespace pyminidl::kernels::detail {
+
+namespace {
+
+struct ZmmF32 {
+    using T = float;
+    using V = __m512;
+    using Mask = __mmask16;
+    static constexpr int W = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load(const T* p) { return _mm512_load_ps(p); }
+    static V loadu(const T* p) { return _mm512_loadu_ps(p); }
+    static V bcast(const T* p) { return _mm512_set1_ps(*p); }
+    static V set1(T x) { return _mm512_set1_ps(x); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static Mask mask_for(int64_t n) {
+        return n >= W ? Mask(0xFFFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u);
+    }
+    static V maskz_loadu(Mask m, const T* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static void mask_storeu(T* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+
+struct ZmmF64 {
+    using T = double;
+    using V = __m512d;
+    using Mask = __mmask8;
+    static constexpr int W = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V load(const T* p) { return _mm512_load_pd(p); }
+    static V loadu(const T* p) { return _mm512_loadu_pd(p); }
+    static V bcast(const T* p) { return _mm512_set1_pd(*p); }
+    static V set1(T x) { return _mm512_set1_pd(x); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+    static Mask mask_for(int64_t n) {
+        return n >= W ? Mask(0xFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u);
+    }
+    static V maskz_loadu(Mask m, const T* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static void mask_storeu(T* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+};
+
+}  // namespace
+
+void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                          float alpha, float beta) {
+    // a: (kc, 12) packed, b: (kc, 32) packed, c: (12, 32) row stride ldc.
+    ukernel_packed<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16>(kc, a, b, c, ldc, alpha, beta);
+}
+
+void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,
+                          int64_t ldc, double alpha, double beta) {
+    // a: (kc, 12) packed, b: (kc, 16) packed, c: (12, 16) row stride ldc.
+    ukernel_packed<ZmmF64, AVX512_DGEMM_MR, AVX512_DGEMM_NR / 8>(kc, a, b, c, ldc, alpha, beta);
+}
+
+void sgemm_direct_avx512(int64_t kc, const float* a, int64_t rsa, int64_t csa, const float* b,
+                         int64_t ldb, float* c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                         float beta) {
+    // op(A): (mr <= 12, kc) strides (rsa, csa); op(B): (kc, nr <= 32) row stride ldb; c: (mr, nr).
+    ukernel_direct_any<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16>(kc, a, rsa, csa, b, ldb, c,
+                                                                       ldc, mr, nr, alpha, beta);
+}
+
+void sgemm_direct_narrow_avx512(int64_t kc, const float* a, int64_t rsa, int64_t csa,
+                                const float* b, int64_t ldb, float* c, int64_t ldc, int64_t mr,
+                                int64_t nr, float alpha, float beta) {
+    // op(A): (mr <= 16, kc) strides (rsa, csa); op(B): (kc, nr <= 16) row stride ldb; c: (mr, nr).
+    ukernel_direct_any<ZmmF32, AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR / 16>(
+        kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
+void dgemm_direct_avx512(int64_t kc, const double* a, int64_t rsa, int64_t csa, const double* b,
+                         int64_t ldb, double* c, int64_t ldc, int64_t mr, int64_t nr,
+                         double alpha, double beta) {
+    // op(A): (mr <= 12, kc) strides (rsa, csa); op(B): (kc, nr <= 16) row stride ldb; c: (mr, nr).
+    ukernel_direct_any<ZmmF64, AVX512_DGEMM_MR, AVX512_DGEMM_NR / 8>(kc, a, rsa, csa, b, ldb, c,
+                                                                      ldc, mr, nr, alpha, beta);
+}
+
+void dgemm_direct_narrow_avx512(int64_t kc, const double* a, int64_t rsa, int64_t csa,
+                                const double* b, int64_t ldb, double* c, int64_t ldc, int64_t mr,
+                                int64_t nr, double alpha, double beta) {
+    // op(A): (mr <= 16, kc) strides (rsa, csa); op(B): (kc, nr <= 8) row stride ldb; c: (mr, nr).
+    ukernel_direct_any<ZmmF64, AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR / 8>(
+        kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
+}  // namespace pyminidl::kernels::detail

@@ -1,0 +1,148 @@
+"""Benchmark harness: thread setup before NumPy loads, timing, JSON lines, tables.
+
+Import this module and call ``setup_threads(n)`` *before* importing NumPy (or anything
+that imports it): BLAS and OpenMP read their thread counts once, when they load. The
+harness also unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``, which, when left over in
+an environment, pin OpenBLAS to a slower kernel and would make the peer look worse than it is.
+
+Results are JSON lines ``{op, shape, backend, threads, median_s, min_s, max_s, gflops}``
+so runs can be compared; ``table`` prints the same records for people.
+"""
+
+import ctypes
+import json
+import os
+import statistics
+import sys
+import time
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+SLOWING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Zen 4 (and every core with two 256-bit FMA pipes): 2 pipes x 8 float32 lanes x 2 FLOP.
+# AVX-512 on Zen 4 is double-pumped over the same pipes, so it has the same peak.
+FP32_FLOP_PER_CYCLE = 32
+
+
+def setup_threads(threads):
+    """Fix every BLAS/OpenMP thread count to ``threads``; call before importing NumPy."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("setup_threads must run before NumPy is imported")
+    removed = {name: os.environ.pop(name) for name in SLOWING_VARS if name in os.environ}
+    for name in THREAD_VARS:
+        os.environ[name] = str(threads)
+    return removed
+
+
+def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=5, max_reps=200):
+    """Time each callable of ``fns`` (dict name -> fn), interleaved rep by rep so that a noisy
+    neighbour slows all of them alike. Returns {name: (median_s, min_s, max_s)}."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    if reps is None:
+        t0 = time.perf_counter()
+        for fn in fns.values():
+            fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        reps = int(min(max_reps, max(min_reps, budget_s / once)))
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}
+
+
+def emit(record, stream=None):
+    """Write one result as a JSON line."""
+    stream = sys.stdout if stream is None else stream
+    stream.write(json.dumps(record, sort_keys=True) + "\n")
+    stream.flush()
+
+
+def cpu_ghz():
+    """The clock /proc/cpuinfo reports (the nominal clock; turbo can run above it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
+        return max(mhz) / 1000.0 if mhz else None
+    except OSError:
+        return None
+
+
+def peak_gflops(threads, ghz=None, flop_per_cycle=FP32_FLOP_PER_CYCLE):
+    """Theoretical float32 peak: cores x GHz x FLOP/cycle/core."""
+    ghz = cpu_ghz() if ghz is None else ghz
+    return None if ghz is None else threads * ghz * flop_per_cycle
+
+
+def _openblas_lib():
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def _call_str(lib, names):
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            return fn().decode()
+    return None
+
+
+def blas_info():
+    """Which BLAS NumPy uses and which OpenBLAS kernel runs (threadpoolctl when installed)."""
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        if blas:
+            d = blas[0]
+            return {"blas": d.get("internal_api"), "version": d.get("version"),
+                    "kernel": d.get("architecture"), "threads": d.get("num_threads"), "source": "threadpoolctl"}
+    except ImportError:
+        pass
+    info = {"source": "numpy.show_config + OpenBLAS symbols"}
+    try:
+        dep = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info.update(blas=dep.get("name"), version=dep.get("version"))
+    except Exception:  # older NumPy: no dict mode
+        pass
+    lib = _openblas_lib()
+    if lib is not None:
+        info["kernel"] = _call_str(lib, ("openblas_get_corename", "scipy_openblas_get_corename64_",
+                                         "openblas_get_corename64_"))
+        info["config"] = _call_str(lib, ("openblas_get_config", "scipy_openblas_get_config64_",
+                                         "openblas_get_config64_"))
+    return info
+
+
+def table(rows, columns):
+    """Print ``rows`` (list of dicts) as an aligned text table with the given columns."""
+    cells = [[str(c) for c in columns]] + [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)

@@ -1,0 +1,141 @@
+"""GEMM throughput: pyminidl vs NumPy/OpenBLAS (and PyTorch CPU when importable), float32.
+
+Usage:
+    python benchmarks/bench_gemm.py                 # 1 and 2 threads, squares 64..2048 + Dense shapes
+    python benchmarks/bench_gemm.py --quick         # squares up to 512, shorter timing budget
+    python benchmarks/bench_gemm.py --threads 2     # one thread count only
+    python benchmarks/bench_gemm.py --json out.jsonl
+
+Each thread count runs in its own subprocess, so OpenMP and the BLAS read their thread counts
+at start. Every case is checked against the float64 reference before it is timed. The
+peers are timed interleaved, rep by rep, so a noisy neighbour slows all of them alike.
+ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
+reps, which is the steadier figure on a shared machine.
+
+% of peak = GFLOP/s / (threads x GHz x 32 FLOP/cycle), GHz as /proc/cpuinfo reports it
+(Zen 4: two 256-bit FMA pipes x 8 float32 lanes x 2 FLOP; AVX-512 is double-pumped on the
+same pipes). Turbo clocks can exceed the reported clock, so the figure can pass 100%.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness  # noqa: E402  (imports no NumPy)
+
+SQUARES = (64, 128, 256, 512, 1024, 2048)
+QUICK_SQUARES = (64, 128, 256, 512)
+# The Dense layers of an MNIST MLP 784-256-10 at batch 128: (name, M, N, K, trans_a, trans_b).
+DENSE = (
+    ("fwd1 x@W1", 128, 256, 784, False, False),
+    ("fwd2 h@W2", 128, 10, 256, False, False),
+    ("dW1 x.T@dy", 784, 256, 128, True, False),
+    ("dX1 dy@W1.T", 128, 784, 256, False, True),
+    ("dW2 h.T@dy", 256, 10, 128, True, False),
+    ("dh dy@W2.T", 128, 256, 10, False, True),
+)
+
+
+def cases(quick):
+    sq = QUICK_SQUARES if quick else SQUARES
+    return [(f"square {s}", s, s, s, False, False) for s in sq] + list(DENSE)
+
+
+def worker(threads, quick):
+    removed = _harness.setup_threads(threads)
+    import numpy as np
+
+    import pyminidl
+    from pyminidl.backend.base import Backend
+    from pyminidl.backend.cpu_backend import CpuBackend
+    from pyminidl.testing import assert_close
+
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    pyminidl.config.set_num_threads(threads)
+    _harness.emit({"op": "meta", "threads": threads, "unset_env": sorted(removed),
+                   "blas": _harness.blas_info(), "pyminidl_isa": pyminidl.config.cpu_features()["active"],
+                   "torch": None if torch is None else torch.__version__, "numpy": np.__version__,
+                   "ghz": _harness.cpu_ghz()})
+    cpu, ref, rng = CpuBackend(), Backend(), np.random.default_rng(0)
+    for name, m, n, k, ta, tb in cases(quick):
+        a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+        at, bt = (a.T if ta else a), (b.T if tb else b)
+        want = ref.gemm(a.astype(np.float64), b.astype(np.float64), ta, tb)
+        assert_close(cpu.gemm(a, b, ta, tb), want, k=k)  # correctness first, then time
+        assert_close(np.matmul(at, bt), want, k=k)
+        fns = {"pyminidl": lambda: cpu.gemm(a, b, ta, tb), "numpy": lambda: np.matmul(at, bt)}
+        if torch is not None:
+            ta_, tb_ = torch.from_numpy(at), torch.from_numpy(bt)
+            assert_close(torch.mm(ta_, tb_).numpy(), want, k=k)
+            fns["torch"] = lambda: torch.mm(ta_, tb_)
+        timing = _harness.bench(fns, budget_s=0.15 if quick else 0.8)
+        for backend, (med, lo, hi) in timing.items():
+            _harness.emit({"op": "gemm", "case": name, "shape": [m, n, k], "trans": [ta, tb],
+                           "backend": backend, "threads": threads, "median_s": med, "min_s": lo,
+                           "max_s": hi, "gflops": 2.0 * m * n * k / med / 1e9})
+
+
+def run_workers(thread_counts, quick):
+    records = []
+    for t in thread_counts:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(t)]
+        out = subprocess.run(cmd + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
+        records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return records
+
+
+def report(records):
+    metas = [r for r in records if r["op"] == "meta"]
+    for meta in metas:
+        print(f"threads={meta['threads']}: pyminidl ISA {meta['pyminidl_isa']}, NumPy {meta['numpy']}, "
+              f"BLAS {meta['blas']}, torch {meta['torch']}, unset {meta['unset_env'] or 'nothing'}")
+    ghz = metas[0]["ghz"] if metas else None
+    if ghz:
+        print(f"peak = threads x {ghz:.3f} GHz (/proc/cpuinfo) x {_harness.FP32_FLOP_PER_CYCLE} FLOP/cycle "
+              f"= {_harness.peak_gflops(1, ghz):.1f} GFLOP/s per thread")
+    by_key = {}
+    for r in records:
+        if r["op"] == "gemm":
+            by_key.setdefault((r["threads"], r["case"]), {})[r["backend"]] = r
+    rows = []
+    for (threads, case), peers in by_key.items():
+        p, n, t = peers["pyminidl"], peers["numpy"], peers.get("torch")
+        peak = _harness.peak_gflops(threads, ghz)
+        rows.append({"case": case, "M,N,K": ",".join(map(str, p["shape"])),
+                     "tA,tB": "".join("T" if x else "N" for x in p["trans"]), "thr": threads,
+                     "pyminidl GF/s": p["gflops"], "numpy GF/s": n["gflops"],
+                     "ratio": p["gflops"] / n["gflops"], "ratio(min)": n["min_s"] / p["min_s"],
+                     "torch GF/s": t["gflops"] if t else None,
+                     "pmd %peak": 100.0 * p["gflops"] / peak if peak else None,
+                     "pmd ms med [min,max]": f"{1e3 * p['median_s']:.3f} [{1e3 * p['min_s']:.3f},{1e3 * p['max_s']:.3f}]"})
+    _harness.table(rows, list(rows[0].keys()) if rows else [])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
+    ap.add_argument("--quick", action="store_true", help="squares up to 512, shorter timing budget")
+    ap.add_argument("--json", help="also write the JSON lines to this file")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.threads[0], args.quick)
+    records = run_workers(args.threads or [1, 2], args.quick)
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in records:
+                _harness.emit(r, f)
+    report(records)
+
+
+if __name__ == "__main__":
+    main()

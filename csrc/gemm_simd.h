@@ -1,0 +1,123 @@
+// gemm_simd.h — the register-tiled GEMM micro-kernels, written once over a SIMD traits class
+// S and instantiated by gemm_avx2.cpp (S = 256-bit ymm) and gemm_avx512.cpp (S = 512-bit zmm),
+// each compiled with its own ISA flags. Internal: included by those two files only, and
+// everything here has internal linkage so the two instantiations never meet at link time.
+//
+// S provides: T, V (vector), Mask, W (lanes), zero, load (aligned), loadu, bcast, set1,
+// fmadd, mul, storeu, mask_for(n) (first n lanes, n clamped to [0, W]), maskz_loadu, mask_storeu.
+//
+// Two kernels (see gemm_ukernels.h for the layouts):
+//   ukernel_packed  reads packed, zero-padded micro-panels: a[p * MR + i], b[p * NR + j].
+//   ukernel_direct  reads op(A) and op(B) in place (A with any strides, B with unit column
+//                   stride) and masks the N edge: no packing, for products too small to
+//                   amortise it. Rows past mr re-read row mr-1 (valid memory) and are not stored.
+// Both: c = alpha * (a b) + beta * c over one MR x NR tile, c not read when beta == 0, the
+// k loop in order p = 0..kc-1 with one fused multiply-add per product.
+//
+// Reference: BLIS micro-kernel interface (F. Van Zee, R. van de Geijn, ACM TOMS 41(3), 2015).
+#pragma once
+
+#include <algorithm>
+
+#include "common.h"
+
+namespace pyminidl::kernels::detail {
+namespace {
+
+// c: (MR, NV*W) row stride ldc, rows < mr stored through masks m. acc holds a b.
+template <class S, int MR, int NV>
+PMD_ALWAYS_INLINE void store_tile(typename S::T* c, int64_t ldc, const typename S::V (&acc)[MR][NV],
+                                  const typename S::Mask (&m)[NV], int64_t mr,
+                                  typename S::T alpha, typename S::T beta) {
+    using T = typename S::T;
+    const typename S::V va = S::set1(alpha), vb = S::set1(beta);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            T* ci = c + i * ldc + v * S::W;
+            // beta == 0 must not read c: it may be uninitialised (or hold NaN).
+            const typename S::V r = beta == T(0)
+                                        ? S::mul(va, acc[i][v])
+                                        : S::fmadd(va, acc[i][v], S::mul(vb, S::maskz_loadu(m[v], ci)));
+            S::mask_storeu(ci, m[v], r);
+        }
+    }
+}
+
+// a: (kc, MR) packed, b: (kc, NV*W) packed (both aligned), c: (MR, NV*W) row stride ldc.
+template <class S, int MR, int NV>
+PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTRICT a,
+                                      const typename S::T* PMD_RESTRICT b, typename S::T* c,
+                                      int64_t ldc, typename S::T alpha, typename S::T beta) {
+    constexpr int NR = NV * S::W;
+    typename S::V acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+        typename S::V bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * S::W);
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) {
+            const typename S::V ai = S::bcast(a + i);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+        }
+    }
+    typename S::Mask m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(S::W);
+    store_tile<S, MR, NV>(c, ldc, acc, m, MR, alpha, beta);
+}
+
+// op(A) element (i, p) at a[i * rsa + p * csa]; op(B) element (p, j) at b[p * ldb + j];
+// c: (mr, nr) of an MR x NV*W tile, row stride ldc. FULL: nr == NV*W (no masks in the k loop).
+template <class S, int MR, int NV, bool FULL>
+PMD_ALWAYS_INLINE void ukernel_direct(int64_t kc, const typename S::T* a, int64_t rsa,
+                                      int64_t csa, const typename S::T* b, int64_t ldb,
+                                      typename S::T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                      typename S::T alpha, typename S::T beta) {
+    using T = typename S::T;
+    typename S::Mask m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
+    const T* ar[MR];
+    for (int i = 0; i < MR; ++i) ar[i] = a + std::min<int64_t>(i, mr - 1) * rsa;
+    typename S::V acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+    for (int64_t p = 0; p < kc; ++p, b += ldb) {
+        typename S::V bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            bv[v] = FULL ? S::loadu(b + v * S::W) : S::maskz_loadu(m[v], b + v * S::W);
+        }
+        const int64_t off = p * csa;
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) {
+            const typename S::V ai = S::bcast(ar[i] + off);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+        }
+    }
+    store_tile<S, MR, NV>(c, ldc, acc, m, mr, alpha, beta);
+}
+
+// The direct kernel with the full-width case split out, so full tiles run mask-free.
+template <class S, int MR, int NV>
+void ukernel_direct_any(int64_t kc, const typename S::T* a, int64_t rsa, int64_t csa,
+                        const typename S::T* b, int64_t ldb, typename S::T* c, int64_t ldc,
+                        int64_t mr, int64_t nr, typename S::T alpha, typename S::T beta) {
+    if (nr == NV * S::W) {
+        ukernel_direct<S, MR, NV, true>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+    } else {
+        ukernel_direct<S, MR, NV, false>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+    }
+}
+
+}  // namespace
+}  // namespace pyminidl::kernels::detail

@@ -1,0 +1,83 @@
+// gemm_ukernels.h — internal to the GEMM: the micro-kernel signature and, per ISA path,
+// its register tile (MR x NR) and cache blocks (MC, KC, NC), named as in BLIS.
+//
+// Layout of the packed operands a micro-kernel reads (both 64-byte aligned):
+//   a: MR x kc micro-panel of op(A), k-major: a[p * MR + i] (rows past the edge are zero)
+//   b: kc x NR micro-panel of op(B), k-major: b[p * NR + j] (columns past the edge are zero)
+// and the tile it updates: c[i * ldc + j], i < MR, j < NR (row-major, unit column stride):
+//   c = alpha * (a b) + beta * c, and c is not read when beta == 0.
+// The k-loop runs p = 0, 1, ..., kc-1 with one rounding per fused multiply-add, so every
+// element's summation order is fixed by KC alone, never by the thread that computes it.
+//
+// Block sizes (Zen 4: 32 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the kc x NR micro-panel of
+// B is reused from L1 by every micro-panel of A in the inner ir loop; the MC x KC block of
+// A lives in L2 across the jr loop; the KC x NC panel of B lives in L3 across the ic loop.
+//
+// Reference: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
+// Functionality", ACM TOMS 41(3), 2015; T. M. Low et al., "Analytical Modeling Is Enough for
+// High-Performance BLIS", ACM TOMS 43(2), 2016.
+#pragma once
+
+#include "common.h"
+
+namespace pyminidl::kernels::detail {
+
+template <typename T>
+using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
+                             T beta);
+// The unpacked ("direct") micro-kernel for small products: op(A) element (i, p) at
+// a[i * rsa + p * csa], op(B) element (p, j) at b[p * ldb + j] (B needs unit column stride),
+// updates the mr x nr corner (mr <= MR, nr <= NR) of a tile of c, masking the edges.
+template <typename T>
+using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
+                                  int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                  T alpha, T beta);
+
+// Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
+void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                            float alpha, float beta);
+void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double* c,
+                            int64_t ldc, double alpha, double beta);
+#if defined(PYMINIDL_X86)
+// gemm_avx2.cpp (-mavx2 -mfma) and gemm_avx512.cpp (-mavx512f ...): explicit intrinsics.
+void sgemm_ukernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                        float alpha, float beta);
+void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                        double alpha, double beta);
+void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                          float alpha, float beta);
+void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,
+                          int64_t ldc, double alpha, double beta);
+#define PMD_DIRECT_DECL(name, T)                                                              \
+    void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, int64_t ldb, T* c, \
+              int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta);
+PMD_DIRECT_DECL(sgemm_direct_avx2, float)
+PMD_DIRECT_DECL(sgemm_direct_narrow_avx2, float)
+PMD_DIRECT_DECL(dgemm_direct_avx2, double)
+PMD_DIRECT_DECL(dgemm_direct_narrow_avx2, double)
+PMD_DIRECT_DECL(sgemm_direct_avx512, float)
+PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
+PMD_DIRECT_DECL(dgemm_direct_avx512, double)
+PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
+#undef PMD_DIRECT_DECL
+#endif
+
+// SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
+constexpr int BASELINE_SGEMM_MR = 4, BASELINE_SGEMM_NR = 8;
+constexpr int BASELINE_DGEMM_MR = 4, BASELINE_DGEMM_NR = 4;
+// AVX2: 16 ymm registers; 6 x 16 floats = 12 accumulators + 2 for B + 1 broadcast.
+constexpr int AVX2_SGEMM_MR = 6, AVX2_SGEMM_NR = 16;
+constexpr int AVX2_DGEMM_MR = 6, AVX2_DGEMM_NR = 8;
+// AVX-512: 32 zmm registers; 12 x 32 floats = 24 accumulators + 2 for B + broadcasts.
+constexpr int AVX512_SGEMM_MR = 12, AVX512_SGEMM_NR = 32;
+constexpr int AVX512_DGEMM_MR = 12, AVX512_DGEMM_NR = 16;
+// Direct kernels use the tiles above, and a narrow tile for small N (a Dense layer with 10
+// units would waste two thirds of a 32-wide tile): one vector per row, more rows.
+constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
+constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
+constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
+constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
+// The largest MR x NR of any direct tile (scratch size for a tile of a strided C).
+constexpr int DIRECT_MAX_TILE = AVX512_SGEMM_MR * AVX512_SGEMM_NR;
+
+}  // namespace pyminidl::kernels::detail

@@ -1,0 +1,116 @@
+"""Dense helpers (dense_forward, dense_backward, bias_add, bias_grad) against the reference."""
+
+import numpy as np
+import pytest
+
+import pyminidl
+from pyminidl.backend._compat import _C
+from pyminidl.testing import assert_close
+
+DTYPES = [np.float32, np.float64]
+# (batch, in, units): batch 1, primes, tails, the MNIST MLP's layers.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 17), (17, 65, 7), (128, 784, 256), (128, 256, 10), (33, 257, 65)]
+
+
+def _f8(*arrays):
+    return [None if a is None else a.astype(np.float64) for a in arrays]
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,i,u", SHAPES)
+def test_dense_forward_matches_reference(fast_backend, ref, rng, n, i, u, dtype, use_bias):
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((i, u)).astype(dtype)
+    b = rng.standard_normal(u).astype(dtype) if use_bias else None
+    got = fast_backend.dense_forward(x, w, b)
+    assert got.dtype == dtype
+    assert_close(got, ref.dense_forward(*_f8(x, w, b)), k=i)
+
+
+@pytest.mark.parametrize("has_bias,need_dx", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,i,u", SHAPES)
+def test_dense_backward_matches_reference(fast_backend, ref, rng, n, i, u, dtype, has_bias, need_dx):
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((i, u)).astype(dtype)
+    dy = rng.standard_normal((n, u)).astype(dtype)
+    dx, dw, db = fast_backend.dense_backward(dy, x, w, has_bias, need_dx)
+    rdx, rdw, rdb = ref.dense_backward(*_f8(dy, x, w), has_bias, need_dx)
+    assert_close(dw, rdw, k=n)
+    if need_dx:
+        assert_close(dx, rdx, k=u)
+    else:
+        assert dx is None
+    if has_bias:
+        assert_close(db, rdb, k=n)
+    else:
+        assert db is None
+
+
+@pytest.mark.parametrize("layout", ["fortran", "row_stride", "step_slices"])
+def test_dense_non_contiguous_inputs(fast_backend, ref, rng, layout):
+    base_x = rng.standard_normal((80, 90)).astype(np.float32)
+    base_w = rng.standard_normal((90, 70)).astype(np.float32)
+    views = {
+        "fortran": lambda a, r, c: np.asfortranarray(a[:r, :c]),
+        "row_stride": lambda a, r, c: a[1:r + 1, 3:c + 3],
+        "step_slices": lambda a, r, c: a[::2, ::2][:r, :c],
+    }[layout]
+    x, w, dy = views(base_x, 33, 41), views(base_w, 41, 29), views(base_w, 33, 29)
+    b = base_w[0, ::2][:29]
+    assert_close(fast_backend.dense_forward(x, w, b), ref.dense_forward(*_f8(x, w, b)), k=41)
+    got = fast_backend.dense_backward(dy, x, w)
+    for g, r, k in zip(got, ref.dense_backward(*_f8(dy, x, w)), (29, 33, 33)):
+        assert_close(g, r, k=k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,u", [(1, 1), (7, 3), (128, 10), (1000, 257), (3, 1000)])
+def test_bias_grad_and_bias_add_match_reference(fast_backend, ref, rng, n, u, dtype):
+    dy = rng.standard_normal((n, u)).astype(dtype)
+    b = rng.standard_normal(u).astype(dtype)
+    assert_close(fast_backend.bias_grad(dy), ref.bias_grad(dy.astype(np.float64)), k=n)
+    assert_close(fast_backend.bias_grad(dy.T.copy().T), ref.bias_grad(dy.astype(np.float64)), k=n)
+    assert_close(fast_backend.bias_add(dy, b), ref.bias_add(*_f8(dy, b)), k=1)
+
+
+def test_bias_grad_one_and_two_threads_bit_identical(rng):
+    dy = rng.standard_normal((4096, 300)).astype(np.float32)  # above the parallel grain
+    pyminidl.config.set_num_threads(1)
+    one = _C.bias_grad(dy)
+    pyminidl.config.set_num_threads(2)
+    np.testing.assert_array_equal(_C.bias_grad(dy), one)
+
+
+def test_dense_nd_inputs_fall_back_to_reference(fast_backend, ref, rng):
+    dy = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    assert_close(fast_backend.bias_grad(dy), ref.bias_grad(dy.astype(np.float64)), k=6)
+    assert_close(fast_backend.bias_add(dy, b), ref.bias_add(*_f8(dy, b)), k=1)
+
+
+@pytest.mark.parametrize("n,i,u", [(0, 4, 3), (4, 0, 3), (4, 3, 0)])
+def test_dense_empty(n, i, u):
+    x = np.ones((n, i), np.float32)
+    w = np.ones((i, u), np.float32)
+    b = np.arange(u, dtype=np.float32)
+    y = _C.dense_forward(x, w, b)
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (n, u)))  # I == 0: y = b
+    np.testing.assert_array_equal(_C.bias_grad(np.ones((n, u), np.float32)), np.full(u, n, np.float32))
+
+
+def test_dense_bad_input():
+    x, w = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"x.shape\[1\] must equal w.shape\[0\]"):
+        _C.dense_forward(x, np.ones((4, 2), np.float32), None)
+    with pytest.raises(ValueError, match=r"argument 'b' must have shape \(2,\). Received: shape=\(3,\)"):
+        _C.dense_forward(x, w, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="argument 'w' must have dtype float32"):
+        _C.dense_forward(x, w.astype(np.float64), None)
+    with pytest.raises(TypeError, match="argument 'dy' must have dtype float32 or float64"):
+        _C.bias_grad(np.ones((2, 2), np.int32))
+    with pytest.raises(ValueError, match="argument 'dy' must be 2-D"):
+        _C.bias_grad(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"b.shape\[0\] must equal x.shape\[1\]"):
+        _C.bias_add(x, np.ones(2, np.float32))
