@@ -12,15 +12,20 @@
 // the reference's result: sigmoid via exp(-|x|) and softplus via max(x, 0) + log1p(exp(-|x|))
 // never overflow. Row sums of softmax accumulate in double: it costs little and keeps
 // float32 within the reference's error for long rows. Each row / element is computed by
-// one thread in a fixed order, so results do not depend on the thread count.
+// one thread in a fixed order (parallel.h), so results do not depend on the thread count.
 //
-// Built with -fno-math-errno (CMakeLists.txt) so std::sqrt/std::abs inline and the
-// simple loops vectorise; never -ffast-math (it would break NaN/Inf propagation).
+// exp and tanh come from fastmath.h: vectorisable polynomials in float32 (<= 2 ulp),
+// std:: in float64. expm1, log1p and erf stay std:: (rarer, and accuracy matters there).
+// Built with -fno-math-errno -fno-trapping-math (CMakeLists.txt) so the loops vectorise
+// (selects are if-converted); never -ffast-math (it would break NaN/Inf propagation).
 // References: Keras 3 keras/src/activations/activations.py; Hendrycks & Gimpel, GELU (2016).
 #include "activations.h"
 
 #include <algorithm>
 #include <cmath>
+
+#include "fastmath.h"
+#include "parallel.h"
 
 namespace pyminidl::kernels {
 
@@ -33,17 +38,46 @@ constexpr double SQRT_2_OVER_PI = 0.79788456080286535587989211986876;
 constexpr double SQRT_2PI = 2.5066282746310005024157652848110;
 constexpr double GELU_C = 0.044715;
 
-// out[i] = f(i) for i in [0, n): the one parallel loop every elementwise kernel uses.
+// The loops every elementwise kernel uses: y[i] = f(x[i]), dx[i] = f(dy[i], a[i]) and
+// dx[i] = f(dy[i], x[i], y[i]). Serial on restrict pointers (f captures only scalars) so
+// GCC vectorises f, if-converting its selects; parallel_blocks splits them over threads.
 template <typename T, typename F>
-void fill_each(T* PMD_RESTRICT out, int64_t n, F f) {
-#pragma omp parallel for schedule(static) if (n > PARALLEL_GRAIN)
-    for (int64_t i = 0; i < n; ++i) out[i] = f(i);
+void map1_block(T* PMD_RESTRICT y, const T* PMD_RESTRICT x, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+template <typename T, typename F>
+void map2_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTRICT a, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = f(dy[i], a[i]);
+}
+
+template <typename T, typename F>
+void map3_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTRICT x,
+                const T* PMD_RESTRICT y, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = f(dy[i], x[i], y[i]);
+}
+
+template <typename T, typename F>
+void map1(T* y, const T* x, int64_t n, F f) {
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) { map1_block(y + lo, x + lo, hi - lo, f); });
+}
+
+template <typename T, typename F>
+void map2(T* dx, const T* dy, const T* a, int64_t n, F f) {
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) { map2_block(dx + lo, dy + lo, a + lo, hi - lo, f); });
+}
+
+template <typename T, typename F>
+void map3(T* dx, const T* dy, const T* x, const T* y, int64_t n, F f) {
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
+        map3_block(dx + lo, dy + lo, x + lo, y + lo, hi - lo, f);
+    });
 }
 
 template <typename T>
 PMD_ALWAYS_INLINE T sigmoid(T x) {
     // exp(-|x|) <= 1 never overflows; pick the algebraically equal form for each sign.
-    const T e = std::exp(-std::abs(x));
+    const T e = exp_v(-std::abs(x));
     return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
@@ -65,7 +99,7 @@ PMD_ALWAYS_INLINE T relu(T x, T slope, T max_value, bool has_max, T threshold) {
 
 template <typename T>
 PMD_ALWAYS_INLINE T gelu_tanh_inner(T x) {
-    return std::tanh(T(SQRT_2_OVER_PI) * (x + T(GELU_C) * x * x * x));
+    return tanh_v(T(SQRT_2_OVER_PI) * (x + T(GELU_C) * x * x * x));
 }
 
 }  // namespace
@@ -97,40 +131,27 @@ void activation_forward(T* y, const T* x, int64_t n, Activation kind, const Acti
     const T max_value = T(p.max_value), threshold = T(p.threshold);
     const bool has_max = p.has_max_value;
     switch (kind) {
-        case Activation::linear: return fill_each(y, n, [=](int64_t i) { return x[i]; });
-        case Activation::step:
-            return fill_each(y, n, [=](int64_t i) { return x[i] > T(0) ? T(1) : T(0); });
-        case Activation::sigmoid: return fill_each(y, n, [=](int64_t i) { return sigmoid(x[i]); });
-        case Activation::hard_sigmoid:
-            // max/min with the value first keep NaN, like numpy.clip.
-            return fill_each(y, n, [=](int64_t i) {
-                return std::min(std::max(x[i] / T(6) + T(0.5), T(0)), T(1));
-            });
-        case Activation::tanh: return fill_each(y, n, [=](int64_t i) { return std::tanh(x[i]); });
+        case Activation::linear: return map1(y, x, n, [](T v) { return v; });
+        case Activation::step: return map1(y, x, n, [](T v) { return v > T(0) ? T(1) : T(0); });
+        case Activation::sigmoid: return map1(y, x, n, [](T v) { return sigmoid(v); });
+        case Activation::hard_sigmoid:  // max/min with the value first keep NaN, like numpy.clip
+            return map1(y, x, n, [](T v) { return std::min(std::max(v / T(6) + T(0.5), T(0)), T(1)); });
+        case Activation::tanh: return map1(y, x, n, [](T v) { return tanh_v(v); });
         case Activation::relu:
-            return fill_each(y, n, [=](int64_t i) {
-                return relu(x[i], slope, max_value, has_max, threshold);
-            });
-        case Activation::leaky_relu:
-            return fill_each(y, n, [=](int64_t i) { return x[i] >= T(0) ? x[i] : slope * x[i]; });
-        case Activation::elu: return fill_each(y, n, [=](int64_t i) { return elu(x[i], alpha); });
-        case Activation::selu:
-            return fill_each(y, n, [=](int64_t i) { return T(SELU_SCALE) * elu(x[i], T(SELU_ALPHA)); });
-        case Activation::softplus:
-            // log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
-            return fill_each(y, n, [=](int64_t i) {
-                return std::max(x[i], T(0)) + std::log1p(std::exp(-std::abs(x[i])));
-            });
-        case Activation::softsign:
-            return fill_each(y, n, [=](int64_t i) { return x[i] / (T(1) + std::abs(x[i])); });
-        case Activation::swish: return fill_each(y, n, [=](int64_t i) { return x[i] * sigmoid(x[i]); });
+            return map1(y, x, n, [=](T v) { return relu(v, slope, max_value, has_max, threshold); });
+        case Activation::leaky_relu:  // v * (1 or slope): a select of factors vectorises, a branch would not
+            return map1(y, x, n, [=](T v) { return v * (v >= T(0) ? T(1) : slope); });
+        case Activation::elu: return map1(y, x, n, [=](T v) { return elu(v, alpha); });
+        case Activation::selu: return map1(y, x, n, [](T v) { return T(SELU_SCALE) * elu(v, T(SELU_ALPHA)); });
+        case Activation::softplus:  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow
+            return map1(y, x, n, [](T v) { return std::max(v, T(0)) + std::log1p(exp_v(-std::abs(v))); });
+        case Activation::softsign: return map1(y, x, n, [](T v) { return v / (T(1) + std::abs(v)); });
+        case Activation::swish: return map1(y, x, n, [](T v) { return v * sigmoid(v); });
         case Activation::gelu:
-            return fill_each(y, n, [=](int64_t i) {
-                return T(0.5) * x[i] * (T(1) + std::erf(x[i] / T(SQRT_2)));
-            });
+            return map1(y, x, n, [](T v) { return T(0.5) * v * (T(1) + std::erf(v / T(SQRT_2))); });
         case Activation::gelu_tanh:
-            return fill_each(y, n, [=](int64_t i) { return T(0.5) * x[i] * (T(1) + gelu_tanh_inner(x[i])); });
-        case Activation::exponential: return fill_each(y, n, [=](int64_t i) { return std::exp(x[i]); });
+            return map1(y, x, n, [](T v) { return T(0.5) * v * (T(1) + gelu_tanh_inner(v)); });
+        case Activation::exponential: return map1(y, x, n, [](T v) { return exp_v(v); });
     }
 }
 
@@ -142,120 +163,133 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, 
     const T max_value = T(p.max_value), threshold = T(p.threshold);
     const bool has_max = p.has_max_value;
     switch (kind) {
-        case Activation::linear: return fill_each(dx, n, [=](int64_t i) { return dy[i]; });  // dL/dx = dy
-        case Activation::step: return fill_each(dx, n, [=](int64_t) { return T(0); });  // flat a.e.
+        case Activation::linear: return map1(dx, dy, n, [](T g) { return g; });  // dL/dx = dy
+        case Activation::step: return map1(dx, dy, n, [](T) { return T(0); });  // flat a.e.
         case Activation::sigmoid:  // dL/dx = dy * y * (1 - y)
-            return fill_each(dx, n, [=](int64_t i) { return dy[i] * y[i] * (T(1) - y[i]); });
+            return map2(dx, dy, y, n, [](T g, T v) { return g * v * (T(1) - v); });
         case Activation::hard_sigmoid:  // dL/dx = dy / 6 inside (-3, 3), else 0
-            return fill_each(dx, n, [=](int64_t i) {
-                return (x[i] > T(-3) && x[i] < T(3)) ? dy[i] / T(6) : T(0);
-            });
+            return map2(dx, dy, x, n, [](T g, T v) { return (v > T(-3) && v < T(3)) ? g / T(6) : T(0); });
         case Activation::tanh:  // dL/dx = dy * (1 - y**2)
-            return fill_each(dx, n, [=](int64_t i) { return dy[i] * (T(1) - y[i] * y[i]); });
-        case Activation::relu:  // dL/dx = dy above the threshold inside (0, max_value), slope * dy below
-            return fill_each(dx, n, [=](int64_t i) {
-                const bool above = x[i] > threshold;
-                T g = above ? T(1) : slope;
-                if (has_max && above && (x[i] >= max_value || x[i] < T(0))) g = T(0);
-                return dy[i] * g;
+            return map2(dx, dy, y, n, [](T g, T v) { return g * (T(1) - v * v); });
+        case Activation::relu:  // dL/dx = dy above the threshold inside [0, max_value), slope * dy below
+            return map2(dx, dy, x, n, [=](T g, T v) {
+                const bool above = v > threshold;
+                const bool clipped = has_max && above && (v >= max_value || v < T(0));
+                return g * (clipped ? T(0) : above ? T(1) : slope);
             });
         case Activation::leaky_relu:  // dL/dx = dy if x > 0 else slope * dy
-            return fill_each(dx, n, [=](int64_t i) { return x[i] > T(0) ? dy[i] : slope * dy[i]; });
+            return map2(dx, dy, x, n, [=](T g, T v) { return g * (v > T(0) ? T(1) : slope); });
         case Activation::elu:  // dL/dx = dy if x > 0 else dy * (y + alpha)
-            return fill_each(dx, n, [=](int64_t i) { return x[i] > T(0) ? dy[i] : dy[i] * (y[i] + alpha); });
+            return map3(dx, dy, x, y, n, [=](T g, T v, T w) { return v > T(0) ? g : g * (w + alpha); });
         case Activation::selu:  // dL/dx = dy * scale if x > 0 else dy * (y + scale * alpha)
-            return fill_each(dx, n, [=](int64_t i) {
-                return dy[i] * (x[i] > T(0) ? T(SELU_SCALE) : y[i] + T(SELU_SCALE * SELU_ALPHA));
+            return map3(dx, dy, x, y, n, [](T g, T v, T w) {
+                return g * (v > T(0) ? T(SELU_SCALE) : w + T(SELU_SCALE * SELU_ALPHA));
             });
         case Activation::softplus:  // dL/dx = dy * sigmoid(x)
-            return fill_each(dx, n, [=](int64_t i) { return dy[i] * sigmoid(x[i]); });
+            return map2(dx, dy, x, n, [](T g, T v) { return g * sigmoid(v); });
         case Activation::softsign:  // dL/dx = dy / (1 + |x|)**2
-            return fill_each(dx, n, [=](int64_t i) {
-                const T d = T(1) + std::abs(x[i]);
-                return dy[i] / (d * d);
-            });
+            return map2(dx, dy, x, n, [](T g, T v) { return g / ((T(1) + std::abs(v)) * (T(1) + std::abs(v))); });
         case Activation::swish:  // dL/dx = dy * (s + x s (1 - s)), s = sigmoid(x)
-            return fill_each(dx, n, [=](int64_t i) {
-                const T s = sigmoid(x[i]);
-                return dy[i] * (s + x[i] * s * (T(1) - s));
+            return map2(dx, dy, x, n, [](T g, T v) {
+                const T s = sigmoid(v);
+                return g * (s + v * s * (T(1) - s));
             });
         case Activation::gelu:  // dL/dx = dy * (Phi(x) + x phi(x))
-            return fill_each(dx, n, [=](int64_t i) {
-                const T cdf = T(0.5) * (T(1) + std::erf(x[i] / T(SQRT_2)));
-                const T pdf = std::exp(T(-0.5) * x[i] * x[i]) / T(SQRT_2PI);
-                return dy[i] * (cdf + x[i] * pdf);
+            return map2(dx, dy, x, n, [](T g, T v) {
+                const T cdf = T(0.5) * (T(1) + std::erf(v / T(SQRT_2)));
+                return g * (cdf + v * (exp_v(T(-0.5) * v * v) / T(SQRT_2PI)));
             });
         case Activation::gelu_tanh:  // t = tanh(c (x + k x^3)): dL/dx = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2))
-            return fill_each(dx, n, [=](int64_t i) {
-                const T t = gelu_tanh_inner(x[i]);
-                const T dt = (T(1) - t * t) * T(SQRT_2_OVER_PI) * (T(1) + T(3 * GELU_C) * x[i] * x[i]);
-                return dy[i] * (T(0.5) * (T(1) + t) + T(0.5) * x[i] * dt);
+            return map2(dx, dy, x, n, [](T g, T v) {
+                const T t = gelu_tanh_inner(v);
+                const T dt = (T(1) - t * t) * T(SQRT_2_OVER_PI) * (T(1) + T(3 * GELU_C) * v * v);
+                return g * (T(0.5) * (T(1) + t) + T(0.5) * v * dt);
             });
         case Activation::exponential:  // dL/dx = dy * y
-            return fill_each(dx, n, [=](int64_t i) { return dy[i] * y[i]; });
+            return map2(dx, dy, y, n, [](T g, T w) { return g * w; });
     }
 }
+
+namespace {
+
+// One row of each softmax kernel: serial, restrict pointers, exp loops that vectorise and
+// sums kept in double, ordered, so the result does not depend on the SIMD width.
+
+// y, x: (cols,), cols >= 1.
+template <typename T>
+void softmax_row(T* PMD_RESTRICT y, const T* PMD_RESTRICT x, int64_t cols) {
+    const T mx = row_max(x, cols);  // subtracting the row max keeps every exp <= 1
+    for (int64_t j = 0; j < cols; ++j) y[j] = exp_v(x[j] - mx);
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; ++j) s += y[j];
+    const double inv = 1.0 / s;
+    for (int64_t j = 0; j < cols; ++j) y[j] = T(y[j] * inv);
+}
+
+// dx, dy, y: (cols,).
+template <typename T>
+void softmax_backward_row(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTRICT y, int64_t cols) {
+    // dL/dx = y * (dy - sum(dy * y)) along the row
+    double dot = 0.0;
+    for (int64_t j = 0; j < cols; ++j) dot += double(dy[j]) * double(y[j]);
+    for (int64_t j = 0; j < cols; ++j) dx[j] = T(y[j] * (dy[j] - dot));
+}
+
+// y, x: (cols,), cols >= 1. y doubles as the scratch of the exps.
+template <typename T>
+void log_softmax_row(T* PMD_RESTRICT y, const T* PMD_RESTRICT x, int64_t cols) {
+    const T mx = row_max(x, cols);
+    for (int64_t j = 0; j < cols; ++j) y[j] = exp_v(x[j] - mx);
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; ++j) s += y[j];
+    const double lse = std::log(s);
+    for (int64_t j = 0; j < cols; ++j) y[j] = T((x[j] - mx) - lse);
+}
+
+// dx, dy, y: (cols,).
+template <typename T>
+void log_softmax_backward_row(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTRICT y,
+                              int64_t cols) {
+    // dL/dx = dy - exp(y) * sum(dy) along the row
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; ++j) s += dy[j];
+    for (int64_t j = 0; j < cols; ++j) dx[j] = T(dy[j] - exp_v(y[j]) * s);
+}
+
+}  // namespace
 
 // y, x: (rows, cols) contiguous, cols >= 1. Overwrites y.
 template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols > PARALLEL_GRAIN)
-    for (int64_t r = 0; r < rows; ++r) {
-        const T* xr = x + r * cols;
-        T* yr = y + r * cols;
-        // Subtracting the row max keeps every exp <= 1 (no overflow).
-        const T mx = row_max(xr, cols);
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) {
-            yr[j] = std::exp(xr[j] - mx);
-            s += yr[j];
-        }
-        const double inv = 1.0 / s;
-        for (int64_t j = 0; j < cols; ++j) yr[j] = T(yr[j] * inv);
-    }
+    parallel_blocks(rows, cols, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) softmax_row(y + r * cols, x + r * cols, cols);
+    });
 }
 
 // dx, dy, y: (rows, cols) contiguous. Overwrites dx.
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
-    // dL/dx = y * (dy - sum(dy * y)) along the row
-#pragma omp parallel for schedule(static) if (rows * cols > PARALLEL_GRAIN)
-    for (int64_t r = 0; r < rows; ++r) {
-        const T *dyr = dy + r * cols, *yr = y + r * cols;
-        T* dxr = dx + r * cols;
-        double dot = 0.0;
-        for (int64_t j = 0; j < cols; ++j) dot += double(dyr[j]) * double(yr[j]);
-        for (int64_t j = 0; j < cols; ++j) dxr[j] = T(yr[j] * (dyr[j] - dot));
-    }
+    parallel_blocks(rows, cols, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols);
+    });
 }
 
 // y, x: (rows, cols) contiguous, cols >= 1. Overwrites y.
 template <typename T>
 void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols > PARALLEL_GRAIN)
-    for (int64_t r = 0; r < rows; ++r) {
-        const T* xr = x + r * cols;
-        T* yr = y + r * cols;
-        const T mx = row_max(xr, cols);
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) s += std::exp(xr[j] - mx);
-        const double lse = std::log(s);
-        for (int64_t j = 0; j < cols; ++j) yr[j] = T((xr[j] - mx) - lse);
-    }
+    parallel_blocks(rows, cols, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) log_softmax_row(y + r * cols, x + r * cols, cols);
+    });
 }
 
 // dx, dy, y: (rows, cols) contiguous. Overwrites dx.
 template <typename T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
-    // dL/dx = dy - exp(y) * sum(dy) along the row
-#pragma omp parallel for schedule(static) if (rows * cols > PARALLEL_GRAIN)
-    for (int64_t r = 0; r < rows; ++r) {
-        const T *dyr = dy + r * cols, *yr = y + r * cols;
-        T* dxr = dx + r * cols;
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) s += dyr[j];
-        for (int64_t j = 0; j < cols; ++j) dxr[j] = T(dyr[j] - std::exp(yr[j]) * s);
-    }
+    parallel_blocks(rows, cols, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            log_softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols);
+        }
+    });
 }
 
 #define PMD_INSTANTIATE(T)                                                                     \
