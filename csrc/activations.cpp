@@ -14,8 +14,8 @@
 // float32 within the reference's error for long rows. Each row / element is computed by
 // one thread in a fixed order (parallel.h), so results do not depend on the thread count.
 //
-// exp and tanh come from fastmath.h: vectorisable polynomials in float32 (<= 2 ulp),
-// std:: in float64. expm1, log1p and erf stay std:: (rarer, and accuracy matters there).
+// exp, expm1 and tanh come from fastmath.h: vectorisable polynomials in float32 (<= 2 ulp),
+// std:: in float64. log1p and erf stay std:: calls (scalar).
 // Built with -fno-math-errno -fno-trapping-math (CMakeLists.txt) so the loops vectorise
 // (selects are if-converted); never -ffast-math (it would break NaN/Inf propagation).
 // References: Keras 3 keras/src/activations/activations.py; Hendrycks & Gimpel, GELU (2016).
@@ -84,7 +84,7 @@ PMD_ALWAYS_INLINE T sigmoid(T x) {
 template <typename T>
 PMD_ALWAYS_INLINE T elu(T x, T alpha) {
     // std::min(x, 0) returns x when x is NaN, so NaN propagates like numpy.minimum.
-    return x > T(0) ? x : alpha * std::expm1(std::min(x, T(0)));
+    return x > T(0) ? x : alpha * expm1_v(std::min(x, T(0)));
 }
 
 template <typename T>

@@ -7,9 +7,10 @@
 //              expf), 2^n applied as two normal powers of two so denormal results survive.
 //   tanh_f(x)  |x| < 0.625: odd polynomial (Cephes tanhf), no cancellation near 0;
 //              else sign(x) (1 - 2 / (exp(2|x|) + 1)).
+//   expm1_f(x) |x| < 0.5: Taylor polynomial; else exp_f(x) - 1.
 // Both are within 2 ulp of the exact result (the parity tests check against float64);
 // +-inf, overflow, underflow and NaN give what std::exp/std::tanh give. The double
-// overloads are std::exp/std::tanh: float64 exists for gradient checks and stays exact.
+// overloads are std::exp/std::tanh/std::expm1: float64 exists for gradient checks and stays exact.
 // Reference: S. Moshier, Cephes Math Library (expf.c, tanhf.c).
 #pragma once
 
@@ -62,7 +63,24 @@ PMD_ALWAYS_INLINE float tanh_f(float x) {
     return std::abs(x) < 0.625f ? small : large;
 }
 
+PMD_ALWAYS_INLINE float expm1_f(float x) {
+    // |x| < 0.5: Taylor series to x^8 (truncation < 2e-8 relative), no cancellation near 0;
+    // elsewhere exp(x) - 1 loses nothing (|result| > 0.39). -inf -> -1, NaN -> NaN.
+    float p = 2.48015873e-5f;  // 1/8!
+    p = p * x + 1.98412698e-4f;
+    p = p * x + 1.38888889e-3f;
+    p = p * x + 8.33333333e-3f;
+    p = p * x + 4.16666667e-2f;
+    p = p * x + 1.66666667e-1f;
+    p = p * x + 0.5f;
+    const float small = x == 0.0f ? x : x + x * x * p;  // keeps -0, like std::expm1
+    const float large = exp_f(x) - 1.0f;
+    return std::abs(x) < 0.5f ? small : large;
+}
+
 PMD_ALWAYS_INLINE float exp_v(float x) { return exp_f(x); }
+PMD_ALWAYS_INLINE float expm1_v(float x) { return expm1_f(x); }
+PMD_ALWAYS_INLINE double expm1_v(double x) { return std::expm1(x); }
 PMD_ALWAYS_INLINE double exp_v(double x) { return std::exp(x); }
 PMD_ALWAYS_INLINE float tanh_v(float x) { return tanh_f(x); }
 PMD_ALWAYS_INLINE double tanh_v(double x) { return std::tanh(x); }

@@ -179,3 +179,23 @@ def test_binding_defaults_follow_keras():
     x = np.array([-2.0, 3.0], np.float32)
     np.testing.assert_allclose(_C.activation_forward("leaky_relu", x), [-0.4, 3.0], rtol=1e-6)
     np.testing.assert_array_equal(_C.activation_forward("relu", x), [0.0, 3.0])
+
+
+def _max_ulp(got, exact):
+    spacing = np.spacing(np.abs(exact.astype(np.float32))).astype(np.float64)
+    return float(np.max(np.abs(got.astype(np.float64) - exact) / spacing))
+
+
+@pytest.mark.parametrize("name,lo,hi", [
+    ("exponential", -87.0, 88.0), ("tanh", -12.0, 12.0), ("sigmoid", -80.0, 80.0),
+    ("swish", -80.0, 80.0), ("softplus", -80.0, 80.0), ("elu", -20.0, 20.0),
+])
+def test_float32_error_at_most_the_reference(cpu, name, lo, hi):
+    # The kernels' own float32 exp/tanh (csrc/fastmath.h) must be no less accurate than
+    # NumPy's float32 evaluation of the reference, over the whole useful range.
+    x = np.linspace(lo, hi, 100003, dtype=np.float32)
+    exact = Backend().activation_forward(name, x.astype(np.float64))
+    keep = np.abs(exact) > 1e-30  # normal float32 results
+    ours = _max_ulp(cpu.activation_forward(name, x)[keep], exact[keep])
+    ref32 = _max_ulp(Backend().activation_forward(name, x)[keep], exact[keep])
+    assert ours <= max(ref32, 1.0) + 0.5, (ours, ref32)
