@@ -199,7 +199,8 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, 
                 const T cdf = T(0.5) * (T(1) + std::erf(v / T(SQRT_2)));
                 return g * (cdf + v * (exp_v(T(-0.5) * v * v) / T(SQRT_2PI)));
             });
-        case Activation::gelu_tanh:  // t = tanh(c (x + k x^3)): dL/dx = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2))
+        case Activation::gelu_tanh:
+            // t = tanh(c (x + k x^3)): dL/dx = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2))
             return map2(dx, dy, x, n, [](T g, T v) {
                 const T t = gelu_tanh_inner(v);
                 const T dt = (T(1) - t * t) * T(SQRT_2_OVER_PI) * (T(1) + T(3 * GELU_C) * v * v);

@@ -404,7 +404,10 @@ int check_labels(const std::string& op, const py::array& labels, const char* ref
 int check_class_matrix(const std::string& op, const char* arg, const py::array& a) {
     const int bits = float_bits(op, arg, a);
     require_ndim(op, arg, a, 2);
-    if (a.shape(1) < 1) value_error(op, std::string("argument '") + arg + "' needs at least one class. Received: shape=" + shape_str(a));
+    if (a.shape(1) < 1) {
+        value_error(op, std::string("argument '") + arg + "' needs at least one class. Received: shape=" +
+                            shape_str(a));
+    }
     return bits;
 }
 
@@ -505,11 +508,13 @@ void bind_losses(py::module_& m) {
               const int label_bits = check_labels(op, labels, "probs", probs, sparse, label_smoothing);
               if (bits == 32) {
                   if (label_bits == 0) return dense_ce_backward_t<float>(dloss, probs, labels, label_smoothing);
-                  if (label_bits == 32) return sparse_ce_backward_t<float, int32_t>(op, dloss, probs, labels, label_smoothing);
+                  if (label_bits == 32)
+                      return sparse_ce_backward_t<float, int32_t>(op, dloss, probs, labels, label_smoothing);
                   return sparse_ce_backward_t<float, int64_t>(op, dloss, probs, labels, label_smoothing);
               }
               if (label_bits == 0) return dense_ce_backward_t<double>(dloss, probs, labels, label_smoothing);
-              if (label_bits == 32) return sparse_ce_backward_t<double, int32_t>(op, dloss, probs, labels, label_smoothing);
+              if (label_bits == 32)
+                  return sparse_ce_backward_t<double, int32_t>(op, dloss, probs, labels, label_smoothing);
               return sparse_ce_backward_t<double, int64_t>(op, dloss, probs, labels, label_smoothing);
           },
           py::arg("dloss"), py::arg("probs"), py::arg("labels"), py::arg("sparse") = false,
@@ -562,7 +567,9 @@ int check_param_grad(const std::string& op, const py::array& param, const py::ar
 // values it had already overwritten).
 py::array check_slot(const std::string& op, const char* arg, const py::object& obj, const py::array& param,
                      const py::array& grad, std::vector<std::pair<const char*, py::array>>& seen) {
-    if (obj.is_none()) value_error(op, std::string("needs argument '") + arg + "' (a slot shaped like param); received None");
+    if (obj.is_none()) {
+        value_error(op, std::string("needs argument '") + arg + "' (a slot shaped like param); received None");
+    }
     py::array a = inplace_array(op, arg, obj);
     require_same_dtype(op, "param", param, arg, a);
     require_same_shape(op, "param", param, arg, a);

@@ -1,7 +1,8 @@
-"""CpuBackend: the reference ops with the C++/OpenMP kernels swapped in for float32.
+"""CpuBackend: the reference ops with the C++/OpenMP kernels swapped in.
 
-Each override calls ``_C`` only for the inputs its kernel supports and otherwise
-returns ``super().<op>(...)``; it adds no op of its own.
+Each override calls ``_C`` only for the inputs its kernel supports (NumPy arrays of float32,
+and float64 where a kernel has it; the last axis for softmax; C-contiguous in-place arrays for
+the optimizer updates) and otherwise returns ``super().<op>(...)``; it adds no op of its own.
 """
 
 import numpy as np
