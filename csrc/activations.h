@@ -46,16 +46,4 @@ void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols);
 template <typename T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols);
 
-// Helpers shared with losses.cpp. x: (cols,). Returns max(x), NaN if any x is NaN
-// (as numpy.max), so a NaN anywhere in a row makes the whole row NaN like the reference.
-template <typename T>
-PMD_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
-    T mx = x[0];
-    for (int64_t j = 1; j < cols; ++j) {
-        if (x[j] > mx || x[j] != x[j]) mx = x[j];
-        if (mx != mx) break;
-    }
-    return mx;
-}
-
 }  // namespace pyminidl::kernels

@@ -11,6 +11,9 @@
 // Both are within 2 ulp of the exact result (the parity tests check against float64);
 // +-inf, overflow, underflow and NaN give what std::exp/std::tanh give. The double
 // overloads are std::exp/std::tanh/std::expm1: float64 exists for gradient checks and stays exact.
+// Everything here has internal linkage (an anonymous namespace): the per-ISA translation
+// units (activations_impl.h) compile their own copies with their own -m flags, and no copy
+// built for AVX-512 can be linked into the baseline path.
 // Reference: S. Moshier, Cephes Math Library (expf.c, tanhf.c).
 #pragma once
 
@@ -21,6 +24,7 @@
 #include "common.h"
 
 namespace pyminidl::kernels {
+namespace {
 
 PMD_ALWAYS_INLINE float float_from_bits(int32_t i) {
     float f;
@@ -85,4 +89,48 @@ PMD_ALWAYS_INLINE double exp_v(double x) { return std::exp(x); }
 PMD_ALWAYS_INLINE float tanh_v(float x) { return tanh_f(x); }
 PMD_ALWAYS_INLINE double tanh_v(double x) { return std::tanh(x); }
 
+// x: (cols,), cols >= 1. Returns max(x), NaN if any x is NaN (as numpy.max), so a NaN
+// anywhere in a row makes the whole row NaN like the reference.
+template <typename T>
+PMD_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
+    T mx = x[0];
+    for (int64_t j = 1; j < cols; ++j) {
+        if (x[j] > mx || x[j] != x[j]) mx = x[j];
+        if (mx != mx) break;
+    }
+    return mx;
+}
+
+// Sums of a row in double with four interleaved partial sums combined as (s0 + s1) + (s2 + s3):
+// four independent add chains instead of one long one, always in this order, so the bits do
+// not depend on the SIMD width or the thread count. a, b: (n,).
+template <typename T>
+PMD_ALWAYS_INLINE double row_sum(const T* a, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += double(a[j]);
+        s1 += double(a[j + 1]);
+        s2 += double(a[j + 2]);
+        s3 += double(a[j + 3]);
+    }
+    for (; j < n; ++j) s0 += double(a[j]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+PMD_ALWAYS_INLINE double row_dot(const T* a, const T* b, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += double(a[j]) * double(b[j]);
+        s1 += double(a[j + 1]) * double(b[j + 1]);
+        s2 += double(a[j + 2]) * double(b[j + 2]);
+        s3 += double(a[j + 3]) * double(b[j + 3]);
+    }
+    for (; j < n; ++j) s0 += double(a[j]) * double(b[j]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
 }  // namespace pyminidl::kernels

@@ -55,8 +55,7 @@ void ce_forward(T* loss, T* probs, const T* logits, int64_t n, int64_t c, Target
         // log-sum-exp shifted by the row max: every exp <= 1, no overflow.
         const T mx = row_max(x, c);
         for (int64_t j = 0; j < c; ++j) p[j] = exp_v(x[j] - mx);  // vectorises (fastmath.h)
-        double s = 0.0;  // ordered sum, separate so the exp loop can vectorise
-        for (int64_t j = 0; j < c; ++j) s += p[j];
+        const double s = row_sum(p, c);  // fixed-order double sum
         const double lse = std::log(s), inv = 1.0 / s;
         double acc = 0.0;
         for (int64_t j = 0; j < c; ++j) {

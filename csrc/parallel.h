@@ -5,7 +5,8 @@
 // function, where the restrict pointers are lost and many loops stay scalar; calling a
 // serial function with restrict parameters from the region keeps them vectorised.
 // Blocks are fixed by (n, thread count) and each item is computed by exactly one thread,
-// so the result is the same for every thread count.
+// so the result is the same for every thread count. Internal linkage, like fastmath.h: each
+// per-ISA translation unit keeps its own copy.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "common.h"
 
 namespace pyminidl::kernels {
+namespace {
 
 // body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
 template <typename F>
@@ -33,4 +35,5 @@ void parallel_blocks(int64_t n, int64_t cost, F body) {
     body(int64_t(0), n);
 }
 
+}  // namespace
 }  // namespace pyminidl::kernels

@@ -199,3 +199,19 @@ def test_float32_error_at_most_the_reference(cpu, name, lo, hi):
     ours = _max_ulp(cpu.activation_forward(name, x)[keep], exact[keep])
     ref32 = _max_ulp(Backend().activation_forward(name, x)[keep], exact[keep])
     assert ours <= max(ref32, 1.0) + 0.5, (ours, ref32)
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=IDS)
+def test_every_isa_path_gives_the_same_bits(cpu, rng, name, params):
+    # float32 runs the baseline, AVX2 or AVX-512 copy of the kernels (csrc/activations_isa.h);
+    # built without FMA contraction, they must agree bit for bit, specials included.
+    x = np.concatenate([(3.0 * rng.standard_normal(1003)).astype(np.float32), SPECIALS])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        y = cpu.activation_forward(name, x, **params)
+        results.append((y, cpu.activation_backward(name, dy, x, y, **params)))
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])

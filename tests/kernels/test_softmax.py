@@ -110,3 +110,17 @@ def test_binding_rejects_bad_input():
         _C.softmax_backward(a, a.astype(np.float64))
     with pytest.raises(ValueError, match=r"dy.shape=\(2, 3\), y.shape=\(3, 2\)"):
         _C.log_softmax_backward(a, a.T.copy())
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_isa_path_gives_the_same_bits(cpu, rng, op):
+    x = (4.0 * rng.standard_normal((33, 67))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        y = _fwd(cpu, op, x)
+        results.append((y, _bwd(cpu, op, dy, y)))
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])
