@@ -358,20 +358,559 @@ void bind_gemm(py::module_& m) {
 
 // ---------------------------------------------------------------- activations
 
+// Shared by the activation, loss and optimizer sections: the float type of an argument
+// (32 or 64) or a TypeError naming it; no other dtype reaches a kernel.
+int float_bits(const std::string& op, const char* arg, const py::array& a) {
+    if (py::dtype::of<float>().is(a.dtype())) return 32;
+    if (py::dtype::of<double>().is(a.dtype())) return 64;
+    type_error(op, std::string("argument '") + arg + "' must have dtype float32 or float64. "
+                   "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
+}
+
+void require_same_dtype(const std::string& op, const char* arg_a, const py::array& a,
+                        const char* arg_b, const py::array& b) {
+    if (!a.dtype().is(b.dtype())) {
+        type_error(op, std::string("arguments '") + arg_a + "' and '" + arg_b +
+                           "' must have the same dtype. Received: " + arg_a + ".dtype=" +
+                           std::string(py::str(a.dtype())) + ", " + arg_b + ".dtype=" +
+                           std::string(py::str(b.dtype())));
+    }
+}
+
+// A C-contiguous view of a read-only input whose dtype is already checked to be T; strided
+// views are copied (never done for outputs or in-place arguments).
+template <typename T>
+py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+    return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+// The last axis is the row: (rows, cols) of a softmax over it, or a ValueError.
+std::pair<int64_t, int64_t> last_axis_rows(const std::string& op, const char* arg, const py::array& a) {
+    if (a.ndim() < 1) value_error(op, std::string("argument '") + arg + "' must be at least 1-D. Received: shape=()");
+    const int64_t cols = a.shape(a.ndim() - 1);
+    if (cols < 1) {
+        value_error(op, std::string("argument '") + arg + "' has an empty last axis; softmax over "
+                        "zero classes is undefined. Received: shape=" + shape_str(a));
+    }
+    return {int64_t(a.size()) / cols, cols};
+}
+
+kernels::Activation parse_activation(const std::string& op, const std::string& name, bool approximate) {
+    using A = kernels::Activation;
+    static const std::pair<const char*, A> table[] = {
+        {"linear", A::linear}, {"step", A::step}, {"sigmoid", A::sigmoid},
+        {"hard_sigmoid", A::hard_sigmoid}, {"tanh", A::tanh}, {"relu", A::relu},
+        {"leaky_relu", A::leaky_relu}, {"elu", A::elu}, {"selu", A::selu},
+        {"softplus", A::softplus}, {"softsign", A::softsign}, {"swish", A::swish},
+        {"silu", A::swish}, {"gelu", A::gelu}, {"exponential", A::exponential}};
+    for (const auto& [key, kind] : table) {
+        if (name == key) return (kind == A::gelu && approximate) ? A::gelu_tanh : kind;
+    }
+    std::string known;
+    for (const auto& entry : table) known += std::string(known.empty() ? "" : ", ") + "'" + entry.first + "'";
+    value_error(op, "unknown activation '" + name + "'. Expected one of " + known);
+}
+
+kernels::ActivationParams activation_params(kernels::Activation kind, std::optional<double> negative_slope,
+                                            std::optional<double> max_value, double threshold, double alpha) {
+    kernels::ActivationParams p;
+    // Without an explicit slope each activation keeps its Keras default.
+    p.negative_slope = negative_slope.value_or(kind == kernels::Activation::leaky_relu ? 0.2 : 0.0);
+    p.has_max_value = max_value.has_value();
+    if (max_value) p.max_value = *max_value;
+    p.threshold = threshold;
+    p.alpha = alpha;
+    return p;
+}
+
+template <typename T>
+py::array activation_forward_t(const py::array& x, kernels::Activation kind, const kernels::ActivationParams& p) {
+    auto xc = contiguous<T>(x);
+    py::array_t<T> y(shape_of(x));
+    T* out = y.mutable_data();
+    const T* in = xc.data();
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels::activation_forward(out, in, n, kind, p);
+    }
+    return std::move(y);
+}
+
+template <typename T>
+py::array activation_backward_t(const py::array& dy, const std::optional<py::array>& x,
+                                const std::optional<py::array>& y, kernels::Activation kind,
+                                const kernels::ActivationParams& p) {
+    auto dyc = contiguous<T>(dy);
+    py::array_t<T, py::array::c_style> xc, yc;
+    if (x) xc = contiguous<T>(*x);
+    if (y) yc = contiguous<T>(*y);
+    py::array_t<T> dx(shape_of(dy));
+    T* out = dx.mutable_data();
+    const T *g = dyc.data(), *xp = x ? xc.data() : nullptr, *yp = y ? yc.data() : nullptr;
+    const int64_t n = dy.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels::activation_backward(out, g, xp, yp, n, kind, p);
+    }
+    return std::move(dx);
+}
+
+// f(y, x, rows, cols) over the last axis: one helper for softmax_forward and log_softmax_forward.
+template <typename T, typename Kernel>
+py::array row_forward_t(const std::string& op, const py::array& x, Kernel kernel) {
+    const auto [rows, cols] = last_axis_rows(op, "x", x);
+    auto xc = contiguous<T>(x);
+    py::array_t<T> y(shape_of(x));
+    T* out = y.mutable_data();
+    const T* in = xc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernel(out, in, rows, cols);
+    }
+    return std::move(y);
+}
+
+// f(dx, dy, y, rows, cols) over the last axis: softmax_backward and log_softmax_backward.
+template <typename T, typename Kernel>
+py::array row_backward_t(const std::string& op, const py::array& dy, const py::array& y, Kernel kernel) {
+    require_same_dtype(op, "dy", dy, "y", y);
+    require_same_shape(op, "dy", dy, "y", y);
+    const auto [rows, cols] = last_axis_rows(op, "y", y);
+    auto dyc = contiguous<T>(dy);
+    auto yc = contiguous<T>(y);
+    py::array_t<T> dx(shape_of(y));
+    T* out = dx.mutable_data();
+    const T *g = dyc.data(), *v = yc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernel(out, g, v, rows, cols);
+    }
+    return std::move(dx);
+}
+
 void bind_activations(py::module_& m) {
-    (void)m;  // filled by the activation kernels
+    m.def("activation_forward",
+          [](const std::string& name, const py::array& x, std::optional<double> negative_slope,
+             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+              const std::string op = "activation_forward('" + name + "')";
+              const auto kind = parse_activation(op, name, approximate);
+              const auto p = activation_params(kind, negative_slope, max_value, threshold, alpha);
+              if (float_bits(op, "x", x) == 32) return activation_forward_t<float>(x, kind, p);
+              return activation_forward_t<double>(x, kind, p);
+          },
+          py::arg("name"), py::arg("x"), py::kw_only(), py::arg("negative_slope") = py::none(),
+          py::arg("max_value") = py::none(), py::arg("threshold") = 0.0, py::arg("alpha") = 1.0,
+          py::arg("approximate") = false,
+          "y = activation(x), elementwise; formulas and parameters as Backend.<name>_forward.");
+    m.def("activation_backward",
+          [](const std::string& name, const py::array& dy, std::optional<py::array> x,
+             std::optional<py::array> y, std::optional<double> negative_slope,
+             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+              const std::string op = "activation_backward('" + name + "')";
+              const auto kind = parse_activation(op, name, approximate);
+              const auto p = activation_params(kind, negative_slope, max_value, threshold, alpha);
+              const int bits = float_bits(op, "dy", dy);
+              // Only the saved tensors this derivative reads are required and checked.
+              const bool need_x = kernels::activation_backward_needs_x(kind);
+              const bool need_y = kernels::activation_backward_needs_y(kind);
+              if (need_x && !x) value_error(op, "needs argument 'x'; received None");
+              if (need_y && !y) value_error(op, "needs argument 'y'; received None");
+              if (!need_x) x.reset();
+              if (!need_y) y.reset();
+              if (x) {
+                  require_same_dtype(op, "dy", dy, "x", *x);
+                  require_same_shape(op, "dy", dy, "x", *x);
+              }
+              if (y) {
+                  require_same_dtype(op, "dy", dy, "y", *y);
+                  require_same_shape(op, "dy", dy, "y", *y);
+              }
+              if (bits == 32) return activation_backward_t<float>(dy, x, y, kind, p);
+              return activation_backward_t<double>(dy, x, y, kind, p);
+          },
+          py::arg("name"), py::arg("dy"), py::arg("x") = py::none(), py::arg("y") = py::none(),
+          py::kw_only(), py::arg("negative_slope") = py::none(), py::arg("max_value") = py::none(),
+          py::arg("threshold") = 0.0, py::arg("alpha") = 1.0, py::arg("approximate") = false,
+          "dx of activation(x) given dy and the saved x and/or y (as Backend.<name>_backward).");
+
+    m.def("softmax_forward", [](const py::array& x) {
+        if (float_bits("softmax_forward", "x", x) == 32)
+            return row_forward_t<float>("softmax_forward", x, kernels::softmax_forward<float>);
+        return row_forward_t<double>("softmax_forward", x, kernels::softmax_forward<double>);
+    }, py::arg("x"), "y = softmax(x) over the last axis.");
+    m.def("softmax_backward", [](const py::array& dy, const py::array& y) {
+        if (float_bits("softmax_backward", "dy", dy) == 32)
+            return row_backward_t<float>("softmax_backward", dy, y, kernels::softmax_backward<float>);
+        return row_backward_t<double>("softmax_backward", dy, y, kernels::softmax_backward<double>);
+    }, py::arg("dy"), py::arg("y"), "dx = y * (dy - sum(dy * y)) over the last axis.");
+    m.def("log_softmax_forward", [](const py::array& x) {
+        if (float_bits("log_softmax_forward", "x", x) == 32)
+            return row_forward_t<float>("log_softmax_forward", x, kernels::log_softmax_forward<float>);
+        return row_forward_t<double>("log_softmax_forward", x, kernels::log_softmax_forward<double>);
+    }, py::arg("x"), "y = log_softmax(x) over the last axis.");
+    m.def("log_softmax_backward", [](const py::array& dy, const py::array& y) {
+        if (float_bits("log_softmax_backward", "dy", dy) == 32)
+            return row_backward_t<float>("log_softmax_backward", dy, y, kernels::log_softmax_backward<float>);
+        return row_backward_t<double>("log_softmax_backward", dy, y, kernels::log_softmax_backward<double>);
+    }, py::arg("dy"), py::arg("y"), "dx = dy - exp(y) * sum(dy) over the last axis.");
 }
 
 // ---------------------------------------------------------------- losses
 
+// Checks that every sparse label lies in [0, classes): the kernels index with them, so an
+// out-of-range label must stop here, before any memory is read.
+template <typename I>
+void check_sparse_labels(const std::string& op, const py::array_t<I, py::array::c_style>& labels,
+                         int64_t classes) {
+    const I* l = labels.data();
+    for (int64_t i = 0; i < int64_t(labels.size()); ++i) {
+        if (l[i] < 0 || int64_t(l[i]) >= classes) {
+            value_error(op, "label value " + std::to_string(int64_t(l[i])) + " at index " +
+                                std::to_string(i) + " is out of range for " + std::to_string(classes) +
+                                " classes; expected 0 <= label < " + std::to_string(classes));
+        }
+    }
+}
+
+// Checks labels against (n, classes) logits/probs named `ref`; returns 32/64 for sparse
+// int32/int64 labels and 0 for dense ones.
+int check_labels(const std::string& op, const py::array& labels, const char* ref_arg, const py::array& ref,
+                 bool sparse, double label_smoothing) {
+    if (!std::isfinite(label_smoothing) || label_smoothing < 0.0 || label_smoothing > 1.0) {
+        value_error(op, "label_smoothing must be in [0, 1]. Received: label_smoothing=" +
+                            std::to_string(label_smoothing));
+    }
+    if (!sparse) {
+        require_same_dtype(op, ref_arg, ref, "labels", labels);
+        require_same_shape(op, ref_arg, ref, "labels", labels);
+        return 0;
+    }
+    int bits = 0;
+    if (py::dtype::of<int32_t>().is(labels.dtype())) bits = 32;
+    if (py::dtype::of<int64_t>().is(labels.dtype())) bits = 64;
+    if (bits == 0) {
+        type_error(op, "sparse 'labels' must have dtype int32 or int64. Received: dtype=" +
+                           std::string(py::str(labels.dtype())) + ", shape=" + shape_str(labels));
+    }
+    if (labels.ndim() != 1 || labels.shape(0) != ref.shape(0)) {
+        value_error(op, std::string("sparse 'labels' must have shape (N,) with N = ") + ref_arg +
+                            ".shape[0]. Received: labels.shape=" + shape_str(labels) + ", " + ref_arg +
+                            ".shape=" + shape_str(ref));
+    }
+    return bits;
+}
+
+// (N, C) float matrix with C >= 1: the logits or probs of a cross-entropy call.
+int check_class_matrix(const std::string& op, const char* arg, const py::array& a) {
+    const int bits = float_bits(op, arg, a);
+    require_ndim(op, arg, a, 2);
+    if (a.shape(1) < 1) {
+        value_error(op, std::string("argument '") + arg + "' needs at least one class. Received: shape=" +
+                            shape_str(a));
+    }
+    return bits;
+}
+
+template <typename T, typename I>
+py::tuple sparse_ce_forward_t(const std::string& op, const py::array& logits, const py::array& labels, double ls) {
+    const int64_t n = logits.shape(0), c = logits.shape(1);
+    auto xc = contiguous<T>(logits);
+    auto lc = py::array_t<I, py::array::c_style>::ensure(labels);
+    check_sparse_labels<I>(op, lc, c);
+    py::array_t<T> loss(std::vector<py::ssize_t>{n}), probs(shape_of(logits));
+    T *lo = loss.mutable_data(), *pr = probs.mutable_data();
+    const T* x = xc.data();
+    const I* l = lc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::sparse_softmax_cross_entropy_forward<T, I>(lo, pr, x, l, n, c, ls);
+    }
+    return py::make_tuple(loss, probs);
+}
+
+template <typename T>
+py::tuple dense_ce_forward_t(const py::array& logits, const py::array& labels, double ls) {
+    const int64_t n = logits.shape(0), c = logits.shape(1);
+    auto xc = contiguous<T>(logits);
+    auto lc = contiguous<T>(labels);
+    py::array_t<T> loss(std::vector<py::ssize_t>{n}), probs(shape_of(logits));
+    T *lo = loss.mutable_data(), *pr = probs.mutable_data();
+    const T *x = xc.data(), *l = lc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::softmax_cross_entropy_forward<T>(lo, pr, x, l, n, c, ls);
+    }
+    return py::make_tuple(loss, probs);
+}
+
+template <typename T, typename I>
+py::array sparse_ce_backward_t(const std::string& op, const py::array& dloss, const py::array& probs,
+                               const py::array& labels, double ls) {
+    const int64_t n = probs.shape(0), c = probs.shape(1);
+    auto dc = contiguous<T>(dloss);
+    auto pc = contiguous<T>(probs);
+    auto lc = py::array_t<I, py::array::c_style>::ensure(labels);
+    check_sparse_labels<I>(op, lc, c);
+    py::array_t<T> dlogits(shape_of(probs));
+    T* out = dlogits.mutable_data();
+    const T *g = dc.data(), *p = pc.data();
+    const I* l = lc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::sparse_softmax_cross_entropy_backward<T, I>(out, g, p, l, n, c, ls);
+    }
+    return std::move(dlogits);
+}
+
+template <typename T>
+py::array dense_ce_backward_t(const py::array& dloss, const py::array& probs, const py::array& labels, double ls) {
+    const int64_t n = probs.shape(0), c = probs.shape(1);
+    auto dc = contiguous<T>(dloss);
+    auto pc = contiguous<T>(probs);
+    auto lc = contiguous<T>(labels);
+    py::array_t<T> dlogits(shape_of(probs));
+    T* out = dlogits.mutable_data();
+    const T *g = dc.data(), *p = pc.data(), *l = lc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::softmax_cross_entropy_backward<T>(out, g, p, l, n, c, ls);
+    }
+    return std::move(dlogits);
+}
+
 void bind_losses(py::module_& m) {
-    (void)m;  // filled by the fused loss kernels
+    m.def("softmax_cross_entropy_forward",
+          [](const py::array& logits, const py::array& labels, bool sparse, double label_smoothing) {
+              const std::string op = "softmax_cross_entropy_forward";
+              const int bits = check_class_matrix(op, "logits", logits);
+              const int label_bits = check_labels(op, labels, "logits", logits, sparse, label_smoothing);
+              if (bits == 32) {
+                  if (label_bits == 0) return dense_ce_forward_t<float>(logits, labels, label_smoothing);
+                  if (label_bits == 32) return sparse_ce_forward_t<float, int32_t>(op, logits, labels, label_smoothing);
+                  return sparse_ce_forward_t<float, int64_t>(op, logits, labels, label_smoothing);
+              }
+              if (label_bits == 0) return dense_ce_forward_t<double>(logits, labels, label_smoothing);
+              if (label_bits == 32) return sparse_ce_forward_t<double, int32_t>(op, logits, labels, label_smoothing);
+              return sparse_ce_forward_t<double, int64_t>(op, logits, labels, label_smoothing);
+          },
+          py::arg("logits"), py::arg("labels"), py::arg("sparse") = false, py::arg("label_smoothing") = 0.0,
+          "(loss (N,), probs (N, C)) of softmax cross-entropy; labels (N, C), or (N,) int classes when sparse.");
+    m.def("softmax_cross_entropy_backward",
+          [](const py::array& dloss, const py::array& probs, const py::array& labels, bool sparse,
+             double label_smoothing) {
+              const std::string op = "softmax_cross_entropy_backward";
+              const int bits = check_class_matrix(op, "probs", probs);
+              require_same_dtype(op, "probs", probs, "dloss", dloss);
+              if (dloss.ndim() != 1 || dloss.shape(0) != probs.shape(0)) {
+                  value_error(op, "'dloss' must have shape (N,) with N = probs.shape[0]. Received: dloss.shape=" +
+                                      shape_str(dloss) + ", probs.shape=" + shape_str(probs));
+              }
+              const int label_bits = check_labels(op, labels, "probs", probs, sparse, label_smoothing);
+              if (bits == 32) {
+                  if (label_bits == 0) return dense_ce_backward_t<float>(dloss, probs, labels, label_smoothing);
+                  if (label_bits == 32)
+                      return sparse_ce_backward_t<float, int32_t>(op, dloss, probs, labels, label_smoothing);
+                  return sparse_ce_backward_t<float, int64_t>(op, dloss, probs, labels, label_smoothing);
+              }
+              if (label_bits == 0) return dense_ce_backward_t<double>(dloss, probs, labels, label_smoothing);
+              if (label_bits == 32)
+                  return sparse_ce_backward_t<double, int32_t>(op, dloss, probs, labels, label_smoothing);
+              return sparse_ce_backward_t<double, int64_t>(op, dloss, probs, labels, label_smoothing);
+          },
+          py::arg("dloss"), py::arg("probs"), py::arg("labels"), py::arg("sparse") = false,
+          py::arg("label_smoothing") = 0.0, "dlogits (N, C) = dloss[:, None] * (probs * sum(t) - t).");
 }
 
 // ---------------------------------------------------------------- optim
 
+std::string num_str(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+
+// A hyper-parameter must be finite and in [lo, hi] ([lo, hi) when hi_open).
+void check_hyper(const std::string& op, const char* name, double v, double lo, double hi, bool hi_open) {
+    const bool ok = std::isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
+    if (!ok) {
+        value_error(op, std::string(name) + " must be a finite number in [" + num_str(lo) + ", " + num_str(hi) +
+                            (hi_open ? ")" : "]") + ". Received: " + name + "=" + num_str(v));
+    }
+}
+
+constexpr double INF = std::numeric_limits<double>::infinity();
+
+// An argument updated in place: a real ndarray (a list would be converted to a temporary
+// and the update lost), C-contiguous (no copy may stand in for it) and writeable.
+py::array inplace_array(const std::string& op, const char* arg, const py::object& obj) {
+    if (!py::isinstance<py::array>(obj)) {
+        type_error(op, std::string("argument '") + arg + "' is updated in place and must be a numpy.ndarray. "
+                       "Received: " + std::string(py::str(py::type::of(obj))));
+    }
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    require_c_contiguous(op, arg, a);
+    require_writeable(op, arg, a);
+    return a;
+}
+
+// param and grad: float type, same dtype and shape, distinct memory. Returns 32 or 64.
+int check_param_grad(const std::string& op, const py::array& param, const py::array& grad) {
+    const int bits = float_bits(op, "param", param);
+    require_same_dtype(op, "param", param, "grad", grad);
+    require_same_shape(op, "param", param, "grad", grad);
+    require_no_alias(op, "param", param, "grad", grad);
+    return bits;
+}
+
+// A slot the optimizer's options need: in place, the dtype and shape of param, and sharing
+// memory with none of param, grad or the slots checked before it (the fused loop would read
+// values it had already overwritten).
+py::array check_slot(const std::string& op, const char* arg, const py::object& obj, const py::array& param,
+                     const py::array& grad, std::vector<std::pair<const char*, py::array>>& seen) {
+    if (obj.is_none()) {
+        value_error(op, std::string("needs argument '") + arg + "' (a slot shaped like param); received None");
+    }
+    py::array a = inplace_array(op, arg, obj);
+    require_same_dtype(op, "param", param, arg, a);
+    require_same_shape(op, "param", param, arg, a);
+    require_no_alias(op, arg, a, "param", param);
+    require_no_alias(op, arg, a, "grad", grad);
+    for (const auto& [other, b] : seen) require_no_alias(op, arg, a, other, b);
+    seen.emplace_back(arg, a);
+    return a;
+}
+
+template <typename T>
+T* data_or_null(std::optional<py::array>& a) {
+    return a ? static_cast<T*>(a->mutable_data()) : nullptr;
+}
+
+// Calls f(T{}) with T the float type of `bits`.
+template <typename F>
+void with_float(int bits, F f) {
+    if (bits == 32) f(float{});
+    else f(double{});
+}
+
 void bind_optim(py::module_& m) {
-    (void)m;  // filled by the fused optimizer kernels
+    m.def("sgd_update",
+          [](const py::object& param_obj, const py::array& grad, const py::object& velocity, double lr,
+             double momentum, bool nesterov, double weight_decay) {
+              const std::string op = "sgd_update";
+              py::array param = inplace_array(op, "param", param_obj);
+              const int bits = check_param_grad(op, param, grad);
+              check_hyper(op, "lr", lr, 0.0, INF, true);
+              check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
+              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+              std::vector<std::pair<const char*, py::array>> seen;
+              std::optional<py::array> vel;
+              // As the reference: no velocity (or momentum 0) means plain SGD.
+              if (momentum != 0.0 && !velocity.is_none()) vel = check_slot(op, "velocity", velocity, param, grad, seen);
+              with_float(bits, [&](auto tag) {
+                  using T = decltype(tag);
+                  auto g = contiguous<T>(grad);
+                  T *p = static_cast<T*>(param.mutable_data()), *v = data_or_null<T>(vel);
+                  const T* gp = g.data();
+                  const int64_t n = param.size();
+                  py::gil_scoped_release nogil;
+                  kernels::sgd_update<T>(p, v, gp, n, lr, momentum, nesterov, weight_decay);
+              });
+          },
+          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"), py::arg("momentum") = 0.0,
+          py::arg("nesterov") = false, py::arg("weight_decay") = 0.0,
+          "In place: Keras SGD (momentum, nesterov, decoupled weight decay).");
+
+    m.def("adam_update",
+          [](const py::object& param_obj, const py::array& grad, const py::object& m_obj, const py::object& v_obj,
+             const py::object& vhat_obj, double lr, int64_t step, double beta_1, double beta_2, double epsilon,
+             bool amsgrad, double weight_decay) {
+              const std::string op = "adam_update";
+              py::array param = inplace_array(op, "param", param_obj);
+              const int bits = check_param_grad(op, param, grad);
+              check_hyper(op, "lr", lr, 0.0, INF, true);
+              if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
+              check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
+              check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
+              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+              std::vector<std::pair<const char*, py::array>> seen;
+              py::array m1 = check_slot(op, "m", m_obj, param, grad, seen);
+              py::array v1 = check_slot(op, "v", v_obj, param, grad, seen);
+              std::optional<py::array> vhat;
+              if (amsgrad) vhat = check_slot(op, "vhat", vhat_obj, param, grad, seen);
+              with_float(bits, [&](auto tag) {
+                  using T = decltype(tag);
+                  auto g = contiguous<T>(grad);
+                  T *p = static_cast<T*>(param.mutable_data()), *mp = static_cast<T*>(m1.mutable_data());
+                  T *vp = static_cast<T*>(v1.mutable_data()), *hp = data_or_null<T>(vhat);
+                  const T* gp = g.data();
+                  const int64_t n = param.size();
+                  py::gil_scoped_release nogil;
+                  kernels::adam_update<T>(p, mp, vp, hp, gp, n, lr, step, beta_1, beta_2, epsilon, weight_decay);
+              });
+          },
+          py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("vhat"), py::arg("lr"),
+          py::arg("step"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-7,
+          py::arg("amsgrad") = false, py::arg("weight_decay") = 0.0,
+          "In place: Keras Adam / AdamW (amsgrad, bias-corrected step size, decoupled weight decay).");
+
+    m.def("rmsprop_update",
+          [](const py::object& param_obj, const py::array& grad, const py::object& velocity_obj,
+             const py::object& momentum_obj, const py::object& average_obj, double lr, double rho,
+             double momentum, double epsilon, bool centered, double weight_decay) {
+              const std::string op = "rmsprop_update";
+              py::array param = inplace_array(op, "param", param_obj);
+              const int bits = check_param_grad(op, param, grad);
+              check_hyper(op, "lr", lr, 0.0, INF, true);
+              check_hyper(op, "rho", rho, 0.0, 1.0, true);
+              check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
+              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+              std::vector<std::pair<const char*, py::array>> seen;
+              py::array vel = check_slot(op, "velocity", velocity_obj, param, grad, seen);
+              std::optional<py::array> mom, avg;
+              if (momentum > 0.0) mom = check_slot(op, "momentum_buf", momentum_obj, param, grad, seen);
+              if (centered) avg = check_slot(op, "average_grad", average_obj, param, grad, seen);
+              with_float(bits, [&](auto tag) {
+                  using T = decltype(tag);
+                  auto g = contiguous<T>(grad);
+                  T *p = static_cast<T*>(param.mutable_data()), *vp = static_cast<T*>(vel.mutable_data());
+                  T *mp = data_or_null<T>(mom), *ap = data_or_null<T>(avg);
+                  const T* gp = g.data();
+                  const int64_t n = param.size();
+                  py::gil_scoped_release nogil;
+                  kernels::rmsprop_update<T>(p, vp, mp, ap, gp, n, lr, rho, momentum, epsilon, weight_decay);
+              });
+          },
+          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("momentum_buf"), py::arg("average_grad"),
+          py::arg("lr"), py::arg("rho") = 0.9, py::arg("momentum") = 0.0, py::arg("epsilon") = 1e-7,
+          py::arg("centered") = false, py::arg("weight_decay") = 0.0,
+          "In place: Keras RMSprop (momentum, centered, decoupled weight decay).");
+
+    m.def("adagrad_update",
+          [](const py::object& param_obj, const py::array& grad, const py::object& acc_obj, double lr,
+             double epsilon, double weight_decay) {
+              const std::string op = "adagrad_update";
+              py::array param = inplace_array(op, "param", param_obj);
+              const int bits = check_param_grad(op, param, grad);
+              check_hyper(op, "lr", lr, 0.0, INF, true);
+              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+              std::vector<std::pair<const char*, py::array>> seen;
+              py::array acc = check_slot(op, "accumulator", acc_obj, param, grad, seen);
+              with_float(bits, [&](auto tag) {
+                  using T = decltype(tag);
+                  auto g = contiguous<T>(grad);
+                  T *p = static_cast<T*>(param.mutable_data()), *ap = static_cast<T*>(acc.mutable_data());
+                  const T* gp = g.data();
+                  const int64_t n = param.size();
+                  py::gil_scoped_release nogil;
+                  kernels::adagrad_update<T>(p, ap, gp, n, lr, epsilon, weight_decay);
+              });
+          },
+          py::arg("param"), py::arg("grad"), py::arg("accumulator"), py::arg("lr"), py::arg("epsilon") = 1e-7,
+          py::arg("weight_decay") = 0.0, "In place: Keras Adagrad (decoupled weight decay).");
 }
 
 }  // namespace

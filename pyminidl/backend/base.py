@@ -131,19 +131,25 @@ class Backend:
         return dy * (1.0 - y * y)
 
     def relu_forward(self, x, negative_slope=0.0, max_value=None, threshold=0.0):
-        """Keras relu: max_value if x >= max_value; x if threshold <= x; else negative_slope * (x - threshold)."""
+        """Keras 3 relu: above ``threshold`` y = x (clipped to [0, max_value] when max_value is set);
+        at or below it y = negative_slope * (x - threshold). NaN stays NaN."""
         xp = self.xp
-        y = xp.where(x >= threshold, x, negative_slope * (x - threshold))
+        y = xp.where(x > threshold, x, 0.0)
         if max_value is not None:
-            y = xp.where(x >= max_value, max_value, y)
-        return y.astype(x.dtype, copy=False)
+            y = xp.clip(y, 0.0, max_value)
+        if negative_slope:
+            # minimum, not a select: relu(-inf) must be 0 (slope 0), not 0 * -inf = NaN.
+            y = y + negative_slope * xp.minimum(x - threshold, 0.0)
+        return xp.where(xp.isnan(x), x, y).astype(x.dtype, copy=False)
 
     def relu_backward(self, dy, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
-        """dL/dx = dy where threshold < x (< max_value), negative_slope * dy below threshold, else 0."""
+        """dL/dx = dy above the threshold (0 where max_value clips, at x >= max_value or x < 0),
+        negative_slope * dy at or below it."""
         xp = self.xp
-        g = xp.where(x > threshold, 1.0, negative_slope)
+        above = x > threshold
+        g = xp.where(above, 1.0, negative_slope)
         if max_value is not None:
-            g = xp.where(x >= max_value, 0.0, g)
+            g = xp.where(above & ((x >= max_value) | (x < 0)), 0.0, g)
         return (dy * g).astype(dy.dtype, copy=False)
 
     def leaky_relu_forward(self, x, negative_slope=0.2):
@@ -278,14 +284,31 @@ class Backend:
 
     def _smoothed_targets(self, labels, classes, dtype, sparse, label_smoothing):
         xp = self.xp
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1]. Received: label_smoothing={label_smoothing}")
         if sparse:
+            labels = self._check_sparse_labels(labels, classes)
             target = xp.zeros((labels.shape[0], classes), dtype=dtype)
-            target[xp.arange(labels.shape[0]), labels.astype(xp.int64)] = 1.0
+            target[xp.arange(labels.shape[0]), labels] = 1.0
         else:
             target = labels.astype(dtype, copy=False)
         if label_smoothing:
             target = target * (1.0 - label_smoothing) + label_smoothing / classes
         return target
+
+    def _check_sparse_labels(self, labels, classes):
+        # Keras (TF) rejects out-of-range class indices; NumPy indexing would wrap -1 to the
+        # last class silently, so check here and name the bad value.
+        xp = self.xp
+        labels = labels.astype(xp.int64)
+        if labels.ndim != 1:
+            raise ValueError(f"Sparse labels must have shape (N,). Received: labels.shape={labels.shape}")
+        bad = (labels < 0) | (labels >= classes)
+        if labels.size and bool(bad.any()):
+            value = int(labels[bad][0])
+            raise ValueError(f"Received a label value of {value} which is outside the valid range of "
+                             f"[0, {classes}) ({classes} classes).")
+        return labels
 
     # ------------------------------------------------------------------ optimizer updates
     # All in place on ``param`` and the slot arrays; ``weight_decay`` is decoupled as in

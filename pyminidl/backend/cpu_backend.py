@@ -1,11 +1,33 @@
-"""CpuBackend: the reference ops with the C++/OpenMP kernels swapped in for float32.
+"""CpuBackend: the reference ops with the C++/OpenMP kernels swapped in.
 
-Each override calls ``_C`` only for the inputs its kernel supports and otherwise
-returns ``super().<op>(...)``; it adds no op of its own.
+Each override calls ``_C`` only for the inputs its kernel supports (NumPy arrays of float32,
+and float64 where a kernel has it; the last axis for softmax; C-contiguous in-place arrays for
+the optimizer updates) and otherwise returns ``super().<op>(...)``; it adds no op of its own.
 """
+
+import numpy as np
 
 from pyminidl.backend._compat import _C
 from pyminidl.backend.base import Backend
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fast(*arrays):
+    """True when the kernels take these arrays: NumPy, float32 or float64, one dtype (None skipped)."""
+    arrays = [a for a in arrays if a is not None]
+    return (all(isinstance(a, np.ndarray) for a in arrays)
+            and arrays[0].dtype in _FLOATS and all(a.dtype == arrays[0].dtype for a in arrays))
+
+
+def _last_axis(x, axis):
+    """True when ``axis`` names the last axis of ``x`` (the kernels' row axis)."""
+    return isinstance(axis, (int, np.integer)) and x.ndim >= 1 and axis in (-1, x.ndim - 1)
+
+
+def _inplace(*arrays):
+    """True when every in-place argument given is C-contiguous (the kernels update no copies)."""
+    return all(a is None or (isinstance(a, np.ndarray) and a.flags.c_contiguous) for a in arrays)
 
 
 class CpuBackend(Backend):
@@ -71,7 +93,185 @@ class CpuBackend(Backend):
         return dx, dw, db
 
     # ------------------------------------------------------------------ activations / softmax
+    # linear keeps the reference (it returns x itself: nothing to compute). The step's
+    # gradient is zeros, computed by the kernel too so every kind has one code path.
+
+    def step_forward(self, x):
+        return _C.activation_forward("step", x) if _fast(x) else super().step_forward(x)
+
+    def step_backward(self, dy, x, y):
+        return _C.activation_backward("step", dy) if _fast(dy) else super().step_backward(dy, x, y)
+
+    def sigmoid_forward(self, x):
+        return _C.activation_forward("sigmoid", x) if _fast(x) else super().sigmoid_forward(x)
+
+    def sigmoid_backward(self, dy, x, y):
+        return _C.activation_backward("sigmoid", dy, y=y) if _fast(dy, y) else super().sigmoid_backward(dy, x, y)
+
+    def hard_sigmoid_forward(self, x):
+        return _C.activation_forward("hard_sigmoid", x) if _fast(x) else super().hard_sigmoid_forward(x)
+
+    def hard_sigmoid_backward(self, dy, x, y):
+        if not _fast(dy, x):
+            return super().hard_sigmoid_backward(dy, x, y)
+        return _C.activation_backward("hard_sigmoid", dy, x)
+
+    def tanh_forward(self, x):
+        return _C.activation_forward("tanh", x) if _fast(x) else super().tanh_forward(x)
+
+    def tanh_backward(self, dy, x, y):
+        return _C.activation_backward("tanh", dy, y=y) if _fast(dy, y) else super().tanh_backward(dy, x, y)
+
+    def relu_forward(self, x, negative_slope=0.0, max_value=None, threshold=0.0):
+        if not _fast(x):
+            return super().relu_forward(x, negative_slope, max_value, threshold)
+        return _C.activation_forward("relu", x, negative_slope=negative_slope, max_value=max_value,
+                                     threshold=threshold)
+
+    def relu_backward(self, dy, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
+        if not _fast(dy, x):
+            return super().relu_backward(dy, x, y, negative_slope, max_value, threshold)
+        return _C.activation_backward("relu", dy, x, negative_slope=negative_slope, max_value=max_value,
+                                      threshold=threshold)
+
+    def leaky_relu_forward(self, x, negative_slope=0.2):
+        if not _fast(x):
+            return super().leaky_relu_forward(x, negative_slope)
+        return _C.activation_forward("leaky_relu", x, negative_slope=negative_slope)
+
+    def leaky_relu_backward(self, dy, x, y, negative_slope=0.2):
+        if not _fast(dy, x):
+            return super().leaky_relu_backward(dy, x, y, negative_slope)
+        return _C.activation_backward("leaky_relu", dy, x, negative_slope=negative_slope)
+
+    def elu_forward(self, x, alpha=1.0):
+        return _C.activation_forward("elu", x, alpha=alpha) if _fast(x) else super().elu_forward(x, alpha)
+
+    def elu_backward(self, dy, x, y, alpha=1.0):
+        if not _fast(dy, x, y):
+            return super().elu_backward(dy, x, y, alpha)
+        return _C.activation_backward("elu", dy, x, y, alpha=alpha)
+
+    def selu_forward(self, x):
+        return _C.activation_forward("selu", x) if _fast(x) else super().selu_forward(x)
+
+    def selu_backward(self, dy, x, y):
+        return _C.activation_backward("selu", dy, x, y) if _fast(dy, x, y) else super().selu_backward(dy, x, y)
+
+    def softplus_forward(self, x):
+        return _C.activation_forward("softplus", x) if _fast(x) else super().softplus_forward(x)
+
+    def softplus_backward(self, dy, x, y):
+        return _C.activation_backward("softplus", dy, x) if _fast(dy, x) else super().softplus_backward(dy, x, y)
+
+    def softsign_forward(self, x):
+        return _C.activation_forward("softsign", x) if _fast(x) else super().softsign_forward(x)
+
+    def softsign_backward(self, dy, x, y):
+        return _C.activation_backward("softsign", dy, x) if _fast(dy, x) else super().softsign_backward(dy, x, y)
+
+    def swish_forward(self, x):
+        return _C.activation_forward("swish", x) if _fast(x) else super().swish_forward(x)
+
+    def swish_backward(self, dy, x, y):
+        return _C.activation_backward("swish", dy, x) if _fast(dy, x) else super().swish_backward(dy, x, y)
+
+    def silu_forward(self, x):
+        return _C.activation_forward("silu", x) if _fast(x) else super().silu_forward(x)
+
+    def silu_backward(self, dy, x, y):
+        return _C.activation_backward("silu", dy, x) if _fast(dy, x) else super().silu_backward(dy, x, y)
+
+    def gelu_forward(self, x, approximate=False):
+        if not _fast(x):
+            return super().gelu_forward(x, approximate)
+        return _C.activation_forward("gelu", x, approximate=bool(approximate))
+
+    def gelu_backward(self, dy, x, y, approximate=False):
+        if not _fast(dy, x):
+            return super().gelu_backward(dy, x, y, approximate)
+        return _C.activation_backward("gelu", dy, x, approximate=bool(approximate))
+
+    def exponential_forward(self, x):
+        return _C.activation_forward("exponential", x) if _fast(x) else super().exponential_forward(x)
+
+    def exponential_backward(self, dy, x, y):
+        if not _fast(dy, y):
+            return super().exponential_backward(dy, x, y)
+        return _C.activation_backward("exponential", dy, y=y)
+
+    def softmax_forward(self, x, axis=-1):
+        if not (_fast(x) and _last_axis(x, axis)):
+            return super().softmax_forward(x, axis)
+        return _C.softmax_forward(x)
+
+    def softmax_backward(self, dy, y, axis=-1):
+        if not (_fast(dy, y) and _last_axis(y, axis)):
+            return super().softmax_backward(dy, y, axis)
+        return _C.softmax_backward(dy, y)
+
+    def log_softmax_forward(self, x, axis=-1):
+        if not (_fast(x) and _last_axis(x, axis)):
+            return super().log_softmax_forward(x, axis)
+        return _C.log_softmax_forward(x)
+
+    def log_softmax_backward(self, dy, y, axis=-1):
+        if not (_fast(dy, y) and _last_axis(y, axis)):
+            return super().log_softmax_backward(dy, y, axis)
+        return _C.log_softmax_backward(dy, y)
+
 
     # ------------------------------------------------------------------ fused losses
 
+    def _ce_labels(self, logits, labels, sparse):
+        """Labels as the kernels take them (the reference's own casts), or None to fall back."""
+        if not isinstance(labels, np.ndarray) or not _fast(logits) or logits.ndim != 2:
+            return None
+        if sparse:
+            return labels if labels.dtype in (np.int32, np.int64) else labels.astype(np.int64)
+        return labels.astype(logits.dtype, copy=False)
+
+    def softmax_cross_entropy_forward(self, logits, labels, sparse=False, label_smoothing=0.0):
+        lab = self._ce_labels(logits, labels, sparse)
+        if lab is None:
+            return super().softmax_cross_entropy_forward(logits, labels, sparse, label_smoothing)
+        return _C.softmax_cross_entropy_forward(logits, lab, bool(sparse), float(label_smoothing))
+
+    def softmax_cross_entropy_backward(self, dloss, probs, labels, sparse=False, label_smoothing=0.0):
+        lab = self._ce_labels(probs, labels, sparse)
+        if lab is None or not _fast(dloss, probs):
+            return super().softmax_cross_entropy_backward(dloss, probs, labels, sparse, label_smoothing)
+        return _C.softmax_cross_entropy_backward(dloss, probs, lab, bool(sparse), float(label_smoothing))
+
+
     # ------------------------------------------------------------------ optimizer updates
+    # The kernels update param and slots in place and so need them C-contiguous; strided
+    # views take the reference path. A read-only param or aliased slots reach the kernel's
+    # binding, which raises a ValueError naming them.
+
+    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if not (_fast(param, grad, velocity) and _inplace(param, velocity)):
+            return super().sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay)
+        _C.sgd_update(param, grad, velocity, lr, momentum, bool(nesterov), weight_decay or 0.0)
+
+    def adam_update(self, param, grad, m, v, vhat, lr, step, beta_1=0.9, beta_2=0.999,
+                    epsilon=1e-7, amsgrad=False, weight_decay=0.0):
+        if not (_fast(param, grad, m, v, vhat) and _inplace(param, m, v, vhat)):
+            return super().adam_update(param, grad, m, v, vhat, lr, step, beta_1, beta_2, epsilon,
+                                       amsgrad, weight_decay)
+        _C.adam_update(param, grad, m, v, vhat, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
+                       weight_decay or 0.0)
+
+    def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
+                       momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+        if not (_fast(param, grad, velocity, momentum_buf, average_grad)
+                and _inplace(param, velocity, momentum_buf, average_grad)):
+            return super().rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho,
+                                          momentum, epsilon, centered, weight_decay)
+        _C.rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon,
+                          bool(centered), weight_decay or 0.0)
+
+    def adagrad_update(self, param, grad, accumulator, lr, epsilon=1e-7, weight_decay=0.0):
+        if not (_fast(param, grad, accumulator) and _inplace(param, accumulator)):
+            return super().adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay)
+        _C.adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay or 0.0)

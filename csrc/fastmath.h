@@ -1,0 +1,175 @@
+// fastmath.h — exp, expm1, tanh and log1p for the elementwise kernels, vectorisable in
+// float32, and the row reductions of the softmax kernels.
+//
+// glibc's expf/tanhf are opaque scalar calls (its SIMD variants are only declared under
+// -ffast-math), so a loop calling them runs one element at a time. The float overloads
+// below are branch-free polynomials that GCC vectorises at -O3:
+//   exp_f(x)   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes
+//              expf), 2^n applied as two normal powers of two so denormal results survive.
+//   tanh_f(x)  |x| < 0.625: odd polynomial (Cephes tanhf), no cancellation near 0;
+//              else sign(x) (1 - 2 / (exp(2|x|) + 1)).
+//   expm1_f(x) |x| < 0.5: Taylor polynomial; else exp_f(x) - 1.
+//   log1p_unit_f(u)  u in [0, 1] only (softplus): Cephes logf of 1 + u plus the rounding
+//              correction (u - ((1 + u) - 1)) / (1 + u).
+// Measured over sweeps of every float32 input range against double: exp 0.99 ulp, tanh
+// 1.33, expm1 1.19, log1p 1.23. +-inf, overflow, underflow and NaN give what std:: gives.
+// The double overloads are the std:: functions: float64 exists for gradient checks.
+// Everything here has internal linkage (an anonymous namespace): the per-ISA translation
+// units (activations_impl.h) compile their own copies with their own -m flags, and no copy
+// built for AVX-512 can be linked into the baseline path.
+// Reference: S. Moshier, Cephes Math Library (expf.c, tanhf.c, logf.c).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "common.h"
+
+namespace pyminidl::kernels {
+namespace {
+
+PMD_ALWAYS_INLINE float float_from_bits(int32_t i) {
+    float f;
+    std::memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+PMD_ALWAYS_INLINE float exp_f(float x) {
+    // Clamp by selects that also map NaN to a finite value (a NaN -> int conversion would be
+    // undefined); the NaN is put back at the end. exp(89) overflows, exp(-104) underflows.
+    float xc = x >= -104.0f ? x : -104.0f;
+    xc = xc <= 89.0f ? xc : 89.0f;
+    const float shifter = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+    const float n = (xc * 1.44269504088896341f + shifter) - shifter;
+    float r = xc - n * 0.693359375f;  // ln 2 in two parts, the first exact in float
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.0f;
+    const int32_t ni = int32_t(n);  // in [-150, 128]: both halves give normal powers of two
+    const int32_t n1 = ni >> 1, n2 = ni - n1;
+    const float s = (y * float_from_bits((n1 + 127) << 23)) * float_from_bits((n2 + 127) << 23);
+    return x != x ? x : s;
+}
+
+PMD_ALWAYS_INLINE float tanh_f(float x) {
+    const float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    const float small = p * z * x + x;
+    // exp(2|x|) = inf for large |x| gives exactly 1; NaN stays NaN through both forms.
+    const float large = std::copysign(1.0f - 2.0f / (exp_f(2.0f * std::abs(x)) + 1.0f), x);
+    return std::abs(x) < 0.625f ? small : large;
+}
+
+PMD_ALWAYS_INLINE float expm1_f(float x) {
+    // |x| < 0.5: Taylor series to x^8 (truncation < 2e-8 relative), no cancellation near 0;
+    // elsewhere exp(x) - 1 loses nothing (|result| > 0.39). -inf -> -1, NaN -> NaN.
+    float p = 2.48015873e-5f;  // 1/8!
+    p = p * x + 1.98412698e-4f;
+    p = p * x + 1.38888889e-3f;
+    p = p * x + 8.33333333e-3f;
+    p = p * x + 4.16666667e-2f;
+    p = p * x + 1.66666667e-1f;
+    p = p * x + 0.5f;
+    const float small = x == 0.0f ? x : x + x * x * p;  // keeps -0, like std::expm1
+    const float large = exp_f(x) - 1.0f;
+    return std::abs(x) < 0.5f ? small : large;
+}
+
+PMD_ALWAYS_INLINE int32_t float_bits(float f) {
+    int32_t i;
+    std::memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+PMD_ALWAYS_INLINE float log1p_unit_f(float u) {
+    // log1p(u) for u in [0, 1] (softplus's log1p(exp(-|x|))), NaN -> NaN. w = 1 + u is in
+    // [1, 2]: log(w) by Cephes logf (w = 2^e m, m in [sqrt(1/2), sqrt 2), polynomial in m - 1),
+    // plus (u - (w - 1)) / w, the rounding lost in forming w, which keeps tiny u exact.
+    const float w = 1.0f + u;
+    const int32_t bits = float_bits(w);
+    float e = float(((bits >> 23) & 0xff) - 126);
+    float m = float_from_bits((bits & 0x007fffff) | 0x3f000000);  // in [0.5, 1)
+    const bool low = m < 0.707106781186547524f;
+    e = low ? e - 1.0f : e;
+    m = low ? m + m - 1.0f : m - 1.0f;
+    const float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    float y = p * m * z;
+    y += e * -2.12194440e-4f;
+    y += -0.5f * z;
+    const float log_w = (m + y) + e * 0.693359375f;
+    return log_w + (u - (w - 1.0f)) / w;
+}
+
+PMD_ALWAYS_INLINE float exp_v(float x) { return exp_f(x); }
+PMD_ALWAYS_INLINE float expm1_v(float x) { return expm1_f(x); }
+PMD_ALWAYS_INLINE double expm1_v(double x) { return std::expm1(x); }
+PMD_ALWAYS_INLINE float log1p_unit_v(float u) { return log1p_unit_f(u); }
+PMD_ALWAYS_INLINE double log1p_unit_v(double u) { return std::log1p(u); }
+PMD_ALWAYS_INLINE double exp_v(double x) { return std::exp(x); }
+PMD_ALWAYS_INLINE float tanh_v(float x) { return tanh_f(x); }
+PMD_ALWAYS_INLINE double tanh_v(double x) { return std::tanh(x); }
+
+// x: (cols,), cols >= 1. Returns max(x), NaN if any x is NaN (as numpy.max), so a NaN
+// anywhere in a row makes the whole row NaN like the reference.
+template <typename T>
+PMD_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
+    T mx = x[0];
+    for (int64_t j = 1; j < cols; ++j) {
+        if (x[j] > mx || x[j] != x[j]) mx = x[j];
+        if (mx != mx) break;
+    }
+    return mx;
+}
+
+// Sums of a row in double with four interleaved partial sums combined as (s0 + s1) + (s2 + s3):
+// four independent add chains instead of one long one, always in this order, so the bits do
+// not depend on the SIMD width or the thread count. a, b: (n,).
+template <typename T>
+PMD_ALWAYS_INLINE double row_sum(const T* a, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += double(a[j]);
+        s1 += double(a[j + 1]);
+        s2 += double(a[j + 2]);
+        s3 += double(a[j + 3]);
+    }
+    for (; j < n; ++j) s0 += double(a[j]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+PMD_ALWAYS_INLINE double row_dot(const T* a, const T* b, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += double(a[j]) * double(b[j]);
+        s1 += double(a[j + 1]) * double(b[j + 1]);
+        s2 += double(a[j + 2]) * double(b[j + 2]);
+        s3 += double(a[j + 3]) * double(b[j + 3]);
+    }
+    for (; j < n; ++j) s0 += double(a[j]) * double(b[j]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+}  // namespace pyminidl::kernels

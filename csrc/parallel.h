@@ -1,0 +1,39 @@
+// parallel.h — parallel_blocks(): the OpenMP split of the elementwise and row-wise kernels.
+//
+// Each thread gets one contiguous block [lo, hi) of the n items and runs a plain serial
+// loop on it. A loop written directly under `omp parallel for` lives in GCC's outlined
+// function, where the restrict pointers are lost and many loops stay scalar; calling a
+// serial function with restrict parameters from the region keeps them vectorised.
+// Blocks are fixed by (n, thread count) and each item is computed by exactly one thread,
+// so the result is the same for every thread count. Internal linkage, like fastmath.h: each
+// per-ISA translation unit keeps its own copy.
+#pragma once
+
+#include <algorithm>
+
+#include "common.h"
+
+namespace pyminidl::kernels {
+namespace {
+
+// body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
+template <typename F>
+void parallel_blocks(int64_t n, int64_t cost, F body) {
+#if defined(PYMINIDL_OPENMP)
+    if (n > 1 && n * cost > PARALLEL_GRAIN) {
+#pragma omp parallel
+        {
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t chunk = (n + nt - 1) / nt;
+            const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+            if (lo < hi) body(lo, hi);
+        }
+        return;
+    }
+#endif
+    (void)cost;
+    body(int64_t(0), n);
+}
+
+}  // namespace
+}  // namespace pyminidl::kernels
