@@ -109,6 +109,18 @@ void require_same_shape(const std::string& op, const char* arg_a, const py::arra
     }
 }
 
+// An optional array argument taken as py::object (None allowed by the caller): convert
+// anything array-like as pybind11 does for py::array parameters. Casting a non-ndarray
+// object (a NumPy scalar, a list) straight to py::array would read it as one.
+py::array as_array(const std::string& op, const char* arg, const py::object& obj) {
+    py::array a = py::array::ensure(obj);
+    if (!a) {
+        type_error(op, std::string("argument '") + arg + "' must be an array. Received: " +
+                           std::string(py::str(py::type::of(obj))));
+    }
+    return a;
+}
+
 std::vector<py::ssize_t> shape_of(const py::array& a) {
     return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }
@@ -224,7 +236,7 @@ py::array py_gemm_t(const py::array& a, const py::array& b, bool trans_a, bool t
     T* C = out.mutable_data();
     bool use_c = false;
     if (!c_obj.is_none()) {
-        py::array c = py::reinterpret_borrow<py::array>(c_obj);
+        py::array c = as_array(op, "c", c_obj);
         require_dtype<T>(op, "c", c);
         if (c.ndim() != 2 || c.shape(0) != M || c.shape(1) != N) {
             value_error(op, "argument 'c' must have shape (M, N)=" + pair_str(M, N) +
@@ -265,7 +277,7 @@ py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::o
     py::array_t<T, py::array::c_style> b;  // a default array_t is an empty array, not null
     const bool has_bias = !b_obj.is_none();
     if (has_bias) {
-        py::array b_in = py::reinterpret_borrow<py::array>(b_obj);
+        py::array b_in = as_array(op, "b", b_obj);
         require_dtype<T>(op, "b", b_in);
         if (b_in.ndim() != 1 || b_in.shape(0) != U) {
             value_error(op, "argument 'b' must have shape (" + std::to_string(U) +
@@ -805,8 +817,10 @@ void bind_optim(py::module_& m) {
               check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
               std::vector<std::pair<const char*, py::array>> seen;
               std::optional<py::array> vel;
-              // As the reference: no velocity (or momentum 0) means plain SGD.
-              if (momentum != 0.0 && !velocity.is_none()) vel = check_slot(op, "velocity", velocity, param, grad, seen);
+              // As the reference: no velocity (or momentum 0) means plain SGD. A velocity that
+              // is passed is checked even then, so an aliased or mis-shaped slot is never accepted.
+              if (!velocity.is_none()) vel = check_slot(op, "velocity", velocity, param, grad, seen);
+              if (momentum == 0.0) vel.reset();
               with_float(bits, [&](auto tag) {
                   using T = decltype(tag);
                   auto g = contiguous<T>(grad);
@@ -838,7 +852,9 @@ void bind_optim(py::module_& m) {
               py::array m1 = check_slot(op, "m", m_obj, param, grad, seen);
               py::array v1 = check_slot(op, "v", v_obj, param, grad, seen);
               std::optional<py::array> vhat;
-              if (amsgrad) vhat = check_slot(op, "vhat", vhat_obj, param, grad, seen);
+              // A slot that is passed is checked even when unused, so aliasing is never accepted.
+              if (amsgrad || !vhat_obj.is_none()) vhat = check_slot(op, "vhat", vhat_obj, param, grad, seen);
+              if (!amsgrad) vhat.reset();
               with_float(bits, [&](auto tag) {
                   using T = decltype(tag);
                   auto g = contiguous<T>(grad);
@@ -870,8 +886,11 @@ void bind_optim(py::module_& m) {
               std::vector<std::pair<const char*, py::array>> seen;
               py::array vel = check_slot(op, "velocity", velocity_obj, param, grad, seen);
               std::optional<py::array> mom, avg;
-              if (momentum > 0.0) mom = check_slot(op, "momentum_buf", momentum_obj, param, grad, seen);
-              if (centered) avg = check_slot(op, "average_grad", average_obj, param, grad, seen);
+              // A slot that is passed is checked even when unused, so aliasing is never accepted.
+              if (momentum > 0.0 || !momentum_obj.is_none()) mom = check_slot(op, "momentum_buf", momentum_obj, param, grad, seen);
+              if (centered || !average_obj.is_none()) avg = check_slot(op, "average_grad", average_obj, param, grad, seen);
+              if (!(momentum > 0.0)) mom.reset();
+              if (!centered) avg.reset();
               with_float(bits, [&](auto tag) {
                   using T = decltype(tag);
                   auto g = contiguous<T>(grad);

@@ -62,7 +62,7 @@ class Backend:
 
     def bias_grad(self, dy):
         """db = sum of dy over every axis but the last. dy: (..., U) -> (U,)."""
-        return dy.reshape(-1, dy.shape[-1]).sum(axis=0)
+        return dy.sum(axis=tuple(range(dy.ndim - 1)))
 
     def dense_forward(self, x, w, b=None):
         """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""

@@ -28,7 +28,9 @@ EXAMPLES = int(os.environ.get("PYMINIDL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 NOT_FUZZED = {"build_info", "cpu_features", "get_num_threads"}  # no arguments to fuzz
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 8, 17, 33])
-HYPER = st.one_of(st.floats(0, 2), st.sampled_from([0.0, -1.0, 1.0, np.nan, np.inf, 1e30]))
+# Mostly in range (so the math is exercised), sometimes out of range or not finite.
+HYPER = st.one_of(st.floats(0, 0.999), st.floats(0, 0.999), st.floats(0, 0.999),
+                  st.sampled_from([0.0, 1.0, 2.0, -1.0, np.nan, np.inf, 1e30]))
 
 
 def _rank_off(draw, shape):
@@ -47,6 +49,10 @@ def _f64(x):
     return None if x is None else np.array(x, dtype=np.float64)
 
 
+def _in_precision(value, dtype):
+    return float(np.asarray(value).astype(dtype)) if np.dtype(dtype).kind == "f" else value
+
+
 def _compare(got, want, dtype):
     if isinstance(want, tuple):
         assert isinstance(got, tuple) and len(got) == len(want)
@@ -54,7 +60,8 @@ def _compare(got, want, dtype):
             _compare(g, w, dtype)
         return
     got = np.asarray(got)
-    want = np.asarray(want, dtype=np.float64)
+    with np.errstate(over="ignore"):  # a float32 kernel overflows where the float64 reference does
+        want = np.asarray(want, dtype=np.float64).astype(dtype).astype(np.float64)
     assert got.shape == want.shape, f"shape {got.shape} != reference {want.shape}"
     finite = want[np.isfinite(want)]
     scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
@@ -70,7 +77,9 @@ def _run(name, call, oracle, dtype):
         CASES[name]["rejected"] += 1
         return
     assert np.dtype(dtype).kind == "f", f"{name} accepted dtype {np.dtype(dtype)}"
-    _compare(got, oracle(), dtype)
+    with np.errstate(all="ignore"):  # NaN/Inf inputs are the point here
+        want = oracle()
+    _compare(got, want, dtype)
     CASES[name]["accepted"] += 1
 
 
@@ -94,7 +103,10 @@ def test_fuzz_gemm(data):
     a = d(arrays(shape=_rank_off(d, (k, m) if ta else (m, k)), dtypes=[dtype]))
     b = d(arrays(shape=_rank_off(d, (n, k) if tb else (k, n)), dtypes=[dtype if d(st.integers(0, 9)) else np.float64]))
     c = d(st.one_of(st.none(), arrays(shape=_rank_off(d, (m, n)), dtypes=[dtype])))
-    alpha, beta = d(HYPER), d(HYPER)
+    # Finite alpha/beta: with K == 0 BLAS semantics give beta * C whatever alpha is, where
+    # the reference computes alpha * 0 (NaN for alpha = NaN); both are defensible.
+    # The kernel takes alpha/beta in the array's precision (1e-90 is 0 in float32).
+    alpha, beta = (_in_precision(d(st.floats(-3, 3)), dtype) for _ in range(2))
     _run("gemm", lambda: _C.gemm(a, b, ta, tb, alpha, beta, c),
          lambda: REF.gemm(_f64(a), _f64(b), ta, tb, alpha, beta, _f64(c)), dtype)
 
@@ -273,7 +285,7 @@ def _update_case(draw, slots):
 
 def _fuzz_update(name, arrs, dtype, **hyper):
     before = {k: (None if v is None else np.array(v, dtype=np.float64)) for k, v in arrs.items()}
-    aliased = any(v is arrs["param"] for k, v in arrs.items() if k != "param")
+    aliased = arrs["param"].size > 0 and any(v is arrs["param"] for k, v in arrs.items() if k != "param")
 
     def call():
         getattr(_C, name)(**arrs, **hyper)
