@@ -24,6 +24,12 @@ from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
 
 _UIDS = collections.defaultdict(int)
+_WEIGHTS_CREATED = [0]  # bumped by every add_weight: lets a trainer notice weights created lazily
+
+
+def weights_created():
+    """How many weights any layer has created so far in this process."""
+    return _WEIGHTS_CREATED[0]
 
 
 def clear_session():
@@ -337,6 +343,7 @@ class Layer:
             name = f"{base}_{k}"
         self._weights_list.append(_Weight(name, value, bool(trainable), regularizers_module.get(regularizer),
                                           constraint))
+        _WEIGHTS_CREATED[0] += 1
         return value
 
     def _own_weights(self):

@@ -105,12 +105,14 @@ class Sequential(Trainer, Layer):
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
         self.built = False
+        self._invalidate_training_plan()
         if rebuild:
             self._maybe_rebuild()
         return layer
 
     def _maybe_rebuild(self):
         self.built = False
+        self._invalidate_training_plan()
         if self._input_layer is not None and self._layers:
             self.build(self._input_layer.batch_shape)
 

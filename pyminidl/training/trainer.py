@@ -12,9 +12,11 @@ see the softmax probabilities. Data is converted to ``floatx`` once per call, an
 is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
+import functools
 import inspect
 
 from pyminidl.backend import get_backend
+from pyminidl.layers.base import weights_created
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
@@ -41,6 +43,12 @@ class _LossTracker:
     def reset_state(self):
         self.total = 0.0
         self.count = 0
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts_need_dx(model_type):
+    """Whether ``model_type.forward`` takes ``need_dx`` (asked once per class, not per step)."""
+    return "need_dx" in inspect.signature(model_type.forward).parameters
 
 
 def _as_list(value):
@@ -149,6 +157,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
         self.compiled = True
+        self._invalidate_training_plan()
 
     def _assert_compile_called(self):
         if not self.compiled:
@@ -231,15 +240,41 @@ class Trainer:
             self.build((None,) + tuple(x.shape[1:]))
 
     def _prepare_training(self):
-        """Per-call setup of the training step: the fused-loss flag and the forward options."""
+        """The training plan: fused-loss flag, forward options, weights and where their grads live.
+
+        Computed once per ``fit`` call and, for ``train_on_batch``, once per ``compile`` or change of
+        the model's layers (as in Keras, changing ``trainable`` takes effect at the next ``compile``
+        or ``fit``), so the per-step path walks no layer tree.
+        """
         self._fused = self._use_fused_loss()
         # The input gradient of the first layer is never used: skip that GEMM when the model can.
-        params = inspect.signature(self.forward).parameters
-        self._forward_options = {"need_dx": False} if "need_dx" in params else {}
+        self._forward_options = {"need_dx": False} if _accepts_need_dx(type(self)) else {}
         self._has_constraints = self._any_constraint()
-        # Weight arrays keep their identity (set_weights copies into them), so the list is
-        # taken once per call; changing `trainable` takes effect at the next fit, as in Keras.
-        self._train_vars = self.trainable_weights if self.built else None
+        self._plan_weights() if self.built else self._forget_plan_weights()
+        self._plan_ready = True
+
+    def _plan_weights(self):
+        # Weight arrays keep their identity (set_weights copies into them), so they are taken once.
+        self._plan_weight_count = weights_created()
+        self._train_vars = self.trainable_weights
+        self._grad_layers = self._all_layers()
+        self._grad_slots = [(owner, w.name, w.value) for owner, w in self._trainable_slots()]
+
+    def _forget_plan_weights(self):
+        self._train_vars = self._grad_layers = self._grad_slots = None
+
+    def _invalidate_training_plan(self):
+        """Called by compile and by models whose layers change."""
+        self._plan_ready = False
+
+    def _step_gradients(self):
+        """``gradients()`` from the plan: aligned with ``_train_vars``, zeros where none accumulated."""
+        xp = get_backend().xp
+        out = []
+        for owner, name, value in self._grad_slots:
+            g = owner.grads.get(name)
+            out.append(xp.zeros_like(value) if g is None else g)
+        return out
 
     def _any_constraint(self):
         if not hasattr(self, "apply_constraints"):
@@ -254,18 +289,18 @@ class Trainer:
             self._ensure_built(x)
             self._prepare_training()
         fused = self._fused
-        self.zero_grads()
+        for layer in self._grad_layers:
+            layer.grads.clear()
         y_pred, backward = self.forward(x, training=True, final_logits=fused, **self._forward_options)
+        if self._grad_layers is None or self._plan_weight_count != weights_created():
+            self._plan_weights()  # weights created lazily by forward (custom layers)
         loss = self._loss_fn
         if fused:
             value, loss_backward = loss.forward_from_logits(y, y_pred, sample_weight)
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        grads = self.gradients()
-        if self._train_vars is None or len(grads) != len(self._train_vars):
-            self._train_vars = self.trainable_weights  # weights created lazily by forward
-        self.optimizer.apply(grads, self._train_vars)
+        self.optimizer.apply(self._step_gradients(), self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused)
@@ -528,7 +563,8 @@ class Trainer:
         x, y, sample_weight = self._single_batch(x, y, sample_weight, class_weight)
         if y is None:
             raise ValueError("train_on_batch() needs targets `y`.")
-        self._prepare_training()
+        if not getattr(self, "_plan_ready", False):
+            self._prepare_training()
         self._train_step(x, y, sample_weight)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
