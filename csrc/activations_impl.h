@@ -30,7 +30,6 @@
 namespace pyminidl::kernels {
 namespace {
 
-
 constexpr double SELU_ALPHA = 1.6732632423543772848170429916717;
 constexpr double SELU_SCALE = 1.0507009873554804934193349852946;
 constexpr double SQRT_2 = 1.4142135623730950488016887242097;
