@@ -1,6 +1,8 @@
 """CpuBackend activations vs the reference Backend: float32 parity (reference in float64
 from the same inputs), float64, awkward shapes, strided views, threads, NaN/Inf, bad input."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,30 @@ def test_float32_error_at_most_the_reference(cpu, name, lo, hi, bound):
     ours = _max_ulp(cpu.activation_forward(name, x)[keep], exact[keep])
     ref32 = _max_ulp(Backend().activation_forward(name, x)[keep], exact[keep])
     assert ours <= max(bound, ref32), (ours, ref32)
+
+
+def test_gelu_left_tail_keeps_relative_precision(cpu):
+    # Phi(x) below 0 is computed as erfc(|x| / sqrt 2) / 2 (csrc/fastmath.h), not 1 + erf,
+    # so exact GELU keeps its relative precision where the reference's float32 form cancels.
+    # Exact: x Phi(x) from erfc in double, at u = x / sqrt 2 as rounded in float32 (the
+    # formula's first step; the float64 reference itself cancels to 0 below x = -8).
+    x = np.linspace(-12.0, -0.5, 50003, dtype=np.float32)
+    u = (x / np.float32(np.sqrt(2.0))).astype(np.float64)
+    exact = x * 0.5 * np.array([math.erfc(-v) for v in u])
+    assert _max_ulp(cpu.gelu_forward(x), exact) <= 3.0
+
+
+@pytest.mark.parametrize("name,params", CASES, ids=IDS)
+def test_every_isa_path_gives_the_same_bits(cpu, rng, name, params):
+    # float32 runs the baseline, AVX2 or AVX-512 copy of the kernels (csrc/activations_isa.h);
+    # built without FMA contraction, they must agree bit for bit, specials included.
+    x = np.concatenate([(3.0 * rng.standard_normal(1003)).astype(np.float32), SPECIALS])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        y = cpu.activation_forward(name, x, **params)
+        results.append((y, cpu.activation_backward(name, dy, x, y, **params)))
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])
