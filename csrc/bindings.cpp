@@ -12,7 +12,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <algorithm>
@@ -805,131 +808,135 @@ void with_float(int bits, F f) {
     else f(double{});
 }
 
+void py_sgd_update(const py::object& param_obj, const py::array& grad, const py::object& velocity,
+                   double lr, double momentum, bool nesterov, double weight_decay) {
+    const std::string op = "sgd_update";
+    py::array param = inplace_array(op, "param", param_obj);
+    const int bits = check_param_grad(op, param, grad);
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    std::vector<std::pair<const char*, py::array>> seen;
+    std::optional<py::array> vel;
+    // As the reference: no velocity (or momentum 0) means plain SGD. A velocity that is
+    // passed is checked even then, so an aliased or mis-shaped slot is never accepted.
+    if (!velocity.is_none()) vel = check_slot(op, "velocity", velocity, param, grad, seen);
+    if (momentum == 0.0) vel.reset();
+    with_float(bits, [&](auto tag) {
+        using T = decltype(tag);
+        auto g = contiguous<T>(grad);
+        T *p = static_cast<T*>(param.mutable_data()), *v = data_or_null<T>(vel);
+        const T* gp = g.data();
+        const int64_t n = param.size();
+        py::gil_scoped_release nogil;
+        kernels::sgd_update<T>(p, v, gp, n, lr, momentum, nesterov, weight_decay);
+    });
+}
+
+void py_adam_update(const py::object& param_obj, const py::array& grad, const py::object& m_obj,
+                    const py::object& v_obj, const py::object& vhat_obj, double lr, int64_t step,
+                    double beta_1, double beta_2, double epsilon, bool amsgrad,
+                    double weight_decay) {
+    const std::string op = "adam_update";
+    py::array param = inplace_array(op, "param", param_obj);
+    const int bits = check_param_grad(op, param, grad);
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
+    check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
+    check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
+    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    std::vector<std::pair<const char*, py::array>> seen;
+    py::array m1 = check_slot(op, "m", m_obj, param, grad, seen);
+    py::array v1 = check_slot(op, "v", v_obj, param, grad, seen);
+    std::optional<py::array> vhat;
+    // A slot that is passed is checked even when unused, so aliasing is never accepted.
+    if (amsgrad || !vhat_obj.is_none()) vhat = check_slot(op, "vhat", vhat_obj, param, grad, seen);
+    if (!amsgrad) vhat.reset();
+    with_float(bits, [&](auto tag) {
+        using T = decltype(tag);
+        auto g = contiguous<T>(grad);
+        T *p = static_cast<T*>(param.mutable_data()), *mp = static_cast<T*>(m1.mutable_data());
+        T *vp = static_cast<T*>(v1.mutable_data()), *hp = data_or_null<T>(vhat);
+        const T* gp = g.data();
+        const int64_t n = param.size();
+        py::gil_scoped_release nogil;
+        kernels::adam_update<T>(p, mp, vp, hp, gp, n, lr, step, beta_1, beta_2, epsilon, weight_decay);
+    });
+}
+
+void py_rmsprop_update(const py::object& param_obj, const py::array& grad,
+                       const py::object& velocity_obj, const py::object& momentum_obj,
+                       const py::object& average_obj, double lr, double rho, double momentum,
+                       double epsilon, bool centered, double weight_decay) {
+    const std::string op = "rmsprop_update";
+    py::array param = inplace_array(op, "param", param_obj);
+    const int bits = check_param_grad(op, param, grad);
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    check_hyper(op, "rho", rho, 0.0, 1.0, true);
+    check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
+    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    std::vector<std::pair<const char*, py::array>> seen;
+    py::array vel = check_slot(op, "velocity", velocity_obj, param, grad, seen);
+    std::optional<py::array> mom, avg;
+    // A slot that is passed is checked even when unused, so aliasing is never accepted.
+    if (momentum > 0.0 || !momentum_obj.is_none()) mom = check_slot(op, "momentum_buf", momentum_obj, param, grad, seen);
+    if (centered || !average_obj.is_none()) avg = check_slot(op, "average_grad", average_obj, param, grad, seen);
+    if (!(momentum > 0.0)) mom.reset();
+    if (!centered) avg.reset();
+    with_float(bits, [&](auto tag) {
+        using T = decltype(tag);
+        auto g = contiguous<T>(grad);
+        T *p = static_cast<T*>(param.mutable_data()), *vp = static_cast<T*>(vel.mutable_data());
+        T *mp = data_or_null<T>(mom), *ap = data_or_null<T>(avg);
+        const T* gp = g.data();
+        const int64_t n = param.size();
+        py::gil_scoped_release nogil;
+        kernels::rmsprop_update<T>(p, vp, mp, ap, gp, n, lr, rho, momentum, epsilon, weight_decay);
+    });
+}
+
+void py_adagrad_update(const py::object& param_obj, const py::array& grad,
+                       const py::object& acc_obj, double lr, double epsilon, double weight_decay) {
+    const std::string op = "adagrad_update";
+    py::array param = inplace_array(op, "param", param_obj);
+    const int bits = check_param_grad(op, param, grad);
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    std::vector<std::pair<const char*, py::array>> seen;
+    py::array acc = check_slot(op, "accumulator", acc_obj, param, grad, seen);
+    with_float(bits, [&](auto tag) {
+        using T = decltype(tag);
+        auto g = contiguous<T>(grad);
+        T *p = static_cast<T*>(param.mutable_data()), *ap = static_cast<T*>(acc.mutable_data());
+        const T* gp = g.data();
+        const int64_t n = param.size();
+        py::gil_scoped_release nogil;
+        kernels::adagrad_update<T>(p, ap, gp, n, lr, epsilon, weight_decay);
+    });
+}
+
 void bind_optim(py::module_& m) {
-    m.def("sgd_update",
-          [](const py::object& param_obj, const py::array& grad, const py::object& velocity, double lr,
-             double momentum, bool nesterov, double weight_decay) {
-              const std::string op = "sgd_update";
-              py::array param = inplace_array(op, "param", param_obj);
-              const int bits = check_param_grad(op, param, grad);
-              check_hyper(op, "lr", lr, 0.0, INF, true);
-              check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
-              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
-              std::vector<std::pair<const char*, py::array>> seen;
-              std::optional<py::array> vel;
-              // As the reference: no velocity (or momentum 0) means plain SGD. A velocity that
-              // is passed is checked even then, so an aliased or mis-shaped slot is never accepted.
-              if (!velocity.is_none()) vel = check_slot(op, "velocity", velocity, param, grad, seen);
-              if (momentum == 0.0) vel.reset();
-              with_float(bits, [&](auto tag) {
-                  using T = decltype(tag);
-                  auto g = contiguous<T>(grad);
-                  T *p = static_cast<T*>(param.mutable_data()), *v = data_or_null<T>(vel);
-                  const T* gp = g.data();
-                  const int64_t n = param.size();
-                  py::gil_scoped_release nogil;
-                  kernels::sgd_update<T>(p, v, gp, n, lr, momentum, nesterov, weight_decay);
-              });
-          },
-          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"), py::arg("momentum") = 0.0,
-          py::arg("nesterov") = false, py::arg("weight_decay") = 0.0,
+    m.def("sgd_update", &py_sgd_update,
+          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
+          py::arg("momentum") = 0.0, py::arg("nesterov") = false, py::arg("weight_decay") = 0.0,
           "In place: Keras SGD (momentum, nesterov, decoupled weight decay).");
-
-    m.def("adam_update",
-          [](const py::object& param_obj, const py::array& grad, const py::object& m_obj, const py::object& v_obj,
-             const py::object& vhat_obj, double lr, int64_t step, double beta_1, double beta_2, double epsilon,
-             bool amsgrad, double weight_decay) {
-              const std::string op = "adam_update";
-              py::array param = inplace_array(op, "param", param_obj);
-              const int bits = check_param_grad(op, param, grad);
-              check_hyper(op, "lr", lr, 0.0, INF, true);
-              if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
-              check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
-              check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
-              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
-              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
-              std::vector<std::pair<const char*, py::array>> seen;
-              py::array m1 = check_slot(op, "m", m_obj, param, grad, seen);
-              py::array v1 = check_slot(op, "v", v_obj, param, grad, seen);
-              std::optional<py::array> vhat;
-              // A slot that is passed is checked even when unused, so aliasing is never accepted.
-              if (amsgrad || !vhat_obj.is_none()) vhat = check_slot(op, "vhat", vhat_obj, param, grad, seen);
-              if (!amsgrad) vhat.reset();
-              with_float(bits, [&](auto tag) {
-                  using T = decltype(tag);
-                  auto g = contiguous<T>(grad);
-                  T *p = static_cast<T*>(param.mutable_data()), *mp = static_cast<T*>(m1.mutable_data());
-                  T *vp = static_cast<T*>(v1.mutable_data()), *hp = data_or_null<T>(vhat);
-                  const T* gp = g.data();
-                  const int64_t n = param.size();
-                  py::gil_scoped_release nogil;
-                  kernels::adam_update<T>(p, mp, vp, hp, gp, n, lr, step, beta_1, beta_2, epsilon, weight_decay);
-              });
-          },
-          py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("vhat"), py::arg("lr"),
-          py::arg("step"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-7,
-          py::arg("amsgrad") = false, py::arg("weight_decay") = 0.0,
+    m.def("adam_update", &py_adam_update,
+          py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("vhat"),
+          py::arg("lr"), py::arg("step"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
+          py::arg("epsilon") = 1e-7, py::arg("amsgrad") = false, py::arg("weight_decay") = 0.0,
           "In place: Keras Adam / AdamW (amsgrad, bias-corrected step size, decoupled weight decay).");
-
-    m.def("rmsprop_update",
-          [](const py::object& param_obj, const py::array& grad, const py::object& velocity_obj,
-             const py::object& momentum_obj, const py::object& average_obj, double lr, double rho,
-             double momentum, double epsilon, bool centered, double weight_decay) {
-              const std::string op = "rmsprop_update";
-              py::array param = inplace_array(op, "param", param_obj);
-              const int bits = check_param_grad(op, param, grad);
-              check_hyper(op, "lr", lr, 0.0, INF, true);
-              check_hyper(op, "rho", rho, 0.0, 1.0, true);
-              check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
-              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
-              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
-              std::vector<std::pair<const char*, py::array>> seen;
-              py::array vel = check_slot(op, "velocity", velocity_obj, param, grad, seen);
-              std::optional<py::array> mom, avg;
-              // A slot that is passed is checked even when unused, so aliasing is never accepted.
-              if (momentum > 0.0 || !momentum_obj.is_none()) mom = check_slot(op, "momentum_buf", momentum_obj, param, grad, seen);
-              if (centered || !average_obj.is_none()) avg = check_slot(op, "average_grad", average_obj, param, grad, seen);
-              if (!(momentum > 0.0)) mom.reset();
-              if (!centered) avg.reset();
-              with_float(bits, [&](auto tag) {
-                  using T = decltype(tag);
-                  auto g = contiguous<T>(grad);
-                  T *p = static_cast<T*>(param.mutable_data()), *vp = static_cast<T*>(vel.mutable_data());
-                  T *mp = data_or_null<T>(mom), *ap = data_or_null<T>(avg);
-                  const T* gp = g.data();
-                  const int64_t n = param.size();
-                  py::gil_scoped_release nogil;
-                  kernels::rmsprop_update<T>(p, vp, mp, ap, gp, n, lr, rho, momentum, epsilon, weight_decay);
-              });
-          },
-          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("momentum_buf"), py::arg("average_grad"),
-          py::arg("lr"), py::arg("rho") = 0.9, py::arg("momentum") = 0.0, py::arg("epsilon") = 1e-7,
-          py::arg("centered") = false, py::arg("weight_decay") = 0.0,
+    m.def("rmsprop_update", &py_rmsprop_update,
+          py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("momentum_buf"),
+          py::arg("average_grad"), py::arg("lr"), py::arg("rho") = 0.9, py::arg("momentum") = 0.0,
+          py::arg("epsilon") = 1e-7, py::arg("centered") = false, py::arg("weight_decay") = 0.0,
           "In place: Keras RMSprop (momentum, centered, decoupled weight decay).");
-
-    m.def("adagrad_update",
-          [](const py::object& param_obj, const py::array& grad, const py::object& acc_obj, double lr,
-             double epsilon, double weight_decay) {
-              const std::string op = "adagrad_update";
-              py::array param = inplace_array(op, "param", param_obj);
-              const int bits = check_param_grad(op, param, grad);
-              check_hyper(op, "lr", lr, 0.0, INF, true);
-              check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
-              check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
-              std::vector<std::pair<const char*, py::array>> seen;
-              py::array acc = check_slot(op, "accumulator", acc_obj, param, grad, seen);
-              with_float(bits, [&](auto tag) {
-                  using T = decltype(tag);
-                  auto g = contiguous<T>(grad);
-                  T *p = static_cast<T*>(param.mutable_data()), *ap = static_cast<T*>(acc.mutable_data());
-                  const T* gp = g.data();
-                  const int64_t n = param.size();
-                  py::gil_scoped_release nogil;
-                  kernels::adagrad_update<T>(p, ap, gp, n, lr, epsilon, weight_decay);
-              });
-          },
-          py::arg("param"), py::arg("grad"), py::arg("accumulator"), py::arg("lr"), py::arg("epsilon") = 1e-7,
-          py::arg("weight_decay") = 0.0, "In place: Keras Adagrad (decoupled weight decay).");
+    m.def("adagrad_update", &py_adagrad_update,
+          py::arg("param"), py::arg("grad"), py::arg("accumulator"), py::arg("lr"),
+          py::arg("epsilon") = 1e-7, py::arg("weight_decay") = 0.0,
+          "In place: Keras Adagrad (decoupled weight decay).");
 }
 
 }  // namespace

@@ -243,7 +243,6 @@ class CpuBackend(Backend):
             return super().softmax_cross_entropy_backward(dloss, probs, labels, sparse, label_smoothing)
         return _C.softmax_cross_entropy_backward(dloss, probs, lab, bool(sparse), float(label_smoothing))
 
-
     # ------------------------------------------------------------------ optimizer updates
     # The kernels update param and slots in place and so need them C-contiguous; strided
     # views take the reference path. A read-only param or aliased slots reach the kernel's
