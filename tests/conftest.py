@@ -26,6 +26,17 @@ def pytest_sessionstart(session):
         )
 
 
+# The subset CI also runs under ASan/UBSan (tools/sanitize.sh -m sanitize): everything that
+# drives the C++ kernels directly.
+_SANITIZE_DIRS = ("kernels", "fuzz", "properties")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.parent.name in _SANITIZE_DIRS:
+            item.add_marker(pytest.mark.sanitize)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

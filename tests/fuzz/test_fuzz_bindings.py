@@ -21,8 +21,6 @@ from pyminidl.backend._compat import _C
 from pyminidl.backend.base import ACTIVATIONS, Backend
 from fuzzlib import CASES, FLOAT_DTYPES, arrays, shapes
 
-pytestmark = pytest.mark.sanitize
-
 REF = Backend()
 EXAMPLES = int(os.environ.get("PYMINIDL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

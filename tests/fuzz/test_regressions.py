@@ -5,8 +5,6 @@ import pytest
 
 from pyminidl.backend._compat import _C
 
-pytestmark = pytest.mark.sanitize
-
 
 @pytest.mark.parametrize("c", [np.float64(1.0), np.float32(1.0), 1.0, [[1.0]]])
 def test_gemm_optional_c_that_is_not_an_ndarray_is_converted_not_misread(c):

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 from pyminidl.backend import use_backend
 from pyminidl.testing import assert_close
 
-pytestmark = pytest.mark.sanitize
-
 BACKENDS = ["numpy", "cpu"]
 dims = st.integers(min_value=1, max_value=40)
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
