@@ -88,6 +88,7 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
 namespace {
 
 using detail::GemmDirectKernel;
+using detail::GemmDotKernel;
 using detail::GemmUkernel;
 
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
@@ -569,6 +570,67 @@ bool try_direct(const Problem<T>& pr, Isa isa) {
     return true;
 }
 
+// ---------------------------------------------------------------- dot path
+
+// For N <= AVX512_DOT_NC the vectors along n are mostly empty (N = 10: 10 of 16 lanes).
+// Vectors along k are full, but each c_ij ends in a lane reduction, which pays from about
+// this K on (csrc/bench: (128, 10, 256) 63 vs 57 GFLOP/s direct; at K = 128 direct wins).
+constexpr int64_t DOT_MIN_K = 160;
+
+GemmDotKernel<float> dot_kernel(Isa isa, float) {
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) return detail::sgemm_dot_avx512;
+#endif
+    (void)isa;
+    return nullptr;  // AVX2 has too few registers for a 2 x 12 tile, SSE2 no masked loads
+}
+
+GemmDotKernel<double> dot_kernel(Isa isa, double) {
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) return detail::dgemm_dot_avx512;
+#endif
+    (void)isa;
+    return nullptr;
+}
+
+// C = alpha op(A) op(B) + beta C for N <= AVX512_DOT_NC, with op(A) rows contiguous: each
+// c_ij is a dot product over k. Tiles of DOT_RR whole rows, so threads do not change sums.
+template <typename T>
+bool try_dot(const Problem<T>& pr, Isa isa) {
+    const GemmDotKernel<T> fn = dot_kernel(isa, T());
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K) return false;
+    std::vector<T> packed;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
+    const T* bt = pr.B.p;
+    int64_t ldbt = pr.B.cs;
+    if (pr.B.rs != 1) {
+        packed.resize(static_cast<std::size_t>(pr.N * pr.K));
+        if (pr.B.cs == 1) {
+            transpose_copy(packed.data(), pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
+        } else {
+            for (int64_t j = 0; j < pr.N; ++j) {
+                for (int64_t p = 0; p < pr.K; ++p) packed[j * pr.K + p] = *pr.B.at(p, j);
+            }
+        }
+        bt = packed.data();
+        ldbt = pr.K;
+    }
+    constexpr int RR = detail::AVX512_DOT_RR;
+    const int64_t tiles = ceil_div(pr.M, RR);
+    auto tile = [&](int64_t t) {
+        const int64_t i = t * RR;
+        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt, ldbt, pr.N,
+           pr.C.at(i, 0), pr.C.rs, pr.alpha, pr.beta);
+    };
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    if (nt == 1) {
+        for (int64_t t = 0; t < tiles; ++t) tile(t);
+        return true;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
+    return true;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
@@ -625,7 +687,7 @@ void gemm_dispatch(const Problem<T>& pr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
     const Isa isa = active_isa();
-    if (try_direct(pr, isa)) return;
+    if (try_dot(pr, isa) || try_direct(pr, isa)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());

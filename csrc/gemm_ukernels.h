@@ -60,6 +60,15 @@ PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
 PMD_DIRECT_DECL(dgemm_direct_avx512, double)
 PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
 #undef PMD_DIRECT_DECL
+// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
+// for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
+template <typename T>
+using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
+                               int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
+void sgemm_dot_avx512(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                      int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
+void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                      int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 #endif
 
 // SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
@@ -77,6 +86,10 @@ constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
 constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
 constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
 constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
+// Dot tiles: 2 rows x 12 columns = 24 accumulators (+ 2 A vectors, 1 B vector) of 32 zmm.
+// With N = 10 (a classifier head) 10 of 12 columns are used, against 10 of 16 lanes in the
+// narrow direct tile.
+constexpr int AVX512_DOT_RR = 2, AVX512_DOT_NC = 12;
 // The largest MR x NR of any direct tile (scratch size for a tile of a strided C).
 constexpr int DIRECT_MAX_TILE = AVX512_SGEMM_MR * AVX512_SGEMM_NR;
 

@@ -22,7 +22,7 @@ TRANS = [(False, False), (True, False), (False, True), (True, True)]
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (3, 1, 17), (7, 3, 1), (17, 65, 7), (65, 17, 257), (13, 31, 29),
     (1, 257, 65), (257, 1, 65), (128, 10, 256), (10, 128, 256), (33, 65, 300), (300, 520, 260),
-    (301, 263, 129),
+    (301, 263, 129), (129, 11, 203),
 ]
 
 
@@ -58,9 +58,9 @@ def test_gemm_matches_reference(isa, fast_backend, rng, m, n, k, trans_a, trans_
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0)])
-@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (130, 5, 90), (300, 270, 400)])
+@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (131, 5, 290), (300, 270, 400)])
 def test_gemm_alpha_beta_c(isa, fast_backend, rng, m, n, k, alpha, beta, trans_a, trans_b, dtype):
-    # The shapes reach every path: small, direct, direct on C^T (130 x 5) and packed.
+    # The shapes reach every path: small, direct, dot and direct on C^T (131 x 5), packed.
     a, b = _operands(rng, m, n, k, trans_a, trans_b, dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
     c_before = c.copy()
