@@ -6,8 +6,14 @@
 //                            zero-padded micro-panels and runs the loop nest
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
-//                            Small products with a unit-stride op(B) skip packing: the
-//                            "direct" micro-kernels read op(A) and op(B) in place.
+//                            Paths, chosen per call from the shape and strides only (never
+//                            from the thread count, so results never depend on it):
+//                              dot     N <= 12 (AVX-512): vectors along k, one reduction per c_ij;
+//                              direct  small products, or op(A) in L2, with a unit-stride op(B):
+//                                      micro-kernels read op(A) and op(B) in place (no packing),
+//                                      on C or on C^T, whichever fills the tiles better;
+//                              small   tiny products on the baseline path: an unpacked loop;
+//                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
 //   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
 //   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
