@@ -21,11 +21,13 @@
 // Layout: row-major operands with leading dimensions (row strides) lda, ldb, ldc; a
 // transposed operand is read through swapped strides, so op() costs nothing but packing.
 //
-// Threads: one OpenMP region per call. The KC x NC panel of B is packed cooperatively into
-// one shared buffer; each thread then owns a rectangle of C (MR-aligned rows x NR-aligned
-// columns) and packs its own MC x KC blocks of A into its own buffer. Tile boundaries,
-// KC blocks and the k order inside the micro-kernel do not depend on the thread count,
-// so 1 and 2 threads give bit-identical results. No buffer is static.
+// Threads: one OpenMP region per call (none for single-thread work). Each thread owns a
+// rectangle of C (MR-aligned rows x NR-aligned columns) and runs the loop nest on it with
+// its own packing buffers for A and B: no barrier, so on a shared machine a descheduled
+// thread stalls only itself (the price: the shared operand is packed once per thread,
+// ~1-3% of the work). Tile boundaries, KC blocks and the k order inside the micro-kernel
+// do not depend on the thread count, so 1 and 2 threads give bit-identical results.
+// No buffer is static.
 //
 // References: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating
 // BLAS Functionality", ACM TOMS 41(3), 2015; K. Goto, R. van de Geijn, "Anatomy of
@@ -288,21 +290,27 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
 
 // ---------------------------------------------------------------- threads
 
-// The threads form a tm x tn grid over the micro-panels of C (mp rows of panels, np
-// columns); pick the grid with the least work on the busiest thread. Splitting N makes
-// every thread of a row pack the same A, so it must win by a margin.
+// The threads form a tm x tn grid over C, each thread an independent GEMM on its own
+// rectangle (MR-aligned rows x NR-aligned columns) with its own packed copies of the parts
+// of A and B it reads: no barrier, so a thread the OS deschedules on a shared machine
+// stalls only itself. The grid minimises the busiest thread's cost: its multiply-adds plus
+// its packing (both operands), one packed element weighing about PACK_COST multiply-adds
+// (a scalar-ish copy against 16-lane FMAs).
 struct Grid {
     int tm, tn;
 };
 
-Grid thread_grid(int nt, int64_t mp, int64_t np) {
+constexpr double PACK_COST = 8.0;
+
+Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR) {
     Grid best{nt, 1};
     double best_cost = -1.0;
     for (int tm = 1; tm <= nt; ++tm) {
         if (nt % tm != 0) continue;
         const int tn = nt / tm;
-        double cost = static_cast<double>(ceil_div(mp, tm)) * static_cast<double>(ceil_div(np, tn));
-        if (tn > 1) cost *= 1.05;
+        const double m = static_cast<double>(ceil_div(ceil_div(M, MR), tm) * MR);
+        const double n = static_cast<double>(ceil_div(ceil_div(N, NR), tn) * NR);
+        const double cost = m * n * static_cast<double>(K) + PACK_COST * static_cast<double>(K) * (m + n);
         if (best_cost < 0.0 || cost < best_cost) {
             best = Grid{tm, tn};
             best_cost = cost;
@@ -326,13 +334,10 @@ void split(int64_t units, int parts, int idx, int64_t unit, int64_t limit, int64
 
 // ---------------------------------------------------------------- loop nest
 
-// bpack: (kc, nc) micro-panels of B; the team packs its strips in parallel.
+// bpack: (kc, nc) as NR-column micro-panels of B.
 template <typename T, int NR>
 void pack_b_block(T* bpack, View<const T> b, int64_t nc, int64_t kc) {
-    const int64_t strips = ceil_div(nc, NR);
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < strips; ++s) {
-        const int64_t j = s * NR;
+    for (int64_t j = 0; j < nc; j += NR) {
         pack_b_panel<T, NR>(bpack + j * kc, View<const T>{b.at(0, j), b.rs, b.cs},
                             std::min<int64_t>(NR, nc - j), kc);
     }
@@ -347,32 +352,37 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
     }
 }
 
-// One thread's share of the BLIS loop nest; every thread of the team runs it.
-// bpack: (KC, NC) shared by the team; apack: (MC, KC) this thread's own.
+// The BLIS loop nest over one thread's rectangle of C (rows [m_lo, m_hi), columns
+// [n_lo, n_hi)). bpack: (KC, NC) and apack: (MC, KC), both this thread's own. The jc blocks
+// start at n_lo, which is NR-aligned, so the tiles and KC blocks are those of one thread.
 template <typename T, int MR, int NR>
-void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
-                 T* apack) {
-    const int nt = omp_team_size(), tid = omp_thread_id();
-    const Grid g = thread_grid(nt, ceil_div(pr.M, MR), ceil_div(std::min(pr.N, bk.NC), NR));
-    int64_t m_lo, m_hi;
-    split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
-    for (int64_t jc = 0; jc < pr.N; jc += bk.NC) {
-        const int64_t nc = std::min(bk.NC, pr.N - jc);
-        int64_t j_lo, j_hi;
-        split(ceil_div(nc, NR), g.tn, tid % g.tn, NR, nc, &j_lo, &j_hi);
+void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+               T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
+    for (int64_t jc = n_lo; jc < n_hi; jc += bk.NC) {
+        const int64_t nc = std::min(bk.NC, n_hi - jc);
         for (int64_t pc = 0; pc < pr.K; pc += bk.KC) {
             const int64_t kc = std::min(bk.KC, pr.K - pc);
-#pragma omp barrier  // no thread still reads the previous panel of B
             pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
             const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
             for (int64_t ic = m_lo; ic < m_hi; ic += bk.MC) {
                 const int64_t mc = std::min(bk.MC, m_hi - ic);
                 pack_a_block<T, MR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
                 macro_kernel<T, MR, NR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
-                                        mc, nc, j_lo, j_hi, kc, pr.alpha, beta);
+                                        mc, nc, 0, nc, kc, pr.alpha, beta);
             }
         }
     }
+}
+
+// Thread tid of a team of nt: its rectangle of the grid.
+template <typename T, int MR, int NR>
+void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+                 T* apack, int nt, int tid) {
+    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR);
+    int64_t m_lo, m_hi, n_lo, n_hi;
+    split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
+    split(ceil_div(pr.N, NR), g.tn, tid % g.tn, NR, pr.N, &n_lo, &n_hi);
+    gemm_rect<T, MR, NR>(pr, bk, ukernel, bpack, apack, m_lo, m_hi, n_lo, n_hi);
 }
 
 double tile_use(int64_t m, int64_t n, int MR, int NR) {
@@ -401,15 +411,20 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> uke
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
     const int64_t kc_max = std::min(bk.KC, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
-    PackBuffer<T> bpack(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
-    std::vector<PackBuffer<T>> apack;
+    std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
+    bpack.reserve(nt);
     for (int t = 0; t < nt; ++t) {
         apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
+        bpack.emplace_back(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
     }
-    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[0].get());
+    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
 #pragma omp parallel num_threads(nt)
-    gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[omp_thread_id()].get());
+    {
+        // The team may be smaller than asked for (nested regions): split by its real size.
+        const int tid = omp_thread_id();
+        gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
+    }
 }
 
 // ---------------------------------------------------------------- small and degenerate
