@@ -35,6 +35,11 @@ template <typename T>
 using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
                                   int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                                   T alpha, T beta);
+// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
+// for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
+template <typename T>
+using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
+                               int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
 
 // Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -63,11 +68,6 @@ PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
 PMD_DIRECT_DECL(dgemm_direct_avx512, double)
 PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
 #undef PMD_DIRECT_DECL
-// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
-// for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
-template <typename T>
-using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
-                               int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
 void sgemm_dot_avx512(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
                       int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
 void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
