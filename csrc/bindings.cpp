@@ -15,9 +15,7 @@
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
-#include <algorithm>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "activations.h"
