@@ -358,14 +358,19 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
 template <typename T, int MR, int NR>
 void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
                T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
+    // K and the rows are cut into equal blocks of at most KC and MC: a ragged last block
+    // (K = 784 -> 384 + 384 + 16) costs a pass over C and packing for little work. The k
+    // blocks depend on K only, so sums stay independent of the thread count.
+    const int64_t kc_step = ceil_div(pr.K, ceil_div(pr.K, bk.KC));
+    const int64_t mc_step = ceil_div(ceil_div(m_hi - m_lo, ceil_div(m_hi - m_lo, bk.MC)), MR) * MR;
     for (int64_t jc = n_lo; jc < n_hi; jc += bk.NC) {
         const int64_t nc = std::min(bk.NC, n_hi - jc);
-        for (int64_t pc = 0; pc < pr.K; pc += bk.KC) {
-            const int64_t kc = std::min(bk.KC, pr.K - pc);
+        for (int64_t pc = 0; pc < pr.K; pc += kc_step) {
+            const int64_t kc = std::min(kc_step, pr.K - pc);
             pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
             const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
-            for (int64_t ic = m_lo; ic < m_hi; ic += bk.MC) {
-                const int64_t mc = std::min(bk.MC, m_hi - ic);
+            for (int64_t ic = m_lo; ic < m_hi; ic += mc_step) {
+                const int64_t mc = std::min(mc_step, m_hi - ic);
                 pack_a_block<T, MR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
                 macro_kernel<T, MR, NR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
                                         mc, nc, 0, nc, kc, pr.alpha, beta);
