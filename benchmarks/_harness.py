@@ -34,9 +34,15 @@ def setup_threads(threads):
     return removed
 
 
-def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=5, max_reps=200):
-    """Time each callable of ``fns`` (dict name -> fn), interleaved rep by rep so that a noisy
-    neighbour slows all of them alike. Returns {name: (median_s, min_s, max_s)}."""
+def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, rounds=3, settle_s=0.15):
+    """Time each callable of ``fns`` (dict name -> fn). Returns {name: (median_s, min_s, max_s)}.
+
+    The peers run in blocks, ``rounds`` times in turn (A B A B ...), so a noisy neighbour
+    slows all of them alike, but never rep by rep: OpenBLAS's worker threads keep spinning
+    for a while after each call (its THREAD_TIMEOUT, 2**28 cycles by default), and a peer
+    timed right after a NumPy call would share its cores with them. ``settle_s`` of sleep
+    before each block lets the previous library's threads go idle.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -46,12 +52,16 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=5, max_reps=200):
             fn()
         once = max(time.perf_counter() - t0, 1e-7)
         reps = int(min(max_reps, max(min_reps, budget_s / once)))
+    per_round = max(2, reps // rounds)
     times = {name: [] for name in fns}
-    for _ in range(reps):
+    for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            time.sleep(settle_s)
+            fn()  # wakes this library's threads
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
     return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}
 
 

@@ -8,7 +8,7 @@ Usage:
 
 Each thread count runs in its own subprocess, so OpenMP and the BLAS read their thread counts
 at start. Every case is checked against the float64 reference before it is timed. The
-peers are timed interleaved, rep by rep, so a noisy neighbour slows all of them alike.
+peers are timed in alternating blocks (see _harness.bench for why not rep by rep).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 
@@ -77,7 +77,7 @@ def worker(threads, quick):
             ta_, tb_ = torch.from_numpy(at), torch.from_numpy(bt)
             assert_close(torch.mm(ta_, tb_).numpy(), want, k=k)
             fns["torch"] = lambda: torch.mm(ta_, tb_)
-        timing = _harness.bench(fns, budget_s=0.15 if quick else 0.8)
+        timing = _harness.bench(fns, budget_s=0.15 if quick else 0.6, rounds=2 if quick else 3)
         for backend, (med, lo, hi) in timing.items():
             _harness.emit({"op": "gemm", "case": name, "shape": [m, n, k], "trans": [ta, tb],
                            "backend": backend, "threads": threads, "median_s": med, "min_s": lo,

@@ -18,9 +18,7 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
-#include <algorithm>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "activations.h"

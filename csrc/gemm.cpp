@@ -6,8 +6,14 @@
 //                            zero-padded micro-panels and runs the loop nest
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
-//                            Small products with a unit-stride op(B) skip packing: the
-//                            "direct" micro-kernels read op(A) and op(B) in place.
+//                            Paths, chosen per call from the shape and strides only (never
+//                            from the thread count, so results never depend on it):
+//                              dot     N <= 12 (AVX-512): vectors along k, one reduction per c_ij;
+//                              direct  small products, or op(A) in L2, with a unit-stride op(B):
+//                                      micro-kernels read op(A) and op(B) in place (no packing),
+//                                      on C or on C^T, whichever fills the tiles better;
+//                              small   tiny products on the baseline path: an unpacked loop;
+//                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
 //   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
 //   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
@@ -15,11 +21,13 @@
 // Layout: row-major operands with leading dimensions (row strides) lda, ldb, ldc; a
 // transposed operand is read through swapped strides, so op() costs nothing but packing.
 //
-// Threads: one OpenMP region per call. The KC x NC panel of B is packed cooperatively into
-// one shared buffer; each thread then owns a rectangle of C (MR-aligned rows x NR-aligned
-// columns) and packs its own MC x KC blocks of A into its own buffer. Tile boundaries,
-// KC blocks and the k order inside the micro-kernel do not depend on the thread count,
-// so 1 and 2 threads give bit-identical results. No buffer is static.
+// Threads: one OpenMP region per call (none for single-thread work). Each thread owns a
+// rectangle of C (MR-aligned rows x NR-aligned columns) and runs the loop nest on it with
+// its own packing buffers for A and B: no barrier, so on a shared machine a descheduled
+// thread stalls only itself (the price: the shared operand is packed once per thread,
+// ~1-3% of the work). Tile boundaries, KC blocks and the k order inside the micro-kernel
+// do not depend on the thread count, so 1 and 2 threads give bit-identical results.
+// No buffer is static.
 //
 // References: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating
 // BLAS Functionality", ACM TOMS 41(3), 2015; K. Goto, R. van de Geijn, "Anatomy of
@@ -88,6 +96,7 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
 namespace {
 
 using detail::GemmDirectKernel;
+using detail::GemmDotKernel;
 using detail::GemmUkernel;
 
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
@@ -281,21 +290,27 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
 
 // ---------------------------------------------------------------- threads
 
-// The threads form a tm x tn grid over the micro-panels of C (mp rows of panels, np
-// columns); pick the grid with the least work on the busiest thread. Splitting N makes
-// every thread of a row pack the same A, so it must win by a margin.
+// The threads form a tm x tn grid over C, each thread an independent GEMM on its own
+// rectangle (MR-aligned rows x NR-aligned columns) with its own packed copies of the parts
+// of A and B it reads: no barrier, so a thread the OS deschedules on a shared machine
+// stalls only itself. The grid minimises the busiest thread's cost: its multiply-adds plus
+// its packing (both operands), one packed element weighing about PACK_COST multiply-adds
+// (a scalar-ish copy against 16-lane FMAs).
 struct Grid {
     int tm, tn;
 };
 
-Grid thread_grid(int nt, int64_t mp, int64_t np) {
+constexpr double PACK_COST = 8.0;
+
+Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR) {
     Grid best{nt, 1};
     double best_cost = -1.0;
     for (int tm = 1; tm <= nt; ++tm) {
         if (nt % tm != 0) continue;
         const int tn = nt / tm;
-        double cost = static_cast<double>(ceil_div(mp, tm)) * static_cast<double>(ceil_div(np, tn));
-        if (tn > 1) cost *= 1.05;
+        const double m = static_cast<double>(ceil_div(ceil_div(M, MR), tm) * MR);
+        const double n = static_cast<double>(ceil_div(ceil_div(N, NR), tn) * NR);
+        const double cost = m * n * static_cast<double>(K) + PACK_COST * static_cast<double>(K) * (m + n);
         if (best_cost < 0.0 || cost < best_cost) {
             best = Grid{tm, tn};
             best_cost = cost;
@@ -319,13 +334,10 @@ void split(int64_t units, int parts, int idx, int64_t unit, int64_t limit, int64
 
 // ---------------------------------------------------------------- loop nest
 
-// bpack: (kc, nc) micro-panels of B; the team packs its strips in parallel.
+// bpack: (kc, nc) as NR-column micro-panels of B.
 template <typename T, int NR>
 void pack_b_block(T* bpack, View<const T> b, int64_t nc, int64_t kc) {
-    const int64_t strips = ceil_div(nc, NR);
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < strips; ++s) {
-        const int64_t j = s * NR;
+    for (int64_t j = 0; j < nc; j += NR) {
         pack_b_panel<T, NR>(bpack + j * kc, View<const T>{b.at(0, j), b.rs, b.cs},
                             std::min<int64_t>(NR, nc - j), kc);
     }
@@ -340,32 +352,42 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
     }
 }
 
-// One thread's share of the BLIS loop nest; every thread of the team runs it.
-// bpack: (KC, NC) shared by the team; apack: (MC, KC) this thread's own.
+// The BLIS loop nest over one thread's rectangle of C (rows [m_lo, m_hi), columns
+// [n_lo, n_hi)). bpack: (KC, NC) and apack: (MC, KC), both this thread's own. The jc blocks
+// start at n_lo, which is NR-aligned, so the tiles and KC blocks are those of one thread.
 template <typename T, int MR, int NR>
-void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
-                 T* apack) {
-    const int nt = omp_team_size(), tid = omp_thread_id();
-    const Grid g = thread_grid(nt, ceil_div(pr.M, MR), ceil_div(std::min(pr.N, bk.NC), NR));
-    int64_t m_lo, m_hi;
-    split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
-    for (int64_t jc = 0; jc < pr.N; jc += bk.NC) {
-        const int64_t nc = std::min(bk.NC, pr.N - jc);
-        int64_t j_lo, j_hi;
-        split(ceil_div(nc, NR), g.tn, tid % g.tn, NR, nc, &j_lo, &j_hi);
-        for (int64_t pc = 0; pc < pr.K; pc += bk.KC) {
-            const int64_t kc = std::min(bk.KC, pr.K - pc);
-#pragma omp barrier  // no thread still reads the previous panel of B
+void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+               T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
+    // K and the rows are cut into equal blocks of at most KC and MC: a ragged last block
+    // (K = 784 -> 384 + 384 + 16) costs a pass over C and packing for little work. The k
+    // blocks depend on K only, so sums stay independent of the thread count.
+    const int64_t kc_step = ceil_div(pr.K, ceil_div(pr.K, bk.KC));
+    const int64_t mc_step = ceil_div(ceil_div(m_hi - m_lo, ceil_div(m_hi - m_lo, bk.MC)), MR) * MR;
+    for (int64_t jc = n_lo; jc < n_hi; jc += bk.NC) {
+        const int64_t nc = std::min(bk.NC, n_hi - jc);
+        for (int64_t pc = 0; pc < pr.K; pc += kc_step) {
+            const int64_t kc = std::min(kc_step, pr.K - pc);
             pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
             const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
-            for (int64_t ic = m_lo; ic < m_hi; ic += bk.MC) {
-                const int64_t mc = std::min(bk.MC, m_hi - ic);
+            for (int64_t ic = m_lo; ic < m_hi; ic += mc_step) {
+                const int64_t mc = std::min(mc_step, m_hi - ic);
                 pack_a_block<T, MR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
                 macro_kernel<T, MR, NR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
-                                        mc, nc, j_lo, j_hi, kc, pr.alpha, beta);
+                                        mc, nc, 0, nc, kc, pr.alpha, beta);
             }
         }
     }
+}
+
+// Thread tid of a team of nt: its rectangle of the grid.
+template <typename T, int MR, int NR>
+void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+                 T* apack, int nt, int tid) {
+    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR);
+    int64_t m_lo, m_hi, n_lo, n_hi;
+    split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
+    split(ceil_div(pr.N, NR), g.tn, tid % g.tn, NR, pr.N, &n_lo, &n_hi);
+    gemm_rect<T, MR, NR>(pr, bk, ukernel, bpack, apack, m_lo, m_hi, n_lo, n_hi);
 }
 
 double tile_use(int64_t m, int64_t n, int MR, int NR) {
@@ -394,15 +416,20 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> uke
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
     const int64_t kc_max = std::min(bk.KC, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
-    PackBuffer<T> bpack(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
-    std::vector<PackBuffer<T>> apack;
+    std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
+    bpack.reserve(nt);
     for (int t = 0; t < nt; ++t) {
         apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
+        bpack.emplace_back(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
     }
-    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[0].get());
+    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
 #pragma omp parallel num_threads(nt)
-    gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack.get(), apack[omp_thread_id()].get());
+    {
+        // The team may be smaller than asked for (nested regions): split by its real size.
+        const int tid = omp_thread_id();
+        gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
+    }
 }
 
 // ---------------------------------------------------------------- small and degenerate
@@ -569,6 +596,67 @@ bool try_direct(const Problem<T>& pr, Isa isa) {
     return true;
 }
 
+// ---------------------------------------------------------------- dot path
+
+// For N <= AVX512_DOT_NC the vectors along n are mostly empty (N = 10: 10 of 16 lanes).
+// Vectors along k are full, but each c_ij ends in a lane reduction, which pays from about
+// this K on (csrc/bench: (128, 10, 256) 63 vs 57 GFLOP/s direct; at K = 128 direct wins).
+constexpr int64_t DOT_MIN_K = 160;
+
+GemmDotKernel<float> dot_kernel(Isa isa, float) {
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) return detail::sgemm_dot_avx512;
+#endif
+    (void)isa;
+    return nullptr;  // AVX2 has too few registers for a 2 x 12 tile, SSE2 no masked loads
+}
+
+GemmDotKernel<double> dot_kernel(Isa isa, double) {
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx512) return detail::dgemm_dot_avx512;
+#endif
+    (void)isa;
+    return nullptr;
+}
+
+// C = alpha op(A) op(B) + beta C for N <= AVX512_DOT_NC, with op(A) rows contiguous: each
+// c_ij is a dot product over k. Tiles of DOT_RR whole rows, so threads do not change sums.
+template <typename T>
+bool try_dot(const Problem<T>& pr, Isa isa) {
+    const GemmDotKernel<T> fn = dot_kernel(isa, T());
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K) return false;
+    std::vector<T> packed;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
+    const T* bt = pr.B.p;
+    int64_t ldbt = pr.B.cs;
+    if (pr.B.rs != 1) {
+        packed.resize(static_cast<std::size_t>(pr.N * pr.K));
+        if (pr.B.cs == 1) {
+            transpose_copy(packed.data(), pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
+        } else {
+            for (int64_t j = 0; j < pr.N; ++j) {
+                for (int64_t p = 0; p < pr.K; ++p) packed[j * pr.K + p] = *pr.B.at(p, j);
+            }
+        }
+        bt = packed.data();
+        ldbt = pr.K;
+    }
+    constexpr int RR = detail::AVX512_DOT_RR;
+    const int64_t tiles = ceil_div(pr.M, RR);
+    auto tile = [&](int64_t t) {
+        const int64_t i = t * RR;
+        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt, ldbt, pr.N,
+           pr.C.at(i, 0), pr.C.rs, pr.alpha, pr.beta);
+    };
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    if (nt == 1) {
+        for (int64_t t = 0; t < tiles; ++t) tile(t);
+        return true;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
+    return true;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
@@ -625,7 +713,7 @@ void gemm_dispatch(const Problem<T>& pr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
     const Isa isa = active_isa();
-    if (try_direct(pr, isa)) return;
+    if (try_dot(pr, isa) || try_direct(pr, isa)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());

@@ -1,5 +1,6 @@
-// gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16)
-// and direct (the same tiles, plus narrow 16x16 / 16x8 tiles for small N).
+// gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16),
+// direct (the same tiles, plus narrow 16x16 / 16x8 tiles for small N) and dot (2 x 12 tiles
+// vectorised over k, for N <= 12).
 //
 // Compiled with -mavx512f -mavx512dq -mavx512vl -mavx512bw -mfma (CMakeLists.txt) and called
 // only when pyminidl::active_isa() says the CPU and OS support AVX-512, so the rest of the
@@ -39,6 +40,7 @@ struct ZmmF32 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm512_maskz_loadu_ps(m, p); }
     static void mask_storeu(T* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static T reduce_add(V v) { return _mm512_reduce_add_ps(v); }
 };
 
 struct ZmmF64 {
@@ -58,6 +60,7 @@ struct ZmmF64 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm512_maskz_loadu_pd(m, p); }
     static void mask_storeu(T* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static T reduce_add(V v) { return _mm512_reduce_add_pd(v); }
 };
 
 }  // namespace
@@ -104,6 +107,18 @@ void dgemm_direct_narrow_avx512(int64_t kc, const double* a, int64_t rsa, int64_
     // op(A): (mr <= 16, kc) strides (rsa, csa); op(B): (kc, nr <= 8) row stride ldb; c: (mr, nr).
     ukernel_direct_any<ZmmF64, AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR / 8>(
         kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
+void sgemm_dot_avx512(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                      int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta) {
+    // op(A): (mr <= 2, kc) row stride lda; op(B)^T: (nc <= 12, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<ZmmF32, AVX512_DOT_RR, AVX512_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+}
+
+void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                      int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta) {
+    // op(A): (mr <= 2, kc) row stride lda; op(B)^T: (nc <= 12, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<ZmmF64, AVX512_DOT_RR, AVX512_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
 }  // namespace pyminidl::kernels::detail

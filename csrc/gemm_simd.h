@@ -4,14 +4,18 @@
 // everything here has internal linkage so the two instantiations never meet at link time.
 //
 // S provides: T, V (vector), Mask, W (lanes), zero, load (aligned), loadu, bcast, set1,
-// fmadd, mul, storeu, mask_for(n) (first n lanes, n clamped to [0, W]), maskz_loadu, mask_storeu.
+// fmadd, mul, storeu, mask_for(n) (first n lanes, n clamped to [0, W]), maskz_loadu, mask_storeu,
+// and, for ukernel_dot only, reduce_add (the sum of the lanes, in a fixed order).
 //
-// Two kernels (see gemm_ukernels.h for the layouts):
+// Three kernels (see gemm_ukernels.h for the layouts):
 //   ukernel_packed  reads packed, zero-padded micro-panels: a[p * MR + i], b[p * NR + j].
 //   ukernel_direct  reads op(A) and op(B) in place (A with any strides, B with unit column
 //                   stride) and masks the N edge: no packing, for products too small to
 //                   amortise it. Rows past mr re-read row mr-1 (valid memory) and are not stored.
-// Both: c = alpha * (a b) + beta * c over one MR x NR tile, c not read when beta == 0, the
+//   ukernel_dot     vectorises over k instead of n, for N too small to fill a vector:
+//                   c_ij = dot(row i of op(A), row j of op(B)^T), both rows contiguous; the
+//                   lanes hold partial sums over p = l, l + W, ..., then reduce_add.
+// All: c = alpha * (a b) + beta * c over one tile, c not read when beta == 0, the
 // k loop in order p = 0..kc-1 with one fused multiply-add per product.
 //
 // Reference: BLIS micro-kernel interface (F. Van Zee, R. van de Geijn, ACM TOMS 41(3), 2015).
@@ -116,6 +120,50 @@ void ukernel_direct_any(int64_t kc, const typename S::T* a, int64_t rsa, int64_t
         ukernel_direct<S, MR, NV, true>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
     } else {
         ukernel_direct<S, MR, NV, false>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+    }
+}
+
+// a: op(A) rows i < mr at a + i * lda (contiguous in k); bt: op(B)^T rows j < nc at
+// bt + j * ldbt (contiguous in k); c: (mr <= RR, nc <= NC) row stride ldc. Rows and columns
+// past the edge re-read the last valid one and are not stored.
+template <class S, int RR, int NC>
+void ukernel_dot(int64_t kc, const typename S::T* a, int64_t lda, int64_t mr,
+                 const typename S::T* bt, int64_t ldbt, int64_t nc, typename S::T* c,
+                 int64_t ldc, typename S::T alpha, typename S::T beta) {
+    using T = typename S::T;
+    const T* ar[RR];
+    const T* br[NC];
+    for (int i = 0; i < RR; ++i) ar[i] = a + std::min<int64_t>(i, mr - 1) * lda;
+    for (int j = 0; j < NC; ++j) br[j] = bt + std::min<int64_t>(j, nc - 1) * ldbt;
+    typename S::V acc[RR][NC];
+#pragma GCC unroll 4
+    for (int i = 0; i < RR; ++i)
+#pragma GCC unroll 16
+        for (int j = 0; j < NC; ++j) acc[i][j] = S::zero();
+    for (int64_t p = 0; p < kc; p += S::W) {
+        const typename S::Mask m = S::mask_for(kc - p);  // all lanes but in the k tail
+        typename S::V av[RR];
+#pragma GCC unroll 4
+        for (int i = 0; i < RR; ++i) av[i] = S::maskz_loadu(m, ar[i] + p);
+#pragma GCC unroll 16
+        for (int j = 0; j < NC; ++j) {
+            const typename S::V bv = S::maskz_loadu(m, br[j] + p);
+#pragma GCC unroll 4
+            for (int i = 0; i < RR; ++i) acc[i][j] = S::fmadd(av[i], bv, acc[i][j]);
+        }
+    }
+    // Constant indices (unrolled loops, runtime guards): an acc[i][j] indexed at run time
+    // would force the whole array to the stack on every k step.
+#pragma GCC unroll 4
+    for (int i = 0; i < RR; ++i) {
+#pragma GCC unroll 16
+        for (int j = 0; j < NC; ++j) {
+            if (i < mr && j < nc) {
+                const T sum = S::reduce_add(acc[i][j]);
+                T* cij = c + i * ldc + j;
+                *cij = beta == T(0) ? alpha * sum : alpha * sum + beta * *cij;  // c unread at beta 0
+            }
+        }
     }
 }
 

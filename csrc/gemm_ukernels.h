@@ -10,8 +10,11 @@
 // element's summation order is fixed by KC alone, never by the thread that computes it.
 //
 // Block sizes (Zen 4: 32 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the kc x NR micro-panel of
-// B is reused from L1 by every micro-panel of A in the inner ir loop; the MC x KC block of
+// B is reused from L1/L2 by every micro-panel of A in the inner ir loop; the MC x KC block of
 // A lives in L2 across the jr loop; the KC x NC panel of B lives in L3 across the ic loop.
+// The values (gemm.cpp, *_BLOCKS) were picked by sweeping KC in {128..512} and MC in
+// {120..480} with csrc/bench on this Zen 4: AVX-512 float32 KC = 384, MC = 240 was best
+// on 1024^2 and 2048^2 within the noise of a shared machine.
 //
 // Reference: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
 // Functionality", ACM TOMS 41(3), 2015; T. M. Low et al., "Analytical Modeling Is Enough for
@@ -32,6 +35,11 @@ template <typename T>
 using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
                                   int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                                   T alpha, T beta);
+// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
+// for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
+template <typename T>
+using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
+                               int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
 
 // Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -60,6 +68,10 @@ PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
 PMD_DIRECT_DECL(dgemm_direct_avx512, double)
 PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
 #undef PMD_DIRECT_DECL
+void sgemm_dot_avx512(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                      int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
+void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                      int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 #endif
 
 // SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
@@ -77,6 +89,10 @@ constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
 constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
 constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
 constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
+// Dot tiles: 2 rows x 12 columns = 24 accumulators (+ 2 A vectors, 1 B vector) of 32 zmm.
+// With N = 10 (a classifier head) 10 of 12 columns are used, against 10 of 16 lanes in the
+// narrow direct tile.
+constexpr int AVX512_DOT_RR = 2, AVX512_DOT_NC = 12;
 // The largest MR x NR of any direct tile (scratch size for a tile of a strided C).
 constexpr int DIRECT_MAX_TILE = AVX512_SGEMM_MR * AVX512_SGEMM_NR;
 

@@ -17,12 +17,14 @@ from pyminidl.testing import assert_close
 ISAS = ["baseline", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
-# (M, N, K): size 1, primes, tails off every MR/NR of every path (4x8, 6x16, 12x32), the
-# small-product path, tall-skinny, the Dense shapes, and one past KC=256 and MC=240.
+# (M, N, K): size 1, primes, tails off every MR/NR of every path (4x8, 6x16, 12x32, 16x16,
+# 2x12), tall-skinny, the Dense shapes, and shapes that reach each path of sgemm: small,
+# direct (on C and on C^T), dot (N <= 12, K >= 160) and packed, the last with several KC
+# blocks (K = 777 > 2 * 384) and MC blocks (M = 263 > 240).
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (3, 1, 17), (7, 3, 1), (17, 65, 7), (65, 17, 257), (13, 31, 29),
     (1, 257, 65), (257, 1, 65), (128, 10, 256), (10, 128, 256), (33, 65, 300), (300, 520, 260),
-    (301, 263, 129),
+    (301, 263, 129), (129, 11, 203), (263, 301, 777),
 ]
 
 
@@ -58,9 +60,9 @@ def test_gemm_matches_reference(isa, fast_backend, rng, m, n, k, trans_a, trans_
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0)])
-@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (130, 5, 90), (300, 270, 400)])
+@pytest.mark.parametrize("m,n,k", [(7, 3, 17), (65, 33, 257), (131, 5, 290), (300, 270, 400)])
 def test_gemm_alpha_beta_c(isa, fast_backend, rng, m, n, k, alpha, beta, trans_a, trans_b, dtype):
-    # The shapes reach every path: small, direct, direct on C^T (130 x 5) and packed.
+    # The shapes reach every path: small, direct, dot and direct on C^T (131 x 5), packed.
     a, b = _operands(rng, m, n, k, trans_a, trans_b, dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
     c_before = c.copy()
@@ -107,7 +109,7 @@ def test_gemm_non_contiguous_inputs(rng, layout, trans_a, trans_b, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", [(300, 520, 260), (128, 10, 256), (10, 600, 700), (61, 67, 71),
-                                   (2, 3000, 800), (1000, 3, 1500)])
+                                   (2, 3000, 800), (1000, 3, 1500), (263, 301, 777)])
 def test_gemm_one_and_two_threads_bit_identical(isa, rng, m, n, k, dtype):
     # Tile boundaries, KC blocks and the k order never depend on the thread count.
     a, b = _operands(rng, m, n, k, True, False, dtype)
