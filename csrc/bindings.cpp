@@ -424,8 +424,19 @@ kernels::Activation parse_activation(const std::string& op, const std::string& n
     value_error(op, "unknown activation '" + name + "'. Expected one of " + known);
 }
 
-kernels::ActivationParams activation_params(kernels::Activation kind, std::optional<double> negative_slope,
+// A NaN parameter makes every comparison false, and then the kernel and the reference pick
+// different branches: it is refused rather than given a meaning.
+void require_not_nan(const std::string& op, const char* arg, double value) {
+    if (std::isnan(value)) value_error(op, std::string("parameter '") + arg + "' must not be NaN");
+}
+
+kernels::ActivationParams activation_params(const std::string& op, kernels::Activation kind,
+                                            std::optional<double> negative_slope,
                                             std::optional<double> max_value, double threshold, double alpha) {
+    if (negative_slope) require_not_nan(op, "negative_slope", *negative_slope);
+    if (max_value) require_not_nan(op, "max_value", *max_value);
+    require_not_nan(op, "threshold", threshold);
+    require_not_nan(op, "alpha", alpha);
     kernels::ActivationParams p;
     // Without an explicit slope each activation keeps its Keras default.
     p.negative_slope = negative_slope.value_or(kind == kernels::Activation::leaky_relu ? 0.2 : 0.0);
@@ -508,7 +519,7 @@ void bind_activations(py::module_& m) {
              std::optional<double> max_value, double threshold, double alpha, bool approximate) {
               const std::string op = "activation_forward('" + name + "')";
               const auto kind = parse_activation(op, name, approximate);
-              const auto p = activation_params(kind, negative_slope, max_value, threshold, alpha);
+              const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
               if (float_bits(op, "x", x) == 32) return activation_forward_t<float>(x, kind, p);
               return activation_forward_t<double>(x, kind, p);
           },
@@ -522,7 +533,7 @@ void bind_activations(py::module_& m) {
              std::optional<double> max_value, double threshold, double alpha, bool approximate) {
               const std::string op = "activation_backward('" + name + "')";
               const auto kind = parse_activation(op, name, approximate);
-              const auto p = activation_params(kind, negative_slope, max_value, threshold, alpha);
+              const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
               const int bits = float_bits(op, "dy", dy);
               // Only the saved tensors this derivative reads are required and checked.
               const bool need_x = kernels::activation_backward_needs_x(kind);

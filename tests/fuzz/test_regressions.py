@@ -26,3 +26,10 @@ def test_gemm_optional_c_of_a_non_numeric_type_is_a_type_error():
 def test_dense_forward_scalar_bias_is_a_clean_error():
     with pytest.raises(ValueError, match=r"argument 'b' must have shape \(1,\)"):
         _C.dense_forward(np.ones((1, 1)), np.ones((1, 1)), np.float64(2.0))
+
+
+@pytest.mark.parametrize("param", ["negative_slope", "max_value", "threshold", "alpha"])
+def test_activation_nan_parameter_is_refused(param):
+    # relu(max_value=NaN) returned x from the kernel and NaN from the reference.
+    with pytest.raises(ValueError, match=f"parameter '{param}' must not be NaN"):
+        _C.activation_forward("relu", np.ones(3, np.float32), **{param: float("nan")})
