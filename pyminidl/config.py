@@ -87,4 +87,7 @@ def show_config():
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
         ]
+        backend = get_backend()
+        if backend.name == "cpu":
+            lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend.allocator_tuned else 'no'}")
     print("\n".join(lines))

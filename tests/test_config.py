@@ -58,3 +58,18 @@ def test_show_config_prints_openmp(capsys):
     pyminidl.show_config()
     out = capsys.readouterr().out
     assert "OpenMP" in out and "ISA" in out
+
+
+def test_cpu_backend_tunes_the_allocator_unless_told_not_to():
+    import os
+    import subprocess
+    import sys
+
+    code = "import pyminidl; print(pyminidl.backend.get_backend().allocator_tuned)"
+    here = os.path.dirname(__file__)
+    run = lambda **env: subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), cwd=here,
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    assert run(PYMINIDL_TUNE_MALLOC="0") == "False"
+    if sys.platform.startswith("linux"):
+        assert run() == "True"
+        assert run(MALLOC_MMAP_THRESHOLD_="65536") == "False"  # the user's own setting wins

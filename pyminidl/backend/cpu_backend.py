@@ -5,6 +5,8 @@ and float64 where a kernel has it; the last axis for softmax; C-contiguous in-pl
 the optimizer updates) and otherwise returns ``super().<op>(...)``; it adds no op of its own.
 """
 
+import os
+
 import numpy as np
 
 from pyminidl.backend._compat import _C
@@ -37,6 +39,9 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
+        # Per-step temporaries otherwise page-fault in again every step (see csrc/bindings.cpp);
+        # PYMINIDL_TUNE_MALLOC=0 leaves the process's allocator as it is.
+        self.allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
 
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
