@@ -28,6 +28,8 @@ def _parse():
     parser.add_argument("--tiny-steps", type=int, default=2000, help="train steps per tiny-model repetition")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     parser.add_argument("--json", help="also append JSON lines to this file")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--rss-child", choices=["data", "pyminidl", "torch"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -46,8 +48,8 @@ from pyminidl.layers import Dense  # noqa: E402
 from pyminidl.models import Sequential  # noqa: E402
 
 try:
-    if ARGS.no_torch:
-        raise ImportError("--no-torch")
+    if ARGS.no_torch or ARGS.rss_child in ("data", "pyminidl"):
+        raise ImportError("not wanted here")  # a peak-memory child carries only its own framework
     import torch  # noqa: E402
 
     torch.set_num_threads(ARGS.threads)
@@ -55,6 +57,7 @@ except ImportError:
     torch = None
 
 BATCH = 128
+_LAST_MLP = {}  # framework -> (median, min, max) seconds of the MLP epochs, for the spread line
 MLP_UNITS = (784, 256, 128, 10)
 
 
@@ -150,6 +153,7 @@ def bench_mlp():
     results = {"pyminidl": _median(ours)}
     if theirs:
         results["torch"] = _median(theirs)
+    _LAST_MLP.update(results)
     return results
 
 
@@ -217,7 +221,48 @@ def _emit(rows):
                 f.write(json.dumps(row) + "\n")
 
 
+def _rss_child():
+    """One MLP epoch (or just the data) in this fresh process; prints the peak resident MB (Linux)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ARGS.samples, MLP_UNITS[0]), dtype=np.float32)
+    y = rng.integers(0, MLP_UNITS[-1], ARGS.samples)
+    if ARGS.rss_child == "pyminidl":
+        _pyminidl_mlp().fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
+    elif ARGS.rss_child == "torch":
+        model = _pyminidl_mlp()
+        model.build((None, MLP_UNITS[0]))
+        net = _torch_copy(model)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        _torch_epoch(net, opt, torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0))
+    # VmHWM, not getrusage's ru_maxrss: that one carries the parent's peak across fork + exec.
+    with open("/proc/self/status") as f:
+        hwm_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(hwm_kib / 1024)
+    return 0
+
+
+def _peak_rss_mb(which):
+    """Peak resident size of a fresh process running ``_rss_child`` for ``which``."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--rss-child", which, "--threads", str(ARGS.threads),
+           "--samples", str(ARGS.samples)]
+    return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
+
+
+def _print_rss():
+    data = _peak_rss_mb("data")
+    ours = _peak_rss_mb("pyminidl")
+    theirs = _peak_rss_mb("torch") if torch else None
+    print(f"{'peak RSS, one MLP epoch (MB)':<34}{ours:>14.0f}{(f'{theirs:.0f}' if theirs else '-'):>14}"
+          f"{(f'{ours / theirs:.2f}x' if theirs else '-'):>9}   (the data alone: {data:.0f} MB)")
+    for name, (med, lo, hi) in _LAST_MLP.items():
+        print(f"  MLP epoch seconds, {name}: median {med:.3f}, min {lo:.3f}, max {hi:.3f}")
+
+
 def main():
+    if ARGS.rss_child:
+        return _rss_child()
     pyminidl.config.set_num_threads(ARGS.threads)
     peer = f"torch {torch.__version__}" if torch else "PyTorch not installed"
     print(f"pyminidl {pyminidl.__version__} ({pyminidl.backend.get_backend().name} backend, "
@@ -243,6 +288,8 @@ def main():
     ratio = f"{ours / theirs:.2f}x" if theirs else "-"
     print(f"{'tiny step (us/step, lower=better)':<34}{ours:>14.1f}{(f'{theirs:.1f}' if theirs else '-'):>14}"
           f"{ratio:>9}   <= 0.33x")
+    if not ARGS.no_rss:
+        _print_rss()
     return 0
 
 
