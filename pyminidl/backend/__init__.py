@@ -66,7 +66,10 @@ def _resolve_default():
 def get_backend():
     """The current backend object."""
     name = _current.get()
-    return _instance(name if name is not None else _resolve_default())
+    if name is None:
+        name = _default_name if _default_name is not None else _resolve_default()
+    backend = _instances.get(name)  # names are stored lower-case; this runs many times per step
+    return backend if backend is not None else _instance(name)
 
 
 def set_backend(name):
