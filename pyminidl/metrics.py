@@ -191,7 +191,7 @@ class MeanMetricWrapper(Mean):
         return {**super().get_config(), **self._fn_kwargs}
 
 
-def _wrapper_class(class_name, fn, default_name, doc, params=()):
+def _wrapper_class(class_name, fn, default_name, doc, params=(), direction="down"):
     def __init__(self, *args, name=default_name, dtype=None, **kwargs):
         values = dict(params)
         values.update(zip([p for p, _ in params], args))
@@ -203,25 +203,30 @@ def _wrapper_class(class_name, fn, default_name, doc, params=()):
         for key, value in values.items():
             setattr(self, key, value)
 
+    # _direction ("up": higher is better) lets EarlyStopping & co. pick mode="auto" by metric, not by name.
     return type(class_name, (MeanMetricWrapper,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
+                                                    "_direction": direction,
                                                     "from_config": classmethod(lambda cls, c: cls(**c))})
 
 
-Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy", "How often y_pred equals y_true exactly.")
+Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy", "How often y_pred equals y_true exactly.",
+                          direction="up")
 BinaryAccuracy = _wrapper_class("BinaryAccuracy", binary_accuracy, "binary_accuracy",
-                                "How often (y_pred > threshold) equals the binary label.", (("threshold", 0.5),))
+                                "How often (y_pred > threshold) equals the binary label.", (("threshold", 0.5),),
+                                direction="up")
 CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy",
-                                     "How often argmax(y_pred) equals argmax(one-hot y_true).")
+                                     "How often argmax(y_pred) equals argmax(one-hot y_true).", direction="up")
 SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
                                            "sparse_categorical_accuracy",
-                                           "How often argmax(y_pred) equals the integer label.")
+                                           "How often argmax(y_pred) equals the integer label.", direction="up")
 TopKCategoricalAccuracy = _wrapper_class("TopKCategoricalAccuracy", top_k_categorical_accuracy,
                                          "top_k_categorical_accuracy",
-                                         "How often the one-hot target is in the top k predictions.", (("k", 5),))
+                                         "How often the one-hot target is in the top k predictions.", (("k", 5),),
+                                         direction="up")
 SparseTopKCategoricalAccuracy = _wrapper_class("SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy,
                                                "sparse_top_k_categorical_accuracy",
                                                "How often the integer label is in the top k predictions.",
-                                               (("k", 5),))
+                                               (("k", 5),), direction="up")
 MeanSquaredError = _wrapper_class("MeanSquaredError", _losses.mean_squared_error, "mean_squared_error",
                                   "Mean of the squared errors.")
 MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", _losses.mean_absolute_error, "mean_absolute_error",
@@ -243,6 +248,8 @@ SparseCategoricalCrossentropy = _wrapper_class("SparseCategoricalCrossentropy",
 
 class RootMeanSquaredError(Mean):
     """sqrt of the (weighted) mean squared error over every sample seen."""
+
+    _direction = "down"
 
     def __init__(self, name="root_mean_squared_error", dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -326,6 +333,8 @@ def _thresholds_arg(thresholds, top_k):
 
 
 class _PrecisionRecall(_ThresholdCounts):
+    _direction = "up"
+
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         self.thresholds = thresholds
         self._single = thresholds is None or isinstance(thresholds, (int, float))
@@ -377,6 +386,8 @@ class AUC(_ThresholdCounts):
     Example:
         >>> m = pyminidl.metrics.AUC(); m.update_state([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]); m.result()  # ~0.75
     """
+
+    _direction = "up"
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
                  thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):

@@ -196,6 +196,7 @@ class Trainer:
                 if weighted and metric.name in names:
                     metric.name = "weighted_" + metric.name
                 names.add(metric.name)
+                metric.reset_state()  # a Metric object passed in may hold state from earlier use
                 built.append((metric, weighted))
         self._compiled_metrics = built
 
@@ -553,8 +554,8 @@ class Trainer:
         """One gradient update on one batch.
 
         Returns:
-            The running loss (and metrics) since the last ``reset_metrics()``: a scalar, a
-            list ``[loss, *metrics]``, or a dict with ``return_dict=True`` (as ``evaluate``).
+            This batch's loss (and metrics; Keras 3 resets them before the step): a scalar,
+            a list ``[loss, *metrics]``, or a dict with ``return_dict=True`` (as ``evaluate``).
 
         Example:
             >>> loss = model.train_on_batch(x_batch, y_batch)
@@ -565,6 +566,7 @@ class Trainer:
             raise ValueError("train_on_batch() needs targets `y`.")
         if not getattr(self, "_plan_ready", False):
             self._prepare_training()
+        self.reset_metrics()
         self._train_step(x, y, sample_weight)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
@@ -579,6 +581,7 @@ class Trainer:
         x, y, sample_weight = self._single_batch(x, y, sample_weight)
         if y is None:
             raise ValueError("test_on_batch() needs targets `y`.")
+        self.reset_metrics()
         self._test_step(x, y, sample_weight)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
