@@ -20,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -60,7 +61,7 @@ std::string shape_str(const py::array& a) {
 // dtype must be exactly T (float32 or float64) — no silent casts.
 template <typename T>
 void require_dtype(const std::string& op, const char* arg, const py::array& a) {
-    if (!py::dtype::of<T>().is(a.dtype())) {
+    if (!py::dtype::of<T>().equal(a.dtype())) {
         type_error(op, std::string("argument '") + arg + "' must have dtype " +
                            std::string(py::str(py::dtype::of<T>())) + ". Received: dtype=" +
                            std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
@@ -151,6 +152,11 @@ bool tune_allocator() {
 #endif
 }
 
+int max_threads_allowed() {
+    const unsigned hw = std::thread::hardware_concurrency();
+    return static_cast<int>(std::max<unsigned>(64, 4 * hw));
+}
+
 void bind_core(py::module_& m) {
     m.def("tune_allocator", &tune_allocator,
           "Keep glibc from mmap/munmap-ing every per-step temporary; False where not applied.");
@@ -185,6 +191,12 @@ void bind_core(py::module_& m) {
     m.def("get_num_threads", []() { return omp_max_threads(); });
     m.def("set_num_threads", [](int n) {
         if (n < 1) value_error("set_num_threads", "n must be >= 1. Received: " + std::to_string(n));
+        // OpenMP aborts the process when it cannot create a team that large.
+        const int limit = max_threads_allowed();
+        if (n > limit) {
+            value_error("set_num_threads", "n must be <= " + std::to_string(limit) +
+                                               " (4 x the hardware threads, at least 64). Received: " + std::to_string(n));
+        }
         omp_set_threads(n);
     }, py::arg("n"));
 }
@@ -214,8 +226,7 @@ GemmOperand<T> gemm_operand(const py::array& a, bool trans) {
     if ((r <= 1 || s0 == isz) && s1 % isz == 0 && (c <= 1 || s1 / isz >= std::max<py::ssize_t>(r, 1))) {
         return {a, p, c <= 1 ? std::max<int64_t>(r, 1) : s1 / isz, !trans};
     }
-    auto copy = py::array_t<T, py::array::c_style>::ensure(a);
-    if (!copy) throw py::error_already_set();
+    auto copy = py::array_t<T, py::array::c_style>(a);  // throws the copy's own MemoryError
     return {copy, copy.data(), std::max<int64_t>(c, 1), trans};
 }
 
@@ -282,8 +293,8 @@ py::array py_gemm_t(const py::array& a, const py::array& b, bool trans_a, bool t
 
 py::array py_gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
                   double alpha, double beta, const py::object& c) {
-    if (py::dtype::of<float>().is(a.dtype())) return py_gemm_t<float>(a, b, trans_a, trans_b, alpha, beta, c);
-    if (py::dtype::of<double>().is(a.dtype())) return py_gemm_t<double>(a, b, trans_a, trans_b, alpha, beta, c);
+    if (py::dtype::of<float>().equal(a.dtype())) return py_gemm_t<float>(a, b, trans_a, trans_b, alpha, beta, c);
+    if (py::dtype::of<double>().equal(a.dtype())) return py_gemm_t<double>(a, b, trans_a, trans_b, alpha, beta, c);
     type_error("gemm", "argument 'a' must have dtype float32 or float64. Received: dtype=" +
                            std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
 }
@@ -309,7 +320,7 @@ py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::o
             value_error(op, "argument 'b' must have shape (" + std::to_string(U) +
                                 ",). Received: shape=" + shape_str(b_in));
         }
-        b = py::array_t<T, py::array::c_style>::ensure(b_in);
+        b = py::array_t<T, py::array::c_style>(b_in);
     }
     py::array_t<T> y({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(U)});
     const GemmOperand<T> gx = gemm_operand<T>(x, false), gw = gemm_operand<T>(w, false);
@@ -330,7 +341,7 @@ py::array py_bias_grad_t(const py::array& dy) {
     const int64_t N = dy.shape(0), U = dy.shape(1);
     // bias_grad reads rows; a transposed (Fortran) view is copied to C order first.
     py::array_t<T, py::array::c_style> rows;
-    if (g.trans) rows = py::array_t<T, py::array::c_style>::ensure(dy);
+    if (g.trans) rows = py::array_t<T, py::array::c_style>(dy);
     const T* p = g.trans ? rows.data() : g.data;
     const int64_t ld = g.trans ? std::max<int64_t>(U, 1) : g.ld;
     py::array_t<T> db(static_cast<py::ssize_t>(U));
@@ -354,8 +365,8 @@ py::array py_bias_add_t(const py::array& x, const py::array& b) {
         value_error(op, "b.shape[0] must equal x.shape[1]. Received: x.shape=" + shape_str(x) +
                             ", b.shape=" + shape_str(b));
     }
-    auto xc = py::array_t<T, py::array::c_style>::ensure(x);
-    auto bc = py::array_t<T, py::array::c_style>::ensure(b);
+    auto xc = py::array_t<T, py::array::c_style>(x);
+    auto bc = py::array_t<T, py::array::c_style>(b);
     py::array_t<T> y({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(U)});
     T* out = y.mutable_data();
     const T *xp = xc.data(), *bp = bc.data();
@@ -369,8 +380,8 @@ py::array py_bias_add_t(const py::array& x, const py::array& b) {
 // Dispatch on the dtype of the first argument: float32 or float64, else TypeError.
 template <typename F32, typename F64>
 py::array by_dtype(const char* op, const char* arg, const py::array& a, F32 f32, F64 f64) {
-    if (py::dtype::of<float>().is(a.dtype())) return f32();
-    if (py::dtype::of<double>().is(a.dtype())) return f64();
+    if (py::dtype::of<float>().equal(a.dtype())) return f32();
+    if (py::dtype::of<double>().equal(a.dtype())) return f64();
     type_error(op, std::string("argument '") + arg + "' must have dtype float32 or float64. "
                    "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
 }
@@ -399,15 +410,15 @@ void bind_gemm(py::module_& m) {
 // Shared by the activation, loss and optimizer sections: the float type of an argument
 // (32 or 64) or a TypeError naming it; no other dtype reaches a kernel.
 int float_bits(const std::string& op, const char* arg, const py::array& a) {
-    if (py::dtype::of<float>().is(a.dtype())) return 32;
-    if (py::dtype::of<double>().is(a.dtype())) return 64;
+    if (py::dtype::of<float>().equal(a.dtype())) return 32;
+    if (py::dtype::of<double>().equal(a.dtype())) return 64;
     type_error(op, std::string("argument '") + arg + "' must have dtype float32 or float64. "
                    "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
 }
 
 void require_same_dtype(const std::string& op, const char* arg_a, const py::array& a,
                         const char* arg_b, const py::array& b) {
-    if (!a.dtype().is(b.dtype())) {
+    if (!a.dtype().equal(b.dtype())) {
         type_error(op, std::string("arguments '") + arg_a + "' and '" + arg_b +
                            "' must have the same dtype. Received: " + arg_a + ".dtype=" +
                            std::string(py::str(a.dtype())) + ", " + arg_b + ".dtype=" +
@@ -416,10 +427,12 @@ void require_same_dtype(const std::string& op, const char* arg_a, const py::arra
 }
 
 // A C-contiguous view of a read-only input whose dtype is already checked to be T; strided
-// views are copied (never done for outputs or in-place arguments).
+// views are copied (never done for outputs or in-place arguments). The constructor, not
+// array_t::ensure: ensure() answers a failed copy (a huge zero-stride view) with a null
+// handle and a cleared error, which the callers would dereference.
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
-    return py::array_t<T, py::array::c_style>::ensure(a);
+    return py::array_t<T, py::array::c_style>(a);
 }
 
 // The last axis is the row: (rows, cols) of a softmax over it, or a ValueError.
@@ -636,8 +649,8 @@ int check_labels(const std::string& op, const py::array& labels, const char* ref
         return 0;
     }
     int bits = 0;
-    if (py::dtype::of<int32_t>().is(labels.dtype())) bits = 32;
-    if (py::dtype::of<int64_t>().is(labels.dtype())) bits = 64;
+    if (py::dtype::of<int32_t>().equal(labels.dtype())) bits = 32;
+    if (py::dtype::of<int64_t>().equal(labels.dtype())) bits = 64;
     if (bits == 0) {
         type_error(op, "sparse 'labels' must have dtype int32 or int64. Received: dtype=" +
                            std::string(py::str(labels.dtype())) + ", shape=" + shape_str(labels));
@@ -665,7 +678,7 @@ template <typename T, typename I>
 py::tuple sparse_ce_forward_t(const std::string& op, const py::array& logits, const py::array& labels, double ls) {
     const int64_t n = logits.shape(0), c = logits.shape(1);
     auto xc = contiguous<T>(logits);
-    auto lc = py::array_t<I, py::array::c_style>::ensure(labels);
+    auto lc = py::array_t<I, py::array::c_style>(labels);
     check_sparse_labels<I>(op, lc, c);
     py::array_t<T> loss(std::vector<py::ssize_t>{n}), probs(shape_of(logits));
     T *lo = loss.mutable_data(), *pr = probs.mutable_data();
@@ -699,7 +712,7 @@ py::array sparse_ce_backward_t(const std::string& op, const py::array& dloss, co
     const int64_t n = probs.shape(0), c = probs.shape(1);
     auto dc = contiguous<T>(dloss);
     auto pc = contiguous<T>(probs);
-    auto lc = py::array_t<I, py::array::c_style>::ensure(labels);
+    auto lc = py::array_t<I, py::array::c_style>(labels);
     check_sparse_labels<I>(op, lc, c);
     py::array_t<T> dlogits(shape_of(probs));
     T* out = dlogits.mutable_data();

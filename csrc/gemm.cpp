@@ -358,6 +358,9 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
 template <typename T, int MR, int NR>
 void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
                T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
+    // With more threads than row tiles the grid hands some threads no rows (or columns):
+    // they have nothing to do, and mc_step below would divide by zero.
+    if (m_lo >= m_hi || n_lo >= n_hi) return;
     // K and the rows are cut into equal blocks of at most KC and MC: a ragged last block
     // (K = 784 -> 384 + 384 + 16) costs a pass over C and packing for little work. The k
     // blocks depend on K only, so sums stay independent of the thread count.

@@ -28,7 +28,7 @@ def _fast(*arrays):
             return False
         if dtype is None:
             dtype = a.dtype
-            if dtype.char not in "fd":
+            if dtype.char not in "fd" or not dtype.isnative:  # '>f4' takes the reference path
                 return False
         elif a.dtype != dtype:
             return False
@@ -69,7 +69,7 @@ class CpuBackend(Backend):
         Written with ``type() is`` checks: on small products this test is a visible part
         of the call."""
         nd, dt = self.xp.ndarray, arrays[0].dtype if type(arrays[0]) is self.xp.ndarray else None
-        if dt is None or dt.char not in "fd":
+        if dt is None or dt.char not in "fd" or not dt.isnative:
             return False
         for a in arrays:
             if type(a) is not nd or a.ndim != 2 or a.dtype != dt:

@@ -33,3 +33,83 @@ def test_activation_nan_parameter_is_refused(param):
     # relu(max_value=NaN) returned x from the kernel and NaN from the reference.
     with pytest.raises(ValueError, match=f"parameter '{param}' must not be NaN"):
         _C.activation_forward("relu", np.ones(3, np.float32), **{param: float("nan")})
+
+
+# ---- found by a review of the bindings (each crashed the process or broke the contract)
+
+def _run_isolated(code):
+    """Run ``code`` in a fresh interpreter: a regression here would kill the test process."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(__file__))
+
+
+@pytest.mark.parametrize("threads, m, n, k", [(3, 24, 32, 6000), (4, 36, 32, 6000), (7, 72, 32, 4000)])
+def test_gemm_with_more_threads_than_row_tiles(threads, m, n, k):
+    # The thread grid gave some threads zero rows and the packed path divided by zero (SIGFPE).
+    code = f"""
+import numpy as np
+from pyminidl import _C
+_C.set_num_threads({threads})
+rng = np.random.default_rng(0)
+a, b = rng.random(({m}, {k}), dtype=np.float32), rng.random(({k}, {n}), dtype=np.float32)
+got = _C.gemm(a, b)
+assert np.allclose(got, a.astype(np.float64) @ b, rtol=1e-4), "wrong values"
+print("ok")
+"""
+    out = _run_isolated(code)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_uncopyable_huge_zero_stride_views_raise_instead_of_crashing():
+    # array_t::ensure() returned a null handle (error cleared) that was dereferenced (SIGSEGV),
+    # or raised "RuntimeError: error_already_set called while Python error indicator not set".
+    code = """
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from pyminidl import _C
+z = np.zeros(1, np.float32)
+U = 2**40
+calls = [
+    lambda: _C.bias_add(as_strided(z, (0, U), (0, 4)), as_strided(z, (U,), (0,))),
+    lambda: _C.dense_forward(np.zeros((0, 0), np.float32), as_strided(z, (0, U), (0, 4)), as_strided(z, (U,), (0,))),
+    lambda: _C.gemm(as_strided(z, (2**40, 1), (0, 0)), np.zeros((1, 0), np.float32)),
+    lambda: _C.activation_forward("relu", as_strided(z, (2**30, 2**30), (0, 0))),
+]
+for call in calls:
+    try:
+        call()
+    except (MemoryError, ValueError):
+        pass
+print("ok")
+"""
+    out = _run_isolated(code)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_set_num_threads_refuses_a_team_openmp_cannot_create():
+    with pytest.raises(ValueError, match="set_num_threads: n must be <="):
+        _C.set_num_threads(50000)
+
+
+def test_pickled_arrays_reach_the_kernels():
+    # dtype was compared by identity: arrays from pickle (multiprocessing loaders) were refused.
+    import pickle
+
+    x = pickle.loads(pickle.dumps(np.linspace(-3, 3, 20, dtype=np.float32).reshape(4, 5)))
+    np.testing.assert_allclose(_C.activation_forward("relu", x), np.maximum(x, 0))
+    p = pickle.loads(pickle.dumps(np.ones(5, np.float32)))
+    _C.sgd_update(p, np.ones(5, np.float32), None, 0.5)
+    np.testing.assert_allclose(p, 0.5)
+
+
+def test_big_endian_floats_take_the_reference_path():
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    x = np.linspace(-3, 3, 6).astype(">f4")
+    np.testing.assert_allclose(CpuBackend().sigmoid_forward(x), 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
+    with pytest.raises(TypeError, match="dtype float32"):
+        _C.activation_forward("sigmoid", x)
