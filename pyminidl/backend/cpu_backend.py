@@ -35,6 +35,20 @@ def _fast(*arrays):
     return dtype is not None
 
 
+def _fast_same(*arrays):
+    """``_fast`` and one shape for all (None skipped): the kernels do not broadcast, the reference does."""
+    if not _fast(*arrays):
+        return False
+    shape = None
+    for a in arrays:
+        if a is not None:
+            if shape is None:
+                shape = a.shape
+            elif a.shape != shape:
+                return False
+    return True
+
+
 def _last_axis(x, axis):
     """True when ``axis`` names the last axis of ``x`` (the kernels' row axis)."""
     return isinstance(axis, (int, np.integer)) and x.ndim >= 1 and axis in (-1, x.ndim - 1)
@@ -77,12 +91,13 @@ class CpuBackend(Backend):
         return True
 
     def _c_vector(self, like, v):
-        """True when ``v`` is a 1-D ndarray of ``like``'s dtype."""
-        return type(v) is self.xp.ndarray and v.ndim == 1 and v.dtype == like.dtype
+        """True when ``v`` is a 1-D ndarray of ``like``'s dtype and last-axis length (no broadcasting)."""
+        return type(v) is self.xp.ndarray and v.ndim == 1 and v.dtype == like.dtype and v.shape[0] == like.shape[-1]
 
     def gemm(self, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
         """alpha * op(a) @ op(b) + beta * c. op(a): (M, K), op(b): (K, N), c: (M, N). Returns a new array."""
-        if (self._c_matrices(a, b) if c is None else self._c_matrices(a, b, c)):
+        if self._c_matrices(a, b) if c is None else self._c_matrices(a, b, c) and c.shape == (
+                a.shape[1 if trans_a else 0], b.shape[0 if trans_b else 1]):  # a broadcast c: reference
             return _C.gemm(a, b, trans_a, trans_b, alpha, beta, c)
         return super().gemm(a, b, trans_a, trans_b, alpha, beta, c)
 
@@ -121,19 +136,19 @@ class CpuBackend(Backend):
         return _C.activation_forward("step", x) if _fast(x) else super().step_forward(x)
 
     def step_backward(self, dy, x, y):
-        return _C.activation_backward("step", dy) if _fast(dy) else super().step_backward(dy, x, y)
+        return _C.activation_backward("step", dy) if _fast_same(dy) else super().step_backward(dy, x, y)
 
     def sigmoid_forward(self, x):
         return _C.activation_forward("sigmoid", x) if _fast(x) else super().sigmoid_forward(x)
 
     def sigmoid_backward(self, dy, x, y):
-        return _C.activation_backward("sigmoid", dy, y=y) if _fast(dy, y) else super().sigmoid_backward(dy, x, y)
+        return _C.activation_backward("sigmoid", dy, y=y) if _fast_same(dy, y) else super().sigmoid_backward(dy, x, y)
 
     def hard_sigmoid_forward(self, x):
         return _C.activation_forward("hard_sigmoid", x) if _fast(x) else super().hard_sigmoid_forward(x)
 
     def hard_sigmoid_backward(self, dy, x, y):
-        if not _fast(dy, x):
+        if not _fast_same(dy, x):
             return super().hard_sigmoid_backward(dy, x, y)
         return _C.activation_backward("hard_sigmoid", dy, x)
 
@@ -141,7 +156,7 @@ class CpuBackend(Backend):
         return _C.activation_forward("tanh", x) if _fast(x) else super().tanh_forward(x)
 
     def tanh_backward(self, dy, x, y):
-        return _C.activation_backward("tanh", dy, y=y) if _fast(dy, y) else super().tanh_backward(dy, x, y)
+        return _C.activation_backward("tanh", dy, y=y) if _fast_same(dy, y) else super().tanh_backward(dy, x, y)
 
     def relu_forward(self, x, negative_slope=0.0, max_value=None, threshold=0.0):
         if not _fast(x):
@@ -150,7 +165,7 @@ class CpuBackend(Backend):
                                      threshold=threshold)
 
     def relu_backward(self, dy, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
-        if not _fast(dy, x):
+        if not _fast_same(dy, x):
             return super().relu_backward(dy, x, y, negative_slope, max_value, threshold)
         return _C.activation_backward("relu", dy, x, negative_slope=negative_slope, max_value=max_value,
                                       threshold=threshold)
@@ -161,7 +176,7 @@ class CpuBackend(Backend):
         return _C.activation_forward("leaky_relu", x, negative_slope=negative_slope)
 
     def leaky_relu_backward(self, dy, x, y, negative_slope=0.2):
-        if not _fast(dy, x):
+        if not _fast_same(dy, x):
             return super().leaky_relu_backward(dy, x, y, negative_slope)
         return _C.activation_backward("leaky_relu", dy, x, negative_slope=negative_slope)
 
@@ -169,7 +184,7 @@ class CpuBackend(Backend):
         return _C.activation_forward("elu", x, alpha=alpha) if _fast(x) else super().elu_forward(x, alpha)
 
     def elu_backward(self, dy, x, y, alpha=1.0):
-        if not _fast(dy, x, y):
+        if not _fast_same(dy, x, y):
             return super().elu_backward(dy, x, y, alpha)
         return _C.activation_backward("elu", dy, x, y, alpha=alpha)
 
@@ -177,31 +192,31 @@ class CpuBackend(Backend):
         return _C.activation_forward("selu", x) if _fast(x) else super().selu_forward(x)
 
     def selu_backward(self, dy, x, y):
-        return _C.activation_backward("selu", dy, x, y) if _fast(dy, x, y) else super().selu_backward(dy, x, y)
+        return _C.activation_backward("selu", dy, x, y) if _fast_same(dy, x, y) else super().selu_backward(dy, x, y)
 
     def softplus_forward(self, x):
         return _C.activation_forward("softplus", x) if _fast(x) else super().softplus_forward(x)
 
     def softplus_backward(self, dy, x, y):
-        return _C.activation_backward("softplus", dy, x) if _fast(dy, x) else super().softplus_backward(dy, x, y)
+        return _C.activation_backward("softplus", dy, x) if _fast_same(dy, x) else super().softplus_backward(dy, x, y)
 
     def softsign_forward(self, x):
         return _C.activation_forward("softsign", x) if _fast(x) else super().softsign_forward(x)
 
     def softsign_backward(self, dy, x, y):
-        return _C.activation_backward("softsign", dy, x) if _fast(dy, x) else super().softsign_backward(dy, x, y)
+        return _C.activation_backward("softsign", dy, x) if _fast_same(dy, x) else super().softsign_backward(dy, x, y)
 
     def swish_forward(self, x):
         return _C.activation_forward("swish", x) if _fast(x) else super().swish_forward(x)
 
     def swish_backward(self, dy, x, y):
-        return _C.activation_backward("swish", dy, x) if _fast(dy, x) else super().swish_backward(dy, x, y)
+        return _C.activation_backward("swish", dy, x) if _fast_same(dy, x) else super().swish_backward(dy, x, y)
 
     def silu_forward(self, x):
         return _C.activation_forward("silu", x) if _fast(x) else super().silu_forward(x)
 
     def silu_backward(self, dy, x, y):
-        return _C.activation_backward("silu", dy, x) if _fast(dy, x) else super().silu_backward(dy, x, y)
+        return _C.activation_backward("silu", dy, x) if _fast_same(dy, x) else super().silu_backward(dy, x, y)
 
     def gelu_forward(self, x, approximate=False):
         if not _fast(x):
@@ -209,7 +224,7 @@ class CpuBackend(Backend):
         return _C.activation_forward("gelu", x, approximate=bool(approximate))
 
     def gelu_backward(self, dy, x, y, approximate=False):
-        if not _fast(dy, x):
+        if not _fast_same(dy, x):
             return super().gelu_backward(dy, x, y, approximate)
         return _C.activation_backward("gelu", dy, x, approximate=bool(approximate))
 
@@ -217,7 +232,7 @@ class CpuBackend(Backend):
         return _C.activation_forward("exponential", x) if _fast(x) else super().exponential_forward(x)
 
     def exponential_backward(self, dy, x, y):
-        if not _fast(dy, y):
+        if not _fast_same(dy, y):
             return super().exponential_backward(dy, x, y)
         return _C.activation_backward("exponential", dy, y=y)
 
@@ -227,7 +242,7 @@ class CpuBackend(Backend):
         return _C.softmax_forward(x)
 
     def softmax_backward(self, dy, y, axis=-1):
-        if not (_fast(dy, y) and _last_axis(y, axis)):
+        if not (_fast_same(dy, y) and _last_axis(y, axis)):
             return super().softmax_backward(dy, y, axis)
         return _C.softmax_backward(dy, y)
 
@@ -237,7 +252,7 @@ class CpuBackend(Backend):
         return _C.log_softmax_forward(x)
 
     def log_softmax_backward(self, dy, y, axis=-1):
-        if not (_fast(dy, y) and _last_axis(y, axis)):
+        if not (_fast_same(dy, y) and _last_axis(y, axis)):
             return super().log_softmax_backward(dy, y, axis)
         return _C.log_softmax_backward(dy, y)
 
@@ -270,13 +285,13 @@ class CpuBackend(Backend):
     # binding, which raises a ValueError naming them.
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        if not (_fast(param, grad, velocity) and _inplace(param, velocity)):
+        if not (_fast_same(param, grad, velocity) and _inplace(param, velocity)):
             return super().sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay)
         _C.sgd_update(param, grad, velocity, lr, momentum, bool(nesterov), weight_decay or 0.0)
 
     def adam_update(self, param, grad, m, v, vhat, lr, step, beta_1=0.9, beta_2=0.999,
                     epsilon=1e-7, amsgrad=False, weight_decay=0.0):
-        if not (_fast(param, grad, m, v, vhat) and _inplace(param, m, v, vhat)):
+        if not (_fast_same(param, grad, m, v, vhat) and _inplace(param, m, v, vhat)):
             return super().adam_update(param, grad, m, v, vhat, lr, step, beta_1, beta_2, epsilon,
                                        amsgrad, weight_decay)
         _C.adam_update(param, grad, m, v, vhat, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
@@ -284,7 +299,7 @@ class CpuBackend(Backend):
 
     def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
                        momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
-        if not (_fast(param, grad, velocity, momentum_buf, average_grad)
+        if not (_fast_same(param, grad, velocity, momentum_buf, average_grad)
                 and _inplace(param, velocity, momentum_buf, average_grad)):
             return super().rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho,
                                           momentum, epsilon, centered, weight_decay)
@@ -292,6 +307,6 @@ class CpuBackend(Backend):
                           bool(centered), weight_decay or 0.0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon=1e-7, weight_decay=0.0):
-        if not (_fast(param, grad, accumulator) and _inplace(param, accumulator)):
+        if not (_fast_same(param, grad, accumulator) and _inplace(param, accumulator)):
             return super().adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay)
         _C.adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay or 0.0)

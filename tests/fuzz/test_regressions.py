@@ -113,3 +113,28 @@ def test_big_endian_floats_take_the_reference_path():
     np.testing.assert_allclose(CpuBackend().sigmoid_forward(x), 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
     with pytest.raises(TypeError, match="dtype float32"):
         _C.activation_forward("sigmoid", x)
+
+
+def test_cpu_backend_sends_broadcasting_inputs_to_the_reference():
+    # The kernels need exact shapes; the reference broadcasts like NumPy. CpuBackend used to
+    # pass such inputs to _C, which raised where the reference answers.
+    from pyminidl.backend.base import Backend
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    cpu, ref = CpuBackend(), Backend()
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    row = rng.standard_normal((1, 5)).astype(np.float32)
+    cases = [
+        lambda be: be.gemm(x, x, trans_b=True, beta=1.0, c=row[:, :4]),
+        lambda be: be.bias_add(x, np.ones(1, np.float32)),
+        lambda be: be.relu_backward(dy, row, None),
+        lambda be: be.sigmoid_backward(dy, None, row),
+        lambda be: be.softmax_backward(dy, row),
+    ]
+    for case in cases:
+        np.testing.assert_allclose(case(cpu), case(ref), rtol=1e-6)
+    p_cpu, p_ref = np.ones((4, 5), np.float32), np.ones((4, 5), np.float32)
+    cpu.sgd_update(p_cpu, row[0], None, 0.1)
+    ref.sgd_update(p_ref, row[0], None, 0.1)
+    np.testing.assert_allclose(p_cpu, p_ref)
