@@ -444,7 +444,7 @@ class Loss:
 
 def _taped(name, fn, y_true, y_pred, align):
     """Run a user loss ``fn`` on a GradientTape, so losses written with ``pyminidl.ops`` train."""
-    from pyminidl.ops import GradientTape
+    from pyminidl.ops import GradientTape, _traced
 
     xp = get_backend().xp
     y_pred = _as_pred(y_pred, xp)
@@ -452,10 +452,11 @@ def _taped(name, fn, y_true, y_pred, align):
     if align:
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     tape = GradientTape()
+    y_pred = _traced(y_pred)  # so `y_true - y_pred` in the user's loss is recorded too
     with tape:
         tape.watch(y_pred)
         values = fn(y_true, y_pred)
-    values = xp.asarray(values)
+    values = values if isinstance(values, xp.ndarray) else xp.asarray(values)  # keep the recorded object
 
     def backward(dvalues):
         seed = xp.broadcast_to(xp.asarray(dvalues, dtype=values.dtype), values.shape)

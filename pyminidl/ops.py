@@ -9,6 +9,12 @@ Arrays are plain ndarrays, so a tape tracks values by ``id()`` and holds a refer
 array it recorded, which keeps those ids unique while the tape lives. Gradients are summed
 back to each input's shape, so broadcasting needs no care in the ops themselves.
 
+While a tape records, op outputs (and the ``y_pred`` a custom loss receives, and the input a
+custom layer's ``call`` receives) are ``_Traced`` views: NumPy arithmetic on them
+(``y_true - y_pred``, ``2.0 * x``, ``x.mean()``) runs through these ops and is recorded, as
+arithmetic on Keras tensors is. A NumPy function with no gradient here still computes, but
+the tape's ``gradient`` then raises a ValueError naming it rather than drop part of a gradient.
+
 Example:
     >>> x = np.array([1.0, 2.0])
     >>> with pyminidl.GradientTape() as tape:
@@ -22,6 +28,8 @@ import builtins
 import functools
 import numbers
 import threading
+
+import numpy as np
 
 from pyminidl.backend import get_backend
 
@@ -70,6 +78,7 @@ class GradientTape:
         self.watch_accessed_variables = watch_accessed_variables
         self._tracked = {}  # id -> array (watched, or produced by a recorded op)
         self._nodes = []  # (output, inputs, backward), in execution order
+        self._untracked = []  # NumPy functions applied to recorded values that have no gradient
         self._used = False
 
     def __enter__(self):
@@ -118,6 +127,11 @@ class GradientTape:
             raise RuntimeError(
                 "A non-persistent GradientTape can only be used to compute one set of gradients. "
                 "Use GradientTape(persistent=True) to call gradient() more than once."
+            )
+        if self._untracked:
+            raise ValueError(
+                f"numpy.{self._untracked[0]} was applied to a value recorded by this GradientTape, and pyminidl has "
+                "no gradient for it, so the gradient would be wrong. Use the pyminidl.ops (keras.ops) function."
             )
         if unconnected_gradients not in ("none", "zero"):
             raise ValueError(f"unconnected_gradients must be 'none' or 'zero'. Received: {unconnected_gradients!r}")
@@ -189,6 +203,59 @@ def _record(y, inputs, backward):
         tape._record(y, inputs, backward)
 
 
+class _Traced(np.ndarray):
+    """A NumPy view whose arithmetic, while a tape records, runs through the recorded ops."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if recording():
+            route = _UFUNC_ROUTES.get((ufunc.__name__, method))
+            if route is not None:
+                return route(inputs, kwargs)
+            if ufunc.__name__ not in _NO_GRADIENT:
+                _note_untracked(ufunc.__name__, inputs)  # computes, but gradient() will refuse
+        if "out" in kwargs:
+            kwargs["out"] = tuple(_plain(o) for o in kwargs["out"])
+        return getattr(ufunc, method)(*(_plain(x) for x in inputs), **kwargs)
+
+
+def _note_untracked(name, inputs):
+    """A recorded value went through NumPy code with no gradient here: the tapes tracking it
+    can no longer give a correct gradient, and say so when asked for one."""
+    for tape in _tapes():
+        if any(id(x) in tape._tracked for x in inputs):
+            tape._untracked.append(name)
+
+
+def _plain(x):
+    """``x`` as a plain ndarray view when it is _Traced; anything else unchanged."""
+    return x.view(np.ndarray) if type(x) is _Traced else x
+
+
+def _traced(x):
+    """A _Traced view of a NumPy array (other backends' arrays are returned unchanged)."""
+    return x.view(_Traced) if type(x) is np.ndarray else x
+
+
+def _binary(op):
+    # in-place forms (x /= 2, NumPy's own mean) pass out=...; the recorded op returns a new value instead
+    return lambda inputs, kwargs: op(*inputs)
+
+
+def _unary(op):
+    return lambda inputs, kwargs: op(inputs[0])
+
+
+def _reduce_sum(inputs, kwargs):
+    return sum(inputs[0], axis=kwargs.get("axis", 0), keepdims=kwargs.get("keepdims", False))
+
+
+_NO_GRADIENT = frozenset((
+    "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
+    "logical_not", "logical_xor", "isnan", "isinf", "isfinite", "sign", "floor", "ceil", "rint", "trunc",
+    "signbit", "bitwise_and", "bitwise_or", "invert",
+))
+
+
 def _op(n_tensors=1):
     """Turn ``fn(*tensors, *static, **kw) -> (y, backward)`` into a public op returning y.
 
@@ -201,11 +268,13 @@ def _op(n_tensors=1):
         def wrapper(*args, **kwargs):
             n = len(args) if n_tensors is None else n_tensors
             tensors = [_as_tensor(a) for a in args[:n]]
-            y, backward = fn(*tensors, *args[n:], **kwargs)
-            y = get_backend().xp.asarray(y)
+            # the math runs on plain views: arithmetic inside an op must not record again
+            y, backward = fn(*[_plain(t) for t in tensors], *args[n:], **kwargs)
+            y = _plain(get_backend().xp.asarray(y))
             if any(y is t for t in tensors):
                 y = y.view()  # a new object, so the output has its own id on the tape
             if _tapes():
+                y = _traced(y)
                 _record(y, tensors, backward)
             return y
 
@@ -741,3 +810,16 @@ __all__ = [
     "expand_dims", "squeeze", "concatenate", "stack", "sum", "mean", "max", "min", "amax", "amin", "var", "std",
     "logsumexp", "argmax", "argmin", "zeros", "ones", "zeros_like", "ones_like",
 ]
+
+
+# NumPy ufuncs on _Traced values, routed to the recorded ops above.
+_UFUNC_ROUTES = {
+    ("add", "__call__"): _binary(add), ("subtract", "__call__"): _binary(subtract),
+    ("multiply", "__call__"): _binary(multiply), ("true_divide", "__call__"): _binary(divide),
+    ("divide", "__call__"): _binary(divide), ("power", "__call__"): _binary(power),
+    ("maximum", "__call__"): _binary(maximum), ("minimum", "__call__"): _binary(minimum),
+    ("matmul", "__call__"): _binary(matmul), ("negative", "__call__"): _unary(negative),
+    ("square", "__call__"): _unary(square), ("sqrt", "__call__"): _unary(sqrt), ("exp", "__call__"): _unary(exp),
+    ("log", "__call__"): _unary(log), ("log1p", "__call__"): _unary(log1p), ("absolute", "__call__"): _unary(abs),
+    ("tanh", "__call__"): _unary(tanh), ("add", "reduce"): _reduce_sum,
+}

@@ -237,11 +237,19 @@ def test_custom_losses_written_with_ops_get_gradients(rng):
     assert Scaled().name == "scaled"
 
 
-def test_custom_numpy_loss_evaluates_but_has_no_gradient(rng):
+def test_custom_numpy_loss_is_recorded_through_the_traced_y_pred(rng):
     wrapped = losses.get(lambda t, p: np.mean(np.abs(t - p), axis=-1))
     t, p = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
     value, backward = wrapped.forward(t, p)
     assert_close(np.asarray(value), np.asarray(np.mean(np.abs(t - p))))
+    np.testing.assert_allclose(backward(), np.sign(p - t) / 6, rtol=1e-12)
+
+
+def test_custom_numpy_loss_without_a_gradient_evaluates_but_refuses_backward(rng):
+    wrapped = losses.get(lambda t, p: np.mean(np.sin(t - p), axis=-1))
+    t, p = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    value, backward = wrapped.forward(t, p)
+    assert_close(np.asarray(value), np.asarray(np.mean(np.sin(t - p))))
     with pytest.raises(ValueError, match="pyminidl.ops"):
         backward()
 
@@ -253,3 +261,26 @@ def test_runs_on_every_backend(backend, rng):
         value, backward = losses.MeanSquaredError().forward(backend.asarray(t), backend.asarray(p))
         assert abs(value - float(np.mean((t - p) ** 2))) < 1e-5
         assert_close(backend.to_numpy(backward()), 2 * (p - t) / 12)
+
+
+def test_custom_loss_with_numpy_operators_trains_like_the_ops_version():
+    # `y_true - y_pred` and `10.0 * ...` on the traced y_pred are recorded: nothing is dropped.
+    import pyminidl
+    from pyminidl import ops
+
+    def with_ops(y_true, y_pred):
+        d = ops.subtract(y_true, y_pred)
+        return ops.add(ops.square(d), ops.multiply(10.0, ops.abs(d)))
+
+    def with_operators(y_true, y_pred):
+        d = y_true - y_pred
+        return ops.mean(ops.square(d) + 10.0 * ops.abs(d), axis=-1)
+
+    rng = np.random.default_rng(0)
+    y_true = rng.standard_normal((6, 3))
+    y_pred = rng.standard_normal((6, 3))
+    for fn in (with_ops, with_operators):
+        value, backward = pyminidl.losses.get(fn).forward(y_true, y_pred)
+        d = y_true - y_pred
+        per_elem = 2 * (y_pred - y_true) - 10.0 * np.sign(d)
+        np.testing.assert_allclose(backward(), per_elem / (6 * 3), rtol=1e-10)  # sum_over_batch_size

@@ -170,3 +170,32 @@ def test_several_targets_sum():
         tape.watch(x)
         a, b = ops.square(x), ops.multiply(x, 3.0)
     np.testing.assert_allclose(tape.gradient([a, b], x), 2 * x + 3)
+
+
+def test_numpy_function_without_gradient_on_a_recorded_value_refuses_a_gradient():
+    # A mixed expression whose output is still tracked: without the check, the sin term's
+    # gradient would be silently missing.
+    import pyminidl
+    from pyminidl import ops
+
+    x = np.linspace(-1.0, 1.0, 5)
+    with pyminidl.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.square(x)
+        z = ops.sum(y + np.sin(y))
+    with pytest.raises(ValueError, match="numpy.sin was applied to a value recorded"):
+        tape.gradient(z, x)
+
+
+def test_numpy_operators_on_op_outputs_are_recorded():
+    import pyminidl
+    from pyminidl import ops
+
+    x = np.linspace(-1.0, 1.0, 5)
+    with pyminidl.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.square(x)
+        z = (3.0 * y - y / 2.0 + y**2).mean()
+    np.testing.assert_allclose(tape.gradient(z, x), (2.5 * 2 * x + 4 * x**3) / 5, rtol=1e-12)
+    assert type(z) is not np.ndarray or z.ndim == 0
+    assert type(ops.square(x)) is np.ndarray  # outside a tape, plain arrays

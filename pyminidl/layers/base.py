@@ -558,6 +558,7 @@ class Layer:
         self._pending_losses = []
         try:
             with ops._suspend_tapes(), ops.GradientTape(persistent=True) as tape:
+                x = ops._traced(x)  # NumPy arithmetic on x inside call() is recorded too
                 tape.watch([x] + self.trainable_weights)
                 y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
                 y = ops._as_tensor(y)
@@ -582,9 +583,9 @@ class Layer:
             for (owner, w), g in zip(slots, grads[1:]):
                 if g is not None:
                     owner.accumulate_grad(w.name, g)
-            return get_backend().xp.zeros_like(x) if grads[0] is None else grads[0]
+            return get_backend().xp.zeros_like(x) if grads[0] is None else ops._plain(grads[0])
 
-        return y, backward
+        return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
     def _forward_full(self, x, training=False, final_logits=False, need_dx=True):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
@@ -632,7 +633,7 @@ class Layer:
         for tape in ops._tapes():
             if tape.watch_accessed_variables:
                 tape.watch([w.value for _, w in slots])
-        y = ops._as_tensor(y)
+        y = ops._traced(ops._as_tensor(y))
         if y is x:
             y = y.view()
         ops._record(y, [x] + [w.value for _, w in slots], self._node_backward(backward, slots))

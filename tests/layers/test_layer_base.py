@@ -160,21 +160,42 @@ def test_string_constraint_rejected():
         layers.Dense(2, kernel_constraint="max_norm")
 
 
-def test_numpy_call_with_weights_is_a_clear_error():
+def test_numpy_call_without_a_gradient_is_a_clear_error():
     class NumpyLayer(layers.Layer):
         def build(self, input_shape):
             self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
 
         def call(self, x):
-            return np.tanh(x * self.w)
+            return np.sin(x * self.w)  # pyminidl has no gradient for numpy.sin
 
     layer = NumpyLayer()
     x = np.ones((2, 3), np.float32)
-    np.testing.assert_allclose(layer(x), np.tanh(x))  # inference works
+    np.testing.assert_allclose(layer(x), np.sin(x))  # inference works
     y, backward = layer._forward_full(x)
-    with pytest.raises(ValueError, match="not connected to its input or weights through pyminidl.ops"):
+    with pytest.raises(ValueError, match="numpy.sin was applied to a value recorded|not connected to its input"):
         backward(np.ones_like(y))
 
+
+def test_numpy_arithmetic_in_call_is_recorded():
+    # x is a traced view inside call(): NumPy operators and ufuncs with an op route are taped.
+    class NumpyLayer(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return np.tanh(x * self.w) + 0.5 * x
+
+    rng = np.random.default_rng(0)
+    layer = NumpyLayer(dtype="float64")
+    x = rng.standard_normal((2, 3))
+    layer(x)
+    dy = rng.standard_normal((2, 3))
+    y, backward = layer._forward_full(x)
+    dx = backward(dy)
+    t = np.tanh(x * layer.w)
+    np.testing.assert_allclose(dx, dy * ((1 - t**2) * layer.w + 0.5), rtol=1e-10)
+    np.testing.assert_allclose(layer.grads["variable"] if "variable" in layer.grads else list(layer.grads.values())[0],
+                               (dy * (1 - t**2) * x).sum(axis=0), rtol=1e-10)
 
 def test_weightless_numpy_call_is_fine():
     class Preprocess(layers.Layer):
