@@ -479,13 +479,17 @@ void scale_c(const Problem<T>& pr) {
 // for every NR-wide strip of B. Measured with csrc/bench: the Dense forward
 // (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower.
 constexpr int64_t DIRECT_SMALL_MNK = 128 * 128 * 256;
+// The direct and dot kernels keep one running sum per element over all of K; the packed
+// path adds K in blocks of at most KC. Past this K the running sum's rounding shows
+// (relative error ~1e-4 at K = 1e6 against ~3e-7 blocked), so long reductions go packed.
+constexpr int64_t UNBLOCKED_MAX_K = 4096;
 constexpr int64_t DIRECT_GEMM_MNK = 320 * 320 * 320;
 constexpr int64_t DIRECT_A_BYTES = 512 * 1024;
 
 template <typename T>
 bool direct_pays(const Problem<T>& pr) {
     const int64_t mnk = pr.M * pr.N * pr.K;
-    if (pr.B.cs != 1) return false;
+    if (pr.B.cs != 1 || pr.K > UNBLOCKED_MAX_K) return false;
     if (mnk <= DIRECT_SMALL_MNK) return true;
     return mnk <= DIRECT_GEMM_MNK && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= DIRECT_A_BYTES;
 }
@@ -627,7 +631,10 @@ GemmDotKernel<double> dot_kernel(Isa isa, double) {
 template <typename T>
 bool try_dot(const Problem<T>& pr, Isa isa) {
     const GemmDotKernel<T> fn = dot_kernel(isa, T());
-    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K) return false;
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K ||
+        pr.K > UNBLOCKED_MAX_K) {
+        return false;
+    }
     std::vector<T> packed;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
     const T* bt = pr.B.p;
     int64_t ldbt = pr.B.cs;
@@ -717,7 +724,7 @@ void gemm_dispatch(const Problem<T>& pr) {
     if (pr.K <= 0) return scale_c(pr);
     const Isa isa = active_isa();
     if (try_dot(pr, isa) || try_direct(pr, isa)) return;
-    if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK) {
+    if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK && pr.K <= UNBLOCKED_MAX_K) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
