@@ -32,6 +32,22 @@ def weights_created():
     return _WEIGHTS_CREATED[0]
 
 
+def clear_grads(layers):
+    """Forget the accumulated gradients of ``layers`` (each layer's dict, emptied in place)."""
+    for layer in layers:
+        layer.grads.clear()
+
+
+def gradients_of(slots):
+    """The gradients of ``slots`` ([(owner, weight)] as ``_trainable_slots`` gives), zeros where none."""
+    xp = get_backend().xp
+    out = []
+    for owner, w in slots:
+        g = owner.grads.get(w.name)
+        out.append(xp.zeros_like(w.value) if g is None else g)
+    return out
+
+
 def clear_session():
     """Reset the automatic layer names (the next Dense is "dense" again), as ``keras.backend.clear_session``."""
     _UIDS.clear()
@@ -460,17 +476,11 @@ class Layer:
 
     def zero_grads(self):
         """Forget every accumulated gradient (this layer and its sublayers)."""
-        for layer in self._all_layers():
-            layer.grads = {}
+        clear_grads(self._all_layers())
 
     def gradients(self):
         """Gradients aligned with ``trainable_weights`` (zeros where none was accumulated)."""
-        xp = get_backend().xp
-        out = []
-        for owner, w in self._trainable_slots():
-            g = owner.grads.get(w.name)
-            out.append(xp.zeros_like(w.value) if g is None else g)
-        return out
+        return gradients_of(self._trainable_slots())
 
     @property
     def losses(self):

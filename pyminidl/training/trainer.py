@@ -16,7 +16,7 @@ import functools
 import inspect
 
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import weights_created
+from pyminidl.layers.base import clear_grads, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
@@ -257,9 +257,9 @@ class Trainer:
     def _plan_weights(self):
         # Weight arrays keep their identity (set_weights copies into them), so they are taken once.
         self._plan_weight_count = weights_created()
-        self._train_vars = self.trainable_weights
+        self._grad_slots = self._trainable_slots()
+        self._train_vars = [w.value for _, w in self._grad_slots]  # = trainable_weights
         self._grad_layers = self._all_layers()
-        self._grad_slots = [(owner, w.name, w.value) for owner, w in self._trainable_slots()]
 
     def _forget_plan_weights(self):
         self._train_vars = self._grad_layers = self._grad_slots = None
@@ -267,15 +267,6 @@ class Trainer:
     def _invalidate_training_plan(self):
         """Called by compile and by models whose layers change."""
         self._plan_ready = False
-
-    def _step_gradients(self):
-        """``gradients()`` from the plan: aligned with ``_train_vars``, zeros where none accumulated."""
-        xp = get_backend().xp
-        out = []
-        for owner, name, value in self._grad_slots:
-            g = owner.grads.get(name)
-            out.append(xp.zeros_like(value) if g is None else g)
-        return out
 
     def _any_constraint(self):
         if not hasattr(self, "apply_constraints"):
@@ -290,8 +281,7 @@ class Trainer:
             self._ensure_built(x)
             self._prepare_training()
         fused = self._fused
-        for layer in self._grad_layers:
-            layer.grads.clear()
+        clear_grads(self._grad_layers)
         y_pred, backward = self.forward(x, training=True, final_logits=fused, **self._forward_options)
         if self._grad_layers is None or self._plan_weight_count != weights_created():
             self._plan_weights()  # weights created lazily by forward (custom layers)
@@ -301,7 +291,7 @@ class Trainer:
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        self.optimizer.apply(self._step_gradients(), self._train_vars)
+        self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused)
