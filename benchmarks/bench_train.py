@@ -57,7 +57,6 @@ except ImportError:
     torch = None
 
 BATCH = 128
-_LAST_MLP = {}  # framework -> (median, min, max) seconds of the MLP epochs, for the spread line
 MLP_UNITS = (784, 256, 128, 10)
 
 
@@ -153,7 +152,6 @@ def bench_mlp():
     results = {"pyminidl": _median(ours)}
     if theirs:
         results["torch"] = _median(theirs)
-    _LAST_MLP.update(results)
     return results
 
 
@@ -256,8 +254,6 @@ def _print_rss():
     theirs = _peak_rss_mb("torch") if torch else None
     print(f"{'peak RSS, one MLP epoch (MB)':<34}{ours:>14.0f}{(f'{theirs:.0f}' if theirs else '-'):>14}"
           f"{(f'{ours / theirs:.2f}x' if theirs else '-'):>9}   (the data alone: {data:.0f} MB)")
-    for name, (med, lo, hi) in _LAST_MLP.items():
-        print(f"  MLP epoch seconds, {name}: median {med:.3f}, min {lo:.3f}, max {hi:.3f}")
 
 
 def main():
@@ -288,6 +284,8 @@ def main():
     ratio = f"{ours / theirs:.2f}x" if theirs else "-"
     print(f"{'tiny step (us/step, lower=better)':<34}{ours:>14.1f}{(f'{theirs:.1f}' if theirs else '-'):>14}"
           f"{ratio:>9}   <= 0.33x")
+    for name, (med, lo, hi) in mlp.items():
+        print(f"  MLP epoch seconds, {name}: median {med:.3f}, min {lo:.3f}, max {hi:.3f}")
     if not ARGS.no_rss:
         _print_rss()
     return 0
