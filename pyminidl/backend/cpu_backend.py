@@ -78,15 +78,11 @@ class CpuBackend(Backend):
     # integer or mixed dtypes) goes to the reference, which promotes like NumPy.
 
     def _c_matrices(self, *arrays):
-        """True when every array is a 2-D float32/float64 ndarray, all of one dtype.
-
-        Written with ``type() is`` checks: on small products this test is a visible part
-        of the call."""
-        nd, dt = self.xp.ndarray, arrays[0].dtype if type(arrays[0]) is self.xp.ndarray else None
-        if dt is None or dt.char not in "fd" or not dt.isnative:
+        """True when every array is a 2-D float32/float64 ndarray, all of one dtype."""
+        if not _fast(*arrays):
             return False
         for a in arrays:
-            if type(a) is not nd or a.ndim != 2 or a.dtype != dt:
+            if a is None or a.ndim != 2:
                 return False
         return True
 
