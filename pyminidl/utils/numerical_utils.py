@@ -1,4 +1,4 @@
-"""Keras's utility functions: one-hot labels, normalisation, global seeding.
+"""Numerical utilities: one-hot labels, normalisation, global seeding.
 
 Example:
     >>> pyminidl.utils.to_categorical([0, 2], num_classes=3)
@@ -77,5 +77,3 @@ def set_random_seed(seed):
     np.random.seed(seed % 2**32)
     _py_random.seed(seed)
 
-
-__all__ = ["to_categorical", "normalize", "set_random_seed"]

@@ -1,0 +1,1 @@
+"""Keras's ``keras.preprocessing`` namespace: data preprocessing helpers, one module per kind."""

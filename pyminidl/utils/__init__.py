@@ -1,0 +1,11 @@
+"""Keras's utility functions, one module per concern (as ``keras.utils``).
+
+Example:
+    >>> pyminidl.utils.to_categorical([0, 2], num_classes=3)
+    array([[1., 0., 0.],
+           [0., 0., 1.]], dtype=float32)
+"""
+
+from pyminidl.utils.numerical_utils import normalize, set_random_seed, to_categorical
+
+__all__ = ["to_categorical", "normalize", "set_random_seed"]
