@@ -47,12 +47,18 @@ def is_array_like(value):
 
 
 def to_backend_array(value, be, keep_int=False):
-    """Host data -> a backend array; floats (and ints unless ``keep_int``) become ``floatx``."""
+    """Host data -> a backend array; floats (and ints unless ``keep_int``) become ``floatx``.
+
+    With ``keep_int`` integers keep their dtype and strings stay host arrays (for a first layer
+    that takes ids or text).
+    """
     if not _is_backend_array(value):
         value = np.asarray(value)
     kind = value.dtype.kind
     if kind in "iu" and keep_int:
         return be.asarray(value)
+    if kind in "USO" and keep_int:
+        return value
     if kind not in "fiub":
         raise ValueError(f"Expected numeric input data. Received: dtype={value.dtype}")
     return be.asarray(value, dtype=config.floatx())

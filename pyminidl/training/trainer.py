@@ -20,9 +20,6 @@ from pyminidl.layers.base import clear_grads, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
-_INT_INPUT_LAYERS = ("Embedding", "IntegerLookup", "StringLookup", "TextVectorization", "Hashing")
-
-
 class _LossTracker:
     """The running ``loss`` of the logs: the mean of the batch losses weighted by batch size,
     as Keras 3's loss tracker (plain floats: it runs once per batch)."""
@@ -311,9 +308,11 @@ class Trainer:
     # ------------------------------------------------------------------ data
 
     def _keep_int(self):
-        """Integer inputs stay integers for index layers (Embedding); targets for sparse losses."""
+        """Inputs keep their dtype (integer ids, strings) when the first layer does not cast them
+        (``Layer._cast_inputs``: Embedding, lookups, TextVectorization); targets stay integers for
+        sparse losses."""
         layers = getattr(self, "layers", None) or []
-        keep_x = bool(layers) and type(layers[0]).__name__ in _INT_INPUT_LAYERS
+        keep_x = bool(layers) and not layers[0]._cast_inputs
         keep_y = "sparse" in getattr(self._loss_fn, "name", "") if self._loss_fn is not None else False
         return keep_x, keep_y
 
