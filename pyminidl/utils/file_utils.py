@@ -29,6 +29,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+import zlib
 
 from pyminidl.training.progbar import Progbar
 
@@ -123,9 +124,21 @@ def get_file(
         return download_target
     if os.path.isdir(extraction_dir) and not fetched:
         return extraction_dir  # extraction is atomic: an existing folder is a complete one
-    if not extract_archive(download_target, extraction_dir, "tar" if untar else archive_format):
-        warnings.warn(f"Could not extract archive {download_target}: not a tar or zip file.", stacklevel=2)
+    _extract_cached(download_target, extraction_dir, "tar" if untar else archive_format, fetched)
     return extraction_dir
+
+
+def _extract_cached(archive, extraction_dir, archive_format, fetched):
+    try:
+        extracted = extract_archive(archive, extraction_dir, archive_format)
+    except (ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        if fetched:
+            os.remove(archive)  # a refused archive just downloaded leaves nothing in the cache
+        if isinstance(e, ValueError):
+            raise
+        raise ValueError(f"Could not extract {archive}: the archive is corrupt ({e}).") from e
+    if not extracted:
+        warnings.warn(f"Could not extract archive {archive}: not a tar or zip file.", stacklevel=3)
 
 
 def _resolve_algorithm(hash_algorithm, file_hash):
@@ -445,10 +458,10 @@ def _extract_zip(file_path, root, limit):
             if name in ("", "."):
                 continue
             dest = _member_dest(root, name, file_path)
-            mode = info.external_attr >> 16
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the writer stored no Unix type
             if info.is_dir():
                 os.makedirs(dest, exist_ok=True)
-            elif mode and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            elif kind and kind not in (stat.S_IFREG, stat.S_IFLNK):
                 raise _unsafe(file_path, info.filename, "is a device, FIFO or other special file")
             else:
                 # As Python's zipfile: a stored symlink is written as a file holding its target.
