@@ -34,8 +34,11 @@ def read_idx(path):
         >>> read_idx("train-labels-idx1-ubyte.gz").shape
         (60000,)
     """
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable gzip file: {e}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes (magic {raw[:4].hex()}).")
     ndim = raw[3]
