@@ -186,3 +186,13 @@ def test_cifar_batch_with_a_wrong_layout_is_a_clear_error(tmp_path):
     path.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(ValueError, match="not a dict"):
         load_batch(path)
+
+
+def test_cifar10_offline_from_an_archive_placed_by_hand(home, monkeypatch, closed_port_url):
+    placed = home / "datasets" / "cifar-10-batches-py-target_archive"  # the path the README names
+    placed.parent.mkdir(parents=True)
+    data, labels = write_cifar10(placed, n_per_batch=1)
+    monkeypatch.setattr(cifar10, "ORIGIN", closed_port_url("cifar-10-python.tar.gz"))
+    monkeypatch.setattr(cifar10, "FILE_HASH", sha256(placed))
+    (x_train, y_train), (x_test, _) = cifar10.load_data()
+    assert x_train.shape == (5, 32, 32, 3) and np.array_equal(x_test, _expected_nhwc(data[5]))
