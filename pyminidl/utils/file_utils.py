@@ -50,11 +50,23 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
 class DownloadError(OSError):
-    """A file could not be fetched from its origin (offline, HTTP error, truncated)."""
+    """A file could not be fetched from its origin (offline, HTTP error, truncated).
+
+    An ``OSError``; the message names the URL and the path where the file may be placed.
+
+    Example:
+        >>> try: get_file("x.npz", origin="https://unreachable.example/x.npz")
+        ... except DownloadError as e: print(e)
+    """
 
 
 def pyminidl_home():
-    """The cache root: ``$PYMINIDL_HOME`` if set, else ``~/.pyminidl``."""
+    """The cache root: ``$PYMINIDL_HOME`` if set, else ``~/.pyminidl``.
+
+    Example:
+        >>> pyminidl.utils.file_utils.pyminidl_home()
+        '/home/me/.pyminidl'
+    """
     return os.environ.get("PYMINIDL_HOME") or os.path.join(os.path.expanduser("~"), ".pyminidl")
 
 
