@@ -281,13 +281,18 @@ def _by_hand(origin, target, file_hash, algorithm):
 
 
 def hash_file(fpath, algorithm="sha256", chunk_size=65535):
-    """The hex digest of a file (``"sha256"`` or ``"md5"``, or a hashlib object).
+    """The hex digest of a file: ``"sha256"`` (also for ``"auto"``), ``"md5"``, or a hashlib object.
 
     Example:
         >>> hash_file("/path/to/file.zip")
         'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
     """
-    hasher = hashlib.new(algorithm) if isinstance(algorithm, str) else algorithm
+    if isinstance(algorithm, str):
+        if algorithm not in ("auto", "md5", "sha256"):
+            raise ValueError(f"algorithm must be 'auto', 'md5' or 'sha256'. Received: algorithm={algorithm!r}")
+        hasher = hashlib.md5() if algorithm == "md5" else hashlib.sha256()  # "auto": SHA-256
+    else:
+        hasher = algorithm
     with open(fpath, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             hasher.update(chunk)

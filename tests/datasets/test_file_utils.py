@@ -347,3 +347,14 @@ def test_corrupt_archive_is_a_value_error(home, origin_dir):
     with pytest.raises(ValueError, match="corrupt"):
         get_file("cut", origin=src.as_uri(), extract=True, archive_format="tar")
     assert _cache_files(home) == []
+
+
+def test_hash_file_and_validate_file(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    assert file_utils.hash_file(path) == file_utils.hash_file(path, "auto") == sha256(path)
+    assert file_utils.hash_file(path, "md5") == md5(path)
+    assert file_utils.validate_file(path, md5(path)) and file_utils.validate_file(path, sha256(path).upper())
+    assert not file_utils.validate_file(path, "0" * 64)
+    with pytest.raises(ValueError, match="algorithm='sha1'"):
+        file_utils.hash_file(path, "sha1")
