@@ -6,6 +6,7 @@ Example:
            [0., 0., 1.]], dtype=float32)
 """
 
+from pyminidl.utils.file_utils import get_file
 from pyminidl.utils.numerical_utils import normalize, set_random_seed, to_categorical
 
-__all__ = ["to_categorical", "normalize", "set_random_seed"]
+__all__ = ["get_file", "to_categorical", "normalize", "set_random_seed"]
