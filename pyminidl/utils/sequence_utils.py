@@ -36,7 +36,7 @@ def _as_row(s, dtype, index):
                              f"(e.g. {raw.flat[0]!r}) but `dtype` is {np.dtype(dtype).name}. Received: dtype={dtype!r}; "
                              "convert the tokens to ids first (Tokenizer.texts_to_sequences) or pass dtype=object.")
         if raw.dtype.kind in "fc" and raw.size and not np.all(np.isfinite(raw) & (np.round(raw) == raw)):
-            bad = raw[~(np.isfinite(raw) & (np.round(raw) == raw))].flat[0]
+            bad = raw[~(np.isfinite(raw) & (np.round(raw) == raw))].flat[0].item()
             raise ValueError(f"pad_sequences: sequence {index} holds the non-integer value {bad!r} but `dtype` is "
                              f"{np.dtype(dtype).name}, which would truncate it. Received: dtype={dtype!r}; "
                              "pass dtype='float32' for real-valued sequences.")
