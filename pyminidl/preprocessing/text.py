@@ -236,11 +236,12 @@ def _strip_control(text):
 def clean(text, normalization="NFKC", strip_markup=True, strip_control=True, collapse_whitespace=True, lower=False):
     """Noise cleaning before tokenising: markup, entities, Unicode forms, control characters, spacing.
 
-    In order: HTML/XML tags are removed (``<script>``/``<style>`` with their content; every other
-    tag becomes a space, so "a<br>b" gives "a b"), entities are decoded ("&amp;" -> "&"), the text is
-    Unicode-normalised (NFKC folds full-width "Ｆｏｏ" to "Foo", ligatures and compatibility forms,
-    and composes Hangul jamo into syllables), control characters become spaces and zero-width
-    format characters are removed, then runs of whitespace collapse to one space and the ends are trimmed.
+    In order: the text is Unicode-normalised (NFKC folds full-width "Ｆｏｏ" to "Foo", ligatures and
+    compatibility forms, and composes Hangul jamo into syllables); HTML/XML tags are removed
+    (``<script>``/``<style>`` with their content; every other tag becomes a space, so "a<br>b" gives
+    "a b") and entities decoded ("&amp;" -> "&", then normalised again); control characters become
+    spaces and zero-width format characters vanish; runs of whitespace collapse to one space and
+    the ends are trimmed.
 
     It does not correct spelling, expand contractions, remove punctuation or stop words, or
     segment languages written without spaces: those are the tokeniser's and the user's steps.
@@ -267,10 +268,12 @@ def clean(text, normalization="NFKC", strip_markup=True, strip_control=True, col
     if normalization not in (None, "NFC", "NFKC", "NFD", "NFKD"):
         raise ValueError(f"clean: `normalization` must be one of 'NFKC', 'NFC', 'NFKD', 'NFD' or None. "
                          f"Received: normalization={normalization!r}")
+    if normalization is not None:  # first, so full-width "＜ｂ＞" is seen as a tag
+        text = unicodedata.normalize(normalization, text)
     if strip_markup:
         text = html.unescape(_TAG.sub(" ", _SCRIPT_STYLE.sub(" ", text)))
-    if normalization is not None:
-        text = unicodedata.normalize(normalization, text)
+        if normalization is not None:  # entities may decode to compatibility forms (&nbsp; -> U+00A0)
+            text = unicodedata.normalize(normalization, text)
     if strip_control:
         text = _strip_control(text)
     if collapse_whitespace:
