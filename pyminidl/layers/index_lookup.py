@@ -61,11 +61,11 @@ def encode_ids(rows, depth, output_mode, idf=None):
     ids = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if n else np.zeros(0, np.int64)
     row = np.repeat(np.arange(n, dtype=np.int64), lengths)
     keep = (ids >= 0) & (ids < depth)
-    counts = np.bincount(row[keep] * depth + ids[keep], minlength=n * depth).reshape(n, depth)
+    out = np.zeros((n, depth), dtype=config.floatx())
     if output_mode == "multi_hot":
-        out = (counts > 0).astype(config.floatx())
+        out[row[keep], ids[keep]] = 1
     else:
-        out = counts.astype(config.floatx())
+        np.add.at(out, (row[keep], ids[keep]), 1)
     if output_mode == "tf_idf":
         out = out * idf.astype(config.floatx())
     return out
@@ -271,6 +271,9 @@ class IndexLookup(Layer):
         get, start, n_oov = self._index.get, self._oov_start_index(), self.num_oov_indices
         mask = self.mask_token
         mask_id = 0 if self.output_mode == "int" else -1
+        if n_oov == 1:  # the common case in one C-level pass over a dict
+            table = self._index if mask is None or mask in self._index else {**self._index, mask: mask_id}
+            return np.fromiter(map(table.get, tokens, [start] * len(tokens)), dtype=np.int64, count=len(tokens))
         out = np.empty(len(tokens), dtype=np.int64)
         missing = []
         for i, t in enumerate(tokens):

@@ -18,22 +18,20 @@ Example:
 """
 
 import functools
-import sys
-import unicodedata
 
 import numpy as np
 
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import Layer
 from pyminidl.layers.index_lookup import StringLookup, _batches, _host, encode_ids
-from pyminidl.preprocessing.text import resolve_stop_words
+from pyminidl.preprocessing.text import _unicode_separators, resolve_stop_words
 
 _KERAS_PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
 
 
 @functools.lru_cache(maxsize=1)
 def _strip_table():
-    table = {ord(c): " " for c in map(chr, range(0x80, sys.maxunicode + 1)) if unicodedata.category(c).startswith("P")}
+    table = {ord(c): " " for c in _unicode_separators() if not c.isspace()}
     table.update({ord(c): None for c in _KERAS_PUNCTUATION})
     return table
 

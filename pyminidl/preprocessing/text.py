@@ -29,13 +29,14 @@ import functools
 import hashlib
 import html
 import importlib.resources
+import itertools
 import json
 import re
-import sys
 import unicodedata
 
 import numpy as np
 
+_LAST_PUNCTUATION_PLANE_END = 0x20000  # no punctuation or whitespace beyond plane 1 (checked in the tests)
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _MATRIX_MODES = ("binary", "count", "tfidf", "freq")
 
@@ -116,9 +117,12 @@ def resolve_stop_words(stop_words, where="stop_words"):
 
 @functools.lru_cache(maxsize=1)
 def _unicode_separators():
-    """Every non-ASCII code point that is punctuation (category P*) or whitespace."""
-    return tuple(c for c in map(chr, range(0x80, sys.maxunicode + 1))
-                 if c.isspace() or unicodedata.category(c).startswith("P"))
+    """Every non-ASCII code point that is punctuation (category P*) or whitespace.
+
+    Planes 2-16 hold none (ideographs, private use, unassigned), so the scan stops at U+1FFFF;
+    letters and digits are skipped before the slower category lookup."""
+    return tuple(c for c in map(chr, range(0x80, _LAST_PUNCTUATION_PLANE_END))
+                 if c.isspace() or (not c.isalnum() and unicodedata.category(c)[0] == "P"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -364,14 +368,17 @@ class Tokenizer:
             TypeError: ``texts`` is a single string, or holds something other than strings.
         """
         texts = _check_texts(texts, "Tokenizer.fit_on_texts")
-        counts = self.word_counts
+        new, docs = collections.Counter(), collections.Counter()  # C-speed counting, first-seen key order
         for i, text in enumerate(texts):
-            self.document_count += 1
             seq = self._tokens(text, i)
-            for w in seq:
-                counts[w] = counts.get(w, 0) + 1
-            for w in set(seq):
-                self.word_docs[w] += 1
+            new.update(seq)
+            docs.update(set(seq))
+        self.document_count += len(texts)
+        counts = self.word_counts
+        for w, c in new.items():
+            counts[w] = counts.get(w, 0) + c
+        for w, c in docs.items():
+            self.word_docs[w] += c
         # A stable sort by count keeps first-appearance order among equal counts (tf.keras's order).
         wcounts = sorted(counts.items(), key=lambda x: x[1], reverse=True)
         sorted_voc = [] if self.oov_token is None else [self.oov_token]
@@ -396,17 +403,17 @@ class Tokenizer:
     def texts_to_sequences_generator(self, texts):
         """``texts_to_sequences`` one text at a time."""
         texts = _check_texts(texts, "Tokenizer.texts_to_sequences")
-        num_words, get = self.num_words, self.word_index.get
-        oov = get(self.oov_token) if self.oov_token is not None else None
+        num_words = self.num_words
+        oov = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+        # indices >= num_words count as unknown, so one dict lookup per word decides
+        kept = self.word_index if not num_words else {w: i for w, i in self.word_index.items() if i < num_words}
+        get = kept.get
         for n, text in enumerate(texts):
-            vect = []
-            for w in self._tokens(text, n):
-                i = get(w)
-                if i is not None and not (num_words and i >= num_words):
-                    vect.append(i)
-                elif oov is not None:
-                    vect.append(oov)
-            yield vect
+            seq = self._tokens(text, n)
+            if oov is None:
+                yield [i for i in map(get, seq) if i is not None]
+            else:
+                yield list(map(get, seq, itertools.repeat(oov, len(seq))))
 
     def sequences_to_texts(self, sequences):
         """Each index sequence as a space-joined text (the inverse of ``texts_to_sequences``, lowercased)."""

@@ -212,3 +212,10 @@ def test_parity_with_tf_keras_tokenizer():
             np.testing.assert_allclose(got.texts_to_matrix(PARITY_TEXTS, mode), ref.texts_to_matrix(PARITY_TEXTS, mode))
         assert tokenizer_from_json(ref.to_json()).word_index == ref.word_index
     assert text.hashing_trick("좋은 movie", 7, "md5") == legacy.hashing_trick("좋은 movie", 7, "md5")
+
+
+def test_no_punctuation_or_whitespace_beyond_the_scanned_planes():
+    import unicodedata
+    start = text._LAST_PUNCTUATION_PLANE_END
+    assert not [c for c in range(start, sys.maxunicode + 1)
+                if chr(c).isspace() or unicodedata.category(chr(c))[0] == "P"]
