@@ -3,7 +3,8 @@
 Pipeline per string: standardize -> split -> drop stop words -> ngrams -> vocabulary lookup
 (a ``StringLookup`` with ``mask_token=""``: in "int" mode 0 is padding and 1 is "[UNK]").
 
-Standardisation as Keras: "lower" is Unicode lowercasing; "strip_punctuation" removes Keras's
+Standardisation as Keras, except that "lower" lowercases all of Unicode ("ÇA" -> "ça"; Keras's
+``tf.strings.lower`` changes ASCII letters only) and that "strip_punctuation" removes Keras's
 ASCII punctuation set (``!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'``, deleted, so "don't" -> "dont") and,
 beyond Keras, turns non-ASCII punctuation (Unicode category P*, e.g. "、", "。", "«") into spaces so
 Japanese and Korean sentences split at their own punctuation. "whitespace" splits on any Unicode

@@ -136,3 +136,21 @@ def test_errors_name_the_argument():
         layers.TextVectorization(vocabulary=["a"])([1, 2])
     with pytest.raises(ValueError, match="rank"):
         layers.TextVectorization(vocabulary=["a"])(np.array([["a", "b"]]))
+
+
+# Keras's tf.strings.lower leaves non-ASCII capitals ("Ç") as they are, pyminidl lowercases them: the
+# parity texts keep non-ASCII letters lowercase.
+PARITY = ["The cat sat on the mat.", "the dog ate my homework!", "고양이 고양이 개, 좋아요?", "ça va? Très bien... très!",
+          "a b c d e f a b a", "Don't stop"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"output_sequence_length": 5, "max_tokens": 8}, {"ngrams": 2},
+                                    {"output_mode": "multi_hot"}, {"output_mode": "count"}, {"output_mode": "tf_idf"},
+                                    {"split": "character", "standardize": "lower"}])
+def test_parity_with_keras_text_vectorization(kwargs):
+    tf = pytest.importorskip("tensorflow")
+    ref, got = tf.keras.layers.TextVectorization(**kwargs), layers.TextVectorization(**kwargs)
+    ref.adapt(PARITY)
+    got.adapt(PARITY)
+    assert got.get_vocabulary() == ref.get_vocabulary()
+    np.testing.assert_allclose(got(np.array(PARITY)), np.asarray(ref(tf.constant(PARITY))), rtol=1e-6)
