@@ -18,6 +18,7 @@ Example:
     [[4, 1, 3, 0], [1, 2, 0, 0]]
 """
 
+import collections
 import functools
 
 import numpy as np
@@ -180,7 +181,6 @@ class TextVectorization(Layer):
         if lookup._has_input_vocabulary:
             raise ValueError(f"Cannot adapt layer '{self.name}' after setting a static vocabulary via `vocabulary` "
                              "argument or `set_vocabulary()` method.")
-        import collections
         counts, docs, n_docs = collections.Counter(), collections.Counter(), 0
         for batch in _batches(data, steps, "TextVectorization"):
             for row in self._rows(batch):

@@ -86,6 +86,20 @@ def _make(paths, labels, label_mode, num_classes, batch_size, max_length, class_
     return ds
 
 
+def _shuffle_and_split(paths, labels, shuffle, seed, validation_split):
+    """Keras's order: one seeded shuffle of all files, then the last ``validation_split`` held out."""
+    if seed is None:
+        seed = int(np.random.randint(1e6))
+    order = np.arange(len(paths))
+    if shuffle:
+        np.random.RandomState(seed).shuffle(order)
+    paths, labels = [paths[i] for i in order], labels[order]
+    if not validation_split:
+        return {"all": (paths, labels)}
+    cut = len(paths) - int(validation_split * len(paths))
+    return {"training": (paths[:cut], labels[:cut]), "validation": (paths[cut:], labels[cut:])}
+
+
 def text_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None, batch_size=32,
                                 max_length=None, shuffle=True, seed=None, validation_split=None, subset=None,
                                 follow_links=False, verbose=True):
@@ -126,17 +140,7 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
     if label_mode == "binary" and num_classes != 2:
         raise ValueError(f'When passing `label_mode="binary"`, there must be exactly 2 class_names. '
                          f"Received: class_names={names}")
-    if seed is None:
-        seed = int(np.random.randint(1e6))
-    order = np.arange(len(paths))
-    if shuffle:
-        np.random.RandomState(seed).shuffle(order)
-    paths, inferred = [paths[i] for i in order], inferred[order]
-    splits = {"all": (paths, inferred)}
-    if validation_split:
-        n_val = int(validation_split * len(paths))
-        splits = {"training": (paths[:len(paths) - n_val], inferred[:len(paths) - n_val]),
-                  "validation": (paths[len(paths) - n_val:], inferred[len(paths) - n_val:])}
+    splits = _shuffle_and_split(paths, inferred, shuffle, seed, validation_split)
     wanted = ["training", "validation"] if subset == "both" else [subset or "all"]
     out = []
     for key in wanted:
