@@ -4,8 +4,10 @@ from pyminidl.layers.activation import Activation
 from pyminidl.layers.base import InputSpec, KerasTensor, Layer, clear_session
 from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout
+from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
 from pyminidl.layers.reshaping import Flatten, Reshape
+from pyminidl.layers.text_vectorization import TextVectorization
 
 
 def _all_subclasses(cls):
@@ -51,6 +53,6 @@ def deserialize(config, custom_objects=None):
 
 
 __all__ = [
-    "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
-    "Reshape", "clear_session", "serialize", "deserialize",
+    "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "IntegerLookup", "KerasTensor",
+    "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
 ]

@@ -8,5 +8,8 @@ Example:
 
 from pyminidl.utils.file_utils import get_file
 from pyminidl.utils.numerical_utils import normalize, set_random_seed, to_categorical
+from pyminidl.utils.sequence_utils import pad_sequences
+from pyminidl.utils.text_dataset_utils import text_dataset_from_directory
 
-__all__ = ["get_file", "to_categorical", "normalize", "set_random_seed"]
+__all__ = ["get_file", "to_categorical", "normalize", "pad_sequences", "set_random_seed",
+           "text_dataset_from_directory"]
