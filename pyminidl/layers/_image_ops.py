@@ -20,13 +20,25 @@ FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 
 
 def _bilinear_taps(xp, n_in, n_out):
-    """Source rows i0, i1 and weight w of i1 for each output row (half-pixel centres, clamped)."""
-    scale = n_in / n_out
-    src = (xp.arange(n_out, dtype=xp.float64) + 0.5) * scale - 0.5
-    src = xp.maximum(src, 0.0)  # PyTorch clamps negative sources to the first pixel
+    """Source rows i0, i1 and weight w of i1 for each output row (half-pixel centres, clamped).
+
+    Computed as PyTorch's CPU kernel does: scale = float32(n_in / n_out), and the source coordinate
+    scale * (i + 0.5) - 0.5 as one fused multiply-add (exact, then rounded once to float32).
+    """
+    f32 = xp.float32
+    scale = float(f32(n_in / n_out))
+    src = ((xp.arange(n_out, dtype=xp.float64) + 0.5) * scale - 0.5).astype(f32)
+    src = xp.maximum(src, f32(0.0))  # PyTorch clamps negative sources to the first pixel
     i0 = xp.minimum(xp.floor(src).astype(xp.int64), n_in - 1)
     i1 = xp.minimum(i0 + 1, n_in - 1)
-    return i0, i1, src - i0
+    return i0, i1, (src - i0.astype(f32)).astype(xp.float64)
+
+
+def _nearest_index(xp, n_in, n_out):
+    """PyTorch's "nearest-exact": floor((i + 0.5) * n_in / n_out) in float32, clamped."""
+    f32 = xp.float32
+    src = (xp.arange(n_out, dtype=f32) + f32(0.5)) * f32(n_in / n_out)
+    return xp.minimum(xp.floor(src).astype(xp.int64), n_in - 1)
 
 
 def _area_matrix(xp, n_in, n_out):
@@ -46,8 +58,7 @@ def resize_matrix(xp, n_in, n_out, interpolation):
     m = xp.zeros((n_out, n_in), dtype=xp.float64)
     rows = xp.arange(n_out)
     if interpolation == "nearest":
-        src = xp.minimum(xp.floor((rows + 0.5) * (n_in / n_out)).astype(xp.int64), n_in - 1)
-        m[rows, src] = 1.0
+        m[rows, _nearest_index(xp, n_in, n_out)] = 1.0
         return m
     i0, i1, w = _bilinear_taps(xp, n_in, n_out)
     xp.add.at(m, (rows, i0), 1.0 - w)
@@ -61,8 +72,7 @@ def _resize_axis(xp, x, axis, n_out, interpolation):
     if n_in == n_out:
         return x
     if interpolation == "nearest":
-        src = xp.minimum(xp.floor((xp.arange(n_out) + 0.5) * (n_in / n_out)).astype(xp.int64), n_in - 1)
-        return xp.take(x, src, axis=axis)
+        return xp.take(x, _nearest_index(xp, n_in, n_out), axis=axis)
     if interpolation == "area":
         m = _area_matrix(xp, n_in, n_out).astype(x.dtype)
         return xp.moveaxis(xp.tensordot(m, xp.moveaxis(x, axis, 0), axes=(1, 0)), 0, axis)
@@ -135,13 +145,16 @@ def affine_taps(xp, transforms, height, width, interpolation, fill_mode):
         (taps, N, H * W) with taps = 4 (bilinear) or 1 (nearest); constant-mode taps that fall
         outside the image have weight 0 (the fill value is added separately).
     """
-    t = xp.asarray(transforms, dtype=xp.float64).reshape(-1, 8)
-    rows, cols = xp.meshgrid(xp.arange(height, dtype=xp.float64), xp.arange(width, dtype=xp.float64),
+    # float32 coordinates summed in Keras's order, so rounding (nearest) and floors match Keras's
+    t = xp.asarray(transforms, dtype=xp.float32).reshape(-1, 8)
+    rows, cols = xp.meshgrid(xp.arange(height, dtype=xp.float32), xp.arange(width, dtype=xp.float32),
                              indexing="ij")
     rows, cols = rows.reshape(1, -1), cols.reshape(1, -1)
-    k = t[:, 6:7] * cols + t[:, 7:8] * rows + 1.0
-    src_c = (t[:, 0:1] * cols + t[:, 1:2] * rows + t[:, 2:3]) / k
-    src_r = (t[:, 3:4] * cols + t[:, 4:5] * rows + t[:, 5:6]) / k
+    src_r = (rows * t[:, 4:5] + cols * t[:, 3:4]) + t[:, 5:6]
+    src_c = (rows * t[:, 1:2] + cols * t[:, 0:1]) + t[:, 2:3]
+    if xp.any(t[:, 6:8]):  # a projective transform divides by k
+        k = t[:, 6:7] * cols + t[:, 7:8] * rows + 1.0
+        src_r, src_c = src_r / k, src_c / k
     if interpolation == "nearest":
         r_nodes = [(xp.round(src_r).astype(xp.int64), 1.0)]
         c_nodes = [(xp.round(src_c).astype(xp.int64), 1.0)]
@@ -149,6 +162,7 @@ def affine_taps(xp, transforms, height, width, interpolation, fill_mode):
         r0, c0 = xp.floor(src_r), xp.floor(src_c)
         wr, wc = src_r - r0, src_c - c0
         r0, c0 = r0.astype(xp.int64), c0.astype(xp.int64)
+        wr, wc = wr.astype(xp.float64), wc.astype(xp.float64)
         r_nodes = [(r0, 1.0 - wr), (r0 + 1, wr)]
         c_nodes = [(c0, 1.0 - wc), (c0 + 1, wc)]
     base = (xp.arange(t.shape[0], dtype=xp.int64) * (height * width))[:, None]
