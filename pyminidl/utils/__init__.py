@@ -6,6 +6,9 @@ Example:
            [0., 0., 1.]], dtype=float32)
 """
 
+from pyminidl.utils.image_dataset_utils import image_dataset_from_directory
+from pyminidl.utils.image_utils import array_to_img, img_to_array, load_img, save_img, smart_resize
 from pyminidl.utils.numerical_utils import normalize, set_random_seed, to_categorical
 
-__all__ = ["to_categorical", "normalize", "set_random_seed"]
+__all__ = ["to_categorical", "normalize", "set_random_seed", "load_img", "img_to_array", "array_to_img",
+           "save_img", "smart_resize", "image_dataset_from_directory"]
