@@ -63,11 +63,11 @@ def _grad_check(layer, x, training=False, rng=None):
     rng = rng or np.random.default_rng(0)
     with pyminidl.backend.use_backend("numpy"):
         layer(x)  # builds (inference: draws nothing)
+        state = getattr(layer, "_rng", None)
+        snapshot = None if state is None else state.bit_generator.state
         y, backward = layer.forward(x, training=training)
         dy = rng.standard_normal(y.shape)
         dx = backward(dy)
-        state = getattr(layer, "_rng", None)
-        snapshot = None if state is None else state.bit_generator.state
 
         def loss(x_):
             if snapshot is not None:
@@ -187,8 +187,10 @@ def test_normalization_axes_invert_given_stats_and_gradient(rng):
     assert_close(given(np.array([[3.0, 8.0]], "float32")), np.array([[1.0, 2.0]]), k=1)
     inverse = layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0], invert=True)
     assert_close(inverse(np.array([[1.0, 2.0]], "float32")), np.array([[3.0, 8.0]]), k=1)
-    _grad_check(layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 0.25, 1e-20], dtype="float64"),
+    _grad_check(layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 0.25, 1.0], dtype="float64"),
                 rng.standard_normal((4, 3)))
+    floor = layers.Normalization(mean=0.0, variance=0.0, dtype="float64")  # std floored at 1e-7, no inf
+    assert_close(floor(np.array([[1e-7]])), np.array([[1.0]]), k=1)
 
 
 def test_normalization_adapt_bad_data():
