@@ -285,13 +285,15 @@ class RandomContrast(RandomLayer):
         c = xp.asarray(rng.uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=(x.shape[0], 1, 1, 1)),
                        dtype=x.dtype)
         mean = x.mean(axis=(1, 2), keepdims=True)
-        raw = (x - mean) * c + mean
+        y = x - mean  # (x - mean) * c + mean, then the clip, in place: one output array
+        y *= c
+        y += mean
         lo, hi = self.value_range
-        inside = (raw >= lo) & (raw <= hi)
-        y = xp.clip(raw, lo, hi)
+        xp.clip(y, lo, hi, out=y)
 
         def backward(dy):
-            g = dy * inside  # the clip passes the gradient only where it did not clip
+            # the clip passes the gradient only where it did not clip (outputs at a bound count as clipped)
+            g = dy * ((y > lo) & (y < hi))
             return g * c + (1.0 - c) * g.mean(axis=(1, 2), keepdims=True)  # dL/dx = c g + (1 - c) mean_hw(g)
 
         return y, backward
