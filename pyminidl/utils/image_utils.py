@@ -257,8 +257,9 @@ def smart_resize(x, size, interpolation="bilinear", data_format="channels_last",
     data_format = _data_format(data_format, "smart_resize")
     x = np.asarray(x)
     if x.ndim not in (3, 4):
-        raise ValueError(f"Expected an image array with shape `(height, width, channels)`, or "
-                         f"`(batch_size, height, width, channels)`, but got input with incorrect rank, of shape {x.shape}.")
+        raise ValueError("Expected an image array with shape `(height, width, channels)`, or "
+                         "`(batch_size, height, width, channels)`, but got input with incorrect rank, "
+                         f"of shape {x.shape}.")
     x = x if x.dtype == np.float64 else x.astype(np.float32)
     batch = x if x.ndim == 4 else x[None]
     if data_format == "channels_first":
