@@ -36,6 +36,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -472,26 +473,25 @@ void scale_c(const Problem<T>& pr) {
 
 // ---------------------------------------------------------------- direct (unpacked) path
 
-// When op(B) has unit column stride, products up to DIRECT_SMALL_MNK always run on the
-// direct micro-kernels: packing would cost more than the reuse it buys. Up to
-// DIRECT_GEMM_MNK they still do while op(A) fits in L2 (half of Zen 4's 1 MiB; the rest
+// When op(B) has unit column stride, products up to the context's direct_small_mnk always
+// run on the direct micro-kernels: packing would cost more than the reuse it buys. Up to
+// direct_l2_mnk they still do while op(A) fits in its direct_a_bytes (half of L2; the rest
 // holds the strip of B and the C tiles), because the direct loop re-reads all of op(A)
-// for every NR-wide strip of B. Measured with csrc/bench: the Dense forward
-// (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower.
-constexpr int64_t DIRECT_SMALL_MNK = 128 * 128 * 256;
+// for every NR-wide strip of B. Measured with csrc/bench: on Zen 4 (AVX-512) the Dense
+// forward (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower; on Zen 3 (AVX2)
+// the packed 6x16 kernel wins from 128^3 on (256^3: 80% of the FMA ceiling against 55%),
+// so the AVX2 context keeps only the small range.
 // The direct and dot kernels keep one running sum per element over all of K; the packed
 // path adds K in blocks of at most KC. Past this K the running sum's rounding shows
 // (relative error ~1e-4 at K = 1e6 against ~3e-7 blocked), so long reductions go packed.
 constexpr int64_t UNBLOCKED_MAX_K = 4096;
-constexpr int64_t DIRECT_GEMM_MNK = 320 * 320 * 320;
-constexpr int64_t DIRECT_A_BYTES = 512 * 1024;
 
-template <typename T>
-bool direct_pays(const Problem<T>& pr) {
+template <typename T, typename Ctx>
+bool direct_pays(const Problem<T>& pr, const Ctx& ctx) {
     const int64_t mnk = pr.M * pr.N * pr.K;
     if (pr.B.cs != 1 || pr.K > UNBLOCKED_MAX_K) return false;
-    if (mnk <= DIRECT_SMALL_MNK) return true;
-    return mnk <= DIRECT_GEMM_MNK && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= DIRECT_A_BYTES;
+    if (mnk <= ctx.direct_small_mnk) return true;
+    return mnk <= ctx.direct_l2_mnk && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= ctx.direct_a_bytes;
 }
 
 template <typename T>
@@ -546,53 +546,161 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
     for (int64_t t = 0; t < tiles; ++t) tile(t);
 }
 
-// The direct kernels of an ISA path: {wide, narrow}; false for the baseline path, which has
-// none (SSE2 has no masked loads).
-bool direct_kernels(Isa isa, DirectKernel<float> (&k)[2]) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        k[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
-        k[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
-        return true;
-    }
-    if (isa == Isa::avx2) {
-        k[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
-        k[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
-        return true;
-    }
-#endif
-    (void)isa, (void)k;
-    return false;
+// ---------------------------------------------------------------- context
+
+// Everything the GEMM needs to know about one ISA path and one dtype, chosen once (BLIS's
+// cntx_t): the micro-kernels and their tiles, the cache blocks, and the direct path's L2
+// budget. One table of contexts per dtype, built at first use from the caches the CPU
+// reports (cpu_features.h); the ISA cap picks the row at each call.
+template <typename T>
+using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>);
+
+template <typename T>
+struct Context {
+    Isa isa;
+    int MR, NR;
+    Blocks bk;
+    GemmUkernel<T> ukernel;
+    PackedFn<T> packed;        // gemm_packed<T, MR, NR>
+    DirectKernel<T> direct[2];  // {wide, narrow}; fn == nullptr: no direct path (SSE2)
+    GemmDotKernel<T> dot;      // nullptr: no dot path
+    int dot_rr, dot_nc;
+    int64_t direct_a_bytes;    // op(A) the direct loop may re-read per strip of B
+    int64_t direct_small_mnk;  // direct path up to this M*N*K ...
+    int64_t direct_l2_mnk;     // ... and up to this one while op(A) fits direct_a_bytes
+};
+
+// How a path's blocks follow from the caches (Low et al. 2016, simplified): the KC x NR
+// micro-panel of B takes kc_l1 of L1d, the MC x KC block of A mc_l2 of L2, the KC x NC
+// panel of B nc_l3 of L3. The shares reproduce blocks measured with csrc/bench: AVX2 on a
+// Zen 3 (32 KiB / 512 KiB / 32 MiB), AVX-512 and the baseline on a Zen 4 (32 KiB / 1 MiB /
+// 32 MiB). AVX-512's KC x 32 panel (1.5 L1) streams from L2 there: its 512-bit loads are
+// double-pumped, so the L2 bandwidth covers it and the longer k loop wins.
+struct BlockRule {
+    double kc_l1, mc_l2, nc_l3;
+};
+
+// Reported caches, with any missing level replaced by a small, common one.
+CacheSizes usable_caches(const CacheSizes& c) {
+    CacheSizes u = c;
+    if (u.l1d <= 0) u.l1d = 32 * 1024;
+    if (u.l2 <= 0) u.l2 = 256 * 1024;
+    if (u.l3 <= 0) u.l3 = 4 * u.l2;
+    return u;
 }
 
-bool direct_kernels(Isa isa, DirectKernel<double> (&k)[2]) {
+int64_t round_down_to(double x, int64_t m, int64_t lo, int64_t hi) {
+    const int64_t v = static_cast<int64_t>(x) / m * m;
+    return std::clamp(v, lo, hi);
+}
+
+Blocks derive_blocks(const BlockRule& r, int MR, int NR, std::size_t s, const CacheSizes& reported) {
+    const CacheSizes c = usable_caches(reported);
+    const double es = static_cast<double>(s);
+    const int64_t kc = round_down_to(r.kc_l1 * c.l1d / (NR * es), 16, 64, 2048);
+    const int64_t mc = round_down_to(r.mc_l2 * c.l2 / (kc * es), MR, MR, 4096 / MR * MR);
+    const int64_t nc = round_down_to(r.nc_l3 * c.l3 / (kc * es), NR, 4 * NR, 16384 / NR * NR);
+    return Blocks{mc, kc, nc};
+}
+
+// PYMINIDL_GEMM_BLOCKS="MC,KC,NC" (experiments): replaces every path's blocks, MC and NC
+// rounded up to the path's MR and NR. False when unset or unreadable.
+bool blocks_from_env(int MR, int NR, Blocks* bk) {
+    const char* env = std::getenv("PYMINIDL_GEMM_BLOCKS");
+    long long mc = 0, kc = 0, nc = 0;
+    if (env == nullptr || std::sscanf(env, "%lld,%lld,%lld", &mc, &kc, &nc) != 3) return false;
+    if (mc <= 0 || kc <= 0 || nc <= 0) return false;
+    *bk = Blocks{ceil_div(mc, MR) * MR, kc, ceil_div(nc, NR) * NR};
+    return true;
+}
+
+template <typename T, int MR, int NR>
+Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const CacheSizes& caches) {
+    Context<T> c{};
+    c.isa = isa;
+    c.MR = MR;
+    c.NR = NR;
+    c.ukernel = uk;
+    c.packed = gemm_packed<T, MR, NR>;
+    if (!blocks_from_env(MR, NR, &c.bk)) c.bk = derive_blocks(rule, MR, NR, sizeof(T), caches);
+    // Half of L2: the rest holds the strip of B and the C tiles.
+    c.direct_a_bytes = usable_caches(caches).l2 / 2;
+    c.direct_small_mnk = 128 * 128 * 256;
+    c.direct_l2_mnk = 320 * 320 * 320;
+    return c;
+}
+
+struct ContextTable {
+    Context<float> f32[3];
+    Context<double> f64[3];
+    CacheSizes caches;
+    bool env_blocks;
+};
+
+ContextTable build_contexts(const CacheSizes& caches) {
     using namespace detail;
+    ContextTable t{};
+    t.caches = caches;
+    t.env_blocks = std::getenv("PYMINIDL_GEMM_BLOCKS") != nullptr;
+    const int b = static_cast<int>(Isa::baseline);
+    t.f32[b] = make_context<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(
+        Isa::baseline, sgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
+    t.f64[b] = make_context<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(
+        Isa::baseline, dgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
+    for (int i = 1; i < 3; ++i) t.f32[i] = t.f32[b], t.f64[i] = t.f64[b];
 #if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        k[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
-        k[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
-        return true;
-    }
-    if (isa == Isa::avx2) {
-        k[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
-        k[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
-        return true;
-    }
+    const int a2 = static_cast<int>(Isa::avx2), a5 = static_cast<int>(Isa::avx512);
+    t.f32[a2] = make_context<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(
+        Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
+    t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
+    t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
+    t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_DOT_RR, t.f32[a2].dot_nc = AVX2_DOT_NC;
+    t.f64[a2] = make_context<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(
+        Isa::avx2, dgemm_ukernel_avx2, {0.5, 0.14, 0.125}, caches);
+    t.f64[a2].direct[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
+    t.f64[a2].direct[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
+    t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DOT_RR, t.f64[a2].dot_nc = AVX2_DOT_NC;
+    t.f32[a5] = make_context<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(
+        Isa::avx512, sgemm_ukernel_avx512, {1.5, 0.352, 0.1875}, caches);
+    t.f32[a5].direct[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
+    t.f32[a5].direct[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
+    t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_DOT_RR, t.f32[a5].dot_nc = AVX512_DOT_NC;
+    t.f64[a5] = make_context<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(
+        Isa::avx512, dgemm_ukernel_avx512, {1.0, 0.235, 0.125}, caches);
+    t.f64[a5].direct[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
+    t.f64[a5].direct[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
+    t.f64[a5].dot = dgemm_dot_avx512, t.f64[a5].dot_rr = AVX512_DOT_RR, t.f64[a5].dot_nc = AVX512_DOT_NC;
+    // AVX2 (Zen 3): the packed 6x16 kernel beats the direct one from 128^3 on (direct_pays).
+    t.f32[a2].direct_small_mnk = t.f64[a2].direct_small_mnk = 96 * 96 * 96;
+    t.f32[a2].direct_l2_mnk = t.f64[a2].direct_l2_mnk = 0;
 #endif
-    (void)isa, (void)k;
-    return false;
+    return t;
+}
+
+// The table; replaced only by gemm_set_caches (a test hook, never called during a GEMM).
+ContextTable& contexts() {
+    static ContextTable table = build_contexts(cache_sizes());
+    return table;
+}
+
+template <typename T>
+const Context<T>& context(Isa isa) {
+    if constexpr (std::is_same_v<T, float>) {
+        return contexts().f32[static_cast<int>(isa)];
+    } else {
+        return contexts().f64[static_cast<int>(isa)];
+    }
 }
 
 // Runs the product on the direct kernels when that pays, in whichever orientation (C or
 // C^T = op(B)^T op(A)^T, e.g. dW = x^T dy with 10 units) fills the tiles better and gives
 // the kernel a unit-stride B. False when the packed path should run instead.
 template <typename T>
-bool try_direct(const Problem<T>& pr, Isa isa) {
-    DirectKernel<T> k[2];
-    if (!direct_kernels(isa, k)) return false;
+bool try_direct(const Problem<T>& pr, const Context<T>& ctx) {
+    if (ctx.direct[0].fn == nullptr) return false;
+    const DirectKernel<T>(&k)[2] = ctx.direct;
     const Problem<T> tp = transposed(pr);
-    const bool ok = direct_pays(pr), ok_t = direct_pays(tp);
+    const bool ok = direct_pays(pr, ctx), ok_t = direct_pays(tp, ctx);
     if (!ok && !ok_t) return false;
     const DirectKernel<T> kp = pick_tile(pr.M, pr.N, k), kt = pick_tile(tp.M, tp.N, k);
     if (ok_t && (!ok || tile_use(tp.M, tp.N, kt.MR, kt.NR) > 1.25 * tile_use(pr.M, pr.N, kp.MR, kp.NR))) {
@@ -609,29 +717,15 @@ bool try_direct(const Problem<T>& pr, Isa isa) {
 // Vectors along k are full, but each c_ij ends in a lane reduction, which pays from about
 // this K on (csrc/bench: (128, 10, 256) 63 vs 57 GFLOP/s direct; at K = 128 direct wins).
 constexpr int64_t DOT_MIN_K = 160;
+constexpr int64_t DOT_MAX_N = 12;
 
-GemmDotKernel<float> dot_kernel(Isa isa, float) {
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) return detail::sgemm_dot_avx512;
-#endif
-    (void)isa;
-    return nullptr;  // AVX2 has too few registers for a 2 x 12 tile, SSE2 no masked loads
-}
-
-GemmDotKernel<double> dot_kernel(Isa isa, double) {
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) return detail::dgemm_dot_avx512;
-#endif
-    (void)isa;
-    return nullptr;
-}
-
-// C = alpha op(A) op(B) + beta C for N <= AVX512_DOT_NC, with op(A) rows contiguous: each
-// c_ij is a dot product over k. Tiles of DOT_RR whole rows, so threads do not change sums.
+// C = alpha op(A) op(B) + beta C for N <= DOT_MAX_N, with op(A) rows contiguous: each
+// c_ij is a dot product over k. Tiles of dot_rr whole rows x dot_nc columns, each c_ij
+// summed by one tile, so threads do not change sums.
 template <typename T>
-bool try_dot(const Problem<T>& pr, Isa isa) {
-    const GemmDotKernel<T> fn = dot_kernel(isa, T());
-    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K ||
+bool try_dot(const Problem<T>& pr, const Context<T>& ctx) {
+    const GemmDotKernel<T> fn = ctx.dot;
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > DOT_MAX_N || pr.K < DOT_MIN_K ||
         pr.K > UNBLOCKED_MAX_K) {
         return false;
     }
@@ -650,12 +744,12 @@ bool try_dot(const Problem<T>& pr, Isa isa) {
         bt = packed.data();
         ldbt = pr.K;
     }
-    constexpr int RR = detail::AVX512_DOT_RR;
-    const int64_t tiles = ceil_div(pr.M, RR);
+    const int RR = ctx.dot_rr, NC = ctx.dot_nc;
+    const int64_t mt = ceil_div(pr.M, RR), tiles = mt * ceil_div(pr.N, NC);
     auto tile = [&](int64_t t) {
-        const int64_t i = t * RR;
-        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt, ldbt, pr.N,
-           pr.C.at(i, 0), pr.C.rs, pr.alpha, pr.beta);
+        const int64_t i = (t % mt) * RR, j = (t / mt) * NC;
+        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt + j * ldbt, ldbt,
+           std::min<int64_t>(NC, pr.N - j), pr.C.at(i, j), pr.C.rs, pr.alpha, pr.beta);
     };
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {
@@ -669,47 +763,6 @@ bool try_dot(const Problem<T>& pr, Isa isa) {
 
 // ---------------------------------------------------------------- dispatch
 
-constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
-constexpr Blocks BASELINE_DGEMM_BLOCKS{64, 256, 2048};
-constexpr Blocks AVX2_SGEMM_BLOCKS{120, 256, 4096};
-constexpr Blocks AVX2_DGEMM_BLOCKS{72, 256, 2048};
-constexpr Blocks AVX512_SGEMM_BLOCKS{240, 384, 4096};
-constexpr Blocks AVX512_DGEMM_BLOCKS{120, 256, 2048};
-
-void run_packed(const Problem<float>& pr, Isa isa) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        return gemm_packed<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(pr, AVX512_SGEMM_BLOCKS,
-                                                                   sgemm_ukernel_avx512);
-    }
-    if (isa == Isa::avx2) {
-        return gemm_packed<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(pr, AVX2_SGEMM_BLOCKS,
-                                                               sgemm_ukernel_avx2);
-    }
-#endif
-    (void)isa;
-    gemm_packed<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(pr, BASELINE_SGEMM_BLOCKS,
-                                                            sgemm_ukernel_baseline);
-}
-
-void run_packed(const Problem<double>& pr, Isa isa) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        return gemm_packed<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(pr, AVX512_DGEMM_BLOCKS,
-                                                                    dgemm_ukernel_avx512);
-    }
-    if (isa == Isa::avx2) {
-        return gemm_packed<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(pr, AVX2_DGEMM_BLOCKS,
-                                                                dgemm_ukernel_avx2);
-    }
-#endif
-    (void)isa;
-    gemm_packed<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(pr, BASELINE_DGEMM_BLOCKS,
-                                                             dgemm_ukernel_baseline);
-}
-
 template <typename T>
 Problem<T> make_problem(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B,
                         int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta) {
@@ -722,13 +775,13 @@ template <typename T>
 void gemm_dispatch(const Problem<T>& pr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
-    const Isa isa = active_isa();
-    if (try_dot(pr, isa) || try_direct(pr, isa)) return;
+    const Context<T>& ctx = context<T>(active_isa());
+    if (try_dot(pr, ctx) || try_direct(pr, ctx)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK && pr.K <= UNBLOCKED_MAX_K) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
-    run_packed(pr, isa);
+    ctx.packed(pr, ctx.bk, ctx.ukernel);
 }
 
 template <typename T>
@@ -845,6 +898,25 @@ void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U) {
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U) {
     // db: (U,); dy: (N, U) row stride lddy.
     bias_grad_t(db, dy, lddy, N, U);
+}
+
+GemmPathConfig gemm_config(Isa isa) {
+    const ContextTable& t = contexts();
+    const Context<float>& f = context<float>(isa);
+    const Context<double>& d = context<double>(isa);
+    GemmPathConfig c;
+    c.isa = isa_name(f.isa);
+    c.caches = t.caches;
+    c.blocks_from = t.env_blocks ? "PYMINIDL_GEMM_BLOCKS" : (t.caches.l1d > 0 && t.caches.l2 > 0 ? "caches" : "caches (missing levels defaulted)");
+    c.f32 = GemmBlockInfo{f.MR, f.NR, f.bk.MC, f.bk.KC, f.bk.NC};
+    c.f64 = GemmBlockInfo{d.MR, d.NR, d.bk.MC, d.bk.KC, d.bk.NC};
+    c.direct_a_bytes = f.direct_a_bytes;
+    c.dot = f.dot != nullptr;
+    return c;
+}
+
+void gemm_set_caches(const CacheSizes* caches) {
+    contexts() = build_contexts(caches != nullptr ? *caches : cache_sizes());
 }
 
 }  // namespace pyminidl::kernels

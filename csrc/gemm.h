@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common.h"
+#include "cpu_features.h"
 
 namespace pyminidl::kernels {
 
@@ -38,5 +39,24 @@ void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t 
 // by one thread per column, so db does not depend on the thread count.
 void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U);
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U);
+
+// The GEMM's configuration on one ISA path (what show_config reports): register tile and
+// cache blocks per dtype, the caches they were derived from, and where the blocks came from
+// ("caches", "caches (missing levels defaulted)" or "PYMINIDL_GEMM_BLOCKS").
+struct GemmBlockInfo {
+    int64_t MR, NR, MC, KC, NC;
+};
+struct GemmPathConfig {
+    const char* isa;
+    const char* blocks_from;
+    CacheSizes caches;
+    GemmBlockInfo f32, f64;
+    int64_t direct_a_bytes;
+    bool dot;  // a dot path for thin outputs
+};
+GemmPathConfig gemm_config(Isa isa);
+// Test hook: rebuild every path's blocks as if the CPU reported these caches (nullptr: the
+// detected ones). Not thread-safe: no GEMM may run at the same time.
+void gemm_set_caches(const CacheSizes* caches);
 
 }  // namespace pyminidl::kernels

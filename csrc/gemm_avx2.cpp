@@ -40,6 +40,11 @@ struct YmmF32 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static T reduce_add(V v) {  // fixed order: halves, then pairs
+        __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+    }
 };
 
 struct YmmF64 {
@@ -60,6 +65,10 @@ struct YmmF64 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_pd(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static T reduce_add(V v) {
+        __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
+    }
 };
 
 }  // namespace
@@ -161,6 +170,18 @@ void dgemm_direct_narrow_avx2(int64_t kc, const double* a, int64_t rsa, int64_t 
     // op(A): (mr <= 12, kc) strides (rsa, csa); op(B): (kc, nr <= 4) row stride ldb; c: (mr, nr).
     ukernel_direct_any<YmmF64, AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR / 4>(
         kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
+void sgemm_dot_avx2(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                    int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta) {
+    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF32, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+}
+
+void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                    int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta) {
+    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF64, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
 }  // namespace pyminidl::kernels::detail
