@@ -386,7 +386,51 @@ py::array by_dtype(const char* op, const char* arg, const py::array& a, F32 f32,
                    "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
 }
 
+py::dict gemm_config_dict(Isa isa) {
+    const kernels::GemmPathConfig c = kernels::gemm_config(isa);
+    auto blocks = [](const kernels::GemmBlockInfo& b) {
+        py::dict d;
+        d["MR"] = b.MR; d["NR"] = b.NR; d["MC"] = b.MC; d["KC"] = b.KC; d["NC"] = b.NC;
+        return d;
+    };
+    py::dict caches;
+    caches["l1d"] = c.caches.l1d; caches["l2"] = c.caches.l2; caches["l3"] = c.caches.l3;
+    caches["source"] = c.caches.source;
+    py::dict d;
+    d["isa"] = c.isa; d["blocks_from"] = c.blocks_from; d["caches"] = caches;
+    d["float32"] = blocks(c.f32); d["float64"] = blocks(c.f64);
+    d["direct_a_bytes"] = c.direct_a_bytes; d["dot_path"] = c.dot;
+    return d;
+}
+
+Isa isa_arg(const char* fn, const py::object& name) {
+    if (name.is_none()) return active_isa();
+    Isa isa;
+    const std::string s = py::str(name);
+    if (!parse_isa(s, &isa)) {
+        value_error(fn, "isa must be one of 'baseline', 'avx2', 'avx512' or None. Received: '" + s + "'");
+    }
+    return isa;
+}
+
 void bind_gemm(py::module_& m) {
+    m.def("gemm_config", [](const py::object& isa) { return gemm_config_dict(isa_arg("gemm_config", isa)); },
+          py::arg("isa") = py::none(),
+          "The GEMM context of an ISA path (default: the active one): caches seen, tiles, blocks.");
+    m.def("_gemm_set_caches", [](const py::object& sizes) {
+        if (sizes.is_none()) return kernels::gemm_set_caches(nullptr);
+        const auto t = sizes.cast<std::tuple<int64_t, int64_t, int64_t>>();
+        CacheSizes c;
+        c.l1d = std::get<0>(t); c.l2 = std::get<1>(t); c.l3 = std::get<2>(t);
+        c.source = "test";
+        kernels::gemm_set_caches(&c);
+    }, py::arg("sizes"), "Test hook: derive the blocks from (l1d, l2, l3) bytes (0 = missing); None restores.");
+    m.def("fma_ceiling", [](const py::object& isa, int threads, double seconds) {
+        const Isa i = isa_arg("fma_ceiling", isa);
+        py::gil_scoped_release release;
+        return kernels::fma_ceiling_gflops(i, threads, seconds);
+    }, py::arg("isa") = py::none(), py::arg("threads") = 1, py::arg("seconds") = 0.2,
+          "Measured float32 FMA ceiling (GFLOP/s) of an ISA path on `threads` threads.");
     m.def("gemm", &py_gemm, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
           py::arg("c") = py::none(),

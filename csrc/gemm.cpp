@@ -36,6 +36,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -90,6 +91,19 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
                             int64_t ldc, double alpha, double beta) {
     // a: (kc, 4), b: (kc, 4), c: (4, 4) row stride ldc.
     ukernel_portable<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
+}
+
+// 12 chains of SSE2 multiply + add (no FMA on the baseline path): its ceiling.
+double fma_probe_baseline(int64_t iters) {
+    float acc[12][4] = {};
+    for (int64_t i = 0; i < iters; ++i) {
+        for (auto& a : acc) {
+            for (float& v : a) v = v * 0.999999f + 1e-7f;
+        }
+    }
+    float s = 0.0f;
+    for (auto& a : acc) s += a[0] + a[1] + a[2] + a[3];
+    return s;
 }
 
 }  // namespace detail
@@ -585,7 +599,7 @@ CacheSizes usable_caches(const CacheSizes& c) {
     CacheSizes u = c;
     if (u.l1d <= 0) u.l1d = 32 * 1024;
     if (u.l2 <= 0) u.l2 = 256 * 1024;
-    if (u.l3 <= 0) u.l3 = 4 * u.l2;
+    if (u.l3 <= 0) u.l3 = std::max<int64_t>(4 * u.l2, 8 * 1024 * 1024);
     return u;
 }
 
@@ -656,7 +670,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
     t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_DOT_RR, t.f32[a2].dot_nc = AVX2_DOT_NC;
     t.f64[a2] = make_context<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(
-        Isa::avx2, dgemm_ukernel_avx2, {0.5, 0.14, 0.125}, caches);
+        Isa::avx2, dgemm_ukernel_avx2, {0.5, AVX2_MC_L2, 0.125}, caches);
     t.f64[a2].direct[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
     t.f64[a2].direct[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
     t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DOT_RR, t.f64[a2].dot_nc = AVX2_DOT_NC;
@@ -917,6 +931,38 @@ GemmPathConfig gemm_config(Isa isa) {
 
 void gemm_set_caches(const CacheSizes* caches) {
     contexts() = build_contexts(caches != nullptr ? *caches : cache_sizes());
+}
+
+double fma_ceiling_gflops(Isa isa, int threads, double seconds) {
+    using Clock = std::chrono::steady_clock;
+    // FLOP per probe iteration: chains x lanes x 2 (an FMA, or a multiply and an add).
+    double (*probe)(int64_t) = detail::fma_probe_baseline;
+    double flop_per_iter = 12 * 4 * 2;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx2) probe = detail::fma_probe_avx2, flop_per_iter = 12 * 8 * 2;
+    if (isa == Isa::avx512) probe = detail::fma_probe_avx512, flop_per_iter = 24 * 16 * 2;
+#endif
+    const int nt = std::max(1, threads);
+    // Calibrate on one thread, then all threads run the same count at once.
+    int64_t iters = 1 << 16;
+    double sink = 0.0;
+    for (;;) {
+        const auto t0 = Clock::now();
+        sink += probe(iters);
+        const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (t > seconds / 4 || iters > (int64_t{1} << 40)) {
+            iters = static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(t, 1e-9));
+            break;
+        }
+        iters *= 4;
+    }
+    iters = std::max<int64_t>(iters, 1);
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(nt) reduction(+ : sink)
+    sink += probe(iters);
+    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (sink == 42.0) std::printf(" ");  // keeps the probe's result alive
+    return static_cast<double>(nt) * static_cast<double>(iters) * flop_per_iter / t / 1e9;
 }
 
 }  // namespace pyminidl::kernels

@@ -55,6 +55,9 @@ struct GemmPathConfig {
     bool dot;  // a dot path for thin outputs
 };
 GemmPathConfig gemm_config(Isa isa);
+// The float32 FMA ceiling of an ISA path in GFLOP/s: threads run independent FMA chains
+// (multiply + add on the baseline path) for about `seconds`. "% of peak" is against this.
+double fma_ceiling_gflops(Isa isa, int threads, double seconds);
 // Test hook: rebuild every path's blocks as if the CPU reported these caches (nullptr: the
 // detected ones). Not thread-safe: no GEMM may run at the same time.
 void gemm_set_caches(const CacheSizes* caches);

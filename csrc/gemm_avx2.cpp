@@ -184,4 +184,19 @@ void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const 
     ukernel_dot<YmmF64, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
+double fma_probe_avx2(int64_t iters) {
+    // 12 independent chains cover 2 FMA pipes x 4 cycles of latency (+ margin): the ceiling
+    // a register-tiled micro-kernel can reach. Returns a sum that keeps the loop alive.
+    __m256 acc[12];
+    for (auto& a : acc) a = _mm256_set1_ps(0.0f);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+        for (auto& a : acc) a = _mm256_fmadd_ps(a, x, y);
+    }
+    __m256 s = acc[0];
+    for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+    return YmmF32::reduce_add(s);
+}
+
 }  // namespace pyminidl::kernels::detail

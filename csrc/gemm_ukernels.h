@@ -68,6 +68,9 @@ PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
 PMD_DIRECT_DECL(dgemm_direct_avx512, double)
 PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
 #undef PMD_DIRECT_DECL
+// FMA ceiling probes: iters x (12 x 8 | 24 x 16) float32 FMAs in independent chains.
+double fma_probe_avx2(int64_t iters);
+double fma_probe_avx512(int64_t iters);
 void sgemm_dot_avx2(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
                     int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
 void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
