@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from pyminidl.backend import BACKEND_NAMES, get_backend, set_backend, use_backend  # noqa: F401
+from pyminidl.backend import _compat
 from pyminidl.backend._compat import _C
 
 _FLOATX = "float32"
@@ -113,6 +114,8 @@ def show_config():
             f"compiler: {info['compiler']}  flags: {info['flags']}",
             f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+            f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+            + (" (set by pyminidl: neither it nor GOMP_SPINCOUNT was set)" if _compat.WAIT_POLICY_SET else ""),
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
             _caches_line(),
             _gemm_line(),

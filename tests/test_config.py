@@ -89,3 +89,21 @@ def test_show_config_names_caches_and_blocks(capsys):
     pyminidl.show_config()
     out = capsys.readouterr().out
     assert "caches (" in out and "GEMM (" in out and "KC=" in out
+
+
+def _wait_policy_in_child(env):
+    import subprocess
+    import sys
+
+    code = "import os, pyminidl; print(os.environ.get('OMP_WAIT_POLICY'), pyminidl.backend._compat.WAIT_POLICY_SET)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_wait_policy_passive_unless_the_user_chose():
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    assert _wait_policy_in_child(base) == ["passive", "True"]
+    assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="active")) == ["active", "False"]
+    assert _wait_policy_in_child(dict(base, GOMP_SPINCOUNT="1000")) == ["None", "False"]
