@@ -413,7 +413,41 @@ Isa isa_arg(const char* fn, const py::object& name) {
     return isa;
 }
 
+// Test hook for the serial entry: a, b C-contiguous 2-D arrays of one dtype; work_elems < 0
+// sizes the workspace with *gemm_workspace_elems, otherwise that many elements are passed.
+template <typename T>
+py::array py_gemm_serial_t(py::array_t<T, py::array::c_style> a, py::array_t<T, py::array::c_style> b,
+                           bool ta, bool tb, int64_t work_elems) {
+    require_ndim("_gemm_serial", "a", a, 2);
+    require_ndim("_gemm_serial", "b", b, 2);
+    const int64_t M = a.shape(ta ? 1 : 0), K = a.shape(ta ? 0 : 1), N = b.shape(tb ? 0 : 1);
+    if (K != b.shape(tb ? 1 : 0)) value_error("_gemm_serial", "inner dimensions differ");
+    const bool f32 = std::is_same_v<T, float>;
+    const int64_t need = f32 ? kernels::sgemm_workspace_elems(M, N, K) : kernels::dgemm_workspace_elems(M, N, K);
+    std::vector<T> work(static_cast<std::size_t>(std::max<int64_t>(work_elems < 0 ? need : work_elems, 1)));
+    py::array_t<T> out({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+    const int64_t lda = std::max<int64_t>(a.shape(1), 1), ldb = std::max<int64_t>(b.shape(1), 1);
+    const int64_t we = work_elems < 0 ? need : work_elems;
+    try {
+        if constexpr (std::is_same_v<T, float>) {
+            kernels::sgemm_serial(out.mutable_data(), std::max<int64_t>(N, 1), a.data(), lda, ta, b.data(), ldb, tb,
+                                  M, N, K, 1.0f, 0.0f, work.data(), we);
+        } else {
+            kernels::dgemm_serial(out.mutable_data(), std::max<int64_t>(N, 1), a.data(), lda, ta, b.data(), ldb, tb,
+                                  M, N, K, 1.0, 0.0, work.data(), we);
+        }
+    } catch (const std::invalid_argument& e) {
+        value_error("_gemm_serial", e.what());
+    }
+    return out;
+}
+
 void bind_gemm(py::module_& m) {
+    m.def("_gemm_serial", [](const py::array& a, const py::array& b, bool ta, bool tb, int64_t work_elems) {
+        return by_dtype("_gemm_serial", "a", a, [&] { return py_gemm_serial_t<float>(a, b, ta, tb, work_elems); },
+                        [&] { return py_gemm_serial_t<double>(a, b, ta, tb, work_elems); });
+    }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+          py::arg("work_elems") = -1, "Test hook: the serial GEMM entry with a caller-owned workspace.");
     m.def("gemm_config", [](const py::object& isa) { return gemm_config_dict(isa_arg("gemm_config", isa)); },
           py::arg("isa") = py::none(),
           "The GEMM context of an ISA path (default: the active one): caches seen, tiles, blocks.");

@@ -41,6 +41,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -428,11 +430,25 @@ Problem<T> orient(const Problem<T>& pr) {
     return transposed(pr);
 }
 
+// A pointer into a caller's workspace, rounded up to PACK_ALIGN.
+template <typename T>
+T* align_up(T* p) {
+    const auto v = reinterpret_cast<std::uintptr_t>(p);
+    return reinterpret_cast<T*>((v + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN);
+}
+
+// work != nullptr: one thread, no OpenMP region, packing buffers carved from work (at least
+// gemm_workspace_elems long) instead of allocated.
 template <typename T, int MR, int NR>
-void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel) {
+void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
     const Problem<T> pr = orient<T, MR, NR>(problem);
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
     const int64_t kc_max = std::min(bk.KC, pr.K);
+    if (work != nullptr) {
+        T* apack = align_up(work);
+        T* bpack = align_up(apack + kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
+        return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack, apack, 1, 0);
+    }
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
     std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
@@ -542,7 +558,7 @@ void direct_strided_tile(const DirectKernel<T>& k, const Problem<T>& pr, int64_t
 // Tiles in column-strip order (consecutive tiles share a strip of B, which stays in cache);
 // threads take contiguous runs of tiles, each tile whole, so results do not depend on them.
 template <typename T>
-void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
+void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
     const int64_t mt = ceil_div(pr.M, k.MR), tiles = mt * ceil_div(pr.N, k.NR);
     auto tile = [&](int64_t t) {
         const int64_t i = (t % mt) * k.MR, j = (t / mt) * k.NR;
@@ -551,7 +567,7 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
         k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, pr.C.at(i, j), pr.C.rs,
              mr, nr, pr.alpha, pr.beta);
     };
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const int nt = serial ? 1 : gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {  // no OpenMP region at all: on tiny products its set-up is measurable
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return;
@@ -567,7 +583,7 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
 // budget. One table of contexts per dtype, built at first use from the caches the CPU
 // reports (cpu_features.h); the ISA cap picks the row at each call.
 template <typename T>
-using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>);
+using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>, T*);
 
 template <typename T>
 struct Context {
@@ -710,7 +726,7 @@ const Context<T>& context(Isa isa) {
 // C^T = op(B)^T op(A)^T, e.g. dW = x^T dy with 10 units) fills the tiles better and gives
 // the kernel a unit-stride B. False when the packed path should run instead.
 template <typename T>
-bool try_direct(const Problem<T>& pr, const Context<T>& ctx) {
+bool try_direct(const Problem<T>& pr, const Context<T>& ctx, bool serial) {
     if (ctx.direct[0].fn == nullptr) return false;
     const DirectKernel<T>(&k)[2] = ctx.direct;
     const Problem<T> tp = transposed(pr);
@@ -718,9 +734,9 @@ bool try_direct(const Problem<T>& pr, const Context<T>& ctx) {
     if (!ok && !ok_t) return false;
     const DirectKernel<T> kp = pick_tile(pr.M, pr.N, k), kt = pick_tile(tp.M, tp.N, k);
     if (ok_t && (!ok || tile_use(tp.M, tp.N, kt.MR, kt.NR) > 1.25 * tile_use(pr.M, pr.N, kp.MR, kp.NR))) {
-        gemm_direct(tp, kt);
+        gemm_direct(tp, kt, serial);
     } else {
-        gemm_direct(pr, kp);
+        gemm_direct(pr, kp, serial);
     }
     return true;
 }
@@ -737,25 +753,26 @@ constexpr int64_t DOT_MAX_N = 12;
 // c_ij is a dot product over k. Tiles of dot_rr whole rows x dot_nc columns, each c_ij
 // summed by one tile, so threads do not change sums.
 template <typename T>
-bool try_dot(const Problem<T>& pr, const Context<T>& ctx) {
+bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
     const GemmDotKernel<T> fn = ctx.dot;
     if (fn == nullptr || pr.A.cs != 1 || pr.N > DOT_MAX_N || pr.K < DOT_MIN_K ||
         pr.K > UNBLOCKED_MAX_K) {
         return false;
     }
-    std::vector<T> packed;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
+    std::vector<T> own;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
     const T* bt = pr.B.p;
     int64_t ldbt = pr.B.cs;
     if (pr.B.rs != 1) {
-        packed.resize(static_cast<std::size_t>(pr.N * pr.K));
+        if (work == nullptr) own.resize(static_cast<std::size_t>(pr.N * pr.K));
+        T* packed = work != nullptr ? work : own.data();
         if (pr.B.cs == 1) {
-            transpose_copy(packed.data(), pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
+            transpose_copy(packed, pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
         } else {
             for (int64_t j = 0; j < pr.N; ++j) {
                 for (int64_t p = 0; p < pr.K; ++p) packed[j * pr.K + p] = *pr.B.at(p, j);
             }
         }
-        bt = packed.data();
+        bt = packed;
         ldbt = pr.K;
     }
     const int RR = ctx.dot_rr, NC = ctx.dot_nc;
@@ -765,7 +782,7 @@ bool try_dot(const Problem<T>& pr, const Context<T>& ctx) {
         fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt + j * ldbt, ldbt,
            std::min<int64_t>(NC, pr.N - j), pr.C.at(i, j), pr.C.rs, pr.alpha, pr.beta);
     };
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const int nt = work != nullptr ? 1 : gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return true;
@@ -785,17 +802,46 @@ Problem<T> make_problem(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, con
                       View<const T>{B, tb ? 1 : ldb, tb ? ldb : 1}, View<T>{C, ldc, 1}, alpha, beta};
 }
 
+// Elements of workspace a serial call needs on the active path: the packed blocks of A
+// and B (for either orientation of C), or op(B)^T of the dot path, or the small path's row,
+// plus alignment slack.
 template <typename T>
-void gemm_dispatch(const Problem<T>& pr) {
+int64_t workspace_elems(int64_t M, int64_t N, int64_t K) {
+    const Context<T>& ctx = context<T>(active_isa());
+    const int64_t mn = std::max<int64_t>({M, N, 1}), kc = std::min(ctx.bk.KC, std::max<int64_t>(K, 1));
+    const int64_t packs = kc * std::min(ctx.bk.MC, ceil_div(mn, ctx.MR) * ctx.MR) +
+                          kc * std::min(ctx.bk.NC, ceil_div(mn, ctx.NR) * ctx.NR);
+    const int64_t other = std::max(DOT_MAX_N * std::max<int64_t>(K, 1), mn);
+    return std::max(packs, other) + 2 * static_cast<int64_t>(PACK_ALIGN / sizeof(T));
+}
+
+// work == nullptr: threads and buffers as the call needs them. Otherwise the serial entry:
+// one thread, no OpenMP region, no allocation; work holds workspace_elems elements. The
+// path and its sums are those of the threaded call (results identical to it).
+template <typename T>
+void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
     const Context<T>& ctx = context<T>(active_isa());
-    if (try_dot(pr, ctx) || try_direct(pr, ctx)) return;
+    if (try_dot(pr, ctx, work) || try_direct(pr, ctx, work != nullptr)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK && pr.K <= UNBLOCKED_MAX_K) {
+        if (work != nullptr) return gemm_small(pr, work);
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
-    ctx.packed(pr, ctx.bk, ctx.ukernel);
+    ctx.packed(pr, ctx.bk, ctx.ukernel, work);
+}
+
+template <typename T>
+void gemm_serial_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B, int64_t ldb,
+                   bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta, T* work,
+                   int64_t work_elems) {
+    if (work == nullptr || work_elems < workspace_elems<T>(M, N, K)) {
+        throw std::invalid_argument("gemm_serial: workspace of " + std::to_string(work_elems) +
+                                    " elements is smaller than gemm_workspace_elems(M, N, K) = " +
+                                    std::to_string(workspace_elems<T>(M, N, K)));
+    }
+    gemm_dispatch(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta), work);
 }
 
 template <typename T>
@@ -963,6 +1009,23 @@ double fma_ceiling_gflops(Isa isa, int threads, double seconds) {
     const double t = std::chrono::duration<double>(Clock::now() - t0).count();
     if (sink == 42.0) std::printf(" ");  // keeps the probe's result alive
     return static_cast<double>(nt) * static_cast<double>(iters) * flop_per_iter / t / 1e9;
+}
+
+int64_t sgemm_workspace_elems(int64_t M, int64_t N, int64_t K) { return workspace_elems<float>(M, N, K); }
+int64_t dgemm_workspace_elems(int64_t M, int64_t N, int64_t K) { return workspace_elems<double>(M, N, K); }
+
+void sgemm_serial(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,
+                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                  float* work, int64_t work_elems) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N); work: work_elems floats.
+    gemm_serial_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta, work, work_elems);
+}
+
+void dgemm_serial(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B,
+                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta,
+                  double* work, int64_t work_elems) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N); work: work_elems doubles.
+    gemm_serial_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta, work, work_elems);
 }
 
 }  // namespace pyminidl::kernels

@@ -17,6 +17,20 @@ void dgemm(double* C, int64_t ldc, const double* A, int64_t lda, bool trans_a,
            const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
            double alpha, double beta);
 
+// The entry for other kernels' loops (a convolution's tiles, an RNN's steps): one thread, no
+// OpenMP region and no allocation; packing buffers come from the caller's work, at least
+// *gemm_workspace_elems(M, N, K) elements (for the ISA path active when sized; a smaller
+// work throws std::invalid_argument). Call it from inside the caller's own parallel region,
+// one work per thread. Results are bit-identical to sgemm/dgemm on the same arguments.
+int64_t sgemm_workspace_elems(int64_t M, int64_t N, int64_t K);
+int64_t dgemm_workspace_elems(int64_t M, int64_t N, int64_t K);
+void sgemm_serial(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
+                  const float* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, float beta, float* work, int64_t work_elems);
+void dgemm_serial(double* C, int64_t ldc, const double* A, int64_t lda, bool trans_a,
+                  const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  double alpha, double beta, double* work, int64_t work_elems);
+
 // Triple loop: the in-C++ reference and the fallback for degenerate shapes.
 void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
                  const float* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -98,3 +98,22 @@ def test_env_override_sets_the_blocks():
 
 def test_fma_ceiling_is_positive():
     assert _C.fma_ceiling("baseline", 1, 0.02) > 0.0
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", [(5, 7, 3), (128, 10, 256), (70, 90, 60), (263, 301, 777), (10, 600, 700)])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_serial_entry_equals_threaded_gemm(isa, dtype, m, n, k, ta, tb, rng):
+    # The workspace entry takes the same path and sums as the threaded call: bit-identical.
+    pyminidl.config.set_cpu_capability(isa)
+    pyminidl.config.set_num_threads(2)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    np.testing.assert_array_equal(_C._gemm_serial(a, b, ta, tb), _C.gemm(a, b, ta, tb))
+
+
+def test_serial_entry_rejects_a_short_workspace(rng):
+    a = rng.standard_normal((300, 300)).astype(np.float32)
+    with pytest.raises(ValueError, match="workspace of 10 elements"):
+        _C._gemm_serial(a, a, False, False, 10)
