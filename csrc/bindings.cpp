@@ -461,6 +461,13 @@ void bind_gemm(py::module_& m) {
     }, py::arg("sizes"), "Test hook: derive the blocks from (l1d, l2, l3) bytes (0 = missing); None restores.");
     m.def("fma_ceiling", [](const py::object& isa, int threads, double seconds) {
         const Isa i = isa_arg("fma_ceiling", isa);
+        if (threads < 1 || threads > max_threads_allowed()) {
+            value_error("fma_ceiling", "threads must be in [1, " + std::to_string(max_threads_allowed()) +
+                                           "]. Received: " + std::to_string(threads));
+        }
+        if (!(seconds > 0.0 && seconds <= 10.0)) {
+            value_error("fma_ceiling", "seconds must be in (0, 10]. Received: " + std::to_string(seconds));
+        }
         py::gil_scoped_release release;
         return kernels::fma_ceiling_gflops(i, threads, seconds);
     }, py::arg("isa") = py::none(), py::arg("threads") = 1, py::arg("seconds") = 0.2,
