@@ -26,6 +26,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
 
 #include "activations.h"
 #include "common.h"
@@ -152,6 +155,24 @@ bool tune_allocator() {
 #endif
 }
 
+// libgomp's thread pool does not survive fork(): a child that starts a team of more than
+// one thread waits forever for the parent's workers, and no call re-creates them (setting
+// 1 and then 2 threads in the child hangs as well). The child of any fork therefore runs
+// every kernel on its own thread, as PyTorch's children do; a request for more threads
+// there is refused with this reason.
+bool g_forked_child = false;
+
+void on_fork_child() {
+    g_forked_child = true;
+    omp_set_threads(1);
+}
+
+void register_fork_handler() {
+#if defined(PYMINIDL_OPENMP) && !defined(_WIN32)
+    pthread_atfork(nullptr, nullptr, &on_fork_child);
+#endif
+}
+
 int max_threads_allowed() {
     const unsigned hw = std::thread::hardware_concurrency();
     return static_cast<int>(std::max<unsigned>(64, 4 * hw));
@@ -196,6 +217,11 @@ void bind_core(py::module_& m) {
         if (n > limit) {
             value_error("set_num_threads", "n must be <= " + std::to_string(limit) +
                                                " (4 x the hardware threads, at least 64). Received: " + std::to_string(n));
+        }
+        if (g_forked_child && n > 1) {
+            value_error("set_num_threads", "this process is a fork() child, where OpenMP cannot start "
+                        "threads (its pool stayed in the parent), so kernels run on 1 thread; use the "
+                        "'spawn' or 'forkserver' start method for parallel workers. Received: n=" + std::to_string(n));
         }
         omp_set_threads(n);
     }, py::arg("n"));
@@ -990,6 +1016,7 @@ void bind_optim(py::module_& m) {
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "pyminidl C++/OpenMP kernels";
+    register_fork_handler();
     bind_core(m);
     bind_gemm(m);
     bind_activations(m);
