@@ -18,19 +18,23 @@ std::pair<int64_t, int64_t> last_axis_rows(const std::string& op, const char* ar
     return {int64_t(a.size()) / cols, cols};
 }
 
+// The one table of activation names (Python reads it as _C.ACTIVATIONS): the name a caller
+// passes -> the kernel kind. swish and silu are one function; gelu's `approximate` picks the
+// tanh form.
+using A = kernels::Activation;
+constexpr std::pair<const char*, A> ACTIVATION_TABLE[] = {
+    {"linear", A::linear}, {"step", A::step}, {"sigmoid", A::sigmoid},
+    {"hard_sigmoid", A::hard_sigmoid}, {"tanh", A::tanh}, {"relu", A::relu},
+    {"leaky_relu", A::leaky_relu}, {"elu", A::elu}, {"selu", A::selu},
+    {"softplus", A::softplus}, {"softsign", A::softsign}, {"swish", A::swish},
+    {"silu", A::swish}, {"gelu", A::gelu}, {"exponential", A::exponential}};
+
 kernels::Activation parse_activation(const std::string& op, const std::string& name, bool approximate) {
-    using A = kernels::Activation;
-    static const std::pair<const char*, A> table[] = {
-        {"linear", A::linear}, {"step", A::step}, {"sigmoid", A::sigmoid},
-        {"hard_sigmoid", A::hard_sigmoid}, {"tanh", A::tanh}, {"relu", A::relu},
-        {"leaky_relu", A::leaky_relu}, {"elu", A::elu}, {"selu", A::selu},
-        {"softplus", A::softplus}, {"softsign", A::softsign}, {"swish", A::swish},
-        {"silu", A::swish}, {"gelu", A::gelu}, {"exponential", A::exponential}};
-    for (const auto& [key, kind] : table) {
+    for (const auto& [key, kind] : ACTIVATION_TABLE) {
         if (name == key) return (kind == A::gelu && approximate) ? A::gelu_tanh : kind;
     }
     std::string known;
-    for (const auto& entry : table) known += std::string(known.empty() ? "" : ", ") + "'" + entry.first + "'";
+    for (const auto& entry : ACTIVATION_TABLE) known += std::string(known.empty() ? "" : ", ") + "'" + entry.first + "'";
     value_error(op, "unknown activation '" + name + "'. Expected one of " + known);
 }
 
@@ -126,6 +130,9 @@ py::array row_backward_t(const std::string& op, const py::array& dy, const py::a
 }  // namespace
 
 void bind_activations(py::module_& m) {
+    py::list names;
+    for (const auto& entry : ACTIVATION_TABLE) names.append(entry.first);
+    m.attr("ACTIVATIONS") = py::tuple(names);
     m.def("activation_forward",
           [](const std::string& name, const py::array& x, std::optional<double> negative_slope,
              std::optional<double> max_value, double threshold, double alpha, bool approximate) {

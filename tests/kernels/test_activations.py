@@ -258,3 +258,14 @@ def test_backward_tails_keep_an_infinite_dy_infinite(cpu, name, params, isa):
     dx = cpu.activation_backward(name, np.ones_like(x), x, y, **params)
     ok = np.isfinite(g)
     np.testing.assert_allclose(dx[ok], g[ok], rtol=2e-5, atol=1e-7 * max(1.0, np.abs(g[ok]).max()))
+
+
+def test_one_activation_table():
+    # _C.ACTIVATIONS is the C++ dispatch table (csrc/bind_activations.cpp); the reference's
+    # ACTIVATIONS, the kernels CpuBackend overrides, and the fuzz tests must name the same set.
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    assert set(_C.ACTIVATIONS) == set(ACTIVATIONS)
+    assert len(_C.ACTIVATIONS) == len(set(_C.ACTIVATIONS))
+    kernel_backed = {n for n in _C.ACTIVATIONS if f"{n}_forward" in vars(CpuBackend)}
+    assert kernel_backed == set(_C.ACTIVATIONS) - {"linear"}  # linear returns x itself
