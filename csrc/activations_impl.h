@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "activations.h"
 #include "fastmath.h"
@@ -100,6 +101,38 @@ PMD_ALWAYS_INLINE T gelu_tanh_inner(T x) {
     return tanh_v(T(SQRT_2_OVER_PI) * (x + T(GELU_C) * x * x * x));
 }
 
+// y + (hi + lo), hi + lo a constant split so that hi = T(constant): y + hi is exact where
+// y ~ -hi (Sterbenz), so the tail keeps lo instead of rounding y + constant to 0.
+template <typename T>
+PMD_ALWAYS_INLINE T plus_split(T y, T hi, T lo) {
+    return (y + hi) + lo;
+}
+
+// dy * g, where in `tail` the derivative g is nonzero with the sign `sign` but may have
+// underflowed to 0 (its true value below the type's range): an infinite dy then keeps its
+// infinity, which the float64 reference returns, instead of 0 * inf = NaN.
+template <typename T>
+PMD_ALWAYS_INLINE T times_tail(T dy, T g, bool tail, T sign) {
+    const bool lost = tail && g == T(0) && std::abs(dy) == std::numeric_limits<T>::infinity();
+    return lost ? dy * sign : dy * g;
+}
+
+// d/dx of the tanh-form GELU, written with s = sigmoid(2z) = (1 + t) / 2, z = c (x + k x^3),
+// t = tanh(z): g = s + 4 s (1 - s) x c (1 + 3 k x^2) / 2. s and s (1 - s) = e / (1 + e)^2,
+// e = exp(-2|z|), keep full relative precision in both tails, where 1 + t and 1 - t^2 cancel
+// to 0 (float32 from x = -5.3 on, which made dy = inf give NaN instead of -inf).
+template <typename T>
+PMD_ALWAYS_INLINE T gelu_tanh_derivative(T x) {
+    const T z = T(SQRT_2_OVER_PI) * (x + T(GELU_C) * x * x * x);
+    const T e = exp_v(T(-2) * std::abs(z));
+    const T s = z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+    const T s1ms = e / ((T(1) + e) * (T(1) + e));
+    // e == 0: |z| is so large that the second term is 0 (and x * x may be inf: 0 * inf);
+    // 0 * x keeps x = +-inf NaN, as the reference's (1 - t^2) * inf gives.
+    const T term = e == T(0) ? T(0) * x : s1ms * (T(2 * SQRT_2_OVER_PI) * x * (T(1) + T(3 * GELU_C) * x * x));
+    return s + term;  // NaN x gives NaN through e
+}
+
 // y, x: (n,) contiguous. Overwrites y.
 template <typename T>
 void activation_forward_impl(T* y, const T* x, int64_t n, Activation kind, const ActivationParams& p) {
@@ -138,6 +171,11 @@ void activation_backward_impl(T* dx, const T* dy, const T* x, const T* y, int64_
     const T slope = T(p.negative_slope), alpha = T(p.alpha);
     const T max_value = T(p.max_value), threshold = T(p.threshold);
     const bool has_max = p.has_max_value;
+    // y + alpha cancels to 0 in elu's left tail (y -> -alpha); alpha split in two parts keeps
+    // the digits of the double constant that T drops, as the float64 reference has them.
+    const double alpha_rest = p.alpha - double(alpha);  // inf - inf for an infinite alpha
+    const T alpha_lo = std::isfinite(alpha_rest) ? T(alpha_rest) : T(0);
+    const T selu_sa = T(SELU_SCALE * SELU_ALPHA), selu_sa_lo = T(SELU_SCALE * SELU_ALPHA - double(selu_sa));
     switch (kind) {
         case Activation::linear: return map1(dx, dy, n, [](T g) { return g; });  // dL/dx = dy
         case Activation::step: return map1(dx, dy, n, [](T) { return T(0); });  // flat a.e.
@@ -145,8 +183,8 @@ void activation_backward_impl(T* dx, const T* dy, const T* x, const T* y, int64_
             return map2(dx, dy, y, n, [](T g, T v) { return g * v * (T(1) - v); });
         case Activation::hard_sigmoid:  // dL/dx = dy / 6 inside (-3, 3), else 0
             return map2(dx, dy, x, n, [](T g, T v) { return (v > T(-3) && v < T(3)) ? g / T(6) : T(0); });
-        case Activation::tanh:  // dL/dx = dy * (1 - y**2)
-            return map2(dx, dy, y, n, [](T g, T v) { return g * (T(1) - v * v); });
+        case Activation::tanh:  // dL/dx = dy * (1 - y**2), as (1 - y)(1 + y): 1 - y*y cancels near |y| = 1
+            return map2(dx, dy, y, n, [](T g, T v) { return g * ((T(1) - v) * (T(1) + v)); });
         case Activation::relu:  // dL/dx = dy above the threshold inside [0, max_value), slope * dy below
             return map2(dx, dy, x, n, [=](T g, T v) {
                 const bool above = v > threshold;
@@ -156,31 +194,26 @@ void activation_backward_impl(T* dx, const T* dy, const T* x, const T* y, int64_
         case Activation::leaky_relu:  // dL/dx = dy if x > 0 else slope * dy
             return map2(dx, dy, x, n, [=](T g, T v) { return g * (v > T(0) ? T(1) : slope); });
         case Activation::elu:  // dL/dx = dy if x > 0 else dy * (y + alpha)
-            return map3(dx, dy, x, y, n, [=](T g, T v, T w) { return v > T(0) ? g : g * (w + alpha); });
+            return map3(dx, dy, x, y, n, [=](T g, T v, T w) { return v > T(0) ? g : g * plus_split(w, alpha, alpha_lo); });
         case Activation::selu:  // dL/dx = dy * scale if x > 0 else dy * (y + scale * alpha)
-            return map3(dx, dy, x, y, n, [](T g, T v, T w) {
-                return g * (v > T(0) ? T(SELU_SCALE) : w + T(SELU_SCALE * SELU_ALPHA));
+            return map3(dx, dy, x, y, n, [=](T g, T v, T w) {
+                return g * (v > T(0) ? T(SELU_SCALE) : plus_split(w, selu_sa, selu_sa_lo));
             });
-        case Activation::softplus:  // dL/dx = dy * sigmoid(x)
-            return map2(dx, dy, x, n, [](T g, T v) { return g * sigmoid(v); });
-        case Activation::softsign:  // dL/dx = dy / (1 + |x|)**2
-            return map2(dx, dy, x, n, [](T g, T v) { return g / ((T(1) + std::abs(v)) * (T(1) + std::abs(v))); });
-        case Activation::swish:  // dL/dx = dy * (s + x s (1 - s)), s = sigmoid(x)
+        case Activation::softplus:  // dL/dx = dy * sigmoid(x); sigmoid > 0 underflows below x = -104
+            return map2(dx, dy, x, n, [](T g, T v) { return times_tail(g, sigmoid(v), v < T(0), T(1)); });
+        case Activation::softsign:  // dL/dx = dy / (1 + |x|)**2, as two divisions: the square overflows from |x| = 2e19
+            return map2(dx, dy, x, n, [](T g, T v) { return g / (T(1) + std::abs(v)) / (T(1) + std::abs(v)); });
+        case Activation::swish:  // dL/dx = dy * (s + x s (1 - s)), s = sigmoid(x); < 0 left of x = -1.28
             return map2(dx, dy, x, n, [](T g, T v) {
                 const T s = sigmoid(v);
-                return g * (s + v * s * (T(1) - s));
+                return times_tail(g, s + v * s * (T(1) - s), v < T(-2), T(-1));
             });
-        case Activation::gelu:  // dL/dx = dy * (Phi(x) + x phi(x))
+        case Activation::gelu:  // dL/dx = dy * (Phi(x) + x phi(x)); < 0 left of x = -0.75
             return map2(dx, dy, x, n, [](T g, T v) {
-                return g * (normal_cdf_v(v) + v * (exp_v(T(-0.5) * v * v) / T(SQRT_2PI)));
+                return times_tail(g, normal_cdf_v(v) + v * (exp_v(T(-0.5) * v * v) / T(SQRT_2PI)), v < T(-1), T(-1));
             });
-        case Activation::gelu_tanh:
-            // t = tanh(c (x + k x^3)): dL/dx = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2))
-            return map2(dx, dy, x, n, [](T g, T v) {
-                const T t = gelu_tanh_inner(v);
-                const T dt = (T(1) - t * t) * T(SQRT_2_OVER_PI) * (T(1) + T(3 * GELU_C) * v * v);
-                return g * (T(0.5) * (T(1) + t) + T(0.5) * v * dt);
-            });
+        case Activation::gelu_tanh:  // dL/dx = dy * d/dx [x (1 + tanh(c (x + k x^3))) / 2]; < 0 left of x = -0.75
+            return map2(dx, dy, x, n, [](T g, T v) { return times_tail(g, gelu_tanh_derivative(v), v < T(-1), T(-1)); });
         case Activation::exponential:  // dL/dx = dy * y
             return map2(dx, dy, y, n, [](T g, T w) { return g * w; });
     }

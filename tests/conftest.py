@@ -1,13 +1,23 @@
 """Shared fixtures: a seeded rng and a ``backend`` fixture over numpy, cpu and cupy."""
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import pyminidl
 from pyminidl.backend import _compat, get_backend
 from pyminidl.backend.base import Backend
 
 BACKENDS = ["numpy", "cpu", "cupy"]
+
+# Hypothesis draws the same examples on every run (derandomised, no example database), so a
+# rare draw cannot turn a run red at random; PYMINIDL_FUZZ_EXAMPLES=N asks for a random
+# campaign of N examples per test instead (tests/fuzz), which also replays saved failures.
+settings.register_profile("pyminidl-fixed", derandomize=True, database=None, print_blob=True)
+settings.register_profile("pyminidl-campaign", derandomize=False, print_blob=True)
+settings.load_profile("pyminidl-campaign" if os.environ.get("PYMINIDL_FUZZ_EXAMPLES") else "pyminidl-fixed")
 
 
 def pytest_report_header(config):

@@ -6,7 +6,8 @@ out-of-range values. The contract: every call either returns what the NumPy refe
 backend returns for the same arguments, or raises ValueError/TypeError. A crash, a hang or
 an out-of-bounds access (run under tools/sanitize.sh) fails the run.
 
-PYMINIDL_FUZZ_EXAMPLES sets the cases per entry point (default 150).
+PYMINIDL_FUZZ_EXAMPLES sets the cases per entry point (default 150) and makes the run a random
+campaign; without it the examples are derandomised, the same on every run (tests/conftest.py).
 """
 
 import inspect
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyminidl.backend._compat import _C
-from pyminidl.backend.base import ACTIVATIONS, Backend
+from pyminidl.backend.base import Backend
 from fuzzlib import CASES, FLOAT_DTYPES, arrays, shapes
 
 REF = Backend()
@@ -147,7 +148,7 @@ def test_fuzz_bias_grad(data):
 
 # ---------------------------------------------------------------- activations
 
-NAMES = st.sampled_from(list(ACTIVATIONS) + ["softmax", "", "ReLU", "relu6", "nope"])
+NAMES = st.sampled_from(list(_C.ACTIVATIONS) + ["softmax", "", "ReLU", "relu6", "nope"])  # the C++ table
 
 
 @st.composite
@@ -192,9 +193,25 @@ def test_fuzz_activation_backward(data):
     dy = d(arrays(shape=shape, dtypes=[dtype]))
     x = d(st.one_of(st.none(), arrays(shape=_rank_off(d, shape), dtypes=[dtype])))
     y = d(st.one_of(st.none(), arrays(shape=_rank_off(d, shape), dtypes=[dtype])))
-    _run("activation_backward", lambda: _C.activation_backward(name, dy, x, y, **params),
-         lambda: REF.activation_backward(name, _f64(dy), _f64(x), _f64(y), **_ref_params(name, params, "backward")),
-         dtype)
+    call = lambda: _C.activation_backward(name, dy, x, y, **params)  # noqa: E731
+
+    def oracle():
+        ref_params = _ref_params(name, params, "backward")
+        want = REF.activation_backward(name, _f64(dy), _f64(x), _f64(y), **ref_params)
+        g = REF.activation_backward(name, np.ones_like(_f64(dy)), _f64(x), _f64(y), **ref_params)
+        return _tail_resolved(want, g, dy, call())
+
+    _run("activation_backward", call, oracle, dtype)
+
+
+def _tail_resolved(want, derivative, dy, got):
+    """The reference with one difference allowed: where its float64 derivative underflows
+    to 0 in a tail (the tanh GELU's 1 + t from x = -7.2, Phi's pdf from x = -38.6) an
+    infinite dy gives it 0 * inf = NaN; the kernel, whose derivative keeps its sign there
+    (csrc/activations_impl.h, times_tail), gives +-inf: accept that infinity."""
+    want, g, got = (np.asarray(a, np.float64) for a in (want, derivative, got))
+    lost = np.isnan(want) & np.isinf(np.asarray(dy, np.float64)) & (g == 0) & np.isinf(got)
+    return np.where(lost, got, want)
 
 
 def _fuzz_row_op(data, name, backward):

@@ -154,3 +154,18 @@ def test_long_reductions_are_blocked(isa, m, n):
     b = rng.random((k, n), dtype=np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(_C.gemm(a, b), ref, rtol=2e-5)  # was 1.4e-4 on avx2 at (1, 1)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_approximate_gelu_backward_keeps_its_left_tail(isa):
+    # 1 + tanh(z) and 1 - tanh(z)**2 cancelled to 0 in float32 from x = -5.3 on: the
+    # derivative became 0 and dy = inf gave NaN where the reference gives -inf.
+    import pyminidl
+
+    pyminidl.config.set_cpu_capability(isa)
+    dy = np.array([np.inf, 1, 1, 1], np.float32)
+    x = np.array([-5.3566937, -4, -6, -10], np.float32)
+    got = _C.activation_backward("gelu", dy, x, None, approximate=True)
+    assert got[0] == -np.inf
+    np.testing.assert_allclose(got[1:3], [-3.35123e-04, -7.70998e-10], rtol=1e-5)
+    assert -1e-35 < got[3] < 0  # -2.76e-36: the float64 reference's own 1 + t is 0 here

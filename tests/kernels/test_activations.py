@@ -107,12 +107,15 @@ SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 1
 
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)
 def test_nan_inf_propagate_like_reference(cpu, rng, name, params):
-    # The reference in float32 itself: overflow to inf and NaN must land where it does.
+    # The reference in float64 from the same float32 inputs, rounded to float32: overflow to
+    # inf and NaN must land where it does (the float32 reference would also overflow in
+    # intermediates, x**3 in the tanh GELU, where the derivative is finite).
     x = SPECIALS
     dy = rng.standard_normal(x.shape).astype(np.float32)
     with np.errstate(all="ignore"):
         ref_y = Backend().activation_forward(name, x, **params)
-        ref_dx = Backend().activation_backward(name, dy, x, ref_y, **params)
+        ref_dx = Backend().activation_backward(name, *(a.astype(np.float64) for a in (dy, x, ref_y)), **params)
+        ref_dx = ref_dx.astype(np.float32)
     y = cpu.activation_forward(name, x, **params)
     dx = cpu.activation_backward(name, dy, x, ref_y, **params)
     np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-6, equal_nan=True)
@@ -229,3 +232,40 @@ def test_every_isa_path_gives_the_same_bits(cpu, rng, name, params):
     for y, dx in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(dx, results[0][1])
+
+
+TAIL_X = np.concatenate([-np.geomspace(1.5, 3e38, 400), np.geomspace(1.5, 3e38, 400)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("name,params", CASES, ids=IDS)
+def test_backward_tails_keep_an_infinite_dy_infinite(cpu, name, params, isa):
+    # In the tails a float32 derivative can underflow to 0 where the float64 reference's
+    # does not (or cancel: 1 + tanh in the tanh GELU, y + alpha in elu/selu); dy = +-inf
+    # then gave NaN instead of the reference's +-inf. With dy = 1 the tails stay within
+    # float32 rounding of the reference, relative to the largest value.
+    pyminidl.config.set_cpu_capability(isa)
+    x = TAIL_X
+    y = cpu.activation_forward(name, x, **params)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    with np.errstate(all="ignore"):
+        g = Backend().activation_backward(name, np.ones_like(f64(x)), f64(x), f64(y), **params)
+        for inf in (np.inf, -np.inf):
+            dx = cpu.activation_backward(name, np.full_like(x, inf), x, y, **params)
+            want = np.float32(inf) * np.sign(g)
+            nonzero = np.isfinite(g) & (g != 0)
+            np.testing.assert_array_equal(dx[nonzero], want[nonzero])
+    dx = cpu.activation_backward(name, np.ones_like(x), x, y, **params)
+    ok = np.isfinite(g)
+    np.testing.assert_allclose(dx[ok], g[ok], rtol=2e-5, atol=1e-7 * max(1.0, np.abs(g[ok]).max()))
+
+
+def test_one_activation_table():
+    # _C.ACTIVATIONS is the C++ dispatch table (csrc/bind_activations.cpp); the reference's
+    # ACTIVATIONS, the kernels CpuBackend overrides, and the fuzz tests must name the same set.
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    assert set(_C.ACTIVATIONS) == set(ACTIVATIONS)
+    assert len(_C.ACTIVATIONS) == len(set(_C.ACTIVATIONS))
+    kernel_backed = {n for n in _C.ACTIVATIONS if f"{n}_forward" in vars(CpuBackend)}
+    assert kernel_backed == set(_C.ACTIVATIONS) - {"linear"}  # linear returns x itself

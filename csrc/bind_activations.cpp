@@ -1,0 +1,202 @@
+// bind_activations.cpp — activation_forward/_backward (every kind of the activation table) and the row-wise softmax pairs.
+#include "bind_common.h"
+
+#include "activations.h"
+
+using namespace pyminidl;
+
+namespace pyminidl::bind {
+namespace {
+// The last axis is the row: (rows, cols) of a softmax over it, or a ValueError.
+std::pair<int64_t, int64_t> last_axis_rows(const std::string& op, const char* arg, const py::array& a) {
+    if (a.ndim() < 1) value_error(op, std::string("argument '") + arg + "' must be at least 1-D. Received: shape=()");
+    const int64_t cols = a.shape(a.ndim() - 1);
+    if (cols < 1) {
+        value_error(op, std::string("argument '") + arg + "' has an empty last axis; softmax over "
+                        "zero classes is undefined. Received: shape=" + shape_str(a));
+    }
+    return {int64_t(a.size()) / cols, cols};
+}
+
+// The one table of activation names (Python reads it as _C.ACTIVATIONS): the name a caller
+// passes -> the kernel kind. swish and silu are one function; gelu's `approximate` picks the
+// tanh form.
+using A = kernels::Activation;
+constexpr std::pair<const char*, A> ACTIVATION_TABLE[] = {
+    {"linear", A::linear}, {"step", A::step}, {"sigmoid", A::sigmoid},
+    {"hard_sigmoid", A::hard_sigmoid}, {"tanh", A::tanh}, {"relu", A::relu},
+    {"leaky_relu", A::leaky_relu}, {"elu", A::elu}, {"selu", A::selu},
+    {"softplus", A::softplus}, {"softsign", A::softsign}, {"swish", A::swish},
+    {"silu", A::swish}, {"gelu", A::gelu}, {"exponential", A::exponential}};
+
+kernels::Activation parse_activation(const std::string& op, const std::string& name, bool approximate) {
+    for (const auto& [key, kind] : ACTIVATION_TABLE) {
+        if (name == key) return (kind == A::gelu && approximate) ? A::gelu_tanh : kind;
+    }
+    std::string known;
+    for (const auto& entry : ACTIVATION_TABLE) known += std::string(known.empty() ? "" : ", ") + "'" + entry.first + "'";
+    value_error(op, "unknown activation '" + name + "'. Expected one of " + known);
+}
+
+// A NaN parameter makes every comparison false, and then the kernel and the reference pick
+// different branches: it is refused rather than given a meaning.
+void require_not_nan(const std::string& op, const char* arg, double value) {
+    if (std::isnan(value)) value_error(op, std::string("parameter '") + arg + "' must not be NaN");
+}
+
+kernels::ActivationParams activation_params(const std::string& op, kernels::Activation kind,
+                                            std::optional<double> negative_slope,
+                                            std::optional<double> max_value, double threshold, double alpha) {
+    if (negative_slope) require_not_nan(op, "negative_slope", *negative_slope);
+    if (max_value) require_not_nan(op, "max_value", *max_value);
+    require_not_nan(op, "threshold", threshold);
+    require_not_nan(op, "alpha", alpha);
+    kernels::ActivationParams p;
+    // Without an explicit slope each activation keeps its Keras default.
+    p.negative_slope = negative_slope.value_or(kind == kernels::Activation::leaky_relu ? 0.2 : 0.0);
+    p.has_max_value = max_value.has_value();
+    if (max_value) p.max_value = *max_value;
+    p.threshold = threshold;
+    p.alpha = alpha;
+    return p;
+}
+
+template <typename T>
+py::array activation_forward_t(const py::array& x, kernels::Activation kind, const kernels::ActivationParams& p) {
+    auto xc = contiguous<T>(x);
+    py::array_t<T> y(shape_of(x));
+    T* out = y.mutable_data();
+    const T* in = xc.data();
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels::activation_forward(out, in, n, kind, p);
+    }
+    return std::move(y);
+}
+
+template <typename T>
+py::array activation_backward_t(const py::array& dy, const std::optional<py::array>& x,
+                                const std::optional<py::array>& y, kernels::Activation kind,
+                                const kernels::ActivationParams& p) {
+    auto dyc = contiguous<T>(dy);
+    py::array_t<T, py::array::c_style> xc, yc;
+    if (x) xc = contiguous<T>(*x);
+    if (y) yc = contiguous<T>(*y);
+    py::array_t<T> dx(shape_of(dy));
+    T* out = dx.mutable_data();
+    const T *g = dyc.data(), *xp = x ? xc.data() : nullptr, *yp = y ? yc.data() : nullptr;
+    const int64_t n = dy.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels::activation_backward(out, g, xp, yp, n, kind, p);
+    }
+    return std::move(dx);
+}
+
+// f(y, x, rows, cols) over the last axis: one helper for softmax_forward and log_softmax_forward.
+template <typename T, typename Kernel>
+py::array row_forward_t(const std::string& op, const py::array& x, Kernel kernel) {
+    const auto [rows, cols] = last_axis_rows(op, "x", x);
+    auto xc = contiguous<T>(x);
+    py::array_t<T> y(shape_of(x));
+    T* out = y.mutable_data();
+    const T* in = xc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernel(out, in, rows, cols);
+    }
+    return std::move(y);
+}
+
+// f(dx, dy, y, rows, cols) over the last axis: softmax_backward and log_softmax_backward.
+template <typename T, typename Kernel>
+py::array row_backward_t(const std::string& op, const py::array& dy, const py::array& y, Kernel kernel) {
+    require_same_dtype(op, "dy", dy, "y", y);
+    require_same_shape(op, "dy", dy, "y", y);
+    const auto [rows, cols] = last_axis_rows(op, "y", y);
+    auto dyc = contiguous<T>(dy);
+    auto yc = contiguous<T>(y);
+    py::array_t<T> dx(shape_of(y));
+    T* out = dx.mutable_data();
+    const T *g = dyc.data(), *v = yc.data();
+    {
+        py::gil_scoped_release nogil;
+        kernel(out, g, v, rows, cols);
+    }
+    return std::move(dx);
+}
+
+}  // namespace
+
+void bind_activations(py::module_& m) {
+    py::list names;
+    for (const auto& entry : ACTIVATION_TABLE) names.append(entry.first);
+    m.attr("ACTIVATIONS") = py::tuple(names);
+    m.def("activation_forward",
+          [](const std::string& name, const py::array& x, std::optional<double> negative_slope,
+             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+              const std::string op = "activation_forward('" + name + "')";
+              const auto kind = parse_activation(op, name, approximate);
+              const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
+              if (float_bits(op, "x", x) == 32) return activation_forward_t<float>(x, kind, p);
+              return activation_forward_t<double>(x, kind, p);
+          },
+          py::arg("name"), py::arg("x"), py::kw_only(), py::arg("negative_slope") = py::none(),
+          py::arg("max_value") = py::none(), py::arg("threshold") = 0.0, py::arg("alpha") = 1.0,
+          py::arg("approximate") = false,
+          "y = activation(x), elementwise; formulas and parameters as Backend.<name>_forward.");
+    m.def("activation_backward",
+          [](const std::string& name, const py::array& dy, std::optional<py::array> x,
+             std::optional<py::array> y, std::optional<double> negative_slope,
+             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+              const std::string op = "activation_backward('" + name + "')";
+              const auto kind = parse_activation(op, name, approximate);
+              const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
+              const int bits = float_bits(op, "dy", dy);
+              // Only the saved tensors this derivative reads are required and checked.
+              const bool need_x = kernels::activation_backward_needs_x(kind);
+              const bool need_y = kernels::activation_backward_needs_y(kind);
+              if (need_x && !x) value_error(op, "needs argument 'x'; received None");
+              if (need_y && !y) value_error(op, "needs argument 'y'; received None");
+              if (!need_x) x.reset();
+              if (!need_y) y.reset();
+              if (x) {
+                  require_same_dtype(op, "dy", dy, "x", *x);
+                  require_same_shape(op, "dy", dy, "x", *x);
+              }
+              if (y) {
+                  require_same_dtype(op, "dy", dy, "y", *y);
+                  require_same_shape(op, "dy", dy, "y", *y);
+              }
+              if (bits == 32) return activation_backward_t<float>(dy, x, y, kind, p);
+              return activation_backward_t<double>(dy, x, y, kind, p);
+          },
+          py::arg("name"), py::arg("dy"), py::arg("x") = py::none(), py::arg("y") = py::none(),
+          py::kw_only(), py::arg("negative_slope") = py::none(), py::arg("max_value") = py::none(),
+          py::arg("threshold") = 0.0, py::arg("alpha") = 1.0, py::arg("approximate") = false,
+          "dx of activation(x) given dy and the saved x and/or y (as Backend.<name>_backward).");
+
+    m.def("softmax_forward", [](const py::array& x) {
+        if (float_bits("softmax_forward", "x", x) == 32)
+            return row_forward_t<float>("softmax_forward", x, kernels::softmax_forward<float>);
+        return row_forward_t<double>("softmax_forward", x, kernels::softmax_forward<double>);
+    }, py::arg("x"), "y = softmax(x) over the last axis.");
+    m.def("softmax_backward", [](const py::array& dy, const py::array& y) {
+        if (float_bits("softmax_backward", "dy", dy) == 32)
+            return row_backward_t<float>("softmax_backward", dy, y, kernels::softmax_backward<float>);
+        return row_backward_t<double>("softmax_backward", dy, y, kernels::softmax_backward<double>);
+    }, py::arg("dy"), py::arg("y"), "dx = y * (dy - sum(dy * y)) over the last axis.");
+    m.def("log_softmax_forward", [](const py::array& x) {
+        if (float_bits("log_softmax_forward", "x", x) == 32)
+            return row_forward_t<float>("log_softmax_forward", x, kernels::log_softmax_forward<float>);
+        return row_forward_t<double>("log_softmax_forward", x, kernels::log_softmax_forward<double>);
+    }, py::arg("x"), "y = log_softmax(x) over the last axis.");
+    m.def("log_softmax_backward", [](const py::array& dy, const py::array& y) {
+        if (float_bits("log_softmax_backward", "dy", dy) == 32)
+            return row_backward_t<float>("log_softmax_backward", dy, y, kernels::log_softmax_backward<float>);
+        return row_backward_t<double>("log_softmax_backward", dy, y, kernels::log_softmax_backward<double>);
+    }, py::arg("dy"), py::arg("y"), "dx = dy - exp(y) * sum(dy) over the last axis.");
+}
+
+}  // namespace pyminidl::bind

@@ -1,0 +1,109 @@
+// bind_config.cpp — build facts, CPU features and ISA cap, threads (and what a fork() child gets), allocator tuning.
+#include "bind_common.h"
+
+#include <cstdlib>
+#include <thread>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+
+#include "cpu_features.h"
+
+using namespace pyminidl;
+
+namespace pyminidl::bind {
+namespace {
+
+// Training allocates the same MB-sized temporaries every step (batches, activations,
+// gradients). glibc serves blocks above its mmap threshold (128 KB at start, raised only
+// slowly) with mmap/munmap, so every step page-faults them in again, and with 2 threads
+// the faults serialise on the process's memory-map lock. A fixed 32 MB threshold and up to
+// 64 MB of freed heap kept for reuse remove that churn: the first MLP epoch of
+// benchmarks/bench_train.py goes from ~58k to ~120k samples/s at 2 threads. A user's own
+// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ settings are left alone.
+bool tune_allocator() {
+#if defined(__GLIBC__)
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
+        return false;
+    }
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 64 << 20) == 1;
+#else
+    return false;
+#endif
+}
+
+// libgomp's thread pool does not survive fork(): a child that starts a team of more than
+// one thread waits forever for the parent's workers, and no call re-creates them (setting
+// 1 and then 2 threads in the child hangs as well). The child of any fork therefore runs
+// every kernel on its own thread, as PyTorch's children do; a request for more threads
+// there is refused with this reason.
+bool g_forked_child = false;
+
+void on_fork_child() {
+    g_forked_child = true;
+    omp_set_threads(1);
+}
+
+void register_fork_handler() {
+#if defined(PYMINIDL_OPENMP) && !defined(_WIN32)
+    pthread_atfork(nullptr, nullptr, &on_fork_child);
+#endif
+}
+
+}  // namespace
+
+void bind_config(py::module_& m) {
+    register_fork_handler();
+    m.def("tune_allocator", &tune_allocator,
+          "Keep glibc from mmap/munmap-ing every per-step temporary; False where not applied.");
+    m.def("build_info", []() {
+        py::dict info;
+        info["openmp"] = openmp_enabled();
+        info["max_threads"] = omp_max_threads();
+        info["compiler"] = PYMINIDL_COMPILER;
+        info["flags"] = PYMINIDL_FLAGS;
+        info["isa"] = isa_name(active_isa());
+        return info;
+    }, "Build facts for bug reports: OpenMP, threads, compiler, flags, active ISA.");
+    m.def("cpu_features", []() {
+        const CpuFeatures& f = cpu_features();
+        py::dict d;
+        d["sse4_2"] = f.sse42; d["avx"] = f.avx; d["avx2"] = f.avx2; d["fma"] = f.fma;
+        d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq;
+        d["avx512bw"] = f.avx512bw; d["avx512vl"] = f.avx512vl;
+        d["best"] = isa_name(best_supported_isa());
+        d["active"] = isa_name(active_isa());
+        return d;
+    }, "The CPU's features, the best ISA path it supports and the path in use.");
+    m.def("set_cpu_capability", [](const std::string& name) {
+        Isa isa;
+        if (!parse_isa(name, &isa)) {
+            value_error("set_cpu_capability", "expected one of 'baseline', 'avx2', 'avx512'. "
+                        "Received: '" + name + "'");
+        }
+        set_isa_cap(isa);
+        return std::string(isa_name(active_isa()));
+    }, py::arg("name"), "Cap the ISA path; returns the path now in use.");
+    m.def("get_num_threads", []() { return omp_max_threads(); });
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) value_error("set_num_threads", "n must be >= 1. Received: " + std::to_string(n));
+        // OpenMP aborts the process when it cannot create a team that large.
+        const int limit = max_threads_allowed();
+        if (n > limit) {
+            value_error("set_num_threads", "n must be <= " + std::to_string(limit) +
+                                               " (4 x the hardware threads, at least 64). Received: " + std::to_string(n));
+        }
+        if (g_forked_child && n > 1) {
+            value_error("set_num_threads", "this process is a fork() child, where OpenMP cannot start "
+                        "threads (its pool stayed in the parent), so kernels run on 1 thread; use the "
+                        "'spawn' or 'forkserver' start method for parallel workers. Received: n=" + std::to_string(n));
+        }
+        omp_set_threads(n);
+    }, py::arg("n"));
+}
+
+}  // namespace pyminidl::bind
