@@ -22,6 +22,7 @@ import re
 from pyminidl import config, initializers, ops
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
+from pyminidl.variables import Variable
 
 _UIDS = collections.defaultdict(int)
 _WEIGHTS_CREATED = [0]  # bumped by every add_weight: lets a trainer notice weights created lazily
@@ -149,14 +150,6 @@ def _json_able(value):
         return False
 
 
-class _Weight:
-    __slots__ = ("name", "value", "trainable", "regularizer", "constraint")
-
-    def __init__(self, name, value, trainable, regularizer, constraint):
-        self.name, self.value, self.trainable = name, value, trainable
-        self.regularizer, self.constraint = regularizer, constraint
-
-
 @functools.lru_cache(maxsize=None)
 def _call_takes_training(cls):
     params = inspect.signature(cls.call).parameters
@@ -264,6 +257,16 @@ class Layer:
             cls.build = _wrap_build(cls.__dict__["build"])
 
     def __setattr__(self, key, value):
+        d = self.__dict__
+        attrs = d.get("_weight_attrs")
+        if attrs is not None and key in attrs and value is not None:
+            var = attrs[key]
+            if value is not var.value:  # `layer.kernel = array` copies in: training keeps updating what is read
+                var.assign(value.value if isinstance(value, Variable) else value)
+            return
+        ids = d.get("_weight_ids")
+        if ids is not None and id(value) in ids and ids[id(value)].value is value:
+            d.setdefault("_weight_attrs", {})[key] = ids[id(value)]
         # Track sublayers (also inside a list or tuple), as Keras does, for weights, grads and losses.
         found = [value] if isinstance(value, Layer) else (
             [v for v in value if isinstance(v, Layer)] if isinstance(value, (list, tuple)) else [])
@@ -357,8 +360,10 @@ class Layer:
         while name in used:
             k += 1
             name = f"{base}_{k}"
-        self._weights_list.append(_Weight(name, value, bool(trainable), regularizers_module.get(regularizer),
-                                          constraint))
+        var = Variable(value, name, f"{self.name}/{name}", bool(trainable), regularizers_module.get(regularizer),
+                       constraint)
+        self._weights_list.append(var)
+        self.__dict__.setdefault("_weight_ids", {})[id(value)] = var
         _WEIGHTS_CREATED[0] += 1
         return value
 
@@ -379,7 +384,7 @@ class Layer:
         return out
 
     def _slots(self):
-        """[(owner, _Weight)] in ``weights`` order (trainable first per layer, then sublayers)."""
+        """[(owner, Variable)] in ``weights`` order (trainable first per layer, then sublayers)."""
         slots, seen = [], set()
         for w in self._own_weights():
             slots.append((self, w))
@@ -416,8 +421,12 @@ class Layer:
 
     @property
     def weight_names(self):
-        """Names of ``weights``, in order, as "layer_name/weight_name"."""
-        return [f"{owner.name}/{w.name}" for owner, w in self._slots()]
+        """Paths of ``weights``, in order, as "layer_name/weight_name" (fixed when each weight is created)."""
+        return [w.path for _, w in self._slots()]
+
+    def _tracked_variables(self):
+        """The ``Variable`` records of ``weights`` (same order): array, path, trainable, regularizer."""
+        return [w for _, w in self._slots()]
 
     def get_weights(self):
         """Copies of ``weights`` as NumPy arrays."""
@@ -446,7 +455,7 @@ class Layer:
                     f"passed to set_weights() has shape {tuple(new.shape)}."
                 )
         for (_, w), new in zip(slots, weights):
-            w.value[...] = be.asarray(new, dtype=w.value.dtype)
+            w.assign(new)
 
     def count_params(self):
         """Total number of scalars in ``weights``.

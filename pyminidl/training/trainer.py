@@ -255,7 +255,7 @@ class Trainer:
         # Weight arrays keep their identity (set_weights copies into them), so they are taken once.
         self._plan_weight_count = weights_created()
         self._grad_slots = self._trainable_slots()
-        self._train_vars = [w.value for _, w in self._grad_slots]  # = trainable_weights
+        self._train_vars = [w for _, w in self._grad_slots]  # Variables: the optimizer keys its slots by path
         self._grad_layers = self._all_layers()
 
     def _forget_plan_weights(self):
