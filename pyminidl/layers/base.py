@@ -18,11 +18,46 @@ import inspect
 import json
 import math
 import re
+import threading
 
 from pyminidl import config, initializers, ops
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
 from pyminidl.variables import Variable
+
+class _ForwardOptions(threading.local):
+    """What the model decided for this forward, read by the layers that can use it (others ignore it).
+
+    ``logits``: the layer ending the model stops before its softmax (the trainer fuses softmax and
+    cross-entropy). ``need_dx``: nobody reads the input gradient (the model's first layer), so a
+    backward may skip computing it and return None. Models set both per layer around each layer's
+    forward; a layer's own sublayers run with the defaults.
+    """
+
+    logits = False
+    need_dx = True
+
+
+FORWARD_OPTIONS = _ForwardOptions()
+
+
+class forward_options:
+    """Context manager: run a forward with ``logits`` / ``need_dx`` set (restored on exit)."""
+
+    __slots__ = ("_new", "_old")
+
+    def __init__(self, logits=False, need_dx=True):
+        self._new = (logits, need_dx)
+
+    def __enter__(self):
+        opts = FORWARD_OPTIONS
+        self._old = (opts.logits, opts.need_dx)
+        opts.logits, opts.need_dx = self._new
+        return opts
+
+    def __exit__(self, *exc):
+        FORWARD_OPTIONS.logits, FORWARD_OPTIONS.need_dx = self._old
+
 
 _UIDS = collections.defaultdict(int)
 _WEIGHTS_CREATED = [0]  # bumped by every add_weight: lets a trainer notice weights created lazily
@@ -200,8 +235,6 @@ class Layer:
         TypeError: an unknown keyword argument.
     """
 
-    # Built-in layers accept forward(x, training, final_logits=..., need_dx=...).
-    _forward_flags = False
     # Floating inputs are cast to the layer's dtype (not for Embedding's integer ids).
     _cast_inputs = True
 
@@ -308,8 +341,18 @@ class Layer:
 
     @property
     def final_activation(self):
-        """Name of the activation this layer ends with, or None (Dense and Activation say)."""
-        return None
+        """Name of the activation this layer ends with, or None (layers applying ``_activate`` say)."""
+        if "_act_name" not in self.__dict__:
+            return None
+        return self._act_name or getattr(self.activation, "__name__", None)
+
+    def _activate(self, z):
+        """``(activation(z), backward or None)`` for a layer ending in ``self.activation``; a softmax is
+        skipped when the model asked for logits (``FORWARD_OPTIONS.logits``)."""
+        name = self._act_name
+        if name == "linear" or (name == "softmax" and FORWARD_OPTIONS.logits):
+            return z, None
+        return self._act_forward(z)
 
     # ------------------------------------------------------------------ weights
 
@@ -576,7 +619,7 @@ class Layer:
         """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads."""
         self._pending_losses = []
         try:
-            with ops._suspend_tapes(), ops.GradientTape(persistent=True) as tape:
+            with ops._suspend_tapes(), forward_options(), ops.GradientTape(persistent=True) as tape:
                 x = ops._traced(x)  # NumPy arithmetic on x inside call() is recorded too
                 tape.watch([x] + self.trainable_weights)
                 y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
@@ -606,14 +649,12 @@ class Layer:
 
         return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
-    def _forward_full(self, x, training=False, final_logits=False, need_dx=True):
+    def _forward_full(self, x, training=False):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
         if _overrides_call(type(self)):
             y, backward = Layer.forward(self, x, training)
-        elif self._forward_flags:
-            y, backward = self.forward(x, training, final_logits=final_logits, need_dx=need_dx)
         else:
             y, backward = self.forward(x, training)
         regs = [w for w in self._weights_list if w.regularizer is not None]
@@ -634,6 +675,10 @@ class Layer:
             return dx
 
         return y, backward_full
+
+    def _infer(self, x):
+        """The output for ``x`` in inference mode, keeping no backward (predict and evaluate run this)."""
+        return self._forward_full(x, False)[0]
 
     def __call__(self, x, training=None, **kwargs):
         """The output for ``x`` (builds on the first call). On a GradientTape it records one node."""

@@ -1,6 +1,6 @@
 """Trainer: the Keras 3 training loop, mixed into Sequential and Model.
 
-The model brings ``forward(x, training, final_logits) -> (y, backward)``, ``trainable_weights``,
+The model brings ``forward(x, training) -> (y, backward)``, ``_infer(x)``, ``trainable_weights``,
 ``gradients()``, ``zero_grads()``, ``losses``, ``build`` and ``built``; the Trainer brings
 ``compile``, ``fit``, ``evaluate``, ``predict`` and the ``*_on_batch`` methods.
 
@@ -12,11 +12,9 @@ see the softmax probabilities. Data is converted to ``floatx`` once per call, an
 is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
-import functools
-import inspect
 
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import clear_grads, gradients_of, weights_created
+from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
@@ -40,12 +38,6 @@ class _LossTracker:
     def reset_state(self):
         self.total = 0.0
         self.count = 0
-
-
-@functools.lru_cache(maxsize=None)
-def _accepts_need_dx(model_type):
-    """Whether ``model_type.forward`` takes ``need_dx`` (asked once per class, not per step)."""
-    return "need_dx" in inspect.signature(model_type.forward).parameters
 
 
 def _as_list(value):
@@ -197,7 +189,7 @@ class Trainer:
                 built.append((metric, weighted))
         self._compiled_metrics = built
 
-    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits):
+    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None):
         extra = self.losses
         if extra:
             value = value + float(sum(extra))
@@ -206,7 +198,8 @@ class Trainer:
             return
         if self._compiled_metrics is None:
             self._build_metrics(y, y_pred)
-        probs = get_backend().softmax_forward(y_pred) if from_logits else y_pred
+        if probs is None:
+            probs = get_backend().softmax_forward(y_pred) if from_logits else y_pred
         for metric, weighted in self._compiled_metrics:
             metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
 
@@ -245,8 +238,8 @@ class Trainer:
         or ``fit``), so the per-step path walks no layer tree.
         """
         self._fused = self._use_fused_loss()
-        # The input gradient of the first layer is never used: skip that GEMM when the model can.
-        self._forward_options = {"need_dx": False} if _accepts_need_dx(type(self)) else {}
+        # The input gradient of the first layer is never used: the model may skip it (FORWARD_OPTIONS).
+        self._forward_options = forward_options(logits=self._fused, need_dx=False)
         self._has_constraints = self._any_constraint()
         self._plan_weights() if self.built else self._forget_plan_weights()
         self._plan_ready = True
@@ -279,7 +272,8 @@ class Trainer:
             self._prepare_training()
         fused = self._fused
         clear_grads(self._grad_layers)
-        y_pred, backward = self.forward(x, training=True, final_logits=fused, **self._forward_options)
+        with self._forward_options:
+            y_pred, backward = self.forward(x, training=True)
         if self._grad_layers is None or self._plan_weight_count != weights_created():
             self._plan_weights()  # weights created lazily by forward (custom layers)
         loss = self._loss_fn
@@ -291,19 +285,20 @@ class Trainer:
         self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
-        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused)
+        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
+                             getattr(loss_backward, "probs", None) if fused else None)
 
     def _test_step(self, x, y, sample_weight):
         if not self.built:
             self._ensure_built(x)
-        y_pred, _ = self.forward(x, training=False)
+        y_pred = self._infer(x)
         value = self._loss_fn(y, y_pred, sample_weight=sample_weight)
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False)
 
     def _predict_step(self, x):
         if not self.built:
             self._ensure_built(x)
-        return self.forward(x, training=False)[0]
+        return self._infer(x)
 
     # ------------------------------------------------------------------ data
 
