@@ -13,6 +13,7 @@ is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
 
+from pyminidl import ops
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
@@ -28,8 +29,9 @@ class _LossTracker:
         self.total = 0.0
         self.count = 0
 
-    def update_state(self, value, count):
-        self.total += value * count
+    def update_state(self, value, count=1, sample_weight=None):
+        count = count if sample_weight is None else sample_weight  # Keras's update_state(loss, sample_weight=n)
+        self.total += float(value) * count
         self.count += count
 
     def result(self):
@@ -112,6 +114,7 @@ class Trainer:
     _metric_ids = ((), ())
     _compiled_metrics = None
     _loss_tracker = None
+    _hook_logs = {}
 
     # ------------------------------------------------------------------ compile
 
@@ -300,6 +303,76 @@ class Trainer:
             self._ensure_built(x)
         return self._infer(x)
 
+    # ------------------------------------------------------------------ Keras's customisation hooks
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss (times ``loss_weights``) plus the layers' penalties, as a scalar array.
+
+        On an active GradientTape the result is recorded, so ``tape.gradient(loss, ...)`` reaches
+        ``y_pred``. Override it to change the loss while keeping the rest of ``fit``.
+
+        Example:
+            >>> with ops.GradientTape() as tape:
+            ...     loss = model.compute_loss(y=y, y_pred=model(x, training=True))
+        """
+        self._assert_compile_called()
+        plain = ops._plain(y_pred)
+        value, backward = self._loss_fn.forward(y, plain, sample_weight)
+        scale = self._loss_scale
+        extra = sum(self.losses) if training else 0.0
+        total = get_backend().xp.asarray(value * scale + extra, dtype=plain.dtype)
+        if ops.recording():
+            total = ops._traced(total)
+            ops._record(total, [y_pred], lambda d: [backward(float(d) * scale)])
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics (not the loss tracker) and return every metric's result."""
+        if self._metric_ids[0] or self._metric_ids[1]:
+            if self._compiled_metrics is None:
+                self._build_metrics(y, y_pred)
+            for metric, weighted in self._compiled_metrics:
+                metric.update_state(y, ops._plain(y_pred), sample_weight=sample_weight if weighted else None)
+        return self._logs()
+
+    def train_step(self, data):
+        """One training step on ``data`` = ``(x, y, sample_weight)``; returns the logs (Keras 3).
+
+        The default is the fused step ``fit`` runs (forward, fused loss, backward, one optimizer update per
+        weight, metrics); a subclass overriding it is called by ``fit`` instead, typically with a
+        ``GradientTape``, ``compute_loss``, ``optimizer.apply`` and ``compute_metrics``.
+        """
+        x, y, sample_weight = da.unpack_x_y_sample_weight(data)
+        if not getattr(self, "_plan_ready", False):
+            self._prepare_training()
+        self._train_step(x, y, sample_weight)
+        return self._logs()
+
+    def test_step(self, data):
+        """One evaluation step on ``data`` = ``(x, y, sample_weight)``; returns the logs (Keras 3)."""
+        x, y, sample_weight = da.unpack_x_y_sample_weight(data)
+        self._test_step(x, y, sample_weight)
+        return self._logs()
+
+    def predict_step(self, data):
+        """The model's output for one batch ``data`` (``x`` or ``(x,)``); Keras 3's hook."""
+        x, _, _ = da.unpack_x_y_sample_weight(data)
+        return self._predict_step(x)
+
+    def _step(self, name):
+        """``step(x, y, sample_weight)``: the fused default, or the subclass's overriding hook."""
+        if getattr(type(self), name) is getattr(Trainer, name):
+            return {"train_step": self._train_step, "test_step": self._test_step,
+                    "predict_step": self._predict_step}[name]
+        hook = getattr(self, name)
+        if name == "predict_step":
+            return lambda x: hook((x,))
+        return lambda x, y, sample_weight: self._hook_logs.update(hook((x, y, sample_weight)) or {})
+
+    def _custom_logs(self):
+        """The latest logs of an overriding hook (its returned dict), else the compiled ones."""
+        return dict(self._hook_logs) if self._hook_logs else self._logs()
+
     # ------------------------------------------------------------------ data
 
     def _keep_int(self):
@@ -411,13 +484,14 @@ class Trainer:
         cbs.on_epoch_begin(epoch)
         hooks = cbs.needs_train_batch_logs
         step = -1
-        train_step = self._train_step
+        self._hook_logs = {}
+        train_step = self._step("train_step")
         for step, (x, y, sample_weight) in train.epoch():
             if hooks:
                 cbs.on_train_batch_begin(step)
             train_step(x, y, sample_weight)
             if hooks:
-                cbs.on_train_batch_end(step, self._logs())
+                cbs.on_train_batch_end(step, self._custom_logs())
             if self.stop_training:
                 break
         if step < 0:
@@ -427,7 +501,7 @@ class Trainer:
         if train.exhausted:
             da.warn_ran_out()
             self.stop_training = True
-        return self._logs()
+        return self._custom_logs()
 
     # ------------------------------------------------------------------ evaluate
 
@@ -463,17 +537,19 @@ class Trainer:
         self.stop_evaluating = False
         cbs.on_test_begin()
         hooks = cbs.needs_test_batch_logs
+        self._hook_logs = {}
+        test_step = self._step("test_step")
         for step, (x, y, sample_weight) in data.epoch():
             if y is None:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
             if hooks:
                 cbs.on_test_batch_begin(step)
-            self._test_step(x, y, sample_weight)
+            test_step(x, y, sample_weight)
             if hooks:
-                cbs.on_test_batch_end(step, self._logs())
+                cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
                 break
-        logs = self._logs()
+        logs = self._custom_logs()
         cbs.on_test_end(logs)
         return logs
 
@@ -505,10 +581,11 @@ class Trainer:
         cbs.on_predict_begin()
         hooks = cbs.needs_predict_batch_logs
         outputs = []
+        predict_step = self._step("predict_step")
         for step, (xb, _, _) in data.epoch():
             if hooks:
                 cbs.on_predict_batch_begin(step)
-            outputs.append(self._predict_step(xb))
+            outputs.append(predict_step(xb))
             if hooks:
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
             if self.stop_predicting:
