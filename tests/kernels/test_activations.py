@@ -229,3 +229,17 @@ def test_every_isa_path_gives_the_same_bits(cpu, rng, name, params):
     for y, dx in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(dx, results[0][1])
+
+
+def test_reference_erf_is_vectorised_and_matches_math_erf():
+    import math
+
+    from pyminidl.backend.base import Backend
+
+    x = np.concatenate([np.linspace(-7.0, 7.0, 4001), [0.0, 2.5, -2.5, 1e-300, 40.0, np.inf, -np.inf]])
+    ref = np.array([math.erf(v) for v in x])
+    got = Backend()._erf(x)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    assert np.isnan(Backend()._erf(np.array([np.nan]))).all()
+    x32 = x[:4001].astype(np.float32)
+    np.testing.assert_allclose(Backend()._erf(x32), ref[:4001], rtol=0, atol=1e-7)
