@@ -211,6 +211,20 @@ def _wrap_build(build):
 
 
 @functools.lru_cache(maxsize=None)
+def _call_params(cls):
+    """What ``__call__`` may pass on beyond the input: (positional names, keyword names, takes *args,
+    takes **kwargs), read from ``call`` for call-based layers and from ``forward`` for the others."""
+    runs_call = cls.forward is Layer.forward or _overrides_call(cls)
+    fn = cls.call if runs_call else cls.forward
+    params = list(inspect.signature(fn).parameters.values())[2:]  # self, the input
+    kinds = inspect.Parameter
+    positional = tuple(p.name for p in params if p.kind is kinds.POSITIONAL_OR_KEYWORD)
+    names = frozenset(p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY))
+    return (positional, names, any(p.kind is kinds.VAR_POSITIONAL for p in params),
+            any(p.kind is kinds.VAR_KEYWORD for p in params), runs_call)
+
+
+@functools.lru_cache(maxsize=None)
 def _overrides_call(cls):
     """True when ``call`` is defined below the class that defines ``forward`` (e.g. a Dense subclass with
     its own ``call``): then the layer runs ``call`` on a tape instead of the inherited ``forward``."""
@@ -622,7 +636,10 @@ class Layer:
             with ops._suspend_tapes(), forward_options(), ops.GradientTape(persistent=True) as tape:
                 x = ops._traced(x)  # NumPy arithmetic on x inside call() is recorded too
                 tape.watch([x] + self.trainable_weights)
-                y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
+                args, kwargs = self.__dict__.pop("_call_extras", ((), {}))
+                if _call_takes_training(type(self)):
+                    kwargs = dict(kwargs, training=training)
+                y = self.call(x, *args, **kwargs)
                 y = ops._as_tensor(y)
         finally:
             extra, self._pending_losses = self._pending_losses, None
@@ -680,11 +697,47 @@ class Layer:
         """The output for ``x`` in inference mode, keeping no backward (predict and evaluate run this)."""
         return self._forward_full(x, False)[0]
 
-    def __call__(self, x, training=None, **kwargs):
-        """The output for ``x`` (builds on the first call). On a GradientTape it records one node."""
+    def __call__(self, *args, **kwargs):
+        """The output for the input (builds on the first call). On a GradientTape it records one node.
+
+        Keras 3's protocol: the input is the first positional argument (or ``inputs=``); ``training``
+        and ``mask`` reach ``call``/``forward`` only when it accepts them; any other argument must be one
+        ``call`` takes, else a TypeError names it.
+
+        Raises:
+            TypeError: no input, or an argument the layer's ``call``/``forward`` does not accept.
+        """
+        x, args, kwargs = self._split_call_arguments(args, kwargs)
+        training = kwargs.pop("training", None)
         if isinstance(x, KerasTensor):
             return self._symbolic_call(x)
-        return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+        if args or kwargs:
+            self.__dict__["_call_extras"] = (args, kwargs)  # read by Layer.forward's call()
+        try:
+            return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+        finally:
+            self.__dict__.pop("_call_extras", None)
+
+    def _split_call_arguments(self, args, kwargs):
+        """``(input, extra positional, extra keywords)``, checked against what the layer accepts."""
+        if args:
+            x, args = args[0], args[1:]
+        elif "inputs" in kwargs:
+            x = kwargs.pop("inputs")
+        else:
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) was called without an input.")
+        positional, names, var_pos, var_kw, runs_call = _call_params(type(self))
+        mask = kwargs.pop("mask", None)
+        if mask is not None and (var_kw or "mask" in names):
+            kwargs["mask"] = mask
+        unknown = [k for k in kwargs if k not in names and k != "training"] if not var_kw else []
+        if len(args) > len(positional) and not var_pos:
+            unknown.append(f"{len(args)} extra positional argument(s)")
+        if unknown or (not runs_call and (args or set(kwargs) - {"training"})):
+            bad = unknown or sorted(set(kwargs) - {"training"}) or [f"{len(args)} positional argument(s)"]
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) got unexpected argument(s) in its "
+                            f"call: {bad}. Received: args={args!r}, kwargs={sorted(kwargs)!r}")
+        return x, args, kwargs
 
     def _recorded(self, x, run):
         """``run(x) -> (y, backward)``; returns y, recorded as one node on the active tapes."""
