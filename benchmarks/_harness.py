@@ -82,6 +82,40 @@ def cpu_ghz():
         return None
 
 
+def cpu_model():
+    """The CPU's model name as /proc/cpuinfo reports it (None elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine(threads, seconds=0.3):
+    """What a benchmark ran on: CPU model, pyminidl's ISA path, the caches it saw, the GEMM
+    blocks it chose, and the measured float32 FMA ceiling of that path on ``threads`` threads
+    (independent FMA chains, no memory traffic: what a micro-kernel can at best reach)."""
+    import pyminidl
+    from pyminidl.backend._compat import _C
+
+    feats = pyminidl.config.cpu_features()
+    return {"cpu": cpu_model(), "isa": feats["active"], "caches": feats["caches"],
+            "gemm_f32": feats["gemm"]["float32"], "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            # The best of three: on a shared machine a probe that loses its core reads low.
+            "fma_ceiling_gflops": max(_C.fma_ceiling(None, threads, seconds / 3) for _ in range(3))}
+
+
+def machine_line(m):
+    """One line naming the machine of ``machine()``."""
+    c, g = m["caches"], m["gemm_f32"]
+    return (f"{m['cpu']}; ISA path {m['isa']}; L1d {c['l1d'] // 1024} KiB, L2 {c['l2'] // 1024} KiB per core, "
+            f"L3 {c['l3'] // 1048576} MiB ({c['source']}); sgemm {g['MR']}x{g['NR']} MC={g['MC']} KC={g['KC']} "
+            f"NC={g['NC']}; OMP_WAIT_POLICY={m['wait_policy']}")
+
+
 def peak_gflops(threads, ghz=None, flop_per_cycle=FP32_FLOP_PER_CYCLE):
     """Theoretical float32 peak: cores x GHz x FLOP/cycle/core."""
     ghz = cpu_ghz() if ghz is None else ghz

@@ -12,9 +12,10 @@ peers are timed in alternating blocks (see _harness.bench for why not rep by rep
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 
-% of peak = GFLOP/s / (threads x GHz x 32 FLOP/cycle), GHz as /proc/cpuinfo reports it
-(Zen 4: two 256-bit FMA pipes x 8 float32 lanes x 2 FLOP; AVX-512 is double-pumped on the
-same pipes). Turbo clocks can exceed the reported clock, so the figure can pass 100%.
+% of peak = GFLOP/s / the FMA ceiling measured in the same worker for pyminidl's ISA path
+and thread count (independent FMA chains in registers, _C.fma_ceiling): the rate a
+micro-kernel can at best reach on this machine at its present clock. The table is headed
+by the machine: CPU model, ISA path, cache sizes, the blocks chosen and that ceiling.
 """
 
 import argparse
@@ -63,7 +64,7 @@ def worker(threads, quick):
     _harness.emit({"op": "meta", "threads": threads, "unset_env": sorted(removed),
                    "blas": _harness.blas_info(), "pyminidl_isa": pyminidl.config.cpu_features()["active"],
                    "torch": None if torch is None else torch.__version__, "numpy": np.__version__,
-                   "ghz": _harness.cpu_ghz()})
+                   "ghz": _harness.cpu_ghz(), "machine": _harness.machine(threads)})
     cpu, ref, rng = CpuBackend(), Backend(), np.random.default_rng(0)
     for name, m, n, k, ta, tb in cases(quick):
         a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
@@ -98,10 +99,11 @@ def report(records):
     for meta in metas:
         print(f"threads={meta['threads']}: pyminidl ISA {meta['pyminidl_isa']}, NumPy {meta['numpy']}, "
               f"BLAS {meta['blas']}, torch {meta['torch']}, unset {meta['unset_env'] or 'nothing'}")
-    ghz = metas[0]["ghz"] if metas else None
-    if ghz:
-        print(f"peak = threads x {ghz:.3f} GHz (/proc/cpuinfo) x {_harness.FP32_FLOP_PER_CYCLE} FLOP/cycle "
-              f"= {_harness.peak_gflops(1, ghz):.1f} GFLOP/s per thread")
+    if metas:
+        print("machine: " + _harness.machine_line(metas[0]["machine"]))
+    ceiling = {m["threads"]: m["machine"]["fma_ceiling_gflops"] for m in metas}
+    for t, c in sorted(ceiling.items()):
+        print(f"measured FMA ceiling, {t} thread(s): {c:.1f} GFLOP/s (pmd %peak is against it)")
     by_key = {}
     for r in records:
         if r["op"] == "gemm":
@@ -109,7 +111,7 @@ def report(records):
     rows = []
     for (threads, case), peers in by_key.items():
         p, n, t = peers["pyminidl"], peers["numpy"], peers.get("torch")
-        peak = _harness.peak_gflops(threads, ghz)
+        peak = ceiling.get(threads)
         rows.append({"case": case, "M,N,K": ",".join(map(str, p["shape"])),
                      "tA,tB": "".join("T" if x else "N" for x in p["trans"]), "thr": threads,
                      "pyminidl GF/s": p["gflops"], "numpy GF/s": n["gflops"],

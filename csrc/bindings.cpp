@@ -386,7 +386,92 @@ py::array by_dtype(const char* op, const char* arg, const py::array& a, F32 f32,
                    "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
 }
 
+py::dict gemm_config_dict(Isa isa) {
+    const kernels::GemmPathConfig c = kernels::gemm_config(isa);
+    auto blocks = [](const kernels::GemmBlockInfo& b) {
+        py::dict d;
+        d["MR"] = b.MR; d["NR"] = b.NR; d["MC"] = b.MC; d["KC"] = b.KC; d["NC"] = b.NC;
+        return d;
+    };
+    py::dict caches;
+    caches["l1d"] = c.caches.l1d; caches["l2"] = c.caches.l2; caches["l3"] = c.caches.l3;
+    caches["source"] = c.caches.source;
+    py::dict d;
+    d["isa"] = c.isa; d["blocks_from"] = c.blocks_from; d["caches"] = caches;
+    d["float32"] = blocks(c.f32); d["float64"] = blocks(c.f64);
+    d["direct_a_bytes"] = c.direct_a_bytes; d["dot_path"] = c.dot;
+    return d;
+}
+
+Isa isa_arg(const char* fn, const py::object& name) {
+    if (name.is_none()) return active_isa();
+    Isa isa;
+    const std::string s = py::str(name);
+    if (!parse_isa(s, &isa)) {
+        value_error(fn, "isa must be one of 'baseline', 'avx2', 'avx512' or None. Received: '" + s + "'");
+    }
+    return isa;
+}
+
+// Test hook for the serial entry: a, b C-contiguous 2-D arrays of one dtype; work_elems < 0
+// sizes the workspace with *gemm_workspace_elems, otherwise that many elements are passed.
+template <typename T>
+py::array py_gemm_serial_t(py::array_t<T, py::array::c_style> a, py::array_t<T, py::array::c_style> b,
+                           bool ta, bool tb, int64_t work_elems) {
+    require_ndim("_gemm_serial", "a", a, 2);
+    require_ndim("_gemm_serial", "b", b, 2);
+    const int64_t M = a.shape(ta ? 1 : 0), K = a.shape(ta ? 0 : 1), N = b.shape(tb ? 0 : 1);
+    if (K != b.shape(tb ? 1 : 0)) value_error("_gemm_serial", "inner dimensions differ");
+    const bool f32 = std::is_same_v<T, float>;
+    const int64_t need = f32 ? kernels::sgemm_workspace_elems(M, N, K) : kernels::dgemm_workspace_elems(M, N, K);
+    std::vector<T> work(static_cast<std::size_t>(std::max<int64_t>(work_elems < 0 ? need : work_elems, 1)));
+    py::array_t<T> out({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+    const int64_t lda = std::max<int64_t>(a.shape(1), 1), ldb = std::max<int64_t>(b.shape(1), 1);
+    const int64_t we = work_elems < 0 ? need : work_elems;
+    try {
+        if constexpr (std::is_same_v<T, float>) {
+            kernels::sgemm_serial(out.mutable_data(), std::max<int64_t>(N, 1), a.data(), lda, ta, b.data(), ldb, tb,
+                                  M, N, K, 1.0f, 0.0f, work.data(), we);
+        } else {
+            kernels::dgemm_serial(out.mutable_data(), std::max<int64_t>(N, 1), a.data(), lda, ta, b.data(), ldb, tb,
+                                  M, N, K, 1.0, 0.0, work.data(), we);
+        }
+    } catch (const std::invalid_argument& e) {
+        value_error("_gemm_serial", e.what());
+    }
+    return out;
+}
+
 void bind_gemm(py::module_& m) {
+    m.def("_gemm_serial", [](const py::array& a, const py::array& b, bool ta, bool tb, int64_t work_elems) {
+        return by_dtype("_gemm_serial", "a", a, [&] { return py_gemm_serial_t<float>(a, b, ta, tb, work_elems); },
+                        [&] { return py_gemm_serial_t<double>(a, b, ta, tb, work_elems); });
+    }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+          py::arg("work_elems") = -1, "Test hook: the serial GEMM entry with a caller-owned workspace.");
+    m.def("gemm_config", [](const py::object& isa) { return gemm_config_dict(isa_arg("gemm_config", isa)); },
+          py::arg("isa") = py::none(),
+          "The GEMM context of an ISA path (default: the active one): caches seen, tiles, blocks.");
+    m.def("_gemm_set_caches", [](const py::object& sizes) {
+        if (sizes.is_none()) return kernels::gemm_set_caches(nullptr);
+        const auto t = sizes.cast<std::tuple<int64_t, int64_t, int64_t>>();
+        CacheSizes c;
+        c.l1d = std::get<0>(t); c.l2 = std::get<1>(t); c.l3 = std::get<2>(t);
+        c.source = "test";
+        kernels::gemm_set_caches(&c);
+    }, py::arg("sizes"), "Test hook: derive the blocks from (l1d, l2, l3) bytes (0 = missing); None restores.");
+    m.def("fma_ceiling", [](const py::object& isa, int threads, double seconds) {
+        const Isa i = isa_arg("fma_ceiling", isa);
+        if (threads < 1 || threads > max_threads_allowed()) {
+            value_error("fma_ceiling", "threads must be in [1, " + std::to_string(max_threads_allowed()) +
+                                           "]. Received: " + std::to_string(threads));
+        }
+        if (!(seconds > 0.0 && seconds <= 10.0)) {
+            value_error("fma_ceiling", "seconds must be in (0, 10]. Received: " + std::to_string(seconds));
+        }
+        py::gil_scoped_release release;
+        return kernels::fma_ceiling_gflops(i, threads, seconds);
+    }, py::arg("isa") = py::none(), py::arg("threads") = 1, py::arg("seconds") = 0.2,
+          "Measured float32 FMA ceiling (GFLOP/s) of an ISA path on `threads` threads.");
     m.def("gemm", &py_gemm, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
           py::arg("c") = py::none(),

@@ -6,6 +6,7 @@
 // the choice; set_isa_cap() does the same from Python (tests force each path with it).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace pyminidl {
@@ -17,7 +18,15 @@ struct CpuFeatures {
     bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
 };
 
+// Data cache sizes in bytes: L1d and L2 of one core, L3 as one core sees it (the whole
+// shared cache). 0 = not reported. source: "sysfs", "sysconf" or "none".
+struct CacheSizes {
+    int64_t l1d = 0, l2 = 0, l3 = 0;
+    const char* source = "none";
+};
+
 const CpuFeatures& cpu_features();
+const CacheSizes& cache_sizes();  // detected once, at first use
 Isa best_supported_isa();        // what the hardware can run
 Isa active_isa();                // min(best_supported_isa(), cap)
 void set_isa_cap(Isa cap);       // cap above the hardware is clamped to it

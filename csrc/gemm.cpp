@@ -36,9 +36,13 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -91,6 +95,19 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
     ukernel_portable<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
 }
 
+// 12 chains of SSE2 multiply + add (no FMA on the baseline path): its ceiling.
+double fma_probe_baseline(int64_t iters) {
+    float acc[12][4] = {};
+    for (int64_t i = 0; i < iters; ++i) {
+        for (auto& a : acc) {
+            for (float& v : a) v = v * 0.999999f + 1e-7f;
+        }
+    }
+    float s = 0.0f;
+    for (auto& a : acc) s += a[0] + a[1] + a[2] + a[3];
+    return s;
+}
+
 }  // namespace detail
 
 namespace {
@@ -102,8 +119,11 @@ using detail::GemmUkernel;
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
 // save: an unpacked loop runs instead.
 constexpr int64_t SMALL_GEMM_MNK = 24 * 24 * 24;
-// Each extra thread needs about this much M*N*K to pay for waking it.
-constexpr int64_t MIN_MNK_PER_THREAD = 48 * 48 * 48;
+// Each extra thread needs about this much M*N*K to pay for waking it. With the passive
+// wait policy pyminidl sets (backend/_compat.py) a sleeping worker takes ~10-30 us to wake,
+// so a product shorter than ~50 us on one thread (2 * MNK / 60 GFLOP/s) stays on one: the
+// Dense shapes with 10 units (128 x 10 x 256) ran at 0.4x NumPy on 2 threads, ~1x on one.
+constexpr int64_t MIN_MNK_PER_THREAD = 112 * 112 * 112;
 constexpr std::size_t PACK_ALIGN = 64;  // a cache line, and one zmm register
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -413,11 +433,25 @@ Problem<T> orient(const Problem<T>& pr) {
     return transposed(pr);
 }
 
+// A pointer into a caller's workspace, rounded up to PACK_ALIGN.
+template <typename T>
+T* align_up(T* p) {
+    const auto v = reinterpret_cast<std::uintptr_t>(p);
+    return reinterpret_cast<T*>((v + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN);
+}
+
+// work != nullptr: one thread, no OpenMP region, packing buffers carved from work (at least
+// gemm_workspace_elems long) instead of allocated.
 template <typename T, int MR, int NR>
-void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel) {
+void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
     const Problem<T> pr = orient<T, MR, NR>(problem);
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
     const int64_t kc_max = std::min(bk.KC, pr.K);
+    if (work != nullptr) {
+        T* apack = align_up(work);
+        T* bpack = align_up(apack + kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
+        return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack, apack, 1, 0);
+    }
+    const int nt = gemm_threads(pr.M, pr.N, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
     std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
@@ -472,26 +506,25 @@ void scale_c(const Problem<T>& pr) {
 
 // ---------------------------------------------------------------- direct (unpacked) path
 
-// When op(B) has unit column stride, products up to DIRECT_SMALL_MNK always run on the
-// direct micro-kernels: packing would cost more than the reuse it buys. Up to
-// DIRECT_GEMM_MNK they still do while op(A) fits in L2 (half of Zen 4's 1 MiB; the rest
+// When op(B) has unit column stride, products up to the context's direct_small_mnk always
+// run on the direct micro-kernels: packing would cost more than the reuse it buys. Up to
+// direct_l2_mnk they still do while op(A) fits in its direct_a_bytes (half of L2; the rest
 // holds the strip of B and the C tiles), because the direct loop re-reads all of op(A)
-// for every NR-wide strip of B. Measured with csrc/bench: the Dense forward
-// (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower.
-constexpr int64_t DIRECT_SMALL_MNK = 128 * 128 * 256;
+// for every NR-wide strip of B. Measured with csrc/bench: on Zen 4 (AVX-512) the Dense
+// forward (128, 256, 784) runs ~15% faster direct, 1024^3 ~30% slower; on Zen 3 (AVX2)
+// the packed 6x16 kernel wins from 128^3 on (256^3: 80% of the FMA ceiling against 55%),
+// so the AVX2 context keeps only the small range.
 // The direct and dot kernels keep one running sum per element over all of K; the packed
 // path adds K in blocks of at most KC. Past this K the running sum's rounding shows
 // (relative error ~1e-4 at K = 1e6 against ~3e-7 blocked), so long reductions go packed.
 constexpr int64_t UNBLOCKED_MAX_K = 4096;
-constexpr int64_t DIRECT_GEMM_MNK = 320 * 320 * 320;
-constexpr int64_t DIRECT_A_BYTES = 512 * 1024;
 
-template <typename T>
-bool direct_pays(const Problem<T>& pr) {
+template <typename T, typename Ctx>
+bool direct_pays(const Problem<T>& pr, const Ctx& ctx) {
     const int64_t mnk = pr.M * pr.N * pr.K;
     if (pr.B.cs != 1 || pr.K > UNBLOCKED_MAX_K) return false;
-    if (mnk <= DIRECT_SMALL_MNK) return true;
-    return mnk <= DIRECT_GEMM_MNK && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= DIRECT_A_BYTES;
+    if (mnk <= ctx.direct_small_mnk) return true;
+    return mnk <= ctx.direct_l2_mnk && pr.M * pr.K * static_cast<int64_t>(sizeof(T)) <= ctx.direct_a_bytes;
 }
 
 template <typename T>
@@ -528,7 +561,7 @@ void direct_strided_tile(const DirectKernel<T>& k, const Problem<T>& pr, int64_t
 // Tiles in column-strip order (consecutive tiles share a strip of B, which stays in cache);
 // threads take contiguous runs of tiles, each tile whole, so results do not depend on them.
 template <typename T>
-void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
+void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
     const int64_t mt = ceil_div(pr.M, k.MR), tiles = mt * ceil_div(pr.N, k.NR);
     auto tile = [&](int64_t t) {
         const int64_t i = (t % mt) * k.MR, j = (t / mt) * k.NR;
@@ -537,7 +570,7 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
         k.fn(pr.K, pr.A.at(i, 0), pr.A.rs, pr.A.cs, pr.B.at(0, j), pr.B.rs, pr.C.at(i, j), pr.C.rs,
              mr, nr, pr.alpha, pr.beta);
     };
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const int nt = serial ? 1 : gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {  // no OpenMP region at all: on tiny products its set-up is measurable
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return;
@@ -546,59 +579,167 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k) {
     for (int64_t t = 0; t < tiles; ++t) tile(t);
 }
 
-// The direct kernels of an ISA path: {wide, narrow}; false for the baseline path, which has
-// none (SSE2 has no masked loads).
-bool direct_kernels(Isa isa, DirectKernel<float> (&k)[2]) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        k[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
-        k[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
-        return true;
-    }
-    if (isa == Isa::avx2) {
-        k[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
-        k[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
-        return true;
-    }
-#endif
-    (void)isa, (void)k;
-    return false;
+// ---------------------------------------------------------------- context
+
+// Everything the GEMM needs to know about one ISA path and one dtype, chosen once (BLIS's
+// cntx_t): the micro-kernels and their tiles, the cache blocks, and the direct path's L2
+// budget. One table of contexts per dtype, built at first use from the caches the CPU
+// reports (cpu_features.h); the ISA cap picks the row at each call.
+template <typename T>
+using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>, T*);
+
+template <typename T>
+struct Context {
+    Isa isa;
+    int MR, NR;
+    Blocks bk;
+    GemmUkernel<T> ukernel;
+    PackedFn<T> packed;        // gemm_packed<T, MR, NR>
+    DirectKernel<T> direct[2];  // {wide, narrow}; fn == nullptr: no direct path (SSE2)
+    GemmDotKernel<T> dot;      // nullptr: no dot path
+    int dot_rr, dot_nc;
+    int64_t direct_a_bytes;    // op(A) the direct loop may re-read per strip of B
+    int64_t direct_small_mnk;  // direct path up to this M*N*K ...
+    int64_t direct_l2_mnk;     // ... and up to this one while op(A) fits direct_a_bytes
+};
+
+// How a path's blocks follow from the caches (Low et al. 2016, simplified): the KC x NR
+// micro-panel of B takes kc_l1 of L1d, the MC x KC block of A mc_l2 of L2, the KC x NC
+// panel of B nc_l3 of L3. The shares reproduce blocks measured with csrc/bench: AVX2 on a
+// Zen 3 (32 KiB / 512 KiB / 32 MiB), AVX-512 and the baseline on a Zen 4 (32 KiB / 1 MiB /
+// 32 MiB). AVX-512's KC x 32 panel (1.5 L1) streams from L2 there: its 512-bit loads are
+// double-pumped, so the L2 bandwidth covers it and the longer k loop wins.
+struct BlockRule {
+    double kc_l1, mc_l2, nc_l3;
+};
+
+// Reported caches, with any missing level replaced by a small, common one.
+CacheSizes usable_caches(const CacheSizes& c) {
+    CacheSizes u = c;
+    if (u.l1d <= 0) u.l1d = 32 * 1024;
+    if (u.l2 <= 0) u.l2 = 256 * 1024;
+    if (u.l3 <= 0) u.l3 = std::max<int64_t>(4 * u.l2, 8 * 1024 * 1024);
+    return u;
 }
 
-bool direct_kernels(Isa isa, DirectKernel<double> (&k)[2]) {
+int64_t round_down_to(double x, int64_t m, int64_t lo, int64_t hi) {
+    const int64_t v = static_cast<int64_t>(x) / m * m;
+    return std::clamp(v, lo, hi);
+}
+
+Blocks derive_blocks(const BlockRule& r, int MR, int NR, std::size_t s, const CacheSizes& reported) {
+    const CacheSizes c = usable_caches(reported);
+    const double es = static_cast<double>(s);
+    const int64_t kc = round_down_to(r.kc_l1 * c.l1d / (NR * es), 16, 64, 2048);
+    const int64_t mc = round_down_to(r.mc_l2 * c.l2 / (kc * es), MR, MR, 4096 / MR * MR);
+    const int64_t nc = round_down_to(r.nc_l3 * c.l3 / (kc * es), NR, 4 * NR, 16384 / NR * NR);
+    return Blocks{mc, kc, nc};
+}
+
+// PYMINIDL_GEMM_BLOCKS="MC,KC,NC" (experiments): replaces every path's blocks, MC and NC
+// rounded up to the path's MR and NR. False when unset or unreadable.
+bool blocks_from_env(int MR, int NR, Blocks* bk) {
+    const char* env = std::getenv("PYMINIDL_GEMM_BLOCKS");
+    long long mc = 0, kc = 0, nc = 0;
+    if (env == nullptr || std::sscanf(env, "%lld,%lld,%lld", &mc, &kc, &nc) != 3) return false;
+    if (mc <= 0 || kc <= 0 || nc <= 0) return false;
+    *bk = Blocks{ceil_div(mc, MR) * MR, kc, ceil_div(nc, NR) * NR};
+    return true;
+}
+
+template <typename T, int MR, int NR>
+Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const CacheSizes& caches) {
+    Context<T> c{};
+    c.isa = isa;
+    c.MR = MR;
+    c.NR = NR;
+    c.ukernel = uk;
+    c.packed = gemm_packed<T, MR, NR>;
+    if (!blocks_from_env(MR, NR, &c.bk)) c.bk = derive_blocks(rule, MR, NR, sizeof(T), caches);
+    // Half of L2: the rest holds the strip of B and the C tiles.
+    c.direct_a_bytes = usable_caches(caches).l2 / 2;
+    c.direct_small_mnk = 128 * 128 * 256;
+    c.direct_l2_mnk = 320 * 320 * 320;
+    return c;
+}
+
+struct ContextTable {
+    Context<float> f32[3];
+    Context<double> f64[3];
+    CacheSizes caches;
+    bool env_blocks;
+};
+
+ContextTable build_contexts(const CacheSizes& caches) {
     using namespace detail;
+    ContextTable t{};
+    t.caches = caches;
+    t.env_blocks = std::getenv("PYMINIDL_GEMM_BLOCKS") != nullptr;
+    const int b = static_cast<int>(Isa::baseline);
+    t.f32[b] = make_context<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(
+        Isa::baseline, sgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
+    t.f64[b] = make_context<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(
+        Isa::baseline, dgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
+    for (int i = 1; i < 3; ++i) t.f32[i] = t.f32[b], t.f64[i] = t.f64[b];
 #if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        k[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
-        k[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
-        return true;
-    }
-    if (isa == Isa::avx2) {
-        k[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
-        k[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
-        return true;
-    }
+    const int a2 = static_cast<int>(Isa::avx2), a5 = static_cast<int>(Isa::avx512);
+    t.f32[a2] = make_context<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(
+        Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
+    t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
+    t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
+    t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_DOT_RR, t.f32[a2].dot_nc = AVX2_DOT_NC;
+    t.f64[a2] = make_context<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(
+        Isa::avx2, dgemm_ukernel_avx2, {0.5, AVX2_MC_L2, 0.125}, caches);
+    t.f64[a2].direct[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
+    t.f64[a2].direct[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
+    t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DOT_RR, t.f64[a2].dot_nc = AVX2_DOT_NC;
+    t.f32[a5] = make_context<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(
+        Isa::avx512, sgemm_ukernel_avx512, {1.5, 0.352, 0.1875}, caches);
+    t.f32[a5].direct[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
+    t.f32[a5].direct[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
+    t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_DOT_RR, t.f32[a5].dot_nc = AVX512_DOT_NC;
+    t.f64[a5] = make_context<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(
+        Isa::avx512, dgemm_ukernel_avx512, {1.0, 0.235, 0.125}, caches);
+    t.f64[a5].direct[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
+    t.f64[a5].direct[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
+    t.f64[a5].dot = dgemm_dot_avx512, t.f64[a5].dot_rr = AVX512_DOT_RR, t.f64[a5].dot_nc = AVX512_DOT_NC;
+    // AVX2 (Zen 3): the packed 6x16 kernel beats the direct one from 128^3 on (direct_pays).
+    t.f32[a2].direct_small_mnk = t.f64[a2].direct_small_mnk = 96 * 96 * 96;
+    t.f32[a2].direct_l2_mnk = t.f64[a2].direct_l2_mnk = 0;
 #endif
-    (void)isa, (void)k;
-    return false;
+    return t;
+}
+
+// The table; replaced only by gemm_set_caches (a test hook, never called during a GEMM).
+ContextTable& contexts() {
+    static ContextTable table = build_contexts(cache_sizes());
+    return table;
+}
+
+template <typename T>
+const Context<T>& context(Isa isa) {
+    if constexpr (std::is_same_v<T, float>) {
+        return contexts().f32[static_cast<int>(isa)];
+    } else {
+        return contexts().f64[static_cast<int>(isa)];
+    }
 }
 
 // Runs the product on the direct kernels when that pays, in whichever orientation (C or
 // C^T = op(B)^T op(A)^T, e.g. dW = x^T dy with 10 units) fills the tiles better and gives
 // the kernel a unit-stride B. False when the packed path should run instead.
 template <typename T>
-bool try_direct(const Problem<T>& pr, Isa isa) {
-    DirectKernel<T> k[2];
-    if (!direct_kernels(isa, k)) return false;
+bool try_direct(const Problem<T>& pr, const Context<T>& ctx, bool serial) {
+    if (ctx.direct[0].fn == nullptr) return false;
+    const DirectKernel<T>(&k)[2] = ctx.direct;
     const Problem<T> tp = transposed(pr);
-    const bool ok = direct_pays(pr), ok_t = direct_pays(tp);
+    const bool ok = direct_pays(pr, ctx), ok_t = direct_pays(tp, ctx);
     if (!ok && !ok_t) return false;
     const DirectKernel<T> kp = pick_tile(pr.M, pr.N, k), kt = pick_tile(tp.M, tp.N, k);
     if (ok_t && (!ok || tile_use(tp.M, tp.N, kt.MR, kt.NR) > 1.25 * tile_use(pr.M, pr.N, kp.MR, kp.NR))) {
-        gemm_direct(tp, kt);
+        gemm_direct(tp, kt, serial);
     } else {
-        gemm_direct(pr, kp);
+        gemm_direct(pr, kp, serial);
     }
     return true;
 }
@@ -609,55 +750,42 @@ bool try_direct(const Problem<T>& pr, Isa isa) {
 // Vectors along k are full, but each c_ij ends in a lane reduction, which pays from about
 // this K on (csrc/bench: (128, 10, 256) 63 vs 57 GFLOP/s direct; at K = 128 direct wins).
 constexpr int64_t DOT_MIN_K = 160;
+constexpr int64_t DOT_MAX_N = 12;
 
-GemmDotKernel<float> dot_kernel(Isa isa, float) {
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) return detail::sgemm_dot_avx512;
-#endif
-    (void)isa;
-    return nullptr;  // AVX2 has too few registers for a 2 x 12 tile, SSE2 no masked loads
-}
-
-GemmDotKernel<double> dot_kernel(Isa isa, double) {
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) return detail::dgemm_dot_avx512;
-#endif
-    (void)isa;
-    return nullptr;
-}
-
-// C = alpha op(A) op(B) + beta C for N <= AVX512_DOT_NC, with op(A) rows contiguous: each
-// c_ij is a dot product over k. Tiles of DOT_RR whole rows, so threads do not change sums.
+// C = alpha op(A) op(B) + beta C for N <= DOT_MAX_N, with op(A) rows contiguous: each
+// c_ij is a dot product over k. Tiles of dot_rr whole rows x dot_nc columns, each c_ij
+// summed by one tile, so threads do not change sums.
 template <typename T>
-bool try_dot(const Problem<T>& pr, Isa isa) {
-    const GemmDotKernel<T> fn = dot_kernel(isa, T());
-    if (fn == nullptr || pr.A.cs != 1 || pr.N > detail::AVX512_DOT_NC || pr.K < DOT_MIN_K ||
+bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
+    const GemmDotKernel<T> fn = ctx.dot;
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > DOT_MAX_N || pr.K < DOT_MIN_K ||
         pr.K > UNBLOCKED_MAX_K) {
         return false;
     }
-    std::vector<T> packed;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
+    std::vector<T> own;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
     const T* bt = pr.B.p;
     int64_t ldbt = pr.B.cs;
     if (pr.B.rs != 1) {
-        packed.resize(static_cast<std::size_t>(pr.N * pr.K));
+        if (work == nullptr) own.resize(static_cast<std::size_t>(pr.N * pr.K));
+        T* packed = work != nullptr ? work : own.data();
         if (pr.B.cs == 1) {
-            transpose_copy(packed.data(), pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
+            transpose_copy(packed, pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
         } else {
             for (int64_t j = 0; j < pr.N; ++j) {
                 for (int64_t p = 0; p < pr.K; ++p) packed[j * pr.K + p] = *pr.B.at(p, j);
             }
         }
-        bt = packed.data();
+        bt = packed;
         ldbt = pr.K;
     }
-    constexpr int RR = detail::AVX512_DOT_RR;
-    const int64_t tiles = ceil_div(pr.M, RR);
+    const int RR = ctx.dot_rr, NC = ctx.dot_nc;
+    const int64_t mt = ceil_div(pr.M, RR), tiles = mt * ceil_div(pr.N, NC);
     auto tile = [&](int64_t t) {
-        const int64_t i = t * RR;
-        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt, ldbt, pr.N,
-           pr.C.at(i, 0), pr.C.rs, pr.alpha, pr.beta);
+        const int64_t i = (t % mt) * RR, j = (t / mt) * NC;
+        fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt + j * ldbt, ldbt,
+           std::min<int64_t>(NC, pr.N - j), pr.C.at(i, j), pr.C.rs, pr.alpha, pr.beta);
     };
-    const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const int nt = work != nullptr ? 1 : gemm_threads(pr.M, pr.N, pr.K);
     if (nt == 1) {
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return true;
@@ -669,47 +797,6 @@ bool try_dot(const Problem<T>& pr, Isa isa) {
 
 // ---------------------------------------------------------------- dispatch
 
-constexpr Blocks BASELINE_SGEMM_BLOCKS{128, 256, 4096};
-constexpr Blocks BASELINE_DGEMM_BLOCKS{64, 256, 2048};
-constexpr Blocks AVX2_SGEMM_BLOCKS{120, 256, 4096};
-constexpr Blocks AVX2_DGEMM_BLOCKS{72, 256, 2048};
-constexpr Blocks AVX512_SGEMM_BLOCKS{240, 384, 4096};
-constexpr Blocks AVX512_DGEMM_BLOCKS{120, 256, 2048};
-
-void run_packed(const Problem<float>& pr, Isa isa) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        return gemm_packed<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(pr, AVX512_SGEMM_BLOCKS,
-                                                                   sgemm_ukernel_avx512);
-    }
-    if (isa == Isa::avx2) {
-        return gemm_packed<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(pr, AVX2_SGEMM_BLOCKS,
-                                                               sgemm_ukernel_avx2);
-    }
-#endif
-    (void)isa;
-    gemm_packed<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(pr, BASELINE_SGEMM_BLOCKS,
-                                                            sgemm_ukernel_baseline);
-}
-
-void run_packed(const Problem<double>& pr, Isa isa) {
-    using namespace detail;
-#if defined(PYMINIDL_X86)
-    if (isa == Isa::avx512) {
-        return gemm_packed<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(pr, AVX512_DGEMM_BLOCKS,
-                                                                    dgemm_ukernel_avx512);
-    }
-    if (isa == Isa::avx2) {
-        return gemm_packed<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(pr, AVX2_DGEMM_BLOCKS,
-                                                                dgemm_ukernel_avx2);
-    }
-#endif
-    (void)isa;
-    gemm_packed<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(pr, BASELINE_DGEMM_BLOCKS,
-                                                             dgemm_ukernel_baseline);
-}
-
 template <typename T>
 Problem<T> make_problem(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B,
                         int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta) {
@@ -718,17 +805,46 @@ Problem<T> make_problem(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, con
                       View<const T>{B, tb ? 1 : ldb, tb ? ldb : 1}, View<T>{C, ldc, 1}, alpha, beta};
 }
 
+// Elements of workspace a serial call needs on the active path: the packed blocks of A
+// and B (for either orientation of C), or op(B)^T of the dot path, or the small path's row,
+// plus alignment slack.
 template <typename T>
-void gemm_dispatch(const Problem<T>& pr) {
+int64_t workspace_elems(int64_t M, int64_t N, int64_t K) {
+    const Context<T>& ctx = context<T>(active_isa());
+    const int64_t mn = std::max<int64_t>({M, N, 1}), kc = std::min(ctx.bk.KC, std::max<int64_t>(K, 1));
+    const int64_t packs = kc * std::min(ctx.bk.MC, ceil_div(mn, ctx.MR) * ctx.MR) +
+                          kc * std::min(ctx.bk.NC, ceil_div(mn, ctx.NR) * ctx.NR);
+    const int64_t other = std::max(DOT_MAX_N * std::max<int64_t>(K, 1), mn);
+    return std::max(packs, other) + 2 * static_cast<int64_t>(PACK_ALIGN / sizeof(T));
+}
+
+// work == nullptr: threads and buffers as the call needs them. Otherwise the serial entry:
+// one thread, no OpenMP region, no allocation; work holds workspace_elems elements. The
+// path and its sums are those of the threaded call (results identical to it).
+template <typename T>
+void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
-    const Isa isa = active_isa();
-    if (try_dot(pr, isa) || try_direct(pr, isa)) return;
+    const Context<T>& ctx = context<T>(active_isa());
+    if (try_dot(pr, ctx, work) || try_direct(pr, ctx, work != nullptr)) return;
     if (pr.M * pr.N * pr.K <= SMALL_GEMM_MNK && pr.K <= UNBLOCKED_MAX_K) {
+        if (work != nullptr) return gemm_small(pr, work);
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
-    run_packed(pr, isa);
+    ctx.packed(pr, ctx.bk, ctx.ukernel, work);
+}
+
+template <typename T>
+void gemm_serial_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* B, int64_t ldb,
+                   bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta, T* work,
+                   int64_t work_elems) {
+    if (work == nullptr || work_elems < workspace_elems<T>(M, N, K)) {
+        throw std::invalid_argument("gemm_serial: workspace of " + std::to_string(work_elems) +
+                                    " elements is smaller than gemm_workspace_elems(M, N, K) = " +
+                                    std::to_string(workspace_elems<T>(M, N, K)));
+    }
+    gemm_dispatch(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta), work);
 }
 
 template <typename T>
@@ -845,6 +961,74 @@ void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U) {
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U) {
     // db: (U,); dy: (N, U) row stride lddy.
     bias_grad_t(db, dy, lddy, N, U);
+}
+
+GemmPathConfig gemm_config(Isa isa) {
+    const ContextTable& t = contexts();
+    const Context<float>& f = context<float>(isa);
+    const Context<double>& d = context<double>(isa);
+    GemmPathConfig c;
+    c.isa = isa_name(f.isa);
+    c.caches = t.caches;
+    c.blocks_from = t.env_blocks ? "PYMINIDL_GEMM_BLOCKS" : (t.caches.l1d > 0 && t.caches.l2 > 0 ? "caches" : "caches (missing levels defaulted)");
+    c.f32 = GemmBlockInfo{f.MR, f.NR, f.bk.MC, f.bk.KC, f.bk.NC};
+    c.f64 = GemmBlockInfo{d.MR, d.NR, d.bk.MC, d.bk.KC, d.bk.NC};
+    c.direct_a_bytes = f.direct_a_bytes;
+    c.dot = f.dot != nullptr;
+    return c;
+}
+
+void gemm_set_caches(const CacheSizes* caches) {
+    contexts() = build_contexts(caches != nullptr ? *caches : cache_sizes());
+}
+
+double fma_ceiling_gflops(Isa isa, int threads, double seconds) {
+    using Clock = std::chrono::steady_clock;
+    // FLOP per probe iteration: chains x lanes x 2 (an FMA, or a multiply and an add).
+    double (*probe)(int64_t) = detail::fma_probe_baseline;
+    double flop_per_iter = 12 * 4 * 2;
+#if defined(PYMINIDL_X86)
+    if (isa == Isa::avx2) probe = detail::fma_probe_avx2, flop_per_iter = 12 * 8 * 2;
+    if (isa == Isa::avx512) probe = detail::fma_probe_avx512, flop_per_iter = 24 * 16 * 2;
+#endif
+    const int nt = std::max(1, threads);
+    // Calibrate on one thread, then all threads run the same count at once.
+    int64_t iters = 1 << 16;
+    double sink = 0.0;
+    for (;;) {
+        const auto t0 = Clock::now();
+        sink += probe(iters);
+        const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (t > seconds / 4 || iters > (int64_t{1} << 40)) {
+            iters = static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(t, 1e-9));
+            break;
+        }
+        iters *= 4;
+    }
+    iters = std::max<int64_t>(iters, 1);
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(nt) reduction(+ : sink)
+    sink += probe(iters);
+    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (sink == 42.0) std::printf(" ");  // keeps the probe's result alive
+    return static_cast<double>(nt) * static_cast<double>(iters) * flop_per_iter / t / 1e9;
+}
+
+int64_t sgemm_workspace_elems(int64_t M, int64_t N, int64_t K) { return workspace_elems<float>(M, N, K); }
+int64_t dgemm_workspace_elems(int64_t M, int64_t N, int64_t K) { return workspace_elems<double>(M, N, K); }
+
+void sgemm_serial(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,
+                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                  float* work, int64_t work_elems) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N); work: work_elems floats.
+    gemm_serial_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta, work, work_elems);
+}
+
+void dgemm_serial(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B,
+                  int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta,
+                  double* work, int64_t work_elems) {
+    // C: (M, N); op(A): (M, K); op(B): (K, N); work: work_elems doubles.
+    gemm_serial_t(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta, work, work_elems);
 }
 
 }  // namespace pyminidl::kernels

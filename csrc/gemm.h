@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common.h"
+#include "cpu_features.h"
 
 namespace pyminidl::kernels {
 
@@ -15,6 +16,20 @@ void sgemm(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
 void dgemm(double* C, int64_t ldc, const double* A, int64_t lda, bool trans_a,
            const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
            double alpha, double beta);
+
+// The entry for other kernels' loops (a convolution's tiles, an RNN's steps): one thread, no
+// OpenMP region and no allocation; packing buffers come from the caller's work, at least
+// *gemm_workspace_elems(M, N, K) elements (for the ISA path active when sized; a smaller
+// work throws std::invalid_argument). Call it from inside the caller's own parallel region,
+// one work per thread. Results are bit-identical to sgemm/dgemm on the same arguments.
+int64_t sgemm_workspace_elems(int64_t M, int64_t N, int64_t K);
+int64_t dgemm_workspace_elems(int64_t M, int64_t N, int64_t K);
+void sgemm_serial(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
+                  const float* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, float beta, float* work, int64_t work_elems);
+void dgemm_serial(double* C, int64_t ldc, const double* A, int64_t lda, bool trans_a,
+                  const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  double alpha, double beta, double* work, int64_t work_elems);
 
 // Triple loop: the in-C++ reference and the fallback for degenerate shapes.
 void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
@@ -38,5 +53,27 @@ void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t 
 // by one thread per column, so db does not depend on the thread count.
 void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U);
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U);
+
+// The GEMM's configuration on one ISA path (what show_config reports): register tile and
+// cache blocks per dtype, the caches they were derived from, and where the blocks came from
+// ("caches", "caches (missing levels defaulted)" or "PYMINIDL_GEMM_BLOCKS").
+struct GemmBlockInfo {
+    int64_t MR, NR, MC, KC, NC;
+};
+struct GemmPathConfig {
+    const char* isa;
+    const char* blocks_from;
+    CacheSizes caches;
+    GemmBlockInfo f32, f64;
+    int64_t direct_a_bytes;
+    bool dot;  // a dot path for thin outputs
+};
+GemmPathConfig gemm_config(Isa isa);
+// The float32 FMA ceiling of an ISA path in GFLOP/s: threads run independent FMA chains
+// (multiply + add on the baseline path) for about `seconds`. "% of peak" is against this.
+double fma_ceiling_gflops(Isa isa, int threads, double seconds);
+// Test hook: rebuild every path's blocks as if the CPU reported these caches (nullptr: the
+// detected ones). Not thread-safe: no GEMM may run at the same time.
+void gemm_set_caches(const CacheSizes* caches);
 
 }  // namespace pyminidl::kernels

@@ -40,6 +40,11 @@ struct YmmF32 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static T reduce_add(V v) {  // fixed order: halves, then pairs
+        __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+    }
 };
 
 struct YmmF64 {
@@ -60,15 +65,74 @@ struct YmmF64 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_pd(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static T reduce_add(V v) {
+        __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
+    }
 };
 
 }  // namespace
 
-void sgemm_ukernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                        float alpha, float beta) {
-    // a: (kc, 6) packed, b: (kc, 16) packed, c: (6, 16) row stride ldc.
-    ukernel_packed<YmmF32, AVX2_SGEMM_MR, AVX2_SGEMM_NR / 8>(kc, a, b, c, ldc, alpha, beta);
+// One k step of the 6x16 tile: 2 B vectors, 6 broadcasts, 12 FMAs.
+#define PMD_S6X16_STEP(P)                                                                   \
+    do {                                                                                   \
+        const __m256 b0 = _mm256_load_ps(b + (P) * 16), b1 = _mm256_load_ps(b + (P) * 16 + 8); \
+        __m256 ai = _mm256_broadcast_ss(a + (P) * 6 + 0);                                  \
+        c00 = _mm256_fmadd_ps(ai, b0, c00), c01 = _mm256_fmadd_ps(ai, b1, c01);            \
+        ai = _mm256_broadcast_ss(a + (P) * 6 + 1);                                         \
+        c10 = _mm256_fmadd_ps(ai, b0, c10), c11 = _mm256_fmadd_ps(ai, b1, c11);            \
+        ai = _mm256_broadcast_ss(a + (P) * 6 + 2);                                         \
+        c20 = _mm256_fmadd_ps(ai, b0, c20), c21 = _mm256_fmadd_ps(ai, b1, c21);            \
+        ai = _mm256_broadcast_ss(a + (P) * 6 + 3);                                         \
+        c30 = _mm256_fmadd_ps(ai, b0, c30), c31 = _mm256_fmadd_ps(ai, b1, c31);            \
+        ai = _mm256_broadcast_ss(a + (P) * 6 + 4);                                         \
+        c40 = _mm256_fmadd_ps(ai, b0, c40), c41 = _mm256_fmadd_ps(ai, b1, c41);            \
+        ai = _mm256_broadcast_ss(a + (P) * 6 + 5);                                         \
+        c50 = _mm256_fmadd_ps(ai, b0, c50), c51 = _mm256_fmadd_ps(ai, b1, c51);            \
+    } while (0)
+
+// c[0..16) = alpha * (x0, x1) (+ beta * c): unmasked, the tile is whole.
+PMD_ALWAYS_INLINE void store_row16(float* c, __m256 x0, __m256 x1, __m256 va, __m256 vb, bool beta0) {
+    if (beta0) {  // c may be uninitialised: never read it
+        _mm256_storeu_ps(c, _mm256_mul_ps(va, x0));
+        _mm256_storeu_ps(c + 8, _mm256_mul_ps(va, x1));
+    } else {
+        _mm256_storeu_ps(c, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_loadu_ps(c))));
+        _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8))));
+    }
 }
+
+void sgemm_ukernel_avx2(int64_t kc, const float* PMD_RESTRICT a, const float* PMD_RESTRICT b,
+                        float* c, int64_t ldc, float alpha, float beta) {
+    // a: (kc, 6) packed, b: (kc, 16) packed, c: (6, 16) row stride ldc.
+    // The C tile is fetched while the k loop runs (its lines are cold: the whole of C is
+    // swept once per KC block), and the A panel a few steps ahead (it streams from L2;
+    // B's panel is in L1). Unrolled by 4 so the loop overhead stays off the FMA ports.
+    for (int i = 0; i < 6; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+    }
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    int64_t p = 0;
+    for (; p + 4 <= kc; p += 4, a += 24, b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(a + 96), _MM_HINT_T0);
+        PMD_S6X16_STEP(0);
+        PMD_S6X16_STEP(1);
+        PMD_S6X16_STEP(2);
+        PMD_S6X16_STEP(3);
+    }
+    for (; p < kc; ++p, a += 6, b += 16) PMD_S6X16_STEP(0);
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const bool beta0 = beta == 0.0f;
+    store_row16(c, c00, c01, va, vb, beta0);
+    store_row16(c + ldc, c10, c11, va, vb, beta0);
+    store_row16(c + 2 * ldc, c20, c21, va, vb, beta0);
+    store_row16(c + 3 * ldc, c30, c31, va, vb, beta0);
+    store_row16(c + 4 * ldc, c40, c41, va, vb, beta0);
+    store_row16(c + 5 * ldc, c50, c51, va, vb, beta0);
+}
+#undef PMD_S6X16_STEP
 
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta) {
@@ -106,6 +170,33 @@ void dgemm_direct_narrow_avx2(int64_t kc, const double* a, int64_t rsa, int64_t 
     // op(A): (mr <= 12, kc) strides (rsa, csa); op(B): (kc, nr <= 4) row stride ldb; c: (mr, nr).
     ukernel_direct_any<YmmF64, AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR / 4>(
         kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
+void sgemm_dot_avx2(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                    int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta) {
+    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF32, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+}
+
+void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                    int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta) {
+    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF64, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+}
+
+double fma_probe_avx2(int64_t iters) {
+    // 12 independent chains cover 2 FMA pipes x 4 cycles of latency (+ margin): the ceiling
+    // a register-tiled micro-kernel can reach. Returns a sum that keeps the loop alive.
+    __m256 acc[12];
+    for (auto& a : acc) a = _mm256_set1_ps(0.0f);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+        for (auto& a : acc) a = _mm256_fmadd_ps(a, x, y);
+    }
+    __m256 s = acc[0];
+    for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+    return YmmF32::reduce_add(s);
 }
 
 }  // namespace pyminidl::kernels::detail

@@ -121,4 +121,18 @@ void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, cons
     ukernel_dot<ZmmF64, AVX512_DOT_RR, AVX512_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
+double fma_probe_avx512(int64_t iters) {
+    // As fma_probe_avx2, on zmm: 24 chains (2 pipes x 4 cycles, x 3 for margin).
+    __m512 acc[24];
+    for (auto& a : acc) a = _mm512_set1_ps(0.0f);
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 24
+        for (auto& a : acc) a = _mm512_fmadd_ps(a, x, y);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
 }  // namespace pyminidl::kernels::detail

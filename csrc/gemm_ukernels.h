@@ -68,6 +68,13 @@ PMD_DIRECT_DECL(sgemm_direct_narrow_avx512, float)
 PMD_DIRECT_DECL(dgemm_direct_avx512, double)
 PMD_DIRECT_DECL(dgemm_direct_narrow_avx512, double)
 #undef PMD_DIRECT_DECL
+// FMA ceiling probes: iters x (12 x 8 | 24 x 16) float32 FMAs in independent chains.
+double fma_probe_avx2(int64_t iters);
+double fma_probe_avx512(int64_t iters);
+void sgemm_dot_avx2(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
+                    int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
+void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
+                    int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 void sgemm_dot_avx512(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
                       int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta);
 void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
@@ -93,6 +100,11 @@ constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
 // With N = 10 (a classifier head) 10 of 12 columns are used, against 10 of 16 lanes in the
 // narrow direct tile.
 constexpr int AVX512_DOT_RR = 2, AVX512_DOT_NC = 12;
+// AVX2: 2 rows x 6 columns = 12 accumulators (+ 2 A vectors, 1 B vector) of 16 ymm; N = 10
+// runs as two column tiles (6 + 4).
+constexpr int AVX2_DOT_RR = 2, AVX2_DOT_NC = 6;
+// AVX2 float32 block rule (gemm.cpp, BlockRule): shares of L1d / L2 / L3, measured on a Zen 3.
+constexpr double AVX2_KC_L1 = 0.5, AVX2_MC_L2 = 0.25, AVX2_NC_L3 = 0.125;
 // The largest MR x NR of any direct tile (scratch size for a tile of a strided C).
 constexpr int DIRECT_MAX_TILE = AVX512_SGEMM_MR * AVX512_SGEMM_NR;
 

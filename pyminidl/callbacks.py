@@ -109,6 +109,17 @@ def _overrides(callback, names):
     return False
 
 
+def _flatten_callbacks(callbacks):
+    """A callback, or (nested) lists of them, as one flat list (Keras flattens ``callbacks=``)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"`callbacks` must be a Callback or a list of them. Received: callbacks={callbacks!r}")
+    return [c for item in callbacks for c in _flatten_callbacks(item)]
+
+
 class CallbackList(Callback):
     """Calls a list of callbacks as one.
 
@@ -122,7 +133,7 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
         super().__init__()
-        self.callbacks = list(callbacks) if callbacks else []
+        self.callbacks = _flatten_callbacks(callbacks)
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         if self._history is None and add_history:

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from pyminidl.backend import BACKEND_NAMES, get_backend, set_backend, use_backend  # noqa: F401
+from pyminidl.backend import _compat
 from pyminidl.backend._compat import _C
 
 _FLOATX = "float32"
@@ -57,10 +58,22 @@ def set_num_threads(n):
 def cpu_features():
     """The CPU's SIMD features, the best ISA path it supports and the path in use.
 
-    ``PYMINIDL_CPU_CAPABILITY=baseline|avx2|avx512`` caps the path at import.
+    ``PYMINIDL_CPU_CAPABILITY=baseline|avx2|avx512`` caps the path at import. ``"caches"``
+    holds the data cache sizes the CPU reports (bytes; 0 = not reported) and ``"gemm"`` the
+    GEMM blocks chosen from them for the active path (``PYMINIDL_GEMM_BLOCKS="MC,KC,NC"``
+    overrides them, for experiments).
+
+    Example:
+        >>> feats = pyminidl.config.cpu_features()
+        >>> feats["gemm"]["float32"]["KC"] > 0
+        True
     """
     _require_c("cpu_features")
-    return dict(_C.cpu_features())
+    feats = dict(_C.cpu_features())
+    gemm = dict(_C.gemm_config())
+    feats["caches"] = gemm.pop("caches")
+    feats["gemm"] = gemm
+    return feats
 
 
 def set_cpu_capability(name):
@@ -69,6 +82,22 @@ def set_cpu_capability(name):
     if name not in _ISA_NAMES:
         raise ValueError(f"Unknown CPU capability {name!r}. Expected one of {', '.join(map(repr, _ISA_NAMES))}.")
     return _C.set_cpu_capability(name)
+
+
+def _caches_line():
+    c = _C.gemm_config()["caches"]
+
+    def kib(n):
+        return f"{n // 1024} KiB" if n else "not reported"
+
+    return f"caches ({c['source']}): L1d {kib(c['l1d'])}, L2 {kib(c['l2'])} per core, L3 {kib(c['l3'])}"
+
+
+def _gemm_line():
+    g = _C.gemm_config()
+    parts = [f"{dt} {b['MR']}x{b['NR']} MC={b['MC']} KC={b['KC']} NC={b['NC']}"
+             for dt, b in ((dt, g[dt]) for dt in ("float32", "float64"))]
+    return f"GEMM ({g['isa']}, blocks from {g['blocks_from']}): " + "; ".join(parts)
 
 
 def show_config():
@@ -85,7 +114,11 @@ def show_config():
             f"compiler: {info['compiler']}  flags: {info['flags']}",
             f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+            f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+            + (" (set by pyminidl: neither it nor GOMP_SPINCOUNT was set)" if _compat.WAIT_POLICY_SET else ""),
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
+            _caches_line(),
+            _gemm_line(),
         ]
         backend = get_backend()
         if backend.name == "cpu":

@@ -48,15 +48,31 @@ def _pack(template, leaves):
     return next(leaves)
 
 
+def to_host_array(value):
+    """pandas DataFrames and Series (anything with ``to_numpy`` that is not an array) -> ndarray.
+
+    Duck-typed, so pandas is never imported; other values are returned unchanged. The frame's
+    index is dropped, as Keras does.
+    """
+    if isinstance(value, np.ndarray) or _is_device_array(value):
+        return value
+    to_numpy = getattr(value, "to_numpy", None)
+    return to_numpy() if callable(to_numpy) else value
+
+
+def _is_device_array(value):
+    return hasattr(value, "__cuda_array_interface__")
+
+
 def _normalize(structure):
     """Lists become arrays (as tf.data does); tuples and dicts keep their structure."""
     if isinstance(structure, tuple):
         return tuple(_normalize(item) for item in structure)
     if isinstance(structure, dict):
         return {key: _normalize(value) for key, value in structure.items()}
-    if hasattr(structure, "__array__") and not isinstance(structure, np.ndarray) and hasattr(structure, "get"):
+    if _is_device_array(structure):
         return structure  # a device array (CuPy): keep it where it is
-    return np.asarray(structure)
+    return np.asarray(to_host_array(structure))
 
 
 def _stack(elements):

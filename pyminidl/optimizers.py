@@ -74,7 +74,11 @@ class Optimizer:
         if isinstance(value, LearningRateSchedule) or callable(value):
             self._learning_rate = value
         elif isinstance(value, (int, float)) or hasattr(value, "__float__"):
-            self._learning_rate = float(value)
+            rate = float(value)
+            if not math.isfinite(rate) or rate < 0:
+                raise ValueError("Argument `learning_rate` should be a non-negative finite float or a "
+                                 f"schedule. Received: learning_rate={value!r}")
+            self._learning_rate = rate
         else:
             raise ValueError(f"Argument `learning_rate` should be a float or a schedule. Received: {value!r}")
 
@@ -82,11 +86,13 @@ class Optimizer:
     def learning_rate(self):
         """The current learning rate (a schedule is evaluated at ``iterations``)."""
         lr = self._learning_rate
-        if isinstance(lr, LearningRateSchedule):
-            return float(lr(self.iterations))
-        if callable(lr):
-            return float(lr())
-        return lr
+        if not callable(lr):
+            return lr
+        rate = float(lr(self.iterations) if isinstance(lr, LearningRateSchedule) else lr())
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"The `learning_rate` schedule {lr!r} gave {rate} at iteration {self.iterations}; "
+                             "a learning rate must be a non-negative finite float.")
+        return rate
 
     @learning_rate.setter
     def learning_rate(self, value):

@@ -73,3 +73,37 @@ def test_cpu_backend_tunes_the_allocator_unless_told_not_to():
     if sys.platform.startswith("linux") and not os.environ.get("PYMINIDL_SANITIZED"):  # ASan's malloc has no mallopt
         assert run() == "True"
         assert run(MALLOC_MMAP_THRESHOLD_="65536") == "False"  # the user's own setting wins
+
+
+def test_cpu_features_reports_caches_and_gemm_blocks():
+    feats = pyminidl.config.cpu_features()
+    assert set(feats["caches"]) == {"l1d", "l2", "l3", "source"}
+    gemm = feats["gemm"]
+    assert gemm["isa"] == feats["active"]
+    for dtype in ("float32", "float64"):
+        b = gemm[dtype]
+        assert b["MC"] % b["MR"] == 0 and b["NC"] % b["NR"] == 0 and b["KC"] > 0
+
+
+def test_show_config_names_caches_and_blocks(capsys):
+    pyminidl.show_config()
+    out = capsys.readouterr().out
+    assert "caches (" in out and "GEMM (" in out and "KC=" in out
+
+
+def _wait_policy_in_child(env):
+    import subprocess
+    import sys
+
+    code = "import os, pyminidl; print(os.environ.get('OMP_WAIT_POLICY'), pyminidl.backend._compat.WAIT_POLICY_SET)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_wait_policy_passive_unless_the_user_chose():
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    assert _wait_policy_in_child(base) == ["passive", "True"]
+    assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="active")) == ["active", "False"]
+    assert _wait_policy_in_child(dict(base, GOMP_SPINCOUNT="1000")) == ["None", "False"]

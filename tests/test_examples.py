@@ -34,3 +34,9 @@ def test_classification_example():
 def test_regression_example_beats_linear_fit():
     mse, linear_mse = _load("regression").main(epochs=15, verbose=0)
     assert mse < linear_mse / 5
+
+
+def test_pandas_csv_example_trains_from_frames_and_from_a_dataset_of_columns():
+    pytest.importorskip("pandas")
+    frame_accuracy, dataset_accuracy = _load("pandas_csv").main(epochs=8, verbose=0)
+    assert frame_accuracy > 0.9 and dataset_accuracy > 0.9

@@ -1,4 +1,8 @@
-"""Small datasets shipped inside the package (no download).
+"""Datasets: Keras's loaders (``keras.datasets``) and small data shipped in the package.
+
+``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``imdb`` and ``reuters`` have
+Keras 3's ``load_data()``; they download once through ``pyminidl.utils.get_file`` into
+``~/.pyminidl/datasets`` (checksum verified, offline-safe; see the README's "Datasets").
 
 ``load_digits()`` returns the 8x8 handwritten digits: 1,797 images of the digits 0-9, each
 pixel an integer count 0..16. It is the test set of the UCI "Optical Recognition of
@@ -16,6 +20,8 @@ import gzip
 import os
 
 import numpy as np
+
+from pyminidl.datasets import cifar10, cifar100, fashion_mnist, imdb, mnist, reuters  # noqa: F401
 
 _DIGITS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits.csv.gz")
 _cache = {}
@@ -46,4 +52,4 @@ def load_digits(as_images=False):
     return x.copy(), y.copy()
 
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imdb", "reuters"]

@@ -1,11 +1,16 @@
 """Layers with the Keras 3 API: ``from pyminidl import layers; layers.Dense(10)``."""
 
 from pyminidl.layers.activation import Activation
+from pyminidl.layers.augmentation import (RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+                                          RandomTranslation, RandomZoom)
 from pyminidl.layers.base import InputSpec, KerasTensor, Layer, clear_session
 from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout
+from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
+from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import Flatten, Reshape
+from pyminidl.layers.text_vectorization import TextVectorization
 
 
 def _all_subclasses(cls):
@@ -51,6 +56,8 @@ def deserialize(config, custom_objects=None):
 
 
 __all__ = [
-    "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
-    "Reshape", "clear_session", "serialize", "deserialize",
+    "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "IntegerLookup", "KerasTensor",
+    "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
+    "CenterCrop", "Normalization", "Rescaling", "Resizing",
+    "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
 ]

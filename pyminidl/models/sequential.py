@@ -121,8 +121,11 @@ class Sequential(Trainer, Layer):
         """Build every layer for ``input_shape`` (batch axis first), propagating shapes.
 
         Raises:
-            ValueError: no input shape known, or a layer rejects its input shape.
+            ValueError: no layers, no input shape known, or a layer rejects its input shape.
         """
+        if not self._layers:
+            raise ValueError(f"Sequential model '{self.name}' cannot be built because it has no layers. "
+                             "Call `model.add(layer)`.")
         if input_shape is None:
             if self._input_layer is None:
                 raise ValueError("You must provide an `input_shape` argument.")
@@ -186,7 +189,7 @@ class Sequential(Trainer, Layer):
         Returns:
             ``(y, backward)``.
         """
-        x = self._prepare(x)
+        x = self._prepare(self._adjust_input_rank(x))
         backwards = []
         opts = FORWARD_OPTIONS
         logits, need_dx = opts.logits, opts.need_dx
@@ -210,9 +213,21 @@ class Sequential(Trainer, Layer):
 
     def _infer(self, x):
         """Inference: each layer's output replaces its input, so at most two activations are alive."""
-        x = self._prepare(x)
+        x = self._prepare(self._adjust_input_rank(x))
         for layer in self._layers:
             x = layer._infer(x)
+        return x
+
+    def _adjust_input_rank(self, x):
+        """Keras's rank adjustment against the declared input: a missing trailing axis of size 1
+        is added ((N,) for input shape (1,)), an extra one of size 1 is dropped."""
+        if self._input_layer is None or not hasattr(x, "ndim"):
+            return x
+        ref = self._input_layer.batch_shape
+        if x.ndim == len(ref) - 1 and ref[-1] == 1:
+            return x.reshape(x.shape + (1,))
+        if x.ndim == len(ref) + 1 and x.shape[-1] == 1:
+            return x.reshape(x.shape[:-1])
         return x
 
     # ------------------------------------------------------------------ summary and config

@@ -15,6 +15,7 @@ import numpy as np
 from pyminidl import config
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
+from pyminidl.data import to_host_array
 
 _RAN_OUT = (
     "Your input ran out of data; interrupting training. Make sure that your dataset or "
@@ -52,6 +53,7 @@ def to_backend_array(value, be, keep_int=False):
     With ``keep_int`` integers keep their dtype and strings stay host arrays (for a first layer
     that takes ids or text).
     """
+    value = to_host_array(value)
     if not _is_backend_array(value):
         value = np.asarray(value)
     kind = value.dtype.kind
@@ -111,8 +113,9 @@ class DataAdapter:
 
     ``num_batches`` is the steps per epoch when known (None for a generator of unknown
     length). With ``steps`` set, an epoch is that many batches taken from one persistent
-    stream, restarted when a re-iterable source runs out; a one-shot generator that runs
-    out sets ``exhausted``.
+    stream, as in Keras 3: when the stream runs out inside an epoch, the epoch ends there
+    with Keras's "ran out of data" warning and a re-iterable source restarts at the next
+    epoch (``ran_short``); a one-shot generator that runs out sets ``exhausted``.
     """
 
     one_shot = False
@@ -122,6 +125,7 @@ class DataAdapter:
             raise ValueError(f"Expected a positive integer number of steps. Received: steps={steps!r}")
         self.steps = None if steps is None else int(steps)
         self.exhausted = False
+        self.ran_short = False
         self._stream = None
 
     def _one_pass(self):
@@ -132,13 +136,16 @@ class DataAdapter:
         if self.steps is None:
             yield from enumerate(self._one_pass())
             return
+        self.ran_short = False
         for step in range(self.steps):
-            batch = self._next_batch()
+            batch = self._next_batch(restart=step == 0)
             if batch is None:
+                self.ran_short = not self.exhausted
                 return
             yield step, batch
 
-    def _next_batch(self):
+    def _next_batch(self, restart):
+        """The stream's next batch; at an epoch's first step a finished re-iterable source restarts."""
         for _ in range(2):
             if self._stream is None:
                 self._stream = iter(self._one_pass())
@@ -148,15 +155,24 @@ class DataAdapter:
                 self._stream = None
                 if self.one_shot:
                     break
+                if not restart:
+                    return None
         self.exhausted = True
         return None
+
+
+def check_non_empty(x, data_name):
+    """Keras's error for data without a sample (instead of a loss of 0.0 over no batch)."""
+    if len(x) == 0:
+        raise ValueError(f"Expected input data to be non-empty. Received: {data_name} with shape "
+                         f"{tuple(x.shape)}")
 
 
 class ArrayAdapter(DataAdapter):
     """Batches of NumPy (or backend) arrays, shuffled once per epoch."""
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                 class_weight=None, keep_int_x=False, keep_int_y=False):
+                 class_weight=None, keep_int_x=False, keep_int_y=False, data_name="x"):
         super().__init__(steps)
         be = get_backend()
         if batch_size is None:
@@ -167,6 +183,7 @@ class ArrayAdapter(DataAdapter):
         self.y = None if y is None else to_backend_array(y, be, keep_int_y)
         self.sample_weight = None if sample_weight is None else to_backend_array(sample_weight, be)
         check_cardinality(self.x, self.y, self.sample_weight)
+        check_non_empty(self.x, data_name)
         if class_weight is not None and self.y is not None:
             if self.sample_weight is not None:
                 raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time.")
@@ -244,8 +261,9 @@ def is_iterable_source(value):
 
 
 def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                 class_weight=None, keep_int_x=False, keep_int_y=False, steps_name="steps"):
-    """The adapter for ``x`` (arrays, a Dataset or a generator), checked as Keras checks it."""
+                 class_weight=None, keep_int_x=False, keep_int_y=False, steps_name="steps", data_name="x"):
+    """The adapter for ``x`` (arrays, pandas frames, a Dataset or a generator), checked as Keras checks it."""
+    x, y, sample_weight = (to_host_array(a) for a in (x, y, sample_weight))
     if x is None:
         raise ValueError("Unrecognized data type: x=None. Expected NumPy arrays, a Dataset or a generator.")
     if is_iterable_source(x):
@@ -259,4 +277,5 @@ def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, 
         return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y, steps_name)
     if not is_array_like(x):
         raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x).__name__}).")
-    return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y)
+    return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y,
+                        data_name)

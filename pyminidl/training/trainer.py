@@ -19,6 +19,9 @@ from pyminidl.layers.base import clear_grads, forward_options, gradients_of, wei
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
+_NO_TARGETS = ("Target data is missing. Your model was compiled with loss={loss}, and therefore expects "
+               "target data to be provided in `fit()`: pass `y`, or data that yields `(x, y)`.")
+
 class _LossTracker:
     """The running ``loss`` of the logs: the mean of the batch losses weighted by batch size,
     as Keras 3's loss tracker (plain floats: it runs once per batch)."""
@@ -270,6 +273,8 @@ class Trainer:
         return any(getattr(w, "constraint", None) is not None for _, w in slots())
 
     def _train_step(self, x, y, sample_weight):
+        if y is None:
+            raise ValueError(_NO_TARGETS.format(loss=self.loss))
         if not self.built:
             self._ensure_built(x)
             self._prepare_training()
@@ -384,13 +389,15 @@ class Trainer:
         keep_y = "sparse" in getattr(self._loss_fn, "name", "") if self._loss_fn is not None else False
         return keep_x, keep_y
 
-    def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None, steps_name="steps"):
+    def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None, steps_name="steps",
+                 data_name="x"):
         keep_x, keep_y = self._keep_int()
         return da.make_adapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_x, keep_y,
-                               steps_name)
+                               steps_name, data_name)
 
     def _fit_adapters(self, x, y, sample_weight, batch_size, validation_split, validation_data, shuffle,
                       class_weight, steps_per_epoch, validation_steps, validation_batch_size):
+        x, y, sample_weight = (da.to_host_array(a) for a in (x, y, sample_weight))
         if validation_split and validation_data is None:
             if not (da.is_array_like(x) and (y is None or da.is_array_like(y))):
                 raise ValueError(
@@ -406,7 +413,7 @@ class Trainer:
         if validation_data is not None:
             vx, vy, vw = da.unpack_x_y_sample_weight(validation_data)
             val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps,
-                                steps_name="validation_steps")
+                                steps_name="validation_steps", data_name="validation_data")
         return train, val
 
     @staticmethod
@@ -469,7 +476,7 @@ class Trainer:
             if logs is None:
                 break
             if val is not None and _should_eval(epoch, validation_freq):
-                val_logs = self._test_loop(val, cbs)
+                val_logs = self._test_loop(val, cbs, "validation_data")
                 logs.update({"val_" + name: value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             training_logs = logs
@@ -501,6 +508,8 @@ class Trainer:
         if train.exhausted:
             da.warn_ran_out()
             self.stop_training = True
+        elif train.ran_short:
+            da.warn_ran_out()  # Keras 3 ends this epoch early; the next one starts the data again
         return self._custom_logs()
 
     # ------------------------------------------------------------------ evaluate
@@ -532,13 +541,14 @@ class Trainer:
         logs = self._test_loop(data, cbs)
         return logs if return_dict else self._flatten_logs(logs)
 
-    def _test_loop(self, data, cbs):
+    def _test_loop(self, data, cbs, data_name="x"):
         self.reset_metrics()
         self.stop_evaluating = False
         cbs.on_test_begin()
         hooks = cbs.needs_test_batch_logs
         self._hook_logs = {}
         test_step = self._step("test_step")
+        step = -1
         for step, (x, y, sample_weight) in data.epoch():
             if y is None:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
@@ -549,6 +559,8 @@ class Trainer:
                 cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
                 break
+        if step < 0:
+            raise ValueError(f"Expected input data to be non-empty: `{data_name}` gave no batch to evaluate.")
         logs = self._custom_logs()
         cbs.on_test_end(logs)
         return logs

@@ -379,3 +379,17 @@ def test_fuzz_set_cpu_capability(name):
         _run_setter("set_cpu_capability", lambda: _C.set_cpu_capability(name))
     finally:
         _C.set_cpu_capability("avx512")
+
+
+@FUZZ
+@given(isa=st.one_of(st.none(), st.text(max_size=8), st.sampled_from(["baseline", "avx2", "avx512"])))
+def test_fuzz_gemm_config(isa):
+    _run_setter("gemm_config", lambda: _C.gemm_config(isa))
+
+
+@FUZZ
+@given(threads=st.one_of(st.integers(-3, 3), st.integers(-(2**40), 2**40)),
+       seconds=st.one_of(st.floats(max_value=1e-3), st.sampled_from([float("nan"), float("inf"), 11.0, 1e300])))
+def test_fuzz_fma_ceiling(threads, seconds):
+    # Probes of at most 1 ms (and rejected lengths): the fuzz run stays short.
+    _run_setter("fma_ceiling", lambda: _C.fma_ceiling(None, threads, seconds))

@@ -68,9 +68,12 @@ def test_steps_per_epoch_limits_each_epoch(rng):
     model = _linear()
     model.compile(optimizer="sgd", loss="mse")
     counter = _CountBatches()
-    model.fit(x, y, batch_size=10, epochs=3, steps_per_epoch=4, verbose=0, callbacks=[counter])
-    assert counter.sizes == [0, 1, 2, 3]
-    assert model.optimizer.iterations == 12
+    # 10 batches, 4 per epoch from one stream: the third epoch meets the end of the data after 2
+    # steps and ends there with a warning (Keras 3.15 on the same case: 4, 4, 2 steps).
+    with pytest.warns(UserWarning, match="ran out of data"):
+        model.fit(x, y, batch_size=10, epochs=3, steps_per_epoch=4, verbose=0, callbacks=[counter])
+    assert counter.sizes == [0, 1]
+    assert model.optimizer.iterations == 10
 
 
 def test_fit_accepts_lists_and_float64(rng):
