@@ -173,10 +173,22 @@ def _resolve(identifier):
     return None, lambda x: _tape_pair(identifier, x)
 
 
+# What each backward reads: the output alone, nothing, or the input and output; the rest read x.
+_BACKWARD_READS_Y = frozenset(("sigmoid", "tanh", "exponential"))
+_BACKWARD_READS_XY = frozenset(("elu", "selu"))
+
+
 def _backend_pair(name, x, params):
     be = get_backend()
     y = be.activation_forward(name, x, **params)
-    return y, lambda dy: be.activation_backward(name, dy, x, y, **params)
+    # the closure keeps only what the backward reads, so training holds one array per activation
+    if name in _BACKWARD_READS_Y:
+        return y, lambda dy: be.activation_backward(name, dy, None, y, **params)
+    if name == "step":
+        return y, lambda dy: be.activation_backward(name, dy, None, None, **params)
+    if name in _BACKWARD_READS_XY:
+        return y, lambda dy: be.activation_backward(name, dy, x, y, **params)
+    return y, lambda dy: be.activation_backward(name, dy, x, None, **params)
 
 
 def _softmax_pair(name, x):

@@ -264,6 +264,7 @@ def _softmax_ce(xp, labels, logits, sparse, label_smoothing=0.0):
         dz = be.softmax_cross_entropy_backward(d, probs, lab, sparse=sparse, label_smoothing=label_smoothing)
         return dz.reshape(logits.shape)
 
+    backward.probs = probs  # the softmax the kernel computed: the trainer's metrics read it
     return loss.reshape(lead), backward
 
 
@@ -432,6 +433,8 @@ class Loss:
             grad = value_backward(reduce_backward(dvalue))
             return grad if grad.shape == pred_shape else grad.reshape(pred_shape)
 
+        probs = getattr(value_backward, "probs", None)
+        backward.probs = None if probs is None else probs.reshape(pred_shape)
         return value, backward
 
     def get_config(self):

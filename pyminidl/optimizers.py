@@ -3,7 +3,8 @@
 ``opt.apply(grads, variables)`` clips the gradients (``clipnorm`` / ``clipvalue`` /
 ``global_clipnorm``), then calls the backend's fused ``sgd_update`` / ``adam_update`` /
 ``rmsprop_update`` / ``adagrad_update`` on each variable in place (decoupled
-``weight_decay`` included), with slots keyed by ``id(variable)``, and increments
+``weight_decay`` included), with slots keyed by the variable's path ("dense/kernel"; a bare
+array without a path by its identity), and increments
 ``opt.iterations``. Learning-rate schedules live in ``pyminidl.optimizers.schedules``.
 
 Example:
@@ -14,11 +15,13 @@ Example:
 """
 
 import math
+import re
 import sys
 
 from pyminidl.backend import get_backend
 from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
 from pyminidl.optimizers_schedules import LearningRateSchedule
+from pyminidl.variables import key_of, value_of
 
 # `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
 sys.modules[__name__ + ".schedules"] = schedules
@@ -60,8 +63,9 @@ class Optimizer:
         self.loss_scale_factor = loss_scale_factor
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.iterations = 0
-        self._slots = {}  # id(variable) -> (variable, slot arrays); the reference keeps the id unique
-        self._excluded = set()
+        self._slots = {}  # path (or id of a bare array) -> (array, slot arrays)
+        self._excluded = set()  # keys of variables excluded from weight decay
+        self._excluded_names = ()  # regexes searched in variable names
         self._set_learning_rate(learning_rate)
 
     # ------------------------------------------------------------------ learning rate
@@ -106,14 +110,24 @@ class Optimizer:
     def build(self, variables):
         """Create the slots of ``variables`` (done lazily by ``apply`` otherwise)."""
         for var in variables:
-            self._state(var)
+            self._state(value_of(var), key_of(var))
 
-    def _state(self, var):
-        entry = self._slots.get(id(var))
+    def _state(self, var, key=None):
+        key = id(var) if key is None else key
+        entry = self._slots.get(key)
         if entry is None:
             entry = (var, self._create_slots(var))
-            self._slots[id(var)] = entry
+            self._slots[key] = entry
+        elif entry[0] is not var:
+            raise ValueError(
+                f"Optimizer {self.name!r} already holds state for a different variable with path {key!r} "
+                f"(shape {tuple(entry[0].shape)}; received shape {tuple(var.shape)}). Use one optimizer per model."
+            )
         return entry[1]
+
+    def slot_state(self):
+        """``{variable path: [slot arrays]}`` (what persistence saves and restores), bare arrays omitted."""
+        return {k: [s for s in slots if s is not None] for k, (_, slots) in self._slots.items() if isinstance(k, str)}
 
     def _create_slots(self, var):
         return ()
@@ -124,10 +138,24 @@ class Optimizer:
         return [s for _, slots in self._slots.values() for s in slots if s is not None]
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Exclude these variables (arrays) from weight decay; ``var_names`` is not supported."""
-        if var_names:
-            raise NotImplementedError("exclude_from_weight_decay(var_names=...) needs named variables.")
-        self._excluded.update(id(v) for v in var_list or ())
+        """Exclude variables from weight decay (Keras 3).
+
+        Args:
+            var_list: variables (or arrays) to exclude.
+            var_names: regexes; a variable whose name ("kernel", "bias") matches one is excluded.
+
+        Example:
+            >>> opt = AdamW(weight_decay=0.01)
+            >>> opt.exclude_from_weight_decay(var_names=["bias"])
+        """
+        self._excluded.update(key_of(v) for v in var_list or ())
+        self._excluded_names = tuple(self._excluded_names) + tuple(re.compile(n) for n in var_names or ())
+
+    def _decays(self, var, key):
+        if key in self._excluded:
+            return False
+        name = getattr(var, "name", None)
+        return name is None or not any(p.search(name) for p in self._excluded_names)
 
     # ------------------------------------------------------------------ update
 
@@ -140,15 +168,17 @@ class Optimizer:
             )
         if self.clipnorm or self.global_clipnorm or self.clipvalue:
             grads = self._clip(grads)
-        be, lr, wd, excluded = get_backend(), self.learning_rate, self.weight_decay or 0.0, self._excluded
+        be, lr, wd = get_backend(), self.learning_rate, self.weight_decay or 0.0
+        check = bool(wd) and bool(self._excluded or self._excluded_names)
         for g, var in zip(grads, trainable_variables):
             if g is None:
                 continue
-            if g.dtype != var.dtype:
-                g = g.astype(var.dtype)
-            if g.shape != var.shape:
-                raise ValueError(f"Gradient shape {g.shape} does not match variable shape {var.shape}")
-            self._update(be, var, g, lr, 0.0 if excluded and id(var) in excluded else wd)
+            key, arr = key_of(var), value_of(var)
+            if g.dtype != arr.dtype:
+                g = g.astype(arr.dtype)
+            if g.shape != arr.shape:
+                raise ValueError(f"Gradient shape {g.shape} does not match variable shape {arr.shape}")
+            self._update(be, arr, g, lr, 0.0 if check and not self._decays(var, key) else wd, key)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -178,7 +208,7 @@ class Optimizer:
             return grads
         return [None if g is None else clip(g) for g in grads]
 
-    def _update(self, be, var, grad, lr, weight_decay):
+    def _update(self, be, var, grad, lr, weight_decay, key):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config
@@ -224,8 +254,8 @@ class SGD(Optimizer):
     def _create_slots(self, var):
         return (get_backend().xp.zeros_like(var) if self.momentum != 0.0 else None,)
 
-    def _update(self, be, var, grad, lr, weight_decay):
-        (velocity,) = self._state(var)
+    def _update(self, be, var, grad, lr, weight_decay, key):
+        (velocity,) = self._state(var, key)
         be.sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
                       weight_decay=weight_decay)
 
@@ -250,8 +280,8 @@ class Adam(Optimizer):
         xp = get_backend().xp
         return (xp.zeros_like(var), xp.zeros_like(var), xp.zeros_like(var) if self.amsgrad else None)
 
-    def _update(self, be, var, grad, lr, weight_decay):
-        m, v, vhat = self._state(var)
+    def _update(self, be, var, grad, lr, weight_decay, key):
+        m, v, vhat = self._state(var, key)
         be.adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
                          beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad, weight_decay=weight_decay)
 
@@ -295,8 +325,8 @@ class RMSprop(Optimizer):
         return (xp.zeros_like(var), xp.zeros_like(var) if self.momentum > 0 else None,
                 xp.zeros_like(var) if self.centered else None)
 
-    def _update(self, be, var, grad, lr, weight_decay):
-        velocity, momentum_buf, average_grad = self._state(var)
+    def _update(self, be, var, grad, lr, weight_decay, key):
+        velocity, momentum_buf, average_grad = self._state(var, key)
         be.rmsprop_update(var, grad, velocity, momentum_buf, average_grad, lr, rho=self.rho,
                           momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
                           weight_decay=weight_decay)
@@ -322,8 +352,8 @@ class Adagrad(Optimizer):
     def _create_slots(self, var):
         return (get_backend().xp.full_like(var, self.initial_accumulator_value),)
 
-    def _update(self, be, var, grad, lr, weight_decay):
-        (accumulator,) = self._state(var)
+    def _update(self, be, var, grad, lr, weight_decay, key):
+        (accumulator,) = self._state(var, key)
         be.adagrad_update(var, grad, accumulator, lr, epsilon=self.epsilon, weight_decay=weight_decay)
 
     def get_config(self):

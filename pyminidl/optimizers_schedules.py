@@ -27,6 +27,13 @@ class LearningRateSchedule:
         return cls(**config)
 
 
+def _check_decay_steps(decay_steps):
+    """The prologue every decaying schedule shares: a positive number of steps (a clear error, not a
+    ZeroDivisionError at the first step)."""
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, (int, float)) or decay_steps <= 0:
+        raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps!r}")
+
+
 class ExponentialDecay(LearningRateSchedule):
     """lr = initial_learning_rate * decay_rate ** (step / decay_steps) (integer division if staircase).
 
@@ -36,8 +43,7 @@ class ExponentialDecay(LearningRateSchedule):
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
-        if decay_steps <= 0:
-            raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        _check_decay_steps(decay_steps)
         self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
         self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
 
@@ -87,8 +93,7 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
                  warmup_steps=0):
-        if decay_steps <= 0:
-            raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        _check_decay_steps(decay_steps)
         self.initial_learning_rate, self.decay_steps, self.alpha = initial_learning_rate, decay_steps, alpha
         self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
 
@@ -116,6 +121,7 @@ class InverseTimeDecay(LearningRateSchedule):
     """lr = initial_learning_rate / (1 + decay_rate * step / decay_steps) (floored if staircase)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
+        _check_decay_steps(decay_steps)
         self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
         self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
 

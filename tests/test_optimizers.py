@@ -187,3 +187,11 @@ def test_apply_gradients_and_backends(backend, rng):
 
 def test_schedules_import_path():
     from pyminidl.optimizers.schedules import CosineDecay  # noqa: F401  (as `keras.optimizers.schedules`)
+
+
+@pytest.mark.parametrize("cls", ["ExponentialDecay", "InverseTimeDecay"])
+def test_decay_schedules_reject_zero_decay_steps(cls):
+    from pyminidl.optimizers import schedules
+
+    with pytest.raises(ValueError, match="decay_steps"):
+        getattr(schedules, cls)(0.1, decay_steps=0, decay_rate=0.5)

@@ -25,6 +25,11 @@ ACTIVATIONS = (
 )
 
 
+# erf(x) = x * sum_n c_n x^(2n), c_n = 2/sqrt(pi) (-1)^n / (n! (2n + 1)); 45 terms reach 1e-17 at |x| = 2.5
+_ERF_SERIES = tuple(2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(45))
+_ERF_CF_TERMS = 80  # depth of the erfc continued fraction: converged to double precision for z >= 2.5
+
+
 class Backend:
     """NumPy reference backend (also the base class of every other backend)."""
 
@@ -213,8 +218,28 @@ class Backend:
         return self.swish_backward(dy, x, y)
 
     def _erf(self, x):
-        """Elementwise erf (NumPy has none; math.erf is exact to double precision)."""
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+        """Elementwise erf in vectorised array code (NumPy has none): the Maclaurin series in Horner form
+        below |x| = 2.5, the continued fraction of erfc above; within 1e-14 of math.erf in float64."""
+        xp = self.xp
+        single = x.dtype.itemsize <= 4  # float32 needs fewer terms (its eps is 6e-8)
+        series, depth = (_ERF_SERIES[:28], 24) if single else (_ERF_SERIES, _ERF_CF_TERMS)
+        a = xp.abs(x).astype(xp.float64)
+        out = xp.empty_like(a)
+        small = a < 2.5
+        s = a[small]
+        s2, p = s * s, xp.full_like(s, series[-1])
+        for c in series[-2::-1]:
+            p = p * s2 + c
+        out[small] = s * p
+        big = ~small
+        z = a[big]
+        f = z.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k in range(depth, 0, -1):  # erfc(z) = exp(-z^2)/sqrt(pi) / (z + 1/2 / (z + 1 / (z + 3/2 / ...)))
+                f = z + (0.5 * k) / f
+            tail = xp.exp(-z * z) / (math.sqrt(math.pi) * f)
+        out[big] = 1.0 - xp.where(xp.isinf(z), 0.0, tail)
+        return (xp.sign(x) * out).astype(x.dtype, copy=False)
 
     def gelu_forward(self, x, approximate=False):
         """Exact: y = x/2 * (1 + erf(x/sqrt 2)); approximate: x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))."""

@@ -18,10 +18,46 @@ import inspect
 import json
 import math
 import re
+import threading
 
 from pyminidl import config, initializers, ops
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
+from pyminidl.variables import Variable
+
+class _ForwardOptions(threading.local):
+    """What the model decided for this forward, read by the layers that can use it (others ignore it).
+
+    ``logits``: the layer ending the model stops before its softmax (the trainer fuses softmax and
+    cross-entropy). ``need_dx``: nobody reads the input gradient (the model's first layer), so a
+    backward may skip computing it and return None. Models set both per layer around each layer's
+    forward; a layer's own sublayers run with the defaults.
+    """
+
+    logits = False
+    need_dx = True
+
+
+FORWARD_OPTIONS = _ForwardOptions()
+
+
+class forward_options:
+    """Context manager: run a forward with ``logits`` / ``need_dx`` set (restored on exit)."""
+
+    __slots__ = ("_new", "_old")
+
+    def __init__(self, logits=False, need_dx=True):
+        self._new = (logits, need_dx)
+
+    def __enter__(self):
+        opts = FORWARD_OPTIONS
+        self._old = (opts.logits, opts.need_dx)
+        opts.logits, opts.need_dx = self._new
+        return opts
+
+    def __exit__(self, *exc):
+        FORWARD_OPTIONS.logits, FORWARD_OPTIONS.need_dx = self._old
+
 
 _UIDS = collections.defaultdict(int)
 _WEIGHTS_CREATED = [0]  # bumped by every add_weight: lets a trainer notice weights created lazily
@@ -149,14 +185,6 @@ def _json_able(value):
         return False
 
 
-class _Weight:
-    __slots__ = ("name", "value", "trainable", "regularizer", "constraint")
-
-    def __init__(self, name, value, trainable, regularizer, constraint):
-        self.name, self.value, self.trainable = name, value, trainable
-        self.regularizer, self.constraint = regularizer, constraint
-
-
 @functools.lru_cache(maxsize=None)
 def _call_takes_training(cls):
     params = inspect.signature(cls.call).parameters
@@ -180,6 +208,20 @@ def _wrap_build(build):
 
     wrapper._pmd_wrapped = True
     return wrapper
+
+
+@functools.lru_cache(maxsize=None)
+def _call_params(cls):
+    """What ``__call__`` may pass on beyond the input: (positional names, keyword names, takes *args,
+    takes **kwargs), read from ``call`` for call-based layers and from ``forward`` for the others."""
+    runs_call = cls.forward is Layer.forward or _overrides_call(cls)
+    fn = cls.call if runs_call else cls.forward
+    params = list(inspect.signature(fn).parameters.values())[2:]  # self, the input
+    kinds = inspect.Parameter
+    positional = tuple(p.name for p in params if p.kind is kinds.POSITIONAL_OR_KEYWORD)
+    names = frozenset(p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY))
+    return (positional, names, any(p.kind is kinds.VAR_POSITIONAL for p in params),
+            any(p.kind is kinds.VAR_KEYWORD for p in params), runs_call)
 
 
 @functools.lru_cache(maxsize=None)
@@ -207,8 +249,6 @@ class Layer:
         TypeError: an unknown keyword argument.
     """
 
-    # Built-in layers accept forward(x, training, final_logits=..., need_dx=...).
-    _forward_flags = False
     # Floating inputs are cast to the layer's dtype (not for Embedding's integer ids).
     _cast_inputs = True
 
@@ -264,6 +304,16 @@ class Layer:
             cls.build = _wrap_build(cls.__dict__["build"])
 
     def __setattr__(self, key, value):
+        d = self.__dict__
+        attrs = d.get("_weight_attrs")
+        if attrs is not None and key in attrs and value is not None:
+            var = attrs[key]
+            if value is not var.value:  # `layer.kernel = array` copies in: training keeps updating what is read
+                var.assign(value.value if isinstance(value, Variable) else value)
+            return
+        ids = d.get("_weight_ids")
+        if ids is not None and id(value) in ids and ids[id(value)].value is value:
+            d.setdefault("_weight_attrs", {})[key] = ids[id(value)]
         # Track sublayers (also inside a list or tuple), as Keras does, for weights, grads and losses.
         found = [value] if isinstance(value, Layer) else (
             [v for v in value if isinstance(v, Layer)] if isinstance(value, (list, tuple)) else [])
@@ -305,8 +355,18 @@ class Layer:
 
     @property
     def final_activation(self):
-        """Name of the activation this layer ends with, or None (Dense and Activation say)."""
-        return None
+        """Name of the activation this layer ends with, or None (layers applying ``_activate`` say)."""
+        if "_act_name" not in self.__dict__:
+            return None
+        return self._act_name or getattr(self.activation, "__name__", None)
+
+    def _activate(self, z):
+        """``(activation(z), backward or None)`` for a layer ending in ``self.activation``; a softmax is
+        skipped when the model asked for logits (``FORWARD_OPTIONS.logits``)."""
+        name = self._act_name
+        if name == "linear" or (name == "softmax" and FORWARD_OPTIONS.logits):
+            return z, None
+        return self._act_forward(z)
 
     # ------------------------------------------------------------------ weights
 
@@ -357,8 +417,10 @@ class Layer:
         while name in used:
             k += 1
             name = f"{base}_{k}"
-        self._weights_list.append(_Weight(name, value, bool(trainable), regularizers_module.get(regularizer),
-                                          constraint))
+        var = Variable(value, name, f"{self.name}/{name}", bool(trainable), regularizers_module.get(regularizer),
+                       constraint)
+        self._weights_list.append(var)
+        self.__dict__.setdefault("_weight_ids", {})[id(value)] = var
         _WEIGHTS_CREATED[0] += 1
         return value
 
@@ -379,7 +441,7 @@ class Layer:
         return out
 
     def _slots(self):
-        """[(owner, _Weight)] in ``weights`` order (trainable first per layer, then sublayers)."""
+        """[(owner, Variable)] in ``weights`` order (trainable first per layer, then sublayers)."""
         slots, seen = [], set()
         for w in self._own_weights():
             slots.append((self, w))
@@ -416,8 +478,12 @@ class Layer:
 
     @property
     def weight_names(self):
-        """Names of ``weights``, in order, as "layer_name/weight_name"."""
-        return [f"{owner.name}/{w.name}" for owner, w in self._slots()]
+        """Paths of ``weights``, in order, as "layer_name/weight_name" (fixed when each weight is created)."""
+        return [w.path for _, w in self._slots()]
+
+    def _tracked_variables(self):
+        """The ``Variable`` records of ``weights`` (same order): array, path, trainable, regularizer."""
+        return [w for _, w in self._slots()]
 
     def get_weights(self):
         """Copies of ``weights`` as NumPy arrays."""
@@ -446,7 +512,7 @@ class Layer:
                     f"passed to set_weights() has shape {tuple(new.shape)}."
                 )
         for (_, w), new in zip(slots, weights):
-            w.value[...] = be.asarray(new, dtype=w.value.dtype)
+            w.assign(new)
 
     def count_params(self):
         """Total number of scalars in ``weights``.
@@ -567,10 +633,13 @@ class Layer:
         """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads."""
         self._pending_losses = []
         try:
-            with ops._suspend_tapes(), ops.GradientTape(persistent=True) as tape:
+            with ops._suspend_tapes(), forward_options(), ops.GradientTape(persistent=True) as tape:
                 x = ops._traced(x)  # NumPy arithmetic on x inside call() is recorded too
                 tape.watch([x] + self.trainable_weights)
-                y = self.call(x, training=training) if _call_takes_training(type(self)) else self.call(x)
+                args, kwargs = self.__dict__.pop("_call_extras", ((), {}))
+                if _call_takes_training(type(self)):
+                    kwargs = dict(kwargs, training=training)
+                y = self.call(x, *args, **kwargs)
                 y = ops._as_tensor(y)
         finally:
             extra, self._pending_losses = self._pending_losses, None
@@ -597,14 +666,12 @@ class Layer:
 
         return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
-    def _forward_full(self, x, training=False, final_logits=False, need_dx=True):
+    def _forward_full(self, x, training=False):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
         if _overrides_call(type(self)):
             y, backward = Layer.forward(self, x, training)
-        elif self._forward_flags:
-            y, backward = self.forward(x, training, final_logits=final_logits, need_dx=need_dx)
         else:
             y, backward = self.forward(x, training)
         regs = [w for w in self._weights_list if w.regularizer is not None]
@@ -626,11 +693,51 @@ class Layer:
 
         return y, backward_full
 
-    def __call__(self, x, training=None, **kwargs):
-        """The output for ``x`` (builds on the first call). On a GradientTape it records one node."""
+    def _infer(self, x):
+        """The output for ``x`` in inference mode, keeping no backward (predict and evaluate run this)."""
+        return self._forward_full(x, False)[0]
+
+    def __call__(self, *args, **kwargs):
+        """The output for the input (builds on the first call). On a GradientTape it records one node.
+
+        Keras 3's protocol: the input is the first positional argument (or ``inputs=``); ``training``
+        and ``mask`` reach ``call``/``forward`` only when it accepts them; any other argument must be one
+        ``call`` takes, else a TypeError names it.
+
+        Raises:
+            TypeError: no input, or an argument the layer's ``call``/``forward`` does not accept.
+        """
+        x, args, kwargs = self._split_call_arguments(args, kwargs)
+        training = kwargs.pop("training", None)
         if isinstance(x, KerasTensor):
             return self._symbolic_call(x)
-        return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+        if args or kwargs:
+            self.__dict__["_call_extras"] = (args, kwargs)  # read by Layer.forward's call()
+        try:
+            return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+        finally:
+            self.__dict__.pop("_call_extras", None)
+
+    def _split_call_arguments(self, args, kwargs):
+        """``(input, extra positional, extra keywords)``, checked against what the layer accepts."""
+        if args:
+            x, args = args[0], args[1:]
+        elif "inputs" in kwargs:
+            x = kwargs.pop("inputs")
+        else:
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) was called without an input.")
+        positional, names, var_pos, var_kw, runs_call = _call_params(type(self))
+        mask = kwargs.pop("mask", None)
+        if mask is not None and (var_kw or "mask" in names):
+            kwargs["mask"] = mask
+        unknown = [k for k in kwargs if k not in names and k != "training"] if not var_kw else []
+        if len(args) > len(positional) and not var_pos:
+            unknown.append(f"{len(args)} extra positional argument(s)")
+        if unknown or (not runs_call and (args or set(kwargs) - {"training"})):
+            bad = unknown or sorted(set(kwargs) - {"training"}) or [f"{len(args)} positional argument(s)"]
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) got unexpected argument(s) in its "
+                            f"call: {bad}. Received: args={args!r}, kwargs={sorted(kwargs)!r}")
+        return x, args, kwargs
 
     def _recorded(self, x, run):
         """``run(x) -> (y, backward)``; returns y, recorded as one node on the active tapes."""

@@ -5,7 +5,7 @@ import numbers
 from pyminidl import activations as activations_module
 from pyminidl import initializers, regularizers
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import InputSpec, Layer
+from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
 
 
 def _positive_int(value, what):
@@ -36,8 +36,6 @@ class Dense(Layer):
         (4, 10)
     """
 
-    _forward_flags = True
-
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
@@ -59,10 +57,6 @@ class Dense(Layer):
         self.kernel = None
         self.bias = None
 
-    @property
-    def final_activation(self):
-        return self._act_name or getattr(self.activation, "__name__", None)
-
     def build(self, input_shape):
         in_dim = input_shape[-1]
         if in_dim is None:
@@ -79,14 +73,12 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         be = get_backend()
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         kernel, bias = self.kernel, self.bias
-        z = be.dense_forward(x2, kernel, bias)  # (N, units)
-        act_backward = None
-        if self._act_name != "linear" and not (final_logits and self._act_name == "softmax"):
-            z, act_backward = self._act_forward(z)
+        need_dx = FORWARD_OPTIONS.need_dx
+        z, act_backward = self._activate(be.dense_forward(x2, kernel, bias))  # (N, units)
         y = z if x.ndim == 2 else z.reshape(tuple(x.shape[:-1]) + (self.units,))
 
         def backward(dy):

@@ -18,8 +18,6 @@ class Dropout(Layer):
         >>> layer(np.ones((2, 4)), training=True)   # zeros and 2s
     """
 
-    _forward_flags = True
-
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
@@ -46,7 +44,7 @@ class Dropout(Layer):
         scale = 0.0 if self.rate >= 1.0 else 1.0 / (1.0 - self.rate)
         return get_backend().asarray(keep * scale, dtype=dtype)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         if not training or self.rate == 0.0:
             return x, lambda dy: dy
         mask = self._make_mask(x.shape, x.dtype)

@@ -15,8 +15,6 @@ class InputLayer(Layer):
         name: unique name (default "input_layer", "input_layer_1", ...).
     """
 
-    _forward_flags = True
-
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
                  input_tensor=None, optional=False, name=None, **kwargs):
         shape = kwargs.pop("input_shape", shape)
@@ -41,7 +39,7 @@ class InputLayer(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         return x, lambda dy: dy
 
     def get_config(self):

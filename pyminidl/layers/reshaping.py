@@ -17,8 +17,6 @@ class Flatten(Layer):
         (2, 12)
     """
 
-    _forward_flags = True
-
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         data_format = data_format or "channels_last"
@@ -34,7 +32,7 @@ class Flatten(Layer):
         size = None if any(s is None for s in rest) else math.prod(rest)
         return (input_shape[0], size)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         shape = x.shape
         if self.data_format == "channels_first" and x.ndim > 2:
             perm = (0,) + tuple(range(2, x.ndim)) + (1,)
@@ -60,8 +58,6 @@ class Reshape(Layer):
         >>> Reshape((3, -1))(np.zeros((2, 12))).shape
         (2, 3, 4)
     """
-
-    _forward_flags = True
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -96,7 +92,7 @@ class Reshape(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._resolve(input_shape)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         shape = x.shape
         y = x.reshape((shape[0],) + self._resolve(tuple(shape)))
         return y, lambda dy: dy.reshape(shape)

@@ -2,7 +2,7 @@
 
 import copy
 
-from pyminidl.layers.base import KerasTensor, Layer, _overrides_call, _standardize_shape
+from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
 from pyminidl.training.trainer import Trainer
@@ -22,7 +22,6 @@ class Sequential(Trainer, Layer):
         >>> model.summary()
     """
 
-    _forward_flags = True
     _cast_inputs = False  # each layer casts to its own dtype
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
@@ -177,25 +176,31 @@ class Sequential(Trainer, Layer):
             return None  # a custom call() may wrap the activation: no logits shortcut
         return self._layers[-1].final_activation
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
         """Run every layer; ``backward(dy)`` runs their backwards in reverse and returns dx.
+
+        The model's ``FORWARD_OPTIONS`` reach the layers they concern: ``logits`` the last one,
+        ``need_dx=False`` the first one (backward then returns None); the others run with the defaults.
 
         Args:
             x: a batch, ``(batch, ...)``.
             training: Dropout and friends are active.
-            final_logits: the last layer skips its softmax, so y are logits (for fused cross-entropy).
-            need_dx: False skips the input gradient of the first layer (backward then returns None).
 
         Returns:
             ``(y, backward)``.
         """
         x = self._prepare(self._adjust_input_rank(x))
         backwards = []
+        opts = FORWARD_OPTIONS
+        logits, need_dx = opts.logits, opts.need_dx
         last = len(self._layers) - 1
-        for i, layer in enumerate(self._layers):
-            x, back = layer._forward_full(x, training, final_logits=final_logits and i == last,
-                                          need_dx=need_dx or i > 0)
-            backwards.append(back)
+        try:
+            for i, layer in enumerate(self._layers):
+                opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
+                x, back = layer._forward_full(x, training)
+                backwards.append(back)
+        finally:
+            opts.logits, opts.need_dx = logits, need_dx
 
         def backward(dy):
             for back in reversed(backwards):
@@ -205,6 +210,13 @@ class Sequential(Trainer, Layer):
             return dy
 
         return x, backward
+
+    def _infer(self, x):
+        """Inference: each layer's output replaces its input, so at most two activations are alive."""
+        x = self._prepare(self._adjust_input_rank(x))
+        for layer in self._layers:
+            x = layer._infer(x)
+        return x
 
     def _adjust_input_rank(self, x):
         """Keras's rank adjustment against the declared input: a missing trailing axis of size 1

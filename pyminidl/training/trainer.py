@@ -1,6 +1,6 @@
 """Trainer: the Keras 3 training loop, mixed into Sequential and Model.
 
-The model brings ``forward(x, training, final_logits) -> (y, backward)``, ``trainable_weights``,
+The model brings ``forward(x, training) -> (y, backward)``, ``_infer(x)``, ``trainable_weights``,
 ``gradients()``, ``zero_grads()``, ``losses``, ``build`` and ``built``; the Trainer brings
 ``compile``, ``fit``, ``evaluate``, ``predict`` and the ``*_on_batch`` methods.
 
@@ -12,11 +12,10 @@ see the softmax probabilities. Data is converted to ``floatx`` once per call, an
 is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
-import functools
-import inspect
 
+from pyminidl import ops
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import clear_grads, gradients_of, weights_created
+from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
@@ -33,8 +32,9 @@ class _LossTracker:
         self.total = 0.0
         self.count = 0
 
-    def update_state(self, value, count):
-        self.total += value * count
+    def update_state(self, value, count=1, sample_weight=None):
+        count = count if sample_weight is None else sample_weight  # Keras's update_state(loss, sample_weight=n)
+        self.total += float(value) * count
         self.count += count
 
     def result(self):
@@ -43,12 +43,6 @@ class _LossTracker:
     def reset_state(self):
         self.total = 0.0
         self.count = 0
-
-
-@functools.lru_cache(maxsize=None)
-def _accepts_need_dx(model_type):
-    """Whether ``model_type.forward`` takes ``need_dx`` (asked once per class, not per step)."""
-    return "need_dx" in inspect.signature(model_type.forward).parameters
 
 
 def _as_list(value):
@@ -123,6 +117,7 @@ class Trainer:
     _metric_ids = ((), ())
     _compiled_metrics = None
     _loss_tracker = None
+    _hook_logs = {}
 
     # ------------------------------------------------------------------ compile
 
@@ -200,7 +195,7 @@ class Trainer:
                 built.append((metric, weighted))
         self._compiled_metrics = built
 
-    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits):
+    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None):
         extra = self.losses
         if extra:
             value = value + float(sum(extra))
@@ -209,7 +204,8 @@ class Trainer:
             return
         if self._compiled_metrics is None:
             self._build_metrics(y, y_pred)
-        probs = get_backend().softmax_forward(y_pred) if from_logits else y_pred
+        if probs is None:
+            probs = get_backend().softmax_forward(y_pred) if from_logits else y_pred
         for metric, weighted in self._compiled_metrics:
             metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
 
@@ -248,8 +244,8 @@ class Trainer:
         or ``fit``), so the per-step path walks no layer tree.
         """
         self._fused = self._use_fused_loss()
-        # The input gradient of the first layer is never used: skip that GEMM when the model can.
-        self._forward_options = {"need_dx": False} if _accepts_need_dx(type(self)) else {}
+        # The input gradient of the first layer is never used: the model may skip it (FORWARD_OPTIONS).
+        self._forward_options = forward_options(logits=self._fused, need_dx=False)
         self._has_constraints = self._any_constraint()
         self._plan_weights() if self.built else self._forget_plan_weights()
         self._plan_ready = True
@@ -258,7 +254,7 @@ class Trainer:
         # Weight arrays keep their identity (set_weights copies into them), so they are taken once.
         self._plan_weight_count = weights_created()
         self._grad_slots = self._trainable_slots()
-        self._train_vars = [w.value for _, w in self._grad_slots]  # = trainable_weights
+        self._train_vars = [w for _, w in self._grad_slots]  # Variables: the optimizer keys its slots by path
         self._grad_layers = self._all_layers()
 
     def _forget_plan_weights(self):
@@ -284,7 +280,8 @@ class Trainer:
             self._prepare_training()
         fused = self._fused
         clear_grads(self._grad_layers)
-        y_pred, backward = self.forward(x, training=True, final_logits=fused, **self._forward_options)
+        with self._forward_options:
+            y_pred, backward = self.forward(x, training=True)
         if self._grad_layers is None or self._plan_weight_count != weights_created():
             self._plan_weights()  # weights created lazily by forward (custom layers)
         loss = self._loss_fn
@@ -296,19 +293,90 @@ class Trainer:
         self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
-        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused)
+        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
+                             getattr(loss_backward, "probs", None) if fused else None)
 
     def _test_step(self, x, y, sample_weight):
         if not self.built:
             self._ensure_built(x)
-        y_pred, _ = self.forward(x, training=False)
+        y_pred = self._infer(x)
         value = self._loss_fn(y, y_pred, sample_weight=sample_weight)
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False)
 
     def _predict_step(self, x):
         if not self.built:
             self._ensure_built(x)
-        return self.forward(x, training=False)[0]
+        return self._infer(x)
+
+    # ------------------------------------------------------------------ Keras's customisation hooks
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss (times ``loss_weights``) plus the layers' penalties, as a scalar array.
+
+        On an active GradientTape the result is recorded, so ``tape.gradient(loss, ...)`` reaches
+        ``y_pred``. Override it to change the loss while keeping the rest of ``fit``.
+
+        Example:
+            >>> with ops.GradientTape() as tape:
+            ...     loss = model.compute_loss(y=y, y_pred=model(x, training=True))
+        """
+        self._assert_compile_called()
+        plain = ops._plain(y_pred)
+        value, backward = self._loss_fn.forward(y, plain, sample_weight)
+        scale = self._loss_scale
+        extra = sum(self.losses) if training else 0.0
+        total = get_backend().xp.asarray(value * scale + extra, dtype=plain.dtype)
+        if ops.recording():
+            total = ops._traced(total)
+            ops._record(total, [y_pred], lambda d: [backward(float(d) * scale)])
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics (not the loss tracker) and return every metric's result."""
+        if self._metric_ids[0] or self._metric_ids[1]:
+            if self._compiled_metrics is None:
+                self._build_metrics(y, y_pred)
+            for metric, weighted in self._compiled_metrics:
+                metric.update_state(y, ops._plain(y_pred), sample_weight=sample_weight if weighted else None)
+        return self._logs()
+
+    def train_step(self, data):
+        """One training step on ``data`` = ``(x, y, sample_weight)``; returns the logs (Keras 3).
+
+        The default is the fused step ``fit`` runs (forward, fused loss, backward, one optimizer update per
+        weight, metrics); a subclass overriding it is called by ``fit`` instead, typically with a
+        ``GradientTape``, ``compute_loss``, ``optimizer.apply`` and ``compute_metrics``.
+        """
+        x, y, sample_weight = da.unpack_x_y_sample_weight(data)
+        if not getattr(self, "_plan_ready", False):
+            self._prepare_training()
+        self._train_step(x, y, sample_weight)
+        return self._logs()
+
+    def test_step(self, data):
+        """One evaluation step on ``data`` = ``(x, y, sample_weight)``; returns the logs (Keras 3)."""
+        x, y, sample_weight = da.unpack_x_y_sample_weight(data)
+        self._test_step(x, y, sample_weight)
+        return self._logs()
+
+    def predict_step(self, data):
+        """The model's output for one batch ``data`` (``x`` or ``(x,)``); Keras 3's hook."""
+        x, _, _ = da.unpack_x_y_sample_weight(data)
+        return self._predict_step(x)
+
+    def _step(self, name):
+        """``step(x, y, sample_weight)``: the fused default, or the subclass's overriding hook."""
+        if getattr(type(self), name) is getattr(Trainer, name):
+            return {"train_step": self._train_step, "test_step": self._test_step,
+                    "predict_step": self._predict_step}[name]
+        hook = getattr(self, name)
+        if name == "predict_step":
+            return lambda x: hook((x,))
+        return lambda x, y, sample_weight: self._hook_logs.update(hook((x, y, sample_weight)) or {})
+
+    def _custom_logs(self):
+        """The latest logs of an overriding hook (its returned dict), else the compiled ones."""
+        return dict(self._hook_logs) if self._hook_logs else self._logs()
 
     # ------------------------------------------------------------------ data
 
@@ -423,13 +491,14 @@ class Trainer:
         cbs.on_epoch_begin(epoch)
         hooks = cbs.needs_train_batch_logs
         step = -1
-        train_step = self._train_step
+        self._hook_logs = {}
+        train_step = self._step("train_step")
         for step, (x, y, sample_weight) in train.epoch():
             if hooks:
                 cbs.on_train_batch_begin(step)
             train_step(x, y, sample_weight)
             if hooks:
-                cbs.on_train_batch_end(step, self._logs())
+                cbs.on_train_batch_end(step, self._custom_logs())
             if self.stop_training:
                 break
         if step < 0:
@@ -441,7 +510,7 @@ class Trainer:
             self.stop_training = True
         elif train.ran_short:
             da.warn_ran_out()  # Keras 3 ends this epoch early; the next one starts the data again
-        return self._logs()
+        return self._custom_logs()
 
     # ------------------------------------------------------------------ evaluate
 
@@ -477,20 +546,22 @@ class Trainer:
         self.stop_evaluating = False
         cbs.on_test_begin()
         hooks = cbs.needs_test_batch_logs
+        self._hook_logs = {}
+        test_step = self._step("test_step")
         step = -1
         for step, (x, y, sample_weight) in data.epoch():
             if y is None:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
             if hooks:
                 cbs.on_test_batch_begin(step)
-            self._test_step(x, y, sample_weight)
+            test_step(x, y, sample_weight)
             if hooks:
-                cbs.on_test_batch_end(step, self._logs())
+                cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
                 break
         if step < 0:
             raise ValueError(f"Expected input data to be non-empty: `{data_name}` gave no batch to evaluate.")
-        logs = self._logs()
+        logs = self._custom_logs()
         cbs.on_test_end(logs)
         return logs
 
@@ -522,10 +593,11 @@ class Trainer:
         cbs.on_predict_begin()
         hooks = cbs.needs_predict_batch_logs
         outputs = []
+        predict_step = self._step("predict_step")
         for step, (xb, _, _) in data.epoch():
             if hooks:
                 cbs.on_predict_batch_begin(step)
-            outputs.append(self._predict_step(xb))
+            outputs.append(predict_step(xb))
             if hooks:
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
             if self.stop_predicting:

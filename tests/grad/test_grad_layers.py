@@ -8,6 +8,7 @@ from pyminidl import layers, ops, regularizers
 from pyminidl.backend import use_backend
 from pyminidl.backend.base import ACTIVATIONS
 from pyminidl.testing import gradcheck
+from pyminidl.layers.base import forward_options
 
 
 @pytest.fixture(autouse=True)
@@ -18,8 +19,8 @@ def _numpy_backend():
 
 def _check_layer(layer, x, rng, training=False, final_logits=False):
     """dx and every weight gradient of ``layer`` (incl. its penalties) against finite differences."""
-    kw = {"final_logits": final_logits} if layer._forward_flags else {}
-    y, backward = layer._forward_full(x, training, **kw)
+    with forward_options(logits=final_logits):
+        y, backward = layer._forward_full(x, training)
     dy = rng.standard_normal(y.shape)
     layer.zero_grads()
     dx = backward(dy)
@@ -27,7 +28,8 @@ def _check_layer(layer, x, rng, training=False, final_logits=False):
     grads = layer.gradients()
 
     def loss(_):
-        out, _b = layer._forward_full(x, training, **kw)
+        with forward_options(logits=final_logits):
+            out, _b = layer._forward_full(x, training)
         return float((out * dy).sum()) + sum(layer.losses)
 
     gradcheck(loss, x, dx)
@@ -63,7 +65,8 @@ def test_dense_nd_input(rng):
 def test_dense_final_logits_skips_softmax(rng):
     layer = layers.Dense(4, activation="softmax", dtype="float64")
     x = rng.standard_normal((3, 2))
-    logits, _ = layer._forward_full(x, final_logits=True)
+    with forward_options(logits=True):
+        logits, _ = layer._forward_full(x)
     np.testing.assert_allclose(logits, x @ layer.kernel + layer.bias)
     _check_layer(layer, x, rng, final_logits=True)
 

@@ -269,3 +269,17 @@ def test_one_activation_table():
     assert len(_C.ACTIVATIONS) == len(set(_C.ACTIVATIONS))
     kernel_backed = {n for n in _C.ACTIVATIONS if f"{n}_forward" in vars(CpuBackend)}
     assert kernel_backed == set(_C.ACTIVATIONS) - {"linear"}  # linear returns x itself
+
+
+def test_reference_erf_is_vectorised_and_matches_math_erf():
+    import math
+
+    from pyminidl.backend.base import Backend
+
+    x = np.concatenate([np.linspace(-7.0, 7.0, 4001), [0.0, 2.5, -2.5, 1e-300, 40.0, np.inf, -np.inf]])
+    ref = np.array([math.erf(v) for v in x])
+    got = Backend()._erf(x)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    assert np.isnan(Backend()._erf(np.array([np.nan]))).all()
+    x32 = x[:4001].astype(np.float32)
+    np.testing.assert_allclose(Backend()._erf(x32), ref[:4001], rtol=0, atol=1e-7)

@@ -5,6 +5,7 @@ import pytest
 
 import pyminidl
 from pyminidl import layers
+from pyminidl.layers.base import forward_options
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +30,8 @@ def test_activation_softmax_final_logits(rng):
     x = rng.standard_normal((2, 3)).astype(np.float32)
     layer = layers.Activation("softmax")
     np.testing.assert_allclose(layer(x).sum(-1), np.ones(2), rtol=1e-6)
-    assert layer._forward_full(x, final_logits=True)[0] is x
+    with forward_options(logits=True):
+        assert layer._forward_full(x)[0] is x
 
 
 def test_dropout_training_only():

@@ -6,6 +6,7 @@ import pytest
 import pyminidl
 from pyminidl import layers
 from pyminidl.models import Sequential
+from pyminidl.layers.base import forward_options
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +92,8 @@ def test_forward_backward_matches_layers(rng):
 
 def test_need_dx_false_skips_input_gradient(rng):
     model = _mlp()
-    y, backward = model.forward(rng.standard_normal((4, 2)).astype(np.float32), need_dx=False)
+    with forward_options(need_dx=False):  # the trainer's per-step decision, carried to the first layer
+        y, backward = model.forward(rng.standard_normal((4, 2)).astype(np.float32))
     assert backward(np.ones_like(y)) is None
     assert model.layers[0].grads["kernel"].shape == (2, 10)
 
@@ -100,7 +102,8 @@ def test_final_logits_skips_last_softmax(rng):
     model = Sequential([layers.Input((3,)), layers.Dense(4, activation="softmax")])
     x = rng.standard_normal((2, 3)).astype(np.float32)
     probs, _ = model.forward(x)
-    logits, _ = model.forward(x, final_logits=True)
+    with forward_options(logits=True):
+        logits, _ = model.forward(x)
     e = np.exp(logits - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(probs, e / e.sum(-1, keepdims=True), rtol=1e-5)
     assert model.final_activation == "softmax"

@@ -1,4 +1,4 @@
-"""Keras 3 behaviours a side-by-side review against Keras 3.15 found missing."""
+"""Compiled metrics start fresh, *_on_batch report one batch, EarlyStopping reads a metric's direction (Keras 3)."""
 
 import numpy as np
 import pytest
