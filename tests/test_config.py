@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 import pyminidl
@@ -96,7 +98,8 @@ def _wait_policy_in_child(env):
     import sys
 
     code = "import os, pyminidl; print(os.environ.get('OMP_WAIT_POLICY'), pyminidl.backend._compat.WAIT_POLICY_SET)"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))  # not the source tree
     return out.stdout.split()
 
 

@@ -4,6 +4,7 @@ the parent), in a bare os.fork() and in a multiprocessing Pool of the 'fork' con
 Each scenario runs in a fresh interpreter under a timeout, so a regression (the child
 hanging forever in its first parallel kernel) fails the test instead of hanging the suite."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -37,7 +38,8 @@ def work(_=None):
 
 def _run(body):
     code = _SETUP + textwrap.dedent(body)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))  # not the source tree
 
 
 def test_forked_child_predicts_and_fits():

@@ -80,13 +80,15 @@ def test_blocks_follow_the_caches():
     assert big["KC"] > small["KC"] and big["MC"] * big["KC"] > small["MC"] * small["KC"]
 
 
-def test_env_override_sets_the_blocks():
+def test_env_override_sets_the_blocks(tmp_path):
     code = ("import pyminidl, numpy as np; g = pyminidl.config.cpu_features()['gemm'];"
             "b = g['float32']; print(g['blocks_from'], b['MC'], b['KC'], b['NC'], b['MR'], b['NR']);"
             "from pyminidl.backend._compat import _C; a = np.ones((100, 300), np.float32);"
             "print(float(_C.gemm(a, a.T)[0, 0]))")
     env = dict(os.environ, PYMINIDL_GEMM_BLOCKS="50,100,200")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # Run outside the repository: its source folder would shadow the installed package.
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     first, second = out.stdout.split("\n")[:2]
     from_, mc, kc, nc, mr, nr = first.split()
     mr, nr = int(mr), int(nr)

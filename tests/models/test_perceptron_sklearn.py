@@ -1,5 +1,6 @@
 """models.Perceptron as a scikit-learn estimator: check_estimator, clone, pipelines, CV, grid search."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -40,7 +41,8 @@ with warnings.catch_warnings():
 
 def test_import_does_not_import_sklearn():
     code = "import sys, pyminidl, pyminidl.models; print(any(m.startswith('sklearn') for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))  # not the source tree
     assert out.stdout.strip() == "False"
 
 

@@ -1,6 +1,7 @@
 """preprocessing.text: tf.keras's Tokenizer and helpers against outputs worked out by hand, Korean included."""
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def test_hashing_md5_matches_tf_keras_formula():
 def test_default_hash_is_stable_across_processes():
     code = "from pyminidl.preprocessing.text import one_hot; print(one_hot('good movie 좋은 영화', 1000))"
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout for seed in (1, 2)}
+                           env={"PYTHONHASHSEED": str(seed), "PATH": ""}, cwd=os.path.dirname(os.path.abspath(__file__))).stdout for seed in (1, 2)}
     assert len(runs) == 1
     ids = one_hot("good movie good", 50)
     assert ids[0] == ids[2] and all(1 <= i < 50 for i in ids)
