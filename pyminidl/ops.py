@@ -26,6 +26,7 @@ Example:
 
 import builtins
 import functools
+import math
 import numbers
 import threading
 
@@ -570,27 +571,52 @@ def log_softmax(x, axis=-1):
 # ---------------------------------------------------------------------- linear algebra
 
 
+def _gemm_operands(name, x1, x2):
+    """``dot``'s contraction of x1's last axis with x2's second-to-last (its only one when 1-D) as
+    one 2-D product ``a @ b``: x1's other axes become rows, x2's columns. Returns (a, b, y's shape)."""
+    k = x1.shape[-1]
+    kb = x2.shape[0] if x2.ndim == 1 else x2.shape[-2]
+    if k != kb:
+        raise ValueError(f"{name}: the last axis of x1 ({k}) must match the contracted axis of x2 ({kb}). "
+                         f"Received: x1.shape={x1.shape}, x2.shape={x2.shape}")
+    a = x1.reshape(math.prod(x1.shape[:-1]), k)  # explicit sizes: -1 is ambiguous when k is 0
+    if x2.ndim == 1:
+        return a, x2.reshape(k, 1), x1.shape[:-1]
+    b = _xp().moveaxis(x2, -2, 0).reshape(k, math.prod(x2.shape[:-2]) * x2.shape[-1]) if x2.ndim > 2 else x2
+    return a, b, x1.shape[:-1] + x2.shape[:-2] + x2.shape[-1:]
+
+
+def _gemm_product(name, x1, x2):
+    """y = x1 . x2 through the backend's gemm (one 2-D product each way), and its backward."""
+    be = get_backend()
+    a, b, shape = _gemm_operands(name, x1, x2)
+    y = be.gemm(a, b).reshape(shape)
+
+    def backward(dy):
+        g = be.xp.asarray(dy).reshape(a.shape[0], b.shape[1])
+        dx1 = be.gemm(g, b, trans_b=True).reshape(x1.shape)  # dL/da = dy @ b^T
+        db = be.gemm(a, g, trans_a=True)  # dL/db = a^T @ dy, summed over every row x1 contributed
+        if x2.ndim > 2:  # back from (K, rest) to x2's layout
+            db = be.xp.moveaxis(db.reshape((x2.shape[-2],) + x2.shape[:-2] + x2.shape[-1:]), 0, -2)
+        return dx1, db.reshape(x2.shape)
+
+    return y, backward
+
+
 @_op(2)
 def matmul(x1, x2):
     """y = x1 @ x2 (NumPy semantics, batched over leading axes)."""
-    xp = _xp()
+    if x1.ndim >= 1 and 1 <= x2.ndim <= 2:  # a plain 2-D product once x1's leading axes are rows
+        return _gemm_product("matmul", x1, x2)
+    xp = _xp()  # a batched x2: one product per batch entry
 
     def backward(dy):
-        if x1.ndim == 1 and x2.ndim == 1:  # inner product: dy is a scalar
-            return dy * x2, dy * x1
         a = x1[None, :] if x1.ndim == 1 else x1
-        b = x2[:, None] if x2.ndim == 1 else x2
-        g = dy
-        if x1.ndim == 1:
-            g = xp.expand_dims(g, -2)
-        if x2.ndim == 1:
-            g = xp.expand_dims(g, -1)
-        da = xp.matmul(g, xp.swapaxes(b, -1, -2))  # dL/da = dy @ b^T
+        g = xp.expand_dims(dy, -2) if x1.ndim == 1 else dy
+        da = xp.matmul(g, xp.swapaxes(x2, -1, -2))  # dL/da = dy @ b^T
         db = xp.matmul(xp.swapaxes(a, -1, -2), g)  # dL/db = a^T @ dy
         if x1.ndim == 1:
             da = _unbroadcast(da, a.shape).reshape(x1.shape)
-        if x2.ndim == 1:
-            db = _unbroadcast(db, b.shape).reshape(x2.shape)
         return da, db
 
     return xp.matmul(x1, x2), backward
@@ -608,23 +634,8 @@ def dot(x1, x2):
 
 @_op(2)
 def _dot_nd(x1, x2):
-    xp = _xp()
-    # N-D dot sums the last axis of x1 with the second-to-last of x2: tensordot over those.
-    y = xp.dot(x1, x2)
-
-    def backward(dy):
-        b = x2 if x2.ndim > 1 else x2[:, None]
-        a_axes = list(range(x1.ndim - 1))
-        nb = b.ndim
-        b_free = [i for i in range(nb) if i != nb - 2]
-        g = dy if x2.ndim > 1 else dy[..., None]
-        # dL/dx1 = sum over x2's free axes of dy * x2
-        dx1 = xp.tensordot(g, b, axes=(list(range(x1.ndim - 1, g.ndim)), b_free))
-        dx2 = xp.tensordot(x1, g, axes=(a_axes, list(range(x1.ndim - 1))))
-        dx2 = xp.moveaxis(dx2, 0, nb - 2)
-        return dx1, dx2.reshape(x2.shape)
-
-    return y, backward
+    # N-D dot sums the last axis of x1 with the second-to-last of x2: always one 2-D product
+    return _gemm_product("dot", x1, x2)
 
 
 @_op()

@@ -199,3 +199,70 @@ def test_numpy_operators_on_op_outputs_are_recorded():
     np.testing.assert_allclose(tape.gradient(z, x), (2.5 * 2 * x + 4 * x**3) / 5, rtol=1e-12)
     assert type(z) is not np.ndarray or z.ndim == 0
     assert type(ops.square(x)) is np.ndarray  # outside a tape, plain arrays
+
+
+class _CountingC:
+    """Stands in for the extension module and counts the GEMM calls that reach it."""
+
+    def __init__(self, real):
+        self.real, self.gemm_calls = real, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def gemm(self, *args):
+        self.gemm_calls += 1
+        return self.real.gemm(*args)
+
+
+# (x1 shape, x2 shape, op): 2-D products, and the N-D ones that are a 2-D product once reshaped
+_GEMM_PRODUCTS = [((7, 5), (5, 3), ops.matmul), ((2, 3, 5), (5, 4), ops.matmul), ((5,), (5, 3), ops.matmul),
+                  ((2, 3, 5), (5,), ops.matmul), ((2, 3, 5), (4, 5, 2), ops.dot), ((5,), (2, 5, 3), ops.dot)]
+
+
+@pytest.mark.parametrize("s1,s2,op", _GEMM_PRODUCTS)
+def test_float32_products_reach_the_cpu_gemm_kernel_both_ways(monkeypatch, rng, s1, s2, op):
+    # A custom layer written with ops.matmul/ops.dot runs on the C++ GEMM: one kernel call
+    # forward, two backward (dx1, dx2), with values and gradients matching the reference.
+    from pyminidl.backend import cpu_backend
+    from pyminidl.testing import assert_close
+
+    counting = _CountingC(cpu_backend._C)
+    monkeypatch.setattr(cpu_backend, "_C", counting)
+    x1, x2 = rng.standard_normal(s1).astype(np.float32), rng.standard_normal(s2).astype(np.float32)
+    ref = np.matmul if op is ops.matmul else np.dot
+    dy = rng.standard_normal(np.shape(ref(x1, x2))).astype(np.float32)
+    with use_backend("cpu"):
+        with pyminidl.GradientTape() as tape:
+            tape.watch([x1, x2])
+            y = op(x1, x2)
+        assert counting.gemm_calls == 1
+        dx1, dx2 = tape.gradient(y, [x1, x2], output_gradients=dy)
+    assert counting.gemm_calls == 3
+    assert y.dtype == dx1.dtype == dx2.dtype == np.float32
+    with pyminidl.GradientTape() as tape:  # the reference, in float64 from the same inputs
+        a, b = x1.astype(np.float64), x2.astype(np.float64)
+        tape.watch([a, b])
+        y_ref = op(a, b)
+    da, db = tape.gradient(y_ref, [a, b], output_gradients=dy.astype(np.float64))
+    assert_close(y, y_ref, k=5)
+    assert_close(dx1, da, k=int(np.prod(dy.shape)))
+    assert_close(dx2, db, k=int(np.prod(dy.shape)))
+
+
+def test_batched_matmul_stays_one_product_per_batch_entry(rng):
+    # (B, M, K) @ (B, K, N) is not one 2-D product: it keeps NumPy's batched matmul.
+    a, b = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 4, 5))
+    np.testing.assert_allclose(ops.matmul(a, b), a @ b)
+
+
+@pytest.mark.parametrize("op,s1,s2", [(ops.matmul, (3, 4), (5, 2)), (ops.dot, (2, 3, 4), (2, 5, 6)),
+                                      (ops.matmul, (4,), (3,))])
+def test_product_shape_mismatch_names_the_shapes(op, s1, s2):
+    with pytest.raises(ValueError, match=r"x1.shape=.*x2.shape="):
+        op(np.ones(s1), np.ones(s2))
+
+
+def test_empty_products_keep_numpy_shapes():
+    for s1, s2 in (((0, 4), (4, 3)), ((3, 0), (0, 2)), ((2, 0), (3, 0, 4))):
+        assert ops.dot(np.ones(s1), np.ones(s2)).shape == np.dot(np.ones(s1), np.ones(s2)).shape

@@ -81,13 +81,14 @@ def test_unary(name, rng):
 
 
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2)),
-                                    ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)), ((1, 3, 4), (2, 4, 2))])
+                                    ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)), ((1, 3, 4), (2, 4, 2)),
+                                    ((2, 3, 4), (4,)), ((4,), (2, 4, 3))])
 def test_matmul(shapes, rng):
     _check(ops.matmul, rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1]), rng=rng)
 
 
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((4,), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (5, 4, 2)),
-                                    ((2, 3, 4), (4,))])
+                                    ((2, 3, 4), (4,)), ((4,), (2, 4, 3)), ((3, 4), (2, 5, 4, 3))])
 def test_dot(shapes, rng):
     a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
     np.testing.assert_allclose(ops.dot(a, b), np.dot(a, b))
