@@ -289,6 +289,23 @@ class Backend:
         """dL/dx = dy - exp(y) * sum(dy) along ``axis``."""
         return dy - self.xp.exp(y) * self.xp.sum(dy, axis=axis, keepdims=True)
 
+    # ------------------------------------------------------------------ dropout
+
+    def dropout_forward(self, x, rate, seed, noise_shape=None):
+        """y = x * mask, mask = (u >= rate) / (1 - rate), u ~ U[0, 1) of ``noise_shape`` (x's shape
+        when None; broadcast over x), drawn by this backend's generator (on the device for CuPy)
+        from the integer ``seed``. x: any shape. Returns (y, mask)."""
+        xp = self.xp
+        dtype = x.dtype if x.dtype.kind == "f" else xp.dtype(xp.float32)  # integers: a float mask
+        u = xp.random.default_rng(seed).random(x.shape if noise_shape is None else tuple(noise_shape))
+        scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
+        mask = (u >= rate).astype(dtype) * dtype.type(scale)
+        return x * mask, mask
+
+    def dropout_backward(self, dy, mask):
+        """dL/dx = dy * mask, the mask ``dropout_forward`` returned (it broadcasts over dy as over x)."""
+        return dy * mask
+
     # ------------------------------------------------------------------ fused losses
 
     def softmax_cross_entropy_forward(self, logits, labels, sparse=False, label_smoothing=0.0):

@@ -37,18 +37,18 @@ class Dropout(Layer):
             return tuple(shape)
         return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
 
-    def _make_mask(self, shape, dtype):
-        """The scaled keep-mask: 0 where dropped, 1 / (1 - rate) where kept."""
+    def _next_seed(self):
+        """This call's mask seed, from the layer's generator (or the global one): a seeded layer
+        repeats its sequence of masks while the backend draws each mask where x lives."""
         rng = self._rng if self._rng is not None else pmd_random.global_rng()
-        keep = rng.random(self._mask_shape(shape)) >= self.rate
-        scale = 0.0 if self.rate >= 1.0 else 1.0 / (1.0 - self.rate)
-        return get_backend().asarray(keep * scale, dtype=dtype)
+        return int(rng.integers(0, 2**63 - 1))
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
             return x, lambda dy: dy
-        mask = self._make_mask(x.shape, x.dtype)
-        return x * mask, lambda dy: dy * mask  # dL/dx = dy * mask
+        be = get_backend()
+        y, mask = be.dropout_forward(x, self.rate, self._next_seed(), self._mask_shape(x.shape))
+        return y, lambda dy: be.dropout_backward(dy, mask)  # dL/dx = dy * mask
 
     def get_config(self):
         cfg = super().get_config()

@@ -87,10 +87,10 @@ def test_activation_layer(activation, rng):
     _check_layer(layers.Activation(activation, dtype="float64"), rng.standard_normal((3, 2, 4)), rng)
 
 
-def test_dropout_fixed_mask(rng, monkeypatch):
-    layer = layers.Dropout(0.4, dtype="float64")
-    mask = (rng.random((4, 6)) >= 0.4) / 0.6
-    monkeypatch.setattr(layer, "_make_mask", lambda shape, dtype: mask)
+@pytest.mark.parametrize("noise_shape", [None, (None, 1)])
+def test_dropout_fixed_mask(rng, monkeypatch, noise_shape):
+    layer = layers.Dropout(0.4, noise_shape=noise_shape, dtype="float64")
+    monkeypatch.setattr(layer, "_next_seed", lambda: 1234)  # every forward of the check: one mask
     _check_layer(layer, rng.standard_normal((4, 6)), rng, training=True)
 
 

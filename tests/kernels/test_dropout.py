@@ -1,0 +1,72 @@
+"""The dropout op pair: the mask is drawn by the backend (on the device for CuPy) from an integer seed."""
+
+import numpy as np
+import pytest
+
+from pyminidl import layers
+from pyminidl.backend.base import Backend
+from pyminidl.testing import gradcheck
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_mask_keeps_one_minus_rate_scaled(backend, rate):
+    x = backend.asarray(np.ones((300, 101), np.float32))
+    y, mask = backend.dropout_forward(x, rate, seed=3)
+    y, mask = backend.to_numpy(y), backend.to_numpy(mask)
+    assert y.dtype == mask.dtype == np.float32 and y.shape == mask.shape == (300, 101)
+    kept = mask != 0
+    assert abs(kept.mean() - (1 - rate)) < 0.01  # 30,300 draws: 4+ standard deviations
+    np.testing.assert_allclose(mask[kept], 1 / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(y, mask)
+
+
+def test_same_seed_same_mask_other_seed_other_mask(backend):
+    x = backend.asarray(np.ones((64, 33), np.float32))
+    a = backend.to_numpy(backend.dropout_forward(x, 0.5, seed=11)[1])
+    b = backend.to_numpy(backend.dropout_forward(x, 0.5, seed=11)[1])
+    c = backend.to_numpy(backend.dropout_forward(x, 0.5, seed=12)[1])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_noise_shape_broadcasts_and_backward_multiplies(backend, rng):
+    x = backend.asarray(rng.standard_normal((5, 7)).astype(np.float32))
+    y, mask = backend.dropout_forward(x, 0.5, seed=0, noise_shape=(5, 1))
+    assert mask.shape == (5, 1)
+    np.testing.assert_array_equal(backend.to_numpy(y), backend.to_numpy(x) * backend.to_numpy(mask))
+    dy = backend.asarray(rng.standard_normal((5, 7)).astype(np.float32))
+    dx = backend.dropout_backward(dy, mask)
+    np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(dy) * backend.to_numpy(mask))
+
+
+def test_rate_one_drops_everything(backend):
+    y, mask = backend.dropout_forward(backend.asarray(np.ones((3, 4), np.float32)), 1.0, seed=0)
+    assert not backend.to_numpy(y).any() and not backend.to_numpy(mask).any()
+
+
+def test_float64_gradient_with_a_fixed_seed(rng):
+    be = Backend()
+    x = rng.standard_normal((6, 5))
+    dy = rng.standard_normal((6, 5))
+    _, mask = be.dropout_forward(x, 0.3, seed=5)
+    gradcheck(lambda x_: float((be.dropout_forward(x_, 0.3, seed=5)[0] * dy).sum()), x,
+              be.dropout_backward(dy, mask))
+
+
+def test_the_layer_draws_its_mask_through_the_backend(backend, monkeypatch):
+    calls = []
+    real = type(backend).dropout_forward
+
+    def counting(self, x, rate, seed, noise_shape=None):
+        calls.append((rate, seed, noise_shape))
+        return real(self, x, rate, seed, noise_shape)
+
+    monkeypatch.setattr(type(backend), "dropout_forward", counting)
+    layer = layers.Dropout(0.25, noise_shape=(None, 1), seed=4)
+    x = backend.asarray(np.ones((8, 3), np.float32))
+    first, second = layer(x, training=True), layer(x, training=True)
+    assert [c[0] for c in calls] == [0.25, 0.25] and calls[0][2] == (8, 1)
+    assert calls[0][1] != calls[1][1]  # one seed per call, from the layer's own generator
+    again = layers.Dropout(0.25, noise_shape=(None, 1), seed=4)
+    np.testing.assert_array_equal(backend.to_numpy(again(x, training=True)), backend.to_numpy(first))
+    np.testing.assert_array_equal(backend.to_numpy(again(x, training=True)), backend.to_numpy(second))
