@@ -122,5 +122,5 @@ def show_config():
         ]
         backend = get_backend()
         if backend.name == "cpu":
-            lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend.allocator_tuned else 'no'}")
+            lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend._allocator_tuned else 'no'}")
     print("\n".join(lines))

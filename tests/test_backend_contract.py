@@ -24,6 +24,17 @@ def test_subclass_adds_no_public_op(cls):
 
 
 @pytest.mark.parametrize("cls", SUBCLASSES, ids=lambda c: c.__name__)
+def test_instance_adds_no_public_attribute(cls):
+    # Attributes set in __init__ are no class attributes: look at a constructed backend too.
+    try:
+        backend = cls()
+    except RuntimeError as err:  # CuPy or its GPU missing
+        pytest.skip(str(err))
+    extra = sorted(name for name in vars(backend) if not name.startswith("_") and not hasattr(Backend(), name))
+    assert not extra, f"{cls.__name__} instances have public attributes that Backend lacks: {extra}"
+
+
+@pytest.mark.parametrize("cls", SUBCLASSES, ids=lambda c: c.__name__)
 def test_overrides_keep_the_reference_signature(cls):
     for name, value in _public(cls).items():
         if callable(value):
@@ -96,7 +107,7 @@ def test_other_inputs_take_the_reference_path(recorder):
     be.tanh_forward(np.ones((2, 3), np.float16))
     be.softmax_forward(np.ones((2, 3), np.float32), axis=0)
     be.sgd_update(np.ones(8, np.float32)[::2], np.ones(4, np.float32), None, 0.1)
-    assert [c for c in recorder.calls if c != "tune_allocator"] == []  # the constructor's one call
+    assert [c for c in recorder.calls if c != "tune_allocator"] == []  # the constructor's, under PYMINIDL_TUNE_MALLOC=1
     # 3-D logits: the reference formula runs (it may use the log_softmax kernel inside).
     be.softmax_cross_entropy_forward(np.ones((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32))
     assert "softmax_cross_entropy_forward" not in recorder.calls

@@ -69,9 +69,10 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
-        # Per-step temporaries otherwise page-fault in again every step (see csrc/bindings.cpp);
-        # PYMINIDL_TUNE_MALLOC=0 leaves the process's allocator as it is.
-        self.allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
+        # mallopt retunes the allocator of the whole host process, so only on request:
+        # PYMINIDL_TUNE_MALLOC=1 keeps per-step temporaries from being page-faulted in again
+        # every step (see csrc/bind_config.cpp). Private: Backend has no such attribute.
+        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC") == "1" and _C.tune_allocator()
 
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
