@@ -69,10 +69,11 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
-        # mallopt retunes the allocator of the whole host process, so only on request:
-        # PYMINIDL_TUNE_MALLOC=1 keeps per-step temporaries from being page-faulted in again
-        # every step (see csrc/bind_config.cpp). Private: Backend has no such attribute.
-        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC") == "1" and _C.tune_allocator()
+        # mallopt keeps per-step temporaries from being page-faulted in again every step (see
+        # csrc/bind_config.cpp). It retunes the whole process's allocator, so it is the default only
+        # until the hot ops reuse caller-owned workspaces (issue 7 item 6): without it the MLP epoch
+        # ran 1.2x slower. PYMINIDL_TUNE_MALLOC=0 turns it off. Private: Backend has no such attribute.
+        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
 
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
