@@ -19,6 +19,7 @@ import numbers
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
 from pyminidl.layers import _image_ops as imops
+from pyminidl.layers.base import FORWARD_OPTIONS
 from pyminidl.layers.preprocessing import ImageLayer, _data_format, resize_images, resize_images_backward
 
 _HORIZONTAL, _VERTICAL, _BOTH = "horizontal", "vertical", "horizontal_and_vertical"
@@ -65,7 +66,8 @@ class RandomLayer(ImageLayer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
+        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         if not training:
             return self._inference(x, need_dx)
         x4, restore = self._as_nhwc(x)

@@ -16,7 +16,7 @@ import numpy as np
 
 from pyminidl.backend import get_backend
 from pyminidl.layers import _image_ops as imops
-from pyminidl.layers.base import Layer
+from pyminidl.layers.base import FORWARD_OPTIONS, Layer
 
 _EPSILON = 1e-7  # keras.config.epsilon(): the floor of the standard deviation
 
@@ -32,7 +32,6 @@ def _data_format(value, who):
 class ImageLayer(Layer):
     """Shared plumbing of the image layers: NHWC batches in, the caller's layout and rank out."""
 
-    _forward_flags = True
 
     def _as_nhwc(self, x):
         """(x as (N, H, W, C), restore) where restore(y) undoes the batching and layout."""
@@ -86,7 +85,6 @@ class Rescaling(Layer):
         array([[-1.,  1.]], dtype=float32)
     """
 
-    _forward_flags = True
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -104,7 +102,8 @@ class Rescaling(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
+        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         xp = get_backend().xp
         scale = xp.asarray(self.scale, dtype=x.dtype)
         offset = xp.asarray(self.offset, dtype=x.dtype)
@@ -166,7 +165,8 @@ class Resizing(ImageLayer):
     def compute_output_shape(self, input_shape):
         return self._spatial_shape(input_shape, self.height, self.width)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
+        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         return self._linear(x, need_dx, self._apply, self._apply_backward)
 
     def _apply(self, x):
@@ -240,7 +240,8 @@ class CenterCrop(ImageLayer):
     def compute_output_shape(self, input_shape):
         return self._spatial_shape(input_shape, self.height, self.width)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
+        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         return self._linear(x, need_dx, self._apply, self._apply_backward)
 
     def _box(self, h, w):
@@ -286,7 +287,6 @@ class Normalization(Layer):
         >>> layer(np.array([[1.0, 20.0]]))   # [[0., 0.]]
     """
 
-    _forward_flags = True
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -379,7 +379,8 @@ class Normalization(Layer):
         self.adapt_mean[...] = xp.asarray(mean, dtype=self.adapt_mean.dtype)
         self.adapt_variance[...] = xp.asarray(var, dtype=self.adapt_variance.dtype)
 
-    def forward(self, x, training=False, final_logits=False, need_dx=True):
+    def forward(self, x, training=False):
+        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         xp = get_backend().xp
         mean = self.adapt_mean.astype(x.dtype, copy=False)
         std = xp.maximum(xp.sqrt(self.adapt_variance.astype(x.dtype, copy=False)), x.dtype.type(_EPSILON))

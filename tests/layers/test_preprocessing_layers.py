@@ -227,3 +227,15 @@ def test_config_round_trip():
         clone = type(layer).from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
     assert layers.Resizing(3, 4).compute_output_shape((None, 9, 9, 2)) == (None, 3, 4, 2)
+
+
+def test_as_first_layer_the_input_gradient_is_skipped_and_otherwise_computed():
+    from pyminidl.layers.base import forward_options
+
+    layer = layers.Rescaling(0.5)
+    x = np.ones((2, 4, 4, 1), np.float32)
+    with forward_options(need_dx=False):
+        _, backward = layer.forward(x, training=True)
+    assert backward(np.ones_like(x)) is None
+    _, backward = layer.forward(x, training=True)
+    np.testing.assert_array_equal(backward(np.ones_like(x)), np.full_like(x, 0.5))
