@@ -197,10 +197,11 @@ def _ref_params(name, params, suffix):
 @given(data=st.data())
 def test_fuzz_activation_forward(data):
     d = data.draw
-    f = Faults(d, ACTIVATION_FAULTS)
+    f = Faults(d, {**ACTIVATION_FAULTS, "scalar": ["x"]})
     name, dtype = d(BAD_NAMES if f.on("name") else NAMES), _dtype(f, d)
     params = _params_in_precision(_activation_params(f, d), dtype)
-    x = d(arrays(dtypes=[dtype]))
+    # A 0-D draw is a NumPy scalar, not an ndarray (refused): a hostile class; valid x is >= 1-D.
+    x = d(arrays(dtypes=[dtype], min_rank=0 if f.on("scalar") else 1))
     _run("activation_forward", lambda: _C.activation_forward(name, x, **params),
          lambda: REF.activation_forward(name, _f64(x), **_ref_params(name, params, "forward")), dtype, f)
 
