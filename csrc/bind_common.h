@@ -79,12 +79,24 @@ inline void require_writeable(const std::string& op, const char* arg, const py::
     }
 }
 
+// The bytes [lo, hi) an array's elements span, from its strides: data + nbytes is wrong for
+// a strided view (it spans more) and for negative strides (data points at the last element
+// of the axis, the span lies below it), which made the alias check answer by heap layout.
+inline std::pair<const char*, const char*> byte_span(const py::array& a) {
+    const char* lo = static_cast<const char*>(a.data());
+    const char* hi = lo + a.itemsize();
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+        const py::ssize_t reach = a.strides(i) * (a.shape(i) - 1);
+        (reach < 0 ? lo : hi) += reach;
+    }
+    return {lo, hi};
+}
+
 inline bool overlaps(const py::array& a, const py::array& b) {
-    const char* a0 = static_cast<const char*>(a.data());
-    const char* b0 = static_cast<const char*>(b.data());
-    const char* a1 = a0 + a.nbytes();
-    const char* b1 = b0 + b.nbytes();
-    return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b1 && b0 < a1;
+    if (a.size() == 0 || b.size() == 0) return false;
+    const auto [a0, a1] = byte_span(a);
+    const auto [b0, b1] = byte_span(b);
+    return a0 < b1 && b0 < a1;
 }
 
 inline void require_no_alias(const std::string& op, const char* arg_a, const py::array& a,

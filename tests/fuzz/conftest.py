@@ -16,6 +16,7 @@ def pytest_terminal_summary(terminalreporter):
         c = CASES[name]
         terminalreporter.write_line(
             f"{name:32s} cases={c['accepted'] + c['rejected']:6d}  "
-            f"matched-reference={c['accepted']:6d}  clean-errors={c['rejected']:6d}  crashes=0"
+            f"matched-reference={c['accepted']:6d}  clean-errors={c['rejected']:6d}  "
+            f"hostile={sum(c['faults'].values()) - c['faults']['valid']:6d}  crashes=0"
         )
     terminalreporter.write_line(f"total cases: {total} in {time.perf_counter() - _START:.1f}s")

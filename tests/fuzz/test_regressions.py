@@ -169,3 +169,17 @@ def test_approximate_gelu_backward_keeps_its_left_tail(isa):
     assert got[0] == -np.inf
     np.testing.assert_allclose(got[1:3], [-3.35123e-04, -7.70998e-10], rtol=1e-5)
     assert -1e-35 < got[3] < 0  # -2.76e-36: the float64 reference's own 1 + t is 0 here
+
+
+def test_alias_check_spans_strided_and_reversed_views():
+    # The alias check took a view's bytes as [data, data + nbytes): a strided grad spanning a
+    # slot's memory passed, and a reversed one (data at its last element) was refused or not
+    # depending on where the allocator had put the slot next to it.
+    base = np.zeros(12)
+    with pytest.raises(ValueError, match="'velocity' and 'grad' share memory"):
+        _C.sgd_update(np.zeros(6), base[::2], base[6:], lr=0.1, momentum=0.9)
+    block = np.zeros(12)
+    grad, velocity = block[5::-1], block[6:]  # adjacent, disjoint: grad's data pointer is block[5]
+    param = np.zeros(6)
+    _C.sgd_update(param, grad, velocity, lr=0.1, momentum=0.9)
+    np.testing.assert_array_equal(param, 0.0)
