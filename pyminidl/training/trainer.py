@@ -302,10 +302,10 @@ class Trainer:
         self.optimizer.apply(grads, self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
-        if dist is not None:
-            dist.after_step(self)
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
                              getattr(loss_backward, "probs", None) if fused else None)
+        if dist is not None:
+            dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
     def _test_step(self, x, y, sample_weight):
         if not self.built:

@@ -1,0 +1,80 @@
+"""A training job the multi-process tests start under ``mpirun`` (and once as one plain process).
+
+    python mpi_job.py OUT_DIR MODE        MODE: dp (DataParallel), single (no distribution),
+                                          mismatch (rank 1 builds a bigger model),
+                                          raise (rank 1 raises in its third step)
+
+Each process writes OUT_DIR/rank<r>.npz: every model's weights, history, evaluate and predict.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+import pyminidl as keras
+from pyminidl import distribution
+
+GLOBAL_BATCH = 24
+
+
+def _mlp(extra=0):
+    return keras.Sequential([keras.layers.Input((12,)), keras.layers.Dense(16 + extra, activation="relu"),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+def _cnn():
+    L = keras.layers
+    return keras.Sequential([L.Input((6, 6, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(),
+                             L.Dense(3, activation="softmax")])
+
+
+def _lstm():
+    L = keras.layers
+    return keras.Sequential([L.Input((5, 4)), L.LSTM(6), L.Dense(3, activation="softmax")])
+
+
+def _models():
+    """(name, builder, input shape): the layer families this build has."""
+    out = [("mlp", _mlp, (12,))]
+    if hasattr(keras.layers, "Conv2D"):
+        out.append(("cnn", _cnn, (6, 6, 1)))
+    if hasattr(keras.layers, "LSTM"):
+        out.append(("lstm", _lstm, (5, 4)))
+    return out
+
+
+class _RaiseAt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2 and distribution.rank() == 1:
+            raise RuntimeError("rank 1 fails on purpose")
+
+
+def run(out_dir, mode):
+    distribution.initialize()
+    if mode != "single":
+        distribution.set_distribution(distribution.DataParallel(bucket_cap_mb=0.001))
+    rank = distribution.rank()
+    rng = np.random.default_rng(0)
+    result = {}
+    for name, build, shape in _models():
+        x = rng.standard_normal((98,) + shape).astype("float32")  # 98 = 4 * 24 + 2: on 3 ranks rank 0 pads
+        y = rng.integers(0, 3, 98)
+        keras.random.seed(7 + rank if mode != "single" else 7)  # rank 0's draws are the ones kept
+        model = _mlp(extra=rank) if mode == "mismatch" else build()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        callbacks = [keras.callbacks.CSVLogger(os.path.join(out_dir, f"log_{name}.csv"))]
+        if mode == "raise":
+            callbacks.append(_RaiseAt())
+        history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2, verbose=0, callbacks=callbacks)
+        for i, w in enumerate(model.get_weights()):
+            result[f"{name}/w{i}"] = w
+        for key, values in history.history.items():
+            result[f"{name}/history/{key}"] = np.asarray(values)
+        result[f"{name}/evaluate"] = np.asarray(model.evaluate(x, y, batch_size=10, verbose=0))
+        result[f"{name}/predict"] = model.predict(x, batch_size=16, verbose=0)
+    np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **result)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1], sys.argv[2])
