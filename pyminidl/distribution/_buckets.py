@@ -135,6 +135,11 @@ class GradientReducer:
 
     def _start(self, bucket):
         self._pack(bucket)
+        # MPI libraries without a progress thread advance a non-blocking collective only inside MPI
+        # calls: testing the buckets already in flight moves them on while backward continues.
+        for other in self.buckets:
+            if other.request is not None:
+                other.request.Test()
         bucket.request = self.world.iallreduce(bucket.buffer)
 
     def finish(self):

@@ -47,6 +47,11 @@ class LocalWorld:
 
 
 class _Done:
+    """A finished request (mpi4py's ``Request`` interface: ``Test``, ``wait``)."""
+
+    def Test(self):
+        return True
+
     def wait(self):
         return None
 
