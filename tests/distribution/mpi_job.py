@@ -2,12 +2,14 @@
 
     python mpi_job.py OUT_DIR MODE        MODE: dp (DataParallel), single (no distribution),
                                           mismatch (rank 1 builds a bigger model),
-                                          raise (rank 1 raises in its third step)
+                                          raise (rank 1 raises in its third step),
+                                          kill (rank 1 is killed by SIGKILL in its third step)
 
 Each process writes OUT_DIR/rank<r>.npz: every model's weights, history, evaluate and predict.
 """
 
 import os
+import signal
 import sys
 
 import numpy as np
@@ -44,9 +46,15 @@ def _models():
     return out
 
 
-class _RaiseAt(keras.callbacks.Callback):
+class _FailAt(keras.callbacks.Callback):
+    def __init__(self, kill):
+        super().__init__()
+        self.kill = kill
+
     def on_train_batch_end(self, batch, logs=None):
         if batch == 2 and distribution.rank() == 1:
+            if self.kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("rank 1 fails on purpose")
 
 
@@ -64,8 +72,8 @@ def run(out_dir, mode):
         model = _mlp(extra=rank) if mode == "mismatch" else build()
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         callbacks = [keras.callbacks.CSVLogger(os.path.join(out_dir, f"log_{name}.csv"))]
-        if mode == "raise":
-            callbacks.append(_RaiseAt())
+        if mode in ("raise", "kill"):
+            callbacks.append(_FailAt(kill=mode == "kill"))
         history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2, verbose=0, callbacks=callbacks)
         for i, w in enumerate(model.get_weights()):
             result[f"{name}/w{i}"] = w

@@ -80,9 +80,12 @@ def test_mismatched_models_fail_naming_both(tmp_path):
     assert "rank 0 has 259 parameters" in done.stderr and "rank 1 has 275 parameters" in done.stderr
 
 
-def test_a_rank_that_raises_stops_the_job(tmp_path):
+@pytest.mark.parametrize("mode", ["raise", "kill"])
+def test_a_rank_that_fails_stops_the_job(tmp_path, mode):
     start = time.monotonic()
-    done = _launch(tmp_path, "raise", 2, timeout=60)
+    done = _launch(tmp_path, mode, 2, timeout=60)
     assert done.returncode != 0
     assert time.monotonic() - start < 30
-    assert "rank 1 fails on purpose" in done.stderr
+    if mode == "raise":
+        assert "rank 1 fails on purpose" in done.stderr
+    assert not (tmp_path / "rank0.npz").exists()
