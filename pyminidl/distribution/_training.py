@@ -21,12 +21,15 @@ import copy
 import numpy as np
 
 from pyminidl.backend import get_backend
+from pyminidl.callbacks import Callback, _overrides
 from pyminidl.distribution import _state
 from pyminidl.distribution._buckets import GradientReducer
 from pyminidl.distribution._data import ShardedAdapter, num_samples
 
-# Callbacks that write files or external logs: rank 0 alone runs their hooks.
-_CHIEF_ONLY = ("CSVLogger", "ModelCheckpoint", "BackupAndRestore", "TensorBoard", "RemoteMonitor")
+# Callbacks that write files or external logs: rank 0 alone runs these hooks of theirs (None: all).
+# BackupAndRestore restores on every rank (on_train_begin) and writes on rank 0 alone.
+_CHIEF_ONLY = {"CSVLogger": None, "JSONLogger": None, "ModelCheckpoint": None, "TensorBoard": None,
+               "RemoteMonitor": None, "BackupAndRestore": ("on_epoch_end", "on_train_end")}
 _HOOKS = ("on_batch_begin", "on_batch_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
           "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin",
           "on_predict_batch_end", "on_train_begin", "on_train_end", "on_test_begin", "on_test_end",
@@ -78,9 +81,13 @@ class FitSync:
 
     def callbacks(self, cbs):
         """``cbs`` with its file-writing callbacks muted off rank 0 (same hooks declared everywhere,
-        so every rank asks for the same batch logs and takes part in the same reductions)."""
+        so every rank asks for the same batch logs and takes part in the same reductions), and a
+        last callback that starts every fit together (see ``_StartTogether``)."""
         if self.world.rank != 0:
-            cbs.callbacks = [_mute(c) if _chief_only(c) else c for c in cbs.callbacks]
+            cbs.callbacks = [_mute(c, _chief_only(c)) if _chief_only(c) is not False else c for c in cbs.callbacks]
+        together = _StartTogether(self)
+        together.set_model(cbs.model)
+        cbs.callbacks.append(together)
         return cbs
 
     # ------------------------------------------------------------------ training steps
@@ -165,17 +172,40 @@ class FitSync:
 
 
 def _chief_only(callback):
-    return getattr(callback, "_chief_only", False) or type(callback).__name__ in _CHIEF_ONLY
+    """None (all its hooks run on rank 0 only), a tuple of such hooks, or False (runs everywhere)."""
+    if getattr(callback, "_chief_only", False):
+        return None
+    return _CHIEF_ONLY.get(type(callback).__name__, False)
 
 
-def _mute(callback):
-    """A stand-in declaring the same hooks as ``callback`` and running none of them."""
-    from pyminidl.callbacks import Callback, _overrides
+def _forward(name):
+    return lambda self, *args, **kwargs: getattr(self.wrapped, name)(*args, **kwargs)
 
-    declared = {name: (lambda self, *args, **kwargs: None) for name in _HOOKS if _overrides(callback, [name])}
+
+def _mute(callback, hooks=None):
+    """A stand-in declaring the same hooks as ``callback``; those in ``hooks`` (None: all) do nothing."""
+    declared = {name: (lambda self, *args, **kwargs: None) if hooks is None or name in hooks else _forward(name)
+                for name in _HOOKS if _overrides(callback, [name])}
+    declared["set_model"] = lambda self, model: (Callback.set_model(self, model), self.wrapped.set_model(model))
+    declared["set_params"] = lambda self, params: (Callback.set_params(self, params), self.wrapped.set_params(params))
     muted = type("Muted" + type(callback).__name__, (Callback,), declared)()
     muted.wrapped = callback
     return muted
+
+
+class _StartTogether(Callback):
+    """Runs last in ``on_train_begin``: every rank resumes at rank 0's epoch (a BackupAndRestore
+    that found a backup there moved it), and the first step broadcasts rank 0's weights and
+    optimizer state again (restored, or loaded on rank 0 alone between fits)."""
+
+    def __init__(self, sync):
+        super().__init__()
+        self.sync = sync
+
+    def on_train_begin(self, logs=None):
+        if hasattr(self.model, "_initial_epoch"):
+            self.model._initial_epoch = self.sync.world.bcast_object(self.model._initial_epoch)
+        self.sync.reducer = None
 
 
 # ---------------------------------------------------------------------- first-step synchronisation

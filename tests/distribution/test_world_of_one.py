@@ -159,3 +159,29 @@ def test_muted_callbacks_declare_the_same_hooks():
     assert _overrides(muted, ["on_epoch_end"]) and not _overrides(muted, _TRAIN_BATCH_HOOKS)
     muted.on_train_begin()
     assert not os.path.exists("never_written.csv")
+
+
+def test_off_rank_0_file_writers_are_muted_and_backups_restore_everywhere(monkeypatch):
+    from pyminidl.callbacks import Callback, CallbackList, CSVLogger
+    from pyminidl.distribution._training import FitSync
+
+    calls = []
+
+    class BackupAndRestore(Callback):  # the shape of the real one: restores at begin, writes at epoch end
+        def on_train_begin(self, logs=None):
+            calls.append("restore")
+
+        def on_epoch_end(self, epoch, logs=None):
+            calls.append("write")
+
+    class Rank1(LocalWorld):
+        rank, size = 1, 2
+
+    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(1)])
+    model._initial_epoch = 0
+    cbs = FitSync(None, Rank1()).callbacks(CallbackList([CSVLogger("never_written.csv"), BackupAndRestore()],
+                                                        model=model))
+    cbs.on_train_begin()
+    cbs.on_epoch_end(0, {"loss": 1.0})
+    assert calls == ["restore"] and not os.path.exists("never_written.csv")
+    assert model._initial_epoch == 0
