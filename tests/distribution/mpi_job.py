@@ -3,7 +3,9 @@
     python mpi_job.py OUT_DIR MODE        MODE: dp (DataParallel), single (no distribution),
                                           mismatch (rank 1 builds a bigger model),
                                           raise (rank 1 raises in its third step),
-                                          kill (rank 1 is killed by SIGKILL in its third step)
+                                          kill (rank 1 is killed by SIGKILL in its third step),
+                                          backup (MLP, 3 epochs with BackupAndRestore; with
+                                          PYMINIDL_TEST_KILL=1 rank 1 is killed in epoch 2)
 
 Each process writes OUT_DIR/rank<r>.npz: every model's weights, history, evaluate and predict.
 """
@@ -47,18 +49,40 @@ def _models():
 
 
 class _FailAt(keras.callbacks.Callback):
-    def __init__(self, kill):
+    def __init__(self, kill, epoch=0):
         super().__init__()
-        self.kill = kill
+        self.kill, self.at_epoch, self.epoch = kill, epoch, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch == 2 and distribution.rank() == 1:
+        if batch == 2 and self.epoch == self.at_epoch and distribution.rank() == 1:
             if self.kill:
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("rank 1 fails on purpose")
 
 
+def run_backup(out_dir):
+    """3 epochs of the MLP with a BackupAndRestore in OUT_DIR/backup (rank 1 killed in epoch 2 on request)."""
+    distribution.initialize()
+    distribution.set_distribution(distribution.DataParallel())
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((98, 12)).astype("float32"), rng.integers(0, 3, 98)
+    keras.random.seed(7)
+    model = _mlp()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"))]
+    if os.environ.get("PYMINIDL_TEST_KILL") == "1":
+        callbacks.append(_FailAt(kill=True, epoch=1))
+    model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=3, verbose=0, callbacks=callbacks)
+    weights = {f"mlp/w{i}": w for i, w in enumerate(model.get_weights())}
+    np.savez(os.path.join(out_dir, f"rank{distribution.rank()}.npz"), **weights)
+
+
 def run(out_dir, mode):
+    if mode == "backup":
+        return run_backup(out_dir)
     distribution.initialize()
     if mode != "single":
         distribution.set_distribution(distribution.DataParallel(bucket_cap_mb=0.001))

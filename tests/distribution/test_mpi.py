@@ -89,3 +89,23 @@ def test_a_rank_that_fails_stops_the_job(tmp_path, mode):
     if mode == "raise":
         assert "rank 1 fails on purpose" in done.stderr
     assert not (tmp_path / "rank0.npz").exists()
+
+
+def test_a_killed_job_resumes_from_its_backup_to_the_uninterrupted_weights(tmp_path):
+    import pyminidl
+
+    if not hasattr(pyminidl.callbacks, "BackupAndRestore"):
+        pytest.skip("this build has no BackupAndRestore callback")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir(), resumed.mkdir()
+    assert _launch(whole, "backup", 2).returncode == 0
+    killed = subprocess.run([_mpirun(), "-np", "2", sys.executable, JOB, str(resumed), "backup"], cwd=resumed,
+                            env=dict(_env(), PYMINIDL_TEST_KILL="1"), capture_output=True, text=True, timeout=60)
+    assert killed.returncode != 0 and (resumed / "backup" / "latest.keras").exists()
+    done = _launch(resumed, "backup", 2)
+    assert done.returncode == 0, done.stderr
+    ref = np.load(whole / "rank0.npz")
+    for rank in (0, 1):
+        got = np.load(resumed / f"rank{rank}.npz")
+        for key in ref.files:
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"rank {rank} {key}")
