@@ -35,6 +35,10 @@ class _WatchedGrads(dict):
         super().__setitem__(name, value)
         self._on_write(self._owner, name)
 
+    def __reduce__(self):
+        # Copies and pickles of a layer get a plain dict, not a tie to this run's reducer and world.
+        return (dict, (dict(self),))
+
 
 class _Bucket:
     __slots__ = ("slots", "offsets", "buffer", "request", "pending", "stale")

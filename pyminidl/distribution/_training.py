@@ -62,11 +62,18 @@ class FitSync:
 
     # ------------------------------------------------------------------ data and callbacks
 
-    def shard(self, adapter, training=False):
+    def shard(self, adapter, training=False, model=None):
         """``adapter`` split by rank; a training batch size must divide by the world size (Keras)."""
         if adapter is None:
             return None
         size = self.world.size
+        if training and size > 1 and model is not None and _overrides_train_step(model):
+            raise ValueError(
+                f"DataParallel over {size} processes averages the gradients of fit's own training step; "
+                f"{type(model).__name__} overrides `train_step`, whose `optimizer.apply` would apply each rank's "
+                "own gradients and let the ranks drift apart. A custom `train_step` is not distributed: "
+                "train this model in one process, or use fit's own step."
+            )
         batch_size = getattr(adapter, "batch_size", None)
         if training and batch_size is not None and batch_size % size:
             raise ValueError(
@@ -169,6 +176,12 @@ class FitSync:
 
 
 # ---------------------------------------------------------------------- callbacks
+
+
+def _overrides_train_step(model):
+    from pyminidl.training.trainer import Trainer
+
+    return getattr(type(model), "train_step") is not Trainer.train_step
 
 
 def _chief_only(callback):

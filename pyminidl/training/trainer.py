@@ -406,7 +406,7 @@ class Trainer:
 
     def _shard(self, adapter, training=False):
         dist = self._distributed()
-        return adapter if dist is None else dist.shard(adapter, training)
+        return adapter if dist is None else dist.shard(adapter, training, self)
 
     # ------------------------------------------------------------------ data
 

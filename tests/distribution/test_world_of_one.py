@@ -185,3 +185,27 @@ def test_off_rank_0_file_writers_are_muted_and_backups_restore_everywhere(monkey
     cbs.on_epoch_end(0, {"loss": 1.0})
     assert calls == ["restore"] and not os.path.exists("never_written.csv")
     assert model._initial_epoch == 0
+
+
+def test_a_custom_train_step_over_several_processes_is_refused(data_parallel, monkeypatch):
+    class TwoRanks(LocalWorld):
+        size = 2
+
+    class Custom(keras.Sequential):
+        def train_step(self, data):
+            return super().train_step(data)
+
+    monkeypatch.setattr(_state, "WORLD", TwoRanks())
+    distribution.set_distribution(distribution.DataParallel())
+    model = Custom([keras.layers.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="Custom overrides `train_step`"):
+        model.fit(np.zeros((8, 3)), np.zeros((8, 1)), batch_size=4, verbose=0)
+
+
+def test_a_model_trained_under_a_distribution_copies_with_plain_gradient_dicts(data_parallel):
+    import copy
+
+    model = _train()[0]
+    clone = copy.deepcopy(model)
+    assert all(type(layer.grads) is dict for layer in clone._all_layers())
