@@ -41,7 +41,8 @@ template <typename T>
 using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
                                int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
 
-// Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
+// Portable micro-kernels (gemm.cpp): GCC/Clang vector extensions, SSE2 on baseline x86-64,
+// NEON on aarch64.
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double* c,
@@ -81,9 +82,17 @@ void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, cons
                       int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 #endif
 
-// SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
-constexpr int BASELINE_SGEMM_MR = 4, BASELINE_SGEMM_NR = 8;
-constexpr int BASELINE_DGEMM_MR = 4, BASELINE_DGEMM_NR = 4;
+// Portable kernel (16-byte vectors). aarch64: 32 NEON registers; 8 x 12 floats = 24
+// accumulators + 3 B vectors + a broadcast (BLIS armv8a sgemm 8x12, dgemm 8x6). Elsewhere
+// (SSE2: 16 xmm): 6 x 8 floats = 12 accumulators + 2 B + 1 broadcast, which covers the
+// 3-cycle add latency on two add pipes with the multiplies on two more.
+#if defined(__aarch64__)
+constexpr int BASELINE_SGEMM_MR = 8, BASELINE_SGEMM_NR = 12;
+constexpr int BASELINE_DGEMM_MR = 8, BASELINE_DGEMM_NR = 6;
+#else
+constexpr int BASELINE_SGEMM_MR = 6, BASELINE_SGEMM_NR = 8;
+constexpr int BASELINE_DGEMM_MR = 6, BASELINE_DGEMM_NR = 4;
+#endif
 // AVX2: 16 ymm registers; 6 x 16 floats = 12 accumulators + 2 for B + 1 broadcast.
 constexpr int AVX2_SGEMM_MR = 6, AVX2_SGEMM_NR = 16;
 constexpr int AVX2_DGEMM_MR = 6, AVX2_DGEMM_NR = 8;
