@@ -64,8 +64,8 @@ namespace {
 // type per dtype, which the compiler maps to SSE2 xmm registers on baseline x86-64 and to
 // NEON q registers on aarch64 (and to pairs of scalars where neither exists), so a non-x86
 // build gets a register-tiled kernel too, not the auto-vectoriser's guess. The tile fills
-// the register file of the target (gemm_ukernels.h): 12 accumulators of 16 xmm on x86, 24
-// of 32 q registers on aarch64 (BLIS armv8a's 8x12).
+// the register file of the target (gemm_ukernels.h): 12 accumulators of 16 xmm on x86, 16
+// of 32 q registers on aarch64.
 #if defined(__GNUC__) || defined(__clang__)
 typedef float VecF32 __attribute__((vector_size(16)));
 typedef double VecF64 __attribute__((vector_size(16)));
@@ -203,9 +203,13 @@ struct Problem {
     T alpha, beta;
 };
 
-// Blocks of one ISA path; MC % MR == 0 and NC % NR == 0.
+// Blocks of one ISA path; MC % MR == 0 and NC % NR == 0. l3: the L3 bytes a team of
+// threads shares (usable_caches), for the team's NC; grid_tm: PYMINIDL_GEMM_GRID's rows of
+// the thread grid (0: derived, thread_grid).
 struct Blocks {
     int64_t MC, KC, NC;
+    int64_t l3 = 0;
+    int grid_tm = 0;
 };
 
 // A 64-byte aligned scratch array owned by one call (never static, never shared by calls).
@@ -372,30 +376,56 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
 // The threads form a tm x tn grid over C, each thread an independent GEMM on its own
 // rectangle (MR-aligned rows x NR-aligned columns) with its own packed copies of the parts
 // of A and B it reads: no barrier, so a thread the OS deschedules on a shared machine
-// stalls only itself. The grid minimises the busiest thread's cost: its multiply-adds plus
-// its packing (both operands), one packed element weighing about PACK_COST multiply-adds
-// (a scalar-ish copy against 16-lane FMAs).
+// stalls only itself. The grid minimises the busiest thread's cost with its rectangle
+// (m x n) run on the blocks the caches gave (MC from L2, NC from the L3 share):
+//   m n K multiply-adds;
+//   packing, PACK_COST per element (a scalar-ish copy against 16-lane FMAs): its columns
+//   of B once (K n), its rows of A once per NC block of its columns (K m ceil(n / NC));
+//   re-reading its packed KC x NC panel of B from L3 for every MC block of rows after the
+//   first, RELOAD_COST per element (K n (ceil(m / MC) - 1)).
+// So a grid that leaves a thread more rows than its L2 holds in one MC block, or more
+// columns than one NC block, pays for it. PYMINIDL_GEMM_GRID fixes tm (experiments).
 struct Grid {
     int tm, tn;
 };
 
 constexpr double PACK_COST = 8.0;
+constexpr double RELOAD_COST = 1.0;
 
-Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR) {
+double grid_cost(int tm, int tn, int64_t M, int64_t N, int64_t K, int MR, int NR, const Blocks& bk) {
+    const int64_t mi = ceil_div(ceil_div(M, MR), tm) * MR, ni = ceil_div(ceil_div(N, NR), tn) * NR;
+    const double m = static_cast<double>(mi), n = static_cast<double>(ni), k = static_cast<double>(K);
+    const double a_packs = static_cast<double>(ceil_div(ni, bk.NC));
+    const double b_reloads = static_cast<double>(ceil_div(mi, bk.MC) - 1);
+    return m * n * k + PACK_COST * k * (n + m * a_packs) + RELOAD_COST * k * n * b_reloads;
+}
+
+Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR, const Blocks& bk) {
+    if (bk.grid_tm > 0 && nt % bk.grid_tm == 0) return Grid{bk.grid_tm, nt / bk.grid_tm};
     Grid best{nt, 1};
     double best_cost = -1.0;
     for (int tm = 1; tm <= nt; ++tm) {
         if (nt % tm != 0) continue;
-        const int tn = nt / tm;
-        const double m = static_cast<double>(ceil_div(ceil_div(M, MR), tm) * MR);
-        const double n = static_cast<double>(ceil_div(ceil_div(N, NR), tn) * NR);
-        const double cost = m * n * static_cast<double>(K) + PACK_COST * static_cast<double>(K) * (m + n);
+        const double cost = grid_cost(tm, nt / tm, M, N, K, MR, NR, bk);
         if (best_cost < 0.0 || cost < best_cost) {
-            best = Grid{tm, tn};
+            best = Grid{tm, nt / tm};
             best_cost = cost;
         }
     }
     return best;
+}
+
+// The blocks of one thread of a team of nt: every thread keeps its own KC x NC panel of B
+// in the L3 they share, so NC shrinks once nt panels would fill more than 3/4 of it
+// (blocks set by PYMINIDL_GEMM_BLOCKS, l3 == 0, stay as set). NC changes no sum.
+template <typename T, int NR>
+Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
+    if (nt <= 1 || bk.l3 <= 0) return bk;
+    Blocks t = bk;
+    const int64_t kc = std::min(bk.KC, std::max<int64_t>(K, 1));
+    const int64_t fit = 3 * bk.l3 / 4 / (static_cast<int64_t>(nt) * kc * static_cast<int64_t>(sizeof(T)));
+    t.NC = std::clamp(fit / NR * NR, int64_t{4} * NR, bk.NC);
+    return t;
 }
 
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
@@ -465,7 +495,7 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
 template <typename T, int MR, int NR>
 void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
                  T* apack, int nt, int tid) {
-    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR);
+    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR, bk);
     int64_t m_lo, m_hi, n_lo, n_hi;
     split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
     split(ceil_div(pr.N, NR), g.tn, tid % g.tn, NR, pr.N, &n_lo, &n_hi);
@@ -511,20 +541,21 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> uke
         return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack, apack, 1, 0);
     }
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const Blocks tb = team_blocks<T, NR>(bk, nt, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
     std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
     bpack.reserve(nt);
     for (int t = 0; t < nt; ++t) {
         apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
-        bpack.emplace_back(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
+        bpack.emplace_back(kc_max * std::min(tb.NC, ceil_div(pr.N, NR) * NR));
     }
-    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
+    if (nt == 1) return gemm_thread<T, MR, NR>(pr, tb, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
 #pragma omp parallel num_threads(nt)
     {
         // The team may be smaller than asked for (nested regions): split by its real size.
         const int tid = omp_thread_id();
-        gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
+        gemm_thread<T, MR, NR>(pr, tb, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
 }
 
@@ -706,6 +737,15 @@ bool blocks_from_env(int MR, int NR, Blocks* bk) {
     return true;
 }
 
+// PYMINIDL_GEMM_GRID="TM" (experiments): the thread grid's rows (a team of nt runs TM x
+// nt / TM when TM divides nt). 0 when unset or unreadable: thread_grid chooses.
+int grid_from_env() {
+    const char* env = std::getenv("PYMINIDL_GEMM_GRID");
+    int tm = 0;
+    if (env == nullptr || std::sscanf(env, "%d", &tm) != 1 || tm <= 0) return 0;
+    return tm;
+}
+
 template <typename T, int MR, int NR>
 Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const CacheSizes& caches) {
     Context<T> c{};
@@ -714,7 +754,11 @@ Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const
     c.NR = NR;
     c.ukernel = uk;
     c.packed = gemm_packed<T, MR, NR>;
-    if (!blocks_from_env(MR, NR, &c.bk)) c.bk = derive_blocks(rule, MR, NR, sizeof(T), caches);
+    if (!blocks_from_env(MR, NR, &c.bk)) {
+        c.bk = derive_blocks(rule, MR, NR, sizeof(T), caches);
+        c.bk.l3 = usable_caches(caches).l3;
+    }
+    c.bk.grid_tm = grid_from_env();
     // Half of L2: the rest holds the strip of B and the C tiles.
     c.direct_a_bytes = usable_caches(caches).l2 / 2;
     c.direct_small_mnk = 128 * 128 * 256;

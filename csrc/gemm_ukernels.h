@@ -82,13 +82,15 @@ void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, cons
                       int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 #endif
 
-// Portable kernel (16-byte vectors). aarch64: 32 NEON registers; 8 x 12 floats = 24
-// accumulators + 3 B vectors + a broadcast (BLIS armv8a sgemm 8x12, dgemm 8x6). Elsewhere
+// Portable kernel (16-byte vectors). aarch64: 32 NEON registers; 8 x 8 floats = 16
+// accumulators + 2 B vectors + 8 A values (GCC keeps each in a register for fmla by
+// element; BLIS's hand-written 8x12 packs them in 2, which the vector extensions cannot
+// ask for, and 8 x 12 spilled accumulators to the stack). Elsewhere
 // (SSE2: 16 xmm): 6 x 8 floats = 12 accumulators + 2 B + 1 broadcast, which covers the
 // 3-cycle add latency on two add pipes with the multiplies on two more.
 #if defined(__aarch64__)
-constexpr int BASELINE_SGEMM_MR = 8, BASELINE_SGEMM_NR = 12;
-constexpr int BASELINE_DGEMM_MR = 8, BASELINE_DGEMM_NR = 6;
+constexpr int BASELINE_SGEMM_MR = 8, BASELINE_SGEMM_NR = 8;
+constexpr int BASELINE_DGEMM_MR = 8, BASELINE_DGEMM_NR = 4;
 #else
 constexpr int BASELINE_SGEMM_MR = 6, BASELINE_SGEMM_NR = 8;
 constexpr int BASELINE_DGEMM_MR = 6, BASELINE_DGEMM_NR = 4;
