@@ -16,7 +16,8 @@
 //                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
 //   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
-//   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
+//   the portable (baseline) micro-kernels, on GCC/Clang vector extensions (SSE2 on x86-64,
+//   NEON on aarch64).
 //
 // Layout: row-major operands with leading dimensions (row strides) lda, ldb, ldc; a
 // transposed operand is read through swapped strides, so op() costs nothing but packing.
