@@ -21,6 +21,7 @@ import sys
 from pyminidl.backend import get_backend
 from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
 from pyminidl.optimizers_schedules import LearningRateSchedule
+from pyminidl.saving import serialization_lib
 from pyminidl.variables import key_of, value_of
 
 # `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
@@ -362,22 +363,20 @@ class Adagrad(Optimizer):
 
 
 _CLASSES = (SGD, Adam, AdamW, RMSprop, Adagrad)
-_BY_NAME = {cls.__name__.lower(): cls for cls in _CLASSES}
+_FAMILY = serialization_lib.family("optimizers", kind="optimizer", unknown="Could not interpret optimizer "
+                                   "identifier: {name!r}.", normalize=str.lower)
+_FAMILY.register(_CLASSES, aliases={cls.__name__.lower(): cls for cls in _CLASSES})
 
 
 def serialize(optimizer):
-    """An Optimizer -> ``{"class_name": ..., "config": ...}``."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    """An Optimizer -> ``{"module", "class_name", "config", "registered_name"}``."""
+    return serialization_lib.serialize_keras_object(optimizer)
 
 
-def deserialize(config):
-    """``{"class_name": ..., "config": ...}`` -> an Optimizer (class names are case-insensitive)."""
-    name = str(config.get("class_name", ""))
-    cls = _BY_NAME.get(name.lower())
-    if cls is None:
-        valid = ", ".join(repr(c.__name__) for c in _CLASSES)
-        raise ValueError(f"Could not interpret optimizer identifier: {name!r}. Valid names: {valid}")
-    return cls.from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``; class names are case-insensitive, a bare name gives the defaults."""
+    obj = serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
+    return obj() if isinstance(obj, type) else obj
 
 
 def get(identifier):
@@ -388,10 +387,8 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Optimizer):
         return identifier
-    if isinstance(identifier, dict):
+    if isinstance(identifier, (str, dict)):
         return deserialize(identifier)
-    if isinstance(identifier, str):
-        return deserialize({"class_name": identifier, "config": {}})
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
