@@ -133,6 +133,27 @@ class Optimizer:
     def _create_slots(self, var):
         return ()
 
+    # Keras 3's order of the slot variables: each group's slots interleaved per variable, group after group
+    # (Adam: momentum and velocity of each variable, then every velocity_hat; RMSprop: velocities, then
+    # momentums, then average gradients). None: one group per slot.
+    _slot_groups = None
+
+    def ordered_slots(self, variables):
+        """The slot arrays of ``variables`` in Keras 3's ``optimizer.variables`` order (what weight files hold).
+
+        Raises:
+            ValueError: a variable without slots yet (call ``build(variables)`` first).
+        """
+        per_var = []
+        for var in variables:
+            entry = self._slots.get(key_of(var))
+            if entry is None:
+                raise ValueError(f"Optimizer {self.name!r} has no state for {key_of(var)!r}: call build() first.")
+            per_var.append(entry[1])
+        width = len(per_var[0]) if per_var else 0
+        groups = self._slot_groups or tuple((i,) for i in range(width))
+        return [slots[i] for group in groups for slots in per_var for i in group if slots[i] is not None]
+
     @property
     def variables(self):
         """Every slot array (Keras: the optimizer's variables, without the iteration counter)."""
@@ -276,6 +297,8 @@ class Adam(Optimizer):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
+
+    _slot_groups = ((0, 1), (2,))
 
     def _create_slots(self, var):
         xp = get_backend().xp
