@@ -450,6 +450,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
+def restore_training_state(model, filepath, member):
+    """Load the weights and optimizer state of the ``.keras`` file into ``model`` and return the JSON
+    of its extra ``member`` (what ``save_model(extra_members=...)`` stored); all or nothing."""
+    with _open_archive(filepath) as archive:
+        state = read_json_member(archive, member, filepath)
+        arrays = _archive_arrays(archive, filepath)
+    _ensure_built(model, filepath)
+    _load_arrays_into(model, arrays, filepath, with_optimizer=True)
+    return state
+
+
 def model_from_config(config, custom_objects=None, compile=False):
     """The (untrained) model a serialized config describes; its compile settings only when ``compile``.
 
