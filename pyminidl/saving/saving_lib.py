@@ -24,6 +24,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -141,7 +142,9 @@ def _restore_optimizer(model, arrays):
 
     def apply():
         opt.iterations = int(arrays[0])
-        if head == 2:
+        if head == 2 and np.float32(opt._learning_rate) != np.float32(arrays[1]):
+            # the file holds the rate as float32 (Keras's variable): the config's exact value stands unless
+            # training changed it (ReduceLROnPlateau, LearningRateScheduler)
             opt._learning_rate = float(arrays[1])
         be = get_backend()
         for slot, new in zip(slots, arrays[head:]):
@@ -389,7 +392,7 @@ def read_member(archive, name, source, limit):
     try:
         with archive.open(info) as f:
             data = f.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # CRC mismatch, truncated data
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:  # CRC mismatch, truncation
         raise ValueError(f"{source!r}: member {name!r} is corrupt ({e}).") from e
     if len(data) > limit:
         raise ValueError(f"{source!r}: member {name!r} is larger than allowed ({limit} bytes).")
