@@ -16,6 +16,7 @@ import math
 import warnings
 
 from pyminidl.backend import get_backend
+from pyminidl.ops import GradientTape, _traced
 from pyminidl.config import epsilon, floatx
 from pyminidl.saving import serialization_lib
 
@@ -448,8 +449,6 @@ class Loss:
 
 def _taped(name, fn, y_true, y_pred, align):
     """Run a user loss ``fn`` on a GradientTape, so losses written with ``pyminidl.ops`` train."""
-    from pyminidl.ops import GradientTape, _traced
-
     xp = get_backend().xp
     y_pred = _as_pred(y_pred, xp)
     y_true = xp.asarray(y_true, dtype=y_pred.dtype)

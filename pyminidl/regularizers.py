@@ -6,6 +6,7 @@ Example:
     0.04
 """
 
+from pyminidl import ops
 from pyminidl.backend import get_backend
 from pyminidl.saving import serialization_lib
 
@@ -113,8 +114,6 @@ def _gradient(regularizer, x):
     """d(penalty)/dx for a Regularizer, or through a GradientTape for a plain callable."""
     if hasattr(regularizer, "gradient"):
         return regularizer.gradient(x)
-    from pyminidl import ops
-
     with ops._suspend_tapes(), ops.GradientTape() as tape:
         tape.watch(x)
         penalty = regularizer(x)

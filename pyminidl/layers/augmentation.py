@@ -18,9 +18,10 @@ import numbers
 
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
-from pyminidl.layers import _image_ops as imops
+from pyminidl import _image_ops as imops
 from pyminidl.layers.base import FORWARD_OPTIONS
-from pyminidl.layers.preprocessing import ImageLayer, _data_format, resize_images, resize_images_backward
+from pyminidl._image_ops import resize_images, resize_images_backward
+from pyminidl.layers.preprocessing import ImageLayer, _data_format
 
 _HORIZONTAL, _VERTICAL, _BOTH = "horizontal", "vertical", "horizontal_and_vertical"
 

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from pyminidl.layers import _image_ops as imops
+from pyminidl import _image_ops as imops
 from pyminidl.saving.file_io import atomic_write
 
 PIL_INSTALL_HINT = 'pip install "pyminidl[image]"'
