@@ -1,4 +1,4 @@
-"""Run under Keras 3 (``KERAS_BACKEND=torch python keras_interop.py write|read DIR``), never under pytest.
+"""Run under Keras 3 (``KERAS_BACKEND=torch python keras_interop.py write|read [read] DIR``), never by pytest.
 
 ``write DIR``: builds and trains a small model of built-in layers with Keras, and writes
 ``keras_mlp.keras``, ``keras_mlp.weights.h5`` and ``keras_mlp_io.npz`` (inputs and Keras's predictions)
@@ -56,5 +56,6 @@ def read(folder):
              iterations=int(model.optimizer.iterations.numpy()))
 
 
-if __name__ == "__main__":
-    {"write": write, "read": read}[sys.argv[1]](sys.argv[2])
+if __name__ == "__main__":  # keras_interop.py write|read [write|read] DIR: one Keras start-up for both
+    for command in sys.argv[1:-1]:
+        {"write": write, "read": read}[command](sys.argv[-1])
