@@ -266,8 +266,7 @@ def serialize(initializer):
 
 def deserialize(config, custom_objects=None):
     """Inverse of ``serialize`` (a name gives a default instance)."""
-    obj = serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
-    return obj() if isinstance(obj, type) else obj
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -276,15 +275,7 @@ def get(identifier):
     Raises:
         ValueError: an unknown name.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Initializer)
 
 
 # Keras's function-style aliases: initializers.glorot_uniform(seed=...) etc.

@@ -398,8 +398,7 @@ def serialize(optimizer):
 
 def deserialize(config, custom_objects=None):
     """Inverse of ``serialize``; class names are case-insensitive, a bare name gives the defaults."""
-    obj = serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
-    return obj() if isinstance(obj, type) else obj
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -408,13 +407,7 @@ def get(identifier):
     Raises:
         ValueError: for an unknown identifier, listing the valid names.
     """
-    if identifier is None or isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Optimizer, callables=False)
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize", "deserialize",

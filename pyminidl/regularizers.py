@@ -91,8 +91,7 @@ def serialize(regularizer):
 
 def deserialize(config, custom_objects=None):
     """Inverse of ``serialize`` (a name gives a default instance)."""
-    obj = serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
-    return obj() if isinstance(obj, type) else obj
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -101,13 +100,7 @@ def get(identifier):
     Raises:
         ValueError: an unknown identifier.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Regularizer)
 
 
 def _gradient(regularizer, x):

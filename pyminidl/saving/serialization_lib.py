@@ -175,6 +175,31 @@ def deserialize_keras_object(config, custom_objects=None, family=None):
     return obj
 
 
+def deserialize_instance(config, custom_objects, family):
+    """``deserialize_keras_object``, a class found by name instantiated with its defaults ("adam")."""
+    obj = deserialize_keras_object(config, custom_objects, family)
+    return obj() if inspect.isclass(obj) else obj
+
+
+def get_object(identifier, family, base, callables=True):
+    """A family's ``get``: None stays None, an instance of ``base`` is returned, a name or config is
+    deserialized (a class found by name is instantiated with its defaults), a ``base`` subclass is
+    instantiated, and a plain callable is returned when ``callables``.
+
+    Raises:
+        ValueError: an identifier none of these rules takes.
+    """
+    if identifier is None or isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, (str, dict)):
+        return deserialize_instance(identifier, None, family)
+    if inspect.isclass(identifier) and issubclass(identifier, base):
+        return identifier()
+    if callables and callable(identifier):
+        return identifier
+    raise ValueError(f"Could not interpret {family.kind} identifier: {identifier!r}")
+
+
 def _from_config(cls, class_name, inner):
     if inner is not None and not isinstance(inner, dict):
         raise TypeError(f"The config of {class_name!r} must be a dict. Received: {inner!r}")
@@ -201,4 +226,4 @@ class ConfigMixin:
         return f"{type(self).__name__}({args})"
 
 
-__all__ = ["ConfigMixin", "Family", "deserialize_keras_object", "family", "serialize_keras_object"]
+__all__ = ["ConfigMixin", "Family", "deserialize_keras_object", "deserialize_instance", "family", "get_object", "serialize_keras_object"]
