@@ -15,8 +15,7 @@ import numbers
 import numpy as np
 
 from pyminidl.backend import get_backend
-from pyminidl import _image_ops as imops
-from pyminidl._image_ops import resize_images, resize_images_backward
+from pyminidl.backend import _image_ops as imops
 from pyminidl.layers.base import FORWARD_OPTIONS, Layer
 
 _EPSILON = 1e-7  # keras.config.epsilon(): the floor of the standard deviation
@@ -185,6 +184,38 @@ class Resizing(ImageLayer):
                     "pad_to_aspect_ratio": self.pad_to_aspect_ratio, "fill_mode": self.fill_mode,
                     "fill_value": self.fill_value, "antialias": self.antialias, "data_format": self.data_format})
         return cfg
+
+
+def resize_images(xp, x, size, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+                  fill_value=0.0):
+    """x: (N, H, W, C) floating; crops or pads to the target aspect ratio when asked, then resizes."""
+    th, tw = size
+    h, w = x.shape[1:3]
+    if crop_to_aspect_ratio:
+        top, left, ch, cw = imops.aspect_crop_box(h, w, th, tw)
+        x = x[:, top:top + ch, left:left + cw]
+    elif pad_to_aspect_ratio:
+        top, left, ph, pw = imops.aspect_pad_box(h, w, th, tw)
+        canvas = xp.full((x.shape[0], h + 2 * top, w + 2 * left, x.shape[3]), fill_value, dtype=x.dtype)
+        canvas[:, top:top + h, left:left + w] = x  # Keras pads both sides by the same amount
+        x = canvas
+    return get_backend().resize_forward(x, (th, tw), interpolation)
+
+
+def resize_images_backward(xp, dy, in_shape, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False):
+    """The adjoint of ``resize_images``: dy (N, th, tw, C) -> dx of ``in_shape``."""
+    n, h, w, c = in_shape
+    th, tw = dy.shape[1:3]
+    if crop_to_aspect_ratio:
+        top, left, ch, cw = imops.aspect_crop_box(h, w, th, tw)
+        dx = xp.zeros(in_shape, dtype=dy.dtype)
+        dx[:, top:top + ch, left:left + cw] = get_backend().resize_backward(dy, (ch, cw), interpolation)
+        return dx
+    if pad_to_aspect_ratio:
+        top, left, _, _ = imops.aspect_pad_box(h, w, th, tw)
+        d = get_backend().resize_backward(dy, (h + 2 * top, w + 2 * left), interpolation)
+        return d[:, top:top + h, left:left + w]
+    return get_backend().resize_backward(dy, (h, w), interpolation)
 
 
 class CenterCrop(ImageLayer):

@@ -38,8 +38,15 @@ SPECS = {
 
 def test_specs_cover_every_registered_layer():
     family = serialization_lib.family("layers")
-    builtin = {name for name in family.listed if name not in ("InputLayer", "Sequential")}
+    builtin = {name for name in family.listed if name not in ("InputLayer", "Sequential", "Lambda")}
     assert builtin == set(SPECS)
+
+
+def test_a_lambda_model_saves_but_never_loads(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), layers.Lambda(keras.ops.negative)])
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="never runs code from a file"):
+        keras.models.load_model(tmp_path / "m.keras")
 
 
 def _model(name):
