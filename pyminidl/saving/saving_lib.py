@@ -73,19 +73,33 @@ def _snake(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _container(prefix, layers):
+    """Children of a list of layers, named by class and numbered per class (Keras: ``dense``, ``dense_1``)."""
+    used, out = {}, []
+    for child in layers:
+        base = _snake(type(child).__name__)
+        used[base] = used.get(base, -1) + 1
+        out.append((f"{prefix}/" + (base if used[base] == 0 else f"{base}_{used[base]}"), child))
+    return out
+
+
 def _children(layer):
-    """``[(path part, child layer)]`` as Keras walks a saveable: a model's ``layers`` container
-    (children named by class, numbered per class), else layer-valued attributes by attribute name."""
-    if hasattr(layer, "_layers"):
-        used, out = {}, []
-        for child in layer.layers:
-            base = _snake(type(child).__name__)
-            used[base] = used.get(base, -1) + 1
-            out.append(("layers/" + (base if used[base] == 0 else f"{base}_{used[base]}"), child))
-        return out
+    """``[(path part, child layer)]`` as Keras walks a saveable: a model's ``layers`` first (a property
+    of Sequential and functional models), then its layer-valued attributes by name (lists of layers as
+    containers), public names before private ones."""
+    out = _container("layers", layer.layers) if isinstance(getattr(type(layer), "layers", None), property) else []
     subs = {id(s) for s in layer._sublayers}
-    return [(key, value) for key, value in sorted(vars(layer).items())
-            if id(value) in subs and not key.startswith("_")]
+    taken = {id(child) for _, child in out}
+    for key in sorted(vars(layer), key=lambda k: ("~" + k) if k.startswith("_") else k):
+        value = vars(layer)[key]
+        if id(value) in subs and id(value) not in taken:
+            out.append((key, value))
+            taken.add(id(value))
+        elif isinstance(value, (list, tuple)) and value and all(id(v) in subs for v in value):
+            fresh = [v for v in value if id(v) not in taken]
+            out.extend(_container(key, fresh))
+            taken.update(id(v) for v in fresh)
+    return out
 
 
 def _groups(model):

@@ -116,3 +116,34 @@ def test_to_json_and_model_from_json_keep_architecture_not_compile(rng):
     assert clone.get_config() == model.get_config() and not clone.compiled
     with pytest.raises(ValueError, match="not valid JSON"):
         keras.models.model_from_json("{nope")
+
+
+class Block(layers.Layer):
+    """A custom layer holding sublayers as an attribute and in a list (Keras names them by attribute)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.head = layers.Dense(3)
+        self.stack = [layers.Dense(4), layers.Dense(4)]
+
+    def call(self, x):
+        for layer in self.stack:
+            x = layer(x)
+        return self.head(x)
+
+
+def test_custom_layer_sublayers_are_saved_under_their_attribute_names(tmp_path, rng):
+    from pyminidl.saving.saving_lib import _collect
+
+    model = keras.Sequential([keras.Input((5,)), Block()])
+    x = rng.random((2, 5)).astype("float32")
+    model.predict(x, verbose=0)
+    keys = sorted(_collect(model)[0])
+    assert keys == ["layers/block/head/vars/0", "layers/block/head/vars/1", "layers/block/stack/dense/vars/0",
+                    "layers/block/stack/dense/vars/1", "layers/block/stack/dense_1/vars/0",
+                    "layers/block/stack/dense_1/vars/1"]
+    model.save_weights(tmp_path / "w.weights.h5")
+    other = keras.Sequential([keras.Input((5,)), Block()])
+    other.predict(x, verbose=0)
+    other.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
