@@ -13,8 +13,13 @@ is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
 
-from pyminidl import debugging, ops
+import json
+
+from pyminidl import debugging, losses, ops, optimizers
+from pyminidl import metrics as metrics_module
+from pyminidl.callbacks import CallbackList
 from pyminidl.backend import get_backend
+from pyminidl.saving import saving_lib, serialization_lib
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
@@ -89,8 +94,6 @@ def _should_eval(epoch, validation_freq):
 
 
 def _callback_list(callbacks, model, **params):
-    from pyminidl.callbacks import CallbackList
-
     if isinstance(callbacks, CallbackList):
         return callbacks
     cbs = CallbackList(callbacks, model=model, **params)
@@ -139,8 +142,6 @@ class Trainer:
         Example:
             >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         """
-        from pyminidl import losses, optimizers
-
         if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ValueError(f"`steps_per_execution` must be a positive integer. Received: {steps_per_execution!r}")
         self.optimizer = optimizers.get(optimizer)
@@ -154,7 +155,66 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
         self.compiled = True
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
+                              "steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
         self._invalidate_training_plan()
+
+    def get_compile_config(self):
+        """The ``compile`` arguments as Keras 3 stores them in a ``.keras`` file (None before compile)."""
+        if not self.compiled:
+            return None
+        args = dict(self._compile_args, jit_compile=False if self._compile_args["jit_compile"] == "auto"
+                    else self._compile_args["jit_compile"])
+        return serialization_lib.serialize_keras_object(dict(args, optimizer=self.optimizer))
+
+    def compile_from_config(self, config):
+        """``compile`` with the arguments ``get_compile_config`` gave (names resolved through the registry)."""
+        from_dict = {"optimizer": optimizers.deserialize, "loss": losses.deserialize}
+        config = dict(config)
+        for key, rebuild in from_dict.items():
+            if isinstance(config.get(key), dict):
+                config[key] = rebuild(config[key])
+        for key in ("metrics", "weighted_metrics"):
+            if isinstance(config.get(key), (list, tuple)):
+                config[key] = [metrics_module.deserialize(m) if isinstance(m, dict) else m for m in config[key]]
+        known = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+                 "steps_per_execution", "jit_compile")
+        self.compile(**{k: v for k, v in config.items() if k in known})
+        if self.built:
+            self.optimizer.build([w for _, w in self._trainable_slots()])
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Write the model to a ``.keras`` file (atomic: a crash leaves the previous file intact).
+
+        Example:
+            >>> model.save("model.keras")
+            >>> model = pyminidl.models.load_model("model.keras")
+        """
+        if kwargs or zipped is False:
+            raise ValueError(f"model.save() takes filepath and overwrite. Received: {sorted(kwargs)}")
+        saving_lib.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights (and optimizer state) to ``*.weights.h5`` (h5py) or ``*.weights.npz``."""
+        saving_lib.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Read weights from ``*.weights.h5``, ``*.weights.npz`` or a ``.keras`` file; all or nothing.
+
+        Raises:
+            ValueError: the file comes from another architecture (the first mismatching layer and both
+                shapes are named); nothing is changed then.
+        """
+        saving_lib.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs):
+        """The model's config as a JSON string (``models.model_from_json`` reads it back)."""
+        config = serialization_lib.serialize_keras_object(self)
+        config.pop("compile_config", None)  # Keras's to_json holds the architecture only
+        return json.dumps(config, **kwargs)
 
     def _assert_compile_called(self):
         if not self.compiled:
@@ -182,8 +242,6 @@ class Trainer:
             metric.reset_state()
 
     def _build_metrics(self, y, y_pred):
-        from pyminidl import metrics as metrics_module
-
         built, names = [], set()
         for identifiers, weighted in zip(self._metric_ids, (False, True)):
             for identifier in identifiers:
@@ -507,9 +565,10 @@ class Trainer:
                              verbose=verbose, epochs=epochs, steps=train.num_batches)
         self.stop_training = False
         self._prepare_training()
+        self._initial_epoch = initial_epoch  # BackupAndRestore moves it on_train_begin, as in Keras
         cbs.on_train_begin()
         training_logs = None
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(self._initial_epoch, epochs):
             logs = self._fit_epoch(epoch, train, cbs)
             if logs is None:
                 break
