@@ -18,6 +18,7 @@ import json
 from pyminidl import debugging, losses, ops, optimizers
 from pyminidl import metrics as metrics_module
 from pyminidl.callbacks import CallbackList
+from pyminidl.distribution import _state as distribution_state
 from pyminidl.backend import get_backend
 from pyminidl.saving import saving_lib, serialization_lib
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
@@ -195,11 +196,13 @@ class Trainer:
         """
         if kwargs or zipped is False:
             raise ValueError(f"model.save() takes filepath and overwrite. Received: {sorted(kwargs)}")
-        saving_lib.save_model(self, filepath, overwrite=overwrite)
+        if distribution_state.is_chief():  # under a distribution, rank 0 alone writes files
+            saving_lib.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights (and optimizer state) to ``*.weights.h5`` (h5py) or ``*.weights.npz``."""
-        saving_lib.save_weights(self, filepath, overwrite=overwrite)
+        if distribution_state.is_chief():
+            saving_lib.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Read weights from ``*.weights.h5``, ``*.weights.npz`` or a ``.keras`` file; all or nothing.
@@ -454,9 +457,7 @@ class Trainer:
 
     def _distributed(self):
         """The data-parallel hooks (``pyminidl.distribution._training.FitSync``), None without a distribution."""
-        from pyminidl.distribution import _state
-
-        if _state.DISTRIBUTION is None:
+        if distribution_state.DISTRIBUTION is None:
             return None
         from pyminidl.distribution._training import hooks_for
 
