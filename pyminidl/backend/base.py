@@ -470,7 +470,7 @@ class Backend:
     def _rnn_prologue(self, x, kernel, bias, h0, units):
         """The input projection of every step as one GEMM, and the initial state (zeros if None)."""
         n, t, i = x.shape
-        xw = self.gemm(x.reshape(n * t, i), kernel).reshape(n, t, -1)
+        xw = self.gemm(x.reshape(n * t, i), kernel).reshape(n, t, kernel.shape[1])
         if bias is not None:
             xw = xw + bias
         h = self.xp.zeros((n, units), dtype=x.dtype) if h0 is None else h0
@@ -497,9 +497,9 @@ class Backend:
     def _rnn_epilogue(self, dz, x, kernel, hprev, bias_shape, need_dx=True):
         """dkernel = x^T dz, drecurrent = hprev^T dz, dbias = sum dz, dx = dz kernel^T (one GEMM each)."""
         n, t, i = x.shape
-        dz2 = dz.reshape(n * t, -1)
+        dz2 = dz.reshape(n * t, dz.shape[-1])
         dk = self.gemm(x.reshape(n * t, i), dz2, trans_a=True)
-        dr = self.gemm(hprev.reshape(n * t, -1), dz2, trans_a=True)
+        dr = self.gemm(hprev.reshape(n * t, hprev.shape[-1]), dz2, trans_a=True)
         db = dz2.sum(axis=0).reshape(bias_shape) if bias_shape is not None else None
         dx = self.gemm(dz2, kernel, trans_b=True).reshape(n, t, i) if need_dx else None
         return dx, dk, dr, db
@@ -666,10 +666,10 @@ class Backend:
         dbias = the sums of dgx (and dgr); dx = dgx kernel^T."""
         units = hprev.shape[-1]
         n2 = x.shape[0] * x.shape[1]
-        gx, hp = dgx.reshape(n2, -1), hprev.reshape(n2, units)
-        dk = self.gemm(x.reshape(n2, -1), gx, trans_a=True)
+        gx, hp = dgx.reshape(n2, 3 * units), hprev.reshape(n2, units)
+        dk = self.gemm(x.reshape(n2, x.shape[2]), gx, trans_a=True)
         if reset_after:
-            gr = dgr.reshape(n2, -1)
+            gr = dgr.reshape(n2, 3 * units)
             dr = self.gemm(hp, gr, trans_a=True)
             db = self.xp.stack([gx.sum(axis=0), gr.sum(axis=0)]) if has_bias else None
         else:
