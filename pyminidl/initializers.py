@@ -257,6 +257,7 @@ _ALIASES = {
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
     "he_uniform": HeUniform, "he_normal": HeNormal, "lecun_uniform": LecunUniform,
     "lecun_normal": LecunNormal, "orthogonal": Orthogonal, "identity": Identity,
+    "uniform": RandomUniform, "normal": RandomNormal,  # Keras 3's short names (Embedding's default)
 }
 
 

@@ -11,6 +11,10 @@ from pyminidl.layers.input_layer import Input, InputLayer
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import Flatten, Reshape
 from pyminidl.layers.text_vectorization import TextVectorization
+# Sequences: embeddings, recurrent layers and their wrappers.
+from pyminidl.layers.embedding import Embedding, Masking
+from pyminidl.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from pyminidl.layers.wrappers import Bidirectional, TimeDistributed
 
 
 def _all_subclasses(cls):
@@ -60,4 +64,7 @@ __all__ = [
     "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+    # Sequences
+    "Embedding", "Masking", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+    "Bidirectional", "TimeDistributed",
 ]
