@@ -440,7 +440,7 @@ class Backend:
         self._check_ids(ids, input_dim)
         d = dy.shape[-1]
         dtable = xp.zeros((input_dim, d), dtype=dy.dtype)
-        xp.add.at(dtable, ids.reshape(-1), dy.reshape(-1, d))
+        xp.add.at(dtable, ids.reshape(-1), dy.reshape(ids.size, d))
         return dtable
 
     def _check_ids(self, ids, input_dim):
@@ -529,7 +529,7 @@ class Backend:
         gradient of h_T). Returns (dx, dkernel, drecurrent_kernel, dbias or None, dh0)."""
         xp = self.xp
         dz = xp.empty_like(gates)
-        dh = xp.zeros_like(gates[:, 0]) if dh is None else dh
+        dh = xp.zeros((x.shape[0], recurrent_kernel.shape[0]), dtype=dy.dtype) if dh is None else dh
         carry = xp.zeros_like(dh)
         for t in reversed(range(x.shape[1])):
             dhn, passed, carry = self._rnn_back_step(mask, t, dy, dh, carry)
@@ -573,7 +573,7 @@ class Backend:
         gradients of h_T, c_T). Returns (dx, dkernel, drecurrent_kernel, dbias or None, dh0, dc0)."""
         xp, units = self.xp, recurrent_kernel.shape[0]
         dz = xp.empty_like(gates)
-        dh = xp.zeros_like(hprev[:, 0]) if dh is None else dh
+        dh = xp.zeros((x.shape[0], units), dtype=dy.dtype) if dh is None else dh
         dc = xp.zeros_like(dh) if dc is None else dc
         carry = xp.zeros_like(dh)
         ra, act = recurrent_activation, activation
@@ -638,7 +638,7 @@ class Backend:
         u2 = 2 * units
         dgx = xp.empty_like(gates)  # gradients of the input-side pre-activations
         dgr = xp.empty_like(gates) if reset_after else None  # of the recurrent side (differs in the h third)
-        dh = xp.zeros_like(hprev[:, 0]) if dh is None else dh
+        dh = xp.zeros((x.shape[0], units), dtype=dy.dtype) if dh is None else dh
         carry = xp.zeros_like(dh)
         ra, act = recurrent_activation, activation
         for t in reversed(range(x.shape[1])):
