@@ -413,7 +413,7 @@ class Layer:
         init = initializers.get("glorot_uniform" if initializer is None else initializer)
         be = get_backend()
         value = be.asarray(init(shape, dtype=dtype), dtype=dtype).reshape(shape)
-        value = be.xp.array(value, dtype=dtype, copy=True)  # own, contiguous, writable
+        value = be.xp.array(value, dtype=dtype, copy=True, order="C")  # own, C-contiguous (an orthogonal init is F-ordered), writable
         used = {w.name for w in self._weights_list}
         name = name or "variable"
         base, k = name, 0
