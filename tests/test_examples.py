@@ -40,3 +40,8 @@ def test_pandas_csv_example_trains_from_frames_and_from_a_dataset_of_columns():
     pytest.importorskip("pandas")
     frame_accuracy, dataset_accuracy = _load("pandas_csv").main(epochs=8, verbose=0)
     assert frame_accuracy > 0.9 and dataset_accuracy > 0.9
+
+
+def test_sentiment_example_learns_negations_with_lstm_and_bidirectional_gru():
+    results = _load("sentiment").main(samples=1200, epochs=4, verbose=0)
+    assert results["lstm"] > 0.85 and results["bidirectional_gru"] > 0.85
