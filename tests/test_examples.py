@@ -43,5 +43,5 @@ def test_pandas_csv_example_trains_from_frames_and_from_a_dataset_of_columns():
 
 
 def test_sentiment_example_learns_negations_with_lstm_and_bidirectional_gru():
-    results = _load("sentiment").main(samples=1200, epochs=4, verbose=0)
+    results = _load("sentiment").main(samples=1600, epochs=6, verbose=0)
     assert results["lstm"] > 0.85 and results["bidirectional_gru"] > 0.85
