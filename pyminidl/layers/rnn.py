@@ -16,7 +16,7 @@ Example:
 import numbers
 
 from pyminidl import activations as activations_module
-from pyminidl import initializers, random as pmd_random, regularizers
+from pyminidl import initializers, ops, random as pmd_random, regularizers
 from pyminidl.backend import get_backend
 from pyminidl.backend.base import RNN_ACTIVATIONS
 from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
@@ -241,6 +241,25 @@ def _gru_sequence(cell, x, states, mask):
 _SEQUENCES = {"simple_rnn": _simple_rnn_sequence, "lstm": _lstm_sequence, "gru": _gru_sequence}
 
 
+@ops._op()
+def _time_step(x, t):
+    """x[:, t] as a differentiable op (custom cells' step loop)."""
+    xp = get_backend().xp
+
+    def backward(dy):
+        dx = xp.zeros_like(x)
+        dx[:, t] = dy
+        return (dx,)
+
+    return x[:, t], backward
+
+
+@ops._op()
+def _reverse_time(x):
+    """x[:, ::-1] as a differentiable op."""
+    return x[:, ::-1], lambda dy: (dy[:, ::-1],)
+
+
 class RNN(Layer):
     """A recurrent layer running ``cell`` over the time axis (Keras 3 ``keras.layers.RNN``).
 
@@ -269,9 +288,12 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
-        if not isinstance(cell, _Cell):
-            raise ValueError("RNN runs the built-in cells (SimpleRNNCell, LSTMCell, GRUCell) as fused sequence ops. "
+        if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
+            raise ValueError("Argument `cell` should have a `call` method and a `state_size` attribute (a Layer). "
                              f"Received: cell={cell!r}")
+        if return_state and not isinstance(cell, _Cell):
+            raise ValueError("return_state=True needs a built-in cell (SimpleRNNCell, LSTMCell, GRUCell); a custom "
+                             f"cell runs as a Python step loop that returns the output only. Received: cell={cell!r}")
         super().__init__(**kwargs)
         self.cell = cell
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
@@ -282,10 +304,14 @@ class RNN(Layer):
 
     @property
     def units(self):
-        return self.cell.units
+        return getattr(self.cell, "units", None) or self._state_sizes()[0]
+
+    def _state_sizes(self):
+        size = self.cell.state_size
+        return [int(v) for v in size] if isinstance(size, (list, tuple)) else [int(size)]
 
     def _n_states(self):
-        return 2 if isinstance(self.cell, LSTMCell) else 1
+        return len(self._state_sizes())
 
     def build(self, input_shape):
         if input_shape[-1] is None:
@@ -325,6 +351,9 @@ class RNN(Layer):
         ``backward(dy)`` takes a tuple of gradients with ``return_state`` (None for outputs that got
         none) and returns dx, or ``(dx, [dh0, ...])`` when ``initial_state`` was given."""
         be = get_backend()
+        if not isinstance(self.cell, _Cell):  # a custom cell: its call() per step, differentiated on a tape
+            self.__dict__["_call_extras"] = ((), {"mask": mask, "initial_state": initial_state})
+            return Layer.forward(self, x, training)
         states = self._initial_states(x, initial_state)
         mask = self._bool_mask(mask, x)
         if self.go_backwards:
@@ -351,6 +380,29 @@ class RNN(Layer):
             return (dx, dstates0) if initial_state is not None else dx
 
         return result, backward
+
+    def call(self, x, training=None, mask=None, initial_state=None):
+        """The step loop of a custom cell, written with pyminidl.ops (Keras's rnn loop, masks included)."""
+        n, steps = x.shape[0], x.shape[1]
+        mask = self._bool_mask(mask, x)
+        states = (list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]) \
+            if initial_state is not None else [ops.zeros((n, size), dtype=x.dtype) for size in self._state_sizes()]
+        if self.go_backwards:
+            x = _reverse_time(x)
+            mask = None if mask is None else mask[:, ::-1]
+        outputs, prev = [], None
+        for t in range(steps):
+            out, new = self.cell.call(_time_step(x, t), states)
+            new = list(new) if isinstance(new, (list, tuple)) else [new]
+            if mask is not None:  # a masked step keeps the states and repeats the previous output
+                m = mask[:, t, None]
+                out = ops.where(m, out, ops.zeros_like(out) if prev is None else prev)
+                new = [ops.where(m, a, b) for a, b in zip(new, states)]
+            states, prev = new, out
+            outputs.append(out)
+        if not outputs:
+            raise ValueError(f"Layer {self.name!r} received an input with 0 timesteps. Received: shape={x.shape}")
+        return ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
 
     def _initial_states(self, x, initial_state):
         """The states entering the first step: ``initial_state``, a stateful layer's last states, or None (zeros)."""

@@ -142,3 +142,41 @@ def test_fit_reduces_the_loss():
     model.compile(optimizer=pyminidl.optimizers.Adam(0.02), loss="binary_crossentropy")
     hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
     assert hist.history["loss"][-1] < 0.8 * hist.history["loss"][0]
+
+
+class MinimalRNNCell(layers.Layer):
+    """Keras's custom-cell example: h_t = x_t W + h_{t-1} R."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        out = pyminidl.ops.matmul(inputs, self.kernel) + pyminidl.ops.matmul(states[0], self.recurrent_kernel)
+        return out, [out]
+
+
+def test_rnn_with_a_custom_cell_matches_the_fused_simple_rnn():
+    x = _x()
+    mask = np.array([[True, True, True, False, False], [False, True, True, True, True]])
+    custom = layers.RNN(MinimalRNNCell(3), return_sequences=True, go_backwards=True)
+    fused = layers.SimpleRNN(3, activation="linear", use_bias=False, return_sequences=True, go_backwards=True)
+    custom.build(x.shape)
+    fused.build(x.shape)
+    fused.set_weights(custom.get_weights())
+    np.testing.assert_allclose(custom(x, mask=mask), fused(x, mask=mask), rtol=1e-5, atol=1e-6)
+    y, backward = custom._forward_full(x, False, mask=mask)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype("float32")
+    dx = backward(dy)
+    fy, fback = fused._forward_full(x, False, mask=mask)
+    np.testing.assert_allclose(dx, fback(dy), rtol=1e-4, atol=1e-5)
+    for a, b in zip(custom.gradients(), fused.gradients()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="return_state"):
+        layers.RNN(MinimalRNNCell(3), return_state=True)
