@@ -492,8 +492,10 @@ class _FusedRNN(RNN):
 
     def __init__(self, units, **kwargs):
         layer_kw = {k: kwargs.pop(k) for k in _RNN_KEYS + _LAYER_KEYS if k in kwargs}
-        layer_kw.pop("input_length", None)
-        layer_kw.pop("activity_regularizer", None)
+        layer_kw.pop("input_length", None)  # tf.keras's argument; the time axis is read from the input
+        if layer_kw.get("activity_regularizer") is not None and layer_kw.get("return_state"):
+            raise ValueError(f"{type(self).__name__}: activity_regularizer applies to a single output; it cannot be "
+                             "combined with return_state=True.")
         cell_kw = {k: kwargs.pop(k) for k in list(kwargs)}
         cell = self._cell_class(units, name=f"{type(self).__name__.lower()}_cell".replace("simplernn", "simple_rnn"),
                                 dtype=layer_kw.get("dtype"), **cell_kw)
@@ -545,7 +547,9 @@ class LSTM(_FusedRNN):
         Others as SimpleRNN.
 
     Example:
-        >>> LSTM(32).build((None, 10, 32)); LSTM(32).count_params()  # 4 * 32 * (32 + 32 + 1) = 8320
+        >>> lstm = LSTM(32)
+        >>> lstm.build((None, 10, 32)); lstm.count_params()  # 4 * 32 * (32 + 32 + 1)
+        8320
     """
 
     _cell_class = LSTMCell

@@ -1,6 +1,8 @@
 """Sequential: a linear stack of layers (Keras 3 ``keras.Sequential``)."""
 
 import copy
+import functools
+import inspect
 
 from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
@@ -299,17 +301,16 @@ class Sequential(Trainer, Layer):
 # return_sequences) says so in compute_mask; the next layer receives it when its forward takes
 # `mask`; a layer without supports_masking drops it. The model's output mask weights the loss.
 
-def _takes_mask(layer):
-    import inspect
-
+@functools.lru_cache(maxsize=None)
+def _takes_mask(cls):
     try:
-        return "mask" in inspect.signature(layer.forward).parameters
+        return "mask" in inspect.signature(cls.forward).parameters
     except (TypeError, ValueError):
         return False
 
 
 def _mask_kwargs(layer, mask):
-    return {"mask": mask} if mask is not None and _takes_mask(layer) else {}
+    return {"mask": mask} if mask is not None and _takes_mask(type(layer)) else {}
 
 
 def _next_mask(layer, x, mask):
