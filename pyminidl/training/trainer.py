@@ -93,7 +93,9 @@ def _callback_list(callbacks, model, **params):
 
     if isinstance(callbacks, CallbackList):
         return callbacks
-    return CallbackList(callbacks, model=model, **params)
+    cbs = CallbackList(callbacks, model=model, **params)
+    dist = model._distributed()
+    return cbs if dist is None else dist.callbacks(cbs)
 
 
 class Trainer:
@@ -210,6 +212,9 @@ class Trainer:
             metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
 
     def _logs(self):
+        dist = self._distributed()
+        if dist is not None:
+            return dist.logs(self)  # the metric states summed over the ranks
         logs = {"loss": self._loss_tracker.result()}
         for metric, _ in self._compiled_metrics or ():
             logs[metric.name] = float(metric.result())
@@ -279,6 +284,9 @@ class Trainer:
             self._ensure_built(x)
             self._prepare_training()
         fused = self._fused
+        dist = self._distributed()
+        if dist is not None:
+            dist.before_step(self, x)
         clear_grads(self._grad_layers)
         with self._forward_options:
             y_pred, backward = self.forward(x, training=True)
@@ -291,11 +299,14 @@ class Trainer:
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
+        grads = gradients_of(self._grad_slots) if dist is None else dist.gradients(self)
+        self.optimizer.apply(grads, self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
                              getattr(loss_backward, "probs", None) if fused else None)
+        if dist is not None:
+            dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
     def _test_step(self, x, y, sample_weight):
         if not self.built:
@@ -378,7 +389,26 @@ class Trainer:
 
     def _custom_logs(self):
         """The latest logs of an overriding hook (its returned dict), else the compiled ones."""
-        return dict(self._hook_logs) if self._hook_logs else self._logs()
+        if not self._hook_logs:
+            return self._logs()
+        dist = self._distributed()
+        return dict(self._hook_logs) if dist is None else dist.mean_logs(self._hook_logs)
+
+    # ------------------------------------------------------------------ distribution
+
+    def _distributed(self):
+        """The data-parallel hooks (``pyminidl.distribution._training.FitSync``), None without a distribution."""
+        from pyminidl.distribution import _state
+
+        if _state.DISTRIBUTION is None:
+            return None
+        from pyminidl.distribution._training import hooks_for
+
+        return hooks_for(self)
+
+    def _shard(self, adapter, training=False):
+        dist = self._distributed()
+        return adapter if dist is None else dist.shard(adapter, training, self)
 
     # ------------------------------------------------------------------ data
 
@@ -409,13 +439,14 @@ class Trainer:
             arrays = tuple(None if a is None else self._host(a) for a in (x, y, sample_weight))
             da.check_cardinality(*arrays)
             (x, y, sample_weight), validation_data = da.train_validation_split(arrays, validation_split)
-        train = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight,
-                              "steps_per_epoch")
+        train = self._shard(self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
+                                          class_weight, "steps_per_epoch"), training=True)
         val = None
         if validation_data is not None:
             vx, vy, vw = da.unpack_x_y_sample_weight(validation_data)
-            val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps,
-                                steps_name="validation_steps", data_name="validation_data")
+            val = self._shard(self._adapter(vx, vy, vw, validation_batch_size or batch_size, False,
+                                            validation_steps, steps_name="validation_steps",
+                                            data_name="validation_data"))
         return train, val
 
     @staticmethod
@@ -489,6 +520,9 @@ class Trainer:
                 logs.update({"val_" + name: value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             training_logs = logs
+            dist = self._distributed()
+            if dist is not None:
+                self.stop_training = dist.agree(self.stop_training)  # all ranks stop together
             if self.stop_training:
                 break
         cbs.on_train_end(training_logs)
@@ -549,7 +583,7 @@ class Trainer:
         """
         self._assert_compile_called()
         verbose = _resolve_verbose(verbose)
-        data = self._adapter(x, y, sample_weight, batch_size, False, steps)
+        data = self._shard(self._adapter(x, y, sample_weight, batch_size, False, steps))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         logs = self._test_loop(data, cbs)
@@ -568,7 +602,8 @@ class Trainer:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
             if hooks:
                 cbs.on_test_batch_begin(step)
-            test_step(x, y, sample_weight)
+            if not getattr(data, "padding", False):  # a rank with no sample of a short last batch
+                test_step(x, y, sample_weight)
             if hooks:
                 cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
@@ -600,18 +635,19 @@ class Trainer:
         """
         verbose = _resolve_verbose(verbose)
         keep_x, _ = self._keep_int()
-        data = da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x)
+        data = self._shard(da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         self.stop_predicting = False
         cbs.on_predict_begin()
         hooks = cbs.needs_predict_batch_logs
-        outputs = []
+        outputs, paddings = [], []
         predict_step = self._step("predict_step")
         for step, (xb, _, _) in data.epoch():
             if hooks:
                 cbs.on_predict_batch_begin(step)
             outputs.append(predict_step(xb))
+            paddings.append(getattr(data, "padding", False))
             if hooks:
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
             if self.stop_predicting:
@@ -619,6 +655,9 @@ class Trainer:
         cbs.on_predict_end()
         if not outputs:
             raise ValueError("Expected input data to be non-empty: predict() received no batches.")
+        dist = self._distributed()
+        if dist is not None:
+            return dist.gather(outputs, paddings)  # every rank's shards, in sample order
         be = get_backend()
         return be.to_numpy(outputs[0] if len(outputs) == 1 else be.xp.concatenate(outputs, axis=0))
 
