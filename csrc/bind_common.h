@@ -170,5 +170,7 @@ void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_image(py::module_& m);
+// Recurrent layers and Embedding (bind_rnn.cpp).
+void bind_rnn(py::module_& m);
 
 }  // namespace pyminidl::bind

@@ -14,4 +14,6 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_losses(m);
     pyminidl::bind::bind_optim(m);
     pyminidl::bind::bind_image(m);
+    // Recurrent layers and Embedding.
+    pyminidl::bind::bind_rnn(m);
 }

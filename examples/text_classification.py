@@ -3,7 +3,7 @@
 Steps: generate noisy reviews -> clean (markup, full-width letters, spacing) -> tokenise ->
 drop stop words -> token sequences -> pad (to the 95th percentile length, so rare very long
 reviews do not set the width) -> a bag-of-words model: TextVectorization(multi_hot) + Dense.
-An Embedding + RNN model replaces the bag of words once those layers exist (issue 10).
+The Embedding + RNN version of this lesson is examples/sentiment.py.
 
 Run: python examples/text_classification.py  (held-out accuracy >= 0.95 with the defaults)
 """

@@ -254,6 +254,7 @@ _ALIASES = {
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
     "he_uniform": HeUniform, "he_normal": HeNormal, "lecun_uniform": LecunUniform,
     "lecun_normal": LecunNormal, "orthogonal": Orthogonal, "identity": Identity,
+    "uniform": RandomUniform, "normal": RandomNormal,  # Keras 3's short names (Embedding's default)
 }
 _FAMILY = serialization_lib.family("initializers", kind="initializer")
 _FAMILY.register(_CLASSES, aliases=_ALIASES)

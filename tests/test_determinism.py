@@ -56,6 +56,41 @@ def test_one_and_two_threads_agree_within_rounding():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+def _train_lstm(seed, threads):
+    pyminidl.config.set_num_threads(threads)
+    pyminidl.utils.set_random_seed(seed)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 40, (96, 15))
+    x[::3, :4] = 0  # pre-padding on a third of the rows, masked by the Embedding
+    y = (x[:, -1] > 20).astype("float32")
+    model = pyminidl.models.Sequential([
+        layers.Input((15,), dtype="int32"),
+        layers.Embedding(40, 8, mask_zero=True),
+        layers.LSTM(32, dropout=0.1),  # batch 32: one row block per thread on two threads
+        layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=True, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lstm_fit_is_bit_identical_run_to_run(threads):
+    w1, loss1 = _train_lstm(3, threads)
+    w2, loss2 = _train_lstm(3, threads)
+    assert loss1 == loss2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lstm_fit_one_and_two_threads_agree_within_rounding():
+    w1, loss1 = _train_lstm(3, 1)
+    w2, loss2 = _train_lstm(3, 2)
+    np.testing.assert_allclose(loss1, loss2, rtol=1e-4)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize("value", ["1", "2"])
 @pytest.mark.skipif(not pyminidl.backend._compat._C.build_info()["openmp"], reason="built without OpenMP: 1 thread")
 def test_omp_num_threads_is_honoured(value):

@@ -50,3 +50,8 @@ def test_distributed_digits_example_in_one_process(tmp_path):
     finally:
         distribution.set_distribution(None)
     assert accuracy > 0.9 and (tmp_path / "log.csv").exists()
+
+
+def test_sentiment_example_learns_negations_with_lstm_and_bidirectional_gru():
+    results = _load("sentiment").main(samples=1600, epochs=6, verbose=0)
+    assert results["lstm"] > 0.85 and results["bidirectional_gru"] > 0.85

@@ -70,3 +70,13 @@ def test_repeated_fit_does_not_leak():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((256, 16), dtype=np.float32), rng.standard_normal((256, 1), dtype=np.float32)
     assert _growth_mb(lambda: model.fit(x, y, batch_size=64, epochs=1, verbose=0), warmup=20, repeats=300) < 8
+
+
+def test_lstm_training_steps_do_not_leak():
+    model = pyminidl.models.Sequential([layers.Input((12,), dtype="int32"), layers.Embedding(50, 8, mask_zero=True),
+                                        layers.LSTM(16), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, size=(16, 12))
+    y = rng.integers(0, 2, size=16).astype("float32")
+    assert _growth_mb(lambda: model.train_on_batch(x, y), warmup=50, repeats=600) < 8

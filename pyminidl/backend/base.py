@@ -21,6 +21,8 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
 
+RNN_ACTIVATIONS = ("tanh", "sigmoid", "relu", "hard_sigmoid", "linear")  # derivative from the output
+
 ACTIVATIONS = (
     "linear", "step", "sigmoid", "hard_sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
     "softplus", "softsign", "swish", "silu", "gelu", "exponential",
@@ -444,3 +446,265 @@ class Backend:
         self._decay(param, lr, weight_decay)
         accumulator += grad * grad
         param -= lr * grad / self.xp.sqrt(accumulator + epsilon)
+
+    # ------------------------------------------------------------------ embedding and recurrent layers
+    # Sequences are batch-major as in Keras: x (N, T, I), outputs (N, T, U). The recurrent ops run
+    # the whole sequence in one call and return what their backward needs (gate values, the state
+    # entering every step), so backward is one call too. Masks (N, T) are boolean: a masked step
+    # carries the state over and repeats the previous output (zeros before the first valid step),
+    # exactly as Keras's rnn loop. Activations are named; only the ones whose derivative follows
+    # from their output are supported (RNN_ACTIVATIONS).
+
+    def embedding_forward(self, ids, table):
+        """y = table[ids]. ids: integer, any shape; table: (V, D) -> ids.shape + (D,).
+
+        Raises:
+            ValueError: an id outside [0, V).
+        """
+        self._check_ids(ids, table.shape[0])
+        return table[ids]
+
+    def embedding_backward(self, dy, ids, input_dim):
+        """dtable[v] = sum of dy at the positions where ids == v, in position order. -> (V, D)."""
+        xp = self.xp
+        self._check_ids(ids, input_dim)
+        d = dy.shape[-1]
+        dtable = xp.zeros((input_dim, d), dtype=dy.dtype)
+        xp.add.at(dtable, ids.reshape(-1), dy.reshape(ids.size, d))
+        return dtable
+
+    def _check_ids(self, ids, input_dim):
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Embedding ids must be integers. Received: dtype={ids.dtype}")
+        if ids.size and (int(ids.max()) >= input_dim or int(ids.min()) < 0):
+            raise ValueError(f"Embedding ids must lie in [0, input_dim={input_dim}). Received: largest id "
+                             f"{int(ids.max())}, smallest id {int(ids.min())}")
+
+    def _rnn_act(self, name, x):
+        if name not in RNN_ACTIVATIONS:
+            raise ValueError(f"Recurrent activation {name!r} is not supported; use one of {RNN_ACTIVATIONS}")
+        return self.activation_forward(name, x)
+
+    def _rnn_act_grad(self, name, y):
+        """d act / d x written from the output y = act(x) (why only RNN_ACTIVATIONS qualify)."""
+        if name == "tanh":
+            return 1.0 - y * y
+        if name == "sigmoid":
+            return y * (1.0 - y)
+        if name == "relu":
+            return (y > 0).astype(y.dtype)
+        if name == "hard_sigmoid":
+            return ((y > 0) & (y < 1)).astype(y.dtype) / 6.0
+        return self.xp.ones_like(y)
+
+    def _rnn_prologue(self, x, kernel, bias, h0, units):
+        """The input projection of every step as one GEMM, and the initial state (zeros if None)."""
+        n, t, i = x.shape
+        xw = self.gemm(x.reshape(n * t, i), kernel).reshape(n, t, kernel.shape[1])
+        if bias is not None:
+            xw = xw + bias
+        h = self.xp.zeros((n, units), dtype=x.dtype) if h0 is None else h0
+        return xw, h
+
+    def _rnn_carry(self, mask, t, new, old):
+        """The masked update of a state or output: new where the step is valid, old where masked."""
+        if mask is None:
+            return new
+        return self.xp.where(mask[:, t, None], new, old)
+
+    def _rnn_back_step(self, mask, t, dy, dh, carry):
+        """(grad reaching the new state, grad passed straight to the previous state, output carry).
+
+        The output of a masked step is the previous output, so its gradient carries backward to the
+        previous step's output; the state of a masked step is the previous state, so dh passes."""
+        g = dy[:, t] + carry
+        if mask is None:
+            return dh + g, None, self.xp.zeros_like(g)
+        m = mask[:, t, None]
+        zero = self.xp.zeros_like(g)
+        return self.xp.where(m, dh + g, zero), self.xp.where(m, zero, dh), self.xp.where(m, zero, g)
+
+    def _rnn_epilogue(self, dz, x, kernel, hprev, bias_shape, need_dx=True):
+        """dkernel = x^T dz, drecurrent = hprev^T dz, dbias = sum dz, dx = dz kernel^T (one GEMM each)."""
+        n, t, i = x.shape
+        dz2 = dz.reshape(n * t, dz.shape[-1])
+        dk = self.gemm(x.reshape(n * t, i), dz2, trans_a=True)
+        dr = self.gemm(hprev.reshape(n * t, hprev.shape[-1]), dz2, trans_a=True)
+        db = dz2.sum(axis=0).reshape(bias_shape) if bias_shape is not None else None
+        dx = self.gemm(dz2, kernel, trans_b=True).reshape(n, t, i) if need_dx else None
+        return dx, dk, dr, db
+
+    def simple_rnn_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        """h_t = act(x_t W + h_{t-1} U + b). x: (N, T, I), W: (I, U), U: (U, U), b: (U,) or None,
+        h0: (N, U) or None (zeros), mask: (N, T) bool or None.
+
+        Returns (y (N, T, U), h_T (N, U), gates (N, T, U): act(...) of every step, hprev (N, T, U):
+        the state entering every step)."""
+        xp, units = self.xp, recurrent_kernel.shape[0]
+        xw, h = self._rnn_prologue(x, kernel, bias, h0, units)
+        n, steps = x.shape[:2]
+        y, gates, hprev = (xp.empty((n, steps, units), dtype=x.dtype) for _ in range(3))
+        out = xp.zeros_like(h)
+        for t in range(steps):
+            hprev[:, t] = h
+            hn = self._rnn_act(activation, xw[:, t] + self.gemm(h, recurrent_kernel))
+            gates[:, t] = hn
+            h, out = self._rnn_carry(mask, t, hn, h), self._rnn_carry(mask, t, hn, out)
+            y[:, t] = out
+        return y, h, gates, hprev
+
+    def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
+                            activation="tanh", need_dx=True):
+        """Backpropagation through time of simple_rnn_forward. dy: (N, T, U); dh: (N, U) or None (the
+        gradient of h_T). Returns (dx, dkernel, drecurrent_kernel, dbias or None, dh0)."""
+        xp = self.xp
+        dz = xp.empty_like(gates)
+        dh = xp.zeros((x.shape[0], recurrent_kernel.shape[0]), dtype=dy.dtype) if dh is None else dh
+        carry = xp.zeros_like(dh)
+        for t in reversed(range(x.shape[1])):
+            dhn, passed, carry = self._rnn_back_step(mask, t, dy, dh, carry)
+            dz[:, t] = dhn * self._rnn_act_grad(activation, gates[:, t])  # dL/dpre = dh * act'(pre)
+            dh = self.gemm(dz[:, t], recurrent_kernel, trans_b=True)
+            if passed is not None:
+                dh = dh + passed
+        dx, dk, dr, db = self._rnn_epilogue(dz, x, kernel, hprev, (dz.shape[-1],) if has_bias else None, need_dx)
+        return dx, dk, dr, db, dh
+
+    def lstm_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                     activation="tanh", recurrent_activation="sigmoid"):
+        """Keras LSTM, gates i, f, c, o: z = x_t W + h U + b; i, f, o = ract(z_i, z_f, z_o);
+        g = act(z_c); c_t = f c + i g; h_t = o act(c_t). x: (N, T, I), W: (I, 4U), U: (U, 4U),
+        b: (4U,) or None, h0, c0: (N, U) or None (zeros), mask: (N, T) bool or None.
+
+        Returns (y (N, T, U), h_T, c_T, gates (N, T, 4U): [i, f, g, o] per step, hprev, cprev
+        (N, T, U): the states entering every step)."""
+        xp, units = self.xp, recurrent_kernel.shape[0]
+        xw, h = self._rnn_prologue(x, kernel, bias, h0, units)
+        c = xp.zeros_like(h) if c0 is None else c0
+        n, steps = x.shape[:2]
+        y, hprev, cprev = (xp.empty((n, steps, units), dtype=x.dtype) for _ in range(3))
+        gates = xp.empty((n, steps, 4 * units), dtype=x.dtype)
+        out = xp.zeros_like(h)
+        for t in range(steps):
+            hprev[:, t], cprev[:, t] = h, c
+            z = xw[:, t] + self.gemm(h, recurrent_kernel)
+            i, f, o = (self._rnn_act(recurrent_activation, z[:, k * units:(k + 1) * units]) for k in (0, 1, 3))
+            g = self._rnn_act(activation, z[:, 2 * units:3 * units])
+            cn = f * c + i * g
+            hn = o * self._rnn_act(activation, cn)
+            gates[:, t] = xp.concatenate([i, f, g, o], axis=1)
+            h, c, out = (self._rnn_carry(mask, t, a, b) for a, b in ((hn, h), (cn, c), (hn, out)))
+            y[:, t] = out
+        return y, h, c, gates, hprev, cprev
+
+    def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
+                      activation="tanh", recurrent_activation="sigmoid", need_dx=True):
+        """Backpropagation through time of lstm_forward. dy: (N, T, U); dh, dc: (N, U) or None (the
+        gradients of h_T, c_T). Returns (dx, dkernel, drecurrent_kernel, dbias or None, dh0, dc0)."""
+        xp, units = self.xp, recurrent_kernel.shape[0]
+        dz = xp.empty_like(gates)
+        dh = xp.zeros((x.shape[0], units), dtype=dy.dtype) if dh is None else dh
+        dc = xp.zeros_like(dh) if dc is None else dc
+        carry = xp.zeros_like(dh)
+        ra, act = recurrent_activation, activation
+        for t in reversed(range(x.shape[1])):
+            dhn, passed, carry = self._rnn_back_step(mask, t, dy, dh, carry)
+            i, f, g, o = (gates[:, t, k * units:(k + 1) * units] for k in range(4))
+            a = self._rnn_act(act, f * cprev[:, t] + i * g)
+            dcn = self._rnn_carry(mask, t, dc, xp.zeros_like(dc)) + dhn * o * self._rnn_act_grad(act, a)
+            dz[:, t] = xp.concatenate([dcn * g * self._rnn_act_grad(ra, i), dcn * cprev[:, t] * self._rnn_act_grad(ra, f),
+                                       dcn * i * self._rnn_act_grad(act, g), dhn * a * self._rnn_act_grad(ra, o)], axis=1)
+            dc_new = dcn * f  # dL/dc_{t-1} = dL/dc_t * f
+            dh = self.gemm(dz[:, t], recurrent_kernel, trans_b=True)
+            if passed is not None:
+                dh, dc_new = dh + passed, dc_new + self._rnn_carry(mask, t, xp.zeros_like(dc), dc)
+            dc = dc_new
+        dx, dk, dr, db = self._rnn_epilogue(dz, x, kernel, hprev, (4 * units,) if has_bias else None, need_dx)
+        return dx, dk, dr, db, dh, dc
+
+    def gru_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh",
+                    recurrent_activation="sigmoid", reset_after=True):
+        """Keras GRU, gates z, r, h. reset_after=True (bias (2, 3U): input and recurrent biases):
+        q = h U + b_rec; z, r = ract(x W_zr + b_zr + q_zr); hh = act(x W_h + b_h + r q_h).
+        reset_after=False (bias (3U,)): z, r = ract(x W_zr + h U_zr + b_zr);
+        hh = act(x W_h + (r h) U_h + b_h). Then h_t = z h + (1 - z) hh. x: (N, T, I), W: (I, 3U),
+        U: (U, 3U), h0: (N, U) or None, mask: (N, T) bool or None.
+
+        Returns (y (N, T, U), h_T, gates (N, T, 3U): [z, r, hh], hprev (N, T, U), extra (N, T, U):
+        q_h per step when reset_after, else r h_{t-1})."""
+        xp, units = self.xp, recurrent_kernel.shape[0]
+        b_in = None if bias is None else (bias[0] if reset_after else bias)
+        xw, h = self._rnn_prologue(x, kernel, b_in, h0, units)
+        n, steps = x.shape[:2]
+        y, hprev, extra = (xp.empty((n, steps, units), dtype=x.dtype) for _ in range(3))
+        gates = xp.empty((n, steps, 3 * units), dtype=x.dtype)
+        out = xp.zeros_like(h)
+        u2 = 2 * units
+        for t in range(steps):
+            hprev[:, t] = h
+            q = self.gemm(h, recurrent_kernel if reset_after else recurrent_kernel[:, :u2])
+            if reset_after and bias is not None:
+                q = q + bias[1]
+            zr = self._rnn_act(recurrent_activation, xw[:, t, :u2] + q[:, :u2])
+            r = zr[:, units:]
+            if reset_after:
+                extra[:, t] = q[:, u2:]
+                hh = self._rnn_act(activation, xw[:, t, u2:] + r * q[:, u2:])
+            else:
+                extra[:, t] = r * h
+                hh = self._rnn_act(activation, xw[:, t, u2:] + self.gemm(extra[:, t], recurrent_kernel[:, u2:]))
+            z = zr[:, :units]
+            hn = z * h + (1.0 - z) * hh
+            gates[:, t] = xp.concatenate([zr, hh], axis=1)
+            h, out = self._rnn_carry(mask, t, hn, h), self._rnn_carry(mask, t, hn, out)
+            y[:, t] = out
+        return y, h, gates, hprev, extra
+
+    def gru_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias=True,
+                     activation="tanh", recurrent_activation="sigmoid", reset_after=True, need_dx=True):
+        """Backpropagation through time of gru_forward. dy: (N, T, U); dh: (N, U) or None.
+        Returns (dx, dkernel, drecurrent_kernel, dbias (2, 3U) / (3U,) or None, dh0)."""
+        xp, units = self.xp, recurrent_kernel.shape[0]
+        u2 = 2 * units
+        dgx = xp.empty_like(gates)  # gradients of the input-side pre-activations
+        dgr = xp.empty_like(gates) if reset_after else None  # of the recurrent side (differs in the h third)
+        dh = xp.zeros((x.shape[0], units), dtype=dy.dtype) if dh is None else dh
+        carry = xp.zeros_like(dh)
+        ra, act = recurrent_activation, activation
+        for t in reversed(range(x.shape[1])):
+            dhn, passed, carry = self._rnn_back_step(mask, t, dy, dh, carry)
+            z, r, hh = (gates[:, t, k * units:(k + 1) * units] for k in range(3))
+            hp = hprev[:, t]
+            dz = dhn * (hp - hh) * self._rnn_act_grad(ra, z)  # dh_t/dz = h_{t-1} - hh
+            dhh = dhn * (1.0 - z) * self._rnn_act_grad(act, hh)
+            if reset_after:
+                dr = dhh * extra[:, t] * self._rnn_act_grad(ra, r)
+                dgx[:, t] = xp.concatenate([dz, dr, dhh], axis=1)
+                dgr[:, t] = xp.concatenate([dz, dr, dhh * r], axis=1)
+                dh = dhn * z + self.gemm(dgr[:, t], recurrent_kernel, trans_b=True)
+            else:
+                drh = self.gemm(dhh, recurrent_kernel[:, u2:], trans_b=True)  # dL/d(r h)
+                dr = drh * hp * self._rnn_act_grad(ra, r)
+                dgx[:, t] = xp.concatenate([dz, dr, dhh], axis=1)
+                dh = dhn * z + drh * r + self.gemm(dgx[:, t, :u2], recurrent_kernel[:, :u2], trans_b=True)
+            if passed is not None:
+                dh = dh + passed
+        return self._gru_epilogue(dgx, dgr, x, kernel, hprev, extra, has_bias, reset_after, need_dx) + (dh,)
+
+    def _gru_epilogue(self, dgx, dgr, x, kernel, hprev, extra, has_bias, reset_after, need_dx):
+        """dkernel = x^T dgx; drecurrent = hprev^T dgr (reset_after) or [hprev^T dgx_zr, (r h)^T dgx_h];
+        dbias = the sums of dgx (and dgr); dx = dgx kernel^T."""
+        units = hprev.shape[-1]
+        n2 = x.shape[0] * x.shape[1]
+        gx, hp = dgx.reshape(n2, 3 * units), hprev.reshape(n2, units)
+        dk = self.gemm(x.reshape(n2, x.shape[2]), gx, trans_a=True)
+        if reset_after:
+            gr = dgr.reshape(n2, 3 * units)
+            dr = self.gemm(hp, gr, trans_a=True)
+            db = self.xp.stack([gx.sum(axis=0), gr.sum(axis=0)]) if has_bias else None
+        else:
+            dr = self.xp.concatenate([self.gemm(hp, gx[:, :2 * units], trans_a=True),
+                                      self.gemm(extra.reshape(n2, units), gx[:, 2 * units:], trans_a=True)], axis=1)
+            db = gx.sum(axis=0) if has_bias else None
+        dx = self.gemm(gx, kernel, trans_b=True).reshape(x.shape) if need_dx else None
+        return dx, dk, dr, db

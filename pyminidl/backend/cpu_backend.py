@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from pyminidl.backend._compat import _C
-from pyminidl.backend.base import Backend
+from pyminidl.backend.base import RNN_ACTIVATIONS, Backend
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -324,3 +324,74 @@ class CpuBackend(Backend):
         if not (_fast_same(param, grad, accumulator) and _inplace(param, accumulator)):
             return super().adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay)
         _C.adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay or 0.0)
+
+    # ------------------------------------------------------------------ embedding and recurrent layers
+    # _C runs float32 sequences with a bool (or no) mask; float64 (gradient checks) and anything
+    # else take the reference. Both check ids and activation names with the same errors.
+
+    def embedding_forward(self, ids, table):
+        if _f32(table) and type(ids) is np.ndarray and ids.dtype.char in "il" and ids.dtype.isnative:
+            return _C.embedding_forward(ids, table)
+        return super().embedding_forward(ids, table)
+
+    def embedding_backward(self, dy, ids, input_dim):
+        if _f32(dy) and type(ids) is np.ndarray and ids.dtype.char in "il" and ids.dtype.isnative:
+            return _C.embedding_backward(dy, ids, int(input_dim))
+        return super().embedding_backward(dy, ids, input_dim)
+
+    def simple_rnn_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0), mask, activation):
+            return _C.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+        return super().simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+
+    def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
+                            activation="tanh", need_dx=True):
+        if _rnn_fast((dy, dh, x, kernel, recurrent_kernel, gates, hprev), mask, activation):
+            return _C.simple_rnn_backward(dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias,
+                                          activation, need_dx)
+        return super().simple_rnn_backward(dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias,
+                                           activation, need_dx)
+
+    def lstm_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                     activation="tanh", recurrent_activation="sigmoid"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0, c0), mask, activation, recurrent_activation):
+            return _C.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+        return super().lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+
+    def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
+                      activation="tanh", recurrent_activation="sigmoid", need_dx=True):
+        if _rnn_fast((dy, dh, dc, x, kernel, recurrent_kernel, gates, hprev, cprev), mask, activation,
+                     recurrent_activation):
+            return _C.lstm_backward(dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias,
+                                    activation, recurrent_activation, need_dx)
+        return super().lstm_backward(dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias,
+                                     activation, recurrent_activation, need_dx)
+
+    def gru_forward(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh",
+                    recurrent_activation="sigmoid", reset_after=True):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0), mask, activation, recurrent_activation):
+            return _C.gru_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
+                                  reset_after)
+        return super().gru_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
+                                   reset_after)
+
+    def gru_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias=True,
+                     activation="tanh", recurrent_activation="sigmoid", reset_after=True, need_dx=True):
+        if _rnn_fast((dy, dh, x, kernel, recurrent_kernel, gates, hprev, extra), mask, activation,
+                     recurrent_activation):
+            return _C.gru_backward(dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias,
+                                   activation, recurrent_activation, reset_after, need_dx)
+        return super().gru_backward(dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias,
+                                    activation, recurrent_activation, reset_after, need_dx)
+
+
+def _f32(*arrays):
+    """``_fast`` for float32 only (the recurrent and embedding kernels have no float64 path)."""
+    return _fast(*arrays) and next(a for a in arrays if a is not None).dtype == np.float32
+
+
+def _rnn_fast(arrays, mask, *activations):
+    """float32 arrays, a bool ndarray mask or None, and activations the kernels have."""
+    if mask is not None and not (type(mask) is np.ndarray and mask.dtype == np.bool_):
+        return False
+    return _f32(*arrays) and all(a in RNN_ACTIVATIONS for a in activations)

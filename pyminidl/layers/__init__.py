@@ -12,6 +12,10 @@ from pyminidl.layers.lambda_layer import Lambda
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import Flatten, Reshape
 from pyminidl.layers.text_vectorization import TextVectorization
+# Sequences: embeddings, recurrent layers and their wrappers.
+from pyminidl.layers.embedding import Embedding, Masking
+from pyminidl.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from pyminidl.layers.wrappers import Bidirectional, TimeDistributed
 
 
 from pyminidl.saving import serialization_lib
@@ -19,11 +23,11 @@ from pyminidl.saving import serialization_lib
 # Models (Sequential, and the functional Model) file themselves here too, from pyminidl.models: a
 # config naming them resolves through this family without pyminidl.layers importing pyminidl.models.
 _FAMILY = serialization_lib.family("layers", kind="layer")
-_FAMILY.register((
-    Activation, Dense, Dropout, Flatten, InputLayer, IntegerLookup, Lambda, Reshape, StringLookup, TextVectorization,
-    CenterCrop, Normalization, Rescaling, Resizing,
-    RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
-))
+# Every layer class this package exports is a built-in of the family, by its class name: a layer
+# added above is loadable without a second list to keep in step.
+_FAMILY.register(tuple(obj for name, obj in sorted(globals().items())
+                       if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer
+                       and not name.startswith("_")))
 
 
 def serialize(layer):
@@ -45,4 +49,7 @@ __all__ = [
     "Lambda", "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+    # Sequences
+    "Embedding", "Masking", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+    "Bidirectional", "TimeDistributed",
 ]

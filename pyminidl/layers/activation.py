@@ -15,6 +15,8 @@ class Activation(Layer):
         array([[0., 2.]])
     """
 
+    supports_masking = True  # passes a mask on unchanged (Keras)
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations_module.get(activation)

@@ -251,6 +251,9 @@ class Layer:
 
     # Floating inputs are cast to the layer's dtype (not for Embedding's integer ids).
     _cast_inputs = True
+    # Keras's masking protocol: a layer that supports masking passes the mask on (compute_mask);
+    # Sequential drops the mask at a layer that does not.
+    supports_masking = False
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -410,7 +413,7 @@ class Layer:
         init = initializers.get("glorot_uniform" if initializer is None else initializer)
         be = get_backend()
         value = be.asarray(init(shape, dtype=dtype), dtype=dtype).reshape(shape)
-        value = be.xp.array(value, dtype=dtype, copy=True)  # own, contiguous, writable
+        value = be.xp.array(value, dtype=dtype, copy=True, order="C")  # own, C-contiguous (an orthogonal init is F-ordered), writable
         used = {w.name for w in self._weights_list}
         name = name or "variable"
         base, k = name, 0
@@ -593,6 +596,10 @@ class Layer:
         y = self.__call__(xp.zeros(shape, dtype=self._dtype))
         return (input_shape[0],) + tuple(y.shape[1:])
 
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output (Keras): by default the input's mask, unchanged."""
+        return mask
+
     def _summary_output_shape(self):
         """The output shape shown by ``summary`` (None when unknown)."""
         if not self.built or self._build_input_shape is None:
@@ -666,21 +673,23 @@ class Layer:
 
         return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
-    def _forward_full(self, x, training=False):
-        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
-        y, backward = self._forward_penalised(x, training)
+    def _forward_full(self, x, training=False, **kwargs):
+        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks.
+
+        ``kwargs``: call keywords ``forward`` accepts (``mask``, ``initial_state``)."""
+        y, backward = self._forward_penalised(x, training, **kwargs)
         if debugging.STATE.enabled:
             return debugging.checked(self, y, backward)
         return y, backward
 
-    def _forward_penalised(self, x, training):
+    def _forward_penalised(self, x, training, **kwargs):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
         if _overrides_call(type(self)):
             y, backward = Layer.forward(self, x, training)
         else:
-            y, backward = self.forward(x, training)
+            y, backward = self.forward(x, training, **kwargs)
         regs = [w for w in self._weights_list if w.regularizer is not None]
         activity = self.activity_regularizer
         if not regs and activity is None:
@@ -700,9 +709,9 @@ class Layer:
 
         return y, backward_full
 
-    def _infer(self, x):
+    def _infer(self, x, **kwargs):
         """The output for ``x`` in inference mode, keeping no backward (predict and evaluate run this)."""
-        return self._forward_full(x, False)[0]
+        return self._forward_full(x, False, **kwargs)[0]
 
     def __call__(self, *args, **kwargs):
         """The output for the input (builds on the first call). On a GradientTape it records one node.
@@ -718,10 +727,12 @@ class Layer:
         training = kwargs.pop("training", None)
         if isinstance(x, KerasTensor):
             return self._symbolic_call(x)
-        if args or kwargs:
+        runs_call = _call_params(type(self))[4]
+        if (args or kwargs) and runs_call:
             self.__dict__["_call_extras"] = (args, kwargs)  # read by Layer.forward's call()
+        extras = {} if runs_call else kwargs  # keywords forward() takes (mask, initial_state) go to it
         try:
-            return self._recorded(x, lambda x_: self._forward_full(x_, bool(training)))
+            return self._recorded(x, lambda x_: self._forward_full(x_, bool(training), **extras))
         finally:
             self.__dict__.pop("_call_extras", None)
 
@@ -740,7 +751,7 @@ class Layer:
         unknown = [k for k in kwargs if k not in names and k != "training"] if not var_kw else []
         if len(args) > len(positional) and not var_pos:
             unknown.append(f"{len(args)} extra positional argument(s)")
-        if unknown or (not runs_call and (args or set(kwargs) - {"training"})):
+        if unknown or (not runs_call and args):
             bad = unknown or sorted(set(kwargs) - {"training"}) or [f"{len(args)} positional argument(s)"]
             raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) got unexpected argument(s) in its "
                             f"call: {bad}. Received: args={args!r}, kwargs={sorted(kwargs)!r}")
@@ -749,7 +760,8 @@ class Layer:
     def _recorded(self, x, run):
         """``run(x) -> (y, backward)``; returns y, recorded as one node on the active tapes."""
         if not ops.recording():
-            return run(x)[0]
+            y = run(x)[0]
+            return list(y) if isinstance(y, tuple) else y  # several outputs (return_state): a list, as Keras
         x = ops._as_tensor(x)
         with ops._suspend_tapes():
             y, backward = run(x)

@@ -36,6 +36,8 @@ class Dense(Layer):
         (4, 10)
     """
 
+    supports_masking = True  # passes a mask on unchanged (Keras)
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):

@@ -18,6 +18,8 @@ class Dropout(Layer):
         >>> layer(np.ones((2, 4)), training=True)   # zeros and 2s
     """
 
+    supports_masking = True  # passes a mask on unchanged (Keras)
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

@@ -1,6 +1,8 @@
 """Sequential: a linear stack of layers (Keras 3 ``keras.Sequential``)."""
 
 import copy
+import functools
+import inspect
 
 from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
@@ -142,7 +144,9 @@ class Sequential(Trainer, Layer):
             layer._maybe_build(shape)
             if layer.input_spec is not None:
                 layer.input_spec.check(shape, layer.name)
-            shape = tuple(layer.compute_output_shape(shape))
+            out = layer.compute_output_shape(shape)
+            _single_output(layer, out if isinstance(out, list) else None)
+            shape = tuple(out)
         self.built = True
 
     def _maybe_build(self, input_shape):
@@ -198,13 +202,18 @@ class Sequential(Trainer, Layer):
         opts = FORWARD_OPTIONS
         logits, need_dx = opts.logits, opts.need_dx
         last = len(self._layers) - 1
+        mask = None
         try:
             for i, layer in enumerate(self._layers):
                 opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
-                x, back = layer._forward_full(x, training)
+                x_in = x
+                x, back = layer._forward_full(x, training, **_mask_kwargs(layer, mask))
+                _single_output(layer, x)
+                mask = _next_mask(layer, x_in, mask)
                 backwards.append(back)
         finally:
             opts.logits, opts.need_dx = logits, need_dx
+        self._output_mask = mask
 
         def backward(dy):
             for back in reversed(backwards):
@@ -218,8 +227,13 @@ class Sequential(Trainer, Layer):
     def _infer(self, x):
         """Inference: each layer's output replaces its input, so at most two activations are alive."""
         x = self._prepare(self._adjust_input_rank(x))
+        mask = None
         for layer in self._layers:
-            x = layer._infer(x)
+            x_in = x
+            x = layer._infer(x, **_mask_kwargs(layer, mask))
+            _single_output(layer, x)
+            mask = _next_mask(layer, x_in, mask)
+        self._output_mask = mask
         return x
 
     def _adjust_input_rank(self, x):
@@ -289,3 +303,32 @@ class Sequential(Trainer, Layer):
 
 
 _LAYERS.register((Sequential,), module="keras")
+
+
+# ---------------------------------------------------------------- masks (Keras's protocol)
+# A layer that creates or transforms a mask (Embedding(mask_zero=True), Masking, an RNN with
+# return_sequences) says so in compute_mask; the next layer receives it when its forward takes
+# `mask`; a layer without supports_masking drops it. The model's output mask weights the loss.
+
+@functools.lru_cache(maxsize=None)
+def _takes_mask(cls):
+    try:
+        return "mask" in inspect.signature(cls.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _mask_kwargs(layer, mask):
+    return {"mask": mask} if mask is not None and _takes_mask(type(layer)) else {}
+
+
+def _next_mask(layer, x, mask):
+    if not getattr(layer, "supports_masking", False):
+        return None
+    return layer.compute_mask(x, mask)
+
+
+def _single_output(layer, y):
+    if isinstance(y, (tuple, list)):
+        raise ValueError("All layers in a Sequential model should have a single output tensor. For multi-output "
+                         f"layers, use the functional API. Layer {layer.name!r} returned {len(y)} outputs.")

@@ -354,6 +354,7 @@ class Trainer:
         if self._grad_layers is None or self._plan_weight_count != weights_created():
             self._plan_weights()  # weights created lazily by forward (custom layers)
         loss = self._loss_fn
+        sample_weight = _with_output_mask(self, sample_weight)
         if fused:
             value, loss_backward = loss.forward_from_logits(y, y_pred, sample_weight)
         else:
@@ -372,6 +373,7 @@ class Trainer:
         if not self.built:
             self._ensure_built(x)
         y_pred = self._infer(x)
+        sample_weight = _with_output_mask(self, sample_weight)
         value = self._loss_fn(y, y_pred, sample_weight=sample_weight)
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False)
 
@@ -782,3 +784,22 @@ class Trainer:
 
 
 __all__ = ["Trainer"]
+
+
+def _with_output_mask(model, sample_weight):
+    """Keras passes the output's mask to the loss: masked entries weigh 0, valid ones total / valid
+    (so "sum_over_batch_size" averages over the valid entries), times any sample_weight."""
+    mask = model.__dict__.pop("_output_mask", None)
+    if mask is None:
+        return sample_weight
+    xp = get_backend().xp
+    from pyminidl.config import epsilon
+
+    weights = mask.astype("float32")
+    weights = weights * (weights.size / (float(weights.sum()) + epsilon()))
+    if sample_weight is None:
+        return weights
+    sw = xp.asarray(sample_weight, dtype=weights.dtype)
+    while sw.ndim < weights.ndim:
+        sw = sw[..., None]
+    return weights * sw

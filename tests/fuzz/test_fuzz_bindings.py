@@ -416,6 +416,170 @@ def test_fuzz_adagrad_update(case):
     _fuzz_update("adagrad_update", case)
 
 
+# ---------------------------------------------------------------- recurrent layers and Embedding
+# float32 kernels: a valid case is float32 throughout with consistent shapes, the caches of a
+# backward come from the reference forward of the same inputs; a hostile case strikes one
+# argument's dtype or shape, the mask, an activation name, or (Embedding) an id's range.
+
+SEQ = st.sampled_from([0, 1, 2, 3, 5, 8])
+_RNN = {"simple_rnn": (1, 1), "lstm": (4, 2), "gru": (3, 1)}  # gates, states
+
+
+def _f32(x):
+    return None if x is None else np.asarray(x, dtype=np.float32)
+
+
+def _none_to_empty(t):
+    return tuple(np.zeros(0) if v is None else v for v in t)
+
+
+def _rnn_arg(f, d, site, shape, dtype=np.float32):
+    bad = f.on("shape", site)
+    want_dtype = d(st.sampled_from([np.float64, np.int32, np.float16])) if f.on("dtype", site) else dtype
+    return d(arrays(shape=d(shapes(0, 3)) if bad else shape, dtypes=[want_dtype], special=False))
+
+
+def _rnn_case(d, kind, sites, needed):
+    f = Faults(d, {"dtype": sites, "shape": sites, "mask": ["mask"], "activation": ["activation"]})
+    k, _ = _RNN[kind]
+    n, t, i, u = d(SEQ), d(SEQ), d(SIZES.filter(lambda v: v < 18)), d(SEQ)
+    two_rows = kind == "gru" and d(st.booleans())
+    bias_shape = (2, k * u) if two_rows else (k * u,)
+    shapes_of = {"x": (n, t, i), "kernel": (i, k * u), "recurrent_kernel": (u, k * u), "bias": bias_shape,
+                 "h0": (n, u), "c0": (n, u), "dy": (n, t, u), "dh": (n, u), "dc": (n, u)}
+    args = {s: _rnn_arg(f, d, s, shapes_of[s]) if s in needed else None for s in shapes_of}
+    for s in ("bias", "h0", "c0", "dh", "dc"):
+        if s in needed and not f.on("shape", s) and not f.on("dtype", s) and d(st.booleans()):
+            args[s] = None
+    mask = d(arrays(shape=(n, t), dtypes=[np.bool_])) if d(st.booleans()) else None
+    if f.on("mask"):
+        mask = d(st.sampled_from([np.ones((n, t), np.float32), np.ones((n + 1, t), bool), np.ones((n,), bool)]))
+    act = d(st.sampled_from(["softmax", "bogus", "gelu"])) if f.on("activation") else d(
+        st.sampled_from(["tanh", "tanh", "sigmoid", "relu", "hard_sigmoid", "linear"]))
+    return f, args, mask, act, two_rows
+
+
+def _fwd_call(kind, a, mask, act, reset_after, fn):
+    if kind == "lstm":
+        return fn.lstm_forward(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], a["c0"], mask, act,
+                               "sigmoid")
+    if kind == "gru":
+        return fn.gru_forward(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act, "sigmoid",
+                              reset_after)
+    return fn.simple_rnn_forward(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act)
+
+
+def _fuzz_rnn_forward(kind, data):
+    sites = ["x", "kernel", "recurrent_kernel", "bias", "h0"] + (["c0"] if kind == "lstm" else [])
+    f, a, mask, act, two_rows = _rnn_case(data.draw, kind, sites, sites + ["kernel"])
+    a64 = {s: _f64(v) for s, v in a.items()}
+    _run(f"{kind}_forward", lambda: _fwd_call(kind, a, mask, act, two_rows, _C),
+         lambda: _fwd_call(kind, a64, mask, act, two_rows, REF), np.float32, f)
+
+
+def _bwd_call(kind, a, mask, caches, act, reset_after, has_bias, fn):
+    head = (a["dy"], a["dh"]) + ((a["dc"],) if kind == "lstm" else ()) + (a["x"], a["kernel"], a["recurrent_kernel"],
+                                                                            mask) + tuple(caches)
+    extra = (has_bias, act) + (("sigmoid",) if kind != "simple_rnn" else ())
+    extra += ((reset_after,) if kind == "gru" else ()) + (True,)
+    return _none_to_empty(getattr(fn, f"{kind}_backward")(*head, *extra))
+
+
+def _fuzz_rnn_backward(kind, data):
+    d = data.draw
+    cache_sites = {"simple_rnn": ["gates", "hprev"], "lstm": ["gates", "hprev", "cprev"],
+                   "gru": ["gates", "hprev", "extra"]}[kind]
+    sites = ["dy", "dh", "x", "recurrent_kernel"] + (["dc"] if kind == "lstm" else []) + cache_sites
+    f, a, mask, act, two_rows = _rnn_case(d, kind, sites, sites + ["kernel", "dh", "dc"])
+    fwd_ok = {s: a[s] for s in ("x", "kernel", "recurrent_kernel")}
+    try:  # the caches of this case's forward, from the reference (bias and states as drawn, or none)
+        ref = _fwd_call(kind, {**{s: _f64(v) for s, v in fwd_ok.items()}, "bias": None, "h0": None, "c0": None},
+                        mask if not f.on("mask") else None, act if not f.on("activation") else "tanh", two_rows, REF)
+        caches = [np.asarray(c, dtype=np.float32) for c in ref[{"simple_rnn": 2, "lstm": 3, "gru": 2}[kind]:]]
+    except (ValueError, TypeError, IndexError):
+        caches = [np.zeros((1,), np.float32)] * len(cache_sites)
+    for j, site in enumerate(cache_sites):
+        if f.on("shape", site):
+            caches[j] = d(arrays(shape=d(shapes(0, 3)), dtypes=[np.float32], special=False))
+        elif f.on("dtype", site):
+            caches[j] = caches[j].astype(np.float64)
+    has_bias = d(st.booleans())
+    a64 = {s: _f64(v) for s, v in a.items()}
+    _run(f"{kind}_backward", lambda: _bwd_call(kind, a, mask, caches, act, two_rows, has_bias, _C),
+         lambda: _bwd_call(kind, a64, mask, [_f64(c) for c in caches], act, two_rows, has_bias, REF), np.float32, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_simple_rnn_forward(data):
+    _fuzz_rnn_forward("simple_rnn", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_lstm_forward(data):
+    _fuzz_rnn_forward("lstm", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_gru_forward(data):
+    _fuzz_rnn_forward("gru", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_simple_rnn_backward(data):
+    _fuzz_rnn_backward("simple_rnn", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_lstm_backward(data):
+    _fuzz_rnn_backward("lstm", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_gru_backward(data):
+    _fuzz_rnn_backward("gru", data)
+
+
+def _ids_case(d, f, v):
+    shape = d(shapes(0, 3))
+    dtype = d(st.sampled_from([np.float32, np.uint8, np.bool_])) if f.on("dtype", "ids") else d(
+        st.sampled_from([np.int32, np.int64]))
+    rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
+    ids = rng.integers(0, max(v, 1), size=shape).astype(dtype)
+    if f.on("range") and ids.size:
+        ids.flat[rng.integers(ids.size)] = d(st.sampled_from([v, v + 7, -1, -(2**31)]))
+    return ids
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_embedding_forward(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["ids", "table"], "shape": ["table"], "range": ["ids"]})
+    v, dim = d(NONZERO), d(SIZES)
+    ids = _ids_case(d, f, v)
+    table = _rnn_arg(f, d, "table", (v, dim))
+    _run("embedding_forward", lambda: _C.embedding_forward(ids, table),
+         lambda: REF.embedding_forward(ids, _f64(table)), np.float32, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_embedding_backward(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["ids", "dy"], "shape": ["dy"], "range": ["ids"]})
+    v, dim = d(NONZERO), d(SIZES)
+    ids = _ids_case(d, f, v)
+    dy = _rnn_arg(f, d, "dy", tuple(ids.shape) + (dim,))
+    _run("embedding_backward", lambda: _C.embedding_backward(dy, ids, v),
+         lambda: REF.embedding_backward(_f64(dy), ids, v), np.float32, f)
+
+
 # ---------------------------------------------------------------- core
 
 

@@ -1,0 +1,196 @@
+"""Recurrent layers and the sentiment model: pyminidl vs PyTorch CPU, measured in the same run.
+
+1. LSTM and SimpleRNN layers, batch 64, 80 steps, 32 inputs, 128 units, the full output sequence:
+   forward (inference) and forward + backward (training), vs torch.nn.LSTM / torch.nn.RNN with the
+   same weights (Keras layout converted; gate order i, f, c, o is PyTorch's i, f, g, o).
+2. One epoch of Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid), RMSprop, binary
+   cross-entropy, batch 128, on synthetic sequences of length 200 (``model.fit(..., epochs=1)`` vs
+   the idiomatic PyTorch loop), samples/second.
+
+Outputs are checked against PyTorch before any timing. Peers alternate in blocks (harness.bench).
+Targets (2 threads): >= 1.2x PyTorch on each layer, >= 1.5x its samples/s on the epoch.
+
+    $ python benchmarks/bench_rnn.py --threads 2
+    $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_rnn.py --threads 2 --samples 5000
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as harness  # noqa: E402
+
+
+def _parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=25000, help="epoch samples (0 skips the epoch)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per framework (alternating)")
+    parser.add_argument("--json", help="also append JSON lines to this file")
+    return parser.parse_args()
+
+
+ARGS = _parse()
+harness.setup_threads(ARGS.threads)
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import pyminidl  # noqa: E402
+from pyminidl import layers  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the peer is optional
+    torch = None
+
+N, T, I, U = 64, 80, 32, 128
+
+
+def _layer_pair(kind, rng):
+    """(pyminidl layer, torch module) with the same weights."""
+    layer = layers.LSTM(U, return_sequences=True) if kind == "lstm" else layers.SimpleRNN(U, return_sequences=True)
+    layer.build((None, T, I))
+    if torch is None:
+        return layer, None
+    mod = torch.nn.LSTM(I, U, batch_first=True) if kind == "lstm" else torch.nn.RNN(I, U, batch_first=True)
+    kernel, recurrent, bias = layer.get_weights()
+    bias = bias + rng.standard_normal(bias.shape).astype("float32") * 0.1
+    layer.set_weights([kernel, recurrent, bias])
+    with torch.no_grad():
+        mod.weight_ih_l0.copy_(torch.from_numpy(kernel.T.copy()))
+        mod.weight_hh_l0.copy_(torch.from_numpy(recurrent.T.copy()))
+        mod.bias_ih_l0.copy_(torch.from_numpy(bias))
+        mod.bias_hh_l0.zero_()
+    return layer, mod
+
+
+def _layer_rows(kind, rng):
+    layer, mod = _layer_pair(kind, rng)
+    x = rng.standard_normal((N, T, I)).astype("float32")
+    dy = rng.standard_normal((N, T, U)).astype("float32")
+
+    def ours_fwd():
+        return layer._infer(x)
+
+    def ours_train():
+        y, backward = layer._forward_full(x, True)
+        layer.zero_grads()
+        return backward(dy)
+
+    fns = {"pyminidl": (ours_fwd, ours_train)}
+    if mod is not None:
+        xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+        want = mod(torch.from_numpy(x))[0].detach().numpy()
+        np.testing.assert_allclose(ours_fwd(), want, rtol=1e-4, atol=1e-4)  # correctness before timing
+
+        def torch_fwd():
+            with torch.no_grad():
+                return mod(xt)[0]
+
+        def torch_train():
+            mod.zero_grad()
+            xt.grad = None
+            mod(xt)[0].backward(dyt)
+
+        fns["torch"] = (torch_fwd, torch_train)
+    rows = []
+    for what, idx in (("forward", 0), ("forward+backward", 1)):
+        res = harness.bench({name: f[idx] for name, f in fns.items()})
+        rows.append(_row(f"{kind} {what}", res, "ms"))
+    return rows
+
+
+def _row(op, res, unit):
+    ours = res["pyminidl"][0]
+    peer = res.get("torch", (None,))[0]
+    row = {"op": op, "pyminidl_ms": ours * 1e3, "torch_ms": None if peer is None else peer * 1e3,
+           "speedup": None if peer is None else peer / ours}
+    harness.emit({"op": op, "backend": "cpu", "threads": ARGS.threads, "median_s": ours,
+                  "torch_median_s": peer}, open(ARGS.json, "a") if ARGS.json else open(os.devnull, "w"))
+    return row
+
+
+def _epoch_data(samples, rng):
+    x = rng.integers(1, 10000, (samples, 200)).astype("int32")
+    y = (x[:, -10:].mean(axis=1) > 5000).astype("float32")
+    return x, y
+
+
+def _ours_epoch(x, y):
+    model = pyminidl.Sequential([layers.Input((200,), dtype="int32"), layers.Embedding(10000, 32), layers.LSTM(32),
+                                 layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # warm up
+
+    def run():
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        return time.perf_counter() - t0
+
+    return run
+
+
+def _torch_epoch(x, y):
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.lstm, self.out = torch.nn.Embedding(10000, 32), torch.nn.LSTM(32, 32, batch_first=True), \
+                torch.nn.Linear(32, 1)
+
+        def forward(self, ids):
+            return torch.sigmoid(self.out(self.lstm(self.emb(ids))[0][:, -1]))
+
+    net, loss_fn = Net(), torch.nn.BCELoss()
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    xt, yt = torch.from_numpy(x.astype("int64")), torch.from_numpy(y)[:, None]
+
+    def run():
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 128):
+            idx = perm[i:i + 128]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0
+
+    return run
+
+
+def _epoch_row(samples, rng):
+    x, y = _epoch_data(samples, rng)
+    runs = {"pyminidl": _ours_epoch(x, y)}
+    if torch is not None:
+        runs["torch"] = _torch_epoch(x, y)
+    times = {name: [] for name in runs}
+    for _ in range(ARGS.epochs):  # alternate whole epochs
+        for name, run in runs.items():
+            times[name].append(run())
+    res = {name: (min(ts),) for name, ts in times.items()}
+    row = _row(f"epoch Embedding->LSTM(32)->Dense, {samples} x 200", res, "s")
+    row["pyminidl_samples/s"] = samples / res["pyminidl"][0]
+    row["torch_samples/s"] = None if torch is None else samples / res["torch"][0]
+    return row
+
+
+def main():
+    pyminidl.config.set_num_threads(ARGS.threads)
+    if torch is not None:
+        torch.set_num_threads(ARGS.threads)
+    rng = np.random.default_rng(0)
+    print(f"# {harness.machine_line(harness.machine(ARGS.threads))}")
+    print(f"# threads {ARGS.threads}; torch {torch.__version__ if torch else 'not installed'}; "
+          f"speedup = torch time / pyminidl time")
+    rows = _layer_rows("lstm", rng) + _layer_rows("simple_rnn", rng)
+    harness.table(rows, ["op", "pyminidl_ms", "torch_ms", "speedup"])
+    if ARGS.samples:
+        row = _epoch_row(ARGS.samples, rng)
+        harness.table([row], ["op", "pyminidl_samples/s", "torch_samples/s", "speedup"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+// rnn_impl.h — SimpleRNN / LSTM / GRU over a whole sequence, forward and backward through time.
+// Compiled once per ISA path (rnn.cpp baseline, rnn_avx2.cpp, rnn_avx512.cpp) into the namespace
+// PMD_RNN_ISA names, so the pointwise loops (exp/tanh polynomials) run 4, 8 or 16 lanes wide;
+// rnn.cpp dispatches on active_isa().
+//
+// Forward: the input projection of every step is one (threaded) GEMM, x (N*T, I) W, written
+// into the gates buffer; then each step runs the recurrent GEMM h_{t-1} R on the rows of the
+// batch and one fused pointwise pass (bias, gate activations, state update, mask carry) that
+// overwrites the pre-activations with the gate values the backward needs. Rows of the batch are
+// independent through time, so each thread owns a block of rows for the whole sequence: the
+// per-step GEMMs are sgemm_serial calls on the thread's rows, with its own workspace, and no
+// barrier runs per step. The state entering each step is stored batch-major (hprev), so the
+// per-step GEMM reads it with leading dimension T*U and the backward's weight gradients are one
+// GEMM over all N*T rows: dW = x^T dz, dR = hprev^T dz, dx = dz W^T.
+// Backward: the per-step recurrence (dz_t, then dh_{t-1} = pass + dz_t R^T) runs on the same
+// row blocks; masked rows get dz = 0, keep dh/dc and carry their output gradient one step back.
+// Results are independent of the thread count within rounding (per-row math is the same; only
+// the GEMM's row blocking changes) and bit-identical run to run.
+// Reference: Keras's rnn loop (keras/src/backend/*/rnn.py), the LSTM of Hochreiter &
+// Schmidhuber 1997 with forget gate, the GRU of Cho et al. 2014 (reset_after as cuDNN).
+#pragma once
+
+#include "rnn.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fastmath.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace pyminidl::kernels {
+namespace PMD_RNN_ISA {
+namespace {
+
+PMD_ALWAYS_INLINE float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+PMD_ALWAYS_INLINE float act_apply(int code, float x) {
+    switch (code) {
+        case RNN_TANH: return tanh_f(x);
+        case RNN_SIGMOID: return sigmoid_f(x);
+        case RNN_RELU: return x > 0.0f ? x : 0.0f;
+        case RNN_HARD_SIGMOID: return std::min(1.0f, std::max(0.0f, x / 6.0f + 0.5f));
+        default: return x;
+    }
+}
+
+// d act / dx from the output y = act(x).
+PMD_ALWAYS_INLINE float act_grad(int code, float y) {
+    switch (code) {
+        case RNN_TANH: return 1.0f - y * y;
+        case RNN_SIGMOID: return y * (1.0f - y);
+        case RNN_RELU: return y > 0.0f ? 1.0f : 0.0f;
+        case RNN_HARD_SIGMOID: return (y > 0.0f && y < 1.0f) ? 1.0f / 6.0f : 0.0f;
+        default: return 1.0f;
+    }
+}
+
+// Keras's defaults, inlined so the pointwise loops vectorise; other pairs take the switch.
+struct DefaultActs {
+    PMD_ALWAYS_INLINE float act(float x) const { return tanh_f(x); }
+    PMD_ALWAYS_INLINE float dact(float y) const { return 1.0f - y * y; }
+    PMD_ALWAYS_INLINE float ract(float x) const { return sigmoid_f(x); }
+    PMD_ALWAYS_INLINE float dract(float y) const { return y * (1.0f - y); }
+};
+struct CodeActs {
+    int a, ra;
+    PMD_ALWAYS_INLINE float act(float x) const { return act_apply(a, x); }
+    PMD_ALWAYS_INLINE float dact(float y) const { return act_grad(a, y); }
+    PMD_ALWAYS_INLINE float ract(float x) const { return act_apply(ra, x); }
+    PMD_ALWAYS_INLINE float dract(float y) const { return act_grad(ra, y); }
+};
+
+template <class F>
+void with_acts(int act, int ract, F body) {
+    if (act == RNN_TANH && ract == RNN_SIGMOID) body(DefaultActs{});
+    else body(CodeActs{act, ract});
+}
+
+// body(lo, hi) on blocks of batch rows, one per thread, at least rnn_min_rows_per_thread() rows each.
+template <class F>
+void over_row_blocks(int64_t n, F body) {
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(omp_max_threads(), n / rnn_min_rows_per_thread()));
+#if defined(PYMINIDL_OPENMP)
+    if (parts > 1) {
+#pragma omp parallel num_threads(int(parts))
+        {
+            const int64_t nt = omp_team_size(), t = omp_thread_id();
+            const int64_t chunk = (n + nt - 1) / nt;
+            const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+            if (lo < hi) body(lo, hi);
+        }
+        return;
+    }
+#endif
+    if (n > 0) body(int64_t(0), n);
+}
+
+// The state entering step t of row n (t == T: the final state).
+PMD_ALWAYS_INLINE float* slot(float* prev, float* last, const RnnShape& s, int64_t n, int64_t t) {
+    return t < s.T ? prev + (n * s.T + t) * s.U : last + n * s.U;
+}
+
+void init_state(float* prev, float* last, const float* init, const RnnShape& s, int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n) {
+        float* d = slot(prev, last, s, n, 0);
+        if (init) std::memcpy(d, init + n * s.U, sizeof(float) * s.U);
+        else std::fill(d, d + s.U, 0.0f);
+    }
+}
+
+// After row n's step t: a masked step keeps the state and repeats the previous output.
+void finish_row(float* y, float* next, const float* cur, const RnnShape& s, int64_t n, int64_t t, bool valid) {
+    float* yo = y + (n * s.T + t) * s.U;
+    if (valid) {
+        std::memcpy(yo, next, sizeof(float) * s.U);
+        return;
+    }
+    std::memcpy(next, cur, sizeof(float) * s.U);
+    if (t > 0) std::memcpy(yo, yo - s.U, sizeof(float) * s.U);
+    else std::fill(yo, yo + s.U, 0.0f);
+}
+
+PMD_ALWAYS_INLINE bool valid_at(const uint8_t* mask, const RnnShape& s, int64_t n, int64_t t) {
+    return mask == nullptr || mask[n * s.T + t] != 0;
+}
+
+// pre += q + b over n elements (b may be nullptr): the gates' pre-activations of one row.
+PMD_ALWAYS_INLINE void add_pre(float* PMD_RESTRICT g, const float* PMD_RESTRICT q, const float* PMD_RESTRICT b,
+                               int64_t n) {
+    if (b) {
+        for (int64_t u = 0; u < n; ++u) g[u] += q[u] + b[u];
+    } else {
+        for (int64_t u = 0; u < n; ++u) g[u] += q[u];
+    }
+}
+
+PMD_ALWAYS_INLINE void add_bias(float* PMD_RESTRICT g, const float* PMD_RESTRICT b, int64_t n) {
+    if (b)
+        for (int64_t u = 0; u < n; ++u) g[u] += b[u];
+}
+
+// Per-thread buffers of one row block: GEMM workspace and the recurrent products.
+struct RowScratch {
+    std::vector<float> work, q;
+    RowScratch(int64_t rows, int64_t cols, int64_t k, int64_t q_elems)
+        : work(size_t(std::max<int64_t>(1, sgemm_workspace_elems(rows, cols, k)))), q(size_t(q_elems)) {}
+};
+
+// C (rows, cols) = beta C + A (rows, k) B (k, cols) or B^T, serially on this thread.
+void step_gemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, bool tb,
+               int64_t rows, int64_t cols, int64_t k, float beta, RowScratch& sc) {
+    sgemm_serial(c, ldc, a, std::max<int64_t>(lda, 1), false, b, std::max<int64_t>(ldb, 1), tb, rows, cols, k,
+                 1.0f, beta, sc.work.data(), int64_t(sc.work.size()));
+}
+
+// gates (N*T, G) = x (N*T, I) W (I, G): the input projection of every step.
+void input_projection(float* gates, const float* x, const float* W, const RnnShape& s, int64_t G) {
+    sgemm(gates, std::max<int64_t>(G, 1), x, std::max<int64_t>(s.I, 1), false, W, std::max<int64_t>(G, 1), false,
+          s.N * s.T, G, s.I, 1.0f, 0.0f);
+}
+
+// dW = x^T dz, dR(:, cols) = h^T dz(:, cols), dx = dz W^T; one GEMM each over every step.
+void weight_grads(float* dx, float* dW, const float* dz, const float* x, const float* W, const RnnShape& s,
+                  int64_t G) {
+    const int64_t NT = s.N * s.T, g1 = std::max<int64_t>(G, 1), i1 = std::max<int64_t>(s.I, 1);
+    sgemm(dW, g1, x, i1, true, dz, g1, false, s.I, G, NT, 1.0f, 0.0f);
+    if (dx) sgemm(dx, i1, dz, g1, false, W, g1, true, NT, s.I, G, 1.0f, 0.0f);
+}
+
+void recurrent_grad(float* dR, int64_t ldr, const float* h, const float* dz, int64_t lddz, const RnnShape& s,
+                    int64_t cols) {
+    sgemm(dR, std::max<int64_t>(ldr, 1), h, std::max<int64_t>(s.U, 1), true, dz, std::max<int64_t>(lddz, 1), false,
+          s.U, cols, s.N * s.T, 1.0f, 0.0f);
+}
+
+}  // namespace
+
+
+// ---------------------------------------------------------------- SimpleRNN
+
+namespace {
+
+template <class A>
+void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const float* R, const float* b,
+                     const uint8_t* mask, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, rows = hi - lo;
+    RowScratch sc(rows, U, U, rows * U);
+    for (int64_t t = 0; t < s.T; ++t) {
+        step_gemm(sc.q.data(), U, slot(hprev, hT, s, lo, t), s.T * U, R, U, false, rows, U, U, 0.0f, sc);
+        for (int64_t n = lo; n < hi; ++n) {
+            float* PMD_RESTRICT g = gates + (n * s.T + t) * U;
+            const float* PMD_RESTRICT q = sc.q.data() + (n - lo) * U;
+            float* PMD_RESTRICT next = slot(hprev, hT, s, n, t + 1);
+            add_pre(g, q, b, U);
+            for (int64_t u = 0; u < U; ++u) g[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
+            std::memcpy(next, g, sizeof(float) * U);
+            finish_row(y, next, slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
+        }
+    }
+}
+
+template <class A>
+void simple_rnn_back_rows(float* dh0, float* dz, const float* dy, const float* dhT, const float* R,
+                          const uint8_t* mask, const float* gates, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, rows = hi - lo;
+    RowScratch sc(rows, U, U, 2 * rows * U);
+    float *dh = sc.q.data(), *carry = dh + rows * U;
+    for (int64_t i = 0; i < rows * U; ++i) dh[i] = dhT ? dhT[lo * U + i] : 0.0f, carry[i] = 0.0f;
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t;
+            float *d = dh + (n - lo) * U, *c = carry + (n - lo) * U, *z = dz + at * U;
+            if (!valid_at(mask, s, n, t)) {  // dh passes; the output gradient carries one step back
+                for (int64_t u = 0; u < U; ++u) c[u] += dy[at * U + u], z[u] = 0.0f;
+                continue;
+            }
+            for (int64_t u = 0; u < U; ++u) {
+                const float dhn = d[u] + dy[at * U + u] + c[u];
+                z[u] = dhn * acts.dact(gates[at * U + u]);  // dL/dpre = dh * act'(pre)
+                c[u] = 0.0f;
+                d[u] = 0.0f;
+            }
+        }
+        step_gemm(dh, U, dz + (lo * s.T + t) * U, s.T * U, R, U, true, rows, U, U, 1.0f, sc);  // dh += dz R^T
+    }
+    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
+}
+
+}  // namespace
+
+void simple_rnn_forward(float* y, float* hT, float* gates, float* hprev, const float* x, const float* W,
+                        const float* R, const float* b, const float* h0, const uint8_t* mask, RnnShape s, int act) {
+    input_projection(gates, x, W, s, s.U);
+    with_acts(act, RNN_SIGMOID, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            init_state(hprev, hT, h0, s, lo, hi);
+            simple_rnn_rows(y, hT, gates, hprev, R, b, mask, s, acts, lo, hi);
+        });
+    });
+}
+
+void simple_rnn_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const float* dy,
+                         const float* dhT, const float* x, const float* W, const float* R, const uint8_t* mask,
+                         const float* gates, const float* hprev, RnnShape s, int act, float* work) {
+    with_acts(act, RNN_SIGMOID, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            simple_rnn_back_rows(dh0, work, dy, dhT, R, mask, gates, s, acts, lo, hi);
+        });
+    });
+    weight_grads(dx, dW, work, x, W, s, s.U);
+    recurrent_grad(dR, s.U, hprev, work, s.U, s, s.U);
+    if (db) bias_grad(db, work, std::max<int64_t>(s.U, 1), s.N * s.T, s.U);
+}
+
+// ---------------------------------------------------------------- LSTM
+
+namespace {
+
+// One row's cell: activations in separate unit-stride loops (each vectorises), then the update.
+template <class A>
+void lstm_cell_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT cn, const float* PMD_RESTRICT q,
+                   const float* PMD_RESTRICT c, const float* b, int64_t U, A acts) {
+    add_pre(g, q, b, 4 * U);
+    for (int64_t u = 0; u < 2 * U; ++u) g[u] = acts.ract(g[u]);
+    for (int64_t u = 2 * U; u < 3 * U; ++u) g[u] = acts.act(g[u]);
+    for (int64_t u = 3 * U; u < 4 * U; ++u) g[u] = acts.ract(g[u]);
+    const float *i = g, *f = g + U, *gg = g + 2 * U, *o = g + 3 * U;
+    for (int64_t u = 0; u < U; ++u) cn[u] = f[u] * c[u] + i[u] * gg[u];  // c_t = f c_{t-1} + i g
+    for (int64_t u = 0; u < U; ++u) hn[u] = o[u] * acts.act(cn[u]);      // h_t = o act(c_t)
+}
+
+template <class A>
+void lstm_rows(float* y, float* hT, float* cT, float* gates, float* hprev, float* cprev, const float* R,
+               const float* b, const uint8_t* mask, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 4 * U, rows = hi - lo;
+    RowScratch sc(rows, G, U, rows * G);
+    for (int64_t t = 0; t < s.T; ++t) {
+        step_gemm(sc.q.data(), G, slot(hprev, hT, s, lo, t), s.T * U, R, G, false, rows, G, U, 0.0f, sc);
+        for (int64_t n = lo; n < hi; ++n) {
+            float* cnext = slot(cprev, cT, s, n, t + 1);
+            const float* ccur = slot(cprev, cT, s, n, t);
+            float* hnext = slot(hprev, hT, s, n, t + 1);
+            const bool valid = valid_at(mask, s, n, t);
+            lstm_cell_row(gates + (n * s.T + t) * G, hnext, cnext, sc.q.data() + (n - lo) * G, ccur, b, U, acts);
+            if (!valid) std::memcpy(cnext, ccur, sizeof(float) * U);
+            finish_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t, valid);
+        }
+    }
+}
+
+// One valid row of the LSTM backward step: dz from dh (+ the output gradients) and dc; dc becomes
+// dL/dc_{t-1} and dh is cleared for the dz R^T product to add into.
+template <class A>
+void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RESTRICT dc, float* PMD_RESTRICT carry,
+                   const float* PMD_RESTRICT dy, const float* PMD_RESTRICT g, const float* PMD_RESTRICT cp, int64_t U,
+                   A acts) {
+    for (int64_t u = 0; u < U; ++u) {
+        const float i = g[u], f = g[U + u], gg = g[2 * U + u], o = g[3 * U + u];
+        const float a = acts.act(f * cp[u] + i * gg);
+        const float dhn = dh[u] + dy[u] + carry[u];
+        const float dcn = dc[u] + dhn * o * acts.dact(a);  // dL/dc_t = dc + dh o act'(c_t)
+        z[u] = dcn * gg * acts.dract(i);
+        z[U + u] = dcn * cp[u] * acts.dract(f);
+        z[2 * U + u] = dcn * i * acts.dact(gg);
+        z[3 * U + u] = dhn * a * acts.dract(o);
+        dc[u] = dcn * f;
+        dh[u] = 0.0f;
+        carry[u] = 0.0f;
+    }
+}
+
+template <class A>
+void lstm_back_rows(float* dh0, float* dc0, float* dz, const float* dy, const float* dhT, const float* dcT,
+                    const float* R, const uint8_t* mask, const float* gates, const float* cprev, const RnnShape& s,
+                    A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 4 * U, rows = hi - lo;
+    RowScratch sc(rows, U, G, 3 * rows * U);
+    float *dh = sc.q.data(), *dc = dh + rows * U, *carry = dc + rows * U;
+    for (int64_t i = 0; i < rows * U; ++i)
+        dh[i] = dhT ? dhT[lo * U + i] : 0.0f, dc[i] = dcT ? dcT[lo * U + i] : 0.0f, carry[i] = 0.0f;
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t, r = (n - lo) * U;
+            if (!valid_at(mask, s, n, t)) {  // dh, dc pass; the output gradient carries one step back
+                for (int64_t u = 0; u < U; ++u) carry[r + u] += dy[at * U + u];
+                std::fill(dz + at * G, dz + (at + 1) * G, 0.0f);
+                continue;
+            }
+            lstm_back_row(dz + at * G, dh + r, dc + r, carry + r, dy + at * U, gates + at * G, cprev + at * U, U, acts);
+        }
+        step_gemm(dh, U, dz + (lo * s.T + t) * G, s.T * G, R, G, true, rows, U, G, 1.0f, sc);  // dh += dz R^T
+    }
+    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
+    std::memcpy(dc0 + lo * U, dc, sizeof(float) * rows * U);
+}
+
+}  // namespace
+
+void lstm_forward(float* y, float* hT, float* cT, float* gates, float* hprev, float* cprev, const float* x,
+                  const float* W, const float* R, const float* b, const float* h0, const float* c0,
+                  const uint8_t* mask, RnnShape s, int act, int ract) {
+    input_projection(gates, x, W, s, 4 * s.U);
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            init_state(hprev, hT, h0, s, lo, hi);
+            init_state(cprev, cT, c0, s, lo, hi);
+            lstm_rows(y, hT, cT, gates, hprev, cprev, R, b, mask, s, acts, lo, hi);
+        });
+    });
+}
+
+void lstm_backward(float* dx, float* dW, float* dR, float* db, float* dh0, float* dc0, const float* dy,
+                   const float* dhT, const float* dcT, const float* x, const float* W, const float* R,
+                   const uint8_t* mask, const float* gates, const float* hprev, const float* cprev, RnnShape s,
+                   int act, int ract, float* work) {
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            lstm_back_rows(dh0, dc0, work, dy, dhT, dcT, R, mask, gates, cprev, s, acts, lo, hi);
+        });
+    });
+    const int64_t G = 4 * s.U;
+    weight_grads(dx, dW, work, x, W, s, G);
+    recurrent_grad(dR, G, hprev, work, G, s, G);
+    if (db) bias_grad(db, work, std::max<int64_t>(G, 1), s.N * s.T, G);
+}
+
+// ---------------------------------------------------------------- GRU
+
+namespace {
+
+struct GruBias {  // the input-side and recurrent-side biases (reset_after) or one bias; nullptr: none
+    const float *in, *rec;
+};
+
+// reset_after: z, r = ract(xW + b_in + q + b_rec); hh = act(xW_h + b_in_h + r (q_h + b_rec_h)).
+// q (this row's h R) is scratch and takes the recurrent bias in place.
+template <class A>
+void gru_after_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT ex, float* PMD_RESTRICT q,
+                   const float* PMD_RESTRICT hp, GruBias b, int64_t U, A acts) {
+    add_bias(q, b.rec, 3 * U);
+    add_bias(g, b.in, 3 * U);
+    add_pre(g, q, nullptr, 2 * U);
+    for (int64_t u = 0; u < 2 * U; ++u) g[u] = acts.ract(g[u]);
+    for (int64_t u = 0; u < U; ++u) ex[u] = q[2 * U + u], g[2 * U + u] += g[U + u] * q[2 * U + u];
+    for (int64_t u = 2 * U; u < 3 * U; ++u) g[u] = acts.act(g[u]);
+    for (int64_t u = 0; u < U; ++u) hn[u] = g[u] * hp[u] + (1.0f - g[u]) * g[2 * U + u];  // z h + (1 - z) hh
+}
+
+template <class A>
+void gru_rows(float* y, float* hT, float* gates, float* hprev, float* extra, const float* R, GruBias b,
+              const uint8_t* mask, const RnnShape& s, A acts, bool reset_after, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 3 * U, rows = hi - lo;
+    RowScratch sc(rows, G, U, rows * G);
+    for (int64_t t = 0; t < s.T; ++t) {
+        float* q = sc.q.data();
+        step_gemm(q, G, slot(hprev, hT, s, lo, t), s.T * U, R, G, false, rows, reset_after ? G : 2 * U, U, 0.0f, sc);
+        for (int64_t n = lo; n < hi && reset_after; ++n) {
+            const int64_t at = n * s.T + t;
+            gru_after_row(gates + at * G, slot(hprev, hT, s, n, t + 1), extra + at * U, q + (n - lo) * G,
+                          slot(hprev, hT, s, n, t), b, U, acts);
+        }
+        if (!reset_after) {  // z, r first; then hh needs (r h_{t-1}) R_h, a second GEMM
+            for (int64_t n = lo; n < hi; ++n) {
+                const int64_t at = n * s.T + t;
+                float* g = gates + at * G;
+                const float *qr = q + (n - lo) * G, *hp = slot(hprev, hT, s, n, t);
+                add_bias(g, b.in, 3 * U);
+                add_pre(g, qr, nullptr, 2 * U);
+                for (int64_t u = 0; u < 2 * U; ++u) g[u] = acts.ract(g[u]);
+                for (int64_t u = 0; u < U; ++u) extra[at * U + u] = g[U + u] * hp[u];
+            }
+            step_gemm(q, G, extra + lo * s.T * U + t * U, s.T * U, R + 2 * U, G, false, rows, U, U, 0.0f, sc);
+            for (int64_t n = lo; n < hi; ++n) {
+                float *g = gates + (n * s.T + t) * G, *hn = slot(hprev, hT, s, n, t + 1);
+                const float *qh = q + (n - lo) * G, *hp = slot(hprev, hT, s, n, t);
+                for (int64_t u = 0; u < U; ++u) g[2 * U + u] = acts.act(g[2 * U + u] + qh[u]);
+                for (int64_t u = 0; u < U; ++u) hn[u] = g[u] * hp[u] + (1.0f - g[u]) * g[2 * U + u];
+            }
+        }
+        for (int64_t n = lo; n < hi; ++n)
+            finish_row(y, slot(hprev, hT, s, n, t + 1), slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
+    }
+}
+
+// One valid row, reset_after: dgx = [dz, dr, dhh], dgr = [dz, dr, dhh r]; dh = dhn z (+ dgr R^T later).
+template <class A>
+void gru_after_back_row(float* PMD_RESTRICT gx, float* PMD_RESTRICT gr, float* PMD_RESTRICT dh, float* PMD_RESTRICT carry,
+                        const float* PMD_RESTRICT dy, const float* PMD_RESTRICT g, const float* PMD_RESTRICT hp,
+                        const float* PMD_RESTRICT ex, int64_t U, A acts) {
+    for (int64_t u = 0; u < U; ++u) {
+        const float z = g[u], r = g[U + u], hh = g[2 * U + u];
+        const float dhn = dh[u] + dy[u] + carry[u];
+        const float dz = dhn * (hp[u] - hh) * acts.dract(z);  // dh_t/dz = h_{t-1} - hh
+        const float dhh = dhn * (1.0f - z) * acts.dact(hh);
+        const float dr = dhh * ex[u] * acts.dract(r);
+        gx[u] = gr[u] = dz;
+        gx[U + u] = gr[U + u] = dr;
+        gx[2 * U + u] = dhh;
+        gr[2 * U + u] = dhh * r;
+        dh[u] = dhn * z;
+        carry[u] = 0.0f;
+    }
+}
+
+// One valid row, reset_after = false, first half: dz, dhh; dhn kept for the second half.
+template <class A>
+void gru_before_back_row(float* PMD_RESTRICT gx, float* PMD_RESTRICT dhn_out, float* PMD_RESTRICT dh,
+                         float* PMD_RESTRICT carry, const float* PMD_RESTRICT dy, const float* PMD_RESTRICT g,
+                         const float* PMD_RESTRICT hp, int64_t U, A acts) {
+    for (int64_t u = 0; u < U; ++u) {
+        const float z = g[u], hh = g[2 * U + u];
+        const float dhn = dh[u] + dy[u] + carry[u];
+        gx[u] = dhn * (hp[u] - hh) * acts.dract(z);
+        gx[2 * U + u] = dhn * (1.0f - z) * acts.dact(hh);
+        dhn_out[u] = dhn;
+        carry[u] = 0.0f;
+    }
+}
+
+// reset_after = false, second half: drh = dhh R_h^T (given), dr = drh h_{t-1} ract'(r), dh = dhn z + drh r.
+template <class A>
+void gru_before_back_row2(float* PMD_RESTRICT gx, float* PMD_RESTRICT dh, const float* PMD_RESTRICT drh,
+                          const float* PMD_RESTRICT dhn, const float* PMD_RESTRICT g, const float* PMD_RESTRICT hp,
+                          int64_t U, A acts) {
+    for (int64_t u = 0; u < U; ++u) {
+        const float z = g[u], r = g[U + u];
+        gx[U + u] = drh[u] * hp[u] * acts.dract(r);
+        dh[u] = dhn[u] * z + drh[u] * r;
+    }
+}
+
+struct GruBack {  // the backward's inputs and per-step buffers, shared by the row-block loops
+    const float *dy, *dhT, *R, *gates, *hprev, *extra;
+    const uint8_t* mask;
+    float *gx, *gr;
+};
+
+template <class A>
+void gru_back_rows(float* dh0, const GruBack& k, const RnnShape& s, A acts, bool reset_after, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 3 * U, rows = hi - lo;
+    RowScratch sc(rows, U, G, 4 * rows * U);
+    float *dh = sc.q.data(), *carry = dh + rows * U, *dhn = carry + rows * U, *drh = dhn + rows * U;
+    for (int64_t i = 0; i < rows * U; ++i) dh[i] = k.dhT ? k.dhT[lo * U + i] : 0.0f, carry[i] = 0.0f;
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t, r = (n - lo) * U;
+            if (!valid_at(k.mask, s, n, t)) {  // dh passes; the output gradient carries one step back
+                for (int64_t u = 0; u < U; ++u) carry[r + u] += k.dy[at * U + u];
+                std::fill(k.gx + at * G, k.gx + (at + 1) * G, 0.0f);
+                if (reset_after) std::fill(k.gr + at * G, k.gr + (at + 1) * G, 0.0f);
+                else std::fill(dhn + r, dhn + r + U, 0.0f);
+            } else if (reset_after) {
+                gru_after_back_row(k.gx + at * G, k.gr + at * G, dh + r, carry + r, k.dy + at * U, k.gates + at * G,
+                                   k.hprev + at * U, k.extra + at * U, U, acts);
+            } else {
+                gru_before_back_row(k.gx + at * G, dhn + r, dh + r, carry + r, k.dy + at * U, k.gates + at * G,
+                                    k.hprev + at * U, U, acts);
+            }
+        }
+        const int64_t at0 = lo * s.T + t;
+        if (reset_after) {
+            step_gemm(dh, U, k.gr + at0 * G, s.T * G, k.R, G, true, rows, U, G, 1.0f, sc);  // dh += dgr R^T
+            continue;
+        }
+        step_gemm(drh, U, k.gx + at0 * G + 2 * U, s.T * G, k.R + 2 * U, G, true, rows, U, U, 0.0f, sc);
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t, r = (n - lo) * U;
+            if (valid_at(k.mask, s, n, t))
+                gru_before_back_row2(k.gx + at * G, dh + r, drh + r, dhn + r, k.gates + at * G, k.hprev + at * U, U, acts);
+        }
+        step_gemm(dh, U, k.gx + at0 * G, s.T * G, k.R, G, true, rows, U, 2 * U, 1.0f, sc);  // dh += dgx_zr R_zr^T
+    }
+    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
+}
+
+}  // namespace
+
+void gru_forward(float* y, float* hT, float* gates, float* hprev, float* extra, const float* x, const float* W,
+                 const float* R, const float* b, const float* h0, const uint8_t* mask, RnnShape s, int act,
+                 int ract, bool reset_after) {
+    input_projection(gates, x, W, s, 3 * s.U);
+    const GruBias bias{b, (b && reset_after) ? b + 3 * s.U : nullptr};
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            init_state(hprev, hT, h0, s, lo, hi);
+            gru_rows(y, hT, gates, hprev, extra, R, bias, mask, s, acts, reset_after, lo, hi);
+        });
+    });
+}
+
+void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const float* dy, const float* dhT,
+                  const float* x, const float* W, const float* R, const uint8_t* mask, const float* gates,
+                  const float* hprev, const float* extra, RnnShape s, int act, int ract, bool reset_after,
+                  float* work) {
+    const int64_t G = 3 * s.U, NT = s.N * s.T;
+    const GruBack k{dy, dhT, R, gates, hprev, extra, mask, work, work + NT * G};
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) { gru_back_rows(dh0, k, s, acts, reset_after, lo, hi); });
+    });
+    weight_grads(dx, dW, k.gx, x, W, s, G);
+    if (reset_after) {
+        recurrent_grad(dR, G, hprev, k.gr, G, s, G);
+    } else {
+        recurrent_grad(dR, G, hprev, k.gx, G, s, 2 * s.U);
+        sgemm(dR + 2 * s.U, std::max<int64_t>(G, 1), extra, std::max<int64_t>(s.U, 1), true, k.gx + 2 * s.U,
+              std::max<int64_t>(G, 1), false, s.U, s.U, NT, 1.0f, 0.0f);  // dR_h = (r h)^T dhh
+    }
+    if (db) {
+        bias_grad(db, k.gx, std::max<int64_t>(G, 1), NT, G);
+        if (reset_after) bias_grad(db + G, k.gr, std::max<int64_t>(G, 1), NT, G);
+    }
+}
+
+}  // namespace PMD_RNN_ISA
+}  // namespace pyminidl::kernels

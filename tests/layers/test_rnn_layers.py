@@ -1,0 +1,182 @@
+"""Contract of the sequence layers: build, shapes, weights (names, Keras layout, counts), configs,
+masks through Sequential and into the loss, stateful layers, multi-output rules, bad input."""
+
+import numpy as np
+import pytest
+
+import pyminidl
+from pyminidl import layers
+from pyminidl.models import Sequential
+
+
+def _x(n=2, t=5, i=3):
+    return np.random.default_rng(0).standard_normal((n, t, i)).astype("float32")
+
+
+@pytest.mark.parametrize("cls,gates", [(layers.SimpleRNN, 1), (layers.LSTM, 4), (layers.GRU, 3)])
+def test_weights_shapes_and_config_round_trip(cls, gates):
+    layer = cls(4, return_sequences=True)
+    y = layer(_x())
+    assert y.shape == (2, 5, 4)
+    bias = (2, 12) if cls is layers.GRU else (gates * 4,)
+    assert [w.shape for w in layer.weights] == [(3, gates * 4), (4, gates * 4), bias]
+    assert [w.name for w in layer._tracked_variables()] == ["kernel", "recurrent_kernel", "bias"]
+    clone = cls.from_config(layer.get_config())
+    clone.build((None, 5, 3))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(_x()), y)
+
+
+def test_lstm_summary_count_and_unit_forget_bias():
+    model = Sequential([layers.Input((10, 32)), layers.LSTM(32)])
+    assert model.count_params() == 8320
+    bias = model.layers[0].cell.bias
+    np.testing.assert_array_equal(bias[32:64], 1.0)
+    np.testing.assert_array_equal(bias[:32], 0.0)
+    gru = layers.GRU(5, reset_after=False)
+    gru.build((None, 3, 2))
+    assert gru.count_params() == 3 * 5 * (2 + 5 + 1)
+
+
+def test_return_state_returns_a_list_and_initial_state_is_used():
+    lstm = layers.LSTM(3, return_state=True)
+    out, h, c = lstm(_x())
+    np.testing.assert_array_equal(out, h)
+    h0, c0 = np.ones((2, 3), "float32"), np.full((2, 3), 0.5, "float32")
+    out2, _, _ = lstm(_x(), initial_state=[h0, c0])
+    assert not np.allclose(out, out2)
+    with pytest.raises(ValueError, match=r"initial_state.*\(2, 3\).*\(2, 4\)"):
+        lstm(_x(), initial_state=[np.ones((2, 4), "float32"), c0])
+
+
+def test_go_backwards_reverses_the_sequence():
+    a, b = layers.GRU(3, return_sequences=True), layers.GRU(3, go_backwards=True, return_sequences=True)
+    x = _x()
+    a.build(x.shape)
+    b.build(x.shape)
+    b.set_weights(a.get_weights())
+    np.testing.assert_allclose(b(x), a(x[:, ::-1].copy()), rtol=1e-6)
+
+
+def test_stateful_carries_states_and_reset_states():
+    layer = layers.SimpleRNN(3, stateful=True)
+    x = _x()
+    first, second = layer(x), layer(x)
+    assert not np.allclose(first, second)
+    layer.reset_states()
+    np.testing.assert_allclose(layer(x), first, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"stateful with batch size 2.*\(3, 5, 3\)"):
+        layer(_x(n=3))
+
+
+def test_bad_inputs_name_the_layer_and_shapes():
+    with pytest.raises(ValueError, match=r'"lstm_bad".*expected ndim=3, found ndim=2'):
+        layers.LSTM(3, name="lstm_bad")(np.zeros((4, 5), "float32"))
+    emb = layers.Embedding(10, 2, name="emb")
+    with pytest.raises(ValueError, match=r"emb.*input_dim=10.*largest id 12"):
+        emb(np.array([[1, 12, 3]]))
+    with pytest.raises(ValueError, match=r"emb.*largest id 3, smallest id -1"):
+        emb(np.array([[1, -1, 3]]))
+    with pytest.raises(ValueError, match="fractional"):
+        emb(np.array([[1.5, 2.0]]))
+    np.testing.assert_array_equal(emb(np.array([[1.0, 2.0]])), emb(np.array([[1, 2]])))
+    with pytest.raises(ValueError, match="activation"):
+        layers.LSTM(3, activation="gelu")
+
+
+def test_sequential_refuses_a_multi_output_layer():
+    with pytest.raises(ValueError, match="single output tensor"):
+        Sequential([layers.Input((4, 2)), layers.LSTM(3, return_state=True)])
+
+
+def test_masks_flow_through_sequential_into_the_rnn():
+    ids = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
+    emb = layers.Embedding(8, 2, mask_zero=True)
+    lstm = layers.LSTM(3)
+    model = Sequential([layers.Input((4,), dtype="int32"), emb, lstm])
+    y = model.predict(ids, verbose=0)
+    # padded steps are skipped: the output equals the run on the unpadded prefix
+    np.testing.assert_allclose(y[:1], lstm(emb(ids[:1, :2])), rtol=1e-6)
+    np.testing.assert_allclose(y[1:], lstm(emb(ids[1:, :1])), rtol=1e-6)
+    masked = Sequential([layers.Input((4, 1)), layers.Masking(), layers.SimpleRNN(2)])
+    x = np.array([[[1.0], [2.0], [0.0], [0.0]]], "float32")
+    np.testing.assert_allclose(masked.predict(x, verbose=0), masked.layers[1](x[:, :2]), rtol=1e-6)
+
+
+def test_the_output_mask_weighs_the_loss():
+    model = Sequential([layers.Input((3,), dtype="int32"), layers.Embedding(5, 1, mask_zero=True,
+                                                                            embeddings_initializer="ones"),
+                        layers.SimpleRNN(1, return_sequences=True, activation="linear",
+                                         kernel_initializer="ones", recurrent_initializer="zeros")])
+    model.compile(optimizer="sgd", loss="mse")
+    ids = np.array([[1, 2, 0]])
+    y = np.zeros((1, 3, 1), "float32")
+    # outputs 1, 1, 1 (the masked step repeats); Keras averages over the two valid steps only
+    loss = model.evaluate(ids, y, verbose=0)
+    assert loss == pytest.approx(1.0, rel=1e-5)
+
+
+def test_bidirectional_and_time_distributed_shapes_and_configs():
+    bi = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode="concat")
+    assert bi(_x()).shape == (2, 5, 6)
+    assert [l.name for l in (bi.forward_layer, bi.backward_layer)] == ["forward_" + bi.forward_layer.name[8:],
+                                                                     "backward_" + bi.forward_layer.name[8:]]
+    assert bi.backward_layer.go_backwards
+    assert len(bi.weights) == 6
+    clone = layers.deserialize(layers.serialize(bi))
+    assert clone.merge_mode == "concat" and clone.backward_layer.go_backwards
+    assert layers.Bidirectional(layers.GRU(2), merge_mode=None)(_x())[0].shape == (2, 2)
+    td = layers.TimeDistributed(layers.Dense(4))
+    assert td(_x()).shape == (2, 5, 4)
+    assert Sequential([layers.Input((5, 3)), td]).output_shape == (None, 5, 4)
+    with pytest.raises(ValueError, match="merge mode"):
+        layers.Bidirectional(layers.LSTM(2), merge_mode="max")
+
+
+def test_fit_reduces_the_loss():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 20, (64, 6))
+    y = (x[:, -1] > 10).astype("float32")
+    model = Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(20, 8), layers.GRU(8),
+                        layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=pyminidl.optimizers.Adam(0.02), loss="binary_crossentropy")
+    hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    assert hist.history["loss"][-1] < 0.8 * hist.history["loss"][0]
+
+
+class MinimalRNNCell(layers.Layer):
+    """Keras's custom-cell example: h_t = x_t W + h_{t-1} R."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        out = pyminidl.ops.matmul(inputs, self.kernel) + pyminidl.ops.matmul(states[0], self.recurrent_kernel)
+        return out, [out]
+
+
+def test_rnn_with_a_custom_cell_matches_the_fused_simple_rnn():
+    x = _x()
+    mask = np.array([[True, True, True, False, False], [False, True, True, True, True]])
+    custom = layers.RNN(MinimalRNNCell(3), return_sequences=True, go_backwards=True)
+    fused = layers.SimpleRNN(3, activation="linear", use_bias=False, return_sequences=True, go_backwards=True)
+    custom.build(x.shape)
+    fused.build(x.shape)
+    fused.set_weights(custom.get_weights())
+    np.testing.assert_allclose(custom(x, mask=mask), fused(x, mask=mask), rtol=1e-5, atol=1e-6)
+    y, backward = custom._forward_full(x, False, mask=mask)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype("float32")
+    dx = backward(dy)
+    fy, fback = fused._forward_full(x, False, mask=mask)
+    np.testing.assert_allclose(dx, fback(dy), rtol=1e-4, atol=1e-5)
+    for a, b in zip(custom.gradients(), fused.gradients()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="return_state"):
+        layers.RNN(MinimalRNNCell(3), return_state=True)
