@@ -189,9 +189,22 @@ def test_schedules_import_path():
     from pyminidl.optimizers.schedules import CosineDecay  # noqa: F401  (as `keras.optimizers.schedules`)
 
 
-@pytest.mark.parametrize("cls", ["ExponentialDecay", "InverseTimeDecay"])
-def test_decay_schedules_reject_zero_decay_steps(cls):
+def test_optimizers_is_a_real_package_with_a_schedules_submodule():
+    # The submodule is found by the import system, not planted in sys.modules under another name
+    import importlib.util
+
     from pyminidl.optimizers import schedules
 
+    assert hasattr(optimizers, "__path__")
+    assert schedules.__name__ == "pyminidl.optimizers.schedules"
+    assert importlib.util.find_spec("pyminidl.optimizers.schedules").origin == schedules.__file__
+
+
+@pytest.mark.parametrize("cls", ["ExponentialDecay", "InverseTimeDecay", "CosineDecay"])
+@pytest.mark.parametrize("steps", [0, -3, None])
+def test_decay_schedules_reject_non_positive_decay_steps(cls, steps):
+    from pyminidl.optimizers import schedules
+
+    kwargs = {} if cls == "CosineDecay" else {"decay_rate": 0.5}
     with pytest.raises(ValueError, match="decay_steps"):
-        getattr(schedules, cls)(0.1, decay_steps=0, decay_rate=0.5)
+        getattr(schedules, cls)(0.1, decay_steps=steps, **kwargs)

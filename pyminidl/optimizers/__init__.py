@@ -16,15 +16,11 @@ Example:
 
 import math
 import re
-import sys
 
 from pyminidl.backend import get_backend
-from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
-from pyminidl.optimizers_schedules import LearningRateSchedule
+from pyminidl.optimizers import schedules  # noqa: F401  (keras.optimizers.schedules)
+from pyminidl.optimizers.schedules import LearningRateSchedule
 from pyminidl.variables import key_of, value_of
-
-# `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
-sys.modules[__name__ + ".schedules"] = schedules
 
 
 class Optimizer:
