@@ -113,7 +113,7 @@ class CpuBackend(Backend):
 
     def dense_forward(self, x, w, b=None):
         """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""
-        if self._c_matrices(x, w) and (b is None or self._c_vector(x, b)):
+        if self._c_matrices(x, w) and (b is None or self._c_vector(w, b)):  # b: one per column of w
             return _C.dense_forward(x, w, b)
         return super().dense_forward(x, w, b)
 
