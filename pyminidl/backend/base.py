@@ -419,6 +419,21 @@ class Backend:
             denom = v
         param -= (alpha * m) / (xp.sqrt(denom) + epsilon)
 
+    # Multi-tensor updates: one call per step for all of an optimizer's variables (a fast
+    # backend runs them in one kernel launch); the reference is the per-variable update.
+
+    def sgd_update_multi(self, params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        """``sgd_update`` of each (params[j], grads[j], velocities[j]); velocities None: plain SGD."""
+        for j, (p, g) in enumerate(zip(params, grads)):
+            self.sgd_update(p, g, None if velocities is None else velocities[j], lr, momentum, nesterov, weight_decay)
+
+    def adam_update_multi(self, params, grads, ms, vs, vhats, lr, step, beta_1=0.9, beta_2=0.999,
+                          epsilon=1e-7, amsgrad=False, weight_decay=0.0):
+        """``adam_update`` of each (params[j], grads[j], ms[j], vs[j], vhats[j]); vhats None without amsgrad."""
+        for j, (p, g) in enumerate(zip(params, grads)):
+            self.adam_update(p, g, ms[j], vs[j], None if vhats is None else vhats[j], lr, step, beta_1, beta_2,
+                             epsilon, amsgrad, weight_decay)
+
     def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
                        momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
         """Keras RMSprop: v = rho v + (1-rho) g^2; inc = lr g / sqrt(v [- avg_g^2] + eps); momentum optional."""

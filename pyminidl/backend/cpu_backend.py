@@ -295,6 +295,31 @@ class CpuBackend(Backend):
         _C.adam_update(param, grad, m, v, vhat, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
                        weight_decay or 0.0)
 
+    def _multi_fast(self, params, grads, *slot_lists):
+        """True when one multi-tensor kernel takes every tensor: each as the per-variable kernel
+        wants it, all of params[0]'s dtype."""
+        if not params or len(grads) != len(params):
+            return False
+        dtype = params[0].dtype if type(params[0]) is np.ndarray else None
+        for j, (p, g) in enumerate(zip(params, grads)):
+            slots = [None if s is None else s[j] for s in slot_lists]
+            if not (_fast_same(p, g, *slots) and _inplace(p, *slots)) or p.dtype != dtype:
+                return False
+        return True
+
+    def sgd_update_multi(self, params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if not self._multi_fast(params, grads, velocities):
+            return super().sgd_update_multi(params, grads, velocities, lr, momentum, nesterov, weight_decay)
+        _C.sgd_update_multi(params, grads, velocities, lr, momentum, bool(nesterov), weight_decay or 0.0)
+
+    def adam_update_multi(self, params, grads, ms, vs, vhats, lr, step, beta_1=0.9, beta_2=0.999,
+                          epsilon=1e-7, amsgrad=False, weight_decay=0.0):
+        if not self._multi_fast(params, grads, ms, vs, vhats):
+            return super().adam_update_multi(params, grads, ms, vs, vhats, lr, step, beta_1, beta_2, epsilon,
+                                             amsgrad, weight_decay)
+        _C.adam_update_multi(params, grads, ms, vs, vhats, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
+                             weight_decay or 0.0)
+
     def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
                        momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
         if not (_fast_same(param, grad, velocity, momentum_buf, average_grad)

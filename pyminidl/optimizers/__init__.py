@@ -166,6 +166,7 @@ class Optimizer:
             grads = self._clip(grads)
         be, lr, wd = get_backend(), self.learning_rate, self.weight_decay or 0.0
         check = bool(wd) and bool(self._excluded or self._excluded_names)
+        groups = {}  # weight decay -> (arrays, grads, keys): one multi-tensor update per group
         for g, var in zip(grads, trainable_variables):
             if g is None:
                 continue
@@ -174,7 +175,11 @@ class Optimizer:
                 g = g.astype(arr.dtype)
             if g.shape != arr.shape:
                 raise ValueError(f"Gradient shape {g.shape} does not match variable shape {arr.shape}")
-            self._update(be, arr, g, lr, 0.0 if check and not self._decays(var, key) else wd, key)
+            group = groups.setdefault(0.0 if check and not self._decays(var, key) else wd, ([], [], []))
+            for items, item in zip(group, (arr, g, key)):
+                items.append(item)
+        for decay, (arrs, gs, keys) in groups.items():
+            self._update_all(be, arrs, gs, lr, decay, keys)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -206,6 +211,12 @@ class Optimizer:
 
     def _update(self, be, var, grad, lr, weight_decay, key):
         raise NotImplementedError
+
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        """The step of every variable of one weight decay; optimizers with a multi-tensor backend
+        op make it one call."""
+        for var, grad, key in zip(variables, grads, keys):
+            self._update(be, var, grad, lr, weight_decay, key)
 
     # ------------------------------------------------------------------ config
 
@@ -255,6 +266,13 @@ class SGD(Optimizer):
         be.sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
                       weight_decay=weight_decay)
 
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        if type(self)._update is not SGD._update:  # a subclass's own rule runs per variable
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
+        velocities = [self._state(var, key)[0] for var, key in zip(variables, keys)]
+        be.sgd_update_multi(variables, grads, velocities if self.momentum != 0.0 else None, lr,
+                            momentum=self.momentum, nesterov=self.nesterov, weight_decay=weight_decay)
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -280,6 +298,14 @@ class Adam(Optimizer):
         m, v, vhat = self._state(var, key)
         be.adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
                          beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad, weight_decay=weight_decay)
+
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        if type(self)._update is not Adam._update:  # a subclass's own rule runs per variable
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
+        m, v, vhat = zip(*[self._state(var, key) for var, key in zip(variables, keys)])
+        be.adam_update_multi(variables, grads, list(m), list(v), list(vhat) if self.amsgrad else None, lr,
+                             self.iterations + 1, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                             amsgrad=self.amsgrad, weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

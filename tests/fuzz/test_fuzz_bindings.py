@@ -417,6 +417,80 @@ def test_fuzz_adagrad_update(case):
     _fuzz_update("adagrad_update", case)
 
 
+@st.composite
+def _multi_case(draw, slots, hypers):
+    """Lists of params, grads and slot arrays (a few tensors of their own shapes) and the
+    hyper-parameters; in a hostile case one list is ragged or missing, one slot aliases another
+    tensor's param, one array is mis-shaped, strided, read-only or of another dtype, or one
+    hyper-parameter is out of range or not finite."""
+    lists = ["params", "grads"] + slots
+    f = Faults(draw, {"dtype": ["params"], "shape": ["grads"] + slots, "alias": slots, "ragged": lists,
+                      "missing": slots, "layout": ["params"] + slots, "readonly": ["params"] + slots,
+                      "hyper": list(hypers)})
+    dtype = draw(st.sampled_from(FLOAT_DTYPES))
+    # the dtype fault: one param of another float type (mixed lists) or of a type none takes
+    bad = draw(st.sampled_from([_other_float(dtype), np.int32, np.float16, np.bool_]))
+    low = {"alias": 2, "dtype": 1, "shape": 1, "layout": 1, "readonly": 1}.get(f.kind, 0)  # room for the fault
+    count = draw(st.integers(low, 3))
+    shapes_ = [draw(shapes(0, 2, sizes=NONZERO)) for _ in range(count)]
+    odd = draw(st.integers(0, max(count - 1, 0)))  # the tensor a fault strikes
+
+    def array(name, j, shape):
+        dt = bad if f.on("dtype") and name == "params" and j == odd else dtype
+        shape = draw(shapes(0, 2)) if f.on("shape", name) and j == odd else shape
+        a = np.abs(draw(arrays(shape=shape, dtypes=[dt]))) if name in slots else draw(arrays(shape=shape, dtypes=[dt]))
+        return a if name == "grads" else _inplace(f, name if j == odd else "", a)  # "": a site no fault names
+
+    arrs = {name: [array(name, j, sh) for j, sh in enumerate(shapes_)] for name in lists}
+    for name in lists:
+        if f.on("ragged", name):
+            arrs[name] = arrs[name] + [arrs[name][0]] if arrs[name] else [np.zeros(1, dtype)]
+        if f.on("missing", name):
+            arrs[name] = None
+    alias = next((n for n in slots if f.on("alias", n)), None)
+    if alias is not None and count > 1:
+        arrs[alias][odd] = arrs["params"][(odd + 1) % count]  # another tensor's param: refused
+    hyper = {}
+    for name in hypers:
+        if name == "step":
+            hyper[name] = draw(st.sampled_from([-1, 0]) if f.on("hyper", name) else st.integers(1, 10**6))
+        else:
+            hyper[name] = draw(BAD_HYPER if f.on("hyper", name) else HYPER)
+    return arrs, dtype, hyper, f
+
+
+def _fuzz_multi(name, case, **flags):
+    arrs, dtype, hyper, f = case
+    hyper = _params_in_precision(hyper, dtype) if np.dtype(dtype).kind == "f" else hyper
+    hyper.update(flags)
+    before = {k: None if v is None else [np.array(a, dtype=np.float64) for a in v] for k, v in arrs.items()}
+
+    def call():
+        getattr(_C, name)(**arrs, **hyper)
+        return tuple(np.array(a) for v in arrs.values() if v is not None for a in v)
+
+    def oracle():
+        assert not f.on("dtype") and not f.on("alias"), f"{name} accepted a {f.kind} fault"
+        ref = {k: None if v is None else [a.copy() for a in v] for k, v in before.items()}
+        getattr(REF, name)(**ref, **hyper)
+        return tuple(a for v in ref.values() if v is not None for a in v)
+
+    _run(name, call, oracle, dtype, f)
+
+
+@FUZZ
+@given(case=_multi_case(["velocities"], ["lr", "momentum", "weight_decay"]), nesterov=st.booleans())
+def test_fuzz_sgd_update_multi(case, nesterov):
+    _fuzz_multi("sgd_update_multi", case, nesterov=nesterov)
+
+
+@FUZZ
+@given(case=_multi_case(["ms", "vs", "vhats"], ["lr", "step", "beta_1", "beta_2", "epsilon", "weight_decay"]),
+       amsgrad=st.booleans())
+def test_fuzz_adam_update_multi(case, amsgrad):
+    _fuzz_multi("adam_update_multi", case, amsgrad=amsgrad)
+
+
 # ---------------------------------------------------------------- core
 
 
