@@ -69,11 +69,12 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
-        # mallopt keeps per-step temporaries from being page-faulted in again every step (see
-        # csrc/bind_config.cpp). It retunes the whole process's allocator, so it is the default only
-        # until the hot ops reuse caller-owned workspaces (issue 7 item 6): without it the MLP epoch
-        # ran 1.2x slower. PYMINIDL_TUNE_MALLOC=0 turns it off. Private: Backend has no such attribute.
-        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
+        # mallopt retunes the whole host process's allocator, so only on request
+        # (PYMINIDL_TUNE_MALLOC=1). Measured on the MLP epoch of benchmarks/bench_train.py: glibc's
+        # own dynamic mmap threshold already serves the per-step temporaries from the heap (no
+        # per-step mmap/munmap under strace, no per-step page faults), so the tuning bought nothing.
+        # Private: Backend has no such attribute.
+        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "0") == "1" and _C.tune_allocator()
 
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
