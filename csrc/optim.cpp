@@ -11,6 +11,8 @@
 // in the reference's order. One pass over memory instead of NumPy's ~10 temporaries.
 // The *_multi variants run one step over a list of tensors in one parallel region (PyTorch's
 // multi-tensor "foreach" optimizers): a training step makes one call for all its variables.
+// SGD's and Adam's float32 loops (optim_impl.h) also run from AVX2 / AVX-512 copies
+// (optim_avx2.cpp, optim_avx512.cpp) when active_isa() allows, with the baseline's bits.
 // Elementwise and thread-count independent. Built with -fno-math-errno so std::sqrt is
 // one instruction and the loops vectorise; never -ffast-math.
 // Reference: Kingma & Ba, Adam (2015); Reddi et al., AMSGrad (2018); Loshchilov & Hutter,
@@ -19,42 +21,62 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
+#include "cpu_features.h"
+#include "optim_impl.h"
+#include "optim_isa.h"
 #include "parallel.h"
 
 namespace pyminidl::kernels {
 
 namespace {
 
-// The hyper-parameters of an SGD step, in the parameter type.
 template <typename T>
-struct SgdStep {
-    T lr, mom, decay;
-    bool decayed, plain, nesterov;
-    SgdStep(double lr_, double momentum, bool nesterov_, double weight_decay, bool has_velocity)
-        : lr(T(lr_)), mom(T(momentum)), decay(T(lr_ * weight_decay)),
-          decayed(weight_decay != 0.0),  // the reference skips it: 0 * inf would be NaN
-          plain(!has_velocity || momentum == 0.0), nesterov(nesterov_) {}
-};
+SgdStep<T> sgd_step(double lr, double momentum, bool nesterov, double weight_decay, bool has_velocity) {
+    return {T(lr), T(momentum), T(lr * weight_decay), weight_decay != 0.0, !has_velocity || momentum == 0.0,
+            nesterov};
+}
 
-// One serial run of the SGD step over n elements (called per thread block: the restrict
-// pointers keep it vectorised, see parallel.h). param, velocity (unused when plain), grad: (n,).
 template <typename T>
-void sgd_span(T* PMD_RESTRICT param, T* PMD_RESTRICT velocity, const T* PMD_RESTRICT grad, int64_t n,
-              const SgdStep<T>& s) {
-    for (int64_t i = 0; i < n; ++i) {
-        T p = param[i];
-        const T g = grad[i];
-        if (s.decayed) p -= s.decay * p;
-        if (s.plain) {
-            p -= s.lr * g;
-        } else {
-            const T v = velocity[i] * s.mom - s.lr * g;  // v = momentum v - lr g
-            velocity[i] = v;
-            p += s.nesterov ? s.mom * v - s.lr * g : v;
+AdamStep<T> adam_step(double lr, int64_t step, double beta_1, double beta_2, double epsilon, double weight_decay) {
+    const double t = double(step);
+    return {T(lr * std::sqrt(1.0 - std::pow(beta_2, t)) / (1.0 - std::pow(beta_1, t))), T(1.0 - beta_1),
+            T(1.0 - beta_2), T(epsilon), T(lr * weight_decay), weight_decay != 0.0};
+}
+
+template <typename T>
+using SgdSpan = void (*)(T*, T*, const T*, int64_t, const SgdStep<T>&);
+template <typename T>
+using AdamSpan = void (*)(T*, T*, T*, T*, const T*, int64_t, const AdamStep<T>&);
+
+// The loop of the widest per-ISA copy active_isa() allows (float32; float64 keeps the baseline).
+template <typename T>
+SgdSpan<T> sgd_span_for() {
+#if defined(PYMINIDL_X86)
+    if constexpr (std::is_same_v<T, float>) {
+        switch (active_isa()) {
+            case Isa::avx512: return avx512::sgd_span_f32;
+            case Isa::avx2: return avx2::sgd_span_f32;
+            default: break;
         }
-        param[i] = p;
     }
+#endif
+    return sgd_span<T>;
+}
+
+template <typename T>
+AdamSpan<T> adam_span_for() {
+#if defined(PYMINIDL_X86)
+    if constexpr (std::is_same_v<T, float>) {
+        switch (active_isa()) {
+            case Isa::avx512: return avx512::adam_span_f32;
+            case Isa::avx2: return avx2::adam_span_f32;
+            default: break;
+        }
+    }
+#endif
+    return adam_span<T>;
 }
 
 // Calls span(j, lo, hi) for the part [lo, hi) of tensor j that falls in the block [from, to) of
@@ -80,9 +102,10 @@ int64_t total_size(const int64_t* sizes, int64_t count) {
 template <typename T>
 void sgd_update(T* PMD_RESTRICT param, T* PMD_RESTRICT velocity, const T* PMD_RESTRICT grad,
                 int64_t n, double lr, double momentum, bool nesterov, double weight_decay) {
-    const SgdStep<T> s(lr, momentum, nesterov, weight_decay, velocity != nullptr);
+    const SgdStep<T> s = sgd_step<T>(lr, momentum, nesterov, weight_decay, velocity != nullptr);
+    const SgdSpan<T> span = sgd_span_for<T>();
     parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
-        sgd_span(param + lo, s.plain ? nullptr : velocity + lo, grad + lo, hi - lo, s);
+        span(param + lo, s.plain ? nullptr : velocity + lo, grad + lo, hi - lo, s);
     });
 }
 
@@ -92,61 +115,24 @@ void sgd_update(T* PMD_RESTRICT param, T* PMD_RESTRICT velocity, const T* PMD_RE
 template <typename T>
 void sgd_update_multi(T* const* params, T* const* velocities, const T* const* grads, const int64_t* sizes,
                       int64_t count, double lr, double momentum, bool nesterov, double weight_decay) {
-    const SgdStep<T> s(lr, momentum, nesterov, weight_decay, velocities != nullptr);
+    const SgdStep<T> s = sgd_step<T>(lr, momentum, nesterov, weight_decay, velocities != nullptr);
+    const SgdSpan<T> span = sgd_span_for<T>();
     parallel_blocks(total_size(sizes, count), 1, [&](int64_t from, int64_t to) {
         for_tensors_in(sizes, count, from, to, [&](int64_t j, int64_t lo, int64_t hi) {
-            sgd_span(params[j] + lo, s.plain ? nullptr : velocities[j] + lo, grads[j] + lo, hi - lo, s);
+            span(params[j] + lo, s.plain ? nullptr : velocities[j] + lo, grads[j] + lo, hi - lo, s);
         });
     });
 }
-
-namespace {
-
-// The hyper-parameters of an Adam step, in the parameter type. Bias correction folded into
-// the step size: alpha = lr sqrt(1 - b2^t) / (1 - b1^t).
-template <typename T>
-struct AdamStep {
-    T alpha, one_b1, one_b2, eps, decay;
-    bool decayed;
-    AdamStep(double lr, int64_t step, double beta_1, double beta_2, double epsilon, double weight_decay)
-        : alpha(T(lr * std::sqrt(1.0 - std::pow(beta_2, double(step))) / (1.0 - std::pow(beta_1, double(step))))),
-          one_b1(T(1.0 - beta_1)), one_b2(T(1.0 - beta_2)), eps(T(epsilon)), decay(T(lr * weight_decay)),
-          decayed(weight_decay != 0.0) {}
-};
-
-// One serial run of the Adam step. param, m, v, vhat (or nullptr), grad: (n,).
-template <typename T>
-void adam_span(T* PMD_RESTRICT param, T* PMD_RESTRICT m, T* PMD_RESTRICT v, T* PMD_RESTRICT vhat,
-               const T* PMD_RESTRICT grad, int64_t n, const AdamStep<T>& s) {
-    for (int64_t i = 0; i < n; ++i) {
-        T p = param[i];
-        const T g = grad[i];
-        if (s.decayed) p -= s.decay * p;
-        const T mi = m[i] + (g - m[i]) * s.one_b1;
-        const T vi = v[i] + (g * g - v[i]) * s.one_b2;
-        m[i] = mi;
-        v[i] = vi;
-        T denom = vi;
-        if (vhat != nullptr) {
-            // AMSGrad: vhat = max(vhat, v), NaN-propagating like numpy.maximum.
-            const T h = (vi > vhat[i] || vi != vi) ? vi : vhat[i];
-            vhat[i] = h;
-            denom = h;
-        }
-        param[i] = p - (s.alpha * mi) / (std::sqrt(denom) + s.eps);
-    }
-}
-
-}  // namespace
 
 // param, m, v, vhat (or nullptr), grad: (n,).
 template <typename T>
 void adam_update(T* PMD_RESTRICT param, T* PMD_RESTRICT m, T* PMD_RESTRICT v, T* PMD_RESTRICT vhat,
                  const T* PMD_RESTRICT grad, int64_t n, double lr, int64_t step, double beta_1,
                  double beta_2, double epsilon, double weight_decay) {
-    const AdamStep<T> s(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamStep<T> s = adam_step<T>(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamSpan<T> span = adam_span_for<T>();
     parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
-        adam_span(param + lo, m + lo, v + lo, vhat == nullptr ? nullptr : vhat + lo, grad + lo, hi - lo, s);
+        span(param + lo, m + lo, v + lo, vhat == nullptr ? nullptr : vhat + lo, grad + lo, hi - lo, s);
     });
 }
 
@@ -156,10 +142,11 @@ template <typename T>
 void adam_update_multi(T* const* params, T* const* ms, T* const* vs, T* const* vhats, const T* const* grads,
                        const int64_t* sizes, int64_t count, double lr, int64_t step, double beta_1,
                        double beta_2, double epsilon, double weight_decay) {
-    const AdamStep<T> s(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamStep<T> s = adam_step<T>(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamSpan<T> span = adam_span_for<T>();
     parallel_blocks(total_size(sizes, count), 1, [&](int64_t from, int64_t to) {
         for_tensors_in(sizes, count, from, to, [&](int64_t j, int64_t lo, int64_t hi) {
-            adam_span(params[j] + lo, ms[j] + lo, vs[j] + lo, vhats == nullptr ? nullptr : vhats[j] + lo,
+            span(params[j] + lo, ms[j] + lo, vs[j] + lo, vhats == nullptr ? nullptr : vhats[j] + lo,
                       grads[j] + lo, hi - lo, s);
         });
     });

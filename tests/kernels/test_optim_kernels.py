@@ -373,3 +373,27 @@ def test_multi_tensor_binding_refuses_cross_tensor_aliasing_and_ragged_lists():
         _C.adam_update_multi([p], [z(10)], [z(10)], [z(10)], None, 0.1, 1, amsgrad=True)
     _C.sgd_update_multi([], [], None, 0.1)  # nothing to update
     np.testing.assert_array_equal(p, 1.0)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_every_isa_path_gives_the_same_bits(cpu, rng, amsgrad):
+    # float32 runs the baseline, AVX2 or AVX-512 copy of the SGD/Adam loops (csrc/optim_isa.h);
+    # built without FMA contraction they must agree bit for bit, NaN and Inf included.
+    shapes = [(1003,), (17, 3), (LARGE,)]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads[0][:3] = [np.nan, np.inf, -np.inf]
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        states = [_state(np.random.default_rng(7), s, "adam", ("m", "v", "vhat")) for s in shapes]
+        sgd = [_state(np.random.default_rng(8), s, "sgd", ("velocity",)) for s in shapes]
+        for step in (1, 2):
+            cpu.adam_update_multi([s["param"] for s in states], grads, [s["m"] for s in states],
+                                  [s["v"] for s in states], [s["vhat"] for s in states], 1e-2, step,
+                                  amsgrad=amsgrad, weight_decay=0.004)
+            cpu.sgd_update_multi([s["param"] for s in sgd], grads, [s["velocity"] for s in sgd], 0.05,
+                                 momentum=0.9, nesterov=amsgrad, weight_decay=0.01)
+        results.append([a for s in states + sgd for a in s.values() if a is not None])
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)
