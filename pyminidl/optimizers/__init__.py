@@ -1,9 +1,10 @@
-"""Optimizers with the Keras 3 API, each step one fused backend update per variable.
+"""Optimizers with the Keras 3 API, each step fused backend updates in place.
 
 ``opt.apply(grads, variables)`` clips the gradients (``clipnorm`` / ``clipvalue`` /
-``global_clipnorm``), then calls the backend's fused ``sgd_update`` / ``adam_update`` /
-``rmsprop_update`` / ``adagrad_update`` on each variable in place (decoupled
-``weight_decay`` included), with slots keyed by the variable's path ("dense/kernel"; a bare
+``global_clipnorm``), then updates the variables in place (decoupled ``weight_decay``
+included): SGD and Adam/AdamW with one multi-tensor call (``sgd_update_multi`` /
+``adam_update_multi``) per weight-decay group, RMSprop and Adagrad with ``rmsprop_update`` /
+``adagrad_update`` per variable, with slots keyed by the variable's path ("dense/kernel"; a bare
 array without a path by its identity), and increments
 ``opt.iterations``. Learning-rate schedules live in ``pyminidl.optimizers.schedules``.
 
