@@ -19,7 +19,7 @@ import json
 import math
 import threading
 
-from pyminidl import config, initializers, ops
+from pyminidl import config, debugging, initializers, ops
 from pyminidl._naming import to_snake_case as _snake_case
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
@@ -662,6 +662,13 @@ class Layer:
         return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
     def _forward_full(self, x, training=False):
+        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
+        y, backward = self._forward_penalised(x, training)
+        if debugging.STATE.enabled:
+            return debugging.checked(self, y, backward)
+        return y, backward
+
+    def _forward_penalised(self, x, training):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
