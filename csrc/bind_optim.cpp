@@ -224,26 +224,31 @@ py::sequence as_sequence(const std::string& op, const char* arg, const py::objec
 // threads of the one region would read values another had overwritten); grads may share
 // with each other, being read only.
 void require_no_alias_across(const std::string& op, TensorLists& t) {
-    struct Span { const char *lo, *hi; std::size_t tensor; bool written; std::string name; };
+    // list: 0 params, 1 grads, 2 + k slot list k; names are built only for an error
+    struct Span { const char *lo, *hi; std::size_t tensor, list; };
     std::vector<Span> spans;
-    auto add = [&](const py::array& a, std::size_t j, bool written, const std::string& name) {
+    spans.reserve(t.params.size() * (2 + t.slots.size()));
+    auto add = [&](const py::array& a, std::size_t j, std::size_t list) {
         if (a.size() == 0) return;
         auto [lo, hi] = byte_span(a);
-        spans.push_back({lo, hi, j, written, name});
+        spans.push_back({lo, hi, j, list});
     };
     for (std::size_t j = 0; j < t.params.size(); ++j) {
-        add(t.params[j], j, true, "params[" + std::to_string(j) + "]");
-        add(t.grads[j], j, false, "grads[" + std::to_string(j) + "]");
-        for (std::size_t k = 0; k < t.slots.size(); ++k) {
-            if (t.slots[k][j]) add(t.slots[k][j], j, true, "slot " + std::to_string(k) + " of params[" + std::to_string(j) + "]");
-        }
+        add(t.params[j], j, 0);
+        add(t.grads[j], j, 1);
+        for (std::size_t k = 0; k < t.slots.size(); ++k) add(t.slots[k][j], j, 2 + k);
     }
+    auto name = [](const Span& s) {
+        const std::string j = std::to_string(s.tensor);
+        if (s.list < 2) return std::string(s.list == 0 ? "params[" : "grads[") + j + "]";
+        return "slot " + std::to_string(s.list - 2) + " of params[" + j + "]";
+    };
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.lo < b.lo; });
     for (std::size_t i = 0; i < spans.size(); ++i) {
         for (std::size_t k = i + 1; k < spans.size() && spans[k].lo < spans[i].hi; ++k) {
             const Span &a = spans[i], &b = spans[k];
-            if (a.tensor != b.tensor && (a.written || b.written)) {
-                value_error(op, "arguments '" + a.name + "' and '" + b.name + "' share memory; pass distinct arrays");
+            if (a.tensor != b.tensor && (a.list != 1 || b.list != 1)) {
+                value_error(op, "arguments '" + name(a) + "' and '" + name(b) + "' share memory; pass distinct arrays");
             }
         }
     }

@@ -313,15 +313,24 @@ class CpuBackend(Backend):
                        weight_decay or 0.0)
 
     def _multi_fast(self, params, grads, *slot_lists):
-        """True when one multi-tensor kernel takes every tensor: each as the per-variable kernel
-        wants it, all of params[0]'s dtype."""
-        if not params or len(grads) != len(params):
+        """True when one multi-tensor kernel takes every tensor: ndarrays of params[0]'s float dtype,
+        each slot and grad of its param's shape, the in-place ones C-contiguous. Plain loops: this
+        runs every training step."""
+        if not params or len(grads) != len(params) or type(params[0]) is not np.ndarray:
             return False
-        dtype = params[0].dtype if type(params[0]) is np.ndarray else None
-        for j, (p, g) in enumerate(zip(params, grads)):
-            slots = [None if s is None else s[j] for s in slot_lists]
-            if not (_fast_same(p, g, *slots) and _inplace(p, *slots)) or p.dtype != dtype:
+        dtype = params[0].dtype
+        if dtype.char not in "fd" or not dtype.isnative:
+            return False
+        slots = [s for s in slot_lists if s is not None]
+        for j, p in enumerate(params):
+            g = grads[j]
+            if type(p) is not np.ndarray or type(g) is not np.ndarray or p.dtype != dtype or g.dtype != dtype \
+                    or g.shape != p.shape or not p.flags.c_contiguous:
                 return False
+            for group in slots:
+                a = group[j]
+                if type(a) is not np.ndarray or a.dtype != dtype or a.shape != p.shape or not a.flags.c_contiguous:
+                    return False
         return True
 
     def sgd_update_multi(self, params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):

@@ -176,9 +176,13 @@ class Optimizer:
                 g = g.astype(arr.dtype)
             if g.shape != arr.shape:
                 raise ValueError(f"Gradient shape {g.shape} does not match variable shape {arr.shape}")
-            group = groups.setdefault(0.0 if check and not self._decays(var, key) else wd, ([], [], []))
-            for items, item in zip(group, (arr, g, key)):
-                items.append(item)
+            decay = 0.0 if check and not self._decays(var, key) else wd
+            group = groups.get(decay)
+            if group is None:
+                group = groups[decay] = ([], [], [])
+            group[0].append(arr)
+            group[1].append(g)
+            group[2].append(key)
         for decay, (arrs, gs, keys) in groups.items():
             self._update_all(be, arrs, gs, lr, decay, keys)
         self.iterations += 1
@@ -303,8 +307,13 @@ class Adam(Optimizer):
     def _update_all(self, be, variables, grads, lr, weight_decay, keys):
         if type(self)._update is not Adam._update:  # a subclass's own rule runs per variable
             return super()._update_all(be, variables, grads, lr, weight_decay, keys)
-        m, v, vhat = zip(*[self._state(var, key) for var, key in zip(variables, keys)])
-        be.adam_update_multi(variables, grads, list(m), list(v), list(vhat) if self.amsgrad else None, lr,
+        m, v, vhat = [], [], []
+        for var, key in zip(variables, keys):
+            slots = self._state(var, key)
+            m.append(slots[0])
+            v.append(slots[1])
+            vhat.append(slots[2])
+        be.adam_update_multi(variables, grads, m, v, vhat if self.amsgrad else None, lr,
                              self.iterations + 1, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
                              amsgrad=self.amsgrad, weight_decay=weight_decay)
 
