@@ -28,6 +28,23 @@ void check_hyper(const std::string& op, const char* name, double v, double lo, d
 
 constexpr double INF = std::numeric_limits<double>::infinity();
 
+// The hyper-parameters of SGD and Adam, as the single- and multi-tensor updates check them.
+void check_sgd_hypers(const std::string& op, double lr, double momentum, double weight_decay) {
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+}
+
+void check_adam_hypers(const std::string& op, double lr, int64_t step, double beta_1, double beta_2,
+                       double epsilon, double weight_decay) {
+    check_hyper(op, "lr", lr, 0.0, INF, true);
+    if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
+    check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
+    check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
+    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
+    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+}
+
 // An argument updated in place: a real ndarray (a list would be converted to a temporary
 // and the update lost), C-contiguous (no copy may stand in for it) and writeable.
 py::array inplace_array(const std::string& op, const char* arg, const py::object& obj) {
@@ -85,9 +102,7 @@ void py_sgd_update(const py::object& param_obj, const py::array& grad, const py:
     const std::string op = "sgd_update";
     py::array param = inplace_array(op, "param", param_obj);
     const int bits = check_param_grad(op, param, grad);
-    check_hyper(op, "lr", lr, 0.0, INF, true);
-    check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
-    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    check_sgd_hypers(op, lr, momentum, weight_decay);
     std::vector<std::pair<const char*, py::array>> seen;
     std::optional<py::array> vel;
     // As the reference: no velocity (or momentum 0) means plain SGD. A velocity that is
@@ -112,12 +127,7 @@ void py_adam_update(const py::object& param_obj, const py::array& grad, const py
     const std::string op = "adam_update";
     py::array param = inplace_array(op, "param", param_obj);
     const int bits = check_param_grad(op, param, grad);
-    check_hyper(op, "lr", lr, 0.0, INF, true);
-    if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
-    check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
-    check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
-    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
-    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    check_adam_hypers(op, lr, step, beta_1, beta_2, epsilon, weight_decay);
     std::vector<std::pair<const char*, py::array>> seen;
     py::array m1 = check_slot(op, "m", m_obj, param, grad, seen);
     py::array v1 = check_slot(op, "v", v_obj, param, grad, seen);
@@ -316,9 +326,7 @@ void py_sgd_update_multi(const py::object& params, const py::object& grads, cons
                          double lr, double momentum, bool nesterov, double weight_decay) {
     const std::string op = "sgd_update_multi";
     TensorLists t = check_tensor_lists(op, params, grads);
-    check_hyper(op, "lr", lr, 0.0, INF, true);
-    check_hyper(op, "momentum", momentum, 0.0, 1.0, false);
-    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    check_sgd_hypers(op, lr, momentum, weight_decay);
     std::vector<std::vector<std::pair<const char*, py::array>>> seen(t.params.size());
     const bool has_velocity = !velocities.is_none() && add_slot_list(op, "velocities", velocities, t, seen);
     require_no_alias_across(op, t);
@@ -339,12 +347,7 @@ void py_adam_update_multi(const py::object& params, const py::object& grads, con
                           double beta_2, double epsilon, bool amsgrad, double weight_decay) {
     const std::string op = "adam_update_multi";
     TensorLists t = check_tensor_lists(op, params, grads);
-    check_hyper(op, "lr", lr, 0.0, INF, true);
-    if (step < 1) value_error(op, "step counts from 1. Received: step=" + std::to_string(step));
-    check_hyper(op, "beta_1", beta_1, 0.0, 1.0, true);
-    check_hyper(op, "beta_2", beta_2, 0.0, 1.0, true);
-    check_hyper(op, "epsilon", epsilon, 0.0, INF, true);
-    check_hyper(op, "weight_decay", weight_decay, 0.0, INF, true);
+    check_adam_hypers(op, lr, step, beta_1, beta_2, epsilon, weight_decay);
     std::vector<std::vector<std::pair<const char*, py::array>>> seen(t.params.size());
     add_slot_list(op, "ms", ms, t, seen);
     add_slot_list(op, "vs", vs, t, seen);

@@ -332,6 +332,17 @@ def test_fuzz_softmax_cross_entropy_backward(case):
 # ---------------------------------------------------------------- optimizer updates
 
 
+def _hypers(draw, f, hypers):
+    """The optimizer's hyper-parameters, in range; out of range or not finite where the fault is one."""
+    hyper = {}
+    for name in hypers:
+        if name == "step":
+            hyper[name] = draw(st.sampled_from([-1, 0]) if f.on("hyper", name) else st.integers(1, 10**6))
+        else:
+            hyper[name] = draw(BAD_HYPER if f.on("hyper", name) else HYPER)
+    return hyper
+
+
 @st.composite
 def _update_case(draw, slots, hypers):
     """param, grad, slot arrays and hyper-parameters; in a hostile case one slot aliases param
@@ -351,12 +362,7 @@ def _update_case(draw, slots, hypers):
             arrs[slot] = None
         else:
             arrs[slot] = _inplace(f, slot, np.abs(draw(arrays(shape=_shape(f, draw, slot, shape), dtypes=[dtype]))))
-    hyper = {}
-    for name in hypers:
-        if name == "step":
-            hyper[name] = draw(st.sampled_from([-1, 0]) if f.on("hyper", name) else st.integers(1, 10**6))
-        else:
-            hyper[name] = draw(BAD_HYPER if f.on("hyper", name) else HYPER)
+    hyper = _hypers(draw, f, hypers)
     return arrs, dtype, hyper, f
 
 
@@ -450,12 +456,7 @@ def _multi_case(draw, slots, hypers):
     alias = next((n for n in slots if f.on("alias", n)), None)
     if alias is not None and count > 1:
         arrs[alias][odd] = arrs["params"][(odd + 1) % count]  # another tensor's param: refused
-    hyper = {}
-    for name in hypers:
-        if name == "step":
-            hyper[name] = draw(st.sampled_from([-1, 0]) if f.on("hyper", name) else st.integers(1, 10**6))
-        else:
-            hyper[name] = draw(BAD_HYPER if f.on("hyper", name) else HYPER)
+    hyper = _hypers(draw, f, hypers)
     return arrs, dtype, hyper, f
 
 
