@@ -18,13 +18,11 @@ using namespace pyminidl;
 namespace pyminidl::bind {
 namespace {
 
-// Training allocates the same MB-sized temporaries every step (batches, activations,
-// gradients). glibc serves blocks above its mmap threshold (128 KB at start, raised only
-// slowly) with mmap/munmap, so every step page-faults them in again, and with 2 threads
-// the faults serialise on the process's memory-map lock. A fixed 32 MB threshold and up to
-// 64 MB of freed heap kept for reuse remove that churn: the first MLP epoch of
-// benchmarks/bench_train.py goes from ~58k to ~120k samples/s at 2 threads. A user's own
-// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ settings are left alone.
+// Opt-in (PYMINIDL_TUNE_MALLOC=1): a fixed 32 MB mmap threshold and 64 MB of freed heap kept
+// for reuse, so MB-sized per-step temporaries never go back to mmap/munmap. glibc's dynamic
+// threshold already does this after the first free of each size, which is why it is not the
+// default (it retunes the whole host process). A user's own MALLOC_MMAP_THRESHOLD_ /
+// MALLOC_TRIM_THRESHOLD_ settings are left alone.
 bool tune_allocator() {
 #if defined(__GLIBC__)
     if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {

@@ -9,37 +9,119 @@
 // are folded in double and cast to the parameter type once, as Keras casts its
 // hyper-parameters to the variable's dtype; the per-element arithmetic runs in that type
 // in the reference's order. One pass over memory instead of NumPy's ~10 temporaries.
+// The *_multi variants run one step over a list of tensors in one parallel region (PyTorch's
+// multi-tensor "foreach" optimizers): a training step makes one call for all its variables.
+// SGD's and Adam's float32 loops (optim_impl.h) also run from AVX2 / AVX-512 copies
+// (optim_avx2.cpp, optim_avx512.cpp) when active_isa() allows, with the baseline's bits.
 // Elementwise and thread-count independent. Built with -fno-math-errno so std::sqrt is
 // one instruction and the loops vectorise; never -ffast-math.
 // Reference: Kingma & Ba, Adam (2015); Reddi et al., AMSGrad (2018); Loshchilov & Hutter,
 // AdamW (2019).
 #include "optim.h"
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "cpu_features.h"
+#include "optim_impl.h"
+#include "optim_isa.h"
+#include "parallel.h"
 
 namespace pyminidl::kernels {
+
+namespace {
+
+template <typename T>
+SgdStep<T> sgd_step(double lr, double momentum, bool nesterov, double weight_decay, bool has_velocity) {
+    return {T(lr), T(momentum), T(lr * weight_decay), weight_decay != 0.0, !has_velocity || momentum == 0.0,
+            nesterov};
+}
+
+template <typename T>
+AdamStep<T> adam_step(double lr, int64_t step, double beta_1, double beta_2, double epsilon, double weight_decay) {
+    const double t = double(step);
+    return {T(lr * std::sqrt(1.0 - std::pow(beta_2, t)) / (1.0 - std::pow(beta_1, t))), T(1.0 - beta_1),
+            T(1.0 - beta_2), T(epsilon), T(lr * weight_decay), weight_decay != 0.0};
+}
+
+template <typename T>
+using SgdSpan = void (*)(T*, T*, const T*, int64_t, const SgdStep<T>&);
+template <typename T>
+using AdamSpan = void (*)(T*, T*, T*, T*, const T*, int64_t, const AdamStep<T>&);
+
+// The loop of the widest per-ISA copy active_isa() allows (float32; float64 keeps the baseline).
+template <typename T>
+SgdSpan<T> sgd_span_for() {
+#if defined(PYMINIDL_X86)
+    if constexpr (std::is_same_v<T, float>) {
+        switch (active_isa()) {
+            case Isa::avx512: return avx512::sgd_span_f32;
+            case Isa::avx2: return avx2::sgd_span_f32;
+            default: break;
+        }
+    }
+#endif
+    return sgd_span<T>;
+}
+
+template <typename T>
+AdamSpan<T> adam_span_for() {
+#if defined(PYMINIDL_X86)
+    if constexpr (std::is_same_v<T, float>) {
+        switch (active_isa()) {
+            case Isa::avx512: return avx512::adam_span_f32;
+            case Isa::avx2: return avx2::adam_span_f32;
+            default: break;
+        }
+    }
+#endif
+    return adam_span<T>;
+}
+
+// Calls span(j, lo, hi) for the part [lo, hi) of tensor j that falls in the block [from, to) of
+// the concatenated index space of `count` tensors of `sizes` elements.
+template <typename F>
+void for_tensors_in(const int64_t* sizes, int64_t count, int64_t from, int64_t to, F span) {
+    int64_t start = 0;
+    for (int64_t j = 0; j < count && start < to; start += sizes[j], ++j) {
+        const int64_t lo = std::max(from, start) - start, hi = std::min(to, start + sizes[j]) - start;
+        if (lo < hi) span(j, lo, hi);
+    }
+}
+
+int64_t total_size(const int64_t* sizes, int64_t count) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < count; ++j) n += sizes[j];
+    return n;
+}
+
+}  // namespace
 
 // param, velocity (or nullptr), grad: (n,).
 template <typename T>
 void sgd_update(T* PMD_RESTRICT param, T* PMD_RESTRICT velocity, const T* PMD_RESTRICT grad,
                 int64_t n, double lr, double momentum, bool nesterov, double weight_decay) {
-    const T lr_t = T(lr), mom = T(momentum), decay = T(lr * weight_decay);
-    const bool decayed = weight_decay != 0.0;  // the reference skips it: 0 * inf would be NaN
-    const bool plain = velocity == nullptr || momentum == 0.0;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_GRAIN)
-    for (int64_t i = 0; i < n; ++i) {
-        T p = param[i];
-        const T g = grad[i];
-        if (decayed) p -= decay * p;
-        if (plain) {
-            p -= lr_t * g;
-        } else {
-            const T v = velocity[i] * mom - lr_t * g;  // v = momentum v - lr g
-            velocity[i] = v;
-            p += nesterov ? mom * v - lr_t * g : v;
-        }
-        param[i] = p;
-    }
+    const SgdStep<T> s = sgd_step<T>(lr, momentum, nesterov, weight_decay, velocity != nullptr);
+    const SgdSpan<T> span = sgd_span_for<T>();
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
+        span(param + lo, s.plain ? nullptr : velocity + lo, grad + lo, hi - lo, s);
+    });
+}
+
+// params[j], velocities[j] (or velocities == nullptr), grads[j]: (sizes[j],), j < count. One
+// parallel region over all the tensors' elements: each thread takes one block of their
+// concatenation, so a step of many small variables costs one call, not one per variable.
+template <typename T>
+void sgd_update_multi(T* const* params, T* const* velocities, const T* const* grads, const int64_t* sizes,
+                      int64_t count, double lr, double momentum, bool nesterov, double weight_decay) {
+    const SgdStep<T> s = sgd_step<T>(lr, momentum, nesterov, weight_decay, velocities != nullptr);
+    const SgdSpan<T> span = sgd_span_for<T>();
+    parallel_blocks(total_size(sizes, count), 1, [&](int64_t from, int64_t to) {
+        for_tensors_in(sizes, count, from, to, [&](int64_t j, int64_t lo, int64_t hi) {
+            span(params[j] + lo, s.plain ? nullptr : velocities[j] + lo, grads[j] + lo, hi - lo, s);
+        });
+    });
 }
 
 // param, m, v, vhat (or nullptr), grad: (n,).
@@ -47,30 +129,27 @@ template <typename T>
 void adam_update(T* PMD_RESTRICT param, T* PMD_RESTRICT m, T* PMD_RESTRICT v, T* PMD_RESTRICT vhat,
                  const T* PMD_RESTRICT grad, int64_t n, double lr, int64_t step, double beta_1,
                  double beta_2, double epsilon, double weight_decay) {
-    // Bias correction folded into the step size: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t).
-    const double t = double(step);
-    const T alpha = T(lr * std::sqrt(1.0 - std::pow(beta_2, t)) / (1.0 - std::pow(beta_1, t)));
-    const T one_b1 = T(1.0 - beta_1), one_b2 = T(1.0 - beta_2), eps = T(epsilon);
-    const T decay = T(lr * weight_decay);
-    const bool decayed = weight_decay != 0.0;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_GRAIN)
-    for (int64_t i = 0; i < n; ++i) {
-        T p = param[i];
-        const T g = grad[i];
-        if (decayed) p -= decay * p;
-        const T mi = m[i] + (g - m[i]) * one_b1;
-        const T vi = v[i] + (g * g - v[i]) * one_b2;
-        m[i] = mi;
-        v[i] = vi;
-        T denom = vi;
-        if (vhat != nullptr) {
-            // AMSGrad: vhat = max(vhat, v), NaN-propagating like numpy.maximum.
-            const T h = (vi > vhat[i] || vi != vi) ? vi : vhat[i];
-            vhat[i] = h;
-            denom = h;
-        }
-        param[i] = p - (alpha * mi) / (std::sqrt(denom) + eps);
-    }
+    const AdamStep<T> s = adam_step<T>(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamSpan<T> span = adam_span_for<T>();
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
+        span(param + lo, m + lo, v + lo, vhat == nullptr ? nullptr : vhat + lo, grad + lo, hi - lo, s);
+    });
+}
+
+// params[j], ms[j], vs[j], vhats[j] (or vhats == nullptr), grads[j]: (sizes[j],), j < count;
+// one parallel region over all of them, as sgd_update_multi.
+template <typename T>
+void adam_update_multi(T* const* params, T* const* ms, T* const* vs, T* const* vhats, const T* const* grads,
+                       const int64_t* sizes, int64_t count, double lr, int64_t step, double beta_1,
+                       double beta_2, double epsilon, double weight_decay) {
+    const AdamStep<T> s = adam_step<T>(lr, step, beta_1, beta_2, epsilon, weight_decay);
+    const AdamSpan<T> span = adam_span_for<T>();
+    parallel_blocks(total_size(sizes, count), 1, [&](int64_t from, int64_t to) {
+        for_tensors_in(sizes, count, from, to, [&](int64_t j, int64_t lo, int64_t hi) {
+            span(params[j] + lo, ms[j] + lo, vs[j] + lo, vhats == nullptr ? nullptr : vhats[j] + lo,
+                      grads[j] + lo, hi - lo, s);
+        });
+    });
 }
 
 // param, velocity, momentum_buf (or nullptr), average_grad (or nullptr), grad: (n,).
@@ -130,7 +209,12 @@ void adagrad_update(T* PMD_RESTRICT param, T* PMD_RESTRICT accumulator, const T*
                                  double, double, double);                                       \
     template void rmsprop_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double,  \
                                     double, double);                                            \
-    template void adagrad_update<T>(T*, T*, const T*, int64_t, double, double, double);
+    template void adagrad_update<T>(T*, T*, const T*, int64_t, double, double, double);      \
+    template void sgd_update_multi<T>(T* const*, T* const*, const T* const*, const int64_t*,  \
+                                      int64_t, double, double, bool, double);                 \
+    template void adam_update_multi<T>(T* const*, T* const*, T* const*, T* const*,            \
+                                       const T* const*, const int64_t*, int64_t, double,      \
+                                       int64_t, double, double, double, double);
 PMD_INSTANTIATE(float)
 PMD_INSTANTIATE(double)
 #undef PMD_INSTANTIATE

@@ -27,6 +27,19 @@ void rmsprop_update(T* param, T* velocity, T* momentum_buf, T* average_grad, con
                     int64_t n, double lr, double rho, double momentum, double epsilon,
                     double weight_decay);
 
+// params[j], velocities[j] (or velocities == nullptr: plain SGD), grads[j]: (sizes[j],) for
+// j < count; one parallel region over all the tensors.
+template <typename T>
+void sgd_update_multi(T* const* params, T* const* velocities, const T* const* grads, const int64_t* sizes,
+                      int64_t count, double lr, double momentum, bool nesterov, double weight_decay);
+
+// params[j], ms[j], vs[j], vhats[j] (or vhats == nullptr unless amsgrad), grads[j]: (sizes[j],)
+// for j < count; one parallel region over all the tensors. step counts from 1.
+template <typename T>
+void adam_update_multi(T* const* params, T* const* ms, T* const* vs, T* const* vhats, const T* const* grads,
+                       const int64_t* sizes, int64_t count, double lr, int64_t step, double beta_1,
+                       double beta_2, double epsilon, double weight_decay);
+
 // param, accumulator, grad: (n,).
 template <typename T>
 void adagrad_update(T* param, T* accumulator, const T* grad, int64_t n, double lr, double epsilon,

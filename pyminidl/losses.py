@@ -15,6 +15,7 @@ Example:
 import math
 import warnings
 
+from pyminidl._naming import to_snake_case
 from pyminidl.backend import get_backend
 from pyminidl.ops import GradientTape, _traced
 from pyminidl.config import epsilon, floatx
@@ -406,7 +407,7 @@ class Loss:
                 f"Invalid value for argument `reduction`. Expected one of {REDUCTIONS}. "
                 f"Received: reduction={reduction!r}"
             )
-        self.name = name if name is not None else _snake(type(self).__name__)
+        self.name = name if name is not None else to_snake_case(type(self).__name__)
         self.reduction = reduction
         self.dtype = dtype
 
@@ -473,15 +474,6 @@ def _taped(name, fn, y_true, y_pred, align):
         return grad
 
     return values, backward, None
-
-
-def _snake(name):
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 class LossFunctionWrapper(Loss):

@@ -16,6 +16,7 @@ Example:
 import math
 
 from pyminidl import losses as _losses
+from pyminidl._naming import to_snake_case
 from pyminidl.backend import get_backend
 from pyminidl.config import epsilon, floatx
 from pyminidl.losses import squeeze_or_expand_to_same_rank
@@ -107,7 +108,7 @@ class Metric:
     """
 
     def __init__(self, name=None, dtype=None):
-        self.name = name or _losses._snake(type(self).__name__)
+        self.name = name or to_snake_case(type(self).__name__)
         self.dtype = dtype
 
     def update_state(self, *args, **kwargs):

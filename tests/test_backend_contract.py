@@ -94,6 +94,11 @@ def test_float_inputs_reach_the_kernels(recorder, dtype):
         loss, probs = be.softmax_cross_entropy_forward(x, labels, sparse)
         be.softmax_cross_entropy_backward(loss, probs, labels, sparse)
         assert recorder.calls[-2:] == ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward"]
+    # Dense with units != input features: the bias has w's column count, not x's
+    w, b = np.ones((4, 7), dtype), np.ones(7, dtype)
+    be.dense_forward(x, w, b)
+    be.dense_backward(np.ones((3, 7), dtype), x, w)
+    assert recorder.calls[-4:] == ["dense_forward", "gemm", "bias_grad", "gemm"]
     p, g, s1, s2, s3 = (np.ones(5, dtype) for _ in range(5))
     be.sgd_update(p, g, s1, 0.1, momentum=0.9)
     be.adam_update(p, g, s1, s2, s3, 0.1, 1, amsgrad=True)

@@ -189,9 +189,60 @@ def test_schedules_import_path():
     from pyminidl.optimizers.schedules import CosineDecay  # noqa: F401  (as `keras.optimizers.schedules`)
 
 
-@pytest.mark.parametrize("cls", ["ExponentialDecay", "InverseTimeDecay"])
-def test_decay_schedules_reject_zero_decay_steps(cls):
+def test_optimizers_is_a_real_package_with_a_schedules_submodule():
+    # The submodule is found by the import system, not planted in sys.modules under another name
+    import importlib.util
+
     from pyminidl.optimizers import schedules
 
+    assert hasattr(optimizers, "__path__")
+    assert schedules.__name__ == "pyminidl.optimizers.schedules"
+    assert importlib.util.find_spec("pyminidl.optimizers.schedules").origin == schedules.__file__
+
+
+@pytest.mark.parametrize("cls", ["ExponentialDecay", "InverseTimeDecay", "CosineDecay"])
+@pytest.mark.parametrize("steps", [0, -3, None])
+def test_decay_schedules_reject_non_positive_decay_steps(cls, steps):
+    from pyminidl.optimizers import schedules
+
+    kwargs = {} if cls == "CosineDecay" else {"decay_rate": 0.5}
     with pytest.raises(ValueError, match="decay_steps"):
-        getattr(schedules, cls)(0.1, decay_steps=0, decay_rate=0.5)
+        getattr(schedules, cls)(0.1, decay_steps=steps, **kwargs)
+
+
+def test_one_multi_tensor_update_per_step_and_weight_decay_group(monkeypatch):
+    from pyminidl.backend import get_backend
+
+    be = get_backend()
+    calls = []
+    real = type(be).adam_update_multi
+
+    def counting(self, params, *args, **kwargs):
+        calls.append(len(params))
+        return real(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(type(be), "adam_update_multi", counting)
+    ps = [np.ones((3, 2), np.float32), np.ones(2, np.float32), np.ones(4, np.float32)]
+    gs = [np.full_like(p, 0.5) for p in ps]
+    opt = optimizers.Adam(0.1)
+    opt.apply(gs, ps)
+    assert calls == [3]
+    calls.clear()
+    decayed = optimizers.AdamW(0.1, weight_decay=0.1)
+    decayed.exclude_from_weight_decay(var_list=[ps[1]])
+    decayed.apply(gs, ps)
+    assert sorted(calls) == [1, 2]
+
+
+def test_a_subclass_rule_still_runs_per_variable():
+    seen = []
+
+    class Logged(optimizers.SGD):
+        def _update(self, be, var, grad, lr, weight_decay, key):
+            seen.append(var.shape)
+            super()._update(be, var, grad, lr, weight_decay, key)
+
+    ps = [np.ones(3, np.float32), np.ones((2, 2), np.float32)]
+    Logged(0.1).apply([np.ones_like(p) for p in ps], ps)
+    assert seen == [(3,), (2, 2)]
+    np.testing.assert_allclose(ps[0], 0.9)

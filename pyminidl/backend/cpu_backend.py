@@ -70,11 +70,12 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
-        # mallopt keeps per-step temporaries from being page-faulted in again every step (see
-        # csrc/bind_config.cpp). It retunes the whole process's allocator, so it is the default only
-        # until the hot ops reuse caller-owned workspaces (issue 7 item 6): without it the MLP epoch
-        # ran 1.2x slower. PYMINIDL_TUNE_MALLOC=0 turns it off. Private: Backend has no such attribute.
-        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
+        # mallopt retunes the whole host process's allocator, so only on request
+        # (PYMINIDL_TUNE_MALLOC=1). Measured on the MLP epoch of benchmarks/bench_train.py: glibc's
+        # own dynamic mmap threshold already serves the per-step temporaries from the heap (no
+        # per-step mmap/munmap under strace, no per-step page faults), so the tuning bought nothing.
+        # Private: Backend has no such attribute.
+        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "0") == "1" and _C.tune_allocator()
 
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
@@ -114,7 +115,7 @@ class CpuBackend(Backend):
 
     def dense_forward(self, x, w, b=None):
         """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""
-        if self._c_matrices(x, w) and (b is None or self._c_vector(x, b)):
+        if self._c_matrices(x, w) and (b is None or self._c_vector(w, b)):  # b: one per column of w
             return _C.dense_forward(x, w, b)
         return super().dense_forward(x, w, b)
 
@@ -310,6 +311,40 @@ class CpuBackend(Backend):
                                        amsgrad, weight_decay)
         _C.adam_update(param, grad, m, v, vhat, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
                        weight_decay or 0.0)
+
+    def _multi_fast(self, params, grads, *slot_lists):
+        """True when one multi-tensor kernel takes every tensor: ndarrays of params[0]'s float dtype,
+        each slot and grad of its param's shape, the in-place ones C-contiguous. Plain loops: this
+        runs every training step."""
+        if not params or len(grads) != len(params) or type(params[0]) is not np.ndarray:
+            return False
+        dtype = params[0].dtype
+        if dtype.char not in "fd" or not dtype.isnative:
+            return False
+        slots = [s for s in slot_lists if s is not None]
+        for j, p in enumerate(params):
+            g = grads[j]
+            if type(p) is not np.ndarray or type(g) is not np.ndarray or p.dtype != dtype or g.dtype != dtype \
+                    or g.shape != p.shape or not p.flags.c_contiguous:
+                return False
+            for group in slots:
+                a = group[j]
+                if type(a) is not np.ndarray or a.dtype != dtype or a.shape != p.shape or not a.flags.c_contiguous:
+                    return False
+        return True
+
+    def sgd_update_multi(self, params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if not self._multi_fast(params, grads, velocities):
+            return super().sgd_update_multi(params, grads, velocities, lr, momentum, nesterov, weight_decay)
+        _C.sgd_update_multi(params, grads, velocities, lr, momentum, bool(nesterov), weight_decay or 0.0)
+
+    def adam_update_multi(self, params, grads, ms, vs, vhats, lr, step, beta_1=0.9, beta_2=0.999,
+                          epsilon=1e-7, amsgrad=False, weight_decay=0.0):
+        if not self._multi_fast(params, grads, ms, vs, vhats):
+            return super().adam_update_multi(params, grads, ms, vs, vhats, lr, step, beta_1, beta_2, epsilon,
+                                             amsgrad, weight_decay)
+        _C.adam_update_multi(params, grads, ms, vs, vhats, lr, int(step), beta_1, beta_2, epsilon, bool(amsgrad),
+                             weight_decay or 0.0)
 
     def rmsprop_update(self, param, grad, velocity, momentum_buf, average_grad, lr, rho=0.9,
                        momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):

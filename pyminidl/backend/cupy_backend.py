@@ -23,3 +23,7 @@ class CupyBackend(Backend):
 
     def to_numpy(self, x):
         return _compat.cupy.asnumpy(x)
+
+    def _uniform(self, shape, seed):
+        # The mask is drawn on the device: the host Philox would cost a transfer per call
+        return self.xp.random.default_rng(seed).random(shape)

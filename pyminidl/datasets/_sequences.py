@@ -1,8 +1,29 @@
 """The word-index sequence transforms IMDB and Reuters share, as Keras 3 applies them."""
 
+import json
 import numbers
 
 import numpy as np
+
+from pyminidl.utils.file_utils import get_file
+
+
+def load_word_index(path, origin, file_hash):
+    """The ``{word: index}`` JSON of a word-index dataset, fetched once into the cache.
+
+    Raises:
+        ValueError: The file is not a JSON object of words to integer indices.
+    """
+    path = get_file(fname=path, origin=origin, file_hash=file_hash)
+    with open(path, encoding="utf-8") as f:
+        try:
+            index = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not a word index: {e}") from None
+    if not isinstance(index, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in index.items()):
+        raise ValueError(f"{path} is not a word index: expected a JSON object of words to integer indices.")
+    return index
 
 
 def check_args(loader, num_words, skip_top, maxlen, start_char, oov_char, index_from):

@@ -7,8 +7,6 @@ Example:
     (25000, [1, 14, 22])
 """
 
-import json
-
 import numpy as np
 
 from pyminidl.datasets import _sequences
@@ -105,9 +103,7 @@ def get_word_index(path="imdb_word_index.json"):
         >>> index = pyminidl.datasets.imdb.get_word_index()
         >>> words = {i + 3: w for w, i in index.items()}
     """
-    path = get_file(fname=path, origin=WORD_INDEX_ORIGIN, file_hash=WORD_INDEX_HASH)
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return _sequences.load_word_index(path, WORD_INDEX_ORIGIN, WORD_INDEX_HASH)
 
 
 __all__ = ["load_data", "get_word_index"]

@@ -7,7 +7,6 @@ Example:
     (8982, 2246)
 """
 
-import json
 import numbers
 
 import numpy as np
@@ -42,15 +41,9 @@ def load_data(path="reuters.npz", num_words=None, skip_top=0, maxlen=None, test_
 
     Args:
         path: File name in the cache (``~/.pyminidl/datasets``).
-        num_words: Keep indices below this (None: the largest index present, which itself
-            becomes ``oov_char``, as in Keras).
-        skip_top: Indices below this become ``oov_char`` (after the shift, as in Keras).
-        maxlen: Drop sequences of this length or longer (None: keep all).
         test_split: Fraction of the data used as the test set, in [0, 1].
-        seed: Seed of the shuffle.
-        start_char: Marker prepended to each sequence (None: none).
-        oov_char: Replacement of cut-out words (None: drop them).
-        index_from: Offset added to every word index.
+        num_words, skip_top, maxlen, seed, start_char, oov_char, index_from: The word-index
+            transforms, the same as ``pyminidl.datasets.imdb.load_data``'s (documented there).
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: x 1-D object arrays of lists of ints,
@@ -97,9 +90,7 @@ def get_word_index(path="reuters_word_index.json"):
         >>> index = pyminidl.datasets.reuters.get_word_index()
         >>> words = {i + 3: w for w, i in index.items()}
     """
-    path = get_file(path, origin=WORD_INDEX_ORIGIN, file_hash=WORD_INDEX_HASH)
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return _sequences.load_word_index(path, WORD_INDEX_ORIGIN, WORD_INDEX_HASH)
 
 
 def get_label_names():

@@ -337,7 +337,7 @@ class RandomCrop(RandomLayer):
     def _inference(self, x, need_dx):
         size = (self.height, self.width)
         xp = get_backend().xp
-        return self._linear(x, need_dx, lambda x4: resize_images(xp, x4, size, "bilinear", True),
+        return self._linear(x, lambda x4: resize_images(xp, x4, size, "bilinear", True),
                             lambda dy4, shape: resize_images_backward(xp, dy4, shape, "bilinear", True))
 
     def _augment(self, x, rng):

@@ -17,10 +17,10 @@ import functools
 import inspect
 import json
 import math
-import re
 import threading
 
 from pyminidl import config, debugging, initializers, ops
+from pyminidl._naming import to_snake_case as _snake_case
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
 from pyminidl.variables import Variable
@@ -87,11 +87,6 @@ def gradients_of(slots):
 def clear_session():
     """Reset the automatic layer names (the next Dense is "dense" again), as ``keras.backend.clear_session``."""
     _UIDS.clear()
-
-
-def _snake_case(name):
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix):

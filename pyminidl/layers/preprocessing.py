@@ -30,8 +30,14 @@ def _data_format(value, who):
 
 
 class ImageLayer(Layer):
-    """Shared plumbing of the image layers: NHWC batches in, the caller's layout and rank out."""
+    """Shared plumbing of the image layers: NHWC batches in, the caller's layout and rank out.
 
+    A deterministic image layer implements ``_apply(x4)`` and its adjoint ``_apply_backward(dy4,
+    in_shape)`` on NHWC batches; the default ``forward`` runs them through ``_linear``.
+    """
+
+    def forward(self, x, training=False):
+        return self._linear(x, self._apply, self._apply_backward)
 
     def _as_nhwc(self, x):
         """(x as (N, H, W, C), restore) where restore(y) undoes the batching and layout."""
@@ -58,11 +64,11 @@ class ImageLayer(Layer):
         shape[hi], shape[hi + 1] = height, width
         return tuple(shape)
 
-    def _linear(self, x, need_dx, fn, fn_backward):
+    def _linear(self, x, fn, fn_backward):
         """Apply ``fn`` to the NHWC view of x; backward applies ``fn_backward`` (its adjoint) to dy."""
         x4, restore = self._as_nhwc(x)
         y = restore(fn(x4))
-        if not need_dx:
+        if not FORWARD_OPTIONS.need_dx:  # False as a model's first layer: no input gradient
             return y, lambda dy: None
         in_shape = x4.shape
 
@@ -165,10 +171,6 @@ class Resizing(ImageLayer):
     def compute_output_shape(self, input_shape):
         return self._spatial_shape(input_shape, self.height, self.width)
 
-    def forward(self, x, training=False):
-        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
-        return self._linear(x, need_dx, self._apply, self._apply_backward)
-
     def _apply(self, x):
         return resize_images(get_backend().xp, x, (self.height, self.width), self.interpolation,
                              self.crop_to_aspect_ratio, self.pad_to_aspect_ratio, self.fill_value)
@@ -239,10 +241,6 @@ class CenterCrop(ImageLayer):
 
     def compute_output_shape(self, input_shape):
         return self._spatial_shape(input_shape, self.height, self.width)
-
-    def forward(self, x, training=False):
-        need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
-        return self._linear(x, need_dx, self._apply, self._apply_backward)
 
     def _box(self, h, w):
         return (h - self.height) // 2, (w - self.width) // 2

@@ -42,12 +42,9 @@ class Sequential(Trainer, Layer):
 
     @property
     def _sublayers(self):
-        """Weights, grads and losses recurse through the stack (the InputLayer has none)."""
+        """Weights, grads and losses recurse through the stack (the InputLayer has none); read-only:
+        the stack changes through ``add`` and ``pop``, so a write is an AttributeError, not lost."""
         return self.__dict__.get("_layers", [])
-
-    @_sublayers.setter
-    def _sublayers(self, value):
-        pass
 
     @property
     def layers(self):

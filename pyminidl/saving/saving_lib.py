@@ -28,6 +28,7 @@ import zlib
 
 import numpy as np
 
+from pyminidl._naming import to_snake_case
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
 from pyminidl.saving import serialization_lib
@@ -68,16 +69,11 @@ def _version():
 # ---------------------------------------------------------------------------- where each weight goes
 
 
-def _snake(name):
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _container(prefix, layers):
     """Children of a list of layers, named by class and numbered per class (Keras: ``dense``, ``dense_1``)."""
     used, out = {}, []
     for child in layers:
-        base = _snake(type(child).__name__)
+        base = to_snake_case(type(child).__name__)
         used[base] = used.get(base, -1) + 1
         out.append((f"{prefix}/" + (base if used[base] == 0 else f"{base}_{used[base]}"), child))
     return out

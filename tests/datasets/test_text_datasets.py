@@ -191,3 +191,15 @@ def test_published_origins_and_hashes_are_keras():
     assert imdb.FILE_HASH == "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
     assert reuters.FILE_HASH == "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916"
     assert len(imdb.WORD_INDEX_HASH) == 32 and len(reuters.WORD_INDEX_HASH) == 32
+
+
+@pytest.mark.parametrize("module", [imdb, reuters])
+@pytest.mark.parametrize("content", ['["the", "of"]', '{"the": "1"}', '{"the": 1', '{"the": true}'])
+def test_a_word_index_that_is_not_words_to_indices_is_refused(home, origin_dir, monkeypatch, module, content):
+    # Both loaders read their index through one function, which checks what it returns
+    name = f"{module.__name__.rsplit('.', 1)[-1]}_word_index.json"
+    (origin_dir / name).write_text(content)
+    monkeypatch.setattr(module, "WORD_INDEX_ORIGIN", (origin_dir / name).as_uri())
+    monkeypatch.setattr(module, "WORD_INDEX_HASH", md5(origin_dir / name))
+    with pytest.raises(ValueError, match="is not a word index"):
+        module.get_word_index()

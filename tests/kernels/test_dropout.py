@@ -70,3 +70,46 @@ def test_the_layer_draws_its_mask_through_the_backend(backend, monkeypatch):
     again = layers.Dropout(0.25, noise_shape=(None, 1), seed=4)
     np.testing.assert_array_equal(backend.to_numpy(again(x, training=True)), backend.to_numpy(first))
     np.testing.assert_array_equal(backend.to_numpy(again(x, training=True)), backend.to_numpy(second))
+
+
+def test_host_masks_come_from_one_rekeyed_generator_not_a_new_one_per_call(monkeypatch):
+    # Seeding a fresh generator per call (default_rng: a SeedSequence) cost ~10-35 us per Dropout call;
+    # the host backends re-key one Philox per thread, and the mask stays a function of the seed alone
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a new generator was seeded for a mask")
+
+    x = np.ones((33, 7), np.float32)
+    expect = (np.random.Generator(np.random.Philox(key=2**40 + 3)).random(x.shape) >= 0.4) / np.float32(0.6)
+    layer = layers.Dropout(0.5, seed=1)  # its own generator, seeded once
+    monkeypatch.setattr(np.random, "default_rng", refuse)
+    for be in (Backend(), CpuBackend()):
+        for _ in range(2):
+            _, mask = be.dropout_forward(x, 0.4, seed=2**40 + 3)
+            np.testing.assert_allclose(mask, expect, rtol=1e-6)
+    assert layer(x, training=True).shape == x.shape
+
+
+def test_a_mask_does_not_depend_on_the_thread_that_draws_it():
+    import threading
+
+    x = np.ones((64, 9), np.float32)
+    got = {}
+
+    def draw(name):
+        got[name] = Backend().dropout_forward(x, 0.5, seed=9)[1]
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for mask in got.values():
+        np.testing.assert_array_equal(mask, Backend().dropout_forward(x, 0.5, seed=9)[1])
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, 2**128])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
+    with pytest.raises(ValueError, match="seed"):
+        Backend().dropout_forward(np.ones((2, 2)), 0.5, seed=seed)

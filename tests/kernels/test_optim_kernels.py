@@ -295,3 +295,105 @@ def test_empty_arrays_are_a_no_op():
     p, g, m, v, vhat = _adam_args(0)
     _C.adam_update(p, g, m, v, vhat, 0.1, 1, amsgrad=True)
     assert p.shape == (0,)
+
+
+# ---------------------------------------------------------------- multi-tensor updates
+
+MULTI_SHAPES = [(1,), (7,), (17, 3), (0,), (257, 5), (LARGE,)]  # a block boundary falls inside tensors
+
+
+@pytest.mark.parametrize("name,hyper,needed", [c for c in CONFIGS if c[0] in ("sgd", "adam")],
+                         ids=[i for i, c in zip(IDS, CONFIGS) if c[0] in ("sgd", "adam")])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_multi_tensor_update_equals_the_per_variable_updates(cpu, rng, name, hyper, needed, threads):
+    # One call over every tensor: bit-identical to one kernel call per tensor, for any thread count
+    states = [_state(rng, s, name, needed) for s in MULTI_SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in MULTI_SHAPES]
+    single = [_copy(st, np.float32) for st in states]
+    ref = [_copy(st, np.float64) for st in states]
+    previous = pyminidl.config.get_num_threads()
+    pyminidl.config.set_num_threads(threads)
+    try:
+        for step in (1, 2):
+            for st, g in zip(single, grads):
+                _apply(cpu, name, st, g, hyper, step)
+            for st, g in zip(ref, grads):
+                _apply(Backend(), name, st, g.astype(np.float64), hyper, step)
+            lists = {s: None if states[0][s] is None else [st[s] for st in states] for s in SLOTS[name]}
+            args = [lists[s] for s in SLOTS[name]]
+            kwargs = dict(hyper, step=step) if name == "adam" else hyper
+            getattr(cpu, f"{name}_update_multi")([st["param"] for st in states], grads, *args, **kwargs)
+    finally:
+        pyminidl.config.set_num_threads(previous)
+    for st, one, r in zip(states, single, ref):
+        for key, value in st.items():
+            if value is not None:
+                np.testing.assert_array_equal(value, one[key])
+                assert_close(value, r[key], k=2)
+
+
+def test_multi_tensor_update_reaches_one_kernel_call(cpu, rng, monkeypatch):
+    from pyminidl.backend import cpu_backend
+
+    calls = []
+    real = cpu_backend._C
+
+    class Recorder:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(real, name)
+
+    monkeypatch.setattr(cpu_backend, "_C", Recorder())
+    ps = [rng.standard_normal(s).astype(np.float32) for s in [(3, 4), (4,), (9,)]]
+    gs, ms, vs = ([np.zeros_like(p) for p in ps] for _ in range(3))
+    cpu.adam_update_multi(ps, gs, ms, vs, None, 0.1, 1)
+    cpu.sgd_update_multi(ps, gs, None, 0.1)
+    assert calls == ["adam_update_multi", "sgd_update_multi"]
+    # a strided param (or mixed dtypes) takes the per-variable path
+    calls.clear()
+    holder = np.zeros((3, 8), np.float32)
+    cpu.sgd_update_multi([holder[:, ::2], ps[1]], [gs[0], gs[1]], None, 0.1)
+    assert "sgd_update_multi" not in calls
+
+
+def test_multi_tensor_binding_refuses_cross_tensor_aliasing_and_ragged_lists():
+    p = np.ones(10, np.float32)
+    z = lambda n: np.zeros(n, np.float32)  # noqa: E731
+    with pytest.raises(ValueError, match=r"'params\[0\]' and 'slot 0 of params\[1\]' share memory"):
+        _C.adam_update_multi([p[:5], p[5:].copy()], [z(5), z(5)], [z(5), p[:5]], [z(5), z(5)], None, 0.1, 1)
+    with pytest.raises(ValueError, match="share memory"):
+        _C.sgd_update_multi([p[:6], p[4:]], [z(6), z(6)], None, 0.1)
+    with pytest.raises(ValueError, match="one array per param"):
+        _C.sgd_update_multi([p], [z(10), z(10)], None, 0.1)
+    with pytest.raises(TypeError, match="list of arrays"):
+        _C.sgd_update_multi(p, [z(10)], None, 0.1)
+    with pytest.raises(ValueError, match=r"'params\[1\]' and 'grads\[1\]' must have the same shape"):
+        _C.sgd_update_multi([p, z(3)], [z(10), z(4)], None, 0.1)
+    with pytest.raises(ValueError, match="vhats"):
+        _C.adam_update_multi([p], [z(10)], [z(10)], [z(10)], None, 0.1, 1, amsgrad=True)
+    _C.sgd_update_multi([], [], None, 0.1)  # nothing to update
+    np.testing.assert_array_equal(p, 1.0)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_every_isa_path_gives_the_same_bits(cpu, rng, amsgrad):
+    # float32 runs the baseline, AVX2 or AVX-512 copy of the SGD/Adam loops (csrc/optim_isa.h);
+    # built without FMA contraction they must agree bit for bit, NaN and Inf included.
+    shapes = [(1003,), (17, 3), (LARGE,)]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads[0][:3] = [np.nan, np.inf, -np.inf]
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        states = [_state(np.random.default_rng(7), s, "adam", ("m", "v", "vhat")) for s in shapes]
+        sgd = [_state(np.random.default_rng(8), s, "sgd", ("velocity",)) for s in shapes]
+        for step in (1, 2):
+            cpu.adam_update_multi([s["param"] for s in states], grads, [s["m"] for s in states],
+                                  [s["v"] for s in states], [s["vhat"] for s in states], 1e-2, step,
+                                  amsgrad=amsgrad, weight_decay=0.004)
+            cpu.sgd_update_multi([s["param"] for s in sgd], grads, [s["velocity"] for s in sgd], 0.05,
+                                 momentum=0.9, nesterov=amsgrad, weight_decay=0.01)
+        results.append([a for s in states + sgd for a in s.values() if a is not None])
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)

@@ -239,3 +239,27 @@ def test_as_first_layer_the_input_gradient_is_skipped_and_otherwise_computed():
     assert backward(np.ones_like(x)) is None
     _, backward = layer.forward(x, training=True)
     np.testing.assert_array_equal(backward(np.ones_like(x)), np.full_like(x, 0.5))
+
+
+def test_an_image_layer_needs_only_its_map_and_adjoint():
+    # ImageLayer's default forward runs _apply/_apply_backward (NHWC) and reads need_dx itself
+    from pyminidl.layers.base import forward_options
+    from pyminidl.layers.preprocessing import ImageLayer
+
+    class FlipRows(ImageLayer):
+        data_format = "channels_first"
+
+        def _apply(self, x4):
+            return x4[:, ::-1].copy()
+
+        def _apply_backward(self, dy4, in_shape):
+            return dy4[:, ::-1].copy()
+
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # (N, C, H, W)
+    y, backward = FlipRows().forward(x)
+    np.testing.assert_array_equal(y, x[:, :, ::-1])
+    dy = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(backward(dy), dy[:, :, ::-1])
+    with forward_options(need_dx=False):
+        _, backward = FlipRows().forward(x[0])
+    assert backward(dy[0]) is None

@@ -222,3 +222,10 @@ def test_from_keras3_written_config():
     model = Sequential.from_config(KERAS3_CONFIG)
     assert model.name == "sequential_7" and model.built and model.count_params() == 40
     assert model.layers[0].name == "dense_9" and model.layers[0].dtype == "float32"
+
+
+def test_sublayers_is_read_only_not_a_write_that_vanishes():
+    model = Sequential([layers.Input((3,)), layers.Dense(2)])
+    with pytest.raises(AttributeError):
+        model._sublayers = []
+    assert [l.name for l in model._sublayers] == [l.name for l in model.layers]

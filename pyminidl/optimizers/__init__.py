@@ -1,9 +1,10 @@
-"""Optimizers with the Keras 3 API, each step one fused backend update per variable.
+"""Optimizers with the Keras 3 API, each step fused backend updates in place.
 
 ``opt.apply(grads, variables)`` clips the gradients (``clipnorm`` / ``clipvalue`` /
-``global_clipnorm``), then calls the backend's fused ``sgd_update`` / ``adam_update`` /
-``rmsprop_update`` / ``adagrad_update`` on each variable in place (decoupled
-``weight_decay`` included), with slots keyed by the variable's path ("dense/kernel"; a bare
+``global_clipnorm``), then updates the variables in place (decoupled ``weight_decay``
+included): SGD and Adam/AdamW with one multi-tensor call (``sgd_update_multi`` /
+``adam_update_multi``) per weight-decay group, RMSprop and Adagrad with ``rmsprop_update`` /
+``adagrad_update`` per variable, with slots keyed by the variable's path ("dense/kernel"; a bare
 array without a path by its identity), and increments
 ``opt.iterations``. Learning-rate schedules live in ``pyminidl.optimizers.schedules``.
 
@@ -16,16 +17,12 @@ Example:
 
 import math
 import re
-import sys
 
 from pyminidl.backend import get_backend
-from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
-from pyminidl.optimizers_schedules import LearningRateSchedule
+from pyminidl.optimizers import schedules  # noqa: F401  (keras.optimizers.schedules)
+from pyminidl.optimizers.schedules import LearningRateSchedule
 from pyminidl.saving import serialization_lib
 from pyminidl.variables import key_of, value_of
-
-# `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
-sys.modules[__name__ + ".schedules"] = schedules
 
 
 class Optimizer:
@@ -192,6 +189,7 @@ class Optimizer:
             grads = self._clip(grads)
         be, lr, wd = get_backend(), self.learning_rate, self.weight_decay or 0.0
         check = bool(wd) and bool(self._excluded or self._excluded_names)
+        groups = {}  # weight decay -> (arrays, grads, keys): one multi-tensor update per group
         for g, var in zip(grads, trainable_variables):
             if g is None:
                 continue
@@ -200,7 +198,15 @@ class Optimizer:
                 g = g.astype(arr.dtype)
             if g.shape != arr.shape:
                 raise ValueError(f"Gradient shape {g.shape} does not match variable shape {arr.shape}")
-            self._update(be, arr, g, lr, 0.0 if check and not self._decays(var, key) else wd, key)
+            decay = 0.0 if check and not self._decays(var, key) else wd
+            group = groups.get(decay)
+            if group is None:
+                group = groups[decay] = ([], [], [])
+            group[0].append(arr)
+            group[1].append(g)
+            group[2].append(key)
+        for decay, (arrs, gs, keys) in groups.items():
+            self._update_all(be, arrs, gs, lr, decay, keys)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -232,6 +238,12 @@ class Optimizer:
 
     def _update(self, be, var, grad, lr, weight_decay, key):
         raise NotImplementedError
+
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        """The step of every variable of one weight decay; optimizers with a multi-tensor backend
+        op make it one call."""
+        for var, grad, key in zip(variables, grads, keys):
+            self._update(be, var, grad, lr, weight_decay, key)
 
     # ------------------------------------------------------------------ config
 
@@ -281,6 +293,13 @@ class SGD(Optimizer):
         be.sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
                       weight_decay=weight_decay)
 
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        if type(self)._update is not SGD._update:  # a subclass's own rule runs per variable
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
+        velocities = [self._state(var, key)[0] for var, key in zip(variables, keys)]
+        be.sgd_update_multi(variables, grads, velocities if self.momentum != 0.0 else None, lr,
+                            momentum=self.momentum, nesterov=self.nesterov, weight_decay=weight_decay)
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -308,6 +327,19 @@ class Adam(Optimizer):
         m, v, vhat = self._state(var, key)
         be.adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
                          beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad, weight_decay=weight_decay)
+
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+        if type(self)._update is not Adam._update:  # a subclass's own rule runs per variable
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
+        m, v, vhat = [], [], []
+        for var, key in zip(variables, keys):
+            slots = self._state(var, key)
+            m.append(slots[0])
+            v.append(slots[1])
+            vhat.append(slots[2])
+        be.adam_update_multi(variables, grads, m, v, vhat if self.amsgrad else None, lr,
+                             self.iterations + 1, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                             amsgrad=self.amsgrad, weight_decay=weight_decay)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -1,0 +1,9 @@
+// optim_avx2.cpp — optim_impl.h's loops compiled with -mavx2 -mfma (8 floats a vector);
+// -ffp-contract=off keeps FMA out so the bits equal the baseline path's. Chosen at run time by
+// optim.cpp; see optim_isa.h.
+#include "optim_impl.h"
+#include "optim_isa.h"
+
+namespace pyminidl::kernels::avx2 {
+PMD_DEFINE_OPTIM_ENTRY_POINTS
+}  // namespace pyminidl::kernels::avx2
