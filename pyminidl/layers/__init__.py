@@ -8,6 +8,9 @@ from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
+# -- merge layers and their functional forms (the functional API)
+from pyminidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
+                                     average, concatenate, dot, maximum, minimum, multiply, subtract)
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import Flatten, Reshape
 from pyminidl.layers.text_vectorization import TextVectorization
@@ -60,4 +63,7 @@ __all__ = [
     "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+    # merge layers
+    "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
+    "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
 ]
