@@ -5,10 +5,10 @@ import copy
 from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
-from pyminidl.training.trainer import Trainer
+from pyminidl.models.model import Model
 
 
-class Sequential(Trainer, Layer):
+class Sequential(Model):
     """A stack of layers, each feeding the next; trains with ``compile`` / ``fit``.
 
     Args:
@@ -55,7 +55,7 @@ class Sequential(Trainer, Layer):
             ValueError: an Input after other layers, or a layer name already in the model.
         """
         if isinstance(layer, KerasTensor):
-            layer = layer._keras_history
+            layer = layer._keras_history.operation
         if not isinstance(layer, Layer):
             raise ValueError("Only instances of `keras.Layer` can be added to a Sequential model. "
                              f"Received: {layer} (of type {type(layer)})")
