@@ -51,7 +51,8 @@ def deserialize(config, custom_objects=None):
         raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `keras.utils.custom_object_scope` "
                          "and that this object is included in the scope, or pass it in `custom_objects`.")
     inner = dict(config.get("config") or {})
-    layer = cls.from_config(inner, custom_objects=custom_objects) if name == "Sequential" else cls.from_config(inner)
+    takes_objects = name in ("Sequential", "Functional")  # models rebuild their layers with custom_objects
+    layer = cls.from_config(inner, custom_objects=custom_objects) if takes_objects else cls.from_config(inner)
     build_config = config.get("build_config")
     if build_config:
         layer.build_from_config(build_config)

@@ -25,8 +25,10 @@ from pyminidl import tree
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import (FORWARD_OPTIONS, KerasTensor, Layer, Node, _call_params, _flat_kwarg_grads,
                                   _overrides_call, _tensor_kwarg_names)
-from pyminidl.layers.input_layer import InputLayer
+from pyminidl.layers import deserialize as deserialize_layer
+from pyminidl.layers import serialize as serialize_layer
 from pyminidl.models.model import Model
+from pyminidl.training.trainer import Trainer
 
 
 # ---------------------------------------------------------------------- the graph walk (Keras's map_graph)
@@ -316,6 +318,8 @@ class Functional(Model):
         step = self._logits_step
         return None if step is None else step.layer.final_activation
 
+    _nested_data = Trainer._nested_data  # several inputs/outputs: by the graph, not by the data
+
     def _input_keeps_dtype(self):  # the Trainer's hook
         """Integer (or string) data stays so when an input is declared non-float or feeds a non-casting layer."""
         if any(not t.dtype.startswith("float") for t in self._inputs):
@@ -478,3 +482,138 @@ class Functional(Model):
         for i, v in zip(step.out_ids, tree.flatten(m) if isinstance(m, (list, tuple)) else [m]):
             if v is not None:
                 masks[i] = v
+
+    # ------------------------------------------------------------------ config (Keras 3's layout)
+
+    def get_config(self):
+        """Keras 3's functional config: ``layers`` (each with ``name`` and ``inbound_nodes``), ``input_layers``
+        and ``output_layers`` as ``[layer name, node index, tensor index]``."""
+        reindex = {}
+        for layer in self._layers:
+            kept = 1 if isinstance(layer, Functional) else 0  # Keras counts a nested Functional's nodes from 1
+            for node in layer._inbound_nodes:
+                if id(node) in self._node_ids:
+                    reindex[id(node)] = kept
+                    kept += 1
+        layer_configs = []
+        for layer in self._layers:
+            cfg = serialize_layer(layer)
+            cfg["name"] = layer.name
+            cfg["inbound_nodes"] = [self._serialize_node(n) for n in layer._inbound_nodes
+                                    if id(n) in self._node_ids and n.input_tensors]
+            layer_configs.append(cfg)
+
+        def tensor_config(t):
+            op, index, tensor_index = t._keras_history
+            return [op.name, reindex[id(op._inbound_nodes[index])], tensor_index]
+
+        config = {"name": self.name, "trainable": self.trainable, "layers": layer_configs,
+                  "input_layers": _map_tensors(tensor_config, self._inputs_struct),
+                  "output_layers": _map_tensors(tensor_config, self._outputs_struct)}
+        return copy.deepcopy(config)
+
+    def _serialize_node(self, node):
+        def tensor(t):
+            if not isinstance(t, KerasTensor):
+                return t
+            op, index, tensor_index = t._keras_history
+            skipped = sum(1 for n in op._inbound_nodes[:index] if id(n) not in self._node_ids)
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(t.shape), "dtype": t.dtype,
+                               "keras_history": [op.name, index - skipped, tensor_index]}}
+
+        return {"args": tree.map_structure(tensor, list(node.args)),
+                "kwargs": tree.map_structure(tensor, dict(node.kwargs))}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new model from ``get_config``'s output (or a Keras 3 functional config).
+
+        Raises:
+            ValueError: an unknown layer class (pass it in ``custom_objects``), or nodes that never resolve.
+        """
+        config = dict(config)
+        created, pending = {}, collections.OrderedDict()
+        for layer_data in config["layers"]:
+            layer = deserialize_layer(layer_data, custom_objects=custom_objects)
+            created[layer_data["name"]] = layer
+            pending[layer_data["name"]] = list(layer_data.get("inbound_nodes") or [])
+        while any(pending.values()):
+            progressed = False
+            for name, nodes in pending.items():
+                while nodes:
+                    try:
+                        args, kwargs = _deserialize_node(nodes[0], created)
+                    except IndexError:  # its inputs come from a node not rebuilt yet
+                        break
+                    created[name](*args, **kwargs)
+                    nodes.pop(0)
+                    progressed = True
+            if not progressed:
+                raise ValueError("Invalid Functional model configuration: the graph has loops or disconnected "
+                                 f"nodes. Unresolved: {[n for n, v in pending.items() if v]}")
+
+        def tensor(entry):
+            layer = _created_layer(created, entry[0])
+            index = entry[1] - 1 if isinstance(layer, Functional) else entry[1]
+            return layer._inbound_nodes[index].outputs[entry[2]]
+
+        return cls(inputs=_map_tensor_entries(tensor, config["input_layers"]),
+                   outputs=_map_tensor_entries(tensor, config["output_layers"]),
+                   name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _map_tensors(fn, structure):
+    if isinstance(structure, KerasTensor):
+        return fn(structure)
+    if isinstance(structure, dict):
+        return {k: _map_tensors(fn, v) for k, v in structure.items()}
+    return [_map_tensors(fn, v) for v in structure]
+
+
+def _is_tensor_entry(value):
+    return isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+
+
+def _map_tensor_entries(fn, structure):
+    if _is_tensor_entry(structure):
+        return fn(structure)
+    if isinstance(structure, dict):
+        return {k: _map_tensor_entries(fn, v) for k, v in structure.items()}
+    return [_map_tensor_entries(fn, v) for v in structure]
+
+
+def _created_layer(created, name):
+    if name not in created:
+        raise ValueError(f"Invalid Functional model configuration: missing layer {name!r}.")
+    return created[name]
+
+
+def _deserialize_node(node_data, created):
+    """``(args, kwargs)`` of one recorded call, its KerasTensors taken from the rebuilt layers' nodes.
+
+    Raises:
+        IndexError: the inbound layer does not have that node yet.
+    """
+    if isinstance(node_data, list):  # the older layout: [[layer, node, tensor, kwargs], ...]
+        tensors, kwargs = [], {}
+        for entry in node_data:
+            layer = _created_layer(created, entry[0])
+            tensors.append(layer._inbound_nodes[entry[1]].outputs[entry[2]])
+            kwargs = entry[3] if len(entry) > 3 else kwargs
+        return [tensors[0] if len(tensors) == 1 else tensors], dict(kwargs)
+
+    def revive(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__":
+                name, index, tensor_index = value["config"]["keras_history"]
+                nodes = _created_layer(created, name)._inbound_nodes
+                if len(nodes) <= index:
+                    raise IndexError(f"layer {name!r} has no node {index} yet")
+                return nodes[index].outputs[tensor_index]
+            return {k: revive(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [revive(v) for v in value]
+        return value
+
+    return revive(node_data.get("args", [])), revive(node_data.get("kwargs", {}))

@@ -52,6 +52,16 @@ class Model(Trainer, Layer):
                             f"arguments only (a subclassed model). Received {len(args)} positional argument(s).")
         super().__init__(**kwargs)
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A model from its config: a functional config (``layers``, ``input_layers``, ``output_layers``)
+        rebuilds the graph; any other config is passed to the constructor (a subclass's ``get_config``)."""
+        if all(key in config for key in ("layers", "input_layers", "output_layers")):
+            from pyminidl.models.functional import Functional  # the subclass is defined on top of this module
+
+            return Functional.from_config.__func__(Functional if cls is Model else cls, config, custom_objects)
+        return super().from_config(config)
+
     # ------------------------------------------------------------------ layers
 
     @property
@@ -94,6 +104,10 @@ class Model(Trainer, Layer):
                            input_shape)
         self._build_input_shape = map_shapes(lambda s: (None,) + tuple(s[1:]), input_shape)
         self._infer(zeros)
+
+    def _nested_data(self):
+        """A subclassed model's ``call`` may take a list or dict of arrays: decided by the data."""
+        return "auto", self._multi is not None
 
     def _summary_output_shape(self):
         """A subclassed model's output shape is known only from a call (None: shown as "?")."""

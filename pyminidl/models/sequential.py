@@ -2,10 +2,12 @@
 
 import copy
 
-from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
+from pyminidl.layers.base import (FORWARD_OPTIONS, KerasTensor, Layer, Node, _call_params, _overrides_call,
+                                  _standardize_shape)
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
 from pyminidl.models.model import Model
+from pyminidl.training.trainer import Trainer
 
 
 class Sequential(Model):
@@ -23,6 +25,9 @@ class Sequential(Model):
     """
 
     _cast_inputs = False  # each layer casts to its own dtype
+    _nested_data = Trainer._nested_data  # one input array, as before there were graphs
+
+    _masking = False  # a layer that may make or change a mask: forward propagates masks
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
         super().__init__(trainable=trainable, name=name, **kwargs)
@@ -134,11 +139,18 @@ class Sequential(Model):
         if self._input_layer is None:
             self._input_layer = InputLayer(batch_shape=shape, dtype=self.dtype)
         self._build_input_shape = (None,) + shape[1:] if shape else shape
+        tensor = self._input_layer.output
         for layer in self._layers:
             layer._maybe_build(shape)
             if layer.input_spec is not None:
                 layer.input_spec.check(shape, layer.name)
             shape = tuple(layer.compute_output_shape(shape))
+            # the graph of the stack, as Keras 3 records it: layer.output and Model(model.input, ...) work
+            out = KerasTensor(shape, dtype=layer.compute_dtype)
+            Node(layer, (tensor,), {}, [out])
+            tensor = out
+        self._output_tensor = tensor
+        self._masking = any(type(layer).compute_mask is not Layer.compute_mask for layer in self._layers)
         self.built = True
 
     def _maybe_build(self, input_shape):
@@ -165,6 +177,24 @@ class Sequential(Model):
     def inputs(self):
         return None if self._input_layer is None else [self._input_layer.output]
 
+    @property
+    def outputs(self):
+        return None if not self.built else [self._output_tensor]
+
+    @property
+    def input(self):
+        """The model's input KerasTensor (once the input shape is known)."""
+        if self._input_layer is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet.")
+        return self._input_layer.output
+
+    @property
+    def output(self):
+        """The model's output KerasTensor (once built)."""
+        if not self.built:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined output yet (it is not built).")
+        return self._output_tensor
+
     def _summary_output_shape(self):
         return self.output_shape if self._input_layer is not None else None
 
@@ -190,6 +220,8 @@ class Sequential(Model):
             ``(y, backward)``.
         """
         x = self._prepare(self._adjust_input_rank(x))
+        if self._masking:
+            return self._forward_masked(x, training)
         backwards = []
         opts = FORWARD_OPTIONS
         logits, need_dx = opts.logits, opts.need_dx
@@ -214,9 +246,42 @@ class Sequential(Model):
     def _infer(self, x):
         """Inference: each layer's output replaces its input, so at most two activations are alive."""
         x = self._prepare(self._adjust_input_rank(x))
+        if self._masking:
+            return self._forward_masked(x, False, infer=True)
         for layer in self._layers:
             x = layer._infer(x)
         return x
+
+    def _forward_masked(self, x, training, infer=False):
+        """The stack with Keras's mask propagation (a layer such as Embedding(mask_zero=True) makes a mask;
+        each next layer taking ``mask`` gets it, ``compute_mask`` says what passes on)."""
+        backwards, mask = [], None
+        opts = FORWARD_OPTIONS
+        logits, need_dx = opts.logits, opts.need_dx
+        last = len(self._layers) - 1
+        try:
+            for i, layer in enumerate(self._layers):
+                opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
+                _, names, _, var_kw, _ = _call_params(type(layer))
+                kwargs = {"mask": mask} if mask is not None and ("mask" in names or var_kw) else {}
+                y, back = layer._forward_full(x, training, **kwargs)
+                mask = layer.compute_mask(x, mask)
+                x = y
+                if not infer:
+                    backwards.append(back)
+        finally:
+            opts.logits, opts.need_dx = logits, need_dx
+        if infer:
+            return x
+
+        def backward(dy):
+            for back in reversed(backwards):
+                dy = back(dy)
+                if dy is None:
+                    break
+            return dy
+
+        return x, backward
 
     def _adjust_input_rank(self, x):
         """Keras's rank adjustment against the declared input: a missing trailing axis of size 1

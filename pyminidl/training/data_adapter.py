@@ -69,9 +69,18 @@ def to_backend_array(value, be, keep_int=False):
 def to_backend_data(value, be, keep_int=False, nested=False):
     """``to_backend_array`` for one array, or for each array of a list/dict of them (a model with several
     inputs or outputs: ``nested``)."""
-    if nested and tree.is_nested(value):
+    if is_structure(value, nested):
         return tree.map_structure(lambda v: to_backend_array(v, be, keep_int), value)
     return to_backend_array(value, be, keep_int)
+
+
+def is_structure(value, nested):
+    """Whether ``value`` is several arrays: ``nested`` True (a model with several inputs) takes any list
+    or dict; "auto" (a subclassed model) a dict, or a list/tuple of arrays."""
+    if nested == "auto":
+        return isinstance(value, dict) or (isinstance(value, (list, tuple)) and bool(value)
+                                           and all(hasattr(v, "shape") for v in value))
+    return bool(nested) and tree.is_nested(value)
 
 
 def num_samples(value):
@@ -292,7 +301,7 @@ def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, 
     ``nested``: (x, y) may be a list or dict of arrays, one per model input (output).
     """
     x, y, sample_weight = (to_host_data(a, n) for a, n in ((x, nested[0]), (y, nested[1]), (sample_weight, False)))
-    if nested[0] and isinstance(x, (list, tuple, dict)):
+    if is_structure(x, nested[0]):
         return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y,
                             data_name, nested)
     if x is None:
@@ -314,6 +323,6 @@ def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, 
 
 def to_host_data(value, nested=False):
     """``to_host_array`` of a value, or of each leaf of a list/dict of them when ``nested``."""
-    if nested and isinstance(value, (list, tuple, dict)):
+    if is_structure(value, nested):
         return tree.map_structure(to_host_array, value)
     return to_host_array(value)

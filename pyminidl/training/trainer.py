@@ -250,7 +250,7 @@ class Trainer:
 
     def _ensure_built(self, x):
         if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
+            self.build(tree.map_structure(lambda a: (None,) + tuple(a.shape[1:]), x))
 
     def _prepare_training(self):
         """The training plan: fused-loss flag, forward options, weights and where their grads live.
