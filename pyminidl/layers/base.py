@@ -284,6 +284,12 @@ def _shape_from_config(value):
     return [_shape_from_config(v) for v in value]
 
 
+def _repacking(node_backward, structure):
+    """A tape node's backward receives a tuple of output gradients; a model's backward takes them shaped
+    as its outputs (a list or dict)."""
+    return lambda dys: node_backward(tree.pack_sequence_as(structure, list(dys)))
+
+
 def _flat_kwarg_grads(d_kwargs, tensor_kwargs):
     """A backward's keyword gradients, one per array of the tensor keywords (None where none)."""
     if not tensor_kwargs:
@@ -954,14 +960,18 @@ class Layer:
             if tape.watch_accessed_variables:
                 tape.watch([w.value for _, w in slots])
         inputs = tree.flatten(x) + [t for k in tensor_kw for t in tree.flatten(kwargs[k])]
+        several = tree.is_nested(y)  # a tuple from a layer's forward; a list or dict from a model's
         outputs = []
-        for t in (y if type(y) is tuple else (y,)):
+        for t in (tree.flatten(y) if several else [y]):
             t = ops._traced(ops._as_tensor(t))
             outputs.append(t.view() if any(t is s for s in inputs) else t)
         node_backward = self._node_backward(backward, slots, x, [kwargs[k] for k in tensor_kw])
-        ops._record(tuple(outputs) if type(y) is tuple else outputs[0], inputs + [w.value for _, w in slots],
-                    node_backward)
-        return outputs if type(y) is tuple else outputs[0]
+        if several and type(y) is not tuple:
+            node_backward = _repacking(node_backward, y)
+        ops._record(tuple(outputs) if several else outputs[0], inputs + [w.value for _, w in slots], node_backward)
+        if not several:
+            return outputs[0]
+        return outputs if type(y) is tuple else tree.pack_sequence_as(y, outputs)
 
     def _node_backward(self, backward, slots, x=None, tensor_kwargs=()):
         """Wrap ``backward`` for a tape: one gradient per recorded input (x's arrays, the tensor keywords'

@@ -27,6 +27,7 @@ from pyminidl.layers.base import (FORWARD_OPTIONS, KerasTensor, Layer, Node, _ca
                                   _overrides_call, _tensor_kwarg_names)
 from pyminidl.layers import deserialize as deserialize_layer
 from pyminidl.layers import serialize as serialize_layer
+from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models.model import Model
 from pyminidl.training.trainer import Trainer
 
@@ -121,6 +122,39 @@ def _check_connected(inputs, outputs, nodes):
             raise ValueError(f"Output {t} is not connected to `inputs`: it cannot be computed from them.")
 
 
+def _is_graph_input(t):
+    op, index, _ = t._keras_history
+    return op is not None and op._inbound_nodes[index].is_input
+
+
+def clone_graph_nodes(inputs, outputs):
+    """A copy of the calls between ``inputs`` and ``outputs`` starting from new Inputs (Keras 3's
+    ``clone_graph_nodes``): a model built on intermediate tensors gets InputLayers of its own, and the
+    layers (and their weights) are shared with the original graph.
+
+    Returns:
+        ``(inputs, outputs)`` as new KerasTensors, in the same structures.
+    """
+    flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
+    ordered, _ = _build_map(flat_in, flat_out)
+    mapping = {}
+    for t in flat_in:
+        mapping[id(t)] = t if _is_graph_input(t) else InputLayer(
+            batch_shape=t.shape, dtype=t.dtype, name=f"{t.name}CLONE").output
+    input_ids = {id(t) for t in flat_in}
+
+    def swap(v):
+        return mapping.get(id(v), v) if isinstance(v, KerasTensor) else v
+
+    for node in ordered:  # parents first
+        if node.is_input or any(id(t) in input_ids for t in node.outputs):
+            continue
+        outs = [KerasTensor(t.shape, t.dtype) for t in node.outputs]
+        Node(node.operation, tree.map_structure(swap, list(node.args)), tree.map_structure(swap, node.kwargs), outs)
+        mapping.update((id(old), new) for old, new in zip(node.outputs, outs))
+    return tree.map_structure(swap, inputs), tree.map_structure(swap, outputs)
+
+
 # ---------------------------------------------------------------------- one step of the plan
 
 
@@ -168,7 +202,7 @@ class _Step:
 
     def scatter(self, values, y):
         if self.several:
-            for i, t in zip(self.out_ids, y):
+            for i, t in zip(self.out_ids, tree.flatten(y)):
                 values[i] = t
         else:
             values[self.out_ids[0]] = y
@@ -226,6 +260,8 @@ class Functional(Model):
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
         if isinstance(inputs, dict):
             inputs = dict(inputs)
+        if not all(_is_graph_input(t) for t in tree.flatten(inputs)):
+            inputs, outputs = clone_graph_nodes(inputs, outputs)
         self._inputs_struct = inputs if not isinstance(inputs, tuple) else list(inputs)
         self._outputs_struct = outputs if not isinstance(outputs, tuple) else list(outputs)
         self._inputs, self._outputs = tree.flatten(self._inputs_struct), tree.flatten(self._outputs_struct)

@@ -23,6 +23,21 @@ def _functional_arguments(args, kwargs):
     return len(args) == 2 or (len(args) == 1 and "outputs" in kwargs) or ("inputs" in kwargs and "outputs" in kwargs)
 
 
+_FUNCTIONAL_SUBCLASSES = {}
+
+
+def _with_functional(cls):
+    """``cls`` with Functional among its bases (Keras's inject_functional_model_class): a Model subclass
+    overriding e.g. ``train_step`` and constructed with ``(inputs, outputs)`` runs as a graph."""
+    from pyminidl.models.functional import Functional  # the subclass is defined on top of this module
+
+    if issubclass(cls, Functional):
+        return Functional
+    if cls not in _FUNCTIONAL_SUBCLASSES:
+        _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__})
+    return _FUNCTIONAL_SUBCLASSES[cls]
+
+
 class Model(Trainer, Layer):
     """A trainable model: ``Model(inputs, outputs)`` (functional) or a subclass defining ``call``.
 
@@ -47,6 +62,10 @@ class Model(Trainer, Layer):
         return Layer.__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, **kwargs):
+        if _functional_arguments(args, kwargs):  # a subclass built as a graph: CustomModel(inputs, outputs)
+            self.__class__ = _with_functional(type(self))
+            self.__class__.__init__(self, *args, **kwargs)
+            return
         if args:
             raise TypeError(f"Model.__init__() takes `inputs` and `outputs` (a functional model) or keyword "
                             f"arguments only (a subclassed model). Received {len(args)} positional argument(s).")

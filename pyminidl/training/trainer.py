@@ -356,6 +356,8 @@ class Trainer:
             ...     loss = model.compute_loss(y=y, y_pred=model(x, training=True))
         """
         self._assert_compile_called()
+        if self._multi is not None:
+            return self._multi_compute_loss(y, y_pred, sample_weight, training)
         plain = ops._plain(y_pred)
         value, backward = self._loss_fn.forward(y, plain, sample_weight)
         scale = self._loss_scale
@@ -366,8 +368,27 @@ class Trainer:
             ops._record(total, [y_pred], lambda d: [backward(float(d) * scale)])
         return total
 
+    def _multi_compute_loss(self, y, y_pred, sample_weight, training):
+        """compute_loss of a model with several outputs: the weighted sum, recorded with one gradient per output."""
+        preds = tree.flatten(y_pred)
+        seeds = self._multi.forward(y, [ops._plain(p) for p in preds], sample_weight)
+        extra = sum(self.losses) if training else 0.0
+        value = self._multi.total_value(self._multi._last[3]) + extra
+        total = get_backend().xp.asarray(value, dtype=ops._plain(preds[0]).dtype)
+        if ops.recording():
+            total = ops._traced(total)
+            ops._record(total, preds, lambda d: [None if s is None else s * float(d) for s in seeds])
+        return total
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Update the compiled metrics (not the loss tracker) and return every metric's result."""
+        """Update the compiled metrics (not the loss tracker) and return every metric's result.
+
+        A model with several outputs updates its per-output loss trackers here too.
+        """
+        if self._multi is not None:
+            self._multi.evaluate(y, [ops._plain(p) for p in tree.flatten(y_pred)], sample_weight)
+            self._multi.update(self.losses)
+            return self._logs()
         if self._metric_ids[0] or self._metric_ids[1]:
             if self._compiled_metrics is None:
                 self._build_metrics(y, y_pred)

@@ -394,3 +394,43 @@ def test_bad_graphs_and_inputs_are_clear_errors():
         two.fit([np.ones((4, 4)), np.ones((4, 3))], np.ones((4, 2)), verbose=0)
     with pytest.raises(ValueError, match="one entry per model output"):
         two.compile("sgd", ["mse"])
+
+
+def test_sub_models_from_intermediate_tensors_and_from_a_sequential(rng):
+    i = keras.Input((4,))
+    a = layers.Dense(3, activation="relu", name="first")(i)
+    b = layers.Dense(2, name="second")(a)
+    full = keras.Model(i, b)
+    tail = keras.Model(a, b)  # a new InputLayer stands for `a`; "second" and its weights are shared
+    assert [type(l).__name__ for l in tail.layers] == ["InputLayer", "Dense"] and tail.layers[1] is full.layers[2]
+    x = rng.random((5, 4), dtype=np.float32)
+    np.testing.assert_array_equal(tail.predict(full.layers[1](x), verbose=0), full.predict(x, verbose=0))
+    assert keras.Model.from_config(tail.get_config()).layers[0].batch_shape == (None, 3)
+    seq = keras.Sequential([keras.Input((4,)), layers.Dense(6, activation="relu"), layers.Dense(2)])
+    maps = keras.Model(seq.input, [layer.output for layer in seq.layers])  # feature maps of every layer
+    hidden, out = maps.predict(x, verbose=0)
+    w = seq.get_weights()
+    np.testing.assert_allclose(hidden, _relu(x @ w[0] + w[1]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, seq.predict(x, verbose=0), rtol=1e-6)
+
+
+class CustomStep(keras.Model):
+    """A functional subclass overriding train_step (Keras's "customize fit") on two outputs."""
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with keras.GradientTape() as tape:
+            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        return self.compute_metrics(x, y, self(x))
+
+
+def test_a_custom_train_step_on_two_outputs(rng):
+    graph = _two_io_model()
+    model = CustomStep(graph.inputs, graph.outputs)  # Keras's "customize what happens in fit()" idiom
+    assert isinstance(model, keras.models.Functional) and model.name == "custom_step"
+    model.compile("adam", loss=["mse", "binary_crossentropy"])
+    xa, xb = rng.random((32, 4), dtype=np.float32), rng.random((32, 3), dtype=np.float32)
+    logs = model.fit([xa, xb], [xa[:, :2], (xb[:, :1] > 0.5).astype(np.float32)], epochs=4, verbose=0).history
+    assert sorted(logs) == ["loss", "out1_loss", "out2_loss"] and logs["loss"][-1] < logs["loss"][0]
