@@ -169,5 +169,6 @@ void bind_gemm(py::module_& m);
 void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_image(py::module_& m);
 
 }  // namespace pyminidl::bind

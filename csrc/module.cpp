@@ -13,4 +13,5 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_activations(m);
     pyminidl::bind::bind_losses(m);
     pyminidl::bind::bind_optim(m);
+    pyminidl::bind::bind_image(m);
 }

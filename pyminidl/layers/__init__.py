@@ -8,6 +8,7 @@ from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
+from pyminidl.layers.lambda_layer import Lambda
 # -- merge layers and their functional forms (the functional API)
 from pyminidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
                                      average, concatenate, dot, maximum, minimum, multiply, subtract)
@@ -61,7 +62,7 @@ def deserialize(config, custom_objects=None):
 
 __all__ = [
     "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "IntegerLookup", "KerasTensor",
-    "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
+    "Lambda", "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
     # merge layers

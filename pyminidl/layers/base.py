@@ -20,7 +20,7 @@ import math
 import re
 import threading
 
-from pyminidl import config, initializers, ops, tree
+from pyminidl import config, debugging, initializers, ops, tree
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
 from pyminidl.variables import Variable
@@ -863,6 +863,13 @@ class Layer:
         return backward
 
     def _forward_full(self, x, training=False, **kwargs):
+        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
+        y, backward = self._forward_penalised(x, training, **kwargs)
+        if debugging.STATE.enabled:
+            return debugging.checked(self, y, backward)
+        return y, backward
+
+    def _forward_penalised(self, x, training, **kwargs):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
