@@ -762,7 +762,11 @@ class Layer:
         """Array conversion, dtype cast, build on first call and the input-spec check."""
         if type(x) in (list, tuple, dict):
             return self._prepare_nested(x)
-        x = self._convert_input(x)
+        be = get_backend()  # _convert_input, inlined: this runs once per layer per step
+        if not isinstance(x, be.xp.ndarray):
+            x = be.asarray(x)
+        if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
+            x = x.astype(self._dtype)
         if not self.built or self._build_input_shape is None:
             if self.input_spec is not None:  # e.g. min_ndim, before build reads the shape
                 self.input_spec.check(tuple(x.shape), self.name)

@@ -69,7 +69,7 @@ def to_backend_array(value, be, keep_int=False):
 def to_backend_data(value, be, keep_int=False, nested=False):
     """``to_backend_array`` for one array, or for each array of a list/dict of them (a model with several
     inputs or outputs: ``nested``)."""
-    if is_structure(value, nested):
+    if nested and is_structure(value, nested):  # `nested` first: the one-array step stays one call
         return tree.map_structure(lambda v: to_backend_array(v, be, keep_int), value)
     return to_backend_array(value, be, keep_int)
 
@@ -114,7 +114,7 @@ def class_weight_to_sample_weights(y, class_weight):
 def check_cardinality(x, y, sample_weight):
     """Raise the Keras error when x, y and sample_weight hold different numbers of samples."""
     sizes = [(name, len(leaf)) for name, a in (("x", x), ("y", y), ("sample_weight", sample_weight))
-             if a is not None for leaf in tree.flatten(a)]
+             if a is not None for leaf in (tree.flatten(a) if type(a) in (list, tuple, dict) else (a,))]
     if len({n for _, n in sizes}) > 1:
         listed = ", ".join(f"{name} sizes: {n}" for name, n in sizes)
         raise ValueError(
