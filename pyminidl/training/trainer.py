@@ -689,8 +689,9 @@ class Trainer:
         keep_x, keep_y = self._keep_int()
         nested_x, nested_y = self._nested_data()
         be = get_backend()
-        x = da.to_backend_data(x, be, keep_x, nested_x)
-        y = None if y is None else da.to_backend_data(y, be, keep_y, nested_y)
+        x = da.to_backend_data(x, be, keep_x, nested_x) if nested_x else da.to_backend_array(x, be, keep_x)
+        if y is not None:
+            y = da.to_backend_data(y, be, keep_y, nested_y) if nested_y else da.to_backend_array(y, be, keep_y)
         sample_weight = None if sample_weight is None else da.to_backend_array(sample_weight, be)
         da.check_cardinality(x, y, sample_weight)
         if class_weight is not None and y is not None:
