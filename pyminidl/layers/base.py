@@ -868,19 +868,20 @@ class Layer:
 
     def _forward_full(self, x, training=False, **kwargs):
         """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
-        y, backward = self._forward_penalised(x, training, **kwargs)
+        y, backward = self._forward_penalised(x, training, kwargs)
         if debugging.STATE.enabled:
             return debugging.checked(self, y, backward)
         return y, backward
 
-    def _forward_penalised(self, x, training, **kwargs):
+    def _forward_penalised(self, x, training, kwargs):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
         if _overrides_call(type(self)):
             y, backward = Layer.forward(self, x, training, **kwargs)
         else:
-            y, backward = self.forward(x, training, **kwargs)
+            # (the common call has no keywords: no ** on the per-step path)
+            y, backward = self.forward(x, training, **kwargs) if kwargs else self.forward(x, training)
         regs = [w for w in self._weights_list if w.regularizer is not None]
         activity = self.activity_regularizer
         if not regs and activity is None:
