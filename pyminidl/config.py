@@ -123,4 +123,8 @@ def show_config():
         backend = get_backend()
         if backend.name == "cpu":
             lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend._allocator_tuned else 'no'}")
+    # ---- distribution: the world and each rank's threads
+    from pyminidl import distribution
+
+    lines.append(distribution.config_line())
     print("\n".join(lines))

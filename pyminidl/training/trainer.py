@@ -87,7 +87,9 @@ def _callback_list(callbacks, model, **params):
 
     if isinstance(callbacks, CallbackList):
         return callbacks
-    return CallbackList(callbacks, model=model, **params)
+    cbs = CallbackList(callbacks, model=model, **params)
+    dist = model._distributed()
+    return cbs if dist is None else dist.callbacks(cbs)
 
 
 class Trainer:
@@ -226,6 +228,9 @@ class Trainer:
     def _logs(self):
         if self._multi is not None:
             return self._multi.logs()
+        dist = self._distributed()
+        if dist is not None:
+            return dist.logs(self)  # the metric states summed over the ranks
         logs = {"loss": self._loss_tracker.result()}
         for metric, _ in self._compiled_metrics or ():
             logs[metric.name] = float(metric.result())
@@ -297,6 +302,9 @@ class Trainer:
         if self._multi is not None:
             return self._multi_train_step(x, y, sample_weight)
         fused = self._fused
+        dist = self._distributed()
+        if dist is not None:
+            dist.before_step(self, x)
         clear_grads(self._grad_layers)
         with self._forward_options:
             y_pred, backward = self.forward(x, training=True)
@@ -308,11 +316,14 @@ class Trainer:
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
+        grads = gradients_of(self._grad_slots) if dist is None else dist.gradients(self)
+        self.optimizer.apply(grads, self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
                              getattr(loss_backward, "probs", None) if fused else None)
+        if dist is not None:
+            dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
     def _multi_train_step(self, x, y, sample_weight):
         """The training step of a model with several outputs: one loss gradient per output, one backward."""
@@ -432,7 +443,26 @@ class Trainer:
 
     def _custom_logs(self):
         """The latest logs of an overriding hook (its returned dict), else the compiled ones."""
-        return dict(self._hook_logs) if self._hook_logs else self._logs()
+        if not self._hook_logs:
+            return self._logs()
+        dist = self._distributed()
+        return dict(self._hook_logs) if dist is None else dist.mean_logs(self._hook_logs)
+
+    # ------------------------------------------------------------------ distribution
+
+    def _distributed(self):
+        """The data-parallel hooks (``pyminidl.distribution._training.FitSync``), None without a distribution."""
+        from pyminidl.distribution import _state
+
+        if _state.DISTRIBUTION is None:
+            return None
+        from pyminidl.distribution._training import hooks_for
+
+        return hooks_for(self)
+
+    def _shard(self, adapter, training=False):
+        dist = self._distributed()
+        return adapter if dist is None else dist.shard(adapter, training, self)
 
     # ------------------------------------------------------------------ data
 
@@ -470,13 +500,14 @@ class Trainer:
             arrays = tuple(None if a is None else tree.map_structure(self._host, a) for a in (x, y, sample_weight))
             da.check_cardinality(*arrays)
             (x, y, sample_weight), validation_data = da.train_validation_split(arrays, validation_split)
-        train = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight,
-                              "steps_per_epoch")
+        train = self._shard(self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
+                                          class_weight, "steps_per_epoch"), training=True)
         val = None
         if validation_data is not None:
             vx, vy, vw = da.unpack_x_y_sample_weight(validation_data)
-            val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps,
-                                steps_name="validation_steps", data_name="validation_data")
+            val = self._shard(self._adapter(vx, vy, vw, validation_batch_size or batch_size, False,
+                                            validation_steps, steps_name="validation_steps",
+                                            data_name="validation_data"))
         return train, val
 
     @staticmethod
@@ -550,6 +581,9 @@ class Trainer:
                 logs.update({"val_" + name: value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             training_logs = logs
+            dist = self._distributed()
+            if dist is not None:
+                self.stop_training = dist.agree(self.stop_training)  # all ranks stop together
             if self.stop_training:
                 break
         cbs.on_train_end(training_logs)
@@ -610,7 +644,7 @@ class Trainer:
         """
         self._assert_compile_called()
         verbose = _resolve_verbose(verbose)
-        data = self._adapter(x, y, sample_weight, batch_size, False, steps)
+        data = self._shard(self._adapter(x, y, sample_weight, batch_size, False, steps))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         logs = self._test_loop(data, cbs)
@@ -629,7 +663,8 @@ class Trainer:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
             if hooks:
                 cbs.on_test_batch_begin(step)
-            test_step(x, y, sample_weight)
+            if not getattr(data, "padding", False):  # a rank with no sample of a short last batch
+                test_step(x, y, sample_weight)
             if hooks:
                 cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
@@ -661,19 +696,20 @@ class Trainer:
         """
         verbose = _resolve_verbose(verbose)
         keep_x, _ = self._keep_int()
-        data = da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x,
-                               nested=self._nested_data())
+        data = self._shard(da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x,
+                                           nested=self._nested_data()))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         self.stop_predicting = False
         cbs.on_predict_begin()
         hooks = cbs.needs_predict_batch_logs
-        outputs = []
+        outputs, paddings = [], []
         predict_step = self._step("predict_step")
         for step, (xb, _, _) in data.epoch():
             if hooks:
                 cbs.on_predict_batch_begin(step)
             outputs.append(predict_step(xb))
+            paddings.append(getattr(data, "padding", False))
             if hooks:
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
             if self.stop_predicting:
@@ -681,6 +717,9 @@ class Trainer:
         cbs.on_predict_end()
         if not outputs:
             raise ValueError("Expected input data to be non-empty: predict() received no batches.")
+        dist = self._distributed()
+        if dist is not None:
+            return dist.gather(outputs, paddings)  # every rank's shards, in sample order
         return _concatenate_batches(outputs)
 
     # ------------------------------------------------------------------ single batches
