@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 from pyminidl import backend, config  # noqa: E402,F401
 from pyminidl.config import show_config  # noqa: E402,F401
 from pyminidl import callbacks  # noqa: E402,F401
-from pyminidl import activations, initializers, layers, models, ops, regularizers  # noqa: E402,F401
+from pyminidl import activations, initializers, layers, models, ops, regularizers, tree  # noqa: E402,F401
 from pyminidl.layers import Input, InputLayer, KerasTensor, Layer  # noqa: E402,F401
-from pyminidl.models import Sequential  # noqa: E402,F401
+from pyminidl.models import Model, Sequential  # noqa: E402,F401
 from pyminidl.ops import GradientTape  # noqa: E402,F401
 from pyminidl import data, datasets, debugging, losses, metrics, optimizers, preprocessing, utils, visualize  # noqa: E402,F401
 

@@ -99,15 +99,18 @@ class GradientTape:
 
     def watched_variables(self):
         """The arrays passed to ``watch`` or watched automatically."""
-        produced = {id(node[0]) for node in self._nodes}
+        produced = {id(t) for node in self._nodes for t in _outputs_of(node[0])}
         return [t for i, t in self._tracked.items() if i not in produced]
 
     def _tracks(self, x):
         return id(x) in self._tracked
 
     def _record(self, y, inputs, backward):
+        """One node: ``y`` an array or a tuple of arrays (a layer with several outputs, whose
+        ``backward`` then takes a tuple of gradients, None where an output received none)."""
         if any(id(t) in self._tracked for t in inputs):
-            self._tracked[id(y)] = y
+            for t in _outputs_of(y):
+                self._tracked[id(t)] = t
             self._nodes.append((y, inputs, backward))
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
@@ -160,9 +163,14 @@ class GradientTape:
             seed = xp.ones_like(t) if seed is None else _unbroadcast(xp.asarray(seed, dtype=t.dtype), t.shape)
             grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
         for y, inputs, backward in reversed(self._nodes):
-            dy = grads.get(id(y))
-            if dy is None:
-                continue
+            if type(y) is tuple:
+                dy = tuple(grads.get(id(t)) for t in y)
+                if all(d is None for d in dy):
+                    continue  # an unused node costs nothing
+            else:
+                dy = grads.get(id(y))
+                if dy is None:
+                    continue
             for x, dx in zip(inputs, backward(dy)):
                 if dx is None or not self._tracks(x):
                     continue
@@ -170,6 +178,11 @@ class GradientTape:
                 prev = grads.get(id(x))
                 grads[id(x)] = dx if prev is None else prev + dx  # fan-out: a value used twice
         return grads
+
+
+def _outputs_of(y):
+    """A node's outputs as a tuple (one array, or the tuple a multi-output layer recorded)."""
+    return y if type(y) is tuple else (y,)
 
 
 def _unbroadcast(g, shape):

@@ -9,6 +9,9 @@ from pyminidl.layers.dropout import Dropout
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
 from pyminidl.layers.lambda_layer import Lambda
+# -- merge layers and their functional forms (the functional API)
+from pyminidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
+                                     average, concatenate, dot, maximum, minimum, multiply, subtract)
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import Flatten, Reshape
 from pyminidl.layers.text_vectorization import TextVectorization
@@ -52,4 +55,7 @@ __all__ = [
     # Sequences
     "Embedding", "Masking", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
     "Bidirectional", "TimeDistributed",
+    # merge layers
+    "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
+    "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
 ]

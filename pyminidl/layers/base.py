@@ -19,7 +19,7 @@ import json
 import math
 import threading
 
-from pyminidl import config, debugging, initializers, ops
+from pyminidl import config, debugging, initializers, ops, tree
 from pyminidl._naming import to_snake_case as _snake_case
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
@@ -138,8 +138,17 @@ class InputSpec:
                     raise ValueError(head + f"expected shape={self.shape}, found shape={shape}")
 
 
+class KerasHistory(collections.namedtuple("KerasHistory", ["operation", "node_index", "tensor_index"])):
+    """Where a KerasTensor came from: ``operation._inbound_nodes[node_index].outputs[tensor_index]``."""
+
+    __slots__ = ()
+
+
 class KerasTensor:
-    """A symbolic tensor: a shape (batch None) and a dtype, what ``Input`` returns.
+    """A symbolic tensor: a shape (batch None) and a dtype, what ``Input`` and symbolic layer calls return.
+
+    ``_keras_history`` (a KerasHistory) names the layer call (Node) that produced it, so a graph can be
+    walked from its outputs back to its inputs.
 
     Args:
         shape: the full shape, batch axis first (None for an unknown size).
@@ -147,11 +156,11 @@ class KerasTensor:
         name: a unique name ("keras_tensor", "keras_tensor_1", ...).
     """
 
-    def __init__(self, shape, dtype=None, name=None, layer=None):
+    def __init__(self, shape, dtype=None, name=None):
         self.shape = _standardize_shape(shape, "shape")
-        self.dtype = dtype or config.floatx()
+        self.dtype = _dtype_name(dtype)
         self.name = name or unique_name("keras_tensor")
-        self._keras_history = layer
+        self._keras_history = KerasHistory(None, 0, 0)
 
     @property
     def ndim(self):
@@ -159,6 +168,139 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, name={self.name}>"
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"A symbolic KerasTensor ({self.name}, shape={self.shape}) cannot be converted to a NumPy array: it "
+            "holds no values. Use it to build a model (`keras.Model(inputs, outputs)`), then call the model on data."
+        )
+
+
+class Node:
+    """One call of a layer on symbolic tensors (Keras 3's ``Node``): the graph's vertex.
+
+    Appended to ``operation._inbound_nodes``; each output's ``_keras_history`` points back to it,
+    and each inbound layer lists it in ``_outbound_nodes``.
+
+    Args:
+        operation: the layer that was called.
+        call_args: the positional arguments of the call (the input first).
+        call_kwargs: the keyword arguments (tensors among them are inputs too, e.g. ``initial_state``).
+        outputs: the output KerasTensors (one, or a list).
+    """
+
+    def __init__(self, operation, call_args=(), call_kwargs=None, outputs=()):
+        self.operation = operation
+        self.args = tuple(call_args)
+        self.kwargs = dict(call_kwargs or {})
+        self.outputs = tree.flatten(outputs) if outputs is not None else []
+        self.input_tensors = [t for t in tree.flatten([list(self.args), self.kwargs]) if isinstance(t, KerasTensor)]
+        nodes = operation.__dict__.setdefault("_inbound_nodes", [])
+        nodes.append(self)
+        for t in self.input_tensors:
+            inbound = t._keras_history.operation
+            if inbound is not None:
+                inbound.__dict__.setdefault("_outbound_nodes", []).append(self)
+        index = len(nodes) - 1
+        for i, t in enumerate(self.outputs):
+            t._keras_history = KerasHistory(operation, index, i)
+        self.is_input = not self.input_tensors
+
+    @property
+    def output_tensors(self):
+        return self.outputs
+
+    @property
+    def parent_nodes(self):
+        """The nodes whose outputs this one reads."""
+        out = []
+        for t in self.input_tensors:
+            op, index, _ = t._keras_history
+            if op is not None:
+                out.append(op._inbound_nodes[index])
+        return out
+
+    def __repr__(self):
+        return f"<Node operation={self.operation.name}, id={id(self)}>"
+
+
+def _is_shape(value):
+    """A shape (a tuple/list of ints and None), as opposed to a structure of shapes."""
+    return isinstance(value, (tuple, list)) and all(v is None or isinstance(v, int) for v in value)
+
+
+def map_shapes(fn, shapes):
+    """``fn`` applied to every shape of a (nested) structure of shapes."""
+    if _is_shape(shapes):
+        return fn(tuple(shapes))
+    if isinstance(shapes, dict):
+        return {k: map_shapes(fn, v) for k, v in shapes.items()}
+    return type(shapes)(map_shapes(fn, s) for s in shapes)
+
+
+def _tensor_kwarg_names(kwargs, kind):
+    """The keyword arguments (not ``mask``) that hold tensors of ``kind`` (an array type or KerasTensor):
+    they are inputs of the call, differentiated like the input (``initial_state=[h0, c0]``)."""
+    return [k for k, v in kwargs.items()
+            if k != "mask" and any(isinstance(leaf, kind) for leaf in tree.flatten(v))]
+
+
+def _any_symbolic(x, args, kwargs):
+    if isinstance(x, KerasTensor):
+        return True
+    if type(x) in (list, tuple, dict) and any(isinstance(t, KerasTensor) for t in tree.flatten(x)):
+        return True
+    return bool(args or kwargs) and any(isinstance(t, KerasTensor) for t in tree.flatten([list(args), kwargs]))
+
+
+def _describe_inputs(x):
+    parts = []
+    for t in tree.flatten(x):
+        if isinstance(t, KerasTensor):
+            op = t._keras_history.operation
+            parts.append(f"the output of layer '{op.name}' (shape {t.shape})" if op is not None
+                         else f"a tensor of shape {t.shape}")
+    return ", ".join(parts) or "non-tensor inputs"
+
+
+def _first_shape(shapes):
+    """The first shape of a structure of shapes."""
+    while not _is_shape(shapes):
+        shapes = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
+    return tuple(shapes)
+
+
+def _shape_from_config(value):
+    """A build_config shape read back from JSON: lists become tuples (a structure of shapes stays a list)."""
+    if _is_shape(value):
+        return tuple(value)
+    if isinstance(value, dict):
+        return {k: _shape_from_config(v) for k, v in value.items()}
+    return [_shape_from_config(v) for v in value]
+
+
+def _repacking(node_backward, structure):
+    """A tape node's backward receives a tuple of output gradients; a model's backward takes them shaped
+    as its outputs (a list or dict)."""
+    return lambda dys: node_backward(tree.pack_sequence_as(structure, list(dys)))
+
+
+def _flat_kwarg_grads(d_kwargs, tensor_kwargs):
+    """A backward's keyword gradients, one per array of the tensor keywords (None where none)."""
+    if not tensor_kwargs:
+        return []
+    if len(tensor_kwargs) == 1:
+        d_kwargs = [d_kwargs]
+    elif isinstance(d_kwargs, dict):
+        d_kwargs = list(d_kwargs.values())
+    out = []
+    for value, grad in zip(tensor_kwargs, d_kwargs):
+        n = len(tree.flatten(value))
+        flat = [None] * n if grad is None else tree.flatten(grad)
+        if len(flat) != n:
+            raise ValueError(f"A backward returned {len(flat)} gradients for a keyword input holding {n} arrays.")
+        out.extend(flat)
+    return out
 
 
 # Keys Keras 3 writes into layer configs that pyminidl has no use for (dropped when unset).
@@ -246,9 +388,12 @@ class Layer:
 
     # Floating inputs are cast to the layer's dtype (not for Embedding's integer ids).
     _cast_inputs = True
-    # Keras's masking protocol: a layer that supports masking passes the mask on (compute_mask);
-    # Sequential drops the mask at a layer that does not.
+    # Keras 3: a layer that passes its input's mask on unchanged sets this (compute_mask may do more).
     supports_masking = False
+    # The graph: one Node per symbolic call (a list, created by the first Node), and the calls reading
+    # this layer's outputs.
+    _inbound_nodes = ()
+    _outbound_nodes = ()
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -568,7 +713,8 @@ class Layer:
         self.built = True
 
     def _maybe_build(self, input_shape):
-        shape = (None,) + tuple(input_shape[1:]) if len(input_shape) else tuple(input_shape)
+        # the batch size of the first call is not part of the layer (a shape, or a structure of shapes)
+        shape = map_shapes(lambda s: (None,) + s[1:] if s else s, input_shape)
         if self._build_input_shape is None:  # also for layers built in __init__ (Flatten): summary shapes
             self._build_input_shape = shape
         if not self.built:
@@ -577,7 +723,7 @@ class Layer:
 
     def build_from_config(self, build_config):
         if build_config and build_config.get("input_shape") is not None:
-            self._maybe_build(tuple(build_config["input_shape"]))
+            self._maybe_build(_shape_from_config(build_config["input_shape"]))
 
     def get_build_config(self):
         if self._build_input_shape is not None:
@@ -585,28 +731,33 @@ class Layer:
         return None
 
     def compute_output_shape(self, input_shape):
-        """Output shape for ``input_shape``; the default runs ``call`` on zeros (batch 1)."""
+        """Output shape for ``input_shape`` (or a structure of them); the default runs ``call`` on zeros (batch 1)."""
         xp = get_backend().xp
-        shape = tuple(1 if s is None else s for s in input_shape)
-        y = self.__call__(xp.zeros(shape, dtype=self._dtype))
-        return (input_shape[0],) + tuple(y.shape[1:])
+        zeros = map_shapes(lambda s: xp.zeros(tuple(1 if d is None else d for d in s), dtype=self._dtype),
+                           input_shape)
+        y = self.__call__(zeros)
+        batch = _first_shape(input_shape)[0] if _first_shape(input_shape) else None
+        shapes = [(batch,) + tuple(t.shape[1:]) for t in tree.flatten(y)]
+        return shapes if isinstance(y, (list, tuple)) else shapes[0]
 
     def compute_mask(self, inputs, mask=None):
-        """The mask of the output (Keras): by default the input's mask, unchanged."""
-        return mask
+        """The mask of the output: the input's when ``supports_masking``, else None (Keras 3)."""
+        return mask if self.supports_masking else None
 
     def _summary_output_shape(self):
         """The output shape shown by ``summary`` (None when unknown)."""
         if not self.built or self._build_input_shape is None:
             return None
         try:
-            return tuple(self.compute_output_shape(self._build_input_shape))
+            return self.compute_output_shape(self._build_input_shape)
         except (NotImplementedError, ValueError, TypeError):
             return None
 
     def _prepare(self, x):
         """Array conversion, dtype cast, build on first call and the input-spec check."""
-        be = get_backend()
+        if type(x) in (list, tuple, dict):
+            return self._prepare_nested(x)
+        be = get_backend()  # _convert_input, inlined: this runs once per layer per step
         if not isinstance(x, be.xp.ndarray):
             x = be.asarray(x)
         if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
@@ -619,6 +770,21 @@ class Layer:
             self.input_spec.check(tuple(x.shape), self.name)
         return x
 
+    def _convert_input(self, x):
+        be = get_backend()
+        if not isinstance(x, be.xp.ndarray):
+            x = be.asarray(x)
+        if self._cast_inputs and self.autocast and x.dtype != self._dtype and x.dtype.kind in "fiub":
+            x = x.astype(self._dtype)
+        return x
+
+    def _prepare_nested(self, x):
+        """Several inputs (a list, tuple or dict of arrays: merge layers, models with several inputs)."""
+        x = tree.map_structure(self._convert_input, x)
+        if not self.built or self._build_input_shape is None:
+            self._maybe_build(tree.map_structure(lambda a: tuple(a.shape), x))
+        return x
+
     # ------------------------------------------------------------------ forward / call
 
     def call(self, x, training=None):
@@ -628,75 +794,106 @@ class Layer:
         subclass overriding ``call`` may use ``super().call(x)`` and still train.
         """
         if type(self).forward is not Layer.forward:
-            return self._recorded(x, lambda x_: self.forward(x_, bool(training)))
+            return self._recorded(x, {}, lambda x_, kw: self.forward(x_, bool(training)))
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call() or forward().")
 
-    def forward(self, x, training=False):
-        """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads."""
+    def forward(self, x, training=False, **kwargs):
+        """Run ``call`` on a private tape: returns ``(y, backward)``, backward accumulating weight grads.
+
+        ``x`` may be nested (a list or dict of arrays); ``call`` may return several outputs (then ``y`` is a
+        tuple and ``backward`` takes a tuple, None where an output got no gradient). Keyword arguments
+        holding arrays (``initial_state=...``) are differentiated too: backward then returns ``(dx, d_kwargs)``.
+        """
         self._pending_losses = []
+        xp = get_backend().xp
+        tensor_kw = _tensor_kwarg_names(kwargs, xp.ndarray) if kwargs else []
         try:
             with ops._suspend_tapes(), forward_options(), ops.GradientTape(persistent=True) as tape:
-                x = ops._traced(x)  # NumPy arithmetic on x inside call() is recorded too
-                tape.watch([x] + self.trainable_weights)
-                args, kwargs = self.__dict__.pop("_call_extras", ((), {}))
+                x = tree.map_structure(ops._traced, x)  # NumPy arithmetic on x inside call() is recorded too
+                kwargs = {k: tree.map_structure(ops._traced, v) if k in tensor_kw else v for k, v in kwargs.items()}
+                inputs = tree.flatten(x) + [t for k in tensor_kw for t in tree.flatten(kwargs[k])]
+                tape.watch(inputs + self.trainable_weights)
+                args = self.__dict__.pop("_call_extras", ())
                 if _call_takes_training(type(self)):
-                    kwargs = dict(kwargs, training=training)
+                    kwargs["training"] = training
                 y = self.call(x, *args, **kwargs)
-                y = ops._as_tensor(y)
+                outputs = [ops._as_tensor(t) for t in tree.flatten(y)]
         finally:
             extra, self._pending_losses = self._pending_losses, None
         # after call: sublayers built on this first call have weights now (their calls watched them)
         slots = self._trainable_slots()
-        sources = [x] + [w.value for _, w in slots]
         self._losses = [float(v) for v in extra]
+        backward = self._tape_backward(tape, outputs, inputs, slots, extra, (x, kwargs, tensor_kw))
+        plain = tuple(ops._plain(t) for t in outputs)
+        return (plain if isinstance(y, (list, tuple)) else plain[0]), backward  # downstream gets plain arrays
+
+    def _tape_backward(self, tape, outputs, inputs, slots, extra, call):
+        """The backward of ``forward``'s private tape: seeds the outputs with dy, returns dx (and d_kwargs)."""
+        sources = inputs + [w.value for _, w in slots]
+        x, kwargs, tensor_kw = call
 
         def backward(dy):
-            if slots and not tape._tracks(y) and not extra:
+            dys = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+            seeded = [(t, d) for t, d in zip(outputs, dys) if d is not None]
+            if slots and not any(tape._tracks(t) for t in outputs) and not extra:
                 raise ValueError(
                     f"The output of {type(self).__name__}.call() (layer {self.name!r}) is not connected to its "
                     "input or weights through pyminidl.ops, so its weights cannot be trained. Write call() with "
                     "pyminidl.ops (keras.ops) functions rather than NumPy."
                 )
-            grads = tape.gradient(y, sources, output_gradients=dy)
+            grads = (tape.gradient([t for t, _ in seeded], sources, output_gradients=[d for _, d in seeded])
+                     if seeded else [None] * len(sources))
             for term in extra:  # add_loss terms: d(term)/d(source) joins the output's gradient
                 more = tape.gradient(term, sources)
                 grads = [a if b is None else b if a is None else a + b for a, b in zip(grads, more)]
-            for (owner, w), g in zip(slots, grads[1:]):
+            n_x = len(tree.flatten(x))
+            for (owner, w), g in zip(slots, grads[len(inputs):]):
                 if g is not None:
                     owner.accumulate_grad(w.name, g)
-            return get_backend().xp.zeros_like(x) if grads[0] is None else ops._plain(grads[0])
+            xp = get_backend().xp
+            dx = [xp.zeros_like(s) if g is None else ops._plain(g) for s, g in zip(inputs[:n_x], grads[:n_x])]
+            dx = tree.pack_sequence_as(x, dx) if tree.is_nested(x) else dx[0]
+            if not tensor_kw:
+                return dx
+            rest = iter(grads[n_x:len(inputs)])
+            d_kwargs = {k: tree.map_structure(lambda _: ops._plain(next(rest)), kwargs[k]) for k in tensor_kw}
+            return dx, (d_kwargs[tensor_kw[0]] if len(tensor_kw) == 1 else d_kwargs)
 
-        return ops._plain(y), backward  # downstream layers and kernels get a plain array
+        return backward
 
     def _forward_full(self, x, training=False, **kwargs):
-        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks.
-
-        ``kwargs``: call keywords ``forward`` accepts (``mask``, ``initial_state``)."""
-        y, backward = self._forward_penalised(x, training, **kwargs)
+        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
+        y, backward = self._forward_penalised(x, training, kwargs)
         if debugging.STATE.enabled:
             return debugging.checked(self, y, backward)
         return y, backward
 
-    def _forward_penalised(self, x, training, **kwargs):
+    def _forward_penalised(self, x, training, kwargs):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []
         if _overrides_call(type(self)):
-            y, backward = Layer.forward(self, x, training)
+            y, backward = Layer.forward(self, x, training, **kwargs)
         else:
-            y, backward = self.forward(x, training, **kwargs)
+            # (the common call has no keywords: no ** on the per-step path)
+            y, backward = self.forward(x, training, **kwargs) if kwargs else self.forward(x, training)
         regs = [w for w in self._weights_list if w.regularizer is not None]
         activity = self.activity_regularizer
         if not regs and activity is None:
             return y, backward
+        outputs = y if type(y) is tuple else (y,)
         penalties = [w.regularizer(w.value) for w in regs]
         if activity is not None:
-            penalties.append(activity(y))
+            penalties.extend(activity(t) for t in outputs)
         self._losses = self._losses + [float(p) for p in penalties]
 
         def backward_full(dy):
-            if activity is not None:
-                dy = dy + regularizers_module._gradient(activity, y)  # d(penalty(y))/dy joins dy
+            if activity is not None:  # d(penalty(y))/dy joins dy
+                if type(y) is tuple:
+                    dy = tuple(None if d is None else d + regularizers_module._gradient(activity, t)
+                               for d, t in zip(dy, y))
+                else:
+                    dy = dy + regularizers_module._gradient(activity, y)
             dx = backward(dy)
             for w in regs:
                 self.accumulate_grad(w.name, regularizers_module._gradient(w.regularizer, w.value))
@@ -711,23 +908,26 @@ class Layer:
     def __call__(self, *args, **kwargs):
         """The output for the input (builds on the first call). On a GradientTape it records one node.
 
-        Keras 3's protocol: the input is the first positional argument (or ``inputs=``); ``training``
-        and ``mask`` reach ``call``/``forward`` only when it accepts them; any other argument must be one
-        ``call`` takes, else a TypeError names it.
+        Keras 3's protocol: the input is the first positional argument (or ``inputs=``), possibly nested
+        (a list or dict of arrays); ``training`` and ``mask`` reach ``call``/``forward`` only when it accepts
+        them; any other argument must be one ``call``/``forward`` takes, else a TypeError names it. On
+        KerasTensors the call is symbolic: it infers the output shape and records a Node of the graph.
+        A layer with several outputs returns a list.
 
         Raises:
             TypeError: no input, or an argument the layer's ``call``/``forward`` does not accept.
+            ValueError: (symbolic) the input's shape does not fit the layer, naming both layers and shapes.
         """
         x, args, kwargs = self._split_call_arguments(args, kwargs)
         training = kwargs.pop("training", None)
-        if isinstance(x, KerasTensor):
-            return self._symbolic_call(x)
-        runs_call = _call_params(type(self))[4]
-        if (args or kwargs) and runs_call:
-            self.__dict__["_call_extras"] = (args, kwargs)  # read by Layer.forward's call()
-        extras = {} if runs_call else kwargs  # keywords forward() takes (mask, initial_state) go to it
+        if _any_symbolic(x, args, kwargs):
+            if training is not None:
+                kwargs["training"] = training
+            return self._symbolic_call(x, args, kwargs)
+        if args:
+            self.__dict__["_call_extras"] = args  # read by Layer.forward's call()
         try:
-            return self._recorded(x, lambda x_: self._forward_full(x_, bool(training), **extras))
+            return self._recorded(x, kwargs, lambda x_, kw: self._forward_full(x_, bool(training), **kw))
         finally:
             self.__dict__.pop("_call_extras", None)
 
@@ -747,52 +947,121 @@ class Layer:
         if len(args) > len(positional) and not var_pos:
             unknown.append(f"{len(args)} extra positional argument(s)")
         if unknown or (not runs_call and args):
-            bad = unknown or sorted(set(kwargs) - {"training"}) or [f"{len(args)} positional argument(s)"]
+            bad = unknown or [f"{len(args)} positional argument(s)"]
             raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) got unexpected argument(s) in its "
                             f"call: {bad}. Received: args={args!r}, kwargs={sorted(kwargs)!r}")
         return x, args, kwargs
 
-    def _recorded(self, x, run):
-        """``run(x) -> (y, backward)``; returns y, recorded as one node on the active tapes."""
+    def _recorded(self, x, kwargs, run):
+        """``run(x, kwargs) -> (y, backward)``; returns y (a list for several outputs), recorded as one node
+        on the active tapes: its inputs are x's arrays, the arrays of tensor keywords and the weights."""
         if not ops.recording():
-            y = run(x)[0]
-            return list(y) if isinstance(y, tuple) else y  # several outputs (return_state): a list, as Keras
-        x = ops._as_tensor(x)
+            y = run(x, kwargs)[0]
+            return list(y) if type(y) is tuple else y
+        x = tree.map_structure(ops._as_tensor, x)
+        tensor_kw = _tensor_kwarg_names(kwargs, get_backend().xp.ndarray) if kwargs else []
         with ops._suspend_tapes():
-            y, backward = run(x)
+            y, backward = run(x, kwargs)
         slots = self._trainable_slots()
         for tape in ops._tapes():
             if tape.watch_accessed_variables:
                 tape.watch([w.value for _, w in slots])
-        y = ops._traced(ops._as_tensor(y))
-        if y is x:
-            y = y.view()
-        ops._record(y, [x] + [w.value for _, w in slots], self._node_backward(backward, slots))
-        return y
+        inputs = tree.flatten(x) + [t for k in tensor_kw for t in tree.flatten(kwargs[k])]
+        several = tree.is_nested(y)  # a tuple from a layer's forward; a list or dict from a model's
+        outputs = []
+        for t in (tree.flatten(y) if several else [y]):
+            t = ops._traced(ops._as_tensor(t))
+            outputs.append(t.view() if any(t is s for s in inputs) else t)
+        node_backward = self._node_backward(backward, slots, x, [kwargs[k] for k in tensor_kw])
+        if several and type(y) is not tuple:
+            node_backward = _repacking(node_backward, y)
+        ops._record(tuple(outputs) if several else outputs[0], inputs + [w.value for _, w in slots], node_backward)
+        if not several:
+            return outputs[0]
+        return outputs if type(y) is tuple else tree.pack_sequence_as(y, outputs)
 
-    def _node_backward(self, backward, slots):
-        """Wrap ``backward`` for a tape: weight grads are returned, not accumulated."""
+    def _node_backward(self, backward, slots, x=None, tensor_kwargs=()):
+        """Wrap ``backward`` for a tape: one gradient per recorded input (x's arrays, the tensor keywords'
+        arrays), then the weight grads, which are returned, not accumulated."""
         layers = self._all_layers()
+        n_x = len(tree.flatten(x))
 
         def node_backward(dy):
             saved = [layer.grads for layer in layers]
             for layer in layers:
                 layer.grads = {}
             try:
-                dx = backward(dy)
+                out = backward(dy)
                 grads = [owner.grads.get(w.name) for owner, w in slots]
             finally:
                 for layer, g in zip(layers, saved):
                     layer.grads = g
-            return [dx] + grads
+            dx, d_kwargs = out if tensor_kwargs else (out, None)
+            flat = [None] * n_x if dx is None else tree.flatten(dx) if tree.is_nested(x) else [dx]
+            return flat + _flat_kwarg_grads(d_kwargs, tensor_kwargs) + grads
 
         return node_backward
 
-    def _symbolic_call(self, x):
-        self._maybe_build(x.shape)
-        if self.input_spec is not None:
-            self.input_spec.check(tuple(x.shape), self.name)
-        return KerasTensor(self.compute_output_shape(x.shape), dtype=self._dtype, layer=self)
+    def _symbolic_call(self, x, args, kwargs):
+        """Infer the output (shapes and dtypes) of a call on KerasTensors and record it as a Node."""
+        shapes = tree.map_structure(lambda t: t.shape, x)
+        try:
+            if isinstance(x, KerasTensor) and self.input_spec is not None and not self.built:
+                self.input_spec.check(x.shape, self.name)
+            self._maybe_build(shapes)
+            if isinstance(x, KerasTensor) and self.input_spec is not None:
+                self.input_spec.check(x.shape, self.name)
+            specs = self._output_specs(shapes, x, args, kwargs)
+        except ValueError as err:
+            raise ValueError(f"{err} (while calling layer '{self.name}' on {_describe_inputs(x)})") from err
+        outputs = [KerasTensor(shape, dtype) for shape, dtype in specs[0]]
+        Node(self, (x,) + tuple(args), kwargs, outputs)
+        return outputs if specs[1] else outputs[0]
+
+    def _output_specs(self, shapes, x, args, kwargs):
+        """``([(shape, dtype)], several)``: from ``compute_output_shape`` when the layer defines it, else
+        from a run on zeros (batch 1) with the same keywords."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape:
+            out = self.compute_output_shape(shapes)
+            several = not _is_shape(out)
+            return [(s, self.compute_dtype) for s in (out if several else [out])], several
+        xp = get_backend().xp
+
+        def zeros(t):
+            if not isinstance(t, KerasTensor):
+                return t
+            return xp.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype)
+
+        kw = {k: tree.map_structure(zeros, v) for k, v in kwargs.items() if k != "training"}
+        if args:
+            self.__dict__["_call_extras"] = tuple(tree.map_structure(zeros, list(args)))
+        try:
+            y = self._infer(tree.map_structure(zeros, x), **kw)
+        finally:
+            self.__dict__.pop("_call_extras", None)
+        batch = tree.flatten(x)[0].shape[0]
+        leaves = tree.flatten(list(y) if type(y) is tuple else y)
+        specs = [((batch,) + tuple(t.shape[1:]), str(t.dtype)) for t in leaves]
+        return specs, type(y) is tuple or isinstance(y, list)
+
+    # ------------------------------------------------------------------ the graph
+
+    @property
+    def input(self):
+        """The input KerasTensor(s) of the layer's first call in a graph (Keras 3's ``layer.input``)."""
+        return self._node_attribute("input")
+
+    @property
+    def output(self):
+        """The output KerasTensor(s) of the layer's first call in a graph (Keras 3's ``layer.output``)."""
+        return self._node_attribute("output")
+
+    def _node_attribute(self, what):
+        nodes = self._inbound_nodes
+        if not nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}.")
+        values = nodes[0].input_tensors if what == "input" else nodes[0].outputs
+        return values[0] if len(values) == 1 else list(values)
 
     # ------------------------------------------------------------------ config
 

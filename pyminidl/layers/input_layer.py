@@ -1,7 +1,7 @@
 """Input and InputLayer: the symbolic entry point of a model."""
 
 from pyminidl import config
-from pyminidl.layers.base import KerasTensor, Layer, _standardize_shape
+from pyminidl.layers.base import KerasTensor, Layer, Node, _standardize_shape
 
 
 class InputLayer(Layer):
@@ -32,7 +32,8 @@ class InputLayer(Layer):
             batch_shape = (batch_size,) + _standardize_shape(shape, "shape")
         self.batch_shape = _standardize_shape(batch_shape, "batch_shape")
         self.optional = optional
-        self.output = KerasTensor(self.batch_shape, dtype=self._dtype, layer=self)
+        # The graph's entry: a Node with no inputs whose output is the KerasTensor ``Input`` returns.
+        Node(self, (), {}, [KerasTensor(self.batch_shape, dtype=self._dtype, name=self.name)])
         self._build_input_shape = self.batch_shape
         self.built = True
 
@@ -44,7 +45,7 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {"batch_shape": list(self.batch_shape), "dtype": self._dtype, "sparse": False,
-                "name": self.name}
+                "name": self.name, "optional": self.optional}
 
     def get_build_config(self):
         """None: the batch shape is the config (Keras 3 writes no build_config for an InputLayer)."""

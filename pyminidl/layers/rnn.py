@@ -352,8 +352,8 @@ class RNN(Layer):
         none) and returns dx, or ``(dx, [dh0, ...])`` when ``initial_state`` was given."""
         be = get_backend()
         if not isinstance(self.cell, _Cell):  # a custom cell: its call() per step, differentiated on a tape
-            self.__dict__["_call_extras"] = ((), {"mask": mask, "initial_state": initial_state})
-            return Layer.forward(self, x, training)
+            keywords = {k: v for k, v in (("mask", mask), ("initial_state", initial_state)) if v is not None}
+            return Layer.forward(self, x, training, **keywords)
         states = self._initial_states(x, initial_state)
         mask = self._bool_mask(mask, x)
         if self.go_backwards:

@@ -1,7 +1,9 @@
-"""Models: Sequential (and later the functional Model), plus the classic Perceptron."""
+"""Models: Sequential, the functional Model (and subclassed models), plus the classic Perceptron."""
 
 import json
 
+from pyminidl.models.functional import Functional
+from pyminidl.models.model import Model
 from pyminidl.models.perceptron import Perceptron
 from pyminidl.models.sequential import Sequential
 from pyminidl.saving.saving_lib import load_model, model_from_config
@@ -20,4 +22,5 @@ def model_from_json(json_string, custom_objects=None):
     return model_from_config(config, custom_objects)
 
 
-__all__ = ["Sequential", "Perceptron", "load_model", "model_from_config", "model_from_json"]
+__all__ = ["Functional", "Model", "Sequential", "Perceptron", "load_model", "model_from_config",
+           "model_from_json"]

@@ -4,9 +4,11 @@ import copy
 import functools
 import inspect
 
-from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
+from pyminidl.layers.base import (FORWARD_OPTIONS, KerasTensor, Layer, Node, _overrides_call,
+                                  _standardize_shape)
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
+from pyminidl.models.model import Model
 from pyminidl.saving import serialization_lib
 from pyminidl.saving.object_registration import CustomObjectScope
 from pyminidl.training.trainer import Trainer
@@ -14,7 +16,7 @@ from pyminidl.training.trainer import Trainer
 _LAYERS = serialization_lib.family("layers")
 
 
-class Sequential(Trainer, Layer):
+class Sequential(Model):
     """A stack of layers, each feeding the next; trains with ``compile`` / ``fit``.
 
     Args:
@@ -29,6 +31,8 @@ class Sequential(Trainer, Layer):
     """
 
     _cast_inputs = False  # each layer casts to its own dtype
+    _nested_data = Trainer._nested_data  # one input array, as before there were graphs
+
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
         super().__init__(trainable=trainable, name=name, **kwargs)
@@ -58,7 +62,7 @@ class Sequential(Trainer, Layer):
             ValueError: an Input after other layers, or a layer name already in the model.
         """
         if isinstance(layer, KerasTensor):
-            layer = layer._keras_history
+            layer = layer._keras_history.operation
         if not isinstance(layer, Layer):
             raise ValueError("Only instances of `keras.Layer` can be added to a Sequential model. "
                              f"Received: {layer} (of type {type(layer)})")
@@ -137,6 +141,7 @@ class Sequential(Trainer, Layer):
         if self._input_layer is None:
             self._input_layer = InputLayer(batch_shape=shape, dtype=self.dtype)
         self._build_input_shape = (None,) + shape[1:] if shape else shape
+        tensor = self._input_layer.output
         for layer in self._layers:
             layer._maybe_build(shape)
             if layer.input_spec is not None:
@@ -144,6 +149,11 @@ class Sequential(Trainer, Layer):
             out = layer.compute_output_shape(shape)
             _single_output(layer, out if isinstance(out, list) else None)
             shape = tuple(out)
+            # the graph of the stack, as Keras 3 records it: layer.output and Model(model.input, ...) work
+            out = KerasTensor(shape, dtype=layer.compute_dtype)
+            Node(layer, (tensor,), {}, [out])
+            tensor = out
+        self._output_tensor = tensor
         self.built = True
 
     def _maybe_build(self, input_shape):
@@ -169,6 +179,24 @@ class Sequential(Trainer, Layer):
     @property
     def inputs(self):
         return None if self._input_layer is None else [self._input_layer.output]
+
+    @property
+    def outputs(self):
+        return None if not self.built else [self._output_tensor]
+
+    @property
+    def input(self):
+        """The model's input KerasTensor (once the input shape is known)."""
+        if self._input_layer is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet.")
+        return self._input_layer.output
+
+    @property
+    def output(self):
+        """The model's output KerasTensor (once built)."""
+        if not self.built:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined output yet (it is not built).")
+        return self._output_tensor
 
     def _summary_output_shape(self):
         return self.output_shape if self._input_layer is not None else None
@@ -320,8 +348,7 @@ def _mask_kwargs(layer, mask):
 
 
 def _next_mask(layer, x, mask):
-    if not getattr(layer, "supports_masking", False):
-        return None
+    """Keras 3: the layer's compute_mask decides (the default passes the mask on only with supports_masking)."""
     return layer.compute_mask(x, mask)
 
 

@@ -120,26 +120,70 @@ def render_table(header, rows, widths, aligns):
     return lines
 
 
-def _format_shape(layer):
-    shape = layer._summary_output_shape()
-    if shape is None:
-        return "?"
+def _shape_text(shape):
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
-def _layer_rows(layer, show_trainable, expand_nested, level=0):
+def _format_shape(layer):
+    """Keras 3: the outputs of the layer's latest graph call, else the shape computed from its build shape."""
+    nodes = layer._inbound_nodes
+    if nodes:
+        outputs = nodes[-1].outputs
+        shapes = [t.shape for t in outputs]
+    else:
+        shape = layer._summary_output_shape()
+        if shape is None:
+            return "?"
+        shapes = [shape] if _is_one_shape(shape) else list(shape)
+    if len(shapes) == 1:
+        return _shape_text(shapes[0])
+    return "[" + ", ".join(_shape_text(s) for s in shapes) + "]"
+
+
+def _is_one_shape(shape):
+    return all(s is None or isinstance(s, int) for s in shape)
+
+
+def _graph_nodes(model):
+    """The ids of a functional model's nodes when its layers are not one chain (None when they are, or
+    for Sequential and subclassed models): then the summary has a "Connected to" column."""
+    node_ids = getattr(model, "_node_ids", None)
+    if node_ids is None:
+        return None
+    steps = model._steps
+    read = [i for s in steps for i in s.arg_ids + s.kw_ids if i is not None]
+    chain = (len(model.inputs) == 1 and len(model.outputs) == 1 and len(read) == len(set(read))
+             and all(len(s.node.input_tensors) == 1 for s in steps)
+             and len({id(s.layer) for s in steps}) == len(steps))
+    return None if chain else node_ids
+
+
+def _connections(layer, node_ids):
+    parts = []
+    for node in layer._inbound_nodes:
+        if id(node) not in node_ids:
+            continue  # a call of this layer in another model
+        for t in node.input_tensors:
+            op, node_index, tensor_index = t._keras_history
+            parts.append(f"{op.name}[{node_index}][{tensor_index}]")
+    return ", ".join(parts) or "-"
+
+
+def _layer_rows(layer, show_trainable, expand_nested, level=0, node_ids=None):
     prefix = "   " * level + "└ " if level else ""
     if not layer.built:
         params = "0 (unbuilt)"
     else:
         params = f"{layer.count_params():,}"
     row = [f"{prefix}{layer.name} ({type(layer).__name__})", _format_shape(layer), params]
+    if node_ids is not None:
+        row.append(_connections(layer, node_ids))
     if show_trainable:
         row.append(("Y" if layer.trainable else "N") if layer.weights else "-")
     rows = [row]
     if expand_nested and getattr(layer, "layers", None):
         for sub in layer.layers:
-            rows += _layer_rows(sub, show_trainable, expand_nested, level + 1)
+            rows += _layer_rows(sub, show_trainable, expand_nested, level + 1, node_ids)
     return rows
 
 
@@ -169,10 +213,17 @@ def _optimizer_line(model):
 def summary_text(model, line_length=None, positions=None, show_trainable=False, layer_range=None,
                  expand_nested=False):
     """The whole summary as one string (ending in a newline), as Keras 3 prints it."""
-    default_length = 88
-    positions = list(positions or [0.45, 0.80, 1.0])
-    header = ["Layer (type)", "Output Shape", "Param #"]
-    aligns = ["left", "left", "right"]
+    node_ids = _graph_nodes(model)
+    if node_ids is None:
+        default_length = 88
+        positions = list(positions or [0.45, 0.80, 1.0])
+        header = ["Layer (type)", "Output Shape", "Param #"]
+        aligns = ["left", "left", "right"]
+    else:
+        default_length = 108
+        positions = list(positions or [0.3, 0.56, 0.74, 1.0])
+        header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+        aligns = ["left", "left", "right", "left"]
     if show_trainable:
         default_length += 12
         positions = [p * 0.90 for p in positions] + [1.0]
@@ -184,7 +235,7 @@ def summary_text(model, line_length=None, positions=None, show_trainable=False, 
     lo, hi = _layer_range(layers, layer_range)
     rows = []
     for layer in layers[lo:hi]:
-        rows += _layer_rows(layer, show_trainable, expand_nested)
+        rows += _layer_rows(layer, show_trainable, expand_nested, node_ids=node_ids)
     trainable, non_trainable = model.trainable_weights, model.non_trainable_weights
     t_count, t_size = count_params(trainable), weight_memory_size(trainable)
     n_count, n_size = count_params(non_trainable), weight_memory_size(non_trainable)

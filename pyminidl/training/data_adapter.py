@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from pyminidl import config
+from pyminidl import config, tree
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
 from pyminidl.data import to_host_array
@@ -66,6 +66,37 @@ def to_backend_array(value, be, keep_int=False):
     return be.asarray(value, dtype=config.floatx())
 
 
+def to_backend_data(value, be, keep_int=False, nested=False):
+    """``to_backend_array`` for one array, or for each array of a list/dict of them (a model with several
+    inputs or outputs: ``nested``)."""
+    if nested and is_structure(value, nested):  # `nested` first: the one-array step stays one call
+        return tree.map_structure(lambda v: to_backend_array(v, be, keep_int), value)
+    return to_backend_array(value, be, keep_int)
+
+
+def is_structure(value, nested):
+    """Whether ``value`` is several arrays: ``nested`` True (a model with several inputs) takes any list
+    or dict; "auto" (a subclassed model) a dict, or a list/tuple of arrays."""
+    if nested == "auto":
+        return isinstance(value, dict) or (isinstance(value, (list, tuple)) and bool(value)
+                                           and all(hasattr(v, "shape") for v in value))
+    return bool(nested) and tree.is_nested(value)
+
+
+def num_samples(value):
+    """Samples in an array, or in the first array of a structure of them."""
+    return len(tree.flatten(value)[0])
+
+
+def _cut(value, index):
+    """``value[index]`` for an array, or for each array of a structure."""
+    return tree.map_structure(lambda v: v[index], value)
+
+
+def _take(value, idx):
+    return tree.map_structure(lambda v: v.take(idx, axis=0), value)
+
+
 def class_weight_to_sample_weights(y, class_weight):
     """Per-sample weights ``class_weight[class of y]`` (1.0 for classes not listed), as Keras.
 
@@ -82,7 +113,8 @@ def class_weight_to_sample_weights(y, class_weight):
 
 def check_cardinality(x, y, sample_weight):
     """Raise the Keras error when x, y and sample_weight hold different numbers of samples."""
-    sizes = [(name, len(a)) for name, a in (("x", x), ("y", y), ("sample_weight", sample_weight)) if a is not None]
+    sizes = [(name, len(leaf)) for name, a in (("x", x), ("y", y), ("sample_weight", sample_weight))
+             if a is not None for leaf in (tree.flatten(a) if type(a) in (list, tuple, dict) else (a,))]
     if len({n for _, n in sizes}) > 1:
         listed = ", ".join(f"{name} sizes: {n}" for name, n in sizes)
         raise ValueError(
@@ -95,7 +127,7 @@ def train_validation_split(arrays, validation_split):
     (before any shuffling) is the validation set, as in Keras."""
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"`validation_split` must be between 0 and 1. Received: validation_split={validation_split}")
-    num = len(arrays[0])
+    num = num_samples(arrays[0])
     split_at = int(math.floor(num * (1.0 - validation_split)))
     if split_at == 0 or split_at == num:
         raise ValueError(
@@ -103,8 +135,8 @@ def train_validation_split(arrays, validation_split):
             f"validation and training set as specified by `validation_split={validation_split}`. "
             "Either provide more data, or a different value for the `validation_split` argument."
         )
-    train = tuple(None if a is None else a[:split_at] for a in arrays)
-    val = tuple(None if a is None else a[split_at:] for a in arrays)
+    train = tuple(None if a is None else _cut(a, slice(None, split_at)) for a in arrays)
+    val = tuple(None if a is None else _cut(a, slice(split_at, None)) for a in arrays)
     return train, val
 
 
@@ -163,24 +195,24 @@ class DataAdapter:
 
 def check_non_empty(x, data_name):
     """Keras's error for data without a sample (instead of a loss of 0.0 over no batch)."""
-    if len(x) == 0:
+    if num_samples(x) == 0:
         raise ValueError(f"Expected input data to be non-empty. Received: {data_name} with shape "
-                         f"{tuple(x.shape)}")
+                         f"{tuple(tree.flatten(x)[0].shape)}")
 
 
 class ArrayAdapter(DataAdapter):
     """Batches of NumPy (or backend) arrays, shuffled once per epoch."""
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                 class_weight=None, keep_int_x=False, keep_int_y=False, data_name="x"):
+                 class_weight=None, keep_int_x=False, keep_int_y=False, data_name="x", nested=(False, False)):
         super().__init__(steps)
         be = get_backend()
         if batch_size is None:
             batch_size = 32
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-        self.x = to_backend_array(x, be, keep_int_x)
-        self.y = None if y is None else to_backend_array(y, be, keep_int_y)
+        self.x = to_backend_data(x, be, keep_int_x, nested[0])
+        self.y = None if y is None else to_backend_data(y, be, keep_int_y, nested[1])
         self.sample_weight = None if sample_weight is None else to_backend_array(sample_weight, be)
         check_cardinality(self.x, self.y, self.sample_weight)
         check_non_empty(self.x, data_name)
@@ -190,7 +222,7 @@ class ArrayAdapter(DataAdapter):
             self.sample_weight = be.asarray(class_weight_to_sample_weights(self.y, class_weight))
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        self.num_samples = len(self.x)
+        self.num_samples = num_samples(self.x)
         self.num_batches = self.steps or math.ceil(self.num_samples / self.batch_size)
         self._be = be
 
@@ -200,22 +232,22 @@ class ArrayAdapter(DataAdapter):
         if not self.shuffle or n < 2:
             for start in range(0, n, bs):
                 stop = start + bs
-                yield x[start:stop], (None if y is None else y[start:stop]), (None if w is None else w[start:stop])
+                cut = slice(start, stop)
+                yield _cut(x, cut), (None if y is None else _cut(y, cut)), (None if w is None else w[start:stop])
             return
         # One permutation per epoch; each batch gathers its rows with one `take` of a slice of
         # it (a small, cache-hot copy: faster than gathering the whole shuffled set up front).
         perm = self._be.asarray(pmd_random.global_rng().permutation(n))
         for start in range(0, n, bs):
             idx = perm[start:start + bs]
-            yield (x.take(idx, axis=0), None if y is None else y.take(idx, axis=0),
-                   None if w is None else w.take(idx, axis=0))
+            yield (_take(x, idx), None if y is None else _take(y, idx), None if w is None else w.take(idx, axis=0))
 
 
 class IterableAdapter(DataAdapter):
     """Batches from a ``pyminidl.data.Dataset`` (re-iterated each epoch) or a generator (one pass)."""
 
     def __init__(self, source, steps=None, class_weight=None, keep_int_x=False, keep_int_y=False,
-                 steps_name="steps"):
+                 steps_name="steps", nested=(False, False)):
         super().__init__(steps)
         cardinality = getattr(source, "cardinality", None)
         if steps is None and callable(cardinality) and cardinality() == -1:
@@ -227,6 +259,7 @@ class IterableAdapter(DataAdapter):
         self.one_shot = inspect.isgenerator(source) or iter(source) is source
         self.class_weight = class_weight
         self._keep_int = (keep_int_x, keep_int_y)
+        self._nested = nested
         self._be = get_backend()
         length = None
         if not self.one_shot:
@@ -240,8 +273,8 @@ class IterableAdapter(DataAdapter):
         be, (keep_x, keep_y) = self._be, self._keep_int
         for element in self.source:
             x, y, w = unpack_x_y_sample_weight(element)
-            x = to_backend_array(x, be, keep_x)
-            y = None if y is None else to_backend_array(y, be, keep_y)
+            x = to_backend_data(x, be, keep_x, self._nested[0])
+            y = None if y is None else to_backend_data(y, be, keep_y, self._nested[1])
             w = None if w is None else to_backend_array(w, be)
             if self.class_weight is not None and y is not None and w is None:
                 w = be.asarray(class_weight_to_sample_weights(y, self.class_weight))
@@ -261,9 +294,16 @@ def is_iterable_source(value):
 
 
 def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                 class_weight=None, keep_int_x=False, keep_int_y=False, steps_name="steps", data_name="x"):
-    """The adapter for ``x`` (arrays, pandas frames, a Dataset or a generator), checked as Keras checks it."""
-    x, y, sample_weight = (to_host_array(a) for a in (x, y, sample_weight))
+                 class_weight=None, keep_int_x=False, keep_int_y=False, steps_name="steps", data_name="x",
+                 nested=(False, False)):
+    """The adapter for ``x`` (arrays, pandas frames, a Dataset or a generator), checked as Keras checks it.
+
+    ``nested``: (x, y) may be a list or dict of arrays, one per model input (output).
+    """
+    x, y, sample_weight = (to_host_data(a, n) for a, n in ((x, nested[0]), (y, nested[1]), (sample_weight, False)))
+    if is_structure(x, nested[0]):
+        return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y,
+                            data_name, nested)
     if x is None:
         raise ValueError("Unrecognized data type: x=None. Expected NumPy arrays, a Dataset or a generator.")
     if is_iterable_source(x):
@@ -274,8 +314,15 @@ def make_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, 
                     f"When providing `x` as a {kind}, `{name}` should not be passed. "
                     f"Instead, {what} should be included as part of the {kind}."
                 )
-        return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y, steps_name)
+        return IterableAdapter(x, steps, class_weight, keep_int_x, keep_int_y, steps_name, nested)
     if not is_array_like(x):
         raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x).__name__}).")
     return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_int_x, keep_int_y,
-                        data_name)
+                        data_name, nested)
+
+
+def to_host_data(value, nested=False):
+    """``to_host_array`` of a value, or of each leaf of a list/dict of them when ``nested``."""
+    if is_structure(value, nested):
+        return tree.map_structure(to_host_array, value)
+    return to_host_array(value)

@@ -22,34 +22,13 @@ from pyminidl.distribution import _state as distribution_state
 from pyminidl.backend import get_backend
 from pyminidl.saving import saving_lib, serialization_lib
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
+from pyminidl import tree
 from pyminidl.training import data_adapter as da
+from pyminidl.training.compile_utils import LossTracker, MultiOutputCompile
 
 _NOT_COMPILED = "You must call `compile()` before using the model."
 _NO_TARGETS = ("Target data is missing. Your model was compiled with loss={loss}, and therefore expects "
                "target data to be provided in `fit()`: pass `y`, or data that yields `(x, y)`.")
-
-class _LossTracker:
-    """The running ``loss`` of the logs: the mean of the batch losses weighted by batch size,
-    as Keras 3's loss tracker (plain floats: it runs once per batch)."""
-
-    name = "loss"
-
-    def __init__(self):
-        self.total = 0.0
-        self.count = 0
-
-    def update_state(self, value, count=1, sample_weight=None):
-        count = count if sample_weight is None else sample_weight  # Keras's update_state(loss, sample_weight=n)
-        self.total += float(value) * count
-        self.count += count
-
-    def result(self):
-        return self.total / self.count if self.count else 0.0
-
-    def reset_state(self):
-        self.total = 0.0
-        self.count = 0
-
 
 def _as_list(value):
     if value is None:
@@ -76,6 +55,21 @@ def _single_output(value, name):
 
 def _loss_weight(loss_weights):
     return 1.0 if loss_weights is None else float(_single_output(loss_weights, "loss_weights"))
+
+
+def _array_data(value, nested):
+    if nested and isinstance(value, dict):
+        return all(da.is_array_like(v) for v in value.values())
+    return da.is_array_like(value)
+
+
+def _concatenate_batches(outputs):
+    """predict's result: the batches joined, per output for a model with several (as NumPy arrays)."""
+    be = get_backend()
+    first = outputs[0]
+    columns = list(zip(*[tree.flatten(o) for o in outputs]))
+    joined = [be.to_numpy(c[0] if len(c) == 1 else be.xp.concatenate(c, axis=0)) for c in columns]
+    return tree.pack_sequence_as(first, joined) if tree.is_nested(first) else joined[0]
 
 
 def _resolve_verbose(verbose):
@@ -124,6 +118,7 @@ class Trainer:
     _compiled_metrics = None
     _loss_tracker = None
     _hook_logs = {}
+    _multi = None  # MultiOutputCompile for a model with several outputs
 
     # ------------------------------------------------------------------ compile
 
@@ -147,11 +142,17 @@ class Trainer:
             raise ValueError(f"`steps_per_execution` must be a positive integer. Received: {steps_per_execution!r}")
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
-        self._loss_fn = None if loss is None else losses.get(_single_output(loss, "loss"))
-        self._loss_scale = _loss_weight(loss_weights)
-        self._metric_ids = (_as_list(metrics), _as_list(weighted_metrics))
+        names = self._compile_output_names()
+        if names is not None and loss is not None:  # several outputs: a loss, a weight and metrics each
+            self._multi = MultiOutputCompile(names, loss, loss_weights, metrics, weighted_metrics)
+            self._loss_fn, self._loss_scale, self._metric_ids = self._multi, 1.0, ((), ())
+        else:
+            self._multi = None
+            self._loss_fn = None if loss is None else losses.get(_single_output(loss, "loss"))
+            self._loss_scale = _loss_weight(loss_weights)
+            self._metric_ids = (_as_list(metrics), _as_list(weighted_metrics))
         self._compiled_metrics = None
-        self._loss_tracker = _LossTracker()
+        self._loss_tracker = LossTracker()
         self.run_eagerly = run_eagerly
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
@@ -219,6 +220,17 @@ class Trainer:
         config.pop("compile_config", None)  # Keras's to_json holds the architecture only
         return json.dumps(config, **kwargs)
 
+    def _compile_output_names(self):
+        """The outputs' log names for a model with several outputs, else None (one output)."""
+        names = getattr(self, "_output_log_names", None)
+        return list(names) if names is not None and len(names) > 1 else None
+
+    def _nested_data(self):
+        """Whether (x, y) may be lists/dicts of arrays: the model has several inputs (outputs)."""
+        inputs = getattr(self, "_inputs_struct", None)
+        several_in = isinstance(inputs, dict) or (isinstance(inputs, list) and len(inputs) > 1)
+        return several_in, self._multi is not None
+
     def _assert_compile_called(self):
         if not self.compiled:
             raise ValueError(_NOT_COMPILED)
@@ -232,6 +244,8 @@ class Trainer:
         """The loss tracker and the compiled metrics (those are built on the first batch)."""
         if self._loss_tracker is None:
             return []
+        if self._multi is not None:
+            return self._multi.metrics()
         return [self._loss_tracker] + [m for m, _ in self._compiled_metrics or ()]
 
     @property
@@ -273,6 +287,8 @@ class Trainer:
             metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
 
     def _logs(self):
+        if self._multi is not None:
+            return self._multi.logs()
         dist = self._distributed()
         if dist is not None:
             return dist.logs(self)  # the metric states summed over the ranks
@@ -300,7 +316,7 @@ class Trainer:
 
     def _ensure_built(self, x):
         if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
+            self.build(tree.map_structure(lambda a: (None,) + tuple(a.shape[1:]), x))
 
     def _prepare_training(self):
         """The training plan: fused-loss flag, forward options, weights and where their grads live.
@@ -344,6 +360,8 @@ class Trainer:
         if not self.built:
             self._ensure_built(x)
             self._prepare_training()
+        if self._multi is not None:
+            return self._multi_train_step(x, y, sample_weight)
         fused = self._fused
         dist = self._distributed()
         if dist is not None:
@@ -369,10 +387,27 @@ class Trainer:
         if dist is not None:
             dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
+    def _multi_train_step(self, x, y, sample_weight):
+        """The training step of a model with several outputs: one loss gradient per output, one backward."""
+        clear_grads(self._grad_layers)
+        with self._forward_options:
+            y_pred, backward = self.forward(x, training=True)
+        if self._grad_layers is None or self._plan_weight_count != weights_created():
+            self._plan_weights()
+        backward(self._multi.forward(y, y_pred, sample_weight))
+        self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
+        if self._has_constraints:
+            self.apply_constraints()
+        self._multi.update(self.losses)
+
     def _test_step(self, x, y, sample_weight):
         if not self.built:
             self._ensure_built(x)
         y_pred = self._infer(x)
+        if self._multi is not None:
+            self._multi.evaluate(y, y_pred, sample_weight)
+            self._multi.update(self.losses)
+            return
         sample_weight = _with_output_mask(self, sample_weight)
         value = self._loss_fn(y, y_pred, sample_weight=sample_weight)
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False)
@@ -395,6 +430,8 @@ class Trainer:
             ...     loss = model.compute_loss(y=y, y_pred=model(x, training=True))
         """
         self._assert_compile_called()
+        if self._multi is not None:
+            return self._multi_compute_loss(y, y_pred, sample_weight, training)
         plain = ops._plain(y_pred)
         value, backward = self._loss_fn.forward(y, plain, sample_weight)
         scale = self._loss_scale
@@ -405,8 +442,27 @@ class Trainer:
             ops._record(total, [y_pred], lambda d: [backward(float(d) * scale)])
         return total
 
+    def _multi_compute_loss(self, y, y_pred, sample_weight, training):
+        """compute_loss of a model with several outputs: the weighted sum, recorded with one gradient per output."""
+        preds = tree.flatten(y_pred)
+        seeds = self._multi.forward(y, [ops._plain(p) for p in preds], sample_weight)
+        extra = sum(self.losses) if training else 0.0
+        value = self._multi.total_value(self._multi._last[3]) + extra
+        total = get_backend().xp.asarray(value, dtype=ops._plain(preds[0]).dtype)
+        if ops.recording():
+            total = ops._traced(total)
+            ops._record(total, preds, lambda d: [None if s is None else s * float(d) for s in seeds])
+        return total
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Update the compiled metrics (not the loss tracker) and return every metric's result."""
+        """Update the compiled metrics (not the loss tracker) and return every metric's result.
+
+        A model with several outputs updates its per-output loss trackers here too.
+        """
+        if self._multi is not None:
+            self._multi.evaluate(y, [ops._plain(p) for p in tree.flatten(y_pred)], sample_weight)
+            self._multi.update(self.losses)
+            return self._logs()
         if self._metric_ids[0] or self._metric_ids[1]:
             if self._compiled_metrics is None:
                 self._build_metrics(y, y_pred)
@@ -475,27 +531,34 @@ class Trainer:
         """Inputs keep their dtype (integer ids, strings) when the first layer does not cast them
         (``Layer._cast_inputs``: Embedding, lookups, TextVectorization); targets stay integers for
         sparse losses."""
-        layers = getattr(self, "layers", None) or []
-        keep_x = bool(layers) and not layers[0]._cast_inputs
+        keep_x = self._input_keeps_dtype()
+        if self._multi is not None:
+            return keep_x, self._multi.keeps_int_targets
         keep_y = "sparse" in getattr(self._loss_fn, "name", "") if self._loss_fn is not None else False
         return keep_x, keep_y
+
+    def _input_keeps_dtype(self):
+        layers = getattr(self, "layers", None) or []
+        return bool(layers) and not layers[0]._cast_inputs
 
     def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None, steps_name="steps",
                  data_name="x"):
         keep_x, keep_y = self._keep_int()
         return da.make_adapter(x, y, sample_weight, batch_size, shuffle, steps, class_weight, keep_x, keep_y,
-                               steps_name, data_name)
+                               steps_name, data_name, self._nested_data())
 
     def _fit_adapters(self, x, y, sample_weight, batch_size, validation_split, validation_data, shuffle,
                       class_weight, steps_per_epoch, validation_steps, validation_batch_size):
-        x, y, sample_weight = (da.to_host_array(a) for a in (x, y, sample_weight))
+        nested_x, nested_y = self._nested_data()
+        x, y = da.to_host_data(x, nested_x), da.to_host_data(y, nested_y)
+        sample_weight = da.to_host_array(sample_weight)
         if validation_split and validation_data is None:
-            if not (da.is_array_like(x) and (y is None or da.is_array_like(y))):
+            if not (_array_data(x, nested_x) and (y is None or _array_data(y, nested_y))):
                 raise ValueError(
                     "`validation_split` is only supported for Tensors or NumPy arrays, found following "
                     f"types in the input: {[type(v).__name__ for v in (x, y) if v is not None]}"
                 )
-            arrays = tuple(None if a is None else self._host(a) for a in (x, y, sample_weight))
+            arrays = tuple(None if a is None else tree.map_structure(self._host, a) for a in (x, y, sample_weight))
             da.check_cardinality(*arrays)
             (x, y, sample_weight), validation_data = da.train_validation_split(arrays, validation_split)
         train = self._shard(self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
@@ -695,7 +758,8 @@ class Trainer:
         """
         verbose = _resolve_verbose(verbose)
         keep_x, _ = self._keep_int()
-        data = self._shard(da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x))
+        data = self._shard(da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x,
+                                           nested=self._nested_data()))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         self.stop_predicting = False
@@ -718,16 +782,17 @@ class Trainer:
         dist = self._distributed()
         if dist is not None:
             return dist.gather(outputs, paddings)  # every rank's shards, in sample order
-        be = get_backend()
-        return be.to_numpy(outputs[0] if len(outputs) == 1 else be.xp.concatenate(outputs, axis=0))
+        return _concatenate_batches(outputs)
 
     # ------------------------------------------------------------------ single batches
 
     def _single_batch(self, x, y, sample_weight, class_weight=None):
         keep_x, keep_y = self._keep_int()
+        nested_x, nested_y = self._nested_data()
         be = get_backend()
-        x = da.to_backend_array(x, be, keep_x)
-        y = None if y is None else da.to_backend_array(y, be, keep_y)
+        x = da.to_backend_data(x, be, keep_x, nested_x) if nested_x else da.to_backend_array(x, be, keep_x)
+        if y is not None:
+            y = da.to_backend_data(y, be, keep_y, nested_y) if nested_y else da.to_backend_array(y, be, keep_y)
         sample_weight = None if sample_weight is None else da.to_backend_array(sample_weight, be)
         da.check_cardinality(x, y, sample_weight)
         if class_weight is not None and y is not None:
@@ -780,7 +845,8 @@ class Trainer:
         """
         keep_x, _ = self._keep_int()
         be = get_backend()
-        return be.to_numpy(self._predict_step(da.to_backend_array(x, be, keep_x)))
+        y = self._predict_step(da.to_backend_data(x, be, keep_x, self._nested_data()[0]))
+        return tree.map_structure(be.to_numpy, y)
 
 
 __all__ = ["Trainer"]

@@ -101,8 +101,8 @@ def test_reshape(rng):
 def test_input_and_input_layer():
     x = pyminidl.Input(shape=(4,))
     assert isinstance(x, layers.KerasTensor) and x.shape == (None, 4) and x.dtype == "float32"
-    assert x.name == "keras_tensor"
-    assert isinstance(x._keras_history, layers.InputLayer)
+    assert x.name == x._keras_history.operation.name  # Keras 3: the Input tensor carries its layer's name
+    assert isinstance(x._keras_history.operation, layers.InputLayer)
     assert pyminidl.Input((2, 3), batch_size=8).shape == (8, 2, 3)
     layer = layers.InputLayer(shape=(3,), name="inp")
     assert layer.batch_shape == (None, 3) and layer.get_config()["batch_shape"] == [None, 3]
