@@ -13,4 +13,6 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_activations(m);
     pyminidl::bind::bind_losses(m);
     pyminidl::bind::bind_optim(m);
+    // Convolution.
+    pyminidl::bind::bind_conv(m);
 }
