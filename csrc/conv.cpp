@@ -8,6 +8,11 @@
 // serial GEMM entry (gemm.h) on the same thread: the tile is multiplied while cache-hot.
 // A 1x1 / stride-1 / unpadded convolution needs no patches: x itself is the matrix.
 //
+// A stride-1 input gradient runs as a forward convolution of dy with the kernel flipped in
+// space and its channel axes swapped; other strides multiply dy by the kernel into patch
+// tiles and scatter-add them back (col2im). A first layer (C = 1 or 3) also goes through
+// im2col + GEMM: a direct loop compiled for the baseline ISA measured 1.5-2.5x slower there.
+//
 // Parallel split, chosen so that no result depends on the thread count:
 // - forward: work items (image, tile) split evenly; each output element is one item's GEMM.
 // - input gradient: one image per item (its tiles overlap in dx, so one thread scatters
@@ -45,8 +50,13 @@ void gemm1(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const 
 
 int64_t patch_len(const ConvGeom& g) { return g.KH * g.KW * (g.C / g.G); }
 
-int64_t tile_rows(const ConvGeom& g) {
-    const int64_t tm = std::max<int64_t>(32, TILE_ELEMS / std::max<int64_t>(patch_len(g), 1));
+enum class Kind { forward, input, weight };
+
+// Rows of a patch tile. The weight gradient's tiles are its GEMM's K: longer ones keep its
+// (K, F) accumulator in registers over more products (measured: 14x14 and 32x32 layers).
+int64_t tile_rows(const ConvGeom& g, Kind kind) {
+    const int64_t elems = kind == Kind::weight ? 4 * TILE_ELEMS : TILE_ELEMS;
+    const int64_t tm = std::max<int64_t>(32, elems / std::max<int64_t>(patch_len(g), 1));
     return std::max<int64_t>(1, std::min(tm, g.OH * g.OW));
 }
 
@@ -56,10 +66,9 @@ bool pointwise(const ConvGeom& g) {
 }
 
 // The GEMM workspace a thread needs, for the largest tile, per kernel kind.
-enum class Kind { forward, input, weight };
 template <typename T>
 int64_t per_thread(const ConvGeom& g, Kind kind) {
-    const int64_t TM = tile_rows(g), K = patch_len(g), Fg = g.F / std::max<int64_t>(g.G, 1);
+    const int64_t TM = tile_rows(g, kind), K = patch_len(g), Fg = g.F / std::max<int64_t>(g.G, 1);
     T* tag = nullptr;
     const int64_t ws = kind == Kind::forward ? gemm_ws(tag, TM, Fg, K)
                        : kind == Kind::input ? gemm_ws(tag, TM, K, Fg)
@@ -67,8 +76,21 @@ int64_t per_thread(const ConvGeom& g, Kind kind) {
     return TM * K + ws;
 }
 
+// A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
+// and its channel axes swapped (pads (KH-1)*DH - PH): patches of dy times a (KH*KW*F/G, C)
+// matrix, the GEMM's best shape, where col2im would scatter-add every patch back.
+bool flip_path(const ConvGeom& g) { return g.SH == 1 && g.SW == 1 && !pointwise(g); }
+
+ConvGeom flipped(const ConvGeom& g) {
+    return {g.N, g.OH, g.OW, g.F, g.H, g.W, g.C, g.KH, g.KW, 1, 1, (g.KH - 1) * g.DH - g.PH,
+            (g.KW - 1) * g.DW - g.PW, g.DH, g.DW, g.G};
+}
+
 template <typename T>
 int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
+    if (kind == Kind::input && flip_path(g)) {
+        return g.KH * g.KW * g.C * (g.F / g.G) + workspace_elems<T>(flipped(g), threads, Kind::forward);
+    }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
     return parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
 }
@@ -99,11 +121,13 @@ void im2col_tile(T* PMD_RESTRICT col, const T* PMD_RESTRICT xn, const ConvGeom& 
             for (int64_t kw = 0; kw < g.KW; ++kw) {
                 const int64_t iw = ow * g.SW - g.PW + kw * g.DW;
                 T* d = col + r * K + (kh * g.KW + kw) * Cg;
+                // Plain loops, not std::copy/fill: with a few channels (a first layer) their
+                // library calls per tap cost more than the copies.
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
-                    std::fill(d, d + Cg, T(0));
+                    for (int64_t c = 0; c < Cg; ++c) d[c] = T(0);
                 } else {
                     const T* s = xn + (ih * g.W + iw) * g.C + grp * Cg;
-                    std::copy(s, s + Cg, d);
+                    for (int64_t c = 0; c < Cg; ++c) d[c] = s[c];
                 }
             }
         }
@@ -158,7 +182,7 @@ void add_bias(T* y, const T* b, int64_t rows, int64_t F, bool overwrite) {
 
 template <typename T>
 void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* work, int64_t we) {
-    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g);
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
     const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread<T>(g, Kind::forward);
@@ -184,7 +208,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
 // One image's input gradient: per tile and group dcol = dy_tile W_g^T, scattered into dxn.
 template <typename T>
 void input_image(T* dxn, const T* dyn, const T* w, const ConvGeom& g, T* col, int64_t pt) {
-    const int64_t P = g.OH * g.OW, K = patch_len(g), Cg = g.C / g.G, Fg = g.F / g.G, TM = tile_rows(g);
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Cg = g.C / g.G, Fg = g.F / g.G, TM = tile_rows(g, Kind::input);
     const bool pw = pointwise(g);
     if (!pw) std::fill(dxn, dxn + g.H * g.W * g.C, T(0));
     for (int64_t p0 = 0; p0 < P; p0 += TM) {
@@ -199,12 +223,31 @@ void input_image(T* dxn, const T* dyn, const T* w, const ConvGeom& g, T* col, in
     }
 }
 
+// wf: (KH, KW, F/G, C), wf[KH-1-kh, KW-1-kw, fg, g*Cg + cg] = w[kh, kw, cg, g*Fg + fg].
+template <typename T>
+void flip_kernel(T* PMD_RESTRICT wf, const T* PMD_RESTRICT w, const ConvGeom& g) {
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw)
+            for (int64_t cg = 0; cg < Cg; ++cg)
+                for (int64_t f = 0; f < g.F; ++f) {
+                    const int64_t tap = (g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw);
+                    wf[(tap * Fg + f % Fg) * g.C + (f / Fg) * Cg + cg] = w[((kh * g.KW + kw) * Cg + cg) * g.F + f];
+                }
+}
+
 template <typename T>
 void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t we) {
     const int64_t img = g.H * g.W * g.C;
     if (g.N == 0 || img == 0) return;
     if (g.OH * g.OW == 0 || g.F == 0) return std::fill(dx, dx + g.N * img, T(0));
     check_work("conv_backward_input", we, workspace_elems<T>(g, omp_max_threads(), Kind::input));
+    if (flip_path(g)) {
+        const int64_t wn = g.KH * g.KW * g.C * (g.F / g.G);
+        flip_kernel(work, w, g);
+        return forward_t(dx, dy, static_cast<const T*>(work), static_cast<const T*>(nullptr), flipped(g),
+                         work + wn, we - wn);
+    }
     const int64_t pt = per_thread<T>(g, Kind::input);
 #pragma omp parallel if (g.N > 1)
     {
@@ -220,7 +263,7 @@ void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t
 template <typename T>
 void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0, int64_t n1, T* col,
                  int64_t pt) {
-    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g);
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::weight);
     bool first = true;
     for (int64_t n = n0; n < n1; ++n) {
         for (int64_t p0 = 0; p0 < P; p0 += TM, first = false) {

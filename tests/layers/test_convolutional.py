@@ -137,14 +137,16 @@ def test_channels_first_matches_channels_last(rng):
 
 
 def test_cnn_fits(rng):
+    pyminidl.utils.set_random_seed(0)  # the initial weights, whatever ran before
     x = rng.standard_normal((64, 8, 8, 1)).astype("float32")
     y = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype("int64")
     model = pyminidl.Sequential([layers.Input(shape=(8, 8, 1)), layers.Conv2D(8, 3, activation="relu", padding="same"),
                                  layers.Conv2D(8, 3, strides=2, activation="relu"), layers.Flatten(),
                                  layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, epochs=30, batch_size=16, verbose=0)
-    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    history = model.fit(x, y, epochs=40, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
+    assert history.history["accuracy"][-1] >= 0.9
 
 
 # ---------------------------------------------------------------- bad input
