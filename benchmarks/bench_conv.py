@@ -11,7 +11,8 @@ layer: no input gradient, as the trainer skips it), batch 128 32->64 on 14x14, b
 64->64 on 32x32. "fwd" is conv_forward with bias; "fwd+bwd" adds conv_backward (dw, db and
 dx except on the first layer). GFLOP/s counts 2*N*OH*OW*F*KH*KW*C per product (forward, dw,
 dx). Each case is checked against the float64 reference before it is timed; the peers are
-timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout.
+timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout from
+the medians; ratio(min) compares the best reps, the steadier figure on a shared machine.
 
 Each thread count runs in its own subprocess (OpenMP and torch read their thread counts at
 start). The CNN epoch of issue 9 needs the pooling layers: it runs when
@@ -173,10 +174,12 @@ def report(records):
     for (threads, case, mode), peers in by_key.items():
         p = peers["pyminidl"]
         torch_best = max((v["gflops"] for k, v in peers.items() if k.startswith("torch")), default=None)
+        torch_min = min((v["min_s"] for k, v in peers.items() if k.startswith("torch")), default=None)
         rows.append({"case": case, "mode": mode, "thr": threads, "pyminidl GF/s": p["gflops"],
                      "torch NCHW GF/s": peers.get("torch NCHW", {}).get("gflops"),
                      "torch NHWC GF/s": peers.get("torch NHWC", {}).get("gflops"),
                      "ratio": p["gflops"] / torch_best if torch_best else None,
+                     "ratio(min)": torch_min / p["min_s"] if torch_min else None,
                      "pmd ms med [min,max]": f"{1e3 * p['median_s']:.2f} [{1e3 * p['min_s']:.2f},{1e3 * p['max_s']:.2f}]"})
     _harness.table(rows, list(rows[0].keys()) if rows else [])
     for r in records:

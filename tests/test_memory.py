@@ -70,3 +70,15 @@ def test_repeated_fit_does_not_leak():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((256, 16), dtype=np.float32), rng.standard_normal((256, 1), dtype=np.float32)
     assert _growth_mb(lambda: model.fit(x, y, batch_size=64, epochs=1, verbose=0), warmup=20, repeats=300) < 8
+
+
+def test_cnn_training_steps_do_not_leak():
+    model = pyminidl.models.Sequential([layers.Input(shape=(8, 8, 1)),
+                                        layers.Conv2D(8, 3, padding="same", activation="relu"),
+                                        layers.Conv2D(8, 3, strides=2, activation="relu"), layers.Flatten(),
+                                        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, size=16)
+    assert _growth_mb(lambda: model.train_on_batch(x, y), warmup=100, repeats=1000) < 8
