@@ -13,6 +13,7 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_activations(m);
     pyminidl::bind::bind_losses(m);
     pyminidl::bind::bind_optim(m);
+    pyminidl::bind::bind_image(m);
     // Convolution.
     pyminidl::bind::bind_conv(m);
 }
