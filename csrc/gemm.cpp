@@ -16,7 +16,8 @@
 //                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
 //   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
-//   the portable (baseline) micro-kernels, auto-vectorised by the compiler for SSE2.
+//   the portable (baseline) micro-kernels, on GCC/Clang vector extensions (SSE2 on x86-64,
+//   NEON on aarch64).
 //
 // Layout: row-major operands with leading dimensions (row strides) lda, ldb, ldc; a
 // transposed operand is read through swapped strides, so op() costs nothing but packing.
@@ -60,39 +61,108 @@ namespace detail {
 
 namespace {
 
-// a: (kc, MR) packed, b: (kc, NR) packed, c: (MR, NR) row stride ldc. The j loop is the
-// vector axis; the compiler keeps acc in registers once MR and NR are constants.
-template <typename T, int MR, int NR>
+// The portable micro-kernel, written with GCC/Clang vector extensions: one 16-byte vector
+// type per dtype, which the compiler maps to SSE2 xmm registers on baseline x86-64 and to
+// NEON q registers on aarch64 (and to pairs of scalars where neither exists), so a non-x86
+// build gets a register-tiled kernel too, not the auto-vectoriser's guess. The tile fills
+// the register file of the target (gemm_ukernels.h): 12 accumulators of 16 xmm on x86, 16
+// of 32 q registers on aarch64.
+#if defined(__GNUC__) || defined(__clang__)
+typedef float VecF32 __attribute__((vector_size(16)));
+typedef double VecF64 __attribute__((vector_size(16)));
+template <typename T>
+using PortableVec = std::conditional_t<std::is_same_v<T, float>, VecF32, VecF64>;
+
+template <typename V, typename T>
+PMD_ALWAYS_INLINE V vload(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);  // packed panels are 16-byte aligned: one vector load
+    return v;
+}
+
+// Every lane = x; the brace form is what GCC and Clang turn into one shuffle (or dup).
+PMD_ALWAYS_INLINE VecF32 vbcast(float x) { return VecF32{x, x, x, x}; }
+PMD_ALWAYS_INLINE VecF64 vbcast(double x) { return VecF64{x, x}; }
+
+// a: (kc, MR) packed, b: (kc, NV * W) packed, c: (MR, NV * W) row stride ldc.
+// AR == W: A packed with every value repeated W times (x86, see BASELINE_SGEMM_AR), read
+// as whole vectors; AR == 1: broadcast from single values (NEON's ld1r / fmla by element).
+template <typename T, int MR, int NV, int AR>
 PMD_ALWAYS_INLINE void ukernel_portable(int64_t kc, const T* PMD_RESTRICT a,
                                         const T* PMD_RESTRICT b, T* PMD_RESTRICT c, int64_t ldc,
                                         T alpha, T beta) {
-    T acc[MR][NR] = {};
-    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+    using V = PortableVec<T>;
+    constexpr int W = static_cast<int>(sizeof(V) / sizeof(T)), NR = NV * W;
+    static_assert(AR == 1 || AR == W, "A is packed plain or one vector per value");
+    V acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+    for (int64_t p = 0; p < kc; ++p, a += MR * AR, b += NR) {
+        V bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = vload<V>(b + v * W);
+#pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
-            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+            V ai;
+            if constexpr (AR == 1) {
+                ai = vbcast(a[i]);
+            } else {
+                ai = vload<V>(a + i * AR);
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
         }
     }
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-        T* ci = c + i * ldc;
-        for (int j = 0; j < NR; ++j) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            T* ci = c + i * ldc + v * W;
             // beta == 0 must not read c: it may be uninitialised (or hold NaN).
-            ci[j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * ci[j];
+            V r = alpha * acc[i][v];
+            if (beta != T(0)) r += beta * vload<V>(ci);
+            std::memcpy(ci, &r, sizeof r);
         }
     }
 }
+#else
+// Without vector extensions: the same tile as scalars (the compiler may vectorise the j loop).
+template <typename T, int MR, int NV, int AR>
+PMD_ALWAYS_INLINE void ukernel_portable(int64_t kc, const T* PMD_RESTRICT a,
+                                        const T* PMD_RESTRICT b, T* PMD_RESTRICT c, int64_t ldc,
+                                        T alpha, T beta) {
+    constexpr int NR = NV * static_cast<int>(16 / sizeof(T));
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR * AR, b += NR) {
+        for (int i = 0; i < MR; ++i) {
+            for (int j = 0; j < NR; ++j) acc[i][j] += a[i * AR] * b[j];
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        for (int j = 0; j < NR; ++j) {
+            T* cij = c + i * ldc + j;
+            *cij = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij;
+        }
+    }
+}
+#endif
 
 }  // namespace
 
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta) {
-    // a: (kc, 4), b: (kc, 8), c: (4, 8) row stride ldc.
-    ukernel_portable<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
+    // a: (kc, MR, AR) packed, b: (kc, NR) packed, c: (MR, NR) row stride ldc (BASELINE_SGEMM_*).
+    ukernel_portable<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR / 4, BASELINE_SGEMM_AR>(kc, a, b, c, ldc,
+                                                                                      alpha, beta);
 }
 
 void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double* c,
                             int64_t ldc, double alpha, double beta) {
-    // a: (kc, 4), b: (kc, 4), c: (4, 4) row stride ldc.
-    ukernel_portable<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(kc, a, b, c, ldc, alpha, beta);
+    // a: (kc, MR, AR) packed, b: (kc, NR) packed, c: (MR, NR) row stride ldc (BASELINE_DGEMM_*).
+    ukernel_portable<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR / 2, BASELINE_DGEMM_AR>(kc, a, b, c, ldc,
+                                                                                       alpha, beta);
 }
 
 // 12 chains of SSE2 multiply + add (no FMA on the baseline path): its ceiling.
@@ -144,9 +214,13 @@ struct Problem {
     T alpha, beta;
 };
 
-// Blocks of one ISA path; MC % MR == 0 and NC % NR == 0.
+// Blocks of one ISA path; MC % MR == 0 and NC % NR == 0. l3: the L3 bytes a team of
+// threads shares (usable_caches), for the team's NC; grid_tm: PYMINIDL_GEMM_GRID's rows of
+// the thread grid (0: derived, thread_grid).
 struct Blocks {
     int64_t MC, KC, NC;
+    int64_t l3 = 0;
+    int grid_tm = 0;
 };
 
 // A 64-byte aligned scratch array owned by one call (never static, never shared by calls).
@@ -215,7 +289,7 @@ void transpose_copy(T* PMD_RESTRICT dst, int64_t ldd, const T* PMD_RESTRICT src,
 // dst: (kc, MR) micro-panel, dst[p * MR + i] = op(A)[i, p] for i < mr, 0 for mr <= i < MR.
 // src: op(A) at the panel's first element.
 template <typename T, int MR>
-void pack_a_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
+void pack_a_panel_plain(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
     if (src.rs == 1) {  // A transposed: the mr values of one k are contiguous
         for (int64_t p = 0; p < kc; ++p) {
             const T* s = src.p + p * src.cs;
@@ -233,6 +307,20 @@ void pack_a_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc
     }
     for (int64_t p = 0; p < kc; ++p) {
         for (int64_t i = mr; i < MR; ++i) dst[p * MR + i] = T(0);
+    }
+}
+
+// AR > 1: each value of the plain panel repeated AR times, dst[(p * MR + i) * AR + r], so
+// a micro-kernel without a cheap broadcast (SSE2: movss + shufps on the FP pipes) loads
+// whole vectors of A instead. Expanded in place from the end (index j * AR >= j).
+template <typename T, int MR, int AR>
+void pack_a_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
+    pack_a_panel_plain<T, MR>(dst, src, mr, kc);
+    if constexpr (AR > 1) {
+        for (int64_t j = kc * MR - 1; j >= 0; --j) {
+            const T v = dst[j];
+            for (int r = 0; r < AR; ++r) dst[j * AR + r] = v;
+        }
     }
 }
 
@@ -286,7 +374,7 @@ void edge_tile(GemmUkernel<T> ukernel, int64_t kc, const T* a, const T* b, View<
 
 // apack: (mc, kc) as MR-row micro-panels; bpack: (kc, nc) as NR-column micro-panels.
 // c: C at (ic, jc), (mc, nc). Updates columns [j_lo, j_hi) of this block (NR-aligned).
-template <typename T, int MR, int NR>
+template <typename T, int MR, int NR, int AR>
 void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T> c,
                   int64_t mc, int64_t nc, int64_t j_lo, int64_t j_hi, int64_t kc, T alpha,
                   T beta) {
@@ -296,7 +384,7 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
         const int64_t nr = std::min<int64_t>(NR, nc - j);
         for (int64_t i = 0; i < mc; i += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - i);
-            const T* a = apack + i * kc;
+            const T* a = apack + i * kc * AR;
             const T* b = bpack + j * kc;
             View<T> cij{c.at(i, j), c.rs, c.cs};
             if (mr == MR && nr == NR && c.cs == 1) {
@@ -313,30 +401,56 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
 // The threads form a tm x tn grid over C, each thread an independent GEMM on its own
 // rectangle (MR-aligned rows x NR-aligned columns) with its own packed copies of the parts
 // of A and B it reads: no barrier, so a thread the OS deschedules on a shared machine
-// stalls only itself. The grid minimises the busiest thread's cost: its multiply-adds plus
-// its packing (both operands), one packed element weighing about PACK_COST multiply-adds
-// (a scalar-ish copy against 16-lane FMAs).
+// stalls only itself. The grid minimises the busiest thread's cost with its rectangle
+// (m x n) run on the blocks the caches gave (MC from L2, NC from the L3 share):
+//   m n K multiply-adds;
+//   packing, PACK_COST per element (a scalar-ish copy against 16-lane FMAs): its columns
+//   of B once (K n), its rows of A once per NC block of its columns (K m ceil(n / NC));
+//   re-reading its packed KC x NC panel of B from L3 for every MC block of rows after the
+//   first, RELOAD_COST per element (K n (ceil(m / MC) - 1)).
+// So a grid that leaves a thread more rows than its L2 holds in one MC block, or more
+// columns than one NC block, pays for it. PYMINIDL_GEMM_GRID fixes tm (experiments).
 struct Grid {
     int tm, tn;
 };
 
 constexpr double PACK_COST = 8.0;
+constexpr double RELOAD_COST = 1.0;
 
-Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR) {
+double grid_cost(int tm, int tn, int64_t M, int64_t N, int64_t K, int MR, int NR, const Blocks& bk) {
+    const int64_t mi = ceil_div(ceil_div(M, MR), tm) * MR, ni = ceil_div(ceil_div(N, NR), tn) * NR;
+    const double m = static_cast<double>(mi), n = static_cast<double>(ni), k = static_cast<double>(K);
+    const double a_packs = static_cast<double>(ceil_div(ni, bk.NC));
+    const double b_reloads = static_cast<double>(ceil_div(mi, bk.MC) - 1);
+    return m * n * k + PACK_COST * k * (n + m * a_packs) + RELOAD_COST * k * n * b_reloads;
+}
+
+Grid thread_grid(int nt, int64_t M, int64_t N, int64_t K, int MR, int NR, const Blocks& bk) {
+    if (bk.grid_tm > 0 && nt % bk.grid_tm == 0) return Grid{bk.grid_tm, nt / bk.grid_tm};
     Grid best{nt, 1};
     double best_cost = -1.0;
     for (int tm = 1; tm <= nt; ++tm) {
         if (nt % tm != 0) continue;
-        const int tn = nt / tm;
-        const double m = static_cast<double>(ceil_div(ceil_div(M, MR), tm) * MR);
-        const double n = static_cast<double>(ceil_div(ceil_div(N, NR), tn) * NR);
-        const double cost = m * n * static_cast<double>(K) + PACK_COST * static_cast<double>(K) * (m + n);
+        const double cost = grid_cost(tm, nt / tm, M, N, K, MR, NR, bk);
         if (best_cost < 0.0 || cost < best_cost) {
-            best = Grid{tm, tn};
+            best = Grid{tm, nt / tm};
             best_cost = cost;
         }
     }
     return best;
+}
+
+// The blocks of one thread of a team of nt: every thread keeps its own KC x NC panel of B
+// in the L3 they share, so NC shrinks once nt panels would fill more than 3/4 of it
+// (blocks set by PYMINIDL_GEMM_BLOCKS, l3 == 0, stay as set). NC changes no sum.
+template <typename T, int NR>
+Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
+    if (nt <= 1 || bk.l3 <= 0) return bk;
+    Blocks t = bk;
+    const int64_t kc = std::min(bk.KC, std::max<int64_t>(K, 1));
+    const int64_t fit = 3 * bk.l3 / 4 / (static_cast<int64_t>(nt) * kc * static_cast<int64_t>(sizeof(T)));
+    t.NC = std::clamp(fit / NR * NR, int64_t{4} * NR, bk.NC);
+    return t;
 }
 
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
@@ -364,10 +478,10 @@ void pack_b_block(T* bpack, View<const T> b, int64_t nc, int64_t kc) {
 }
 
 // apack: (mc, kc) as MR-row micro-panels of A.
-template <typename T, int MR>
+template <typename T, int MR, int AR>
 void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
     for (int64_t i = 0; i < mc; i += MR) {
-        pack_a_panel<T, MR>(apack + i * kc, View<const T>{a.at(i, 0), a.rs, a.cs},
+        pack_a_panel<T, MR, AR>(apack + i * kc * AR, View<const T>{a.at(i, 0), a.rs, a.cs},
                             std::min<int64_t>(MR, mc - i), kc);
     }
 }
@@ -375,7 +489,7 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
 // The BLIS loop nest over one thread's rectangle of C (rows [m_lo, m_hi), columns
 // [n_lo, n_hi)). bpack: (KC, NC) and apack: (MC, KC), both this thread's own. The jc blocks
 // start at n_lo, which is NR-aligned, so the tiles and KC blocks are those of one thread.
-template <typename T, int MR, int NR>
+template <typename T, int MR, int NR, int AR>
 void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
                T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
     // With more threads than row tiles the grid hands some threads no rows (or columns):
@@ -394,8 +508,8 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
             const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
             for (int64_t ic = m_lo; ic < m_hi; ic += mc_step) {
                 const int64_t mc = std::min(mc_step, m_hi - ic);
-                pack_a_block<T, MR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
-                macro_kernel<T, MR, NR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
+                pack_a_block<T, MR, AR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
+                macro_kernel<T, MR, NR, AR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
                                         mc, nc, 0, nc, kc, pr.alpha, beta);
             }
         }
@@ -403,14 +517,14 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
 }
 
 // Thread tid of a team of nt: its rectangle of the grid.
-template <typename T, int MR, int NR>
+template <typename T, int MR, int NR, int AR>
 void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
                  T* apack, int nt, int tid) {
-    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR);
+    const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR, bk);
     int64_t m_lo, m_hi, n_lo, n_hi;
     split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
     split(ceil_div(pr.N, NR), g.tn, tid % g.tn, NR, pr.N, &n_lo, &n_hi);
-    gemm_rect<T, MR, NR>(pr, bk, ukernel, bpack, apack, m_lo, m_hi, n_lo, n_hi);
+    gemm_rect<T, MR, NR, AR>(pr, bk, ukernel, bpack, apack, m_lo, m_hi, n_lo, n_hi);
 }
 
 double tile_use(int64_t m, int64_t n, int MR, int NR) {
@@ -442,30 +556,31 @@ T* align_up(T* p) {
 
 // work != nullptr: one thread, no OpenMP region, packing buffers carved from work (at least
 // gemm_workspace_elems long) instead of allocated.
-template <typename T, int MR, int NR>
+template <typename T, int MR, int NR, int AR = 1>
 void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
     const Problem<T> pr = orient<T, MR, NR>(problem);
     const int64_t kc_max = std::min(bk.KC, pr.K);
     if (work != nullptr) {
         T* apack = align_up(work);
-        T* bpack = align_up(apack + kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
-        return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack, apack, 1, 0);
+        T* bpack = align_up(apack + kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR) * AR);
+        return gemm_thread<T, MR, NR, AR>(pr, bk, ukernel, bpack, apack, 1, 0);
     }
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
+    const Blocks tb = team_blocks<T, NR>(bk, nt, pr.K);
     // Allocated here, before the parallel region, so that a failure raises MemoryError.
     std::vector<PackBuffer<T>> apack, bpack;
     apack.reserve(nt);
     bpack.reserve(nt);
     for (int t = 0; t < nt; ++t) {
-        apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR));
-        bpack.emplace_back(kc_max * std::min(bk.NC, ceil_div(pr.N, NR) * NR));
+        apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR) * AR);
+        bpack.emplace_back(kc_max * std::min(tb.NC, ceil_div(pr.N, NR) * NR));
     }
-    if (nt == 1) return gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
+    if (nt == 1) return gemm_thread<T, MR, NR, AR>(pr, tb, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
 #pragma omp parallel num_threads(nt)
     {
         // The team may be smaller than asked for (nested regions): split by its real size.
         const int tid = omp_thread_id();
-        gemm_thread<T, MR, NR>(pr, bk, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
+        gemm_thread<T, MR, NR, AR>(pr, tb, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
 }
 
@@ -592,9 +707,10 @@ template <typename T>
 struct Context {
     Isa isa;
     int MR, NR;
+    int AR;                    // copies of each packed A value (pack_a_panel)
     Blocks bk;
     GemmUkernel<T> ukernel;
-    PackedFn<T> packed;        // gemm_packed<T, MR, NR>
+    PackedFn<T> packed;        // gemm_packed<T, MR, NR, AR>
     DirectKernel<T> direct[2];  // {wide, narrow}; fn == nullptr: no direct path (SSE2)
     GemmDotKernel<T> dot;      // nullptr: no dot path
     int dot_rr, dot_nc;
@@ -627,11 +743,12 @@ int64_t round_down_to(double x, int64_t m, int64_t lo, int64_t hi) {
     return std::clamp(v, lo, hi);
 }
 
-Blocks derive_blocks(const BlockRule& r, int MR, int NR, std::size_t s, const CacheSizes& reported) {
+// AR: copies of each packed A value (the A block takes AR times the room).
+Blocks derive_blocks(const BlockRule& r, int MR, int NR, int AR, std::size_t s, const CacheSizes& reported) {
     const CacheSizes c = usable_caches(reported);
     const double es = static_cast<double>(s);
     const int64_t kc = round_down_to(r.kc_l1 * c.l1d / (NR * es), 16, 64, 2048);
-    const int64_t mc = round_down_to(r.mc_l2 * c.l2 / (kc * es), MR, MR, 4096 / MR * MR);
+    const int64_t mc = round_down_to(r.mc_l2 * c.l2 / (kc * es * AR), MR, MR, 4096 / MR * MR);
     const int64_t nc = round_down_to(r.nc_l3 * c.l3 / (kc * es), NR, 4 * NR, 16384 / NR * NR);
     return Blocks{mc, kc, nc};
 }
@@ -647,15 +764,29 @@ bool blocks_from_env(int MR, int NR, Blocks* bk) {
     return true;
 }
 
-template <typename T, int MR, int NR>
+// PYMINIDL_GEMM_GRID="TM" (experiments): the thread grid's rows (a team of nt runs TM x
+// nt / TM when TM divides nt). 0 when unset or unreadable: thread_grid chooses.
+int grid_from_env() {
+    const char* env = std::getenv("PYMINIDL_GEMM_GRID");
+    int tm = 0;
+    if (env == nullptr || std::sscanf(env, "%d", &tm) != 1 || tm <= 0) return 0;
+    return tm;
+}
+
+template <typename T, int MR, int NR, int AR = 1>
 Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const CacheSizes& caches) {
     Context<T> c{};
     c.isa = isa;
     c.MR = MR;
     c.NR = NR;
     c.ukernel = uk;
-    c.packed = gemm_packed<T, MR, NR>;
-    if (!blocks_from_env(MR, NR, &c.bk)) c.bk = derive_blocks(rule, MR, NR, sizeof(T), caches);
+    c.AR = AR;
+    c.packed = gemm_packed<T, MR, NR, AR>;
+    if (!blocks_from_env(MR, NR, &c.bk)) {
+        c.bk = derive_blocks(rule, MR, NR, AR, sizeof(T), caches);
+        c.bk.l3 = usable_caches(caches).l3;
+    }
+    c.bk.grid_tm = grid_from_env();
     // Half of L2: the rest holds the strip of B and the C tiles.
     c.direct_a_bytes = usable_caches(caches).l2 / 2;
     c.direct_small_mnk = 128 * 128 * 256;
@@ -676,10 +807,10 @@ ContextTable build_contexts(const CacheSizes& caches) {
     t.caches = caches;
     t.env_blocks = std::getenv("PYMINIDL_GEMM_BLOCKS") != nullptr;
     const int b = static_cast<int>(Isa::baseline);
-    t.f32[b] = make_context<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR>(
-        Isa::baseline, sgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
-    t.f64[b] = make_context<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR>(
-        Isa::baseline, dgemm_ukernel_baseline, {0.25, 0.125, 0.125}, caches);
+    t.f32[b] = make_context<float, BASELINE_SGEMM_MR, BASELINE_SGEMM_NR, BASELINE_SGEMM_AR>(
+        Isa::baseline, sgemm_ukernel_baseline, {BASELINE_KC_L1, BASELINE_MC_L2, 0.125}, caches);
+    t.f64[b] = make_context<double, BASELINE_DGEMM_MR, BASELINE_DGEMM_NR, BASELINE_DGEMM_AR>(
+        Isa::baseline, dgemm_ukernel_baseline, {BASELINE_KC_L1, BASELINE_MC_L2, 0.125}, caches);
     for (int i = 1; i < 3; ++i) t.f32[i] = t.f32[b], t.f64[i] = t.f64[b];
 #if defined(PYMINIDL_X86)
     const int a2 = static_cast<int>(Isa::avx2), a5 = static_cast<int>(Isa::avx512);
@@ -812,7 +943,7 @@ template <typename T>
 int64_t workspace_elems(int64_t M, int64_t N, int64_t K) {
     const Context<T>& ctx = context<T>(active_isa());
     const int64_t mn = std::max<int64_t>({M, N, 1}), kc = std::min(ctx.bk.KC, std::max<int64_t>(K, 1));
-    const int64_t packs = kc * std::min(ctx.bk.MC, ceil_div(mn, ctx.MR) * ctx.MR) +
+    const int64_t packs = kc * std::min(ctx.bk.MC, ceil_div(mn, ctx.MR) * ctx.MR) * ctx.AR +
                           kc * std::min(ctx.bk.NC, ceil_div(mn, ctx.NR) * ctx.NR);
     const int64_t other = std::max(DOT_MAX_N * std::max<int64_t>(K, 1), mn);
     return std::max(packs, other) + 2 * static_cast<int64_t>(PACK_ALIGN / sizeof(T));

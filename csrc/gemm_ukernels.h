@@ -41,7 +41,8 @@ template <typename T>
 using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
                                int64_t ldbt, int64_t nc, T* c, int64_t ldc, T alpha, T beta);
 
-// Portable micro-kernels (gemm.cpp, baseline x86-64 = SSE2 auto-vectorised).
+// Portable micro-kernels (gemm.cpp): GCC/Clang vector extensions, SSE2 on baseline x86-64,
+// NEON on aarch64.
 void sgemm_ukernel_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double* c,
@@ -81,9 +82,23 @@ void dgemm_dot_avx512(int64_t kc, const double* a, int64_t lda, int64_t mr, cons
                       int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta);
 #endif
 
-// SSE2: 16 xmm registers; 4 x 8 floats = 8 accumulators.
-constexpr int BASELINE_SGEMM_MR = 4, BASELINE_SGEMM_NR = 8;
-constexpr int BASELINE_DGEMM_MR = 4, BASELINE_DGEMM_NR = 4;
+// Portable kernel (16-byte vectors). aarch64: 32 NEON registers; 8 x 8 floats = 16
+// accumulators + 2 B vectors + 8 A values (GCC keeps each in a register for fmla by
+// element; BLIS's hand-written 8x12 packs them in 2, which the vector extensions cannot
+// ask for, and 8 x 12 spilled accumulators to the stack). Elsewhere
+// (SSE2: 16 xmm): 6 x 8 floats = 12 accumulators + 2 B + 1 broadcast, which covers the
+// 3-cycle add latency on two add pipes with the multiplies on two more.
+// AR: copies of each A value in the packed panel. SSE2 has no broadcast from memory (movss
+// + shufps, a shuffle on the FP pipes per row per k step, ~30% of the kernel's issue slots),
+// so on x86 A is packed one vector per value (AR = lanes) and read with plain loads; NEON
+// broadcasts for free (ld1r, fmla by element): AR = 1.
+#if defined(__aarch64__)
+constexpr int BASELINE_SGEMM_MR = 8, BASELINE_SGEMM_NR = 8, BASELINE_SGEMM_AR = 1;
+constexpr int BASELINE_DGEMM_MR = 8, BASELINE_DGEMM_NR = 4, BASELINE_DGEMM_AR = 1;
+#else
+constexpr int BASELINE_SGEMM_MR = 6, BASELINE_SGEMM_NR = 8, BASELINE_SGEMM_AR = 4;
+constexpr int BASELINE_DGEMM_MR = 6, BASELINE_DGEMM_NR = 4, BASELINE_DGEMM_AR = 2;
+#endif
 // AVX2: 16 ymm registers; 6 x 16 floats = 12 accumulators + 2 for B + 1 broadcast.
 constexpr int AVX2_SGEMM_MR = 6, AVX2_SGEMM_NR = 16;
 constexpr int AVX2_DGEMM_MR = 6, AVX2_DGEMM_NR = 8;
@@ -103,6 +118,9 @@ constexpr int AVX512_DOT_RR = 2, AVX512_DOT_NC = 12;
 // AVX2: 2 rows x 6 columns = 12 accumulators (+ 2 A vectors, 1 B vector) of 16 ymm; N = 10
 // runs as two column tiles (6 + 4).
 constexpr int AVX2_DOT_RR = 2, AVX2_DOT_NC = 6;
+// Portable float32/float64 block rule: KC = 256 and an A block of 3/16 of L2 on Zen 5's
+// 48 KiB / 1 MiB (csrc/bench, SSE2 path, 256^3: 45 GFLOP/s against 35 with KC = 384).
+constexpr double BASELINE_KC_L1 = 1.0 / 6.0, BASELINE_MC_L2 = 0.1875;
 // AVX2 float32 block rule (gemm.cpp, BlockRule): shares of L1d / L2 / L3, measured on a Zen 3.
 constexpr double AVX2_KC_L1 = 0.5, AVX2_MC_L2 = 0.25, AVX2_NC_L3 = 0.125;
 // The largest MR x NR of any direct tile (scratch size for a tile of a strided C).

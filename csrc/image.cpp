@@ -73,6 +73,7 @@ void copy_columns(float* PMD_RESTRICT out, const float* row, const Taps& tw, int
 
 // Keras's index fixers: where an out-of-range integer index reads from.
 int64_t fix_index(int64_t i, int64_t size, Fill fill) {
+    if (i >= 0 && i < size) return i;  // most taps: no integer division
     if (fill == Fill::wrap) return ((i % size) + size) % size;
     if (fill == Fill::reflect) {  // (d c b a | a b c d | d c b a)
         const int64_t period = 2 * size;

@@ -15,3 +15,6 @@ from pyminidl.layers import Input, InputLayer, KerasTensor, Layer  # noqa: E402,
 from pyminidl.models import Sequential  # noqa: E402,F401
 from pyminidl.ops import GradientTape  # noqa: E402,F401
 from pyminidl import data, datasets, debugging, losses, metrics, optimizers, preprocessing, utils, visualize  # noqa: E402,F401
+
+# Persistence: keras.saving (registry, .keras files, weights files)
+from pyminidl import saving  # noqa: E402,F401

@@ -13,6 +13,7 @@ Example:
 from pyminidl import ops
 from pyminidl.backend import get_backend
 from pyminidl.backend.base import ACTIVATIONS
+from pyminidl.saving import object_registration, serialization_lib
 
 
 def linear(x):
@@ -87,20 +88,18 @@ _FUNCTIONS = {
     "exponential": exponential, "step": step, "softmax": softmax, "log_softmax": log_softmax,
 }
 # Every name the backend implements is valid; relu6 maps onto relu(max_value=6).
-_NAMES = tuple(sorted(set(ACTIVATIONS) | set(_FUNCTIONS)))
+for _name in sorted(set(ACTIVATIONS) - set(_FUNCTIONS)):
+    _FUNCTIONS[_name] = _simple(_name, f"The backend's {_name} activation.")
+_NAMES = tuple(sorted(_FUNCTIONS))
 _NAME_OF = {fn: name for name, fn in _FUNCTIONS.items()}
 _NAME_OF[ops.relu] = "relu"
 _NAME_OF[ops.sigmoid] = "sigmoid"
 _NAME_OF[ops.tanh] = "tanh"
 _NAME_OF[ops.softmax] = "softmax"
 _NAME_OF[ops.log_softmax] = "log_softmax"
-
-
-def _unknown(identifier):
-    return ValueError(
-        f"Could not interpret activation function identifier: {identifier!r}. "
-        f"Expected one of {', '.join(_NAMES)}, a callable, or None."
-    )
+_FAMILY = serialization_lib.family("activations", kind="activation function",
+                                   unknown="Could not interpret activation function identifier: {name!r}.")
+_FAMILY.register(_FUNCTIONS.values())
 
 
 def get(identifier):
@@ -111,24 +110,17 @@ def get(identifier):
     """
     if identifier is None:
         return linear
-    if isinstance(identifier, dict):
-        identifier = identifier.get("config", identifier.get("class_name"))
-    if isinstance(identifier, str):
-        fn = _FUNCTIONS.get(identifier)
-        if fn is None and identifier in ACTIVATIONS:
-            fn = _simple(identifier, f"The backend's {identifier} activation.")
-            _FUNCTIONS[identifier] = fn
-            _NAME_OF[fn] = identifier
-        if fn is None:
-            raise _unknown(identifier)
-        return fn
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
     if callable(identifier):
         return identifier
-    raise _unknown(identifier)
+    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}. "
+                     f"Expected one of {', '.join(_NAMES)}, a callable, or None.")
 
 
 def serialize(activation):
-    """The name of a built-in activation (what ``get`` takes back); a callable's __name__ otherwise."""
+    """The name of a built-in or registered activation (what ``get`` takes back, as Keras 3 writes it
+    in layer configs); a custom function's ``__name__`` otherwise."""
     if activation is None:
         return "linear"
     if isinstance(activation, str):
@@ -137,22 +129,20 @@ def serialize(activation):
     name = _NAME_OF.get(activation)
     if name is not None:
         return name
-    return getattr(activation, "__name__", repr(activation))
+    registered = object_registration.GLOBAL_CUSTOM_NAMES.get(activation)
+    return registered or getattr(activation, "__name__", repr(activation))
 
 
-def deserialize(config):
-    """Inverse of ``serialize``."""
-    return get(config)
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``: a name, or Keras 3's ``{"class_name": "function", "config": name}``."""
+    return serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
 
 
 def _name_of(identifier):
-    """The built-in name of ``identifier`` (string or function), or None for a custom callable."""
+    """The built-in name of ``identifier`` (string or function), or None for a custom one."""
     if identifier is None:
         return "linear"
-    if isinstance(identifier, str):
-        get(identifier)
-        return identifier
-    return _NAME_OF.get(identifier)
+    return _NAME_OF.get(get(identifier))
 
 
 def _resolve(identifier):
@@ -170,7 +160,8 @@ def _resolve(identifier):
         return name, lambda x: _backend_pair("relu", x, {"max_value": 6.0})
     if name is not None:
         return name, lambda x: _backend_pair(name, x, {})
-    return None, lambda x: _tape_pair(identifier, x)
+    fn = get(identifier)
+    return None, lambda x: _tape_pair(fn, x)
 
 
 # What each backward reads: the output alone, nothing, or the input and output; the rest read x.

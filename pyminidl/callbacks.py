@@ -7,12 +7,15 @@ Example:
 """
 
 import csv
+import json
 import math
 import os
 import warnings
 
 import numpy as np
 
+from pyminidl import random as pmd_random
+from pyminidl.saving import saving_lib
 from pyminidl.training.progbar import Progbar, _print
 
 _TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
@@ -399,6 +402,33 @@ class TerminateOnNaN(Callback):
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "fbeta", "r2")
 
 
+def _monitor_direction(monitor, model, who):
+    """"min" or "max" for ``monitor``: the loss is minimised, a metric goes its declared direction, else
+    the name decides (accuracy-like words are maximised, error-like words minimised).
+
+    Raises:
+        ValueError: a name that says neither.
+    """
+    name = monitor[4:] if monitor.startswith("val_") else monitor
+    if name == "loss":
+        return "min"
+    for metric in getattr(model, "metrics", None) or ():
+        direction = getattr(metric, "_direction", None) or getattr(metric, "direction", None)
+        if getattr(metric, "name", None) == name and direction in ("up", "down"):
+            return "max" if direction == "up" else "min"
+    lowered = name.lower()
+    if any(word in lowered for word in _MAX_WORDS):
+        return "max"
+    if any(word in lowered for word in ("loss", "error", "crossentropy", "hinge", "divergence",
+                                         "mse", "mae", "mape", "msle", "poisson", "logcosh")):
+        return "min"
+    raise ValueError(
+        f"{who} callback received monitor={monitor} but pyminidl isn't able to "
+        "automatically determine whether that metric should be maximized or minimized. "
+        "Pass `mode='max'` to act on the highest value of the metric, or `mode='min'` to act on the lowest."
+    )
+
+
 class EarlyStopping(Callback):
     """Stops training when a monitored metric has stopped improving.
 
@@ -440,25 +470,7 @@ class EarlyStopping(Callback):
         self.best = None
 
     def _infer_direction(self):
-        name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
-        if name == "loss":
-            return "min"
-        for metric in getattr(self.model, "metrics", None) or ():
-            direction = getattr(metric, "_direction", None) or getattr(metric, "direction", None)
-            if getattr(metric, "name", None) == name and direction in ("up", "down"):
-                return "max" if direction == "up" else "min"
-        lowered = name.lower()
-        if any(word in lowered for word in _MAX_WORDS):
-            return "max"
-        if any(word in lowered for word in ("loss", "error", "crossentropy", "hinge", "divergence",
-                                             "mse", "mae", "mape", "msle", "poisson", "logcosh")):
-            return "min"
-        raise ValueError(
-            f"EarlyStopping callback received monitor={self.monitor} but pyminidl isn't able to "
-            "automatically determine whether that metric should be maximized or minimized. "
-            "Pass `mode='max'` in order to do early stopping based on the highest metric value, "
-            "or pass `mode='min'` in order to use the lowest value."
-        )
+        return _monitor_direction(self.monitor, self.model, "EarlyStopping")
 
     def _set_monitor_op(self):
         direction = self.mode if self.mode != "auto" else self._infer_direction()
@@ -698,5 +710,241 @@ class CSVLogger(Callback):
         self.writer = None
 
 
+class JSONLogger(Callback):
+    """pyminidl's own metrics log (Keras has none): one JSON object per line and epoch, needing no TensorBoard.
+
+    Each line is ``{"epoch": 0, "loss": 0.71, "val_loss": 0.69, ...}`` (the epoch's logs, keys sorted),
+    flushed as it is written, so a crashed run keeps every finished epoch; with ``batches=True`` a
+    ``{"epoch", "batch", ...}`` line also follows every training batch. Read it back with
+    ``[json.loads(line) for line in open(filename)]`` or ``pandas.read_json(filename, lines=True)``.
+
+    Args:
+        filename: Path of the log.
+        append: Append to an existing log instead of overwriting it.
+        batches: Also log every training batch.
+
+    Example:
+        >>> model.fit(x, y, epochs=5, callbacks=[JSONLogger("training.jsonl")])
+    """
+
+    def __init__(self, filename, append=False, batches=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.append = append
+        self.batches = batches
+        self._file = None
+        self._epoch = 0
+        if batches:  # an instance hook: without it fit skips the per-batch calls
+            self.on_train_batch_end = self._log_batch
+
+    def on_train_begin(self, logs=None):
+        self._close()
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _log_batch(self, batch, logs=None):
+        self._write({"epoch": self._epoch, "batch": batch, **(logs or {})})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write({"epoch": epoch, **(logs or {})})
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _write(self, record):
+        if self._file is None:
+            self.on_train_begin()
+        clean = {k: _json_value(v) for k, v in sorted(record.items())}
+        self._file.write(json.dumps(clean, allow_nan=True) + "\n")
+        self._file.flush()
+
+    def _close(self):
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        self._file = None
+
+
+def _json_value(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    return value if isinstance(value, (int, float, str, list, bool)) or value is None else str(value)
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) during training, as Keras 3's ModelCheckpoint.
+
+    Every save is atomic: a crash or a kill mid-save leaves the previous checkpoint intact.
+
+    Args:
+        filepath: Where to save: ``*.keras`` (the whole model) or, with ``save_weights_only``,
+            ``*.weights.h5`` (or ``*.weights.npz``). It may hold ``{epoch:02d}``, ``{batch}`` and any log
+            key, such as ``{val_loss:.2f}``.
+        monitor: The log key ``save_best_only`` and the messages look at.
+        verbose: 1 prints a line at each save (or skipped save).
+        save_best_only: Save only when ``monitor`` improves on the best value so far.
+        save_weights_only: Save only the weights (and optimizer state).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (from the metric's direction or name).
+        save_freq: ``"epoch"``, or save every this many training batches.
+        initial_value_threshold: The best value to beat at first (with ``save_best_only``).
+
+    Raises:
+        ValueError: a filepath extension that does not fit ``save_weights_only``, or a bad ``save_freq``.
+
+    Example:
+        >>> checkpoint = ModelCheckpoint("best-model.keras", save_best_only=True)
+        >>> model.fit(x, y, validation_split=0.2, epochs=20, callbacks=[checkpoint])
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        self.monitor, self.verbose = monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.save_freq = save_freq
+        self.initial_value_threshold = initial_value_threshold
+        self.best = initial_value_threshold
+        self._check_filepath()
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch' or a positive integer.")
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"ModelCheckpoint mode '{mode}' is unknown, fallback to auto mode.", stacklevel=2)
+            mode = "auto"
+        self.mode = mode
+        self.monitor_op = None
+        self._batches_seen = 0
+        self._epoch = 0
+        if save_freq != "epoch":  # an instance hook: without it fit skips the per-batch calls
+            self.on_train_batch_end = self._save_every_batches
+
+    def _check_filepath(self):
+        if self.save_weights_only:
+            if not self.filepath.endswith((".weights.h5", ".weights.npz")):
+                raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
+                                 f"must end in `.weights.h5` (or `.weights.npz`). Received: filepath={self.filepath}")
+        elif not self.filepath.endswith(".keras"):
+            raise ValueError("The filepath provided must end in `.keras` (Keras model format). "
+                             f"Received: filepath={self.filepath}")
+
+    def _set_monitor_op(self):
+        direction = self.mode if self.mode != "auto" else _monitor_direction(self.monitor, self.model,
+                                                                             "ModelCheckpoint")
+        self.monitor_op = np.less if direction == "min" else np.greater
+        if self.best is None:
+            self.best = math.inf if direction == "min" else -math.inf
+
+    def on_train_begin(self, logs=None):
+        self._batches_seen = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _save_every_batches(self, batch, logs=None):
+        self._batches_seen += 1
+        if self._batches_seen % self.save_freq == 0:
+            self._save(self._epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _save(self, epoch, batch, logs):
+        logs = dict(logs or {})
+        filepath = self._format(epoch, batch, logs)
+        if self.save_best_only:
+            if self.monitor_op is None:
+                self._set_monitor_op()
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"Can save best model only with {self.monitor} available, skipping.", stacklevel=2)
+                return
+            if not self.monitor_op(current, self.best):
+                if self.verbose > 0:
+                    _print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}\n")
+                return
+            if self.verbose > 0:
+                _print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                       f"saving model to {filepath}\n")
+            self.best = current
+        elif self.verbose > 0:
+            _print(f"\nEpoch {epoch + 1}: saving model to {filepath}\n")
+        folder = os.path.dirname(filepath)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(filepath, overwrite=True)
+        else:
+            self.model.save(filepath, overwrite=True)
+
+    def _format(self, epoch, batch, logs):
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}') from e
+
+
+class BackupAndRestore(Callback):
+    """Backs training up at the end of each epoch; a fit interrupted (a crash, a kill) resumes where it was.
+
+    The backup, ``backup_dir/latest.keras`` (written atomically), holds the weights, the optimizer
+    state, the last finished epoch and pyminidl's random state (the global generator and any seeded
+    layer's), so the resumed fit redoes the interrupted epoch with the same shuffling and dropout
+    masks and ends bit-identical to an uninterrupted run. A fit that ends normally deletes it.
+
+    Args:
+        backup_dir: Folder of the backup (created if needed).
+        save_freq: ``"epoch"`` (the only value pyminidl supports; an interrupted epoch is redone).
+        delete_checkpoint: Delete the backup when training ends normally.
+
+    Example:
+        >>> backup = BackupAndRestore("/tmp/backup")
+        >>> model.fit(x, y, epochs=10, callbacks=[backup])   # killed at epoch 5; the same call again
+        >>> model.fit(x, y, epochs=10, callbacks=[backup])   # resumes at epoch 5
+    """
+
+    _STATE = "training_state.json"
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        if save_freq != "epoch":
+            raise ValueError(f"pyminidl's BackupAndRestore supports save_freq='epoch' only. Received: {save_freq!r}")
+        if double_checkpoint:
+            raise ValueError("double_checkpoint=True is not needed by pyminidl: every backup is written atomically.")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+        self._path = os.path.join(self.backup_dir, "latest.keras")
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._path):
+            return
+        state = saving_lib.restore_training_state(self.model, self._path, self._STATE)
+        pmd_random.set_state(state["rng"])
+        for layer in self.model._all_layers():
+            saved = state["layer_rngs"].get(layer.name)
+            if saved is not None:
+                layer._rng.bit_generator.state = saved
+        self.model._initial_epoch = int(state["epoch"]) + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        state = {"epoch": epoch, "rng": pmd_random.get_state(),
+                 "layer_rngs": {layer.name: layer._rng.bit_generator.state for layer in self.model._all_layers()
+                                if isinstance(getattr(layer, "_rng", None), np.random.Generator)}}
+        saving_lib.save_model(self.model, self._path, extra_members={self._STATE: json.dumps(state)})
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self._path):
+            os.remove(self._path)
+
+
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback", "TerminateOnNaN",
-           "EarlyStopping", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger"]
+           "EarlyStopping", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
+           "JSONLogger", "ModelCheckpoint", "BackupAndRestore"]

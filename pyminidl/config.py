@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from pyminidl import __version__  # set by the package before it imports config
 from pyminidl.backend import BACKEND_NAMES, get_backend, set_backend, use_backend  # noqa: F401
 from pyminidl.backend import _compat
 from pyminidl.backend._compat import _C
@@ -102,9 +103,7 @@ def _gemm_line():
 
 def show_config():
     """Print the build and runtime configuration (paste it into bug reports)."""
-    import pyminidl
-
-    lines = [f"pyminidl {pyminidl.__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
+    lines = [f"pyminidl {__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
     if _C is None:
         lines.append("C++ extension: not available")
     else:
@@ -123,4 +122,8 @@ def show_config():
         backend = get_backend()
         if backend.name == "cpu":
             lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend._allocator_tuned else 'no'}")
+    # ---- distribution: the world and each rank's threads
+    from pyminidl import distribution
+
+    lines.append(distribution.config_line())
     print("\n".join(lines))

@@ -131,6 +131,17 @@ def _skip_chunks(chunks, count):
         left = 0
 
 
+def _shard_chunks(chunks, num_shards, index):
+    """The positions ``index, index + num_shards, ...`` of the concatenated chunks."""
+    offset = 0
+    for chunk in chunks:
+        n = _chunk_len(chunk)
+        first = (index - offset) % num_shards
+        if first < n:
+            yield _as_index(chunk)[first::num_shards]
+        offset += n
+
+
 def _batch_chunks(chunks, batch_size, drop_remainder):
     pieces, count = [], 0
     for chunk in chunks:
@@ -378,6 +389,25 @@ class Dataset:
                     yield e
 
         return self._derive(lambda chunks: _skip_chunks(chunks, count), skip_elements, card)
+
+    def shard(self, num_shards, index):
+        """Every ``num_shards``-th element starting at ``index`` (tf.data's ``shard``).
+
+        One rank's part of a pipeline under a distribution:
+        ``ds.shard(distribution.size(), distribution.rank()).batch(per_rank_batch)``.
+
+        Raises:
+            ValueError: ``num_shards`` < 1 or ``index`` outside ``[0, num_shards)``.
+        """
+        num_shards, index = int(num_shards), int(index)
+        if num_shards < 1 or not 0 <= index < num_shards:
+            raise ValueError("`shard` needs num_shards >= 1 and 0 <= index < num_shards. "
+                             f"Received: num_shards={num_shards}, index={index}")
+        card = self._cardinality
+        if card >= 0:
+            card = max(0, (card - index + num_shards - 1) // num_shards)
+        return self._derive(lambda chunks: _shard_chunks(chunks, num_shards, index),
+                            lambda elements: (e for i, e in enumerate(elements) if i % num_shards == index), card)
 
     def unbatch(self):
         """Split each batch element back into its rows."""

@@ -18,6 +18,9 @@ import numpy as np
 from pyminidl import config
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
+from pyminidl.saving import serialization_lib
+
+_KERAS_FAN_AXES = ("input_axes", "output_axes")
 
 # stddev of a unit normal truncated to [-2, 2]: dividing by it restores the wanted variance
 _TRUNCATED_STDDEV = 0.87962566103423978
@@ -44,7 +47,7 @@ def _truncated_normal(rng, shape, mean, stddev):
     return mean + stddev * out
 
 
-class Initializer:
+class Initializer(serialization_lib.ConfigMixin):
     """Base class: subclasses implement ``_generate(rng, shape)`` (host float64) or override ``__call__``."""
 
     def __init__(self, seed=None):
@@ -64,12 +67,10 @@ class Initializer:
         return {"seed": self.seed}
 
     @classmethod
-    def from_config(cls, config_dict):
-        return cls(**config_dict)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+    def from_config(cls, config):
+        # Keras 3.12+ writes the fan axes of VarianceScaling initializers; unset, they mean what pyminidl does
+        config = {k: v for k, v in config.items() if not (k in _KERAS_FAN_AXES and v is None)}
+        return cls(**config)
 
 
 class Constant(Initializer):
@@ -245,12 +246,8 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
-_CLASSES = {
-    cls.__name__: cls for cls in (
-        Constant, Zeros, Ones, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
-        GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity,
-    )
-}
+_CLASSES = (Constant, Zeros, Ones, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+            GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity)
 _ALIASES = {
     "constant": Constant, "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones,
     "random_normal": RandomNormal, "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
@@ -258,20 +255,18 @@ _ALIASES = {
     "he_uniform": HeUniform, "he_normal": HeNormal, "lecun_uniform": LecunUniform,
     "lecun_normal": LecunNormal, "orthogonal": Orthogonal, "identity": Identity,
 }
+_FAMILY = serialization_lib.family("initializers", kind="initializer")
+_FAMILY.register(_CLASSES, aliases=_ALIASES)
 
 
 def serialize(initializer):
-    """``{"module", "class_name", "config"}`` as Keras 3 writes it."""
-    return {"module": "keras.initializers", "class_name": type(initializer).__name__,
-            "config": initializer.get_config(), "registered_name": None}
+    """``{"module", "class_name", "config", "registered_name"}`` as Keras 3 writes it."""
+    return serialization_lib.serialize_keras_object(initializer)
 
 
-def deserialize(config_dict):
-    """Inverse of ``serialize``."""
-    cls = _CLASSES.get(config_dict.get("class_name")) or _ALIASES.get(config_dict.get("class_name"))
-    if cls is None:
-        raise ValueError(f"Unknown initializer: {config_dict.get('class_name')!r}")
-    return cls.from_config(dict(config_dict.get("config") or {}))
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize`` (a name gives a default instance)."""
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -280,21 +275,7 @@ def get(identifier):
     Raises:
         ValueError: an unknown name.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            valid = ", ".join(sorted(_ALIASES))
-            raise ValueError(f"Could not interpret initializer identifier: {identifier!r}. Expected one of {valid}.")
-        return cls()
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Initializer)
 
 
 # Keras's function-style aliases: initializers.glorot_uniform(seed=...) etc.

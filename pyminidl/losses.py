@@ -16,7 +16,9 @@ import math
 import warnings
 
 from pyminidl.backend import get_backend
+from pyminidl.ops import GradientTape, _traced
 from pyminidl.config import epsilon, floatx
+from pyminidl.saving import serialization_lib
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 _LOG2 = math.log(2.0)
@@ -447,8 +449,6 @@ class Loss:
 
 def _taped(name, fn, y_true, y_pred, align):
     """Run a user loss ``fn`` on a GradientTape, so losses written with ``pyminidl.ops`` train."""
-    from pyminidl.ops import GradientTape, _traced
-
     xp = get_backend().xp
     y_pred = _as_pred(y_pred, xp)
     y_true = xp.asarray(y_true, dtype=y_pred.dtype)
@@ -495,6 +495,8 @@ class LossFunctionWrapper(Loss):
         super().__init__(name=name or getattr(fn, "__name__", "loss"), reduction=reduction, dtype=dtype)
         self.fn = fn
         self._fn_kwargs = kwargs
+        for key, value in kwargs.items():  # Keras exposes the arguments: loss.from_logits, loss.axis
+            setattr(self, key, value)
 
     def call(self, y_true, y_pred):
         return self._forward_values(y_true, y_pred)[0]
@@ -506,8 +508,18 @@ class LossFunctionWrapper(Loss):
 
     def get_config(self):
         config = super().get_config()
+        if type(self) is LossFunctionWrapper:  # the built-in subclasses know their function
+            config["fn"] = serialization_lib.serialize_keras_object(self.fn)
         config.update(self._fn_kwargs)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        fn = config.pop("fn", None)
+        if cls is LossFunctionWrapper:
+            return cls(serialization_lib.deserialize_keras_object(fn, family=_FAMILY), **config)
+        return cls(**config)
 
 
 def _elementwise(forward, loss_name):
@@ -653,56 +665,106 @@ _FORWARDS = {
 }
 
 
-def _loss_class(class_name, fn, default_name, doc, params=()):
-    """Build a Keras loss class over ``fn``; ``params`` are (arg, default) pairs of its kwargs."""
+class MeanSquaredError(LossFunctionWrapper):
+    """Mean of squared errors.
 
-    def __init__(self, *args, reduction="sum_over_batch_size", name=default_name, dtype=None, **kwargs):
-        names = [p for p, _ in params]
-        if len(args) > len(names):
-            raise TypeError(f"{class_name} takes at most {len(names)} positional arguments")
-        values = dict(params)
-        values.update(zip(names, args))
-        unknown = set(kwargs) - set(names)
-        if unknown:
-            raise TypeError(f"{class_name} got unexpected keyword argument(s): {sorted(unknown)}")
-        values.update(kwargs)
-        LossFunctionWrapper.__init__(self, fn, reduction=reduction, name=name, dtype=dtype, **values)
-        for key, value in values.items():
-            setattr(self, key, value)
+    Example:
+        >>> MeanSquaredError()([[0.0, 1.0]], [[1.0, 1.0]])
+        0.5
+    """
 
-    def from_config(cls, config):
-        config = dict(config)
-        config.pop("fn", None)
-        return cls(**config)
-
-    return type(class_name, (LossFunctionWrapper,), {
-        "__init__": __init__, "__doc__": doc, "from_config": classmethod(from_config),
-        "__module__": __name__,
-    })
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+        super().__init__(mean_squared_error, reduction=reduction, name=name, dtype=dtype)
 
 
-MeanSquaredError = _loss_class("MeanSquaredError", mean_squared_error, "mean_squared_error",
-                               "Mean of squared errors. Example: ``MeanSquaredError()(y_true, y_pred)``.")
-MeanAbsoluteError = _loss_class("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error",
-                                "Mean of absolute errors.")
-MeanAbsolutePercentageError = _loss_class("MeanAbsolutePercentageError", mean_absolute_percentage_error,
-                                          "mean_absolute_percentage_error", "Mean absolute percentage error.")
-MeanSquaredLogarithmicError = _loss_class("MeanSquaredLogarithmicError", mean_squared_logarithmic_error,
-                                          "mean_squared_logarithmic_error", "Mean squared logarithmic error.")
-Huber = _loss_class("Huber", huber, "huber_loss", "Huber loss. Args: delta (default 1.0).", (("delta", 1.0),))
-LogCosh = _loss_class("LogCosh", log_cosh, "log_cosh", "Logarithm of the hyperbolic cosine of the error.")
-Hinge = _loss_class("Hinge", hinge, "hinge", "Hinge loss; {0, 1} labels are mapped to {-1, 1}.")
-SquaredHinge = _loss_class("SquaredHinge", squared_hinge, "squared_hinge", "Squared hinge loss.")
-CategoricalHinge = _loss_class("CategoricalHinge", categorical_hinge, "categorical_hinge", "Categorical hinge loss.")
-KLDivergence = _loss_class("KLDivergence", kl_divergence, "kl_divergence", "Kullback-Leibler divergence.")
-Poisson = _loss_class("Poisson", poisson, "poisson", "Poisson loss.")
-CosineSimilarity = _loss_class("CosineSimilarity", cosine_similarity, "cosine_similarity",
-                               "Negative cosine similarity. Args: axis (default -1).", (("axis", -1),))
-BinaryCrossentropy = _loss_class(
-    "BinaryCrossentropy", binary_crossentropy, "binary_crossentropy",
-    "Binary cross-entropy. Args: from_logits=False, label_smoothing=0.0, axis=-1.",
-    (("from_logits", False), ("label_smoothing", 0.0), ("axis", -1)),
-)
+class MeanAbsoluteError(LossFunctionWrapper):
+    """Mean of absolute errors."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+        super().__init__(mean_absolute_error, reduction=reduction, name=name, dtype=dtype)
+
+
+class MeanAbsolutePercentageError(LossFunctionWrapper):
+    """Mean absolute percentage error."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(mean_absolute_percentage_error, reduction=reduction, name=name, dtype=dtype)
+
+
+class MeanSquaredLogarithmicError(LossFunctionWrapper):
+    """Mean squared logarithmic error."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(mean_squared_logarithmic_error, reduction=reduction, name=name, dtype=dtype)
+
+
+class Huber(LossFunctionWrapper):
+    """Huber loss: quadratic for errors up to ``delta``, linear beyond."""
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
+        super().__init__(huber, reduction=reduction, name=name, dtype=dtype, delta=delta)
+
+
+class LogCosh(LossFunctionWrapper):
+    """Logarithm of the hyperbolic cosine of the error."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
+        super().__init__(log_cosh, reduction=reduction, name=name, dtype=dtype)
+
+
+class Hinge(LossFunctionWrapper):
+    """Hinge loss; {0, 1} labels are mapped to {-1, 1}."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
+        super().__init__(hinge, reduction=reduction, name=name, dtype=dtype)
+
+
+class SquaredHinge(LossFunctionWrapper):
+    """Squared hinge loss."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
+        super().__init__(squared_hinge, reduction=reduction, name=name, dtype=dtype)
+
+
+class CategoricalHinge(LossFunctionWrapper):
+    """Categorical hinge loss."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
+        super().__init__(categorical_hinge, reduction=reduction, name=name, dtype=dtype)
+
+
+class KLDivergence(LossFunctionWrapper):
+    """Kullback-Leibler divergence."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
+        super().__init__(kl_divergence, reduction=reduction, name=name, dtype=dtype)
+
+
+class Poisson(LossFunctionWrapper):
+    """Poisson loss."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
+        super().__init__(poisson, reduction=reduction, name=name, dtype=dtype)
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    """Negative cosine similarity along ``axis``."""
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+        super().__init__(cosine_similarity, reduction=reduction, name=name, dtype=dtype, axis=axis)
+
+
+class BinaryCrossentropy(LossFunctionWrapper):
+    """Binary cross-entropy over {0, 1} (or soft) labels.
+
+    Example:
+        >>> BinaryCrossentropy()([[1.0]], [[0.8]])  # -log(0.8)
+    """
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_crossentropy", dtype=None):
+        super().__init__(binary_crossentropy, reduction=reduction, name=name, dtype=dtype, from_logits=from_logits,
+                         label_smoothing=label_smoothing, axis=axis)
 
 
 class _FusedSoftmaxMixin:
@@ -715,20 +777,31 @@ class _FusedSoftmaxMixin:
         return self._finish(_FORWARDS[self.fn](self.name, y_true, logits, **kwargs), logits, sample_weight)
 
 
-CategoricalCrossentropy = type("CategoricalCrossentropy", (_FusedSoftmaxMixin, _loss_class(
-    "CategoricalCrossentropy", categorical_crossentropy, "categorical_crossentropy",
-    "", (("from_logits", False), ("label_smoothing", 0.0), ("axis", -1)),
-)), {"__module__": __name__, "__doc__": (
-    "Categorical cross-entropy over one-hot (or soft) labels.\n\n"
-    "Args: from_logits=False, label_smoothing=0.0, axis=-1, reduction, name.\n\n"
-    "Example:\n    >>> CategoricalCrossentropy()([[0, 1]], [[0.2, 0.8]])  # -log(0.8)\n")})
-SparseCategoricalCrossentropy = type("SparseCategoricalCrossentropy", (_FusedSoftmaxMixin, _loss_class(
-    "SparseCategoricalCrossentropy", sparse_categorical_crossentropy, "sparse_categorical_crossentropy",
-    "", (("from_logits", False), ("ignore_class", None)),
-)), {"__module__": __name__, "__doc__": (
-    "Categorical cross-entropy over integer labels.\n\n"
-    "Args: from_logits=False, ignore_class=None (labels equal to it do not count), reduction, name.\n\n"
-    "Example:\n    >>> SparseCategoricalCrossentropy()([1], [[0.2, 0.8]])  # -log(0.8)\n")})
+class CategoricalCrossentropy(_FusedSoftmaxMixin, LossFunctionWrapper):
+    """Categorical cross-entropy over one-hot (or soft) labels.
+
+    Example:
+        >>> CategoricalCrossentropy()([[0, 1]], [[0.2, 0.8]])  # -log(0.8)
+    """
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="categorical_crossentropy", dtype=None):
+        super().__init__(categorical_crossentropy, reduction=reduction, name=name, dtype=dtype,
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+
+
+class SparseCategoricalCrossentropy(_FusedSoftmaxMixin, LossFunctionWrapper):
+    """Categorical cross-entropy over integer labels (``ignore_class``: labels equal to it do not count).
+
+    Example:
+        >>> SparseCategoricalCrossentropy()([1], [[0.2, 0.8]])  # -log(0.8)
+    """
+
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
+                 name="sparse_categorical_crossentropy", dtype=None):
+        super().__init__(sparse_categorical_crossentropy, reduction=reduction, name=name, dtype=dtype,
+                         from_logits=from_logits, ignore_class=ignore_class)
+
 
 # Keras 2 names kept by many scripts
 mse = MSE = mean_squared_error
@@ -760,26 +833,27 @@ _ALIASES = {
 }
 
 
-def _registry():
-    names = {cls.__name__: cls for cls in _CLASSES}
-    names.update({fn.__name__: _FUNCTION_TO_CLASS[fn] for fn in _FUNCTION_TO_CLASS})
+def _names():
+    names = {fn.__name__: cls for fn, cls in _FUNCTION_TO_CLASS.items()}
     names.update({alias: _FUNCTION_TO_CLASS[fn] for alias, fn in _ALIASES.items()})
     names.update({alias.upper(): cls for alias, cls in list(names.items()) if alias in _ALIASES and len(alias) <= 4})
     return names
 
 
+# A name gives the class (``get`` instantiates it), as a function name does in Keras's compile.
+_FAMILY = serialization_lib.family("losses", kind="loss", unknown="Could not interpret loss identifier: {name!r}.")
+_FAMILY.register(_CLASSES, aliases=_names())
+
+
 def serialize(loss):
-    """A Loss -> ``{"class_name": ..., "config": ...}``."""
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    """A Loss (or a loss function) -> ``{"module", "class_name", "config", "registered_name"}``."""
+    return serialization_lib.serialize_keras_object(loss)
 
 
-def deserialize(config):
-    """``{"class_name": ..., "config": ...}`` -> a Loss."""
-    registry = _registry()
-    name = config.get("class_name")
-    if name not in registry:
-        raise ValueError(f"Unknown loss class {name!r}. Valid names: {sorted(registry)}")
-    return registry[name].from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``: a Loss instance."""
+    obj = serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
+    return get(obj) if callable(obj) and not isinstance(obj, Loss) else obj
 
 
 def get(identifier):
@@ -790,15 +864,8 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Loss):
         return identifier
-    if isinstance(identifier, dict):
+    if isinstance(identifier, (str, dict)):
         return deserialize(identifier)
-    if isinstance(identifier, str):
-        registry = _registry()
-        if identifier not in registry:
-            raise ValueError(
-                f"Could not interpret loss identifier: {identifier!r}. Valid names: {', '.join(sorted(registry))}"
-            )
-        return registry[identifier]()
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if callable(identifier):

@@ -19,6 +19,7 @@ from pyminidl import losses as _losses
 from pyminidl.backend import get_backend
 from pyminidl.config import epsilon, floatx
 from pyminidl.losses import squeeze_or_expand_to_same_rank
+from pyminidl.saving import serialization_lib
 
 
 def _xp():
@@ -183,6 +184,8 @@ class MeanMetricWrapper(Mean):
         super().__init__(name=name or getattr(fn, "__name__", "mean_metric_wrapper"), dtype=dtype)
         self._fn = fn
         self._fn_kwargs = kwargs
+        for key, value in kwargs.items():  # Keras exposes the arguments: metric.threshold, metric.k
+            setattr(self, key, value)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         super().update_state(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight=sample_weight)
@@ -191,59 +194,120 @@ class MeanMetricWrapper(Mean):
         return {**super().get_config(), **self._fn_kwargs}
 
 
-def _wrapper_class(class_name, fn, default_name, doc, params=(), direction="down"):
-    def __init__(self, *args, name=default_name, dtype=None, **kwargs):
-        values = dict(params)
-        values.update(zip([p for p, _ in params], args))
-        unknown = set(kwargs) - set(values)
-        if unknown:
-            raise TypeError(f"{class_name} got unexpected keyword argument(s): {sorted(unknown)}")
-        values.update(kwargs)
-        MeanMetricWrapper.__init__(self, fn, name=name, dtype=dtype, **values)
-        for key, value in values.items():
-            setattr(self, key, value)
+class _Wrapped(MeanMetricWrapper):
+    """What the built-in wrappers share: lower is better, and the config is the arguments (no fn).
 
-    # _direction ("up": higher is better) lets EarlyStopping & co. pick mode="auto" by metric, not by name.
-    return type(class_name, (MeanMetricWrapper,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
-                                                    "_direction": direction,
-                                                    "from_config": classmethod(lambda cls, c: cls(**c))})
+    ``_direction`` ("up": higher is better) lets EarlyStopping & co. pick mode="auto" by metric, not by name.
+    """
+
+    _direction = "down"
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
-Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy", "How often y_pred equals y_true exactly.",
-                          direction="up")
-BinaryAccuracy = _wrapper_class("BinaryAccuracy", binary_accuracy, "binary_accuracy",
-                                "How often (y_pred > threshold) equals the binary label.", (("threshold", 0.5),),
-                                direction="up")
-CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy",
-                                     "How often argmax(y_pred) equals argmax(one-hot y_true).", direction="up")
-SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
-                                           "sparse_categorical_accuracy",
-                                           "How often argmax(y_pred) equals the integer label.", direction="up")
-TopKCategoricalAccuracy = _wrapper_class("TopKCategoricalAccuracy", top_k_categorical_accuracy,
-                                         "top_k_categorical_accuracy",
-                                         "How often the one-hot target is in the top k predictions.", (("k", 5),),
-                                         direction="up")
-SparseTopKCategoricalAccuracy = _wrapper_class("SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy,
-                                               "sparse_top_k_categorical_accuracy",
-                                               "How often the integer label is in the top k predictions.",
-                                               (("k", 5),), direction="up")
-MeanSquaredError = _wrapper_class("MeanSquaredError", _losses.mean_squared_error, "mean_squared_error",
-                                  "Mean of the squared errors.")
-MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", _losses.mean_absolute_error, "mean_absolute_error",
-                                   "Mean of the absolute errors.")
-MeanAbsolutePercentageError = _wrapper_class("MeanAbsolutePercentageError", _losses.mean_absolute_percentage_error,
-                                             "mean_absolute_percentage_error", "Mean absolute percentage error.")
-MeanSquaredLogarithmicError = _wrapper_class("MeanSquaredLogarithmicError", _losses.mean_squared_logarithmic_error,
-                                             "mean_squared_logarithmic_error", "Mean squared logarithmic error.")
-BinaryCrossentropy = _wrapper_class("BinaryCrossentropy", _losses.binary_crossentropy, "binary_crossentropy",
-                                    "Mean binary cross-entropy.", (("from_logits", False), ("label_smoothing", 0.0)))
-CategoricalCrossentropy = _wrapper_class("CategoricalCrossentropy", _losses.categorical_crossentropy,
-                                         "categorical_crossentropy", "Mean categorical cross-entropy.",
-                                         (("from_logits", False), ("label_smoothing", 0.0)))
-SparseCategoricalCrossentropy = _wrapper_class("SparseCategoricalCrossentropy",
-                                               _losses.sparse_categorical_crossentropy,
-                                               "sparse_categorical_crossentropy",
-                                               "Mean sparse categorical cross-entropy.", (("from_logits", False),))
+class Accuracy(_Wrapped):
+    """How often y_pred equals y_true exactly."""
+
+    _direction = "up"
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name=name, dtype=dtype)
+
+
+class BinaryAccuracy(_Wrapped):
+    """How often (y_pred > threshold) equals the binary label."""
+
+    _direction = "up"
+
+    def __init__(self, threshold=0.5, name="binary_accuracy", dtype=None):
+        super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
+
+
+class CategoricalAccuracy(_Wrapped):
+    """How often argmax(y_pred) equals argmax(one-hot y_true)."""
+
+    _direction = "up"
+
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(categorical_accuracy, name=name, dtype=dtype)
+
+
+class SparseCategoricalAccuracy(_Wrapped):
+    """How often argmax(y_pred) equals the integer label."""
+
+    _direction = "up"
+
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+
+class TopKCategoricalAccuracy(_Wrapped):
+    """How often the one-hot target is in the top k predictions."""
+
+    _direction = "up"
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+        super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
+
+
+class SparseTopKCategoricalAccuracy(_Wrapped):
+    """How often the integer label is in the top k predictions."""
+
+    _direction = "up"
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
+
+
+class MeanSquaredError(_Wrapped):
+    """Mean of the squared errors."""
+
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(_losses.mean_squared_error, name=name, dtype=dtype)
+
+
+class MeanAbsoluteError(_Wrapped):
+    """Mean of the absolute errors."""
+
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(_losses.mean_absolute_error, name=name, dtype=dtype)
+
+
+class MeanAbsolutePercentageError(_Wrapped):
+    """Mean absolute percentage error."""
+
+    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(_losses.mean_absolute_percentage_error, name=name, dtype=dtype)
+
+
+class MeanSquaredLogarithmicError(_Wrapped):
+    """Mean squared logarithmic error."""
+
+    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(_losses.mean_squared_logarithmic_error, name=name, dtype=dtype)
+
+
+class BinaryCrossentropy(_Wrapped):
+    """Mean binary cross-entropy."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy", dtype=None):
+        super().__init__(_losses.binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits, label_smoothing=label_smoothing)
+
+
+class CategoricalCrossentropy(_Wrapped):
+    """Mean categorical cross-entropy."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="categorical_crossentropy", dtype=None):
+        super().__init__(_losses.categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits, label_smoothing=label_smoothing)
+
+
+class SparseCategoricalCrossentropy(_Wrapped):
+    """Mean sparse categorical cross-entropy."""
+
+    def __init__(self, from_logits=False, name="sparse_categorical_crossentropy", dtype=None):
+        super().__init__(_losses.sparse_categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits)
 
 
 class RootMeanSquaredError(Mean):
@@ -481,10 +545,9 @@ _FUNCTIONS = {
 }
 
 
-def _registry():
-    names = {cls.__name__: cls for cls in _CLASSES}
-    names.update(_ALIASES)
-    return names
+_FAMILY = serialization_lib.family("metrics", kind="metric",
+                                   unknown="Could not interpret metric identifier: {name!r}.")
+_FAMILY.register(_CLASSES, aliases=_ALIASES)
 
 
 def get(identifier):
@@ -499,18 +562,9 @@ def get(identifier):
     if identifier is None or isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, dict):
-        registry = _registry()
-        name = identifier.get("class_name")
-        if name not in registry:
-            raise ValueError(f"Unknown metric class {name!r}. Valid names: {sorted(registry)}")
-        return registry[name].from_config(identifier.get("config", {}))
+        return deserialize(identifier)
     if isinstance(identifier, str):
-        registry = _registry()
-        if identifier not in registry:
-            raise ValueError(
-                f"Could not interpret metric identifier: {identifier!r}. Valid names: {', '.join(sorted(registry))}"
-            )
-        metric = registry[identifier]()
+        metric = get(serialization_lib.deserialize_keras_object(identifier, family=_FAMILY))
         metric.name = identifier
         return metric
     if isinstance(identifier, type) and issubclass(identifier, Metric):
@@ -566,13 +620,13 @@ def resolve(identifier, loss=None, y_true_shape=None, y_pred_shape=None):
 
 
 def serialize(metric):
-    """A Metric -> ``{"class_name": ..., "config": ...}``."""
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    """A Metric -> ``{"module", "class_name", "config", "registered_name"}``."""
+    return serialization_lib.serialize_keras_object(metric)
 
 
-def deserialize(config):
-    """``{"class_name": ..., "config": ...}`` -> a Metric."""
-    return get(config)
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``: a Metric instance."""
+    return get(serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY))
 
 
 # Keras function aliases

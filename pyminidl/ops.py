@@ -32,6 +32,7 @@ import threading
 
 import numpy as np
 
+from pyminidl import config
 from pyminidl.backend import get_backend
 
 _state = threading.local()
@@ -790,15 +791,11 @@ def argmin(x, axis=-1, keepdims=False):
 
 def zeros(shape, dtype=None):
     """An array of zeros (default dtype ``config.floatx()``)."""
-    from pyminidl import config
-
     return _xp().zeros(shape, dtype=dtype or config.floatx())
 
 
 def ones(shape, dtype=None):
     """An array of ones (default dtype ``config.floatx()``)."""
-    from pyminidl import config
-
     return _xp().ones(shape, dtype=dtype or config.floatx())
 
 

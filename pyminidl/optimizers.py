@@ -21,6 +21,7 @@ import sys
 from pyminidl.backend import get_backend
 from pyminidl import optimizers_schedules as schedules  # noqa: F401  (keras.optimizers.schedules)
 from pyminidl.optimizers_schedules import LearningRateSchedule
+from pyminidl.saving import serialization_lib
 from pyminidl.variables import key_of, value_of
 
 # `from pyminidl.optimizers.schedules import ExponentialDecay` works as with Keras
@@ -131,6 +132,27 @@ class Optimizer:
 
     def _create_slots(self, var):
         return ()
+
+    # Keras 3's order of the slot variables: each group's slots interleaved per variable, group after group
+    # (Adam: momentum and velocity of each variable, then every velocity_hat; RMSprop: velocities, then
+    # momentums, then average gradients). None: one group per slot.
+    _slot_groups = None
+
+    def ordered_slots(self, variables):
+        """The slot arrays of ``variables`` in Keras 3's ``optimizer.variables`` order (what weight files hold).
+
+        Raises:
+            ValueError: a variable without slots yet (call ``build(variables)`` first).
+        """
+        per_var = []
+        for var in variables:
+            entry = self._slots.get(key_of(var))
+            if entry is None:
+                raise ValueError(f"Optimizer {self.name!r} has no state for {key_of(var)!r}: call build() first.")
+            per_var.append(entry[1])
+        width = len(per_var[0]) if per_var else 0
+        groups = self._slot_groups or tuple((i,) for i in range(width))
+        return [slots[i] for group in groups for slots in per_var for i in group if slots[i] is not None]
 
     @property
     def variables(self):
@@ -276,6 +298,8 @@ class Adam(Optimizer):
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
 
+    _slot_groups = ((0, 1), (2,))
+
     def _create_slots(self, var):
         xp = get_backend().xp
         return (xp.zeros_like(var), xp.zeros_like(var), xp.zeros_like(var) if self.amsgrad else None)
@@ -362,22 +386,19 @@ class Adagrad(Optimizer):
 
 
 _CLASSES = (SGD, Adam, AdamW, RMSprop, Adagrad)
-_BY_NAME = {cls.__name__.lower(): cls for cls in _CLASSES}
+_FAMILY = serialization_lib.family("optimizers", kind="optimizer", unknown="Could not interpret optimizer "
+                                   "identifier: {name!r}.", normalize=str.lower)
+_FAMILY.register(_CLASSES, aliases={cls.__name__.lower(): cls for cls in _CLASSES})
 
 
 def serialize(optimizer):
-    """An Optimizer -> ``{"class_name": ..., "config": ...}``."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    """An Optimizer -> ``{"module", "class_name", "config", "registered_name"}``."""
+    return serialization_lib.serialize_keras_object(optimizer)
 
 
-def deserialize(config):
-    """``{"class_name": ..., "config": ...}`` -> an Optimizer (class names are case-insensitive)."""
-    name = str(config.get("class_name", ""))
-    cls = _BY_NAME.get(name.lower())
-    if cls is None:
-        valid = ", ".join(repr(c.__name__) for c in _CLASSES)
-        raise ValueError(f"Could not interpret optimizer identifier: {name!r}. Valid names: {valid}")
-    return cls.from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``; class names are case-insensitive, a bare name gives the defaults."""
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -386,15 +407,7 @@ def get(identifier):
     Raises:
         ValueError: for an unknown identifier, listing the valid names.
     """
-    if identifier is None or isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        return deserialize({"class_name": identifier, "config": {}})
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Optimizer, callables=False)
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize", "deserialize",

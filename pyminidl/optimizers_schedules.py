@@ -10,6 +10,8 @@ Example:
 
 import math
 
+from pyminidl.saving import serialization_lib
+
 
 class LearningRateSchedule:
     """Base class: subclasses implement ``__call__(step) -> float`` and ``get_config()``."""
@@ -34,7 +36,24 @@ def _check_decay_steps(decay_steps):
         raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps!r}")
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _RateDecay(LearningRateSchedule):
+    """What the rate-based decays share: the arguments, their check, the step's progress and the config."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
+        _check_decay_steps(decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+
+    def _progress(self, step):
+        p = float(step) / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_RateDecay):
     """lr = initial_learning_rate * decay_rate ** (step / decay_steps) (integer division if staircase).
 
     Example:
@@ -43,19 +62,12 @@ class ExponentialDecay(LearningRateSchedule):
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
-        _check_decay_steps(decay_steps)
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = float(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+        p = self._progress(step)
         return self.initial_learning_rate * self.decay_rate ** p
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -117,40 +129,31 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """lr = initial_learning_rate / (1 + decay_rate * step / decay_steps) (floored if staircase)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        _check_decay_steps(decay_steps)
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = float(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+        p = self._progress(step)
         return self.initial_learning_rate / (1.0 + self.decay_rate * p)
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
-_CLASSES = (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay)
+_FAMILY = serialization_lib.family("schedules", module="keras.optimizers.schedules",
+                                   kind="learning rate schedule")
+_FAMILY.register((ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay))
 
 
 def serialize(schedule):
-    """A schedule -> ``{"class_name": ..., "config": ...}``."""
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    """A schedule -> ``{"module", "class_name", "config", "registered_name"}``."""
+    return serialization_lib.serialize_keras_object(schedule)
 
 
-def deserialize(config):
-    """``{"class_name": ..., "config": ...}`` -> a schedule."""
-    by_name = {cls.__name__: cls for cls in _CLASSES}
-    name = config.get("class_name")
-    if name not in by_name:
-        raise ValueError(f"Unknown learning rate schedule {name!r}. Valid names: {sorted(by_name)}")
-    return by_name[name].from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize``."""
+    return serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
 
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "CosineDecay",

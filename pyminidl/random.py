@@ -25,3 +25,13 @@ def make_rng(seed_value=None):
     if seed_value is None:
         return np.random.default_rng(_rng.integers(0, 2**63 - 1))
     return np.random.default_rng(seed_value)
+
+
+def get_state():
+    """The global generator's state (a JSON-able dict): BackupAndRestore saves it with a checkpoint."""
+    return _rng.bit_generator.state
+
+
+def set_state(state):
+    """Put the global generator back in ``state`` (from ``get_state``)."""
+    _rng.bit_generator.state = state

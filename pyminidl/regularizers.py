@@ -6,7 +6,9 @@ Example:
     0.04
 """
 
+from pyminidl import ops
 from pyminidl.backend import get_backend
+from pyminidl.saving import serialization_lib
 
 
 def _check(name, value):
@@ -15,7 +17,7 @@ def _check(name, value):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(serialization_lib.ConfigMixin):
     """Base class: ``__call__(x) -> float`` penalty and ``gradient(x) -> array`` d(penalty)/dx."""
 
     def __call__(self, x):
@@ -26,14 +28,6 @@ class Regularizer:
 
     def get_config(self):
         raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config_dict):
-        return cls(**config_dict)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -85,21 +79,19 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-_ALIASES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
 l1, l2, l1_l2 = L1, L2, L1L2
+_FAMILY = serialization_lib.family("regularizers", kind="regularizer")
+_FAMILY.register((L1, L2, L1L2), aliases={"l1": L1, "l2": L2, "l1_l2": L1L2})
 
 
 def serialize(regularizer):
-    """``{"module", "class_name", "config"}`` as Keras 3 writes it (None stays None)."""
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    """``{"module", "class_name", "config", "registered_name"}`` as Keras 3 writes it (None stays None)."""
+    return serialization_lib.serialize_keras_object(regularizer)
 
 
-def deserialize(config_dict):
-    """Inverse of ``serialize``."""
-    return get(config_dict)
+def deserialize(config, custom_objects=None):
+    """Inverse of ``serialize`` (a name gives a default instance)."""
+    return serialization_lib.deserialize_instance(config, custom_objects, _FAMILY)
 
 
 def get(identifier):
@@ -108,31 +100,13 @@ def get(identifier):
     Raises:
         ValueError: an unknown identifier.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        cls = _ALIASES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"Unknown regularizer: {identifier.get('class_name')!r}")
-        return cls.from_config(dict(identifier.get("config") or {}))
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"Could not interpret regularizer identifier: {identifier!r}. Expected one of 'l1', 'l2', 'l1_l2'."
-            )
-        return cls()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    return serialization_lib.get_object(identifier, _FAMILY, Regularizer)
 
 
 def _gradient(regularizer, x):
     """d(penalty)/dx for a Regularizer, or through a GradientTape for a plain callable."""
     if hasattr(regularizer, "gradient"):
         return regularizer.gradient(x)
-    from pyminidl import ops
-
     with ops._suspend_tapes(), ops.GradientTape() as tape:
         tape.watch(x)
         penalty = regularizer(x)

@@ -40,3 +40,13 @@ def test_pandas_csv_example_trains_from_frames_and_from_a_dataset_of_columns():
     pytest.importorskip("pandas")
     frame_accuracy, dataset_accuracy = _load("pandas_csv").main(epochs=8, verbose=0)
     assert frame_accuracy > 0.9 and dataset_accuracy > 0.9
+
+
+def test_distributed_digits_example_in_one_process(tmp_path):
+    from pyminidl import distribution
+
+    try:
+        accuracy = _load("distributed_digits").main(epochs=15, verbose=0, log_path=str(tmp_path / "log.csv"))
+    finally:
+        distribution.set_distribution(None)
+    assert accuracy > 0.9 and (tmp_path / "log.csv").exists()

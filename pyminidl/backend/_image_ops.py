@@ -240,3 +240,34 @@ def check_size(size, who, what="size"):
         raise ValueError(f"{who}: `{what}` must be two positive integers (height, width). Received: {what}={size!r}")
     return h, w
 
+
+def resize_images(xp, x, size, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+                  fill_value=0.0):
+    """x: (N, H, W, C) floating; crops or pads to the target aspect ratio when asked, then resizes."""
+    th, tw = size
+    h, w = x.shape[1:3]
+    if crop_to_aspect_ratio:
+        top, left, ch, cw = aspect_crop_box(h, w, th, tw)
+        x = x[:, top:top + ch, left:left + cw]
+    elif pad_to_aspect_ratio:
+        top, left, ph, pw = aspect_pad_box(h, w, th, tw)
+        canvas = xp.full((x.shape[0], h + 2 * top, w + 2 * left, x.shape[3]), fill_value, dtype=x.dtype)
+        canvas[:, top:top + h, left:left + w] = x  # Keras pads both sides by the same amount
+        x = canvas
+    return resize(xp, x, (th, tw), interpolation)
+
+
+def resize_images_backward(xp, dy, in_shape, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False):
+    """The adjoint of ``resize_images``: dy (N, th, tw, C) -> dx of ``in_shape``."""
+    n, h, w, c = in_shape
+    th, tw = dy.shape[1:3]
+    if crop_to_aspect_ratio:
+        top, left, ch, cw = aspect_crop_box(h, w, th, tw)
+        dx = xp.zeros(in_shape, dtype=dy.dtype)
+        dx[:, top:top + ch, left:left + cw] = resize_backward(xp, dy, (ch, cw), interpolation)
+        return dx
+    if pad_to_aspect_ratio:
+        top, left, _, _ = aspect_pad_box(h, w, th, tw)
+        d = resize_backward(xp, dy, (h + 2 * top, w + 2 * left), interpolation)
+        return d[:, top:top + h, left:left + w]
+    return resize_backward(xp, dy, (h, w), interpolation)

@@ -19,46 +19,30 @@ from pyminidl.layers.reshaping import Flatten, Reshape
 from pyminidl.layers.text_vectorization import TextVectorization
 
 
-def _all_subclasses(cls):
-    out = {}
-    for sub in cls.__subclasses__():
-        out.setdefault(sub.__name__, sub)
-        for name, c in _all_subclasses(sub).items():
-            out.setdefault(name, c)
-    return out
+from pyminidl.saving import serialization_lib
+
+# Models (Sequential, and the functional Model) file themselves here too, from pyminidl.models: a
+# config naming them resolves through this family without pyminidl.layers importing pyminidl.models.
+_FAMILY = serialization_lib.family("layers", kind="layer")
+_FAMILY.register((
+    Activation, Dense, Dropout, Flatten, InputLayer, IntegerLookup, Lambda, Reshape, StringLookup, TextVectorization,
+    CenterCrop, Normalization, Rescaling, Resizing,
+    RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
+))
 
 
 def serialize(layer):
     """``{"module", "class_name", "config", "registered_name", "build_config"}`` as Keras 3 writes it."""
-    out = {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
-           "registered_name": None}
-    build_config = layer.get_build_config()
-    if build_config is not None and not isinstance(layer, InputLayer):
-        out["build_config"] = {"input_shape": list(build_config["input_shape"])}
-    return out
+    return serialization_lib.serialize_keras_object(layer)
 
 
 def deserialize(config, custom_objects=None):
-    """A layer from ``serialize``'s output; classes are looked up among Layer subclasses and ``custom_objects``.
+    """A layer (or model) from ``serialize``'s output: built-in classes, registered ones and ``custom_objects``.
 
     Raises:
-        ValueError: an unknown class name.
+        ValueError: an unknown class name (the message suggests ``custom_objects``).
     """
-    name = config.get("class_name")
-    cls = (custom_objects or {}).get(name)
-    if cls is None and name == "Sequential":
-        from pyminidl.models import Sequential as cls  # noqa: N813
-    if cls is None:
-        cls = _all_subclasses(Layer).get(name)
-    if cls is None:
-        raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `keras.utils.custom_object_scope` "
-                         "and that this object is included in the scope, or pass it in `custom_objects`.")
-    inner = dict(config.get("config") or {})
-    layer = cls.from_config(inner, custom_objects=custom_objects) if name == "Sequential" else cls.from_config(inner)
-    build_config = config.get("build_config")
-    if build_config:
-        layer.build_from_config(build_config)
-    return layer
+    return serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
 
 
 __all__ = [

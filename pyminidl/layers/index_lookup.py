@@ -22,6 +22,7 @@ import numpy as np
 
 from pyminidl import config
 from pyminidl.backend import get_backend
+from pyminidl.data import Dataset
 from pyminidl.layers.base import Layer
 
 _OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
@@ -42,8 +43,6 @@ def _string_bucket(token, buckets):
 
 def _batches(data, steps, where):
     """adapt's input as an iterator of batches: arrays and lists are one batch of rows."""
-    from pyminidl.data import Dataset
-
     if isinstance(data, Dataset):
         return iter(data.take(steps) if steps is not None else data)
     if isinstance(data, (list, tuple, np.ndarray, str, bytes)):

@@ -46,6 +46,10 @@ class InputLayer(Layer):
         return {"batch_shape": list(self.batch_shape), "dtype": self._dtype, "sparse": False,
                 "name": self.name}
 
+    def get_build_config(self):
+        """None: the batch shape is the config (Keras 3 writes no build_config for an InputLayer)."""
+        return None
+
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,
           optional=False):

@@ -321,14 +321,19 @@ class Normalization(Layer):
             raise ValueError(f"Normalization: the feature axes {self.axis} need known sizes. Received: "
                              f"input_shape={shape}")
         self._bshape = bshape
-        self.adapt_mean = self.add_weight(name="mean", shape=bshape, initializer="zeros", trainable=False)
-        self.adapt_variance = self.add_weight(name="variance", shape=bshape, initializer="ones", trainable=False)
-        if self.input_mean is not None:
-            xp = get_backend().xp
-            self.adapt_mean[...] = xp.broadcast_to(xp.asarray(self.input_mean, dtype=self.adapt_mean.dtype), bshape)
-            self.adapt_variance[...] = xp.broadcast_to(xp.asarray(self.input_variance,
-                                                                  dtype=self.adapt_variance.dtype), bshape)
-        self.mean, self.variance = self.adapt_mean, self.adapt_variance
+        xp = get_backend().xp
+        if self.input_mean is not None:  # given statistics are constants, not weights (as Keras 3)
+            dtype = self.compute_dtype
+            self.mean = xp.array(xp.broadcast_to(xp.asarray(self.input_mean, dtype=dtype), bshape))
+            self.variance = xp.array(xp.broadcast_to(xp.asarray(self.input_variance, dtype=dtype), bshape))
+            return
+        # Keras 3's weights: the statistics over the kept axes, and a sample count, so weight files match
+        kept = tuple(bshape[i] for i in sorted(self._feature_axes(len(shape))))
+        self.adapt_mean = self.add_weight(name="mean", shape=kept, initializer="zeros", trainable=False)
+        self.adapt_variance = self.add_weight(name="variance", shape=kept, initializer="ones", trainable=False)
+        self.count = self.add_weight(name="count", shape=(), dtype="int64", initializer="zeros", trainable=False)
+        # views of the weights in the broadcast shape (Keras's finalize_state): they follow adapt and loads
+        self.mean, self.variance = self.adapt_mean.reshape(bshape), self.adapt_variance.reshape(bshape)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -366,24 +371,28 @@ class Normalization(Layer):
         if mean is None:
             raise ValueError(f"Normalization.adapt: `data` holds no samples, so no mean or variance can be "
                              f"computed. Received: {_describe(data)}")
-        self._set_statistics(mean, var)
+        self._set_statistics(mean, var, count)
 
-    def _set_statistics(self, mean, var):
+    def _set_statistics(self, mean, var, count):
         if not self.built:
             axes = self._feature_axes(mean.ndim)
             self.build(tuple(s if i in axes else None for i, s in enumerate(mean.shape)))
         if tuple(mean.shape) != tuple(self._bshape):
             raise ValueError(f"Normalization.adapt: data with feature shape {mean.shape} does not match the "
                              f"layer's {self._bshape}")
+        if self.input_mean is not None:
+            raise ValueError("Normalization.adapt: this layer was given `mean` and `variance`; adapt() cannot "
+                             "change them. Create the layer without them to adapt it.")
         xp = get_backend().xp
-        self.adapt_mean[...] = xp.asarray(mean, dtype=self.adapt_mean.dtype)
-        self.adapt_variance[...] = xp.asarray(var, dtype=self.adapt_variance.dtype)
+        self.adapt_mean[...] = xp.asarray(mean, dtype=self.adapt_mean.dtype).reshape(self.adapt_mean.shape)
+        self.adapt_variance[...] = xp.asarray(var, dtype=self.adapt_variance.dtype).reshape(self.adapt_variance.shape)
+        self.count[...] = count
 
     def forward(self, x, training=False):
         need_dx = FORWARD_OPTIONS.need_dx  # False as a model's first layer: no input gradient
         xp = get_backend().xp
-        mean = self.adapt_mean.astype(x.dtype, copy=False)
-        std = xp.maximum(xp.sqrt(self.adapt_variance.astype(x.dtype, copy=False)), x.dtype.type(_EPSILON))
+        mean = self.mean.astype(x.dtype, copy=False)
+        std = xp.maximum(xp.sqrt(self.variance.astype(x.dtype, copy=False)), x.dtype.type(_EPSILON))
         if self.invert:
             y, scale = mean + x * std, std
         else:

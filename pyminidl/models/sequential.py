@@ -5,7 +5,11 @@ import copy
 from pyminidl.layers.base import FORWARD_OPTIONS, KerasTensor, Layer, _overrides_call, _standardize_shape
 from pyminidl.layers.input_layer import InputLayer
 from pyminidl.models import summary_utils
+from pyminidl.saving import serialization_lib
+from pyminidl.saving.object_registration import CustomObjectScope
 from pyminidl.training.trainer import Trainer
+
+_LAYERS = serialization_lib.family("layers")
 
 
 class Sequential(Trainer, Layer):
@@ -252,26 +256,28 @@ class Sequential(Trainer, Layer):
             print_fn(text)
 
     def get_config(self):
-        from pyminidl.layers import serialize
-
         layers = ([self._input_layer] if self._input_layer is not None else []) + self._layers
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype,
-               "layers": [serialize(layer) for layer in layers]}
+               "layers": [serialization_lib.serialize_keras_object(layer) for layer in layers]}
         if self._input_layer is not None:
             cfg["build_input_shape"] = list(self._input_layer.batch_shape)
         return copy.deepcopy(cfg)
 
     @classmethod
     def from_config(cls, config_dict, custom_objects=None):
-        from pyminidl.layers import deserialize
+        """A new Sequential from ``get_config``'s output (layer classes resolved as ``layers.deserialize`` does)."""
+        with CustomObjectScope(custom_objects or {}):
+            return cls._from_layer_configs(dict(config_dict))
 
+    @classmethod
+    def _from_layer_configs(cls, config_dict):
         config_dict = dict(config_dict)
         layer_configs = config_dict.pop("layers")
         build_shape = config_dict.pop("build_input_shape", None)
         model = cls(name=config_dict.get("name"), trainable=config_dict.get("trainable", True),
                     dtype=config_dict.get("dtype"))
         for layer_config in layer_configs:
-            model.add(deserialize(layer_config, custom_objects=custom_objects), rebuild=False)
+            model.add(serialization_lib.deserialize_keras_object(layer_config, family=_LAYERS), rebuild=False)
         if build_shape is not None and not model.built and model._layers:
             model.build(tuple(build_shape))
         else:
@@ -280,3 +286,6 @@ class Sequential(Trainer, Layer):
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
+
+
+_LAYERS.register((Sequential,), module="keras")

@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from pyminidl.distribution import _state as _dist_state
+
 _BOLD, _GREEN, _WHITE, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
 
 
@@ -30,6 +32,9 @@ def _is_interactive():
 
 
 def _print(message):
+    # Under a distribution only rank 0 prints (the bar, callback messages).
+    if not _dist_state.is_chief():
+        return
     # sys.stdout is looked up on every call so that redirection (and pytest's capsys) works.
     sys.stdout.write(message)
     sys.stdout.flush()

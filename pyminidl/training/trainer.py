@@ -13,8 +13,14 @@ is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
 
-from pyminidl import debugging, ops
+import json
+
+from pyminidl import debugging, losses, ops, optimizers
+from pyminidl import metrics as metrics_module
+from pyminidl.callbacks import CallbackList
+from pyminidl.distribution import _state as distribution_state
 from pyminidl.backend import get_backend
+from pyminidl.saving import saving_lib, serialization_lib
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
 
@@ -89,11 +95,11 @@ def _should_eval(epoch, validation_freq):
 
 
 def _callback_list(callbacks, model, **params):
-    from pyminidl.callbacks import CallbackList
-
     if isinstance(callbacks, CallbackList):
         return callbacks
-    return CallbackList(callbacks, model=model, **params)
+    cbs = CallbackList(callbacks, model=model, **params)
+    dist = model._distributed()
+    return cbs if dist is None else dist.callbacks(cbs)
 
 
 class Trainer:
@@ -137,8 +143,6 @@ class Trainer:
         Example:
             >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         """
-        from pyminidl import losses, optimizers
-
         if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ValueError(f"`steps_per_execution` must be a positive integer. Received: {steps_per_execution!r}")
         self.optimizer = optimizers.get(optimizer)
@@ -152,7 +156,68 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
         self.compiled = True
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
+                              "steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
         self._invalidate_training_plan()
+
+    def get_compile_config(self):
+        """The ``compile`` arguments as Keras 3 stores them in a ``.keras`` file (None before compile)."""
+        if not self.compiled:
+            return None
+        args = dict(self._compile_args, jit_compile=False if self._compile_args["jit_compile"] == "auto"
+                    else self._compile_args["jit_compile"])
+        return serialization_lib.serialize_keras_object(dict(args, optimizer=self.optimizer))
+
+    def compile_from_config(self, config):
+        """``compile`` with the arguments ``get_compile_config`` gave (names resolved through the registry)."""
+        from_dict = {"optimizer": optimizers.deserialize, "loss": losses.deserialize}
+        config = dict(config)
+        for key, rebuild in from_dict.items():
+            if isinstance(config.get(key), dict):
+                config[key] = rebuild(config[key])
+        for key in ("metrics", "weighted_metrics"):
+            if isinstance(config.get(key), (list, tuple)):
+                config[key] = [metrics_module.deserialize(m) if isinstance(m, dict) else m for m in config[key]]
+        known = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+                 "steps_per_execution", "jit_compile")
+        self.compile(**{k: v for k, v in config.items() if k in known})
+        if self.built:
+            self.optimizer.build([w for _, w in self._trainable_slots()])
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Write the model to a ``.keras`` file (atomic: a crash leaves the previous file intact).
+
+        Example:
+            >>> model.save("model.keras")
+            >>> model = pyminidl.models.load_model("model.keras")
+        """
+        if kwargs or zipped is False:
+            raise ValueError(f"model.save() takes filepath and overwrite. Received: {sorted(kwargs)}")
+        if distribution_state.is_chief():  # under a distribution, rank 0 alone writes files
+            saving_lib.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights (and optimizer state) to ``*.weights.h5`` (h5py) or ``*.weights.npz``."""
+        if distribution_state.is_chief():
+            saving_lib.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Read weights from ``*.weights.h5``, ``*.weights.npz`` or a ``.keras`` file; all or nothing.
+
+        Raises:
+            ValueError: the file comes from another architecture (the first mismatching layer and both
+                shapes are named); nothing is changed then.
+        """
+        saving_lib.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs):
+        """The model's config as a JSON string (``models.model_from_json`` reads it back)."""
+        config = serialization_lib.serialize_keras_object(self)
+        config.pop("compile_config", None)  # Keras's to_json holds the architecture only
+        return json.dumps(config, **kwargs)
 
     def _assert_compile_called(self):
         if not self.compiled:
@@ -180,8 +245,6 @@ class Trainer:
             metric.reset_state()
 
     def _build_metrics(self, y, y_pred):
-        from pyminidl import metrics as metrics_module
-
         built, names = [], set()
         for identifiers, weighted in zip(self._metric_ids, (False, True)):
             for identifier in identifiers:
@@ -210,6 +273,9 @@ class Trainer:
             metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
 
     def _logs(self):
+        dist = self._distributed()
+        if dist is not None:
+            return dist.logs(self)  # the metric states summed over the ranks
         logs = {"loss": self._loss_tracker.result()}
         for metric, _ in self._compiled_metrics or ():
             logs[metric.name] = float(metric.result())
@@ -279,6 +345,9 @@ class Trainer:
             self._ensure_built(x)
             self._prepare_training()
         fused = self._fused
+        dist = self._distributed()
+        if dist is not None:
+            dist.before_step(self, x)
         clear_grads(self._grad_layers)
         with self._forward_options:
             y_pred, backward = self.forward(x, training=True)
@@ -290,11 +359,14 @@ class Trainer:
         else:
             value, loss_backward = loss.forward(y, y_pred, sample_weight)
         backward(loss_backward(self._loss_scale))
-        self.optimizer.apply(gradients_of(self._grad_slots), self._train_vars)
+        grads = gradients_of(self._grad_slots) if dist is None else dist.gradients(self)
+        self.optimizer.apply(grads, self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
                              getattr(loss_backward, "probs", None) if fused else None)
+        if dist is not None:
+            dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
     def _test_step(self, x, y, sample_weight):
         if not self.built:
@@ -376,7 +448,24 @@ class Trainer:
 
     def _custom_logs(self):
         """The latest logs of an overriding hook (its returned dict), else the compiled ones."""
-        return dict(self._hook_logs) if self._hook_logs else self._logs()
+        if not self._hook_logs:
+            return self._logs()
+        dist = self._distributed()
+        return dict(self._hook_logs) if dist is None else dist.mean_logs(self._hook_logs)
+
+    # ------------------------------------------------------------------ distribution
+
+    def _distributed(self):
+        """The data-parallel hooks (``pyminidl.distribution._training.FitSync``), None without a distribution."""
+        if distribution_state.DISTRIBUTION is None:
+            return None
+        from pyminidl.distribution._training import hooks_for
+
+        return hooks_for(self)
+
+    def _shard(self, adapter, training=False):
+        dist = self._distributed()
+        return adapter if dist is None else dist.shard(adapter, training, self)
 
     # ------------------------------------------------------------------ data
 
@@ -407,13 +496,14 @@ class Trainer:
             arrays = tuple(None if a is None else self._host(a) for a in (x, y, sample_weight))
             da.check_cardinality(*arrays)
             (x, y, sample_weight), validation_data = da.train_validation_split(arrays, validation_split)
-        train = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight,
-                              "steps_per_epoch")
+        train = self._shard(self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
+                                          class_weight, "steps_per_epoch"), training=True)
         val = None
         if validation_data is not None:
             vx, vy, vw = da.unpack_x_y_sample_weight(validation_data)
-            val = self._adapter(vx, vy, vw, validation_batch_size or batch_size, False, validation_steps,
-                                steps_name="validation_steps", data_name="validation_data")
+            val = self._shard(self._adapter(vx, vy, vw, validation_batch_size or batch_size, False,
+                                            validation_steps, steps_name="validation_steps",
+                                            data_name="validation_data"))
         return train, val
 
     @staticmethod
@@ -476,9 +566,10 @@ class Trainer:
                              verbose=verbose, epochs=epochs, steps=train.num_batches)
         self.stop_training = False
         self._prepare_training()
+        self._initial_epoch = initial_epoch  # BackupAndRestore moves it on_train_begin, as in Keras
         cbs.on_train_begin()
         training_logs = None
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(self._initial_epoch, epochs):
             logs = self._fit_epoch(epoch, train, cbs)
             if logs is None:
                 break
@@ -487,6 +578,9 @@ class Trainer:
                 logs.update({"val_" + name: value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             training_logs = logs
+            dist = self._distributed()
+            if dist is not None:
+                self.stop_training = dist.agree(self.stop_training)  # all ranks stop together
             if self.stop_training:
                 break
         cbs.on_train_end(training_logs)
@@ -547,7 +641,7 @@ class Trainer:
         """
         self._assert_compile_called()
         verbose = _resolve_verbose(verbose)
-        data = self._adapter(x, y, sample_weight, batch_size, False, steps)
+        data = self._shard(self._adapter(x, y, sample_weight, batch_size, False, steps))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         logs = self._test_loop(data, cbs)
@@ -566,7 +660,8 @@ class Trainer:
                 raise ValueError("evaluate() needs targets: pass `y` or data that yields `(x, y)`.")
             if hooks:
                 cbs.on_test_batch_begin(step)
-            test_step(x, y, sample_weight)
+            if not getattr(data, "padding", False):  # a rank with no sample of a short last batch
+                test_step(x, y, sample_weight)
             if hooks:
                 cbs.on_test_batch_end(step, self._custom_logs())
             if self.stop_evaluating:
@@ -598,18 +693,19 @@ class Trainer:
         """
         verbose = _resolve_verbose(verbose)
         keep_x, _ = self._keep_int()
-        data = da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x)
+        data = self._shard(da.make_adapter(x, None, None, batch_size, False, steps, keep_int_x=keep_x))
         cbs = _callback_list(callbacks, self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                              steps=data.num_batches)
         self.stop_predicting = False
         cbs.on_predict_begin()
         hooks = cbs.needs_predict_batch_logs
-        outputs = []
+        outputs, paddings = [], []
         predict_step = self._step("predict_step")
         for step, (xb, _, _) in data.epoch():
             if hooks:
                 cbs.on_predict_batch_begin(step)
             outputs.append(predict_step(xb))
+            paddings.append(getattr(data, "padding", False))
             if hooks:
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
             if self.stop_predicting:
@@ -617,6 +713,9 @@ class Trainer:
         cbs.on_predict_end()
         if not outputs:
             raise ValueError("Expected input data to be non-empty: predict() received no batches.")
+        dist = self._distributed()
+        if dist is not None:
+            return dist.gather(outputs, paddings)  # every rank's shards, in sample order
         be = get_backend()
         return be.to_numpy(outputs[0] if len(outputs) == 1 else be.xp.concatenate(outputs, axis=0))
 

@@ -31,6 +31,7 @@ import warnings
 import zipfile
 import zlib
 
+from pyminidl.saving.file_io import atomic_write
 from pyminidl.training.progbar import Progbar
 
 # Archive-bomb guards: an archive may expand to at most MAX_COMPRESSION_RATIO times its
@@ -221,26 +222,19 @@ def _needs_download(target, file_hash, algorithm, force_download):
 
 
 def _download(origin, target, file_hash, algorithm):
-    """Fetch into a temp file beside ``target``, verify it, then rename it into place."""
+    """Fetch into a temp file beside ``target``, verify it, then rename it into place (``atomic_write``)."""
     print(f"Downloading data from {origin}")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _fetch(origin, out, target, file_hash, algorithm)
+    with atomic_write(target, "wb") as out:
+        _fetch(origin, out, target, file_hash, algorithm)
         if file_hash is not None:
-            actual = hash_file(tmp, algorithm)
+            out.flush()
+            actual = hash_file(out.name, algorithm)
             if actual != file_hash.lower():
                 raise ValueError(
                     f"Incomplete or corrupted file detected. The {algorithm} file hash does not "
                     f"match the provided value of {file_hash}. Received: {actual} from {origin}. "
                     f"Nothing was written to {target}."
                 )
-        os.replace(tmp, target)
-    except BaseException:
-        # KeyboardInterrupt included: the cache must never hold a partial file.
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _fetch(origin, out, target, file_hash, algorithm):

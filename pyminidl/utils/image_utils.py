@@ -11,12 +11,12 @@ Example:
 """
 
 import os
-import tempfile
 
 import numpy as np
 
 from pyminidl.backend import _image_ops as imops
 from pyminidl.backend import backend_for
+from pyminidl.saving.file_io import atomic_write
 
 PIL_INSTALL_HINT = 'pip install "pyminidl[image]"'
 _PIL_RESAMPLE = ("bicubic", "hamming", "box", "lanczos")  # Keras accepts these; Pillow does them
@@ -219,16 +219,8 @@ def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
                              "pass file_format (e.g. 'png').")
     if img.mode == "RGBA" and str(file_format).lower() in ("jpg", "jpeg"):
         img = img.convert("RGB")  # JPEG has no alpha (Keras warns and drops it)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=file_format, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        img.save(f, format=file_format, **kwargs)
 
 
 def smart_resize(x, size, interpolation="bilinear", data_format="channels_last", backend_module=None):

@@ -17,7 +17,7 @@ from pyminidl.testing import assert_close
 ISAS = ["baseline", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
-# (M, N, K): size 1, primes, tails off every MR/NR of every path (4x8, 6x16, 12x32, 16x16,
+# (M, N, K): size 1, primes, tails off every MR/NR of every path (6x8, 6x16, 12x32, 16x16,
 # 2x12), tall-skinny, the Dense shapes, and shapes that reach each path of sgemm: small,
 # direct (on C and on C^T), dot (N <= 12, K >= 160) and packed, the last with several KC
 # blocks (K = 777 > 2 * 384) and MC blocks (M = 263 > 240).

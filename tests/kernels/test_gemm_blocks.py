@@ -24,6 +24,8 @@ CACHES = {
     "huge L2": (64 * KIB, 32 * MIB, 512 * MIB),
     "missing": (0, 0, 0),
     "L1 only": (48 * KIB, 0, 0),
+    # Two threads' private B panels overflow this L3: the team's NC shrinks to its floor.
+    "tiny L3": (32 * KIB, 256 * KIB, 512 * KIB),
 }
 ISAS = ["baseline", "avx2", "avx512"]
 # Several KC and MC blocks under the smallest blocks, tails off every tile.
@@ -95,6 +97,27 @@ def test_env_override_sets_the_blocks(tmp_path):
     assert from_ == "PYMINIDL_GEMM_BLOCKS" and int(kc) == 100
     assert int(mc) == -(-50 // mr) * mr and int(nc) == -(-200 // nr) * nr
     assert float(second) == 300.0
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("grid_rows", ["1", "2"])
+def test_every_thread_grid_gives_the_same_bits(isa, grid_rows, monkeypatch, rng):
+    # PYMINIDL_GEMM_GRID fixes the grid (read when the contexts are rebuilt): 1 x 2 and 2 x 1
+    # split C differently, yet tiles and KC blocks, hence every sum, stay the same.
+    pyminidl.config.set_cpu_capability(isa)
+    pyminidl.config.set_num_threads(2)
+    shapes = [(263, 301, 777), (784, 256, 128), (37, 1100, 300)]
+    cases = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))
+             for m, n, k in shapes]
+    derived = [_C.gemm(a, b) for a, b in cases]
+    monkeypatch.setenv("PYMINIDL_GEMM_GRID", grid_rows)
+    _C._gemm_set_caches(None)
+    try:
+        for (a, b), want in zip(cases, derived):
+            np.testing.assert_array_equal(_C.gemm(a, b), want)
+    finally:
+        monkeypatch.delenv("PYMINIDL_GEMM_GRID")
+        _C._gemm_set_caches(None)
 
 
 def test_fma_ceiling_is_positive():
