@@ -29,13 +29,9 @@ _FAMILY.register((
     CenterCrop, Normalization, Rescaling, Resizing,
     RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
 ))
-# Convolution layers, with Keras's aliases.
-_FAMILY.register(
-    (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
-     SeparableConv2D),
-    aliases={"Convolution1D": Conv1D, "Convolution1DTranspose": Conv1DTranspose, "Convolution2D": Conv2D,
-             "Convolution2DTranspose": Conv2DTranspose, "SeparableConvolution1D": SeparableConv1D,
-             "SeparableConvolution2D": SeparableConv2D})
+# Convolution layers (the Convolution2D-style aliases are the same classes: configs name them Conv2D).
+_FAMILY.register((Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
+                  SeparableConv1D, SeparableConv2D))
 
 
 def serialize(layer):
