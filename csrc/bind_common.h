@@ -172,5 +172,7 @@ void bind_optim(py::module_& m);
 void bind_image(py::module_& m);
 // Recurrent layers and Embedding (bind_rnn.cpp).
 void bind_rnn(py::module_& m);
+// Convolution (bind_conv.cpp).
+void bind_conv(py::module_& m);
 
 }  // namespace pyminidl::bind

@@ -16,4 +16,6 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_image(m);
     // Recurrent layers and Embedding.
     pyminidl::bind::bind_rnn(m);
+    // Convolution.
+    pyminidl::bind::bind_conv(m);
 }

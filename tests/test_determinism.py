@@ -104,3 +104,39 @@ def test_set_num_threads_is_honoured_by_the_kernels():
     pyminidl.config.set_num_threads(1)
     assert pyminidl.config.get_num_threads() == 1
     assert pyminidl.backend._compat._C.build_info()["max_threads"] == 1
+
+
+# ---------------------------------------------------------------- a CNN (convolution kernels)
+
+
+def _train_cnn(seed, threads):
+    pyminidl.config.set_num_threads(threads)
+    pyminidl.utils.set_random_seed(seed)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 10, 10, 1)).astype("float32")
+    y = (x[:, :5].mean(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, :, :5].mean(axis=(1, 2, 3)) > 0.1)
+    model = pyminidl.models.Sequential([
+        layers.Input(shape=(10, 10, 1)),
+        layers.Conv2D(8, 3, padding="same", activation="relu"),
+        layers.Conv2D(16, 3, strides=2, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y.astype("int64"), batch_size=32, epochs=2, shuffle=True, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cnn_same_seed_and_threads_train_bit_identically(threads):
+    (w1, loss1), (w2, loss2) = _train_cnn(3, threads), _train_cnn(3, threads)
+    assert loss1 == loss2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cnn_one_and_two_threads_agree_within_rounding():
+    (w1, loss1), (w2, loss2) = _train_cnn(3, 1), _train_cnn(3, 2)
+    np.testing.assert_allclose(loss1, loss2, rtol=1e-4)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)

@@ -80,3 +80,15 @@ def test_lstm_training_steps_do_not_leak():
     x = rng.integers(0, 50, size=(16, 12))
     y = rng.integers(0, 2, size=16).astype("float32")
     assert _growth_mb(lambda: model.train_on_batch(x, y), warmup=50, repeats=600) < 8
+
+
+def test_cnn_training_steps_do_not_leak():
+    model = pyminidl.models.Sequential([layers.Input(shape=(8, 8, 1)),
+                                        layers.Conv2D(8, 3, padding="same", activation="relu"),
+                                        layers.Conv2D(8, 3, strides=2, activation="relu"), layers.Flatten(),
+                                        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, size=16)
+    assert _growth_mb(lambda: model.train_on_batch(x, y), warmup=100, repeats=1000) < 8

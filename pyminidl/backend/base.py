@@ -111,6 +111,107 @@ class Backend:
         dx = self.gemm(dy, w, trans_b=True) if need_dx else None
         return dx, dw, db
 
+    # ------------------------------------------------------------------ convolution
+    # NHWC with Keras's kernel layout (KH, KW, C / groups, F); 1-D runs as 2-D with height 1.
+    # The geometry helpers (_conv_geometry, _conv_transpose_geometry) turn Keras's paddings
+    # into explicit pads and output sizes, which the reference below and the kernels share.
+
+    def conv_forward(self, x, w, b, strides, padding, dilation_rate, groups=1):
+        """y[n, o, f] = b[f] + sum_{k, c} x[n, o*s - p + k*d, c] w[k, c, f] within each group.
+
+        x: (N, W, C) or (N, H, W, C); w: (KW, C/groups, F) or (KH, KW, C/groups, F); b: (F,) or
+        None; padding 'valid', 'same' (Keras's: the extra pad goes after) or 'causal' (1-D).
+        Returns (N, OW, F) or (N, OH, OW, F)."""
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_forward")
+        y = self._conv2d(_to_2d(x), _kernel_to_2d(w), g)
+        if b is not None:
+            y = y + b
+        return _from_2d(y, x.ndim)
+
+    def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
+        """dx = conv^T(dy, w), dw = sum_n patches(x)^T dy, db = sum of dy over (N, spatial).
+
+        Shapes as conv_forward; dy: its output's shape. Returns (dx or None, dw, db or None)."""
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_backward")
+        dy4, x4 = _to_2d(dy), _to_2d(x)
+        dw = self._conv2d_weight(dy4, x4, _kernel_to_2d(w).shape, g).reshape(w.shape)
+        db = dy.sum(axis=tuple(range(dy.ndim - 1))) if has_bias else None
+        dx = _from_2d(self._conv2d_input(dy4, _kernel_to_2d(w), x4.shape, g), x.ndim) if need_dx else None
+        return dx, dw, db
+
+    def conv_transpose_forward(self, x, w, b, strides, padding, output_padding=None, dilation_rate=1):
+        """The input gradient of a convolution, run forward (Keras's Conv{1,2}DTranspose).
+
+        x: (N, [H,] W, Cin); w: ([KH,] KW, Cout, Cin); b: (Cout,) or None; output_padding: None
+        or ints per axis. Output length per axis as Keras: (in - 1) * s + k_eff - pads + output_padding.
+        Returns (N, [OH,] OW, Cout)."""
+        g, out_shape = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding,
+                                                dilation_rate, "conv_transpose_forward")
+        y = self._conv2d_input(_to_2d(x), _kernel_to_2d(w), out_shape, g)
+        if b is not None:
+            y = y + b
+        return _from_2d(y, x.ndim)
+
+    def conv_transpose_backward(self, dy, x, w, strides, padding, output_padding=None, dilation_rate=1,
+                                has_bias=True, need_dx=True):
+        """dx = conv(dy, w), dw = sum_n patches(dy)^T x, db = sum of dy over (N, spatial).
+
+        Shapes as conv_transpose_forward; dy: its output's shape. Returns (dx or None, dw, db or None)."""
+        g, _ = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding, dilation_rate,
+                                        "conv_transpose_backward")
+        dy4, x4 = _to_2d(dy), _to_2d(x)
+        dw = self._conv2d_weight(x4, dy4, _kernel_to_2d(w).shape, g).reshape(w.shape)
+        db = dy.sum(axis=tuple(range(dy.ndim - 1))) if has_bias else None
+        dx = _from_2d(self._conv2d(dy4, _kernel_to_2d(w), g), x.ndim) if need_dx else None
+        return dx, dw, db
+
+    def _conv_patches(self, x, g, kernel_hw, out_hw):
+        """A (N, OH, OW, KH, KW, G, C/G) strided view of x zero-padded by g's pads (no copy of the windows)."""
+        xp = self.xp
+        (n, h, w, c), (kh, kw), (oh, ow) = x.shape, kernel_hw, out_hw
+        (sh, sw), (ph, pw), (dh, dw) = g.strides, g.pads, g.dilation
+        ph_total = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
+        pw_total = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + w)
+        padded = xp.zeros((n, ph_total, pw_total, c), dtype=x.dtype)
+        padded[:, ph:ph + h, pw:pw + w] = x
+        s0, s1, s2, s3 = padded.strides
+        cg = c // g.groups
+        shape = (n, oh, ow, kh, kw, g.groups, cg)
+        strides = (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3 * cg, s3)
+        return xp.lib.stride_tricks.as_strided(padded, shape, strides), padded.shape
+
+    def _conv2d(self, x, w, g):
+        """The 2-D forward without bias: x (N, H, W, C), w (KH, KW, C/G, F) -> (N, OH, OW, F)."""
+        kh, kw, cg, f = w.shape
+        patches, _ = self._conv_patches(x, g, (kh, kw), g.out)
+        wg = w.reshape(kh, kw, cg, g.groups, f // g.groups)
+        y = self.xp.einsum("nhwijgc,ijcgf->nhwgf", patches, wg, optimize=True)
+        return y.reshape(x.shape[0], g.out[0], g.out[1], f)
+
+    def _conv2d_weight(self, dy, x, w_shape, g):
+        """dw (KH, KW, C/G, F) = sum over n, pixels of patches(x) (x) dy."""
+        kh, kw, cg, f = w_shape
+        patches, _ = self._conv_patches(x, g, (kh, kw), g.out)
+        dyg = dy.reshape(dy.shape[:3] + (g.groups, f // g.groups))
+        return self.xp.einsum("nhwijgc,nhwgf->ijcgf", patches, dyg, optimize=True).reshape(w_shape)
+
+    def _conv2d_input(self, dy, w, x_shape, g):
+        """dx (x_shape) = the adjoint of the patch extraction applied to dy w^T, tap by tap."""
+        xp = self.xp
+        (n, h, wd, c), (kh, kw, cg, f) = x_shape, w.shape
+        (oh, ow), (sh, sw), (ph, pw), (dh, dw) = g.out, g.strides, g.pads, g.dilation
+        dx = xp.zeros((n, max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h),
+                       max((ow - 1) * sw + (kw - 1) * dw + 1, pw + wd), c), dtype=dy.dtype)
+        if oh * ow > 0 and n > 0:
+            dyg = dy.reshape(n, oh, ow, g.groups, f // g.groups)
+            wg = w.reshape(kh, kw, cg, g.groups, f // g.groups)
+            dpatch = xp.einsum("nhwgf,ijcgf->nhwijgc", dyg, wg, optimize=True)
+            for i in range(kh):
+                for j in range(kw):  # dL/dx[tap] += dL/dpatch[tap]: one strided add per kernel tap
+                    dx[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw] += \
+                        dpatch[:, :, :, i, j].reshape(n, oh, ow, c)
+        return dx[:, ph:ph + h, pw:pw + wd]
+
     # ------------------------------------------------------------------ activations
     # Every activation is a pair: <name>_forward(x, **params) -> y and
     # <name>_backward(dy, x, y, **params) -> dx (each uses whichever of x, y is cheaper).
@@ -753,3 +854,117 @@ class Backend:
             db = gx.sum(axis=0) if has_bias else None
         dx = self.gemm(gx, kernel, trans_b=True).reshape(x.shape) if need_dx else None
         return dx, dk, dr, db
+
+# ---------------------------------------------------------------------- convolution geometry
+# Shared by the reference ops above and the kernel overrides (cpu_backend.py): Keras's paddings
+# as explicit numbers. A 1-D convolution is a 2-D one of height 1.
+
+class _ConvGeom:
+    """A 2-D convolution's geometry: output (OH, OW), strides, pads before, dilation, groups."""
+
+    __slots__ = ("out", "strides", "pads", "dilation", "groups")
+
+    def __init__(self, out, strides, pads, dilation, groups):
+        self.out, self.strides, self.pads, self.dilation, self.groups = out, strides, pads, dilation, groups
+
+
+def _to_2d(a):
+    """Data (N, W, C) -> (N, 1, W, C); 4-D unchanged."""
+    return a if a.ndim == 4 else a.reshape(a.shape[:1] + (1,) + a.shape[1:])
+
+
+def _kernel_to_2d(w):
+    """A 1-D kernel (KW, C, F) -> (1, KW, C, F); 4-D unchanged."""
+    return w if w.ndim == 4 else w.reshape((1,) + w.shape)
+
+
+def _kernel_2d_shape(shape):
+    return tuple(shape) if len(shape) == 4 else (1,) + tuple(shape)
+
+
+def _from_2d(a, ndim):
+    return a if ndim == 4 else a.reshape(a.shape[:1] + a.shape[2:])
+
+
+def _per_axis(value, rank, what, op, minimum=1):
+    """An int or a tuple of `rank` ints, each >= minimum, as a tuple."""
+    values = (value,) * rank if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != rank or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
+                                  for v in values):
+        raise ValueError(f"{op}: `{what}` must be an integer >= {minimum} or a tuple of {rank} of them. "
+                         f"Received: {what}={value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _conv_axis(size, k, s, d, padding):
+    """(output length, pad before) of one axis, as Keras computes them."""
+    k_eff = (k - 1) * d + 1
+    if padding == "valid":
+        return (size - k_eff) // s + 1 if size >= k_eff else 0, 0
+    out = -(-size // s)
+    if padding == "causal":
+        return out, k_eff - 1
+    return out, max((out - 1) * s + k_eff - size, 0) // 2
+
+
+def _check_conv_args(x_shape, w_shape, padding, op):
+    if len(x_shape) not in (3, 4) or len(w_shape) != len(x_shape):
+        raise ValueError(f"{op}: expected x of rank 3 (N, W, C) or 4 (N, H, W, C) and a kernel of the same rank. "
+                         f"Received: x.shape={tuple(x_shape)}, w.shape={tuple(w_shape)}")
+    if padding not in ("valid", "same", "causal") or (padding == "causal" and len(x_shape) != 3):
+        raise ValueError(f"{op}: `padding` must be 'valid' or 'same' ('causal' for 1-D). Received: padding={padding!r}")
+
+
+def _conv_geometry(x_shape, w_shape, strides, padding, dilation_rate, groups, op):
+    """The _ConvGeom of conv_forward/conv_backward's arguments; ValueError on an inconsistent set."""
+    _check_conv_args(x_shape, w_shape, padding, op)
+    rank = len(x_shape) - 2
+    s, d = _per_axis(strides, rank, "strides", op), _per_axis(dilation_rate, rank, "dilation_rate", op)
+    (groups,) = _per_axis(groups, 1, "groups", op)
+    kshape = _kernel_2d_shape(w_shape)
+    c = x_shape[-1]
+    if c % groups or kshape[3] % groups or kshape[2] * groups != c:
+        raise ValueError(f"{op}: the kernel must be (..., C / groups, F) with groups dividing C and F. "
+                         f"Received: x.shape={tuple(x_shape)}, w.shape={tuple(w_shape)}, groups={groups}")
+    s2, d2 = (1,) * (2 - rank) + s, (1,) * (2 - rank) + d
+    spatial = (1,) * (2 - rank) + tuple(x_shape[1:-1])
+    axes = [_conv_axis(spatial[i], kshape[i], s2[i], d2[i], padding if i >= 2 - rank else "valid") for i in range(2)]
+    return _ConvGeom(tuple(a[0] for a in axes), s2, tuple(a[1] for a in axes), d2, groups)
+
+
+def _transpose_axis(size, k, s, d, padding, output_padding):
+    """(output length, pad before of the equivalent convolution) of one transposed axis, as Keras."""
+    k_eff = (k - 1) * d + 1
+    if padding == "valid":
+        op = max(k_eff, s) - k_eff if output_padding is None else output_padding
+        left, right = k_eff - 1, k_eff - 1 + op
+    else:
+        pad_len = s + k_eff - 2 if output_padding is None else k_eff + k_eff % 2 - 2 + output_padding
+        left = min(pad_len // 2 + pad_len % 2, k_eff - 1)
+        right = pad_len - left
+    return (size - 1) * s + left + right - k_eff + 2, k_eff - 1 - left
+
+
+def _conv_transpose_geometry(x_shape, w_shape, strides, padding, output_padding, dilation_rate, op):
+    """(_ConvGeom of the convolution from the output to x, the output's 4-D shape)."""
+    _check_conv_args(x_shape, w_shape, padding, op)
+    if padding == "causal":
+        raise ValueError(f"{op}: `padding` must be 'valid' or 'same'. Received: padding={padding!r}")
+    rank = len(x_shape) - 2
+    s, d = _per_axis(strides, rank, "strides", op), _per_axis(dilation_rate, rank, "dilation_rate", op)
+    opad = None if output_padding is None else _per_axis(output_padding, rank, "output_padding", op, 0)
+    kshape = _kernel_2d_shape(w_shape)
+    if x_shape[-1] != kshape[3]:
+        raise ValueError(f"{op}: x's channels must equal the kernel's last axis (KH, KW, out, in). "
+                         f"Received: x.shape={tuple(x_shape)}, w.shape={tuple(w_shape)}")
+    s2, d2 = (1,) * (2 - rank) + s, (1,) * (2 - rank) + d
+    spatial = (1,) * (2 - rank) + tuple(x_shape[1:-1])
+    axes = []
+    for i in range(2):
+        if i < 2 - rank:
+            axes.append((1, 0))
+        else:
+            axes.append(_transpose_axis(spatial[i], kshape[i], s2[i], d2[i], padding,
+                                        None if opad is None else opad[i - (2 - rank)]))
+    out_shape = (x_shape[0], axes[0][0], axes[1][0], kshape[2])
+    return _ConvGeom(tuple(spatial), s2, tuple(a[1] for a in axes), d2, 1), out_shape

@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 from pyminidl.backend._compat import _C
-from pyminidl.backend.base import RNN_ACTIVATIONS, Backend
+from pyminidl.backend.base import (RNN_ACTIVATIONS, Backend, _conv_geometry, _conv_transpose_geometry,
+                                   _from_2d, _kernel_to_2d, _to_2d)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -127,6 +128,44 @@ class CpuBackend(Backend):
         db = _C.bias_grad(dy) if has_bias else None
         dx = _C.gemm(dy, w, False, True) if need_dx else None
         return dx, dw, db
+
+    # ------------------------------------------------------------------ convolution
+    # The kernels take 4-D NHWC arrays and explicit pads; the shared geometry helpers of base.py
+    # turn Keras's paddings into them (and raise the same ValueErrors as the reference).
+
+    def conv_forward(self, x, w, b, strides, padding, dilation_rate, groups=1):
+        if not _fast(x, w, b) or x.ndim != w.ndim:
+            return super().conv_forward(x, w, b, strides, padding, dilation_rate, groups)
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_forward")
+        y = _C.conv_forward(_to_2d(x), _kernel_to_2d(w), b, g.strides, g.pads, g.out, g.dilation, g.groups)
+        return _from_2d(y, x.ndim)
+
+    def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
+        if not _fast(dy, x, w) or not dy.ndim == x.ndim == w.ndim:
+            return super().conv_backward(dy, x, w, strides, padding, dilation_rate, groups, has_bias, need_dx)
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_backward")
+        dx, dw, db = _C.conv_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads, g.dilation,
+                                      g.groups, bool(has_bias), bool(need_dx))
+        return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
+
+    def conv_transpose_forward(self, x, w, b, strides, padding, output_padding=None, dilation_rate=1):
+        if not _fast(x, w, b) or x.ndim != w.ndim:
+            return super().conv_transpose_forward(x, w, b, strides, padding, output_padding, dilation_rate)
+        g, out = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding, dilation_rate,
+                                          "conv_transpose_forward")
+        y = _C.conv_transpose_forward(_to_2d(x), _kernel_to_2d(w), b, g.strides, g.pads, out[1:3], g.dilation)
+        return _from_2d(y, x.ndim)
+
+    def conv_transpose_backward(self, dy, x, w, strides, padding, output_padding=None, dilation_rate=1,
+                                has_bias=True, need_dx=True):
+        if not _fast(dy, x, w) or not dy.ndim == x.ndim == w.ndim:
+            return super().conv_transpose_backward(dy, x, w, strides, padding, output_padding, dilation_rate,
+                                                   has_bias, need_dx)
+        g, _ = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding, dilation_rate,
+                                        "conv_transpose_backward")
+        dx, dw, db = _C.conv_transpose_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads,
+                                                g.dilation, bool(has_bias), bool(need_dx))
+        return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
 
     # ------------------------------------------------------------------ activations / softmax
     # linear keeps the reference (it returns x itself: nothing to compute). The step's

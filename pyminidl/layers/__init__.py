@@ -4,6 +4,11 @@ from pyminidl.layers.activation import Activation
 from pyminidl.layers.augmentation import (RandomContrast, RandomCrop, RandomFlip, RandomRotation,
                                           RandomTranslation, RandomZoom)
 from pyminidl.layers.base import InputSpec, KerasTensor, Layer, clear_session
+# Convolution layers.
+from pyminidl.layers.convolutional import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Convolution1D,
+                                           Convolution1DTranspose, Convolution2D, Convolution2DTranspose,
+                                           DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+                                           SeparableConvolution1D, SeparableConvolution2D)
 from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
@@ -58,4 +63,8 @@ __all__ = [
     # merge layers
     "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
     "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
+    # Convolution layers.
+    "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose",
+    "Convolution2D", "Convolution2DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+    "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
 ]

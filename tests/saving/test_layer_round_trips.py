@@ -42,6 +42,15 @@ SPECS = {
     "RNN": ((4, 3), lambda: layers.RNN(layers.LSTMCell(2), return_sequences=True), None),
     "Bidirectional": ((4, 3), lambda: layers.Bidirectional(layers.GRU(2), merge_mode="sum"), None),
     "TimeDistributed": ((4, 3), lambda: layers.TimeDistributed(layers.Dense(2)), None),
+    # Convolution layers.
+    "Conv1D": ((7, 3), lambda: layers.Conv1D(4, 3, padding="causal", activation="relu"), None),
+    "Conv2D": (FLOAT_IMAGES, lambda: layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"), None),
+    "Conv1DTranspose": ((5, 3), lambda: layers.Conv1DTranspose(2, 3, strides=2, padding="same"), None),
+    "Conv2DTranspose": (FLOAT_IMAGES, lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=1), None),
+    "DepthwiseConv1D": ((7, 3), lambda: layers.DepthwiseConv1D(3, depth_multiplier=2), None),
+    "DepthwiseConv2D": (FLOAT_IMAGES, lambda: layers.DepthwiseConv2D(3, padding="same"), None),
+    "SeparableConv1D": ((7, 3), lambda: layers.SeparableConv1D(4, 3), None),
+    "SeparableConv2D": (FLOAT_IMAGES, lambda: layers.SeparableConv2D(4, 2, depth_multiplier=2), None),
 }
 # Registered but not a Sequential's layer on their own: cells live inside RNN (covered there); merge
 # layers take several inputs (their graphs round-trip in tests/models/test_functional.py).

@@ -1,0 +1,365 @@
+// conv.cpp — NHWC convolution (forward, input gradient, weight gradient) as im2col + GEMM.
+//
+// Layout: x (N, H, W, C), y (N, OH, OW, F), kernel (KH, KW, C/G, F) as Keras stores it. With
+// NHWC and this kernel layout one image's patch matrix (OH*OW, KH*KW*C/G) times the kernel
+// viewed as (KH*KW*C/G, F) (row stride F; group g starts at column g*F/G) is the output, so
+// no transposes are needed (STYLE §5). The patch matrix is built for a tile of TM output
+// pixels at a time into a per-thread buffer sized to stay in L2, and multiplied with the
+// serial GEMM entry (gemm.h) on the same thread: the tile is multiplied while cache-hot.
+// A 1x1 / stride-1 / unpadded convolution needs no patches: x itself is the matrix.
+//
+// A stride-1 input gradient runs as a forward convolution of dy with the kernel flipped in
+// space and its channel axes swapped; other strides multiply dy by the kernel into patch
+// tiles and scatter-add them back (col2im). A first layer (C = 1 or 3) also goes through
+// im2col + GEMM: a direct loop compiled for the baseline ISA measured 1.5-2.5x slower there.
+//
+// Parallel split, chosen so that no result depends on the thread count:
+// - forward: work items (image, tile) split evenly; each output element is one item's GEMM.
+// - input gradient: one image per item (its tiles overlap in dx, so one thread scatters
+//   them in order); each dx element is summed in the same order by whichever thread runs it.
+// - weight gradient: images are cut into a fixed number of parts (min(N, WEIGHT_PARTS), not
+//   the thread count); each part accumulates its own partial sum serially, and the partials
+//   are added in part order. The sums are therefore identical at every thread count.
+// Reference: K. Chellapilla et al., "High Performance Convolutional Neural Networks for
+// Document Processing" (im2col); the GEMM structure is BLIS's (gemm.cpp).
+#include "conv.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "gemm.h"
+
+namespace pyminidl::kernels {
+namespace {
+
+constexpr int64_t TILE_ELEMS = int64_t(1) << 16;  // patch tile: 256 KiB of float32, inside L2
+constexpr int64_t WEIGHT_PARTS = 16;
+
+int64_t gemm_ws(float*, int64_t M, int64_t N, int64_t K) { return sgemm_workspace_elems(M, N, K); }
+int64_t gemm_ws(double*, int64_t M, int64_t N, int64_t K) { return dgemm_workspace_elems(M, N, K); }
+
+void gemm1(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B, int64_t ldb,
+           bool tb, int64_t M, int64_t N, int64_t K, float beta, float* work, int64_t we) {
+    sgemm_serial(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, 1.0f, beta, work, we);
+}
+void gemm1(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const double* B, int64_t ldb,
+           bool tb, int64_t M, int64_t N, int64_t K, double beta, double* work, int64_t we) {
+    dgemm_serial(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, 1.0, beta, work, we);
+}
+
+int64_t patch_len(const ConvGeom& g) { return g.KH * g.KW * (g.C / g.G); }
+
+enum class Kind { forward, input, weight };
+
+// Rows of a patch tile. The weight gradient's tiles are its GEMM's K: longer ones keep its
+// (K, F) accumulator in registers over more products (measured: 14x14 and 32x32 layers).
+int64_t tile_rows(const ConvGeom& g, Kind kind) {
+    const int64_t elems = kind == Kind::weight ? 4 * TILE_ELEMS : TILE_ELEMS;
+    const int64_t tm = std::max<int64_t>(32, elems / std::max<int64_t>(patch_len(g), 1));
+    return std::max<int64_t>(1, std::min(tm, g.OH * g.OW));
+}
+
+bool pointwise(const ConvGeom& g) {
+    return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 &&
+           g.OH == g.H && g.OW == g.W;
+}
+
+// The GEMM workspace a thread needs, for the largest tile, per kernel kind.
+template <typename T>
+int64_t per_thread(const ConvGeom& g, Kind kind) {
+    const int64_t TM = tile_rows(g, kind), K = patch_len(g), Fg = g.F / std::max<int64_t>(g.G, 1);
+    T* tag = nullptr;
+    const int64_t ws = kind == Kind::forward ? gemm_ws(tag, TM, Fg, K)
+                       : kind == Kind::input ? gemm_ws(tag, TM, K, Fg)
+                                             : gemm_ws(tag, K, Fg, TM);
+    return TM * K + ws;
+}
+
+// A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
+// and its channel axes swapped (pads (KH-1)*DH - PH): patches of dy times a (KH*KW*F/G, C)
+// matrix, the GEMM's best shape, where col2im would scatter-add every patch back.
+bool flip_path(const ConvGeom& g) { return g.SH == 1 && g.SW == 1 && !pointwise(g); }
+
+ConvGeom flipped(const ConvGeom& g) {
+    return {g.N, g.OH, g.OW, g.F, g.H, g.W, g.C, g.KH, g.KW, 1, 1, (g.KH - 1) * g.DH - g.PH,
+            (g.KW - 1) * g.DW - g.PW, g.DH, g.DW, g.G};
+}
+
+template <typename T>
+int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
+    if (kind == Kind::input && flip_path(g)) {
+        return g.KH * g.KW * g.C * (g.F / g.G) + workspace_elems<T>(flipped(g), threads, Kind::forward);
+    }
+    const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
+    return parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
+}
+
+void check_work(const char* op, int64_t have, int64_t need) {
+    if (have < need) {
+        throw std::invalid_argument(std::string(op) + ": workspace of " + std::to_string(have) +
+                                    " elements is smaller than the " + std::to_string(need) + " needed");
+    }
+}
+
+// [lo, hi) of n items for this thread of the team: an even split, fixed by (n, team size).
+void thread_range(int64_t n, int64_t* lo, int64_t* hi) {
+    const int64_t nt = omp_team_size(), t = omp_thread_id(), chunk = (n + nt - 1) / nt;
+    *lo = std::min(n, t * chunk);
+    *hi = std::min(n, *lo + chunk);
+}
+
+// col: (rows, KH*KW*Cg), rows (kh, kw, cg); xn: one image (H, W, C). Taps outside read 0.
+template <typename T>
+void im2col_tile(T* PMD_RESTRICT col, const T* PMD_RESTRICT xn, const ConvGeom& g, int64_t grp,
+                 int64_t p0, int64_t rows) {
+    const int64_t Cg = g.C / g.G, K = patch_len(g);
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t oh = (p0 + r) / g.OW, ow = (p0 + r) % g.OW;
+        for (int64_t kh = 0; kh < g.KH; ++kh) {
+            const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
+            for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t iw = ow * g.SW - g.PW + kw * g.DW;
+                T* d = col + r * K + (kh * g.KW + kw) * Cg;
+                // Plain loops, not std::copy/fill: with a few channels (a first layer) their
+                // library calls per tap cost more than the copies.
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
+                    for (int64_t c = 0; c < Cg; ++c) d[c] = T(0);
+                } else {
+                    const T* s = xn + (ih * g.W + iw) * g.C + grp * Cg;
+                    for (int64_t c = 0; c < Cg; ++c) d[c] = s[c];
+                }
+            }
+        }
+    }
+}
+
+// The adjoint of im2col_tile: dxn[tap] += col[r, tap] for the taps inside the image.
+template <typename T>
+void col2im_tile_add(T* PMD_RESTRICT dxn, const T* PMD_RESTRICT col, const ConvGeom& g, int64_t grp,
+                     int64_t p0, int64_t rows) {
+    const int64_t Cg = g.C / g.G, K = patch_len(g);
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t oh = (p0 + r) / g.OW, ow = (p0 + r) % g.OW;
+        for (int64_t kh = 0; kh < g.KH; ++kh) {
+            const int64_t ih = oh * g.SH - g.PH + kh * g.DH;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t iw = ow * g.SW - g.PW + kw * g.DW;
+                if (iw < 0 || iw >= g.W) continue;
+                const T* s = col + r * K + (kh * g.KW + kw) * Cg;
+                T* d = dxn + (ih * g.W + iw) * g.C + grp * Cg;
+                for (int64_t c = 0; c < Cg; ++c) d[c] += s[c];
+            }
+        }
+    }
+}
+
+// The patch matrix of one tile for one group: x itself for a pointwise convolution, else
+// built in col. Returns the matrix and sets its row stride.
+template <typename T>
+const T* patches(T* col, const T* x, const ConvGeom& g, int64_t n, int64_t grp, int64_t p0,
+                 int64_t rows, int64_t* ld) {
+    if (pointwise(g)) {
+        *ld = g.C;
+        return x + (n * g.H * g.W + p0) * g.C + grp * (g.C / g.G);
+    }
+    im2col_tile(col, x + n * g.H * g.W * g.C, g, grp, p0, rows);
+    *ld = patch_len(g);
+    return col;
+}
+
+// y rows (rows, F) = bias, or 0: what the GEMM would add to when the patch length is 0.
+template <typename T>
+void add_bias(T* y, const T* b, int64_t rows, int64_t F, bool overwrite) {
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t f = 0; f < F; ++f) {
+            const T v = b != nullptr ? b[f] : T(0);
+            y[r * F + f] = overwrite ? v : y[r * F + f] + v;
+        }
+    }
+}
+
+template <typename T>
+void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* work, int64_t we) {
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
+    if (g.N == 0 || P == 0 || g.F == 0) return;
+    check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
+    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread<T>(g, Kind::forward);
+#pragma omp parallel if (items > 1)
+    {
+        int64_t lo, hi;
+        thread_range(items, &lo, &hi);
+        T* col = work + omp_thread_id() * pt;
+        for (int64_t it = lo; it < hi; ++it) {
+            const int64_t n = it / tiles, p0 = (it % tiles) * TM, rows = std::min(TM, P - p0);
+            T* yt = y + (n * P + p0) * g.F;
+            for (int64_t grp = 0; K > 0 && grp < g.G; ++grp) {
+                int64_t lda;
+                const T* A = patches(col, x, g, n, grp, p0, rows, &lda);
+                gemm1(yt + grp * Fg, g.F, A, lda, false, w + grp * Fg, g.F, false, rows, Fg, K, T(0),
+                      col + TM * K, pt - TM * K);
+            }
+            if (b != nullptr || K == 0) add_bias(yt, b, rows, g.F, K == 0);
+        }
+    }
+}
+
+// One image's input gradient: per tile and group dcol = dy_tile W_g^T, scattered into dxn.
+template <typename T>
+void input_image(T* dxn, const T* dyn, const T* w, const ConvGeom& g, T* col, int64_t pt) {
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Cg = g.C / g.G, Fg = g.F / g.G, TM = tile_rows(g, Kind::input);
+    const bool pw = pointwise(g);
+    if (!pw) std::fill(dxn, dxn + g.H * g.W * g.C, T(0));
+    for (int64_t p0 = 0; p0 < P; p0 += TM) {
+        const int64_t rows = std::min(TM, P - p0);
+        for (int64_t grp = 0; grp < g.G; ++grp) {
+            const T* A = dyn + p0 * g.F + grp * Fg;
+            T* C = pw ? dxn + p0 * g.C + grp * Cg : col;
+            gemm1(C, pw ? g.C : K, A, g.F, false, w + grp * Fg, g.F, true, rows, pw ? Cg : K, Fg, T(0),
+                  col + TM * K, pt - TM * K);
+            if (!pw) col2im_tile_add(dxn, col, g, grp, p0, rows);
+        }
+    }
+}
+
+// wf: (KH, KW, F/G, C), wf[KH-1-kh, KW-1-kw, fg, g*Cg + cg] = w[kh, kw, cg, g*Fg + fg].
+template <typename T>
+void flip_kernel(T* PMD_RESTRICT wf, const T* PMD_RESTRICT w, const ConvGeom& g) {
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw)
+            for (int64_t cg = 0; cg < Cg; ++cg)
+                for (int64_t f = 0; f < g.F; ++f) {
+                    const int64_t tap = (g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw);
+                    wf[(tap * Fg + f % Fg) * g.C + (f / Fg) * Cg + cg] = w[((kh * g.KW + kw) * Cg + cg) * g.F + f];
+                }
+}
+
+template <typename T>
+void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t we) {
+    const int64_t img = g.H * g.W * g.C;
+    if (g.N == 0 || img == 0) return;
+    if (g.OH * g.OW == 0 || g.F == 0) return std::fill(dx, dx + g.N * img, T(0));
+    check_work("conv_backward_input", we, workspace_elems<T>(g, omp_max_threads(), Kind::input));
+    if (flip_path(g)) {
+        const int64_t wn = g.KH * g.KW * g.C * (g.F / g.G);
+        flip_kernel(work, w, g);
+        return forward_t(dx, dy, static_cast<const T*>(work), static_cast<const T*>(nullptr), flipped(g),
+                         work + wn, we - wn);
+    }
+    const int64_t pt = per_thread<T>(g, Kind::input);
+#pragma omp parallel if (g.N > 1)
+    {
+        int64_t lo, hi;
+        thread_range(g.N, &lo, &hi);
+        for (int64_t n = lo; n < hi; ++n) {
+            input_image(dx + n * img, dy + n * g.OH * g.OW * g.F, w, g, work + omp_thread_id() * pt, pt);
+        }
+    }
+}
+
+// One part's weight-gradient sum over images [n0, n1) into acc (K, F), overwritten.
+template <typename T>
+void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0, int64_t n1, T* col,
+                 int64_t pt) {
+    const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::weight);
+    bool first = true;
+    for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t p0 = 0; p0 < P; p0 += TM, first = false) {
+            const int64_t rows = std::min(TM, P - p0);
+            for (int64_t grp = 0; grp < g.G; ++grp) {
+                int64_t lda;
+                const T* A = patches(col, x, g, n, grp, p0, rows, &lda);
+                gemm1(acc + grp * Fg, g.F, A, lda, true, dy + (n * P + p0) * g.F + grp * Fg, g.F, false,
+                      K, Fg, rows, first ? T(0) : T(1), col + TM * K, pt - TM * K);
+            }
+        }
+    }
+}
+
+template <typename T>
+void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
+    const int64_t KF = patch_len(g) * g.F;
+    if (KF == 0) return;
+    if (g.N == 0 || g.OH * g.OW == 0) return std::fill(dw, dw + KF, T(0));
+    check_work("conv_backward_weight", we, workspace_elems<T>(g, omp_max_threads(), Kind::weight));
+    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread<T>(g, Kind::weight);
+    T* partial = work;
+    T* scratch = work + parts * KF;
+#pragma omp parallel if (parts > 1)
+    {
+        int64_t lo, hi;
+        thread_range(parts, &lo, &hi);
+        for (int64_t q = lo; q < hi; ++q) {
+            weight_part(partial + q * KF, dy, x, g, q * g.N / parts, (q + 1) * g.N / parts,
+                        scratch + omp_thread_id() * pt, pt);
+        }
+#pragma omp barrier
+        thread_range(KF, &lo, &hi);
+        for (int64_t i = lo; i < hi; ++i) {
+            T s = partial[i];
+            for (int64_t q = 1; q < parts; ++q) s += partial[q * KF + i];
+            dw[i] = s;
+        }
+    }
+}
+
+}  // namespace
+
+int64_t conv_forward_workspace_elems(const ConvGeom& g, int threads, bool dbl) {
+    return dbl ? workspace_elems<double>(g, threads, Kind::forward) : workspace_elems<float>(g, threads, Kind::forward);
+}
+int64_t conv_backward_input_workspace_elems(const ConvGeom& g, int threads, bool dbl) {
+    return dbl ? workspace_elems<double>(g, threads, Kind::input) : workspace_elems<float>(g, threads, Kind::input);
+}
+int64_t conv_backward_weight_workspace_elems(const ConvGeom& g, int threads, bool dbl) {
+    return dbl ? workspace_elems<double>(g, threads, Kind::weight) : workspace_elems<float>(g, threads, Kind::weight);
+}
+
+void conv_forward(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
+                  float* work, int64_t work_elems) {
+    forward_t(y, x, w, b, g, work, work_elems);
+}
+void conv_forward(double* y, const double* x, const double* w, const double* b, const ConvGeom& g,
+                  double* work, int64_t work_elems) {
+    forward_t(y, x, w, b, g, work, work_elems);
+}
+void conv_backward_input(float* dx, const float* dy, const float* w, const ConvGeom& g, float* work,
+                         int64_t work_elems) {
+    input_t(dx, dy, w, g, work, work_elems);
+}
+void conv_backward_input(double* dx, const double* dy, const double* w, const ConvGeom& g, double* work,
+                         int64_t work_elems) {
+    input_t(dx, dy, w, g, work, work_elems);
+}
+void conv_backward_weight(float* dw, const float* dy, const float* x, const ConvGeom& g, float* work,
+                          int64_t work_elems) {
+    weight_t(dw, dy, x, g, work, work_elems);
+}
+void conv_backward_weight(double* dw, const double* dy, const double* x, const ConvGeom& g, double* work,
+                          int64_t work_elems) {
+    weight_t(dw, dy, x, g, work, work_elems);
+}
+
+// y: (N, OH, OW, F); x: (N, H, W, C); w: (KH, KW, C/G, F); b: (F,) or nullptr.
+void conv_forward_naive(float* y, const float* x, const float* w, const float* b, const ConvGeom& g) {
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
+    for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow)
+                for (int64_t f = 0; f < g.F; ++f) {
+                    float acc = b != nullptr ? b[f] : 0.0f;
+                    for (int64_t kh = 0; kh < g.KH; ++kh)
+                        for (int64_t kw = 0; kw < g.KW; ++kw) {
+                            const int64_t ih = oh * g.SH - g.PH + kh * g.DH, iw = ow * g.SW - g.PW + kw * g.DW;
+                            if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                            const float* xs = x + ((n * g.H + ih) * g.W + iw) * g.C + (f / Fg) * Cg;
+                            const float* ws = w + (kh * g.KW + kw) * Cg * g.F + f;
+                            for (int64_t c = 0; c < Cg; ++c) acc += xs[c] * ws[c * g.F];
+                        }
+                    y[((n * g.OH + oh) * g.OW + ow) * g.F + f] = acc;
+                }
+}
+
+}  // namespace pyminidl::kernels

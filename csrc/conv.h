@@ -1,0 +1,43 @@
+// conv.h — NHWC convolution with the Keras kernel layout (KH, KW, C/G, F): forward, input
+// gradient and weight gradient, float32 and float64, built on the serial GEMM entry
+// (gemm.h). A 1-D convolution is a 2-D one with H = KH = 1; a transposed convolution is the
+// input-gradient kernel run forward (see conv.cpp).
+#pragma once
+
+#include "common.h"
+
+namespace pyminidl::kernels {
+
+// One convolution's geometry. Input (N, H, W, C), output (N, OH, OW, F), kernel
+// (KH, KW, C / G, F); output pixel (oh, ow) reads input (oh*SH - PH + kh*DH, ow*SW - PW + kw*DW),
+// taps outside the input read zero (PH, PW: the padding before; the output size fixes the rest).
+// Group g maps input channels [g*C/G, (g+1)*C/G) to filters [g*F/G, (g+1)*F/G).
+struct ConvGeom {
+    int64_t N, H, W, C, OH, OW, F, KH, KW, SH, SW, PH, PW, DH, DW, G;
+};
+
+// Elements of the caller-owned work each kernel needs for `threads` threads.
+int64_t conv_forward_workspace_elems(const ConvGeom& g, int threads, bool dbl);
+int64_t conv_backward_input_workspace_elems(const ConvGeom& g, int threads, bool dbl);
+int64_t conv_backward_weight_workspace_elems(const ConvGeom& g, int threads, bool dbl);
+
+// y: (N, OH, OW, F); x: (N, H, W, C); w: (KH, KW, C/G, F); b: (F,) or nullptr.
+void conv_forward(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
+                  float* work, int64_t work_elems);
+void conv_forward(double* y, const double* x, const double* w, const double* b, const ConvGeom& g,
+                  double* work, int64_t work_elems);
+// dx: (N, H, W, C); dy: (N, OH, OW, F); w: (KH, KW, C/G, F). dx = conv^T(dy).
+void conv_backward_input(float* dx, const float* dy, const float* w, const ConvGeom& g,
+                         float* work, int64_t work_elems);
+void conv_backward_input(double* dx, const double* dy, const double* w, const ConvGeom& g,
+                         double* work, int64_t work_elems);
+// dw: (KH, KW, C/G, F); dy: (N, OH, OW, F); x: (N, H, W, C). dw = sum over n, pixels of patch^T dy.
+void conv_backward_weight(float* dw, const float* dy, const float* x, const ConvGeom& g,
+                          float* work, int64_t work_elems);
+void conv_backward_weight(double* dw, const double* dy, const double* x, const ConvGeom& g,
+                          double* work, int64_t work_elems);
+
+// Triple-loop forward: the in-C++ reference for the workbench.
+void conv_forward_naive(float* y, const float* x, const float* w, const float* b, const ConvGeom& g);
+
+}  // namespace pyminidl::kernels

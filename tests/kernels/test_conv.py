@@ -1,0 +1,149 @@
+"""Convolution kernels (conv_forward/backward, conv_transpose_forward/backward) against the reference."""
+
+import numpy as np
+import pytest
+
+import pyminidl
+from pyminidl.testing import assert_close
+
+# (x shape, kernel (KH, KW), strides, padding, dilation, groups): kernel sizes 1-5 and 7, strides
+# 1-3, both paddings, dilation 1-2, groups, odd and prime spatial sizes, batch 1.
+CASES_2D = [
+    ((2, 5, 7, 3), (1, 1), (1, 1), "valid", (1, 1), 1),
+    ((1, 9, 9, 4), (1, 1), (2, 2), "same", (1, 1), 2),
+    ((3, 6, 5, 2), (2, 2), (1, 1), "same", (1, 1), 1),
+    ((2, 11, 13, 3), (3, 3), (1, 1), "same", (1, 1), 1),
+    ((1, 28, 28, 1), (3, 3), (1, 1), "same", (1, 1), 1),
+    ((2, 10, 9, 5), (3, 3), (2, 2), "valid", (1, 1), 1),
+    ((3, 8, 8, 6), (3, 3), (1, 1), "same", (2, 2), 3),
+    ((1, 17, 7, 4), (4, 2), (3, 1), "same", (1, 1), 2),
+    ((2, 9, 12, 3), (5, 5), (1, 2), "same", (1, 1), 1),
+    ((2, 13, 11, 2), (5, 3), (3, 3), "valid", (1, 1), 1),
+    ((1, 15, 15, 3), (7, 7), (2, 2), "same", (1, 1), 1),
+    ((2, 12, 12, 4), (7, 7), (1, 1), "valid", (1, 1), 1),
+    ((2, 9, 9, 8), (3, 3), (1, 1), "same", (1, 1), 8),   # depthwise
+    ((1, 7, 7, 33), (3, 3), (1, 1), "same", (1, 1), 1),  # K off the GEMM's tiles
+    ((2, 14, 14, 32), (3, 3), (1, 1), "same", (1, 1), 1),
+    ((1, 5, 5, 2), (5, 5), (1, 1), "valid", (1, 1), 1),  # 1x1 output
+    ((2, 10, 10, 4), (3, 2), (2, 3), "same", (2, 1), 2),
+]
+# 1-D: (x shape, kernel, stride, padding, dilation, groups).
+CASES_1D = [
+    ((2, 11, 3), 3, 1, "causal", 2, 1),
+    ((1, 16, 4), 5, 2, "same", 1, 2),
+    ((3, 9, 2), 4, 3, "valid", 1, 1),
+]
+FILTERS = 6
+
+
+def _f8(*arrays):
+    return [None if a is None else a.astype(np.float64) for a in arrays]
+
+
+def _inputs(rng, x_shape, w_shape, dtype, bias=True):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[-1]).astype(dtype) if bias else None
+    return x, w, b
+
+
+def _conv_case(rng, case, dtype, bias=True):
+    x_shape, k, s, pad, d, g = case
+    kernel = (k,) if np.ndim(k) == 0 else k
+    filters = FILTERS * g if g > 1 else FILTERS
+    x, w, b = _inputs(rng, x_shape, tuple(kernel) + (x_shape[-1] // g, filters), dtype, bias)
+    return x, w, b, (s, pad, d, g), int(np.prod(kernel)) * (x_shape[-1] // g)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES_2D + CASES_1D, ids=str)
+def test_conv_forward_matches_reference(fast_backend, ref, rng, case, dtype):
+    x, w, b, args, k = _conv_case(rng, case, dtype)
+    got = fast_backend.conv_forward(x, w, b, *args)
+    assert got.dtype == dtype
+    assert_close(got, ref.conv_forward(*_f8(x, w, b), *args), k=k)
+    assert_close(fast_backend.conv_forward(x, w, None, *args), ref.conv_forward(*_f8(x, w), None, *args), k=k)
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("case", CASES_2D + CASES_1D, ids=str)
+def test_conv_backward_matches_reference(fast_backend, ref, rng, case, need_dx):
+    x, w, b, args, k = _conv_case(rng, case, np.float32)
+    dy = rng.standard_normal(ref.conv_forward(x, w, b, *args).shape).astype(np.float32)
+    dx, dw, db = fast_backend.conv_backward(dy, x, w, *args, has_bias=True, need_dx=need_dx)
+    rdx, rdw, rdb = ref.conv_backward(*_f8(dy, x, w), *args, has_bias=True, need_dx=need_dx)
+    pixels = dy.shape[0] * int(np.prod(dy.shape[1:-1]))
+    assert_close(dw, rdw, k=pixels)
+    assert_close(db, rdb, k=pixels)
+    if need_dx:
+        assert_close(dx, rdx, k=w.shape[-1] * int(np.prod(w.shape[:-2])))
+    else:
+        assert dx is None
+    _, _, none = fast_backend.conv_backward(dy, x, w, *args, has_bias=False)
+    assert none is None
+
+
+# (x shape, kernel, strides, padding, output_padding, dilation, out channels)
+CASES_T = [
+    ((2, 3, 4, 5), (3, 3), (2, 2), "same", None, (1, 1), 4),
+    ((1, 4, 3, 2), (3, 2), (2, 3), "valid", (1, 2), (1, 1), 3),
+    ((2, 5, 5, 3), (4, 4), (3, 3), "same", (2, 1), (1, 1), 2),
+    ((1, 6, 7, 4), (3, 3), (1, 1), "valid", None, (2, 2), 5),
+    ((3, 7, 6), 5, 2, "same", None, 1, 3),
+    ((2, 5, 3), 3, 3, "valid", 2, 1, 4),
+]
+
+
+@pytest.mark.parametrize("case", CASES_T, ids=str)
+def test_conv_transpose_matches_reference(fast_backend, ref, rng, case):
+    x_shape, k, s, pad, opad, d, cout = case
+    kernel = (k,) if np.ndim(k) == 0 else k
+    x, w, _ = _inputs(rng, x_shape, tuple(kernel) + (cout, x_shape[-1]), np.float32, bias=False)
+    b = rng.standard_normal(cout).astype(np.float32)
+    args = (s, pad, opad, d)
+    y = fast_backend.conv_transpose_forward(x, w, b, *args)
+    assert_close(y, ref.conv_transpose_forward(*_f8(x, w, b), *args), k=int(np.prod(kernel)) * x_shape[-1])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    got = fast_backend.conv_transpose_backward(dy, x, w, *args)
+    want = ref.conv_transpose_backward(*_f8(dy, x, w), *args)
+    for g, r in zip(got, want):
+        assert_close(g, r, k=int(np.prod(dy.shape[:-1])))
+
+
+def test_conv_takes_non_contiguous_views(fast_backend, ref, rng):
+    base = rng.standard_normal((3, 12, 20, 8)).astype(np.float32)
+    x = base[::2, 1:10, ::2, 1:6]  # strided on every axis
+    w = rng.standard_normal((8, 3, 3, 5)).astype(np.float32).transpose(1, 2, 3, 0)[:, :, :, :4]
+    b = rng.standard_normal(8).astype(np.float32)[::2]
+    args = ((2, 1), "same", (1, 1), 1)
+    y = fast_backend.conv_forward(x, w, b, *args)
+    assert_close(y, ref.conv_forward(*_f8(x, w, b), *args), k=45)
+    dy = rng.standard_normal(y.shape + (2,)).astype(np.float32)[..., 0]
+    got = fast_backend.conv_backward(dy, x, w, *args)
+    for g, r in zip(got, ref.conv_backward(*_f8(dy, x, w), *args)):
+        assert_close(g, r, k=100)
+
+
+@pytest.mark.parametrize("case", [((9, 14, 14, 16), (3, 3), (1, 1), "same", (1, 1), 1),
+                                  ((5, 9, 8, 6), (3, 3), (2, 2), "same", (1, 1), 2),
+                                  ((1, 17, 19, 4), (5, 5), (1, 1), "valid", (1, 1), 1)], ids=str)
+def test_conv_thread_count(fast_backend, rng, case):
+    """Same thread count: bit-identical; 1 vs 2 threads: equal within rounding (the kernels' sums
+    do not depend on the thread count, so they are in fact identical)."""
+    x, w, b, args, k = _conv_case(rng, case, np.float32)
+    dy = rng.standard_normal(fast_backend.conv_forward(x, w, b, *args).shape).astype(np.float32)
+    before = pyminidl.config.get_num_threads()
+
+    def run():
+        return (fast_backend.conv_forward(x, w, b, *args),) + fast_backend.conv_backward(dy, x, w, *args)
+
+    try:
+        pyminidl.config.set_num_threads(2)
+        two, again = run(), run()
+        pyminidl.config.set_num_threads(1)
+        one = run()
+    finally:
+        pyminidl.config.set_num_threads(before)
+    for a, b2, c in zip(two, again, one):
+        np.testing.assert_array_equal(a, b2)
+        assert_close(c, a.astype(np.float64), k=k * 64)
