@@ -5,12 +5,19 @@ from pyminidl.layers.augmentation import (RandomContrast, RandomCrop, RandomFlip
                                           RandomTranslation, RandomZoom)
 from pyminidl.layers.base import InputSpec, KerasTensor, Layer, clear_session
 from pyminidl.layers.dense import Dense
-from pyminidl.layers.dropout import Dropout
+from pyminidl.layers.dropout import Dropout, SpatialDropout1D, SpatialDropout2D
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
-from pyminidl.layers.reshaping import Flatten, Reshape
+from pyminidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Reshape, UpSampling1D, UpSampling2D,
+                                      ZeroPadding1D, ZeroPadding2D)
 from pyminidl.layers.text_vectorization import TextVectorization
+# Pooling and normalization (issue 9).
+from pyminidl.layers.normalization import BatchNormalization, LayerNormalization
+from pyminidl.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                                     GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
+                                     GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
+                                     MaxPooling1D, MaxPooling2D)
 
 
 def _all_subclasses(cls):
@@ -60,4 +67,10 @@ __all__ = [
     "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+    # Pooling, normalization and spatial utilities (issue 9).
+    "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+    "BatchNormalization", "LayerNormalization", "SpatialDropout1D", "SpatialDropout2D",
+    "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
 ]
