@@ -164,13 +164,20 @@ void grad_sums_rows(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, float* PMD
     }
 }
 
-// dx = a * (dy - m1) + b * (x - mean) over rows [r0, r1) of (R, C) (per-channel a, m1, b).
+// dx = a * (dy - m1) + b * (x - mean) over rows [r0, r1) of (R, C) (per-channel a, m1, b); without
+// batch statistics dx = a * dy, x unread (an infinite x must not turn 0 * inf into NaN).
 void dx_rows(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const float* PMD_RESTRICT x,
-             const float* PMD_RESTRICT mean, const float* PMD_RESTRICT coef, int64_t r0, int64_t r1, int64_t c) {
+             const float* PMD_RESTRICT mean, const float* PMD_RESTRICT coef, int64_t r0, int64_t r1, int64_t c,
+             bool batch_stats) {
     const float *PMD_RESTRICT a = coef, *PMD_RESTRICT m1 = coef + c, *PMD_RESTRICT b = coef + 2 * c;
-    for (int64_t r = r0; r < r1; ++r)
+    for (int64_t r = r0; r < r1; ++r) {
+        if (!batch_stats) {
+            for (int64_t j = 0; j < c; ++j) dx[r * c + j] = a[j] * dy[r * c + j];
+            continue;
+        }
         for (int64_t j = 0; j < c; ++j)
             dx[r * c + j] = a[j] * (dy[r * c + j] - m1[j]) + b[j] * (x[r * c + j] - mean[j]);
+    }
 }
 
 // Reduce (nchunks, C) partials in chunk order.
@@ -247,20 +254,24 @@ void batch_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     for (int64_t j = 0; j < c; ++j) {
         const double inv = 1.0 / std::sqrt(double(var[j]) + eps), g = gamma ? gamma[j] : 1.0;
         dbeta[j] = float(s1[j]);
-        dgamma[j] = float(s2[j] * inv);  // dL/dgamma = sum dy * xhat
+        dgamma[j] = n > 0.0 ? float(s2[j] * inv) : 0.0f;  // dL/dgamma = sum dy * xhat (an empty sum: 0)
         coef[j] = float(g * inv);
         coef[c + j] = batch_stats ? float(s1[j] / n) : 0.0f;
         coef[2 * c + j] = batch_stats ? float(-g * inv * inv * inv * s2[j] / n) : 0.0f;
     }
     const float* cf = coef.data();
     if (i == 1) {
-        parallel_blocks(o, c, [&](int64_t lo, int64_t hi) { dx_rows(dx, dy, x, mean, cf, lo, hi, c); });
+        parallel_blocks(o, c, [&](int64_t lo, int64_t hi) { dx_rows(dx, dy, x, mean, cf, lo, hi, c, batch_stats); });
         return;
     }
     parallel_blocks(o * c, i, [&](int64_t lo, int64_t hi) {
         for (int64_t t = lo; t < hi; ++t) {
             const int64_t j = t % c;
             const float a = cf[j], m1 = cf[c + j], b = cf[2 * c + j], m = mean[j];
+            if (!batch_stats) {
+                for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * dy[t * i + k];
+                continue;
+            }
             for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * (dy[t * i + k] - m1) + b * (x[t * i + k] - m);
         }
     });

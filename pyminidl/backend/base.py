@@ -509,7 +509,7 @@ class Backend:
             raise ValueError(f"axis {axis} is out of range for x of shape {tuple(x.shape)}")
         ax = axis % x.ndim
         reduce = tuple(k for k in range(x.ndim) if k != ax)
-        if training and x.size == 0:
+        if training and math.prod(x.shape[k] for k in reduce) == 0:
             raise ValueError(f"batch statistics of an empty batch: x.shape={tuple(x.shape)}")
         return reduce, tuple(x.shape[k] if k == ax else 1 for k in range(x.ndim))
 
