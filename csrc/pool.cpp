@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace pyminidl::kernels {
 namespace {
@@ -79,7 +80,10 @@ void max_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const int3
         for (int64_t o = q.lo; o < q.hi; ++o) {
             const float* PMD_RESTRICT g = dy + (oh * ow + o) * c;
             const int32_t* PMD_RESTRICT ga = a + (oh * ow + o) * c;
-            for (int64_t j = 0; j < c; ++j) dx[j] += ga[j] == k ? g[j] : 0.0f;
+            for (int64_t j = 0; j < c; ++j) {
+                const float v = g[j];  // loaded unconditionally, so the select vectorises
+                dx[j] += ga[j] == k ? v : 0.0f;
+            }
         }
     }
 }
@@ -100,6 +104,14 @@ void avg_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const Pool
 
 bool worth_threads(int64_t elements) { return elements > PARALLEL_GRAIN; }
 
+// The covering windows of every input column, computed once per call: two integer divisions
+// per cell cost more than a cell's C-channel gather.
+std::vector<Range> column_coverage(const PoolGeom& g) {
+    std::vector<Range> cols(static_cast<size_t>(g.w));
+    for (int64_t iw = 0; iw < g.w; ++iw) cols[iw] = covering(iw, g.sw, g.pl, g.kw, g.ow);
+    return cols;
+}
+
 }  // namespace
 
 void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
@@ -117,13 +129,14 @@ void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& 
 
 void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
+    const std::vector<Range> cols = column_coverage(g);
 #pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
     for (int64_t t = 0; t < rows; ++t) {
         const int64_t n = t / g.h, ih = t % g.h;
         const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
         for (int64_t iw = 0; iw < g.w; ++iw) {
             max_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, argmax + n * out_image, g.ow, g.c,
-                       int32_t(ih * g.w + iw), r, covering(iw, g.sw, g.pl, g.kw, g.ow));
+                       int32_t(ih * g.w + iw), r, cols[iw]);
         }
     }
 }
@@ -155,13 +168,12 @@ void avgpool_forward(float* y, const float* x, const PoolGeom& g) {
 
 void avgpool_backward(float* dx, const float* dy, const PoolGeom& g) {
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
+    const std::vector<Range> cols = column_coverage(g);
 #pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
     for (int64_t t = 0; t < rows; ++t) {
         const int64_t n = t / g.h, ih = t % g.h;
         const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
-        for (int64_t iw = 0; iw < g.w; ++iw) {
-            avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, g, r, covering(iw, g.sw, g.pl, g.kw, g.ow));
-        }
+        for (int64_t iw = 0; iw < g.w; ++iw) avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, g, r, cols[iw]);
     }
 }
 
