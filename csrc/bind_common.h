@@ -169,6 +169,7 @@ void bind_gemm(py::module_& m);
 void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_image(py::module_& m);
 // Pooling and normalization (issue 9).
 void bind_pool(py::module_& m);
 void bind_norm(py::module_& m);

@@ -13,6 +13,7 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_activations(m);
     pyminidl::bind::bind_losses(m);
     pyminidl::bind::bind_optim(m);
+    pyminidl::bind::bind_image(m);
     // Pooling and normalization (issue 9).
     pyminidl::bind::bind_pool(m);
     pyminidl::bind::bind_norm(m);

@@ -14,4 +14,4 @@ from pyminidl import activations, initializers, layers, models, ops, regularizer
 from pyminidl.layers import Input, InputLayer, KerasTensor, Layer  # noqa: E402,F401
 from pyminidl.models import Sequential  # noqa: E402,F401
 from pyminidl.ops import GradientTape  # noqa: E402,F401
-from pyminidl import data, datasets, losses, metrics, optimizers, preprocessing, utils  # noqa: E402,F401
+from pyminidl import data, datasets, debugging, losses, metrics, optimizers, preprocessing, utils, visualize  # noqa: E402,F401

@@ -1,10 +1,13 @@
 """The demo (`python -m pyminidl`, `pyminidl demo`) trains the shipped digits to > 90 % test accuracy."""
 
+import os
+import pathlib
 import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import pyminidl
 from pyminidl.__main__ import main
@@ -45,3 +48,27 @@ def test_load_digits():
     assert images.shape == (1797, 8, 8)
     x[0, 0] = 99  # callers get copies
     assert pyminidl.datasets.load_digits()[0][0, 0] == 0
+
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(pyminidl.backend._compat._C is None, reason="the extension is not built here")
+def test_readme_command_from_the_repository_root_runs_the_cpp_kernels():
+    # From the root, `python -m pyminidl` imports the source folder; after a plain `pip install .`
+    # that folder has no extension, and the installed copy's extension must be found.
+    if not (REPO_ROOT / "pyproject.toml").is_file():
+        pytest.skip("the tests do not sit in a source checkout")
+    env = {k: v for k, v in os.environ.items() if k != "PYMINIDL_BACKEND"}
+    proc = subprocess.run([sys.executable, "-m", "pyminidl", "config"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "backend: cpu" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_source_folder_without_extension_says_how_to_fix_it(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'pyminidl'\n")
+    (tmp_path / "pyminidl").mkdir()
+    monkeypatch.setattr(pyminidl.backend._compat, "_PACKAGE_DIR", tmp_path / "pyminidl")
+    message = str(pyminidl.backend._compat._missing_extension_error(ImportError("cannot import name '_C'")))
+    assert "source folder" in message and "pip install" in message and "circular" not in message

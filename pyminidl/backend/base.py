@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from pyminidl.backend import _image_ops
+
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -305,6 +307,34 @@ class Backend:
     def dropout_backward(self, dy, mask):
         """dL/dx = dy * mask, the mask ``dropout_forward`` returned (it broadcasts over dy as over x)."""
         return dy * mask
+
+    # ------------------------------------------------------------------ image geometry
+
+    def resize_forward(self, x, size, interpolation="bilinear"):
+        """y = R_h x R_w^T per image and channel: x (N, H, W, C) floating -> (N, size[0], size[1], C).
+
+        Half-pixel centres without antialias ("bilinear"), "nearest-exact" ("nearest"), or the
+        fractional box average ("area"); the maps are in ``pyminidl.backend._image_ops``."""
+        return _image_ops.resize(self.xp, x, size, interpolation)
+
+    def resize_backward(self, dy, in_hw, interpolation="bilinear"):
+        """dL/dx = R_h^T dy R_w: dy (N, OH, OW, C) -> (N, H, W, C) with (H, W) = ``in_hw``."""
+        return _image_ops.resize_backward(self.xp, dy, in_hw, interpolation)
+
+    def affine_transform_forward(self, x, transforms, interpolation="bilinear", fill_mode="reflect",
+                                 fill_value=0.0):
+        """y[n] = x[n] sampled through Keras's projective transform ``transforms[n]``.
+
+        x: (N, H, W, C) floating; transforms: (N, 8) [a0, a1, a2, b0, b1, b2, c0, c1] (output pixel
+        (r, c) reads column (a0 c + a1 r + a2) / k and row (b0 c + b1 r + b2) / k, k = c0 c + c1 r + 1)."""
+        index, weight = _image_ops.affine_taps(self.xp, transforms, x.shape[1], x.shape[2], interpolation, fill_mode)
+        return _image_ops.affine_apply(self.xp, x, index, weight, fill_value, fill_mode)
+
+    def affine_transform_backward(self, dy, transforms, interpolation="bilinear", fill_mode="reflect"):
+        """dL/dx = A^T dy, the transpose of the sampling map (the fill value is a constant: no gradient)."""
+        index, weight = _image_ops.affine_taps(self.xp, transforms, dy.shape[1], dy.shape[2], interpolation,
+                                               fill_mode)
+        return _image_ops.affine_backward(self.xp, dy, index, weight)
 
     # ------------------------------------------------------------------ fused losses
 

@@ -5,6 +5,7 @@ and float64 where a kernel has it; the last axis for softmax; C-contiguous in-pl
 the optimizer updates) and otherwise returns ``super().<op>(...)``; it adds no op of its own.
 """
 
+import math
 import os
 
 import numpy as np
@@ -254,6 +255,21 @@ class CpuBackend(Backend):
             return super().log_softmax_backward(dy, y, axis)
         return _C.log_softmax_backward(dy, y)
 
+
+    # ------------------------------------------------------------------ image geometry
+
+    def resize_forward(self, x, size, interpolation="bilinear"):
+        if not (_fast(x) and x.dtype == np.float32 and x.ndim == 4 and interpolation in ("bilinear", "nearest")):
+            return super().resize_forward(x, size, interpolation)
+        return _C.resize_forward(x, int(size[0]), int(size[1]), interpolation)
+
+    def affine_transform_forward(self, x, transforms, interpolation="bilinear", fill_mode="reflect",
+                                 fill_value=0.0):
+        t = np.asarray(transforms, dtype=np.float32).reshape(-1, 8)
+        if not (_fast(x) and x.dtype == np.float32 and x.ndim == 4 and math.isfinite(fill_value)
+                and np.isfinite(t).all()):  # the kernel refuses non-finite parameters: the reference takes them
+            return super().affine_transform_forward(x, transforms, interpolation, fill_mode, fill_value)
+        return _C.affine_transform_forward(x, t, interpolation, fill_mode, float(fill_value))
 
     # ------------------------------------------------------------------ fused losses
 

@@ -8,6 +8,7 @@ from pyminidl.layers.dense import Dense
 from pyminidl.layers.dropout import Dropout, SpatialDropout1D, SpatialDropout2D
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
+from pyminidl.layers.lambda_layer import Lambda
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from pyminidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Reshape, UpSampling1D, UpSampling2D,
                                       ZeroPadding1D, ZeroPadding2D)
@@ -64,7 +65,7 @@ def deserialize(config, custom_objects=None):
 
 __all__ = [
     "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "IntegerLookup", "KerasTensor",
-    "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
+    "Lambda", "Layer", "Reshape", "StringLookup", "TextVectorization", "clear_session", "serialize", "deserialize",
     "CenterCrop", "Normalization", "Rescaling", "Resizing",
     "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
     # Pooling, normalization and spatial utilities (issue 9).

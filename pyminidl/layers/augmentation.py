@@ -18,7 +18,7 @@ import numbers
 
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
-from pyminidl.layers import _image_ops as imops
+from pyminidl.backend import _image_ops as imops
 from pyminidl.layers.base import FORWARD_OPTIONS
 from pyminidl.layers.preprocessing import ImageLayer, _data_format, resize_images, resize_images_backward
 
@@ -142,12 +142,12 @@ class _AffineLayer(RandomLayer):
         self.fill_value = float(fill_value)
 
     def _augment(self, x, rng):
-        xp = get_backend().xp
+        be = get_backend()
         n, h, w = x.shape[:3]
-        transforms = self._transforms(xp, rng, n, h, w)
-        index, weight = imops.affine_taps(xp, transforms, h, w, self.interpolation, self.fill_mode)
-        y = imops.affine_apply(xp, x, index, weight, self.fill_value, self.fill_mode)
-        return y, lambda dy: imops.affine_backward(xp, dy, index, weight)  # dL/dx = A^T dy
+        transforms = self._transforms(be.xp, rng, n, h, w)
+        y = be.affine_transform_forward(x, transforms, self.interpolation, self.fill_mode, self.fill_value)
+        # dL/dx = A^T dy
+        return y, lambda dy: be.affine_transform_backward(dy, transforms, self.interpolation, self.fill_mode)
 
     def get_config(self):
         cfg = super().get_config()

@@ -20,7 +20,7 @@ import math
 import re
 import threading
 
-from pyminidl import config, initializers, ops
+from pyminidl import config, debugging, initializers, ops
 from pyminidl import regularizers as regularizers_module
 from pyminidl.backend import get_backend
 from pyminidl.variables import Variable
@@ -667,6 +667,13 @@ class Layer:
         return ops._plain(y), backward  # downstream layers and kernels get a plain array
 
     def _forward_full(self, x, training=False):
+        """prepare + forward + regularizer penalties, checked for NaN/Inf when debugging asks."""
+        y, backward = self._forward_penalised(x, training)
+        if debugging.STATE.enabled:
+            return debugging.checked(self, y, backward)
+        return y, backward
+
+    def _forward_penalised(self, x, training):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
         self._losses = []

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from pyminidl.backend import get_backend
-from pyminidl.layers import _image_ops as imops
+from pyminidl.backend import _image_ops as imops
 from pyminidl.layers.base import FORWARD_OPTIONS, Layer
 
 _EPSILON = 1e-7  # keras.config.epsilon(): the floor of the standard deviation
@@ -199,7 +199,7 @@ def resize_images(xp, x, size, interpolation="bilinear", crop_to_aspect_ratio=Fa
         canvas = xp.full((x.shape[0], h + 2 * top, w + 2 * left, x.shape[3]), fill_value, dtype=x.dtype)
         canvas[:, top:top + h, left:left + w] = x  # Keras pads both sides by the same amount
         x = canvas
-    return imops.resize(xp, x, (th, tw), interpolation)
+    return get_backend().resize_forward(x, (th, tw), interpolation)
 
 
 def resize_images_backward(xp, dy, in_shape, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False):
@@ -209,13 +209,13 @@ def resize_images_backward(xp, dy, in_shape, interpolation, crop_to_aspect_ratio
     if crop_to_aspect_ratio:
         top, left, ch, cw = imops.aspect_crop_box(h, w, th, tw)
         dx = xp.zeros(in_shape, dtype=dy.dtype)
-        dx[:, top:top + ch, left:left + cw] = imops.resize_backward(xp, dy, (ch, cw), interpolation)
+        dx[:, top:top + ch, left:left + cw] = get_backend().resize_backward(dy, (ch, cw), interpolation)
         return dx
     if pad_to_aspect_ratio:
         top, left, _, _ = imops.aspect_pad_box(h, w, th, tw)
-        d = imops.resize_backward(xp, dy, (h + 2 * top, w + 2 * left), interpolation)
+        d = get_backend().resize_backward(dy, (h + 2 * top, w + 2 * left), interpolation)
         return d[:, top:top + h, left:left + w]
-    return imops.resize_backward(xp, dy, (h, w), interpolation)
+    return get_backend().resize_backward(dy, (h, w), interpolation)
 
 
 class CenterCrop(ImageLayer):

@@ -3,7 +3,6 @@ and UpSampling in 1-D and 2-D."""
 
 import math
 
-from pyminidl.layers import _image_ops
 from pyminidl.layers.base import InputSpec, Layer
 
 
@@ -315,10 +314,10 @@ class UpSampling2D(_Spatial):
     def forward(self, x, training=False):
         xp, xl = self.backend.xp, self._last(x)
         spatial = tuple(xl.shape[1:-1])
-        if self.interpolation == "bilinear":
-            out = tuple(s * f for s, f in zip(spatial, self.size))
-            y = _image_ops.resize(xp, xl, out, "bilinear")
-            return self._back(y), lambda dy: self._back(_image_ops.resize_backward(xp, self._last(dy), spatial))
+        if self.interpolation == "bilinear":  # Keras's resize: half-pixel centres, no antialias
+            be, out = self.backend, tuple(s * f for s, f in zip(spatial, self.size))
+            y = be.resize_forward(xl, out, "bilinear")
+            return self._back(y), lambda dy: self._back(be.resize_backward(self._last(dy), spatial, "bilinear"))
         y = xl
         for axis, f in enumerate(self.size, start=1):
             y = xp.repeat(y, f, axis=axis)

@@ -13,7 +13,7 @@ is one gather by a slice of the epoch's permutation (see ``data_adapter``).
 """
 
 
-from pyminidl import ops
+from pyminidl import debugging, ops
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
 from pyminidl.training import data_adapter as da
@@ -427,7 +427,7 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+            validation_batch_size=None, validation_freq=1, check_numerics=False):
         """Train the model for ``epochs`` passes over the data.
 
         Args:
@@ -449,6 +449,8 @@ class Trainer:
             validation_steps: Steps of each validation run (default: one pass).
             validation_batch_size: Batch size of validation (default: ``batch_size``).
             validation_freq: Validate every this many epochs, or at the epochs listed.
+            check_numerics: raise at the first layer whose output or gradient holds NaN or Inf
+                (``pyminidl.debugging``; pyminidl's own argument, off by default).
 
         Returns:
             The ``History`` callback; ``history.history`` maps each metric to per-epoch values.
@@ -461,6 +463,11 @@ class Trainer:
             >>> history.history["val_loss"]
         """
         self._assert_compile_called()
+        if check_numerics and not debugging.STATE.enabled:
+            with debugging.check_numerics():
+                return self.fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                                shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+                                validation_steps, validation_batch_size, validation_freq)
         verbose = _resolve_verbose(verbose)
         train, val = self._fit_adapters(x, y, sample_weight, batch_size, validation_split, validation_data,
                                         shuffle, class_weight, steps_per_epoch, validation_steps,
@@ -493,14 +500,19 @@ class Trainer:
         step = -1
         self._hook_logs = {}
         train_step = self._step("train_step")
+        numerics = debugging.STATE if debugging.STATE.enabled else None
         for step, (x, y, sample_weight) in train.epoch():
             if hooks:
                 cbs.on_train_batch_begin(step)
+            if numerics is not None:
+                numerics.where = (epoch, step)
             train_step(x, y, sample_weight)
             if hooks:
                 cbs.on_train_batch_end(step, self._custom_logs())
             if self.stop_training:
                 break
+        if numerics is not None:
+            numerics.where = None  # predict and evaluate after fit report no batch of fit's
         if step < 0:
             da.warn_ran_out()
             self.stop_training = True

@@ -13,7 +13,7 @@ import numpy as np
 
 from pyminidl import random as pmd_random
 from pyminidl.data import Dataset
-from pyminidl.layers import _image_ops as imops
+from pyminidl.backend import _image_ops as imops
 from pyminidl.utils import image_utils
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")

@@ -15,7 +15,8 @@ import tempfile
 
 import numpy as np
 
-from pyminidl.layers import _image_ops as imops
+from pyminidl.backend import _image_ops as imops
+from pyminidl.backend import backend_for
 
 PIL_INSTALL_HINT = 'pip install "pyminidl[image]"'
 _PIL_RESAMPLE = ("bicubic", "hamming", "box", "lanczos")  # Keras accepts these; Pillow does them
@@ -120,7 +121,8 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", 
         if interpolation in _PIL_RESAMPLE:
             img = _to_pil(x)
             return img.resize((target_size[1], target_size[0]), getattr(image.Resampling, interpolation.upper()))
-        y = imops.resize(np, x[None].astype(np.float32), target_size, interpolation)[0]
+        batch = x[None].astype(np.float32)
+        y = backend_for(batch).resize_forward(batch, target_size, interpolation)[0]
         x = np.clip(np.rint(y), 0, 255).astype(np.uint8)
     return _to_pil(x)
 
@@ -265,7 +267,7 @@ def smart_resize(x, size, interpolation="bilinear", data_format="channels_last",
     if data_format == "channels_first":
         batch = batch.transpose(0, 2, 3, 1)
     top, left, ch, cw = imops.aspect_crop_box(batch.shape[1], batch.shape[2], *size)
-    y = imops.resize(np, batch[:, top:top + ch, left:left + cw], size, interpolation)
+    y = backend_for(batch).resize_forward(batch[:, top:top + ch, left:left + cw], size, interpolation)
     if data_format == "channels_first":
         y = y.transpose(0, 3, 1, 2)
     return y if x.ndim == 4 else y[0]

@@ -478,6 +478,68 @@ def test_fuzz_fma_ceiling(case):
     _run_setter("fma_ceiling", lambda: _C.fma_ceiling(None, args["threads"], args["seconds"]), f)
 
 
+# ---------------------------------------------------------------- image geometry
+
+INTERPOLATIONS = st.sampled_from(["bilinear", "nearest"])
+FILL_MODES = st.sampled_from(["reflect", "wrap", "constant", "nearest"])
+
+
+def _image_dtype(f, draw):
+    """float32 (the only dtype of the image kernels); another where the fault is the dtype."""
+    return draw(st.sampled_from([np.float64, np.int32, np.float16])) if f.on("dtype") else np.float32
+
+
+def _out_size(f, draw, site):
+    return draw(st.sampled_from([0, -1, -(2**40), 2**25])) if f.on("size", site) else draw(NONZERO)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_resize_forward(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["x"], "shape": ["x"], "size": ["height", "width"], "name": ["interpolation"]})
+    dtype = _image_dtype(f, d)
+    x = d(arrays(shape=_shape(f, d, "x", (d(SIZES), d(NONZERO), d(NONZERO), d(NONZERO))), dtypes=[dtype]))
+    height, width = _out_size(f, d, "height"), _out_size(f, d, "width")
+    interpolation = d(st.sampled_from(["area", "", "Bilinear"])) if f.on("name") else d(INTERPOLATIONS)
+    _run("resize_forward", lambda: _C.resize_forward(x, height, width, interpolation),
+         lambda: REF.resize_forward(_f64(x), (height, width), interpolation), dtype, f)
+
+
+@st.composite
+def _transforms(draw, n, f):
+    """(n, 8) Keras transforms: modest linear parts and shifts, a slight projective part (k > 0)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    t = np.concatenate([rng.uniform(-2, 2, (n, 2)), rng.uniform(-40, 40, (n, 1)), rng.uniform(-2, 2, (n, 2)),
+                        rng.uniform(-40, 40, (n, 1)), rng.uniform(-1e-3, 1e-3, (n, 2)) * draw(st.booleans())],
+                       axis=1).astype(np.float32)
+    if f.on("value", "transforms") and t.size:
+        t.reshape(-1)[rng.integers(t.size)] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return t
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_affine_transform_forward(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["x", "transforms"], "shape": ["x", "transforms"], "value": ["transforms", "fill_value"],
+                   "name": ["interpolation", "fill_mode"]})
+    n = d(SIZES)
+    x = d(arrays(shape=_shape(f, d, "x", (n, d(NONZERO), d(NONZERO), d(NONZERO))),
+                 dtypes=[_image_dtype(f, d) if f.on("dtype", "x") else np.float32]))
+    t = d(_transforms(n, f))
+    if f.on("shape", "transforms"):
+        t = d(arrays(shape=d(shapes(0, 3)), dtypes=[np.float32]))
+    if f.on("dtype", "transforms"):
+        t = t.astype(d(st.sampled_from([np.float64, np.int32])))
+    interpolation = d(st.sampled_from(["bicubic", ""])) if f.on("name", "interpolation") else d(INTERPOLATIONS)
+    fill_mode = d(st.sampled_from(["mirror", "Reflect"])) if f.on("name", "fill_mode") else d(FILL_MODES)
+    fill_value = d(st.sampled_from([np.nan, np.inf])) if f.on("value", "fill_value") else d(st.floats(-3, 3))
+    _run("affine_transform_forward",
+         lambda: _C.affine_transform_forward(x, t, interpolation, fill_mode, fill_value),
+         lambda: REF.affine_transform_forward(_f64(x), t, interpolation, fill_mode, fill_value), x.dtype, f)
+
+
 # ---------------------------------------------------------------- pooling and normalization (issue 9)
 # The kernels take float32 only: valid cases are float32, a dtype fault draws any other type.
 
