@@ -45,7 +45,10 @@ def test_cpu_backend_overrides_the_kernel_families():
     # The ops that have a C++ kernel are really overridden (not silently the reference).
     ops = ["sigmoid_forward", "relu_backward", "gelu_forward", "softmax_forward", "log_softmax_backward",
            "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-           "sgd_update", "adam_update", "rmsprop_update", "adagrad_update"]
+           "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
+           # pooling and normalization (issue 9)
+           "maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward",
+           "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"]
     assert [op for op in ops if op not in vars(CpuBackend)] == []
 
 
