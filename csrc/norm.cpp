@@ -97,7 +97,7 @@ void batch_norm_stats(float* mean, float* var, const float* x, int64_t o, int64_
             std::vector<float> acc(static_cast<size_t>(2 * c));
 #pragma omp for schedule(static)
             for (int64_t k = 0; k < nchunks; ++k)
-                chunk_moments_rows(&sum[k * c], &m2[k * c], acc.data(), x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
+                chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, acc.data(), x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
         }
         combine_moments(mean, var, sum.data(), m2.data(), nchunks, c, ROWS, o);
         return;
@@ -227,7 +227,7 @@ void bn_grad_sums(double* s1, double* s2, const float* dy, const float* x, const
             std::vector<float> acc(static_cast<size_t>(2 * c));
 #pragma omp for schedule(static)
             for (int64_t k = 0; k < nchunks; ++k)
-                grad_sums_rows(&p1[k * c], &p2[k * c], acc.data(), dy, x, mean, k * ROWS,
+                grad_sums_rows(p1.data() + k * c, p2.data() + k * c, acc.data(), dy, x, mean, k * ROWS,
                                std::min(o, (k + 1) * ROWS), c);
         }
     } else {
@@ -333,7 +333,7 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
 #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; ++k)
             for (int64_t t = k * ROWS; t < std::min(r, (k + 1) * ROWS); ++t)
-                ln_grad_row(dx + t * d, &pg[k * d], &pb[k * d], scratch.data(), scratch.data() + d, dy + t * d,
+                ln_grad_row(dx + t * d, pg.data() + k * d, pb.data() + k * d, scratch.data(), scratch.data() + d, dy + t * d,
                             x + t * d, gamma, mean[t], var[t], d, eps);
     }
     for (int64_t j = 0; j < d; ++j) {
