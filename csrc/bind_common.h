@@ -174,5 +174,8 @@ void bind_image(py::module_& m);
 void bind_rnn(py::module_& m);
 // Convolution (bind_conv.cpp).
 void bind_conv(py::module_& m);
+// Pooling and normalization (issue 9).
+void bind_pool(py::module_& m);
+void bind_norm(py::module_& m);
 
 }  // namespace pyminidl::bind

@@ -18,4 +18,7 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_rnn(m);
     // Convolution.
     pyminidl::bind::bind_conv(m);
+    // Pooling and normalization (issue 9).
+    pyminidl::bind::bind_pool(m);
+    pyminidl::bind::bind_norm(m);
 }

@@ -47,7 +47,10 @@ def test_cpu_backend_overrides_the_kernel_families():
            "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
            "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
            # convolution
-           "conv_forward", "conv_backward", "conv_transpose_forward", "conv_transpose_backward"]
+           "conv_forward", "conv_backward", "conv_transpose_forward", "conv_transpose_backward",
+           # pooling and normalization (issue 9)
+           "maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward",
+           "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"]
     assert [op for op in ops if op not in vars(CpuBackend)] == []
 
 

@@ -855,6 +855,171 @@ class Backend:
         dx = self.gemm(gx, kernel, trans_b=True).reshape(x.shape) if need_dx else None
         return dx, dk, dr, db
 
+    # ------------------------------------------------------------------ pooling (issue 9)
+    # NHWC, windows (KH, KW) every (SH, SW); 'same' pads as Keras (out = ceil(size / stride), the
+    # odd padded cell at the bottom/right). Padded cells are never a maximum and are left out of
+    # an average's count. 1-D pooling is 2-D with H = 1; global pooling is one window.
+
+    def _pool_windows(self, x_shape, pool_size, strides, padding):
+        """Each window offset (i, j) with its row/column slices into the padded input, the (OH, OW)
+        mask of windows whose cell (i, j) is an input cell, and the flat input index of that cell."""
+        n, h, w, c = x_shape
+        (oh, pt), (ow, pl) = (_pool_out_and_pad(h, pool_size[0], strides[0], padding),
+                              _pool_out_and_pad(w, pool_size[1], strides[1], padding))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"The pooling output would be empty: input shape {tuple(x_shape)}, pool_size="
+                             f"{tuple(pool_size)}, strides={tuple(strides)}, padding={padding!r}")
+        xp, (sh, sw) = self.xp, strides
+        rows, cols = xp.arange(oh) * sh - pt, xp.arange(ow) * sw - pl  # window starts in input coordinates
+        for i in range(pool_size[0]):
+            for j in range(pool_size[1]):
+                ih, iw = rows + i, cols + j
+                valid = ((ih >= 0) & (ih < h))[:, None] & ((iw >= 0) & (iw < w))[None, :]
+                yield i, j, valid[None, :, :, None], (ih[:, None] * w + iw[None, :])[None, :, :, None]
+
+    def _pool_padded(self, x, pool_size, strides, padding):
+        """x zero-padded so that every window (i, j) is the strided slice [i::SH][:OH], [j::SW][:OW]."""
+        n, h, w, c = x.shape
+        (oh, pt), (ow, pl) = (_pool_out_and_pad(h, pool_size[0], strides[0], padding),
+                              _pool_out_and_pad(w, pool_size[1], strides[1], padding))
+        hp = max((oh - 1) * strides[0] + pool_size[0], pt + h)
+        wp = max((ow - 1) * strides[1] + pool_size[1], pl + w)
+        out = self.xp.zeros((n, hp, wp, c), dtype=x.dtype)
+        out[:, pt:pt + h, pl:pl + w] = x
+        return out, (oh, ow, pt, pl)
+
+    def maxpool_forward(self, x, pool_size, strides, padding="valid"):
+        """y = the max of each window. x: (N, H, W, C) -> (y, argmax), both (N, OH, OW, C); argmax
+        (int32) is ih * W + iw of the maximum: the first in row-major window order on ties, the first
+        NaN over numbers (NaN propagates)."""
+        xp = self.xp
+        xpad, (oh, ow, _, _) = self._pool_padded(x, pool_size, strides, padding)
+        sh, sw = strides
+        best = xp.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
+        arg = xp.zeros(best.shape, dtype=xp.int32)
+        have = xp.zeros((1, oh, ow, 1), dtype=bool)
+        for i, j, valid, flat in self._pool_windows(x.shape, pool_size, strides, padding):
+            v = xpad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+            take = valid & (~have | (v > best) | (xp.isnan(v) & ~xp.isnan(best)))
+            best = xp.where(take, v, best)
+            arg = xp.where(take, flat.astype(xp.int32), arg)
+            have = have | valid
+        return best, arg
+
+    def maxpool_backward(self, dy, argmax, input_shape, pool_size, strides, padding="valid"):
+        """dL/dx[n, argmax, c] += dy[n, i, j, c]. dy, argmax: (N, OH, OW, C) -> dx: input_shape (N, H, W, C)."""
+        xp = self.xp
+        n, h, w, c = input_shape
+        dx = xp.zeros((n, h * w, c), dtype=dy.dtype)
+        ni = xp.broadcast_to(xp.arange(n)[:, None, None, None], dy.shape)
+        ci = xp.broadcast_to(xp.arange(c)[None, None, None, :], dy.shape)
+        xp.add.at(dx, (ni, argmax.astype(xp.int64), ci), dy)
+        return dx.reshape(n, h, w, c)
+
+    def _pool_counts(self, x_shape, pool_size, strides, padding):
+        """(1, OH, OW, 1): how many input cells each window holds."""
+        return sum(valid.astype(self.xp.int64) for _, _, valid, _ in
+                   self._pool_windows(x_shape, pool_size, strides, padding))
+
+    def avgpool_forward(self, x, pool_size, strides, padding="valid"):
+        """y = the mean of each window's input cells (padded cells left out). x: (N, H, W, C) -> (N, OH, OW, C)."""
+        xpad, (oh, ow, _, _) = self._pool_padded(x, pool_size, strides, padding)
+        sh, sw = strides
+        total = sum(xpad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+                    for i in range(pool_size[0]) for j in range(pool_size[1]))
+        return total / self._pool_counts(x.shape, pool_size, strides, padding).astype(x.dtype)
+
+    def avgpool_backward(self, dy, input_shape, pool_size, strides, padding="valid"):
+        """dL/dx = the sum over the windows holding x of dy / count. dy: (N, OH, OW, C) -> dx: input_shape."""
+        n, h, w, c = input_shape
+        g = dy / self._pool_counts(input_shape, pool_size, strides, padding).astype(dy.dtype)
+        dpad, (oh, ow, pt, pl) = self._pool_padded(self.xp.zeros(input_shape, dtype=dy.dtype), pool_size,
+                                                   strides, padding)
+        sh, sw = strides
+        for i in range(pool_size[0]):
+            for j in range(pool_size[1]):
+                dpad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += g
+        return dpad[:, pt:pt + h, pl:pl + w]
+
+    # ------------------------------------------------------------------ normalization (issue 9)
+
+    def _bn_layout(self, x, axis, training):
+        """(normalized axis, the other axes, the broadcast shape of a per-channel vector)."""
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"axis {axis} is out of range for x of shape {tuple(x.shape)}")
+        ax = axis % x.ndim
+        reduce = tuple(k for k in range(x.ndim) if k != ax)
+        if training and math.prod(x.shape[k] for k in reduce) == 0:
+            raise ValueError(f"batch statistics of an empty batch: x.shape={tuple(x.shape)}")
+        return reduce, tuple(x.shape[k] if k == ax else 1 for k in range(x.ndim))
+
+    def batch_norm_forward(self, x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, variance=None):
+        """y = (x - mean) / sqrt(variance + epsilon) * gamma + beta along ``axis``; mean and the biased
+        variance over every other axis (the batch statistics) unless given (inference: the moving ones).
+        x: any shape; gamma, beta (None: 1, 0), mean, variance: (x.shape[axis],). Returns (y, mean, variance)."""
+        reduce, bshape = self._bn_layout(x, axis, mean is None)
+        if mean is None:
+            mean = x.mean(axis=reduce)
+            variance = ((x - mean.reshape(bshape)) ** 2).mean(axis=reduce)
+        y = (x - mean.reshape(bshape)) / self.xp.sqrt(variance.reshape(bshape) + epsilon)
+        if gamma is not None:
+            y = y * gamma.reshape(bshape)
+        if beta is not None:
+            y = y + beta.reshape(bshape)
+        return y, mean, variance
+
+    def batch_norm_backward(self, dy, x, gamma, mean, variance, axis=-1, epsilon=1e-3, training=True):
+        """(dx, dgamma, dbeta) of ``batch_norm_forward``: dbeta = sum dy, dgamma = sum dy * xhat and, with batch
+        statistics (training), dx = g inv / n (n dy - dbeta - xhat dgamma); else dx = g inv dy (inv = 1 / sqrt(var + eps))."""
+        reduce, bshape = self._bn_layout(x, axis, False)
+        inv = 1.0 / self.xp.sqrt(variance + epsilon)
+        xhat = (x - mean.reshape(bshape)) * inv.reshape(bshape)
+        dbeta, dgamma = dy.sum(axis=reduce), (dy * xhat).sum(axis=reduce)
+        g = inv if gamma is None else gamma * inv
+        if not training:
+            return dy * g.reshape(bshape), dgamma, dbeta
+        n = math.prod(x.shape[k] for k in reduce)
+        dx = g.reshape(bshape) / n * (n * dy - dbeta.reshape(bshape) - xhat * dgamma.reshape(bshape))
+        return dx, dgamma, dbeta
+
+    def _ln_layout(self, x, axis):
+        """(sorted normalized axes, the broadcast shape of gamma/beta)."""
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        if not axes or any(not -x.ndim <= a < x.ndim for a in axes) or len({a % x.ndim for a in axes}) != len(axes):
+            raise ValueError(f"Invalid axis {axis!r} for x of shape {tuple(x.shape)}")
+        axes = tuple(sorted(a % x.ndim for a in axes))
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"normalizing over zero elements: x.shape={tuple(x.shape)}")
+        return axes, tuple(x.shape[k] if k in axes else 1 for k in range(x.ndim))
+
+    def layer_norm_forward(self, x, gamma, beta, axis=-1, epsilon=1e-3):
+        """y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, mean and biased variance over ``axis``
+        (an int or a tuple) per sample. x: any shape; gamma, beta (None: 1, 0): the sizes of the axes, sorted.
+        Returns (y, mean, variance), the statistics with keepdims."""
+        axes, bshape = self._ln_layout(x, axis)
+        mean = x.mean(axis=axes, keepdims=True)
+        variance = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        y = (x - mean) / self.xp.sqrt(variance + epsilon)
+        if gamma is not None:
+            y = y * gamma.reshape(bshape)
+        if beta is not None:
+            y = y + beta.reshape(bshape)
+        return y, mean, variance
+
+    def layer_norm_backward(self, dy, x, gamma, mean, variance, axis=-1, epsilon=1e-3):
+        """(dx, dgamma, dbeta) of ``layer_norm_forward``: with gd = dy * gamma, xhat = (x - mean) inv,
+        dx = inv (gd - mean(gd) - xhat mean(gd xhat)) over ``axis``; dgamma = sum dy xhat, dbeta = sum dy
+        over the other axes."""
+        axes, bshape = self._ln_layout(x, axis)
+        others = tuple(k for k in range(x.ndim) if k not in axes)
+        inv = 1.0 / self.xp.sqrt(variance + epsilon)
+        xhat = (x - mean) * inv
+        gd = dy if gamma is None else dy * gamma.reshape(bshape)
+        dx = inv * (gd - gd.mean(axis=axes, keepdims=True) - xhat * (gd * xhat).mean(axis=axes, keepdims=True))
+        pshape = tuple(x.shape[a] for a in axes)
+        return dx, (dy * xhat).sum(axis=others).reshape(pshape), dy.sum(axis=others).reshape(pshape)
+
+
 # ---------------------------------------------------------------------- convolution geometry
 # Shared by the reference ops above and the kernel overrides (cpu_backend.py): Keras's paddings
 # as explicit numbers. A 1-D convolution is a 2-D one of height 1.
@@ -968,3 +1133,15 @@ def _conv_transpose_geometry(x_shape, w_shape, strides, padding, output_padding,
                                         None if opad is None else opad[i - (2 - rank)]))
     out_shape = (x_shape[0], axes[0][0], axes[1][0], kshape[2])
     return _ConvGeom(tuple(spatial), s2, tuple(a[1] for a in axes), d2, 1), out_shape
+
+
+def _pool_out_and_pad(size, k, stride, padding):
+    """(output size, leading pad) along one axis: Keras's 'valid' and 'same' (out = ceil(size / stride))."""
+    if k < 1 or stride < 1:
+        raise ValueError(f"pool_size and strides must be >= 1. Received: pool_size={k}, strides={stride}")
+    if padding == "same":
+        out = -(-size // stride)
+        return out, max((out - 1) * stride + k - size, 0) // 2
+    if padding != "valid":
+        raise ValueError(f"padding must be 'valid' or 'same'. Received: padding={padding!r}")
+    return (size - k) // stride + 1 if size >= k else 0, 0

@@ -458,9 +458,55 @@ class CpuBackend(Backend):
         return super().gru_backward(dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias,
                                     activation, recurrent_activation, reset_after, need_dx)
 
+    # ------------------------------------------------------------------ pooling and normalization (issue 9)
+    # float32 NumPy arrays only (the kernels have no float64 path); the pools want 4-D NHWC and
+    # layer norm the trailing axes, anything else takes the reference.
+
+    def maxpool_forward(self, x, pool_size, strides, padding="valid"):
+        if not (_f32(x) and x.ndim == 4):
+            return super().maxpool_forward(x, pool_size, strides, padding)
+        return _C.maxpool_forward(x, tuple(pool_size), tuple(strides), padding)
+
+    def maxpool_backward(self, dy, argmax, input_shape, pool_size, strides, padding="valid"):
+        if not (_f32(dy) and type(argmax) is np.ndarray and argmax.dtype == np.int32):
+            return super().maxpool_backward(dy, argmax, input_shape, pool_size, strides, padding)
+        return _C.maxpool_backward(dy, argmax, tuple(input_shape), tuple(pool_size), tuple(strides), padding)
+
+    def avgpool_forward(self, x, pool_size, strides, padding="valid"):
+        if not (_f32(x) and x.ndim == 4):
+            return super().avgpool_forward(x, pool_size, strides, padding)
+        return _C.avgpool_forward(x, tuple(pool_size), tuple(strides), padding)
+
+    def avgpool_backward(self, dy, input_shape, pool_size, strides, padding="valid"):
+        if not _f32(dy):
+            return super().avgpool_backward(dy, input_shape, pool_size, strides, padding)
+        return _C.avgpool_backward(dy, tuple(input_shape), tuple(pool_size), tuple(strides), padding)
+
+    def batch_norm_forward(self, x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, variance=None):
+        if not _f32(x, gamma, beta, mean, variance):
+            return super().batch_norm_forward(x, gamma, beta, axis, epsilon, mean, variance)
+        return _C.batch_norm_forward(x, gamma, beta, int(axis), float(epsilon), mean, variance)
+
+    def batch_norm_backward(self, dy, x, gamma, mean, variance, axis=-1, epsilon=1e-3, training=True):
+        if not _f32(dy, x, gamma, mean, variance):
+            return super().batch_norm_backward(dy, x, gamma, mean, variance, axis, epsilon, training)
+        return _C.batch_norm_backward(dy, x, gamma, mean, variance, int(axis), float(epsilon), bool(training))
+
+    def layer_norm_forward(self, x, gamma, beta, axis=-1, epsilon=1e-3):
+        axes = _trailing_axes(x, axis)
+        if axes is None or not _f32(x, gamma, beta):
+            return super().layer_norm_forward(x, gamma, beta, axis, epsilon)
+        return _C.layer_norm_forward(x, gamma, beta, axes, float(epsilon))
+
+    def layer_norm_backward(self, dy, x, gamma, mean, variance, axis=-1, epsilon=1e-3):
+        axes = _trailing_axes(x, axis)
+        if axes is None or not _f32(dy, x, gamma, mean, variance):
+            return super().layer_norm_backward(dy, x, gamma, mean, variance, axis, epsilon)
+        return _C.layer_norm_backward(dy, x, gamma, mean, variance, axes, float(epsilon))
+
 
 def _f32(*arrays):
-    """``_fast`` for float32 only (the recurrent and embedding kernels have no float64 path)."""
+    """``_fast`` for float32 only (None skipped): the recurrent, embedding, pooling and normalization kernels' one dtype."""
     return _fast(*arrays) and next(a for a in arrays if a is not None).dtype == np.float32
 
 
@@ -469,3 +515,12 @@ def _rnn_fast(arrays, mask, *activations):
     if mask is not None and not (type(mask) is np.ndarray and mask.dtype == np.bool_):
         return False
     return _f32(*arrays) and all(a in RNN_ACTIVATIONS for a in activations)
+
+
+def _trailing_axes(x, axis):
+    """``axis`` (an int or a sequence) as a list when it names the trailing axes of ``x`` once each, else None."""
+    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    if type(x) is not np.ndarray or not axes or any(not -x.ndim <= int(a) < x.ndim for a in axes):
+        return None
+    axes = sorted(int(a) % x.ndim for a in axes)
+    return axes if axes == list(range(x.ndim - len(axes), x.ndim)) else None

@@ -10,7 +10,7 @@ from pyminidl.layers.convolutional import (Conv1D, Conv1DTranspose, Conv2D, Conv
                                            DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
                                            SeparableConvolution1D, SeparableConvolution2D)
 from pyminidl.layers.dense import Dense
-from pyminidl.layers.dropout import Dropout
+from pyminidl.layers.dropout import Dropout, SpatialDropout1D, SpatialDropout2D
 from pyminidl.layers.index_lookup import IntegerLookup, StringLookup
 from pyminidl.layers.input_layer import Input, InputLayer
 from pyminidl.layers.lambda_layer import Lambda
@@ -18,12 +18,19 @@ from pyminidl.layers.lambda_layer import Lambda
 from pyminidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
                                      average, concatenate, dot, maximum, minimum, multiply, subtract)
 from pyminidl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
-from pyminidl.layers.reshaping import Flatten, Reshape
+from pyminidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Reshape, UpSampling1D, UpSampling2D,
+                                      ZeroPadding1D, ZeroPadding2D)
 from pyminidl.layers.text_vectorization import TextVectorization
 # Sequences: embeddings, recurrent layers and their wrappers.
 from pyminidl.layers.embedding import Embedding, Masking
 from pyminidl.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from pyminidl.layers.wrappers import Bidirectional, TimeDistributed
+# Pooling and normalization (issue 9).
+from pyminidl.layers.normalization import BatchNormalization, LayerNormalization
+from pyminidl.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                                     GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
+                                     GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
+                                     MaxPooling1D, MaxPooling2D)
 
 
 from pyminidl.saving import serialization_lib
@@ -67,4 +74,10 @@ __all__ = [
     "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose",
     "Convolution2D", "Convolution2DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
     "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
+    # Pooling, normalization and spatial utilities (issue 9).
+    "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+    "BatchNormalization", "LayerNormalization", "SpatialDropout1D", "SpatialDropout2D",
+    "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
 ]

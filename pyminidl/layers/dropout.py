@@ -2,7 +2,7 @@
 
 from pyminidl import random as pmd_random
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import Layer
+from pyminidl.layers.base import InputSpec, Layer
 
 
 class Dropout(Layer):
@@ -56,4 +56,67 @@ class Dropout(Layer):
         cfg = super().get_config()
         cfg.update({"rate": self.rate, "seed": self.seed,
                     "noise_shape": None if self.noise_shape is None else list(self.noise_shape)})
+        return cfg
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole feature maps: one mask entry per (sample, feature), shared by every step.
+
+    Input and output: ``(batch, steps, features)``.
+
+    Args:
+        rate: fraction of feature maps to drop, in [0, 1].
+        seed: int for a reproducible sequence of masks.
+
+    Example:
+        >>> SpatialDropout1D(0.5, seed=0)(np.ones((2, 5, 3), "float32"), training=True)   # columns of 0s and 2s
+    """
+
+    _rank = 1
+
+    def __init__(self, rate, seed=None, name=None, dtype=None, **kwargs):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
+        self.data_format = "channels_last"
+        self.input_spec = InputSpec(ndim=self._rank + 2)
+
+    def _mask_shape(self, shape):
+        ones = (1,) * self._rank
+        if self.data_format == "channels_first":
+            return (shape[0], shape[1]) + ones
+        return (shape[0],) + ones + (shape[-1],)
+
+    def get_config(self):
+        cfg = Layer.get_config(self)
+        cfg.update({"rate": self.rate, "seed": self.seed})
+        return cfg
+
+
+class SpatialDropout2D(SpatialDropout1D):
+    """Dropout of whole feature maps: one mask entry per (sample, channel), shared by every cell.
+
+    Input and output: ``(batch, rows, cols, channels)`` (channels_last) or ``(batch, channels, rows, cols)``.
+
+    Args:
+        rate: fraction of channels to drop, in [0, 1].
+        data_format: "channels_last" (default) or "channels_first".
+        seed: int for a reproducible sequence of masks.
+
+    Example:
+        >>> SpatialDropout2D(0.2, seed=0)(np.ones((2, 4, 4, 3), "float32"), training=True).shape
+        (2, 4, 4, 3)
+    """
+
+    _rank = 2
+
+    def __init__(self, rate, data_format=None, seed=None, name=None, dtype=None, **kwargs):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
+        data_format = data_format or "channels_last"
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError("The `data_format` argument must be one of 'channels_first', 'channels_last'. "
+                             f"Received: data_format={data_format!r}")
+        self.data_format = data_format
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format
         return cfg

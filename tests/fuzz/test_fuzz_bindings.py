@@ -909,6 +909,211 @@ def test_fuzz_conv_transpose_backward(data, has_bias, need_dx):
     _run("conv_transpose_backward", lambda: _C.conv_transpose_backward(dy, xt, wk, *args), oracle, dtype, f)
 
 
+# ---------------------------------------------------------------- pooling and normalization (issue 9)
+# The kernels take float32 only: valid cases are float32, a dtype fault draws any other type.
+
+POOL_SIZES = st.sampled_from([1, 2, 3, 5, 8])
+BAD_GEOMETRY = st.sampled_from([0, -1, -3])
+
+
+def _dtype32(f, draw):
+    if f.on("dtype"):
+        return draw(st.sampled_from([np.float64, np.int32, np.float16, np.bool_]))
+    return np.float32
+
+
+def _pool_geometry(f, d):
+    """pool_size, strides, padding: valid (>= 1, 'valid'/'same') or one of them hostile."""
+    pool = [d(st.integers(1, 3)), d(st.integers(1, 3))]
+    strides = [d(st.integers(1, 3)), d(st.integers(1, 3))]
+    padding = d(st.sampled_from(["valid", "same"]))
+    if f.on("geometry", "pool_size"):
+        pool[d(st.integers(0, 1))] = d(BAD_GEOMETRY)
+    if f.on("geometry", "strides"):
+        strides[d(st.integers(0, 1))] = d(BAD_GEOMETRY)
+    if f.on("geometry", "padding"):
+        padding = d(st.sampled_from(["full", "SAME", ""]))
+    return tuple(pool), tuple(strides), padding
+
+
+POOL_FAULTS = {"dtype": ["x"], "shape": ["x"], "geometry": ["pool_size", "strides", "padding"]}
+
+
+def _pool_input(f, d, dtype):
+    shape = (d(st.sampled_from([0, 1, 2])), d(POOL_SIZES), d(POOL_SIZES), d(st.sampled_from([0, 1, 3, 17])))
+    return d(arrays(shape=_shape(f, d, "x", shape), dtypes=[dtype]))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_maxpool_forward(data):
+    d = data.draw
+    f = Faults(d, POOL_FAULTS)
+    dtype = _dtype32(f, d)
+    x, (pool, strides, padding) = _pool_input(f, d, dtype), _pool_geometry(f, d)
+    _run("maxpool_forward", lambda: _C.maxpool_forward(x, pool, strides, padding),
+         lambda: REF.maxpool_forward(_f64(x), pool, strides, padding), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_avgpool_forward(data):
+    d = data.draw
+    f = Faults(d, POOL_FAULTS)
+    dtype = _dtype32(f, d)
+    x, (pool, strides, padding) = _pool_input(f, d, dtype), _pool_geometry(f, d)
+    _run("avgpool_forward", lambda: _C.avgpool_forward(x, pool, strides, padding),
+         lambda: REF.avgpool_forward(_f64(x), pool, strides, padding), dtype, f)
+
+
+def _pool_backward_case(f, d, dtype):
+    """input_shape, geometry, dy (and the argmax of a real forward); faults strike one of them."""
+    shape = (d(st.sampled_from([0, 1, 2])), d(POOL_SIZES), d(POOL_SIZES), d(st.sampled_from([0, 1, 3, 17])))
+    pool, strides, padding = _pool_geometry(f, d)
+    seed = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
+    try:
+        y, argmax = REF.maxpool_forward(seed.standard_normal(shape), pool, strides, padding)
+        out = y.shape
+    except ValueError:  # an empty output or a hostile geometry: any dy, the binding must refuse
+        out, argmax = (1, 1, 1, 1), np.zeros((1, 1, 1, 1), np.int32)
+    if f.on("input_shape"):
+        shape = d(st.sampled_from([(1, 2, 2), (-1, 2, 2, 1), (1, -2, 2, 1), (1, 2, 2, 1, 1)]))
+    dy = d(arrays(shape=_shape(f, d, "dy", out), dtypes=[dtype]))
+    return shape, (pool, strides, padding), dy, argmax
+
+
+POOL_BACKWARD_FAULTS = {"dtype": ["dy"], "shape": ["dy"], "geometry": ["pool_size", "strides", "padding"],
+                        "input_shape": ["input_shape"]}
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_maxpool_backward(data):
+    d = data.draw
+    f = Faults(d, {**POOL_BACKWARD_FAULTS, "argmax": ["value", "dtype"]})
+    dtype = _dtype32(f, d)
+    shape, (pool, strides, padding), dy, argmax = _pool_backward_case(f, d, dtype)
+    if f.on("argmax", "value") and argmax.size:
+        argmax = argmax.copy()
+        argmax.reshape(-1)[d(st.integers(0, argmax.size - 1))] = d(st.sampled_from([-1, 2**31 - 1, 10**6]))
+    if f.on("argmax", "dtype"):
+        argmax = argmax.astype(d(st.sampled_from([np.int64, np.float32, np.uint32])))
+    _run("maxpool_backward", lambda: _C.maxpool_backward(dy, argmax, shape, pool, strides, padding),
+         lambda: REF.maxpool_backward(_f64(dy), argmax, shape, pool, strides, padding), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_avgpool_backward(data):
+    d = data.draw
+    f = Faults(d, POOL_BACKWARD_FAULTS)
+    dtype = _dtype32(f, d)
+    shape, (pool, strides, padding), dy, _ = _pool_backward_case(f, d, dtype)
+    _run("avgpool_backward", lambda: _C.avgpool_backward(dy, shape, pool, strides, padding),
+         lambda: REF.avgpool_backward(_f64(dy), shape, pool, strides, padding), dtype, f)
+
+
+NORM_FAULTS = {"dtype": ["x"], "shape": ["gamma", "beta", "mean", "variance", "dy"], "axis": ["axis"],
+               "epsilon": ["epsilon"]}
+BAD_EPS = st.sampled_from([np.nan, np.inf, -1.0])
+
+
+def _norm_common(f, d):
+    dtype = _dtype32(f, d)
+    shape = d(shapes(1, 4, sizes=st.sampled_from([0, 1, 2, 3, 5, 17])))
+    eps = d(BAD_EPS) if f.on("epsilon") else d(st.floats(1e-3, 0.1))
+    return dtype, shape, eps
+
+
+def _param(f, d, site, shape, dtype, optional=True, positive=False):
+    if optional and d(st.booleans()):
+        return None
+    a = d(arrays(shape=_shape(f, d, site, shape), dtypes=[dtype]))
+    return np.abs(a) + 0.1 if positive and a.dtype.kind == "f" else a
+
+
+def _bn_case(f, d):
+    dtype, shape, eps = _norm_common(f, d)
+    axis = d(st.integers(-len(shape), len(shape) - 1))
+    if f.on("axis"):
+        axis = d(st.sampled_from([len(shape), -len(shape) - 1, 7]))
+    c = (shape[axis],) if -len(shape) <= axis < len(shape) else (1,)
+    x = d(arrays(shape=shape, dtypes=[dtype]))
+    return dtype, x, axis, eps, c
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_batch_norm_forward(data):
+    d = data.draw
+    f = Faults(d, NORM_FAULTS)
+    dtype, x, axis, eps, c = _bn_case(f, d)
+    gamma, beta = _param(f, d, "gamma", c, dtype), _param(f, d, "beta", c, dtype)
+    given_stats = d(st.booleans())
+    mean = _param(f, d, "mean", c, dtype, optional=False) if given_stats else None
+    var = _param(f, d, "variance", c, dtype, optional=False, positive=True) if given_stats else None
+    _run("batch_norm_forward", lambda: _C.batch_norm_forward(x, gamma, beta, axis, eps, mean, var),
+         lambda: REF.batch_norm_forward(_f64(x), _f64(gamma), _f64(beta), axis, eps, _f64(mean), _f64(var)), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_batch_norm_backward(data):
+    d = data.draw
+    f = Faults(d, NORM_FAULTS)
+    dtype, x, axis, eps, c = _bn_case(f, d)
+    dy = d(arrays(shape=_shape(f, d, "dy", x.shape), dtypes=[dtype]))
+    gamma = _param(f, d, "gamma", c, dtype)
+    mean = _param(f, d, "mean", c, dtype, optional=False)
+    var = _param(f, d, "variance", c, dtype, optional=False, positive=True)
+    training = d(st.booleans())
+    _run("batch_norm_backward", lambda: _C.batch_norm_backward(dy, x, gamma, mean, var, axis, eps, training),
+         lambda: REF.batch_norm_backward(_f64(dy), _f64(x), _f64(gamma), _f64(mean), _f64(var), axis, eps, training),
+         dtype, f)
+
+
+def _ln_case(f, d):
+    """x, its trailing normalized axes (a shuffled list, some negative), the gamma and statistics shapes."""
+    dtype, shape, eps = _norm_common(f, d)
+    k = d(st.integers(1, len(shape)))
+    # mostly non-empty rows (an empty normalized axis is a refused case of its own)
+    shape = shape[:len(shape) - k] + tuple(d(st.sampled_from([0, 1, 2, 3, 5, 5, 17, 17])) for _ in range(k))
+    axes = [a - len(shape) if d(st.booleans()) else a for a in range(len(shape) - k, len(shape))]
+    axes = d(st.permutations(axes))
+    if f.on("axis"):
+        axes = d(st.sampled_from([[len(shape)], [0, 0], [-len(shape) - 1], []]))
+        if len(shape) >= 2 and d(st.booleans()):
+            axes = [0]  # not trailing: the binding refuses, the reference would compute
+    pshape = tuple(shape[len(shape) - k:])
+    stat = tuple(shape[:len(shape) - k]) + (1,) * k
+    return dtype, d(arrays(shape=shape, dtypes=[dtype])), list(axes), eps, pshape, stat
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_layer_norm_forward(data):
+    d = data.draw
+    f = Faults(d, NORM_FAULTS)
+    dtype, x, axes, eps, pshape, _ = _ln_case(f, d)
+    gamma, beta = _param(f, d, "gamma", pshape, dtype), _param(f, d, "beta", pshape, dtype)
+    _run("layer_norm_forward", lambda: _C.layer_norm_forward(x, gamma, beta, axes, eps),
+         lambda: REF.layer_norm_forward(_f64(x), _f64(gamma), _f64(beta), axes, eps), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_layer_norm_backward(data):
+    d = data.draw
+    f = Faults(d, NORM_FAULTS)
+    dtype, x, axes, eps, pshape, stat = _ln_case(f, d)
+    dy = d(arrays(shape=_shape(f, d, "dy", x.shape), dtypes=[dtype]))
+    gamma = _param(f, d, "gamma", pshape, dtype)
+    mean = _param(f, d, "mean", stat, dtype, optional=False)
+    var = _param(f, d, "variance", stat, dtype, optional=False, positive=True)
+    _run("layer_norm_backward", lambda: _C.layer_norm_backward(dy, x, gamma, mean, var, axes, eps),
+         lambda: REF.layer_norm_backward(_f64(dy), _f64(x), _f64(gamma), _f64(mean), _f64(var), axes, eps), dtype, f)
+
+
 # ---------------------------------------------------------------- the floor
 
 

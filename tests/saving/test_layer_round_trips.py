@@ -51,6 +51,25 @@ SPECS = {
     "DepthwiseConv2D": (FLOAT_IMAGES, lambda: layers.DepthwiseConv2D(3, padding="same"), None),
     "SeparableConv1D": ((7, 3), lambda: layers.SeparableConv1D(4, 3), None),
     "SeparableConv2D": (FLOAT_IMAGES, lambda: layers.SeparableConv2D(4, 2, depth_multiplier=2), None),
+    # Pooling, normalization and spatial utilities.
+    "MaxPooling1D": ((7, 3), lambda: layers.MaxPooling1D(2, padding="same"), None),
+    "MaxPooling2D": (FLOAT_IMAGES, lambda: layers.MaxPooling2D(2), None),
+    "AveragePooling1D": ((7, 3), lambda: layers.AveragePooling1D(3, strides=2), None),
+    "AveragePooling2D": (FLOAT_IMAGES, lambda: layers.AveragePooling2D(2, padding="same"), None),
+    "GlobalMaxPooling1D": ((7, 3), lambda: layers.GlobalMaxPooling1D(keepdims=True), None),
+    "GlobalMaxPooling2D": (FLOAT_IMAGES, lambda: layers.GlobalMaxPooling2D(), None),
+    "GlobalAveragePooling1D": ((7, 3), lambda: layers.GlobalAveragePooling1D(), None),
+    "GlobalAveragePooling2D": (FLOAT_IMAGES, lambda: layers.GlobalAveragePooling2D(keepdims=True), None),
+    "BatchNormalization": (FLOAT_IMAGES, lambda: layers.BatchNormalization(momentum=0.9), None),
+    "LayerNormalization": ((5,), lambda: layers.LayerNormalization(epsilon=1e-4), None),
+    "SpatialDropout1D": ((7, 3), lambda: layers.SpatialDropout1D(0.3, seed=2), None),
+    "SpatialDropout2D": (FLOAT_IMAGES, lambda: layers.SpatialDropout2D(0.3, seed=2), None),
+    "ZeroPadding1D": ((7, 3), lambda: layers.ZeroPadding1D((1, 2)), None),
+    "ZeroPadding2D": (FLOAT_IMAGES, lambda: layers.ZeroPadding2D(1), None),
+    "Cropping1D": ((7, 3), lambda: layers.Cropping1D((1, 2)), None),
+    "Cropping2D": (FLOAT_IMAGES, lambda: layers.Cropping2D(((1, 0), (2, 1))), None),
+    "UpSampling1D": ((7, 3), lambda: layers.UpSampling1D(2), None),
+    "UpSampling2D": (FLOAT_IMAGES, lambda: layers.UpSampling2D(2, interpolation="bilinear"), None),
 }
 # Registered but not a Sequential's layer on their own: cells live inside RNN (covered there); merge
 # layers take several inputs (their graphs round-trip in tests/models/test_functional.py).

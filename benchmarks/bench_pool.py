@@ -1,0 +1,174 @@
+"""Pooling and batch normalization: pyminidl's NHWC kernels vs PyTorch CPU, in the same run.
+
+Max and average pooling 2x2 (stride 2) forward and forward+backward on the MNIST CNN's two pool
+inputs, (128, 28, 28, 32) and (128, 14, 14, 64), and BatchNormalization forward+backward (batch
+statistics) on (64, 32, 32, 64). PyTorch runs on the same values in NCHW and in channels_last
+memory format. Every result is checked against the other framework (and pyminidl against its
+NumPy reference) before any timing; the peers are timed alternately in blocks
+(``_harness.bench``). Reported: the median time, the effective bandwidth of the op's minimum
+traffic (read the inputs, write the outputs once: forward x + y; forward+backward adds dy + dx;
+batch norm's backward also rereads x) and pyminidl's speed-up over each peer.
+
+    $ python benchmarks/bench_pool.py --threads 2
+    $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_pool.py --threads 2 --json pool.jsonl
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness  # noqa: E402
+
+
+def _parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--budget", type=float, default=0.4, help="seconds of timing per peer and case")
+    parser.add_argument("--json", help="also append JSON lines to this file")
+    return parser.parse_args()
+
+
+ARGS = _parse()
+_harness.setup_threads(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+import pyminidl  # noqa: E402
+from pyminidl.backend import get_backend  # noqa: E402
+from pyminidl.backend.base import Backend  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+    import torch.nn.functional as F  # noqa: E402
+
+    torch.set_num_threads(ARGS.threads)
+except ImportError:
+    torch = None
+
+POOL_SHAPES = [(128, 28, 28, 32), (128, 14, 14, 64)]
+BN_SHAPE = (64, 32, 32, 64)
+
+
+def _ours_pool(be, mode, x, with_backward, dy):
+    k = (2, 2)
+    if mode == "max":
+        y, arg = be.maxpool_forward(x, k, k, "valid")
+        return (y, be.maxpool_backward(dy, arg, x.shape, k, k, "valid")) if with_backward else (y,)
+    y = be.avgpool_forward(x, k, k, "valid")
+    return (y, be.avgpool_backward(dy, x.shape, k, k, "valid")) if with_backward else (y,)
+
+
+def _torch_pool(mode, xt, with_backward, dyt):
+    fn = F.max_pool2d if mode == "max" else F.avg_pool2d
+    if not with_backward:
+        with torch.no_grad():
+            return (fn(xt, 2),)
+    xg = xt.detach().requires_grad_()
+    y = fn(xg, 2)
+    return (y, torch.autograd.grad(y, xg, dyt)[0])
+
+
+def _nhwc(t):
+    return t.detach().permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _torch_inputs(x, dy):
+    """NCHW and channels_last tensors holding x and dy (same values as the NHWC arrays)."""
+    nchw = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    dnchw = torch.from_numpy(np.ascontiguousarray(dy.transpose(0, 3, 1, 2)))
+    return {"torch NCHW": (nchw, dnchw),
+            "torch channels_last": (nchw.contiguous(memory_format=torch.channels_last),
+                                    dnchw.contiguous(memory_format=torch.channels_last))}
+
+
+def _check_pool(be, mode, x, dy):
+    ref = Backend()
+    got = _ours_pool(be, mode, x, True, dy)
+    want = _ours_pool(ref, mode, x.astype(np.float64), True, dy.astype(np.float64))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    if torch is not None:
+        for xt, dyt in _torch_inputs(x, dy).values():
+            for g, t in zip(got, _torch_pool(mode, xt, True, dyt)):
+                np.testing.assert_allclose(g, _nhwc(t), rtol=1e-5, atol=1e-6)
+
+
+def bench_pools(be, rows):
+    rng = np.random.default_rng(0)
+    for shape in POOL_SHAPES:
+        x = rng.standard_normal(shape).astype(np.float32)
+        out = (shape[0], shape[1] // 2, shape[2] // 2, shape[3])
+        dy = rng.standard_normal(out).astype(np.float32)
+        for mode in ("max", "avg"):
+            _check_pool(be, mode, x, dy)
+            for with_backward in (False, True):
+                fns = {"pyminidl": lambda: _ours_pool(be, mode, x, with_backward, dy)}
+                if torch is not None:
+                    for name, (xt, dyt) in _torch_inputs(x, dy).items():
+                        fns[name] = lambda xt=xt, dyt=dyt: _torch_pool(mode, xt, with_backward, dyt)
+                traffic = 4 * (x.size + dy.size) * (2 if with_backward else 1)  # x + y (+ dy + dx)
+                _report(rows, f"{mode}pool 2x2 {'fwd+bwd' if with_backward else 'fwd'}", shape, fns, traffic)
+
+
+def _ours_bn(be, x, gamma, beta, dy):
+    y, mean, var = be.batch_norm_forward(x, gamma, beta, -1, 1e-3)
+    return (y,) + tuple(be.batch_norm_backward(dy, x, gamma, mean, var, -1, 1e-3, True))
+
+
+def _torch_bn(xt, w, b, dyt):
+    xg, wg, bg = (t.detach().requires_grad_() for t in (xt, w, b))
+    rm, rv = torch.zeros(w.shape[0]), torch.ones(w.shape[0])
+    y = F.batch_norm(xg, rm, rv, wg, bg, training=True, momentum=0.01, eps=1e-3)
+    return (y,) + torch.autograd.grad(y, (xg, wg, bg), dyt)
+
+
+def bench_batch_norm(be, rows):
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(BN_SHAPE) * 2 + 1).astype(np.float32)
+    dy = rng.standard_normal(BN_SHAPE).astype(np.float32)
+    c = BN_SHAPE[-1]
+    gamma, beta = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    got = _ours_bn(be, x, gamma, beta, dy)
+    want = _ours_bn(Backend(), *(a.astype(np.float64) for a in (x, gamma, beta, dy)))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(w).max())))
+    fns = {"pyminidl": lambda: _ours_bn(be, x, gamma, beta, dy)}
+    if torch is not None:
+        w, b = torch.from_numpy(gamma), torch.from_numpy(beta)
+        for name, (xt, dyt) in _torch_inputs(x, dy).items():
+            for g, t in zip(got, _torch_bn(xt, w, b, dyt)):
+                t = _nhwc(t) if t.ndim == 4 else t.detach().numpy()
+                np.testing.assert_allclose(g, t, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(t).max())))
+            fns[name] = lambda xt=xt, dyt=dyt: _torch_bn(xt, w, b, dyt)
+    _report(rows, "batch_norm fwd+bwd", BN_SHAPE, fns, 4 * x.size * 5)  # x, y; dy, x, dx
+
+
+def _report(rows, op, shape, fns, traffic):
+    times = _harness.bench(fns, budget_s=ARGS.budget)
+    ours = times["pyminidl"][0]
+    for name, (med, lo, hi) in times.items():
+        rec = {"op": op, "shape": list(shape), "backend": name, "threads": ARGS.threads, "median_s": med,
+               "min_s": lo, "max_s": hi, "gbps": traffic / med / 1e9}
+        if ARGS.json:
+            with open(ARGS.json, "a") as f:
+                _harness.emit(rec, f)
+        rows.append({"op": op, "shape": "x".join(map(str, shape)), "peer": name, "ms": med * 1e3,
+                     "GB/s": rec["gbps"], "pyminidl speed-up": med / ours})
+
+
+def main():
+    be = get_backend()
+    if be.name != "cpu":
+        raise SystemExit(f"the cpu backend is needed (got {be.name!r})")
+    m = _harness.machine(ARGS.threads)
+    print(f"# {_harness.machine_line(m)}; threads={ARGS.threads}; FMA ceiling {m['fma_ceiling_gflops']:.0f} GFLOP/s; "
+          f"torch {torch.__version__ if torch else 'not installed'}")
+    rows = []
+    bench_pools(be, rows)
+    bench_batch_norm(be, rows)
+    _harness.table(rows, ["op", "shape", "peer", "ms", "GB/s", "pyminidl speed-up"])
+
+
+if __name__ == "__main__":
+    main()
