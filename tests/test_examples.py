@@ -55,3 +55,38 @@ def test_distributed_digits_example_in_one_process(tmp_path):
 def test_sentiment_example_learns_negations_with_lstm_and_bidirectional_gru():
     results = _load("sentiment").main(samples=1600, epochs=6, verbose=0)
     assert results["lstm"] > 0.85 and results["bidirectional_gru"] > 0.85
+
+
+def _fashion_like(n, seed):
+    """Ten classes of 28x28 uint8 images: each class a bright band at its own rows, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, size=n).astype("uint8")
+    x = rng.integers(0, 60, size=(n, 28, 28))
+    for i, label in enumerate(y):
+        x[i, 2 * label + 3:2 * label + 7, 4:24] += 180
+    return x.astype("uint8"), y
+
+
+def test_fashion_mnist_cnn_example_trains_on_generated_images():
+    example = _load("fashion_mnist_cnn")
+    accuracy = example.main(epochs=2, data=(_fashion_like(1200, 0), _fashion_like(300, 1)), verbose=0)
+    assert accuracy > 0.9
+
+
+def test_fashion_mnist_cnn_example_offline_exits_non_zero(monkeypatch, capsys):
+    example = _load("fashion_mnist_cnn")
+
+    def offline():
+        raise example.DownloadError("URL fetch failure on https://example.invalid: offline.")
+
+    monkeypatch.setattr(example.fashion_mnist, "load_data", offline)
+    assert example._cli(["--epochs", "1"]) == 1
+    assert "not available offline" in capsys.readouterr().err
+
+
+def test_cnn_inside_example_writes_filters_feature_maps_and_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths = _load("cnn_inside").main(out_dir=str(tmp_path), epochs=2, verbose=0)
+    for path in paths:
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", path
