@@ -7,7 +7,6 @@ import inspect
 from pyminidl.layers.base import (FORWARD_OPTIONS, KerasTensor, Layer, Node, _overrides_call,
                                   _standardize_shape)
 from pyminidl.layers.input_layer import InputLayer
-from pyminidl.models import summary_utils
 from pyminidl.models.model import Model
 from pyminidl.saving import serialization_lib
 from pyminidl.saving.object_registration import CustomObjectScope
@@ -274,25 +273,6 @@ class Sequential(Model):
         return x
 
     # ------------------------------------------------------------------ summary and config
-
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
-                show_trainable=False, layer_range=None):
-        """Print Keras 3's summary table (layers, output shapes, parameter counts and sizes).
-
-        Args:
-            line_length: total width (default min(88, terminal columns - 4)).
-            positions: relative right edges of the columns (default [0.45, 0.80, 1.0]).
-            print_fn: called once with the whole text (default: print to stdout).
-            expand_nested: also list the layers of nested models.
-            show_trainable: add a "Trainable" column.
-            layer_range: two regexes naming the first and last layer to show.
-        """
-        text = summary_utils.summary_text(self, line_length, positions, show_trainable, layer_range,
-                                          expand_nested)
-        if print_fn is None:
-            print(text, end="")
-        else:
-            print_fn(text)
 
     def get_config(self):
         layers = ([self._input_layer] if self._input_layer is not None else []) + self._layers
