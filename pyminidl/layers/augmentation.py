@@ -349,7 +349,7 @@ class RandomCrop(RandomLayer):
             return y, lambda dy: resize_images_backward(xp, dy, x.shape, "bilinear", True)
         top = int(rng.uniform(0, h - self.height + 1))
         left = int(rng.uniform(0, w - self.width + 1))
-        y = x[:, top:top + self.height, left:left + self.width].copy()
+        y = x[:, top:top + self.height, left:left + self.width]  # a view, as Keras's slice on torch: no copy
 
         def backward(dy):
             dx = get_backend().xp.zeros(x.shape, dtype=dy.dtype)  # dL/dx: dy inside the window, 0 outside
