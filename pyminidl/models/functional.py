@@ -656,5 +656,6 @@ def _deserialize_node(node_data, created):
     return revive(node_data.get("args", [])), revive(node_data.get("kwargs", {}))
 
 
-# Keras 3 files name a functional model "Functional": it loads through the layer family as Sequential does.
-serialization_lib.family("layers").register((Functional,), module="keras")
+# Keras 3 files name a functional model "Functional" of module keras.src.models.functional (the class is not
+# in its public API, so Keras looks it up there): it loads through the layer family as Sequential does.
+serialization_lib.family("layers").register((Functional,), module="keras.src.models.functional")
