@@ -43,7 +43,7 @@ inline Range covering(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t
 void max_cell(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
               int64_t w, int64_t c, Range r, Range q) {
     const int32_t k0 = int32_t(r.lo * w + q.lo);
-    std::memcpy(y, img + k0 * c, sizeof(float) * c);
+    std::copy_n(img + k0 * c, c, y);
     for (int64_t j = 0; j < c; ++j) a[j] = k0;
     for (int64_t ih = r.lo; ih < r.hi; ++ih) {
         for (int64_t iw = (ih == r.lo ? q.lo + 1 : q.lo); iw < q.hi; ++iw) {

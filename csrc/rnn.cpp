@@ -66,7 +66,7 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
 
 void embedding_forward(float* y, const int64_t* ids, const float* table, int64_t n, int64_t D) {
     parallel_blocks(n, D, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) std::memcpy(y + i * D, table + ids[i] * D, sizeof(float) * D);
+        for (int64_t i = lo; i < hi; ++i) std::copy_n(table + ids[i] * D, D, y + i * D);
     });
 }
 

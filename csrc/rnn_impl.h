@@ -105,7 +105,7 @@ PMD_ALWAYS_INLINE float* slot(float* prev, float* last, const RnnShape& s, int64
 void init_state(float* prev, float* last, const float* init, const RnnShape& s, int64_t lo, int64_t hi) {
     for (int64_t n = lo; n < hi; ++n) {
         float* d = slot(prev, last, s, n, 0);
-        if (init) std::memcpy(d, init + n * s.U, sizeof(float) * s.U);
+        if (init) std::copy_n(init + n * s.U, s.U, d);
         else std::fill(d, d + s.U, 0.0f);
     }
 }
@@ -114,11 +114,11 @@ void init_state(float* prev, float* last, const float* init, const RnnShape& s, 
 void finish_row(float* y, float* next, const float* cur, const RnnShape& s, int64_t n, int64_t t, bool valid) {
     float* yo = y + (n * s.T + t) * s.U;
     if (valid) {
-        std::memcpy(yo, next, sizeof(float) * s.U);
+        std::copy_n(next, s.U, yo);
         return;
     }
-    std::memcpy(next, cur, sizeof(float) * s.U);
-    if (t > 0) std::memcpy(yo, yo - s.U, sizeof(float) * s.U);
+    std::copy_n(cur, s.U, next);
+    if (t > 0) std::copy_n(yo - s.U, s.U, yo);
     else std::fill(yo, yo + s.U, 0.0f);
 }
 
@@ -195,7 +195,7 @@ void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const floa
             float* PMD_RESTRICT next = slot(hprev, hT, s, n, t + 1);
             add_pre(g, q, b, U);
             for (int64_t u = 0; u < U; ++u) g[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
-            std::memcpy(next, g, sizeof(float) * U);
+            std::copy_n(g, U, next);
             finish_row(y, next, slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
         }
     }
@@ -225,7 +225,7 @@ void simple_rnn_back_rows(float* dh0, float* dz, const float* dy, const float* d
         }
         step_gemm(dh, U, dz + (lo * s.T + t) * U, s.T * U, R, U, true, rows, U, U, 1.0f, sc);  // dh += dz R^T
     }
-    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
+    std::copy_n(dh, rows * U, dh0 + lo * U);
 }
 
 }  // namespace
@@ -284,7 +284,7 @@ void lstm_rows(float* y, float* hT, float* cT, float* gates, float* hprev, float
             float* hnext = slot(hprev, hT, s, n, t + 1);
             const bool valid = valid_at(mask, s, n, t);
             lstm_cell_row(gates + (n * s.T + t) * G, hnext, cnext, sc.q.data() + (n - lo) * G, ccur, b, U, acts);
-            if (!valid) std::memcpy(cnext, ccur, sizeof(float) * U);
+            if (!valid) std::copy_n(ccur, U, cnext);
             finish_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t, valid);
         }
     }
@@ -332,8 +332,8 @@ void lstm_back_rows(float* dh0, float* dc0, float* dz, const float* dy, const fl
         }
         step_gemm(dh, U, dz + (lo * s.T + t) * G, s.T * G, R, G, true, rows, U, G, 1.0f, sc);  // dh += dz R^T
     }
-    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
-    std::memcpy(dc0 + lo * U, dc, sizeof(float) * rows * U);
+    std::copy_n(dh, rows * U, dh0 + lo * U);
+    std::copy_n(dc, rows * U, dc0 + lo * U);
 }
 
 }  // namespace
@@ -512,7 +512,7 @@ void gru_back_rows(float* dh0, const GruBack& k, const RnnShape& s, A acts, bool
         }
         step_gemm(dh, U, k.gx + at0 * G, s.T * G, k.R, G, true, rows, U, 2 * U, 1.0f, sc);  // dh += dgx_zr R_zr^T
     }
-    std::memcpy(dh0 + lo * U, dh, sizeof(float) * rows * U);
+    std::copy_n(dh, rows * U, dh0 + lo * U);
 }
 
 }  // namespace
