@@ -31,31 +31,6 @@ def _train_mlp(seed, threads):
     return model.get_weights(), history.history["loss"]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_same_seed_and_threads_train_bit_identically(threads):
-    w1, loss1 = _train_mlp(7, threads)
-    w2, loss2 = _train_mlp(7, threads)
-    assert loss1 == loss2
-    for a, b in zip(w1, w2):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_another_seed_trains_differently():
-    w1, _ = _train_mlp(7, 1)
-    w2, _ = _train_mlp(8, 1)
-    assert not np.array_equal(w1[0], w2[0])
-
-
-def test_one_and_two_threads_agree_within_rounding():
-    # Three epochs of Adam amplify last-bit differences a little; 1e-4 relative is far below
-    # anything a wrong partition of the work (a lost or doubled block) would give.
-    w1, loss1 = _train_mlp(7, 1)
-    w2, loss2 = _train_mlp(7, 2)
-    np.testing.assert_allclose(loss1, loss2, rtol=1e-4)
-    for a, b in zip(w1, w2):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-
-
 def _train_lstm(seed, threads):
     pyminidl.config.set_num_threads(threads)
     pyminidl.utils.set_random_seed(seed)
@@ -72,41 +47,6 @@ def _train_lstm(seed, threads):
     model.compile(optimizer="rmsprop", loss="binary_crossentropy")
     history = model.fit(x, y, batch_size=32, epochs=2, shuffle=True, verbose=0)
     return model.get_weights(), history.history["loss"]
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_lstm_fit_is_bit_identical_run_to_run(threads):
-    w1, loss1 = _train_lstm(3, threads)
-    w2, loss2 = _train_lstm(3, threads)
-    assert loss1 == loss2
-    for a, b in zip(w1, w2):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_lstm_fit_one_and_two_threads_agree_within_rounding():
-    w1, loss1 = _train_lstm(3, 1)
-    w2, loss2 = _train_lstm(3, 2)
-    np.testing.assert_allclose(loss1, loss2, rtol=1e-4)
-    for a, b in zip(w1, w2):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-
-
-@pytest.mark.parametrize("value", ["1", "2"])
-@pytest.mark.skipif(not pyminidl.backend._compat._C.build_info()["openmp"], reason="built without OpenMP: 1 thread")
-def test_omp_num_threads_is_honoured(value):
-    env = dict(os.environ, OMP_NUM_THREADS=value)
-    out = subprocess.run([sys.executable, "-c", "import pyminidl; print(pyminidl.config.get_num_threads())"],
-                         env=env, capture_output=True, text=True, check=True, cwd=os.path.dirname(__file__))
-    assert out.stdout.strip() == value
-
-
-def test_set_num_threads_is_honoured_by_the_kernels():
-    pyminidl.config.set_num_threads(1)
-    assert pyminidl.config.get_num_threads() == 1
-    assert pyminidl.backend._compat._C.build_info()["max_threads"] == 1
-
-
-# ---------------------------------------------------------------- a CNN (convolution kernels)
 
 
 def _train_cnn(seed, threads):
@@ -127,16 +67,48 @@ def _train_cnn(seed, threads):
     return model.get_weights(), history.history["loss"]
 
 
+# The three models cover the dense, recurrent and convolution kernels; each trainer builds its
+# model from the seed and returns (weights, per-epoch losses).
+TRAINERS = {"mlp": (_train_mlp, 7), "lstm": (_train_lstm, 3), "cnn": (_train_cnn, 3)}
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cnn_same_seed_and_threads_train_bit_identically(threads):
-    (w1, loss1), (w2, loss2) = _train_cnn(3, threads), _train_cnn(3, threads)
+@pytest.mark.parametrize("model", list(TRAINERS))
+def test_same_seed_and_threads_train_bit_identically(model, threads):
+    train, seed = TRAINERS[model]
+    (w1, loss1), (w2, loss2) = train(seed, threads), train(seed, threads)
     assert loss1 == loss2
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
 
 
-def test_cnn_one_and_two_threads_agree_within_rounding():
-    (w1, loss1), (w2, loss2) = _train_cnn(3, 1), _train_cnn(3, 2)
+@pytest.mark.parametrize("model", list(TRAINERS))
+def test_one_and_two_threads_agree_within_rounding(model):
+    # A few epochs of Adam or RMSprop amplify last-bit differences a little; 1e-4 relative is far below
+    # anything a wrong partition of the work (a lost or doubled block) would give.
+    train, seed = TRAINERS[model]
+    (w1, loss1), (w2, loss2) = train(seed, 1), train(seed, 2)
     np.testing.assert_allclose(loss1, loss2, rtol=1e-4)
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_another_seed_trains_differently():
+    w1, _ = _train_mlp(7, 1)
+    w2, _ = _train_mlp(8, 1)
+    assert not np.array_equal(w1[0], w2[0])
+
+
+@pytest.mark.parametrize("value", ["1", "2"])
+@pytest.mark.skipif(not pyminidl.backend._compat._C.build_info()["openmp"], reason="built without OpenMP: 1 thread")
+def test_omp_num_threads_is_honoured(value):
+    env = dict(os.environ, OMP_NUM_THREADS=value)
+    out = subprocess.run([sys.executable, "-c", "import pyminidl; print(pyminidl.config.get_num_threads())"],
+                         env=env, capture_output=True, text=True, check=True, cwd=os.path.dirname(__file__))
+    assert out.stdout.strip() == value
+
+
+def test_set_num_threads_is_honoured_by_the_kernels():
+    pyminidl.config.set_num_threads(1)
+    assert pyminidl.config.get_num_threads() == 1
+    assert pyminidl.backend._compat._C.build_info()["max_threads"] == 1
