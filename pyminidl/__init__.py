@@ -8,7 +8,7 @@ Example:
 __version__ = "0.1.0"
 
 from pyminidl import backend, config  # noqa: E402,F401
-from pyminidl.config import show_config  # noqa: E402,F401
+from pyminidl._show_config import show_config  # noqa: E402,F401
 from pyminidl import callbacks  # noqa: E402,F401
 from pyminidl import activations, initializers, layers, models, ops, regularizers, tree  # noqa: E402,F401
 from pyminidl.layers import Input, InputLayer, KerasTensor, Layer  # noqa: E402,F401

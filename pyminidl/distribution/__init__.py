@@ -18,6 +18,7 @@ and only rank 0 prints and writes files (CSVLogger, ModelCheckpoint, ...).
 
 import os
 
+from pyminidl import config
 from pyminidl.distribution import _state
 from pyminidl.distribution._world import LocalWorld, launched_by_mpirun, open_mpi_world
 
@@ -62,8 +63,6 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
 
 
 def _set_rank_threads(world):
-    from pyminidl import config
-
     if "OMP_NUM_THREADS" in os.environ:
         _THREADS_NOTE[0] = f"{config.get_num_threads()} (OMP_NUM_THREADS)"
         return

@@ -179,9 +179,9 @@ class FitSync:
 
 
 def _overrides_train_step(model):
-    from pyminidl.training.trainer import Trainer
-
-    return getattr(type(model), "train_step") is not Trainer.train_step
+    # The trainer's own decision (Trainer._step): its fused step, equal to model._train_step, unless the
+    # model's class overrides train_step.
+    return model._step("train_step") != model._train_step
 
 
 def _chief_only(callback):

@@ -33,30 +33,13 @@ from pyminidl.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool
                                      MaxPooling1D, MaxPooling2D)
 
 
-from pyminidl.saving import serialization_lib
-
-# Models (Sequential, and the functional Model) file themselves here too, from pyminidl.models: a
-# config naming them resolves through this family without pyminidl.layers importing pyminidl.models.
-_FAMILY = serialization_lib.family("layers", kind="layer")
+from pyminidl.layers._serialization import FAMILY as _FAMILY
+from pyminidl.layers._serialization import deserialize, serialize
 # Every layer class this package exports is a built-in of the family, by its class name: a layer
 # added above is loadable without a second list to keep in step.
 _FAMILY.register(tuple(obj for name, obj in sorted(globals().items())
                        if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer
                        and not name.startswith("_")))
-
-
-def serialize(layer):
-    """``{"module", "class_name", "config", "registered_name", "build_config"}`` as Keras 3 writes it."""
-    return serialization_lib.serialize_keras_object(layer)
-
-
-def deserialize(config, custom_objects=None):
-    """A layer (or model) from ``serialize``'s output: built-in classes, registered ones and ``custom_objects``.
-
-    Raises:
-        ValueError: an unknown class name (the message suggests ``custom_objects``).
-    """
-    return serialization_lib.deserialize_keras_object(config, custom_objects, _FAMILY)
 
 
 __all__ = [

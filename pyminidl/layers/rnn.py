@@ -19,6 +19,7 @@ from pyminidl import activations as activations_module
 from pyminidl import initializers, ops, random as pmd_random, regularizers
 from pyminidl.backend import get_backend
 from pyminidl.backend.base import RNN_ACTIVATIONS
+from pyminidl.layers._serialization import deserialize, serialize
 from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
 
 
@@ -467,7 +468,6 @@ class RNN(Layer):
                     "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
                     "zero_output_for_mask": self.zero_output_for_mask})
         if type(self) is RNN:
-            from pyminidl.layers import serialize
             cfg["cell"] = serialize(self.cell)
         return cfg
 
@@ -475,7 +475,6 @@ class RNN(Layer):
     def from_config(cls, config_dict):
         config_dict = dict(config_dict)
         if cls is RNN:
-            from pyminidl.layers import deserialize
             config_dict["cell"] = deserialize(config_dict["cell"])
         return super().from_config(config_dict)
 

@@ -26,7 +26,7 @@ import numpy as np
 from pyminidl.backend import get_backend
 from pyminidl.layers.base import Layer
 from pyminidl.layers.index_lookup import StringLookup, _batches, _host, encode_ids
-from pyminidl.preprocessing.text import _unicode_separators, resolve_stop_words
+from pyminidl._text import _unicode_separators, resolve_stop_words
 
 _KERAS_PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
 

@@ -2,14 +2,13 @@
 applied to every time step, as one call on the steps folded into the batch)."""
 
 from pyminidl.backend import get_backend
+from pyminidl.layers._serialization import deserialize, serialize
 from pyminidl.layers.base import FORWARD_OPTIONS, Layer
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
 
 def _serialized_copy(layer, **changes):
-    from pyminidl.layers import deserialize, serialize
-
     config = serialize(layer)
     config.pop("build_config", None)
     config["config"].update(changes)
@@ -151,8 +150,6 @@ class Bidirectional(Layer):
         self.backward_layer.reset_states()
 
     def get_config(self):
-        from pyminidl.layers import serialize
-
         cfg = super().get_config()
         cfg.update({"merge_mode": self.merge_mode, "layer": serialize(self.forward_layer),
                     "backward_layer": serialize(self.backward_layer)})
@@ -160,8 +157,6 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config_dict):
-        from pyminidl.layers import deserialize
-
         config_dict = dict(config_dict)
         config_dict["layer"] = deserialize(config_dict["layer"])
         if config_dict.get("backward_layer") is not None:
@@ -219,16 +214,12 @@ class TimeDistributed(Layer):
         return y, backward
 
     def get_config(self):
-        from pyminidl.layers import serialize
-
         cfg = super().get_config()
         cfg["layer"] = serialize(self.layer)
         return cfg
 
     @classmethod
     def from_config(cls, config_dict):
-        from pyminidl.layers import deserialize
-
         config_dict = dict(config_dict)
         config_dict["layer"] = deserialize(config_dict["layer"])
         return cls(**config_dict)

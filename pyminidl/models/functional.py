@@ -233,7 +233,7 @@ def _masks_of(masks, structure):
     return tree.map_structure(lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None, structure)
 
 
-class Functional(Model):
+class Functional(Model, graph_model=True):
     """A model whose layers form a graph from ``inputs`` to ``outputs`` (what ``Model(inputs, outputs)`` gives).
 
     Args:

@@ -29,8 +29,7 @@ _FUNCTIONAL_SUBCLASSES = {}
 def _with_functional(cls):
     """``cls`` with Functional among its bases (Keras's inject_functional_model_class): a Model subclass
     overriding e.g. ``train_step`` and constructed with ``(inputs, outputs)`` runs as a graph."""
-    from pyminidl.models.functional import Functional  # the subclass is defined on top of this module
-
+    Functional = Model._graph_class
     if issubclass(cls, Functional):
         return Functional
     if cls not in _FUNCTIONAL_SUBCLASSES:
@@ -53,12 +52,19 @@ class Model(Trainer, Layer):
     """
 
     _cast_inputs = False  # each layer casts to its own dtype
+    # The graph model class, Functional (models/functional.py): a subclass defined on top of this module,
+    # it names itself when defined (``class Functional(Model, graph_model=True)``), so that
+    # ``Model(inputs, outputs)`` builds one without this module importing its own subclass.
+    _graph_class = None
+
+    def __init_subclass__(cls, graph_model=False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if graph_model:
+            Model._graph_class = cls
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and _functional_arguments(args, kwargs):
-            from pyminidl.models.functional import Functional  # the subclass is defined on top of this module
-
-            cls = Functional
+            cls = Model._graph_class
         return Layer.__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, **kwargs):
@@ -76,8 +82,7 @@ class Model(Trainer, Layer):
         """A model from its config: a functional config (``layers``, ``input_layers``, ``output_layers``)
         rebuilds the graph; any other config is passed to the constructor (a subclass's ``get_config``)."""
         if all(key in config for key in ("layers", "input_layers", "output_layers")):
-            from pyminidl.models.functional import Functional  # the subclass is defined on top of this module
-
+            Functional = Model._graph_class
             return Functional.from_config.__func__(Functional if cls is Model else cls, config, custom_objects)
         return super().from_config(config)
 

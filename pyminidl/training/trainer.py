@@ -19,6 +19,7 @@ from pyminidl import debugging, losses, ops, optimizers
 from pyminidl import metrics as metrics_module
 from pyminidl.callbacks import CallbackList
 from pyminidl.distribution import _state as distribution_state
+from pyminidl.distribution._training import hooks_for
 from pyminidl.backend import get_backend
 from pyminidl.saving import saving_lib, serialization_lib
 from pyminidl.layers.base import clear_grads, forward_options, gradients_of, weights_created
@@ -517,8 +518,6 @@ class Trainer:
         """The data-parallel hooks (``pyminidl.distribution._training.FitSync``), None without a distribution."""
         if distribution_state.DISTRIBUTION is None:
             return None
-        from pyminidl.distribution._training import hooks_for
-
         return hooks_for(self)
 
     def _shard(self, adapter, training=False):

@@ -14,6 +14,7 @@ import numpy as np
 from pyminidl import random as pmd_random
 from pyminidl.data import Dataset
 from pyminidl.backend import _image_ops as imops
+from pyminidl.layers.preprocessing import resize_images
 from pyminidl.utils import image_utils
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -116,8 +117,6 @@ def _encode_labels(labels, label_mode, num_classes):
 def load_image(path, image_size, color_mode, interpolation="bilinear", crop_to_aspect_ratio=False,
                pad_to_aspect_ratio=False):
     """One image file as a float32 (height, width, channels) array of ``image_size`` (values in [0, 255])."""
-    from pyminidl.layers.preprocessing import resize_images
-
     x = image_utils.convert_color(image_utils._decode(path), color_mode).astype(np.float32)
     return resize_images(np, x[None], image_size, interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio)[0]
 

@@ -1,0 +1,53 @@
+"""``pyminidl.show_config()``: the build and runtime report, above both the configuration it reads and
+the distribution it describes (numpy keeps its ``show_config`` apart likewise, in ``numpy/__config__.py``)."""
+
+import os
+
+import numpy as np
+
+from pyminidl import __version__  # set by the package before it imports this module
+from pyminidl import distribution
+from pyminidl.backend import _compat, get_backend
+from pyminidl.backend._compat import _C
+
+
+def _caches_line():
+    c = _C.gemm_config()["caches"]
+
+    def kib(n):
+        return f"{n // 1024} KiB" if n else "not reported"
+
+    return f"caches ({c['source']}): L1d {kib(c['l1d'])}, L2 {kib(c['l2'])} per core, L3 {kib(c['l3'])}"
+
+
+def _gemm_line():
+    g = _C.gemm_config()
+    parts = [f"{dt} {b['MR']}x{b['NR']} MC={b['MC']} KC={b['KC']} NC={b['NC']}"
+             for dt, b in ((dt, g[dt]) for dt in ("float32", "float64"))]
+    return f"GEMM ({g['isa']}, blocks from {g['blocks_from']}): " + "; ".join(parts)
+
+
+def show_config():
+    """Print the build and runtime configuration (paste it into bug reports)."""
+    lines = [f"pyminidl {__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
+    if _C is None:
+        lines.append("C++ extension: not available")
+    else:
+        info = _C.build_info()
+        feats = _C.cpu_features()
+        lines += [
+            f"compiler: {info['compiler']}  flags: {info['flags']}",
+            f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
+            f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+            f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+            + (" (set by pyminidl: neither it nor GOMP_SPINCOUNT was set)" if _compat.WAIT_POLICY_SET else ""),
+            f"CPU: best ISA {feats['best']}, active {feats['active']}",
+            _caches_line(),
+            _gemm_line(),
+        ]
+        backend = get_backend()
+        if backend.name == "cpu":
+            lines.append(f"allocator tuned for per-step temporaries: {'yes' if backend._allocator_tuned else 'no'}")
+    # ---- distribution: the world and each rank's threads
+    lines.append(distribution.config_line())
+    print("\n".join(lines))
