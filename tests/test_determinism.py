@@ -14,10 +14,22 @@ from pyminidl import layers
 pytestmark = pytest.mark.sanitize
 
 
-def _train_mlp(seed, threads):
+def _seeded(seed, threads):
+    """Set the thread count and the seed; returns the generator of the (seed-independent) data."""
     pyminidl.config.set_num_threads(threads)
     pyminidl.utils.set_random_seed(seed)
-    rng = np.random.default_rng(0)
+    return np.random.default_rng(0)
+
+
+def _fit(model, x, y, batch_size, epochs, **compile_args):
+    """(weights, per-epoch losses) after a shuffled fit."""
+    model.compile(**compile_args)
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
+def _train_mlp(seed, threads):
+    rng = _seeded(seed, threads)
     x = rng.standard_normal((512, 40)).astype("float32")
     y = (x[:, :3].sum(axis=1) > 0).astype("int64") + (x[:, 3] > 1).astype("int64")
     model = pyminidl.models.Sequential([
@@ -26,15 +38,11 @@ def _train_mlp(seed, threads):
         layers.Dense(64, activation="tanh"),
         layers.Dense(3, activation="softmax"),
     ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=64, epochs=3, shuffle=True, verbose=0)
-    return model.get_weights(), history.history["loss"]
+    return _fit(model, x, y, 64, 3, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def _train_lstm(seed, threads):
-    pyminidl.config.set_num_threads(threads)
-    pyminidl.utils.set_random_seed(seed)
-    rng = np.random.default_rng(0)
+    rng = _seeded(seed, threads)
     x = rng.integers(0, 40, (96, 15))
     x[::3, :4] = 0  # pre-padding on a third of the rows, masked by the Embedding
     y = (x[:, -1] > 20).astype("float32")
@@ -44,15 +52,11 @@ def _train_lstm(seed, threads):
         layers.LSTM(32, dropout=0.1),  # batch 32: one row block per thread on two threads
         layers.Dense(1, activation="sigmoid"),
     ])
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
-    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=True, verbose=0)
-    return model.get_weights(), history.history["loss"]
+    return _fit(model, x, y, 32, 2, optimizer="rmsprop", loss="binary_crossentropy")
 
 
 def _train_cnn(seed, threads):
-    pyminidl.config.set_num_threads(threads)
-    pyminidl.utils.set_random_seed(seed)
-    rng = np.random.default_rng(0)
+    rng = _seeded(seed, threads)
     x = rng.standard_normal((96, 10, 10, 1)).astype("float32")
     y = (x[:, :5].mean(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, :, :5].mean(axis=(1, 2, 3)) > 0.1)
     model = pyminidl.models.Sequential([
@@ -62,9 +66,7 @@ def _train_cnn(seed, threads):
         layers.Flatten(),
         layers.Dense(3, activation="softmax"),
     ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    history = model.fit(x, y.astype("int64"), batch_size=32, epochs=2, shuffle=True, verbose=0)
-    return model.get_weights(), history.history["loss"]
+    return _fit(model, x, y.astype("int64"), 32, 2, optimizer="adam", loss="sparse_categorical_crossentropy")
 
 
 # The three models cover the dense, recurrent and convolution kernels; each trainer builds its
