@@ -276,7 +276,9 @@ def _tf_conv_fns(tf, x, w, b, dy, need_dx):
         with tf.GradientTape() as tape:
             tape.watch([xx, w, b])
             y = conv(xx, w, b)
-        return tape.gradient(y, [xx, w, b] if need_dx else [w, b], output_gradients=dyy)
+        # y is returned too: a graph returning the gradients alone would prune the forward away
+        # (no gradient of a convolution reads its output).
+        return [y] + tape.gradient(y, [xx, w, b] if need_dx else [w, b], output_gradients=dyy)
 
     return lambda xx=x: fwd(xx), lambda xx=x, dyy=dy: fwd_bwd(xx, dyy)
 
@@ -322,7 +324,7 @@ def _tf_server(threads):
             grads = fwd_bwd(tf.constant(x[:4]), tf.constant(dy[:4]))
             got = {"y": fwd(tf.constant(x[:4])).numpy(), "dw": grads[-2].numpy(), "db": grads[-1].numpy()}
             if req["need_dx"]:
-                got["dx"] = grads[0].numpy()
+                got["dx"] = grads[1].numpy()
             answer["outputs"] = req["path"] + ".out.npz"
             np.savez(answer["outputs"], **got)
         elif req["cmd"] == "run":
