@@ -5,6 +5,7 @@ Usage:
     python benchmarks/bench_conv.py --threads 2 --quick
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_conv.py --threads 2
     python benchmarks/bench_conv.py --json out.jsonl
+    python benchmarks/bench_conv.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow
 
 Shapes are the CNN of issue 9 (3x3 'same', stride 1): batch 128 1->32 on 28x28 (the first
 layer: no input gradient, as the trainer skips it), batch 128 32->64 on 14x14, batch 64
@@ -17,6 +18,15 @@ the medians; ratio(min) compares the best reps, the steadier figure on a shared 
 Each thread count runs in its own subprocess (OpenMP and torch read their thread counts at
 start). The CNN epoch of issue 9 (``cnn_epoch``) runs the same model, optimizer and batch size in
 PyTorch (NCHW and channels_last) alternately with pyminidl and reports pyminidl's speed over each.
+
+Keras 3 on TensorFlow joins as a peer when ``--tf-python`` names an interpreter that has
+tensorflow-cpu (its own venv: TensorFlow and this process's NumPy/PyTorch need not agree). That
+interpreter runs this file as a server (``_TfPeer``) that holds each case's arrays and answers one
+call per request, so its blocks alternate with the others' in the same timing loop; its outputs
+on the first images are checked against the reference before it is timed.
+
+Peak memory: one CNN epoch in a fresh process per framework (the process imports only that
+framework), its VmHWM (peak resident set, Linux) beside the data's own; ``--no-rss`` skips it.
 """
 
 import argparse
@@ -50,6 +60,18 @@ def _check(cpu, ref, x, w, b, dy, need_dx, assert_close):
             assert_close(g, r, k=kk)
 
 
+def _check_peer(ref, got, x, w, b, dy, need_dx, assert_close):
+    """A peer's (y, dx, dw, db) on the first 4 images against the float64 reference."""
+    f64 = [a.astype("float64") for a in (x[:4], w, b, dy[:4])]
+    k = w.shape[0] * w.shape[1] * w.shape[2]
+    assert_close(got["y"], ref.conv_forward(f64[0], f64[1], f64[2], 1, "same", 1, 1), k=k)
+    want = ref.conv_backward(f64[3], f64[0], f64[1], 1, "same", 1, 1, True, need_dx)
+    for name, r, kk in zip(("dx", "dw", "db"), want, (w.shape[3] * 9, 4 * x.shape[1] * x.shape[2],
+                                                      4 * x.shape[1] * x.shape[2])):
+        if r is not None:
+            assert_close(got[name], r, k=kk)
+
+
 def _torch_fns(torch, x, w, b, dy, need_dx, channels_last):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt).requires_grad_(need_dx)
@@ -69,7 +91,7 @@ def _torch_fns(torch, x, w, b, dy, need_dx, channels_last):
     return fwd, fwd_bwd
 
 
-def conv_cases(threads, quick, torch):
+def conv_cases(threads, quick, torch, tf_peer=None):
     import numpy as np
 
     from pyminidl.backend.base import Backend
@@ -95,6 +117,10 @@ def conv_cases(threads, quick, torch):
             for layout, cl in (("torch NCHW", False), ("torch NHWC", True)):
                 fwd, fwd_bwd = _torch_fns(torch, x, w, b, dy, need_dx, cl)
                 fns["fwd"][layout], fns["fwd+bwd"][layout] = fwd, fwd_bwd
+        if tf_peer is not None:
+            fwd, fwd_bwd = tf_peer.conv_case(x, w, b, dy, need_dx, lambda got: _check_peer(ref, got, x, w, b, dy,
+                                                                                            need_dx, assert_close))
+            fns["fwd"]["keras/tf"], fns["fwd+bwd"]["keras/tf"] = fwd, fwd_bwd
         for mode, peers in fns.items():
             timing = _harness.bench(peers, budget_s=0.3 if quick else 1.0, rounds=2 if quick else 3)
             total = flop * (1 if mode == "fwd" else (3 if need_dx else 2))
@@ -103,29 +129,21 @@ def conv_cases(threads, quick, torch):
                                "median_s": med, "min_s": lo, "max_s": hi, "gflops": total / med / 1e9})
 
 
-def cnn_epoch(threads, quick):
+def cnn_epoch(threads, quick, tf_peer=None):
     """One epoch of issue 9's CNN on 60,000 synthetic 28x28 images (fewer with --quick), when the
     pooling layers exist; returns the samples/s record or None."""
-    import numpy as np
-
-    import pyminidl
     from pyminidl import layers
 
     if not hasattr(layers, "MaxPooling2D"):
         return None
-    n = 6000 if quick else 60000
-    rng = np.random.default_rng(0)
-    x = rng.random((n, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    model = pyminidl.Sequential([
-        layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, kernel_size=3, activation="relu", padding="same"),
-        layers.MaxPooling2D(2), layers.Conv2D(64, kernel_size=3, activation="relu", padding="same"),
-        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(100, activation="relu"), layers.Dropout(0.4),
-        layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    n = _cnn_samples(quick)
+    x, y = _cnn_data(n)
+    model = _pyminidl_cnn()
     model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # warm-up
     runs = {"pyminidl": lambda: model.fit(x, y, batch_size=128, epochs=1, verbose=0)}
     runs.update(_torch_cnn_epochs(x, y))
+    if tf_peer is not None:
+        runs["keras_tf"] = tf_peer.cnn_epoch(n)
     best = {name: float("inf") for name in runs}
     for _ in range(1 if quick else 2):  # peers alternate: the machine's noise falls on all of them
         for name, run in runs.items():
@@ -136,6 +154,32 @@ def cnn_epoch(threads, quick):
               "samples_per_s": n / best.pop("pyminidl")}
     record.update({f"{name}_samples_per_s": n / t for name, t in best.items()})
     return record
+
+
+def _cnn_samples(quick):
+    return 6000 if quick else 60000
+
+
+def _cnn_data(n):
+    """n synthetic 28x28x1 images and labels, the same in every process (and interpreter)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def _pyminidl_cnn():
+    """Issue 9's CNN in pyminidl, compiled as the Keras tutorials do."""
+    import pyminidl
+    from pyminidl import layers
+
+    model = pyminidl.Sequential([
+        layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, kernel_size=3, activation="relu", padding="same"),
+        layers.MaxPooling2D(2), layers.Conv2D(64, kernel_size=3, activation="relu", padding="same"),
+        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(100, activation="relu"), layers.Dropout(0.4),
+        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
 def _torch_cnn_epochs(x, y):
@@ -169,7 +213,175 @@ def _torch_cnn_epochs(x, y):
     return {"torch_nchw": make(torch.contiguous_format), "torch_channels_last": make(torch.channels_last)}
 
 
-def worker(threads, quick):
+class _TfPeer:
+    """Keras 3 on TensorFlow in a second interpreter: this file run there as ``_tf_server``.
+
+    Requests and answers are JSON lines on the server's stdin/stdout; arrays travel as .npz files.
+    Each timed callable asks for one call and waits for its answer (~0.1 ms of pipe traffic against
+    calls of several ms), so the peer sits in the same alternating loop as the in-process ones.
+    """
+
+    def __init__(self, python, threads):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="bench_conv_tf_")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--tf-server", "--threads", str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.version = self.ask(cmd="hello")["version"]
+
+    def ask(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the TensorFlow server stopped (exit code {self.proc.wait()}); see its stderr above")
+        return json.loads(line)
+
+    def conv_case(self, x, w, b, dy, need_dx, check):
+        """(fwd, fwd_bwd) callables for one case, after ``check`` has passed on the peer's outputs."""
+        import numpy as np
+
+        path = os.path.join(self.dir, "case.npz")
+        np.savez(path, x=x, w=w, b=b, dy=dy)
+        out = self.ask(cmd="case", path=path, need_dx=need_dx)["outputs"]
+        with np.load(out) as got:
+            check(dict(got))
+        return (lambda: self.ask(cmd="run", mode="fwd")), (lambda: self.ask(cmd="run", mode="fwd+bwd"))
+
+    def cnn_epoch(self, n):
+        """A callable running one epoch of the Keras CNN on n samples (built and warmed up now)."""
+        self.ask(cmd="cnn", n=n)
+        return lambda: self.ask(cmd="epoch")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _tf_conv_fns(tf, x, w, b, dy, need_dx):
+    """Conv2D forward and forward+backward as Keras's TensorFlow backend runs them (tf.nn.convolution
+    in a tf.function; the backward asks the tape only for the gradients the trainer would)."""
+    x, w, b, dy = (tf.constant(a) for a in (x, w, b, dy))
+
+    def conv(xx, ww, bb):
+        return tf.nn.bias_add(tf.nn.convolution(xx, ww, strides=1, padding="SAME"), bb)
+
+    @tf.function
+    def fwd(xx):
+        return conv(xx, w, b)
+
+    @tf.function
+    def fwd_bwd(xx, dyy):
+        with tf.GradientTape() as tape:
+            tape.watch([xx, w, b])
+            y = conv(xx, w, b)
+        # y is returned too: a graph returning the gradients alone would prune the forward away
+        # (no gradient of a convolution reads its output).
+        return [y] + tape.gradient(y, [xx, w, b] if need_dx else [w, b], output_gradients=dyy)
+
+    return lambda xx=x: fwd(xx), lambda xx=x, dyy=dy: fwd_bwd(xx, dyy)
+
+
+def _keras_cnn(keras):
+    """Issue 9's CNN in Keras 3, compiled as the tutorials do."""
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)), layers.Conv2D(32, kernel_size=3, activation="relu", padding="same"),
+        layers.MaxPooling2D(2), layers.Conv2D(64, kernel_size=3, activation="relu", padding="same"),
+        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(100, activation="relu"), layers.Dropout(0.4),
+        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _tf_import(threads):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)  # TF's own default at threads = cores
+    return tf
+
+
+def _tf_server(threads):
+    """The TensorFlow side of ``_TfPeer``: one answer line per request line."""
+    _harness.setup_threads(threads)
+    import numpy as np
+
+    tf = _tf_import(threads)
+    import keras
+
+    fns, model, data = {}, None, None
+    for line in sys.stdin:
+        req, answer = json.loads(line), {"ok": True}
+        if req["cmd"] == "hello":
+            answer["version"] = f"tensorflow {tf.__version__}, keras {keras.__version__}"
+        elif req["cmd"] == "case":
+            with np.load(req["path"]) as a:
+                x, w, b, dy = a["x"], a["w"], a["b"], a["dy"]
+            fwd, fwd_bwd = _tf_conv_fns(tf, x, w, b, dy, req["need_dx"])
+            fns = {"fwd": fwd, "fwd+bwd": fwd_bwd}
+            grads = fwd_bwd(tf.constant(x[:4]), tf.constant(dy[:4]))
+            got = {"y": fwd(tf.constant(x[:4])).numpy(), "dw": grads[-2].numpy(), "db": grads[-1].numpy()}
+            if req["need_dx"]:
+                got["dx"] = grads[1].numpy()
+            answer["outputs"] = req["path"] + ".out.npz"
+            np.savez(answer["outputs"], **got)
+        elif req["cmd"] == "run":
+            fns[req["mode"]]()
+        elif req["cmd"] == "cnn":
+            data, model = _cnn_data(req["n"]), _keras_cnn(keras)
+            model.fit(data[0][:256], data[1][:256], batch_size=128, epochs=1, verbose=0)  # warm-up
+        elif req["cmd"] == "epoch":
+            model.fit(data[0], data[1], batch_size=128, epochs=1, verbose=0)
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+def _rss_child(which, threads, quick):
+    """One CNN epoch of ``which`` ("data": none) in this fresh process, which imports that framework
+    alone; prints the peak resident MB."""
+    _harness.setup_threads(threads)
+    x, y = _cnn_data(_cnn_samples(quick))
+    if which == "pyminidl":
+        import pyminidl
+
+        pyminidl.config.set_num_threads(threads)
+        _pyminidl_cnn().fit(x, y, batch_size=128, epochs=1, verbose=0)
+    elif which in ("torch_nchw", "torch_channels_last"):
+        import torch
+
+        torch.set_num_threads(threads)
+        _torch_cnn_epochs(x, y)[which]()
+    elif which == "keras_tf":
+        _tf_import(threads)
+        import keras
+
+        _keras_cnn(keras).fit(x, y, batch_size=128, epochs=1, verbose=0)
+    # VmHWM, not getrusage's ru_maxrss: that one carries the parent's peak across fork + exec.
+    with open("/proc/self/status") as f:
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)
+
+
+def peak_memory(threads, quick, tf_python=None):
+    """{"data": MB, framework: MB, ...}: each CNN epoch's VmHWM in its own fresh process."""
+    children = [("data", sys.executable), ("pyminidl", sys.executable), ("torch_nchw", sys.executable),
+                ("torch_channels_last", sys.executable)] + ([("keras_tf", tf_python)] if tf_python else [])
+    record = {"op": "cnn_peak_rss_mb", "threads": threads, "samples": _cnn_samples(quick)}
+    for which, python in children:
+        cmd = [python, os.path.abspath(__file__), "--rss-child", which, "--threads", str(threads)]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+        out = subprocess.run(cmd + (["--quick"] if quick else []), capture_output=True, text=True, env=env)
+        if out.returncode == 0:
+            record[which] = float(out.stdout.split()[-1])
+        elif which.startswith("torch") and "No module named 'torch'" in out.stderr:
+            continue
+        else:
+            raise RuntimeError(f"peak-memory child {which} failed:\n{out.stderr}")
+    return record
+
+
+def worker(threads, quick, tf_python=None):
     removed = _harness.setup_threads(threads)
     import pyminidl
 
@@ -180,51 +392,74 @@ def worker(threads, quick):
     except ImportError:
         torch = None
     pyminidl.config.set_num_threads(threads)
+    tf_peer = _TfPeer(tf_python, threads) if tf_python else None
     _harness.emit({"op": "meta", "threads": threads, "unset_env": sorted(removed),
                    "pyminidl_isa": pyminidl.config.cpu_features()["active"],
-                   "torch": None if torch is None else torch.__version__, "machine": _harness.machine(threads)})
-    conv_cases(threads, quick, torch)
-    record = cnn_epoch(threads, quick)
+                   "torch": None if torch is None else torch.__version__,
+                   "tf": None if tf_peer is None else tf_peer.version, "machine": _harness.machine(threads)})
+    conv_cases(threads, quick, torch, tf_peer)
+    record = cnn_epoch(threads, quick, tf_peer)
     _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
                              "threads": threads})
+    if tf_peer is not None:
+        tf_peer.close()
 
 
-def run_workers(thread_counts, quick):
+def run_workers(thread_counts, quick, tf_python=None):
     records = []
     for t in thread_counts:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(t)]
-        out = subprocess.run(cmd + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
+        cmd += (["--quick"] if quick else []) + (["--tf-python", tf_python] if tf_python else [])
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return records
+
+
+PEERS = (("torch NCHW", "NCHW"), ("torch NHWC", "NHWC"), ("keras/tf", "TF"))
 
 
 def report(records):
     metas = [r for r in records if r["op"] == "meta"]
     if metas:
-        print("machine: " + _harness.machine_line(metas[0]["machine"]))
+        print("machine: " + _harness.machine_line(metas[0]["machine"]) + f"; load average {_load()}")
     for m in metas:
-        print(f"threads={m['threads']}: ISA {m['pyminidl_isa']}, torch {m['torch']}, FMA ceiling "
-              f"{m['machine']['fma_ceiling_gflops']:.1f} GFLOP/s")
+        print(f"threads={m['threads']}: ISA {m['pyminidl_isa']}, torch {m['torch']}, {m.get('tf') or 'no TF peer'}, "
+              f"FMA ceiling {m['machine']['fma_ceiling_gflops']:.1f} GFLOP/s")
     by_key = {}
     for r in records:
         if r["op"] == "conv2d":
             by_key.setdefault((r["threads"], r["case"], r["mode"]), {})[r["backend"]] = r
     rows = []
     for (threads, case, mode), peers in by_key.items():
-        p = peers["pyminidl"]
-        torch_best = max((v["gflops"] for k, v in peers.items() if k.startswith("torch")), default=None)
-        torch_min = min((v["min_s"] for k, v in peers.items() if k.startswith("torch")), default=None)
-        rows.append({"case": case, "mode": mode, "thr": threads, "pyminidl GF/s": p["gflops"],
-                     "torch NCHW GF/s": peers.get("torch NCHW", {}).get("gflops"),
-                     "torch NHWC GF/s": peers.get("torch NHWC", {}).get("gflops"),
-                     "ratio": p["gflops"] / torch_best if torch_best else None,
-                     "ratio(min)": torch_min / p["min_s"] if torch_min else None,
-                     "pmd ms med [min,max]": f"{1e3 * p['median_s']:.2f} [{1e3 * p['min_s']:.2f},{1e3 * p['max_s']:.2f}]"})
+        p, others = peers["pyminidl"], {k: v for k, v in peers.items() if k != "pyminidl"}
+        row = {"case": case, "mode": mode, "thr": threads, "pyminidl GF/s": p["gflops"]}
+        row.update({f"{name} GF/s": others.get(name, {}).get("gflops") for name, _ in PEERS})
+        row.update({f"x{short}": p["gflops"] / others[name]["gflops"] if name in others else None
+                    for name, short in PEERS})
+        fastest = max((v["gflops"] for v in others.values()), default=None)
+        fastest_min = min((v["min_s"] for v in others.values()), default=None)
+        row["x fastest"] = p["gflops"] / fastest if fastest else None
+        row["x fastest(min)"] = fastest_min / p["min_s"] if fastest_min else None
+        row["pmd ms med [min,max]"] = f"{1e3 * p['median_s']:.2f} [{1e3 * p['min_s']:.2f},{1e3 * p['max_s']:.2f}]"
+        rows.append(row)
     _harness.table(rows, list(rows[0].keys()) if rows else [])
     for r in records:
         if r["op"] == "cnn_epoch":
             print(f"CNN epoch, {r['threads']} thread(s): " + (r["skipped"] if "skipped" in r else
                   f"{r['samples_per_s']:.0f} samples/s over {r['samples']} samples" + _peer_ratios(r)))
+        if r["op"] == "cnn_peak_rss_mb":
+            peers = [k for k in r if k not in ("op", "threads", "samples", "data", "pyminidl")]
+            print(f"CNN epoch peak RSS ({r['samples']} samples, {r['threads']} thread(s)): pyminidl "
+                  f"{r['pyminidl']:.0f} MB" + "".join(f", {k} {r[k]:.0f} MB ({r['pyminidl'] / r[k]:.2f}x)" for k in peers)
+                  + f"; the data alone {r['data']:.0f} MB")
+
+
+def _load():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def _peer_ratios(record):
@@ -238,11 +473,22 @@ def main():
     ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
     ap.add_argument("--quick", action="store_true", help="shorter timing budget")
     ap.add_argument("--json", help="also write the JSON lines to this file")
+    ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tf-server", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.threads[0], args.quick)
-    records = run_workers(args.threads or [1, 2], args.quick)
+        return worker(args.threads[0], args.quick, args.tf_python)
+    if args.tf_server:
+        return _tf_server(args.threads[0])
+    if args.rss_child:
+        return _rss_child(args.rss_child, args.threads[0], args.quick)
+    threads = args.threads or [1, 2]
+    records = run_workers(threads, args.quick, args.tf_python)
+    if not args.no_rss:
+        records.append(peak_memory(max(threads), args.quick, args.tf_python))
     if args.json:
         with open(args.json, "w") as f:
             for r in records:

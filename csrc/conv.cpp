@@ -27,7 +27,10 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
+#include "conv_isa.h"
+#include "cpu_features.h"
 #include "gemm.h"
 
 namespace pyminidl::kernels {
@@ -65,6 +68,36 @@ bool pointwise(const ConvGeom& g) {
            g.OH == g.H && g.OW == g.W;
 }
 
+// The float32 forward on AVX2/AVX-512 reads its patches straight from x (conv_simd.h) instead of
+// writing them out with im2col, up to the K over which the GEMM's unblocked kernels stop too
+// (gemm.cpp, UNBLOCKED_MAX_K: one running sum per output). A pointwise convolution keeps the GEMM.
+constexpr int64_t IMPLICIT_MAX_K = 4096;
+
+template <typename T>
+bool implicit_path(const ConvGeom& g) {
+#if defined(PYMINIDL_X86)
+    return std::is_same_v<T, float> && active_isa() != Isa::baseline && !pointwise(g) &&
+           patch_len(g) > 0 && patch_len(g) <= IMPLICIT_MAX_K;
+#else
+    (void)g;
+    return false;
+#endif
+}
+
+// Output pixels [p0, p0 + rows) of image n, group grp, on the implicit kernel of the active ISA.
+void implicit_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g, int64_t n,
+                   int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
+    avx2::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
+#else
+    (void)y, (void)x, (void)w, (void)b, (void)g, (void)n, (void)grp, (void)p0, (void)rows, (void)zeros;
+#endif
+}
+template <typename T>
+void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t,
+                   const T*) {}  // never reached: implicit_path<double> is false
+
 // The GEMM workspace a thread needs, for the largest tile, per kernel kind.
 template <typename T>
 int64_t per_thread(const ConvGeom& g, Kind kind) {
@@ -92,7 +125,8 @@ int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
         return g.KH * g.KW * g.C * (g.F / g.G) + workspace_elems<T>(flipped(g), threads, Kind::forward);
     }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
-    return parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
+    const int64_t zeros = kind == Kind::forward ? g.C / std::max<int64_t>(g.G, 1) : 0;  // implicit_rows' padding row
+    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
 }
 
 void check_work(const char* op, int64_t have, int64_t need) {
@@ -186,6 +220,11 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
     const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread<T>(g, Kind::forward);
+    const int64_t Cg = g.C / g.G;
+    const T* zeros = work;
+    std::fill(work, work + Cg, T(0));
+    work += Cg;
+    const bool implicit = implicit_path<T>(g);
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
@@ -194,6 +233,10 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t n = it / tiles, p0 = (it % tiles) * TM, rows = std::min(TM, P - p0);
             T* yt = y + (n * P + p0) * g.F;
+            if (implicit) {
+                for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
+                continue;
+            }
             for (int64_t grp = 0; K > 0 && grp < g.G; ++grp) {
                 int64_t lda;
                 const T* A = patches(col, x, g, n, grp, p0, rows, &lda);

@@ -147,3 +147,43 @@ def test_conv_thread_count(fast_backend, rng, case):
     for a, b2, c in zip(two, again, one):
         np.testing.assert_array_equal(a, b2)
         assert_close(c, a.astype(np.float64), k=k * 64)
+
+
+# The float32 forward's register tiles (conv_simd.h) by filters per group: 1 vector (<= 8/16,
+# masked), 2 vectors (17, 33, 48, with a masked tail), 4 vectors (64, 128: AVX-512); first layers
+# (C = 1, 3) and a grouped layer of 64 filters per group; 'same' and strided/dilated 'valid'.
+TILE_CASES = [
+    ((2, 9, 7, 1), 1, 32, (1, 1), "same", (1, 1)),
+    ((1, 28, 28, 1), 1, 17, (1, 1), "same", (1, 1)),
+    ((2, 11, 10, 3), 1, 64, (2, 2), "same", (1, 1)),
+    ((1, 13, 9, 5), 1, 33, (1, 1), "valid", (2, 2)),
+    ((2, 7, 8, 6), 1, 48, (1, 2), "same", (1, 1)),
+    ((1, 10, 11, 4), 1, 128, (1, 1), "same", (1, 1)),
+    ((2, 6, 9, 8), 2, 128, (1, 1), "same", (1, 1)),
+    ((1, 8, 7, 3), 1, 7, (3, 3), "same", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("case", TILE_CASES, ids=str)
+def test_conv_forward_tiles_match_reference_on_every_isa_path(cpu, ref, rng, case, isa):
+    x_shape, groups, filters, strides, padding, dilation = case
+    x, w, b = _inputs(rng, x_shape, (3, 3, x_shape[-1] // groups, filters), np.float32)
+    pyminidl.config.set_cpu_capability(isa)
+    args = (strides, padding, dilation, groups)
+    got = cpu.conv_forward(x, w, b, *args)
+    assert_close(got, ref.conv_forward(*_f8(x, w, b), *args), k=9 * x_shape[-1] // groups)
+    assert_close(cpu.conv_forward(x, w, None, *args), ref.conv_forward(*_f8(x, w), None, *args),
+                 k=9 * x_shape[-1] // groups)
+    dy = rng.standard_normal(got.shape).astype(np.float32)
+    dx, _, _ = cpu.conv_backward(dy, x, w, *args)  # stride 1: the input gradient is a forward too
+    assert_close(dx, ref.conv_backward(*_f8(dy, x, w), *args)[0], k=9 * filters)
+
+
+def test_conv_forward_is_bit_identical_across_thread_counts(cpu, rng):
+    x, w, b = _inputs(rng, (5, 12, 12, 8), (3, 3, 8, 64), np.float32)
+    pyminidl.config.set_num_threads(1)
+    one = cpu.conv_forward(x, w, b, 1, "same", 1, 1)
+    pyminidl.config.set_num_threads(2)
+    np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)
+    np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)

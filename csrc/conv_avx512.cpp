@@ -1,0 +1,33 @@
+// conv_avx512.cpp — conv_simd.h on 512-bit zmm registers (-mavx512f ..., CMakeLists.txt), chosen
+// at run time by conv.cpp when active_isa() allows AVX-512. Tiles of 24 accumulators (of 32 zmm):
+// 6 pixels x 64 filters when a group's filters come in 64s (measured on Zen 4, 64->64 3x3 on
+// 32x32: 105-110 GFLOP/s on one core against 88-95 with 12 x 32, whose 12 row pointers do not fit
+// the 16 general registers), else 12 x 32; 16 x 16 when a group has <= 16 filters.
+#include <immintrin.h>
+
+#include "common.h"
+
+#define PMD_CONV_ISA avx512
+
+namespace pyminidl::kernels::avx512 {
+namespace {
+
+struct Simd {
+    using V = __m512;
+    using Mask = __mmask16;
+    static constexpr int W = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static Mask mask_for(int64_t n) { return n >= W ? Mask(0xFFFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u); }
+    static V maskz_loadu(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+constexpr int QUAD_MR = 6, WIDE_MR = 12, NARROW_MR = 16;
+
+}  // namespace
+}  // namespace pyminidl::kernels::avx512
+
+#include "conv_simd.h"

@@ -1,0 +1,125 @@
+// conv_simd.h — the implicit-GEMM forward convolution, written once over a SIMD traits class S
+// and compiled by conv_avx2.cpp (S = ymm) and conv_avx512.cpp (S = zmm), each with its own ISA
+// flags, into the namespace PMD_CONV_ISA names. Internal: included by those two files only.
+//
+// The forward is the product of the patch matrix (pixels, KH*KW*C/G) with the kernel viewed as
+// (KH*KW*C/G, F). im2col writes that patch matrix out and the GEMM reads it back; here a register
+// tile of MR output pixels x NR filters reads the patches straight from the NHWC input instead:
+// for each tap (kh, kw) every pixel's row pointer moves to its input pixel (or to a row of zeros
+// when the tap falls in the padding), and the C/G channels of that tap are one stretch of k. The
+// k order (tap, channel) is im2col's, with one fused multiply-add per product in a single running
+// sum per output, as the GEMM's direct kernel does.
+//
+// The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
+// bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's) and the tiles' rows:
+// QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors)
+// and NARROW_MR (x 1 vector, for F/G <= W).
+#pragma once
+
+#include <algorithm>
+
+#include "conv_isa.h"
+
+namespace pyminidl::kernels::PMD_CONV_ISA {
+namespace {
+
+// y: rows q0.. of one image's output at column j of the group (row stride F); xn: the image at
+// the group's first channel; wg: the kernel at filter column j; bg: the bias at j or nullptr.
+// mr <= MR pixels, nr <= NV*W filters. FULL: nr == NV*W (no masks in the k loop).
+template <class S, int MR, int NV, bool FULL>
+PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg, const float* bg,
+                                     const ConvGeom& g, const float* zeros, int64_t q0, int64_t mr,
+                                     int64_t nr) {
+    using V = typename S::V;
+    const int64_t Cg = g.C / g.G;
+    int64_t ih0[MR], iw0[MR];
+    for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last pixel and are not stored
+        const int64_t q = q0 + std::min<int64_t>(i, mr - 1);
+        ih0[i] = q / g.OW * g.SH - g.PH;
+        iw0[i] = q % g.OW * g.SW - g.PW;
+    }
+    typename S::Mask m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
+    V acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+            const float* ar[MR];
+            for (int i = 0; i < MR; ++i) {
+                const int64_t ih = ih0[i] + kh * g.DH, iw = iw0[i] + kw * g.DW;
+                const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+                ar[i] = inside ? xn + (ih * g.W + iw) * g.C : zeros;
+            }
+            const float* bp = wg + (kh * g.KW + kw) * Cg * g.F;
+            for (int64_t c = 0; c < Cg; ++c, bp += g.F) {
+                V bv[NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) bv[v] = FULL ? S::loadu(bp + v * S::W) : S::maskz_loadu(m[v], bp + v * S::W);
+#pragma GCC unroll 32
+                for (int i = 0; i < MR; ++i) {
+                    const V a = S::bcast(ar[i] + c);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(a, bv[v], acc[i][v]);
+                }
+            }
+        }
+    }
+    V bias[NV];
+    for (int v = 0; v < NV; ++v) bias[v] = bg != nullptr ? S::maskz_loadu(m[v], bg + v * S::W) : S::zero();
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const V r = bg != nullptr ? S::add(acc[i][v], bias[v]) : acc[i][v];
+            S::mask_storeu(y + (q0 + i) * g.F + v * S::W, m[v], r);
+        }
+    }
+}
+
+// Filter strips of NV*W outside, pixel tiles of MR inside: a strip of the kernel (KH*KW*C/G x
+// NV*W) stays in cache while every tile of the rows reads it.
+template <class S, int MR, int NV>
+void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg, const ConvGeom& g,
+                   const float* zeros, int64_t p0, int64_t rows) {
+    constexpr int NR = NV * S::W;
+    const int64_t Fg = g.F / g.G;
+    for (int64_t j = 0; j < Fg; j += NR) {
+        const int64_t nr = std::min<int64_t>(NR, Fg - j);
+        const float* bj = bg != nullptr ? bg + j : nullptr;
+        for (int64_t q = p0; q < p0 + rows; q += MR) {
+            const int64_t mr = std::min<int64_t>(MR, p0 + rows - q);
+            if (nr == NR) {
+                implicit_tile<S, MR, NV, true>(yn + j, xn, wg + j, bj, g, zeros, q, mr, nr);
+            } else {
+                implicit_tile<S, MR, NV, false>(yn + j, xn, wg + j, bj, g, zeros, q, mr, nr);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void conv_forward_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
+                       int64_t n, int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+    // y: (N, OH, OW, F); x: (N, H, W, C); w: (KH, KW, C/G, F); b: (F,) or nullptr.
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
+    float* yn = y + n * g.OH * g.OW * g.F + grp * Fg;
+    const float* xn = x + n * g.H * g.W * g.C + grp * Cg;
+    const float* bg = b != nullptr ? b + grp * Fg : nullptr;
+    if (Fg <= Simd::W) {  // one vector of filters: the narrow tile, more pixels
+        implicit_rows<Simd, NARROW_MR, 1>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
+        return;
+    }
+    if constexpr (QUAD_MR > 0) {  // whole strips of 4 vectors: fewer pixel rows, so fewer row pointers
+        if (Fg % (4 * Simd::W) == 0) {
+            return implicit_rows<Simd, QUAD_MR, 4>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
+        }
+    }
+    implicit_rows<Simd, WIDE_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
+}
+
+}  // namespace pyminidl::kernels::PMD_CONV_ISA
