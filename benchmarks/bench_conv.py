@@ -19,10 +19,7 @@ start). The CNN epoch of issue 9 (``cnn_epoch``) runs the same model, optimizer 
 PyTorch (NCHW and channels_last) alternately with pyminidl and reports pyminidl's speed over each.
 """
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -169,7 +166,8 @@ def _torch_cnn_epochs(x, y):
     return {"torch_nchw": make(torch.contiguous_format), "torch_channels_last": make(torch.channels_last)}
 
 
-def worker(threads, quick):
+def worker(threads, options):
+    quick = options.quick
     removed = _harness.setup_threads(threads)
     import pyminidl
 
@@ -187,15 +185,6 @@ def worker(threads, quick):
     record = cnn_epoch(threads, quick)
     _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
                              "threads": threads})
-
-
-def run_workers(thread_counts, quick):
-    records = []
-    for t in thread_counts:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(t)]
-        out = subprocess.run(cmd + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
-        records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return records
 
 
 def report(records):
@@ -233,22 +222,5 @@ def _peer_ratios(record):
     return "".join(f", {name} {rate:.0f}/s ({record['samples_per_s'] / rate:.2f}x)" for name, rate in peers)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
-    ap.add_argument("--quick", action="store_true", help="shorter timing budget")
-    ap.add_argument("--json", help="also write the JSON lines to this file")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        return worker(args.threads[0], args.quick)
-    records = run_workers(args.threads or [1, 2], args.quick)
-    if args.json:
-        with open(args.json, "w") as f:
-            for r in records:
-                _harness.emit(r, f)
-    report(records)
-
-
 if __name__ == "__main__":
-    main()
+    _harness.run_main(__doc__, __file__, worker, report)
