@@ -291,6 +291,10 @@ void transpose_copy(T* PMD_RESTRICT dst, int64_t ldd, const T* PMD_RESTRICT src,
 template <typename T, int MR>
 void pack_a_panel_plain(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
     if (src.rs == 1) {  // A transposed: the mr values of one k are contiguous
+        if (mr == MR) {  // a whole panel: one fixed-size copy per k (vector moves, no loop)
+            for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src.p + p * src.cs, sizeof(T) * MR);
+            return;
+        }
         for (int64_t p = 0; p < kc; ++p) {
             const T* s = src.p + p * src.cs;
             for (int64_t i = 0; i < mr; ++i) dst[p * MR + i] = s[i];
