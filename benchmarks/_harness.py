@@ -7,12 +7,19 @@ an environment, pin OpenBLAS to a slower kernel and would make the peer look wor
 
 Results are JSON lines ``{op, shape, backend, threads, median_s, min_s, max_s, gflops}``
 so runs can be compared; ``table`` prints the same records for people.
+
+``run_main`` is the driver of a benchmark that runs each thread count in its own worker
+subprocess (OpenMP, the BLAS and torch read their thread counts once, at start): it parses
+the common options, starts the workers, collects their JSON lines and hands them to the
+benchmark's report.
 """
 
+import argparse
 import ctypes
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -24,13 +31,20 @@ SLOWING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 FP32_FLOP_PER_CYCLE = 32
 
 
-def setup_threads(threads):
-    """Fix every BLAS/OpenMP thread count to ``threads``; call before importing NumPy."""
+def setup_threads(threads, openblas_coretype=None):
+    """Fix every BLAS/OpenMP thread count to ``threads``; call before importing NumPy.
+
+    ``openblas_coretype`` (e.g. "Haswell") pins OpenBLAS's kernel through
+    ``OPENBLAS_CORETYPE``, which OpenBLAS reads once, when NumPy loads it: a peer for
+    pyminidl forced onto the same ISA path (``PYMINIDL_CPU_CAPABILITY=avx2``).
+    """
     if "numpy" in sys.modules:
         raise RuntimeError("setup_threads must run before NumPy is imported")
     removed = {name: os.environ.pop(name) for name in SLOWING_VARS if name in os.environ}
     for name in THREAD_VARS:
         os.environ[name] = str(threads)
+    if openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = openblas_coretype
     return removed
 
 
@@ -190,3 +204,48 @@ def _fmt(v):
     if isinstance(v, float):
         return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
     return str(v)
+
+
+# ---------------------------------------------------------------- worker-per-thread-count driver
+
+
+def run_main(doc, script, worker, report, add_arguments=None, extra_records=None):
+    """The command line of a benchmark whose thread counts each run in a worker subprocess.
+
+    Options: ``--threads`` (repeatable; default 1 and 2), ``--quick``, ``--json FILE``, plus
+    those ``add_arguments(parser)`` adds. Each worker runs ``script`` again with the parsed
+    options (as JSON) and calls ``worker(threads, options)``, which emits JSON lines
+    (``emit``); ``extra_records(args)``, when given, adds records measured after the workers;
+    ``report(records)`` prints them all, in order.
+    """
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
+    ap.add_argument("--quick", action="store_true", help="shorter timing budget (and fewer cases)")
+    ap.add_argument("--json", help="also write the JSON lines to this file")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    if add_arguments is not None:
+        add_arguments(ap)
+    args = ap.parse_args()
+    if args.worker is not None:
+        options = argparse.Namespace(**json.loads(args.worker))
+        return worker(options.threads, options)
+    records = run_workers(script, args)
+    if extra_records is not None:
+        records += extra_records(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in records:
+                emit(r, f)
+    report(records)
+
+
+def run_workers(script, args):
+    """One worker subprocess of ``script`` per thread count in ``args.threads``; their records."""
+    records = []
+    for t in args.threads or [1, 2]:
+        options = {k: v for k, v in vars(args).items() if k not in ("worker", "json", "threads")}
+        options["threads"] = t
+        cmd = [sys.executable, os.path.abspath(script), "--worker", json.dumps(options)]
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)  # stderr: shown
+        records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return records

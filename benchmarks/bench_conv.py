@@ -381,7 +381,8 @@ def peak_memory(threads, quick, tf_python=None):
     return record
 
 
-def worker(threads, quick, tf_python=None):
+def worker(threads, options):
+    quick, tf_python = options.quick, options.tf_python
     removed = _harness.setup_threads(threads)
     import pyminidl
 
@@ -403,16 +404,6 @@ def worker(threads, quick, tf_python=None):
                              "threads": threads})
     if tf_peer is not None:
         tf_peer.close()
-
-
-def run_workers(thread_counts, quick, tf_python=None):
-    records = []
-    for t in thread_counts:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(t)]
-        cmd += (["--quick"] if quick else []) + (["--tf-python", tf_python] if tf_python else [])
-        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-        records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return records
 
 
 PEERS = (("torch NCHW", "NCHW"), ("torch NHWC", "NHWC"), ("keras/tf", "TF"))
@@ -468,32 +459,39 @@ def _peer_ratios(record):
     return "".join(f", {name} {rate:.0f}/s ({record['samples_per_s'] / rate:.2f}x)" for name, rate in peers)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
-    ap.add_argument("--quick", action="store_true", help="shorter timing budget")
-    ap.add_argument("--json", help="also write the JSON lines to this file")
+def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--tf-server", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--rss-child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        return worker(args.threads[0], args.quick, args.tf_python)
+
+
+def _peak_memory_record(args):
+    """The epoch's peak memory per framework, measured after the timing workers (fresh processes)."""
+    if args.no_rss:
+        return []
+    return [peak_memory(max(args.threads or [1, 2]), args.quick, args.tf_python)]
+
+
+def _child_mode():
+    """``--tf-server`` (the TF peer) and ``--rss-child NAME`` (one peak-memory process), or None."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--tf-server", action="store_true")
+    ap.add_argument("--rss-child")
+    ap.add_argument("--threads", type=int, action="append")
+    ap.add_argument("--quick", action="store_true")
+    args, _ = ap.parse_known_args()
     if args.tf_server:
-        return _tf_server(args.threads[0])
+        return lambda: _tf_server(args.threads[0])
     if args.rss_child:
-        return _rss_child(args.rss_child, args.threads[0], args.quick)
-    threads = args.threads or [1, 2]
-    records = run_workers(threads, args.quick, args.tf_python)
-    if not args.no_rss:
-        records.append(peak_memory(max(threads), args.quick, args.tf_python))
-    if args.json:
-        with open(args.json, "w") as f:
-            for r in records:
-                _harness.emit(r, f)
-    report(records)
+        return lambda: _rss_child(args.rss_child, args.threads[0], args.quick)
+    return None
+
+
+def main():
+    child = _child_mode()
+    if child is not None:
+        return child()
+    _harness.run_main(__doc__, __file__, worker, report, add_arguments=_add_arguments,
+                      extra_records=_peak_memory_record)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,13 @@ Usage:
     python benchmarks/bench_gemm.py --quick         # squares up to 512, shorter timing budget
     python benchmarks/bench_gemm.py --threads 2     # one thread count only
     python benchmarks/bench_gemm.py --json out.jsonl
+    PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_gemm.py --openblas-coretype Haswell
+
+``--openblas-coretype`` pins NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE, set in each worker
+before NumPy loads): on an AVX-512 machine, pyminidl forced onto its AVX2 path against
+OpenBLAS's AVX2 (Haswell) kernel is the like-for-like comparison. The header prints the
+kernel OpenBLAS reports, so a pin it ignored shows. PyTorch's CPU GEMM is not OpenBLAS and
+keeps its own ISA choice.
 
 Each thread count runs in its own subprocess, so OpenMP and the BLAS read their thread counts
 at start. Every case is checked against the float64 reference before it is timed. The
@@ -18,10 +25,7 @@ micro-kernel can at best reach on this machine at its present clock. The table i
 by the machine: CPU model, ISA path, cache sizes, the blocks chosen and that ceiling.
 """
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,8 +49,9 @@ def cases(quick):
     return [(f"square {s}", s, s, s, False, False) for s in sq] + list(DENSE)
 
 
-def worker(threads, quick):
-    removed = _harness.setup_threads(threads)
+def worker(threads, options):
+    quick = options.quick
+    removed = _harness.setup_threads(threads, options.openblas_coretype)
     import numpy as np
 
     import pyminidl
@@ -62,6 +67,7 @@ def worker(threads, quick):
         torch = None
     pyminidl.config.set_num_threads(threads)
     _harness.emit({"op": "meta", "threads": threads, "unset_env": sorted(removed),
+                   "openblas_coretype": options.openblas_coretype,
                    "blas": _harness.blas_info(), "pyminidl_isa": pyminidl.config.cpu_features()["active"],
                    "torch": None if torch is None else torch.__version__, "numpy": np.__version__,
                    "ghz": _harness.cpu_ghz(), "machine": _harness.machine(threads)})
@@ -85,20 +91,15 @@ def worker(threads, quick):
                            "max_s": hi, "gflops": 2.0 * m * n * k / med / 1e9})
 
 
-def run_workers(thread_counts, quick):
-    records = []
-    for t in thread_counts:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(t)]
-        out = subprocess.run(cmd + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
-        records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return records
-
-
 def report(records):
     metas = [r for r in records if r["op"] == "meta"]
     for meta in metas:
         print(f"threads={meta['threads']}: pyminidl ISA {meta['pyminidl_isa']}, NumPy {meta['numpy']}, "
-              f"BLAS {meta['blas']}, torch {meta['torch']}, unset {meta['unset_env'] or 'nothing'}")
+              f"BLAS {meta['blas']}, torch {meta['torch']}, unset {meta['unset_env'] or 'nothing'}, "
+              f"OPENBLAS_CORETYPE={meta['openblas_coretype'] or 'unset'}")
+        kernel, pinned = str(meta["blas"].get("kernel")), meta["openblas_coretype"]
+        if pinned and kernel.lower() != pinned.lower():
+            print(f"WARNING: OPENBLAS_CORETYPE={pinned} asked for, but OpenBLAS runs its {kernel} kernel")
     if metas:
         print("machine: " + _harness.machine_line(metas[0]["machine"]))
     ceiling = {m["threads"]: m["machine"]["fma_ceiling_gflops"] for m in metas}
@@ -122,22 +123,11 @@ def report(records):
     _harness.table(rows, list(rows[0].keys()) if rows else [])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
-    ap.add_argument("--quick", action="store_true", help="squares up to 512, shorter timing budget")
-    ap.add_argument("--json", help="also write the JSON lines to this file")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        return worker(args.threads[0], args.quick)
-    records = run_workers(args.threads or [1, 2], args.quick)
-    if args.json:
-        with open(args.json, "w") as f:
-            for r in records:
-                _harness.emit(r, f)
-    report(records)
+def add_arguments(ap):
+    ap.add_argument("--openblas-coretype", metavar="CORE",
+                    help="pin NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE), e.g. Haswell beside "
+                         "PYMINIDL_CPU_CAPABILITY=avx2")
 
 
 if __name__ == "__main__":
-    main()
+    _harness.run_main(__doc__, __file__, worker, report, add_arguments)

@@ -99,6 +99,9 @@ PMD_ALWAYS_INLINE void ukernel_portable(int64_t kc, const T* PMD_RESTRICT a,
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+    // Unrolled by 4: without it the pointer and counter updates take 4 of the ~40 issue
+    // slots of one k step, and SSE2's two-operand mul + add already fill the front end.
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p, a += MR * AR, b += NR) {
         V bv[NV];
 #pragma GCC unroll 4
@@ -291,6 +294,10 @@ void transpose_copy(T* PMD_RESTRICT dst, int64_t ldd, const T* PMD_RESTRICT src,
 template <typename T, int MR>
 void pack_a_panel_plain(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
     if (src.rs == 1) {  // A transposed: the mr values of one k are contiguous
+        if (mr == MR) {  // a whole panel: one fixed-size copy per k (vector moves, no loop)
+            for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src.p + p * src.cs, sizeof(T) * MR);
+            return;
+        }
         for (int64_t p = 0; p < kc; ++p) {
             const T* s = src.p + p * src.cs;
             for (int64_t i = 0; i < mr; ++i) dst[p * MR + i] = s[i];
@@ -310,18 +317,32 @@ void pack_a_panel_plain(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int6
     }
 }
 
+// dst[j * AR + r] = dst[j] for j < n, r < AR, from the end: the copies of value j land at
+// indices >= j, past every value still to be read.
+template <typename T, int AR>
+void expand_in_place(T* dst, int64_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+    if constexpr (sizeof(detail::PortableVec<T>) == AR * sizeof(T)) {  // one vector store per value
+        for (int64_t j = n - 1; j >= 0; --j) {
+            const detail::PortableVec<T> v = detail::vbcast(dst[j]);
+            std::memcpy(dst + j * AR, &v, sizeof v);
+        }
+        return;
+    }
+#endif
+    for (int64_t j = n - 1; j >= 0; --j) {
+        const T v = dst[j];
+        for (int r = 0; r < AR; ++r) dst[j * AR + r] = v;
+    }
+}
+
 // AR > 1: each value of the plain panel repeated AR times, dst[(p * MR + i) * AR + r], so
 // a micro-kernel without a cheap broadcast (SSE2: movss + shufps on the FP pipes) loads
 // whole vectors of A instead. Expanded in place from the end (index j * AR >= j).
 template <typename T, int MR, int AR>
 void pack_a_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t mr, int64_t kc) {
     pack_a_panel_plain<T, MR>(dst, src, mr, kc);
-    if constexpr (AR > 1) {
-        for (int64_t j = kc * MR - 1; j >= 0; --j) {
-            const T v = dst[j];
-            for (int r = 0; r < AR; ++r) dst[j * AR + r] = v;
-        }
-    }
+    if constexpr (AR > 1) expand_in_place<T, AR>(dst, kc * MR);
 }
 
 // dst: (kc, NR) micro-panel, dst[p * NR + j] = op(B)[p, j] for j < nr, 0 for nr <= j < NR.

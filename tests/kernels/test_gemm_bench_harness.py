@@ -1,0 +1,82 @@
+"""The benchmarks' worker-per-thread-count driver (benchmarks/_harness.run_main), which
+bench_gemm and bench_conv share: options reach every worker, each worker runs with its own
+thread count, and a pinned OpenBLAS core type is in place before NumPy loads."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BENCH_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "benchmarks")
+
+# A benchmark on the driver whose worker reports what it was given and what its environment
+# holds once setup_threads ran (and, with --load-numpy, which kernel OpenBLAS chose).
+SCRIPT = textwrap.dedent('''
+    """A benchmark that reports its workers' options."""
+    import json
+    import os
+    import sys
+
+    sys.path.insert(0, {bench_dir!r})
+    import _harness
+
+
+    def worker(threads, options):
+        removed = _harness.setup_threads(threads, options.openblas_coretype)
+        record = {{"op": "meta", "threads": threads, "quick": options.quick, "removed": sorted(removed),
+                   "coretype": os.environ.get("OPENBLAS_CORETYPE"), "omp": os.environ["OMP_NUM_THREADS"]}}
+        if options.load_numpy:
+            record["blas"] = _harness.blas_info()
+        _harness.emit(record)
+
+
+    def report(records):
+        print("REPORT " + json.dumps(records))
+
+
+    def add_arguments(ap):
+        ap.add_argument("--openblas-coretype")
+        ap.add_argument("--load-numpy", action="store_true")
+
+
+    if __name__ == "__main__":
+        _harness.run_main(__doc__, __file__, worker, report, add_arguments)
+''')
+
+
+def _run(tmp_path, *args, env_extra=None):
+    script = tmp_path / "bench_probe.py"
+    script.write_text(SCRIPT.format(bench_dir=os.path.abspath(BENCH_DIR)))
+    env = dict(os.environ, **(env_extra or {}))
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env,
+                         check=True, timeout=120)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("REPORT "))
+    return json.loads(line[len("REPORT "):])
+
+
+def test_every_thread_count_runs_in_its_own_worker_with_the_options(tmp_path):
+    out = tmp_path / "records.jsonl"
+    records = _run(tmp_path, "--threads", "1", "--threads", "2", "--quick", "--openblas-coretype", "Haswell",
+                   "--json", str(out))
+    assert [(r["threads"], r["omp"]) for r in records] == [(1, "1"), (2, "2")]
+    assert all(r["quick"] and r["coretype"] == "Haswell" for r in records)
+    assert [json.loads(line) for line in out.read_text().splitlines()] == records
+
+
+def test_a_left_over_core_type_is_unset_unless_asked_for(tmp_path):
+    records = _run(tmp_path, "--threads", "1", env_extra={"OPENBLAS_CORETYPE": "Prescott"})
+    assert records[0]["removed"] == ["OPENBLAS_CORETYPE"] and records[0]["coretype"] is None
+    assert records[0]["quick"] is False
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="Haswell is an x86-64 core type")
+def test_the_pinned_core_type_is_the_kernel_openblas_runs(tmp_path):
+    records = _run(tmp_path, "--threads", "1", "--openblas-coretype", "Haswell", "--load-numpy")
+    blas = records[0]["blas"]
+    if blas.get("blas") != "openblas" or not blas.get("kernel"):
+        pytest.skip(f"NumPy's BLAS is not an OpenBLAS that names its kernel: {blas}")
+    assert blas["kernel"].lower() == "haswell"
