@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "norm.h"
@@ -35,25 +36,58 @@ namespace {
 
 constexpr int64_t ROWS = 64;  // rows per chunk: 64 x C floats stay in L1 for C <= 128
 
-// Eight accumulators so the float sum of a contiguous row vectorises without -ffast-math.
-inline double sum_row(const float* PMD_RESTRICT p, int64_t n, float shift) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += p[i + k] - shift;
+// Eight float accumulators, lane k summing elements k, k + 8, ..., so a contiguous row's sum
+// vectorises without -ffast-math; then the lanes in order, in double. The accumulators are
+// GCC vector types of the translation unit's width (one ymm with AVX2 and AVX-512, two xmm on
+// the baseline), held in registers: as a plain float[8] loop GCC's AVX-512 copy vectorised
+// the outer loop with an in-order (fold-left) reduction, lane by lane, twice as slow as
+// AVX2, and one 8-float generic vector on SSE2 lived on the stack. The same operations in
+// the same order on every path, so the same bits.
+#if defined(__AVX__)
+constexpr int ACC_VEC = 8;
+#else
+constexpr int ACC_VEC = 4;
+#endif
+constexpr int ACC_N = 8 / ACC_VEC;
+typedef float AccV __attribute__((vector_size(ACC_VEC * sizeof(float))));
+
+struct Acc8 {
+    AccV v[ACC_N];
+};
+
+// acc += f(p[i..i+8), q[i..i+8)) lane by lane.
+template <typename F>
+PMD_ALWAYS_INLINE void acc8_step(Acc8& acc, const float* p, const float* q, F f) {
+    for (int u = 0; u < ACC_N; ++u) {
+        AccV a, b;
+        std::memcpy(&a, p + u * ACC_VEC, sizeof a);
+        std::memcpy(&b, q + u * ACC_VEC, sizeof b);
+        acc.v[u] += f(a, b);
+    }
+}
+
+PMD_ALWAYS_INLINE double lanes_sum(const Acc8& acc) {
     double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
+    for (int u = 0; u < ACC_N; ++u)
+        for (int k = 0; k < ACC_VEC; ++k) s += acc.v[u][k];
+    return s;
+}
+
+inline double sum_row(const float* PMD_RESTRICT p, int64_t n, float shift) {
+    Acc8 acc{};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc8_step(acc, p + i, p + i, [shift](AccV a, AccV) { return a - shift; });
+    double s = lanes_sum(acc);
     for (; i < n; ++i) s += p[i] - shift;
     return s;
 }
 
 inline double sq_dev_row(const float* PMD_RESTRICT p, int64_t n, float mean) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    Acc8 acc{};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += (p[i + k] - mean) * (p[i + k] - mean);
-    double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
+        acc8_step(acc, p + i, p + i, [mean](AccV a, AccV) { return (a - mean) * (a - mean); });
+    double s = lanes_sum(acc);
     for (; i < n; ++i) s += double(p[i] - mean) * (p[i] - mean);
     return s;
 }
@@ -137,13 +171,12 @@ void batch_norm_stats_impl(float* mean, float* var, const float* x, int64_t o, i
 
 // sum(a * (b - shift)) of contiguous rows (b == nullptr: sum(a)), eight accumulators.
 inline double dot_row(const float* PMD_RESTRICT a, const float* PMD_RESTRICT b, int64_t n, float shift) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
     if (b == nullptr) return sum_row(a, n, 0.0f);
+    Acc8 acc{};
+    int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * (b[i + k] - shift);
-    double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
+        acc8_step(acc, a + i, b + i, [shift](AccV va, AccV vb) { return va * (vb - shift); });
+    double s = lanes_sum(acc);
     for (; i < n; ++i) s += double(a[i]) * (b[i] - shift);
     return s;
 }
