@@ -28,6 +28,7 @@
 #include <cstring>
 #include <vector>
 
+#include "channel_blocks.h"
 #include "norm.h"
 #include "parallel.h"
 
@@ -92,22 +93,29 @@ inline double sq_dev_row(const float* PMD_RESTRICT p, int64_t n, float mean) {
     return s;
 }
 
-// sum, m2: (C,) of rows [r0, r1) of x: (R, C); m2 about the chunk's own mean. acc: (2 C,) scratch.
-void chunk_moments_rows(double* PMD_RESTRICT sum, double* PMD_RESTRICT m2, float* PMD_RESTRICT acc,
-                        const float* PMD_RESTRICT x, int64_t r0, int64_t r1, int64_t c) {
-    for (int64_t j = 0; j < c; ++j) acc[j] = 0.0f;
+// sum, m2: (n,) channels of rows [r0, r1) of x: (R, C), x offset to the block's first
+// channel; m2 about the chunk's own mean. The block's sums stay in registers over the chunk.
+template <typename N>
+PMD_ALWAYS_INLINE void moments_lanes(double* PMD_RESTRICT sum, double* PMD_RESTRICT m2, const float* PMD_RESTRICT x,
+                                     int64_t r0, int64_t r1, int64_t c, N n) {
+    float acc[LANES], sq[LANES];
+    for (int64_t l = 0; l < n; ++l) acc[l] = sq[l] = 0.0f;
     for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) acc[j] += x[r * c + j];
+        for (int64_t l = 0; l < n; ++l) acc[l] += x[r * c + l];
     const float inv = 1.0f / float(r1 - r0);
-    for (int64_t j = 0; j < c; ++j) {
-        sum[j] = acc[j];
-        acc[j] *= inv;  // the chunk mean
+    for (int64_t l = 0; l < n; ++l) {
+        sum[l] = acc[l];
+        acc[l] *= inv;  // the chunk mean
     }
-    float* PMD_RESTRICT sq = acc + c;
-    for (int64_t j = 0; j < c; ++j) sq[j] = 0.0f;
     for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) sq[j] += (x[r * c + j] - acc[j]) * (x[r * c + j] - acc[j]);
-    for (int64_t j = 0; j < c; ++j) m2[j] = sq[j];
+        for (int64_t l = 0; l < n; ++l) sq[l] += (x[r * c + l] - acc[l]) * (x[r * c + l] - acc[l]);
+    for (int64_t l = 0; l < n; ++l) m2[l] = sq[l];
+}
+
+// sum, m2: (C,) of rows [r0, r1) of x: (R, C).
+void chunk_moments_rows(double* PMD_RESTRICT sum, double* PMD_RESTRICT m2, const float* PMD_RESTRICT x, int64_t r0,
+                        int64_t r1, int64_t c) {
+    channel_blocks(c, [&](int64_t j, auto n) { moments_lanes(sum + j, m2 + j, x + j, r0, r1, c, n); });
 }
 
 // Combine chunk moments (nchunks, C) of `count` elements each (the last may hold fewer) in
@@ -148,13 +156,9 @@ void batch_norm_stats_impl(float* mean, float* var, const float* x, int64_t o, i
     if (i == 1) {
         const int64_t nchunks = (o + ROWS - 1) / ROWS;
         std::vector<double> sum(static_cast<size_t>(nchunks * c)), m2(static_cast<size_t>(nchunks * c));
-#pragma omp parallel if (o * c > PARALLEL_GRAIN)
-        {
-            std::vector<float> acc(static_cast<size_t>(2 * c));
-#pragma omp for schedule(static)
-            for (int64_t k = 0; k < nchunks; ++k)
-                chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, acc.data(), x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
-        }
+#pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
+        for (int64_t k = 0; k < nchunks; ++k)
+            chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
         combine_moments(mean, var, sum.data(), m2.data(), nchunks, c, ROWS, o);
         return;
     }
@@ -200,21 +204,31 @@ void apply_rows(float* PMD_RESTRICT y, const float* PMD_RESTRICT x, const float*
     }
 }
 
-// s1 = sum dy, s2 = sum dy * (x - mean) over rows [r0, r1) of (R, C), in float, stored in double.
-void grad_sums_rows(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, float* PMD_RESTRICT acc,
-                    const float* PMD_RESTRICT dy, const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean,
-                    int64_t r0, int64_t r1, int64_t c) {
-    float* PMD_RESTRICT a2 = acc + c;
-    for (int64_t j = 0; j < c; ++j) acc[j] = a2[j] = 0.0f;
-    for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) {
-            acc[j] += dy[r * c + j];
-            a2[j] += dy[r * c + j] * (x[r * c + j] - mean[j]);
-        }
-    for (int64_t j = 0; j < c; ++j) {
-        s1[j] = acc[j];
-        s2[j] = a2[j];
+// s1 = sum dy, s2 = sum dy * (x - mean) over rows [r0, r1) of (R, C) for the n channels of a
+// block (dy, x, mean offset to it), in float registers, stored in double.
+template <typename N>
+PMD_ALWAYS_INLINE void grad_sums_lanes(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, const float* PMD_RESTRICT dy,
+                                       const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean, int64_t r0,
+                                       int64_t r1, int64_t c, N n) {
+    float a1[LANES], a2[LANES], m[LANES];
+    for (int64_t l = 0; l < n; ++l) {
+        a1[l] = a2[l] = 0.0f;
+        m[l] = mean[l];
     }
+    for (int64_t r = r0; r < r1; ++r)
+        for (int64_t l = 0; l < n; ++l) {
+            a1[l] += dy[r * c + l];
+            a2[l] += dy[r * c + l] * (x[r * c + l] - m[l]);
+        }
+    for (int64_t l = 0; l < n; ++l) {
+        s1[l] = a1[l];
+        s2[l] = a2[l];
+    }
+}
+
+void grad_sums_rows(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, const float* PMD_RESTRICT dy,
+                    const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean, int64_t r0, int64_t r1, int64_t c) {
+    channel_blocks(c, [&](int64_t j, auto n) { grad_sums_lanes(s1 + j, s2 + j, dy + j, x + j, mean + j, r0, r1, c, n); });
 }
 
 // dx = a * (dy - m1) + b * (x - mean) over rows [r0, r1) of (R, C) (per-channel a, m1, b); without
@@ -265,14 +279,9 @@ void bn_grad_sums(double* s1, double* s2, const float* dy, const float* x, const
     const int64_t nchunks = i == 1 ? (o + ROWS - 1) / ROWS : o;
     std::vector<double> p1(static_cast<size_t>(nchunks * c)), p2(static_cast<size_t>(nchunks * c));
     if (i == 1) {
-#pragma omp parallel if (o * c > PARALLEL_GRAIN)
-        {
-            std::vector<float> acc(static_cast<size_t>(2 * c));
-#pragma omp for schedule(static)
-            for (int64_t k = 0; k < nchunks; ++k)
-                grad_sums_rows(p1.data() + k * c, p2.data() + k * c, acc.data(), dy, x, mean, k * ROWS,
-                               std::min(o, (k + 1) * ROWS), c);
-        }
+#pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
+        for (int64_t k = 0; k < nchunks; ++k)
+            grad_sums_rows(p1.data() + k * c, p2.data() + k * c, dy, x, mean, k * ROWS, std::min(o, (k + 1) * ROWS), c);
     } else {
 #pragma omp parallel for schedule(static) if (o * c * i > PARALLEL_GRAIN)
         for (int64_t t = 0; t < o * c; ++t) {
@@ -328,6 +337,10 @@ void ln_row(float* PMD_RESTRICT y, float* mean, float* var, const float* PMD_RES
     const float inv = 1.0f / std::sqrt(v + eps);
     *mean = m;
     *var = v;
+    if (gamma && beta) {  // one pass; the same operations in the same order as the three below
+        for (int64_t k = 0; k < d; ++k) y[k] = (x[k] - m) * inv * gamma[k] + beta[k];
+        return;
+    }
     for (int64_t k = 0; k < d; ++k) y[k] = (x[k] - m) * inv;
     if (gamma)
         for (int64_t k = 0; k < d; ++k) y[k] *= gamma[k];

@@ -23,9 +23,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
+#include "channel_blocks.h"
 #include "pool.h"
 
 namespace pyminidl::kernels {
@@ -47,24 +47,6 @@ inline Range covering(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t
     const int64_t last_before = i + pad - k;  // windows starting at or below this miss i
     const int64_t lo = last_before < 0 ? 0 : last_before / stride + 1;
     return {lo, std::min(out, (i + pad) / stride + 1)};
-}
-
-// Channels a window is reduced over in registers: a block of LANES channels keeps its
-// running max / sum in one zmm, two ymm or four xmm registers across the whole window, where
-// a loop over all C channels per window cell would load and store them at every cell. The
-// main loop runs blocks of exactly LANES (a compile-time count, fully unrolled); the last
-// C % LANES channels run the same code with a run-time count. Each channel still sees the
-// window's cells in row-major order, so the result does not depend on the block split.
-constexpr int64_t LANES = 16;
-using FullBlock = std::integral_constant<int64_t, LANES>;
-
-// Calls block(j, n) for channel blocks [j, j + n) covering [0, c): n = FullBlock{} then a
-// run-time tail n < LANES.
-template <typename F>
-PMD_ALWAYS_INLINE void channel_blocks(int64_t c, F block) {
-    int64_t j = 0;
-    for (; j + LANES <= c; j += LANES) block(j, FullBlock{});
-    if (j < c) block(j, c - j);
 }
 
 // y, a: (n,) channels of one output cell; img: (H, W, C) offset to the block's first channel.
