@@ -3,8 +3,9 @@
 // include this file and nothing else defines these functions.
 //
 // Layout: x/dx (N, H, W, C) and y/dy/argmax (N, OH, OW, C), C-contiguous, so the inner loop
-// of every kernel runs over the C contiguous channels of one cell and vectorises at the
-// width of the translation unit's ISA (4, 8 or 16 floats). Padding ('same', Keras's rule:
+// of every kernel runs over contiguous channels of one cell, in blocks of 16 held in
+// registers across the window (channel_blocks.h), vectorised at the width of the
+// translation unit's ISA (4, 8 or 16 floats). Padding ('same', Keras's rule:
 // the extra cell goes bottom/right) is virtual: windows are clipped to the image, so padded
 // cells are never read; average pooling divides by the number of input cells in the window
 // (Keras/TF leave padded cells out of the mean).
@@ -30,7 +31,6 @@
 
 namespace pyminidl::kernels {
 namespace {
-
 
 struct Range {
     int64_t lo, hi;  // [lo, hi)
