@@ -8,6 +8,7 @@
 // first starts at most KH-1 dilated taps before it, the last starts inside it): that holds
 // for every Keras padding and keeps a hostile geometry from asking for an absurd output.
 #include "bind_common.h"
+#include "bind_spatial.h"
 
 #include "conv.h"
 #include "gemm.h"
@@ -18,21 +19,7 @@ namespace pyminidl::bind {
 namespace {
 
 using Pair = std::array<int64_t, 2>;
-constexpr int64_t MAX_PARAM = int64_t(1) << 31;
 constexpr double MAX_OUTPUT = 1e13;  // elements; beyond any memory, far below int64 overflow
-
-std::string pair_str(const Pair& p) {
-    return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
-}
-
-void require_range(const std::string& op, const char* arg, const Pair& p, int64_t lo) {
-    for (int64_t v : p) {
-        if (v < lo || v > MAX_PARAM) {
-            value_error(op, std::string("argument '") + arg + "' must hold integers >= " +
-                                std::to_string(lo) + ". Received: " + arg + "=" + pair_str(p));
-        }
-    }
-}
 
 // One spatial axis: output `out` of input `in` with kernel k, stride s, dilation d, pad p.
 void check_axis(const std::string& op, const char* axis, int64_t in, int64_t out, int64_t k, int64_t s,
@@ -52,10 +39,10 @@ kernels::ConvGeom make_geom(const std::string& op, const std::vector<py::ssize_t
                             const py::array& w, const Pair& strides, const Pair& pads, const Pair& dil,
                             int64_t groups) {
     require_ndim(op, "w", w, 4);
-    require_range(op, "strides", strides, 1);
-    require_range(op, "padding", pads, 0);
-    require_range(op, "dilation_rate", dil, 1);
-    if (groups < 1 || groups > MAX_PARAM) value_error(op, "groups must be >= 1. Received: groups=" + std::to_string(groups));
+    require_spatial_ints(op, "strides", strides, 2, 1);
+    require_spatial_ints(op, "padding", pads, 2, 0);
+    require_spatial_ints(op, "dilation_rate", dil, 2, 1);
+    if (groups < 1 || groups > MAX_SPATIAL_PARAM) value_error(op, "groups must be >= 1. Received: groups=" + std::to_string(groups));
     kernels::ConvGeom g{in[0], in[1], in[2], in[3], out[0], out[1], w.shape(3), w.shape(0), w.shape(1),
                         strides[0], strides[1], pads[0], pads[1], dil[0], dil[1], groups};
     if (g.C % groups != 0 || g.F % groups != 0 || w.shape(2) * groups != g.C) {
@@ -180,7 +167,7 @@ py::array conv_transpose_forward_t(const py::array& x_in, const py::array& w_in,
     const std::string op = "conv_transpose_forward";
     require_ndim(op, "x", x_in, 4);
     auto w = input4<T>(op, "w", w_in, x_in);
-    require_range(op, "output_size", out, 0);
+    require_spatial_ints(op, "output_size", out, 2, 0);
     const std::vector<py::ssize_t> conv_in{x_in.shape(0), out[0], out[1], w.shape(2)};
     const kernels::ConvGeom g = make_geom(op, conv_in, {x_in.shape(1), x_in.shape(2)}, w, strides, pads, dil, 1);
     if (x_in.shape(3) != g.F) {

@@ -4,6 +4,7 @@
 // layer norm: the trailing axes, which the kernels view as rows), the shapes of gamma, beta,
 // mean and variance against x, a finite epsilon >= 0, and a non-empty reduction.
 #include "bind_common.h"
+#include "bind_spatial.h"
 
 #include "norm.h"
 
@@ -11,15 +12,6 @@ using namespace pyminidl;
 
 namespace pyminidl::bind {
 namespace {
-
-std::string vec_str(const std::vector<py::ssize_t>& v) {
-    std::ostringstream s;
-    s << "(";
-    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-    if (v.size() == 1) s << ",";
-    s << ")";
-    return s.str();
-}
 
 // An optional (None) or required float32 parameter of shape `want`, made contiguous.
 std::optional<py::array_t<float, py::array::c_style>> param(const std::string& op, const char* arg,
@@ -32,7 +24,7 @@ std::optional<py::array_t<float, py::array::c_style>> param(const std::string& o
     py::array a = as_array(op, arg, obj);
     require_dtype<float>(op, arg, a);
     if (shape_of(a) != want) {
-        value_error(op, std::string("argument '") + arg + "' must have shape " + vec_str(want) +
+        value_error(op, std::string("argument '") + arg + "' must have shape " + tuple_str(want) +
                             ". Received: shape=" + shape_str(a));
     }
     return contiguous<float>(a);

@@ -4,6 +4,7 @@
 // strides >= 1, padding 'valid' or 'same', a non-empty output, the shapes of dy/argmax
 // against the geometry, and every argmax inside its window (the backward indexes with them).
 #include "bind_common.h"
+#include "bind_spatial.h"
 
 #include <limits>
 
@@ -14,22 +15,6 @@ using kernels::PoolGeom;
 
 namespace pyminidl::bind {
 namespace {
-
-std::string pair_str(const std::vector<int64_t>& v) {
-    std::ostringstream s;
-    s << "(";
-    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-    s << ")";
-    return s.str();
-}
-
-std::vector<int64_t> check_pair(const std::string& op, const char* arg, const std::vector<int64_t>& v) {
-    if (v.size() != 2 || v[0] < 1 || v[1] < 1 || v[0] > (int64_t(1) << 31) || v[1] > (int64_t(1) << 31)) {
-        value_error(op, std::string("argument '") + arg + "' must be 2 integers >= 1. Received: " + arg + "=" +
-                            pair_str(v));
-    }
-    return v;
-}
 
 // Output size and leading pad along one axis, Keras's rule ('same': out = ceil(size / s),
 // the odd padded cell at the end).
@@ -45,24 +30,25 @@ std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool
 PoolGeom geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
                   const std::vector<int64_t>& strides, const std::string& padding) {
     if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](int64_t s) { return s < 0; })) {
-        value_error(op, "input shape must be 4 sizes >= 0 (N, H, W, C). Received: " + pair_str(shape));
+        value_error(op, "input shape must be 4 sizes >= 0 (N, H, W, C). Received: " + tuple_str(shape));
     }
     constexpr int64_t i32 = std::numeric_limits<int32_t>::max();
     if (shape[1] > i32 || shape[2] > i32 || shape[1] * shape[2] > i32) {
-        value_error(op, "H * W must fit int32 (the argmax index). Received: shape=" + pair_str(shape));
+        value_error(op, "H * W must fit int32 (the argmax index). Received: shape=" + tuple_str(shape));
     }
-    const auto k = check_pair(op, "pool_size", pool), s = check_pair(op, "strides", strides);
+    require_spatial_ints(op, "pool_size", pool, 2, 1);
+    require_spatial_ints(op, "strides", strides, 2, 1);
     if (padding != "valid" && padding != "same") {
         value_error(op, "padding must be 'valid' or 'same'. Received: padding='" + padding + "'");
     }
     const bool same = padding == "same";
-    const auto [oh, pt] = out_and_pad(shape[1], k[0], s[0], same);
-    const auto [ow, pl] = out_and_pad(shape[2], k[1], s[1], same);
+    const auto [oh, pt] = out_and_pad(shape[1], pool[0], strides[0], same);
+    const auto [ow, pl] = out_and_pad(shape[2], pool[1], strides[1], same);
     if (oh < 1 || ow < 1) {
-        value_error(op, "the output would be empty: input shape " + pair_str(shape) + ", pool_size=" +
-                            pair_str(k) + ", strides=" + pair_str(s) + ", padding='" + padding + "'");
+        value_error(op, "the output would be empty: input shape " + tuple_str(shape) + ", pool_size=" +
+                            tuple_str(pool) + ", strides=" + tuple_str(strides) + ", padding='" + padding + "'");
     }
-    return {shape[0], shape[1], shape[2], shape[3], k[0], k[1], s[0], s[1], pt, pl, oh, ow};
+    return {shape[0], shape[1], shape[2], shape[3], pool[0], pool[1], strides[0], strides[1], pt, pl, oh, ow};
 }
 
 std::vector<int64_t> dims(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
@@ -70,7 +56,7 @@ std::vector<int64_t> dims(const py::array& a) { return std::vector<int64_t>(a.sh
 void require_out_shape(const std::string& op, const char* arg, const py::array& a, const PoolGeom& g) {
     const std::vector<int64_t> want{g.n, g.oh, g.ow, g.c};
     if (dims(a) != want) {
-        value_error(op, std::string("argument '") + arg + "' must have shape " + pair_str(want) +
+        value_error(op, std::string("argument '") + arg + "' must have shape " + tuple_str(want) +
                             " for this input shape and geometry. Received: shape=" + shape_str(a));
     }
 }

@@ -1,350 +1,66 @@
 // norm.cpp — batch normalization (any axis) and layer normalization (the trailing axes),
-// each a fused forward and a fused backward.
+// each a fused forward and a fused backward: the public entry points.
 //
-// Layout: batch norm views x as (O, C, I) with C the normalized axis (channels_last: I = 1,
-// rows of C contiguous channels, vectorised over C; channels_first: I = H * W contiguous
-// cells per channel). Layer norm views x as (R, D) rows.
-//
-// Determinism: every reduction over the batch is split into fixed chunks (ROWS rows of the
-// (O * I) axis, or one o of the (O, C, I) view) whose partial results are combined in chunk
-// order, in double. The chunks depend on the shape alone, so results are bit-identical run
-// to run and for every thread count. Batch statistics are one pass over memory: each chunk
-// (ROWS x C floats, in L1) gives its mean and sum of squared deviations exactly (two passes
-// over the chunk), and chunks combine by Chan et al.'s pairwise update, so a large mean does
-// not cancel the variance away as the sum of squares would.
-// Reference: Ioffe & Szegedy, Batch Normalization (2015); Ba et al., Layer Normalization
-// (2016); Chan, Golub & LeVeque, Algorithms for computing the sample variance (1983).
+// The kernel bodies and their layout and determinism rules are in norm_impl.h. This file
+// compiles them for baseline x86-64 (and any other target) and sends each call to the AVX2
+// or AVX-512 copy (norm_avx2.cpp, norm_avx512.cpp) when active_isa() allows. Every path
+// gives the same bits.
 #include "norm.h"
 
-#include <cmath>
-#include <algorithm>
-#include <vector>
-
-#include "parallel.h"
+#include "cpu_features.h"
+#include "norm_impl.h"
+#include "norm_isa.h"
 
 namespace pyminidl::kernels {
-namespace {
 
-constexpr int64_t ROWS = 64;  // rows per chunk: 64 x C floats stay in L1 for C <= 128
-
-// Eight accumulators so the float sum of a contiguous row vectorises without -ffast-math.
-inline double sum_row(const float* PMD_RESTRICT p, int64_t n, float shift) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += p[i + k] - shift;
-    double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
-    for (; i < n; ++i) s += p[i] - shift;
-    return s;
-}
-
-inline double sq_dev_row(const float* PMD_RESTRICT p, int64_t n, float mean) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += (p[i + k] - mean) * (p[i + k] - mean);
-    double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
-    for (; i < n; ++i) s += double(p[i] - mean) * (p[i] - mean);
-    return s;
-}
-
-// sum, m2: (C,) of rows [r0, r1) of x: (R, C); m2 about the chunk's own mean. acc: (2 C,) scratch.
-void chunk_moments_rows(double* PMD_RESTRICT sum, double* PMD_RESTRICT m2, float* PMD_RESTRICT acc,
-                        const float* PMD_RESTRICT x, int64_t r0, int64_t r1, int64_t c) {
-    for (int64_t j = 0; j < c; ++j) acc[j] = 0.0f;
-    for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) acc[j] += x[r * c + j];
-    const float inv = 1.0f / float(r1 - r0);
-    for (int64_t j = 0; j < c; ++j) {
-        sum[j] = acc[j];
-        acc[j] *= inv;  // the chunk mean
+// Runs fn from the widest per-ISA copy that active_isa() allows; falls through otherwise.
+#if defined(PYMINIDL_X86)
+#define PMD_DISPATCH(fn, ...)                                 \
+    switch (active_isa()) {                                   \
+        case Isa::avx512: return avx512::fn(__VA_ARGS__);     \
+        case Isa::avx2: return avx2::fn(__VA_ARGS__);         \
+        default: break;                                       \
     }
-    float* PMD_RESTRICT sq = acc + c;
-    for (int64_t j = 0; j < c; ++j) sq[j] = 0.0f;
-    for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) sq[j] += (x[r * c + j] - acc[j]) * (x[r * c + j] - acc[j]);
-    for (int64_t j = 0; j < c; ++j) m2[j] = sq[j];
-}
-
-// Combine chunk moments (nchunks, C) of `count` elements each (the last may hold fewer) in
-// chunk order: mean and biased variance.
-void combine_moments(float* mean, float* var, const double* sum, const double* m2, int64_t nchunks, int64_t c,
-                     int64_t count, int64_t total) {
-    for (int64_t j = 0; j < c; ++j) {
-        double n = 0.0, mu = 0.0, q = 0.0;
-        for (int64_t k = 0; k < nchunks; ++k) {
-            const double nb = double(std::min(count, total - k * count));
-            const double mb = sum[k * c + j] / nb, delta = mb - mu, n2 = n + nb;
-            q += m2[k * c + j] + (n > 0.0 ? delta * delta * n * nb / n2 : 0.0);
-            mu = n > 0.0 ? (n * mu + nb * mb) / n2 : mb;  // weighted form: an inf mean stays inf
-            n = n2;
-        }
-        mean[j] = float(mu);
-        var[j] = float(q / n);
-    }
-}
-
-}  // namespace
+#else
+#define PMD_DISPATCH(fn, ...)
+#endif
 
 void batch_norm_stats(float* mean, float* var, const float* x, int64_t o, int64_t c, int64_t i) {
-    if (i == 1) {
-        const int64_t nchunks = (o + ROWS - 1) / ROWS;
-        std::vector<double> sum(static_cast<size_t>(nchunks * c)), m2(static_cast<size_t>(nchunks * c));
-#pragma omp parallel if (o * c > PARALLEL_GRAIN)
-        {
-            std::vector<float> acc(static_cast<size_t>(2 * c));
-#pragma omp for schedule(static)
-            for (int64_t k = 0; k < nchunks; ++k)
-                chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, acc.data(), x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
-        }
-        combine_moments(mean, var, sum.data(), m2.data(), nchunks, c, ROWS, o);
-        return;
-    }
-    // channels_first: one chunk per (o, channel) row of I contiguous cells.
-    std::vector<double> sum(static_cast<size_t>(o * c)), m2(static_cast<size_t>(o * c));
-#pragma omp parallel for schedule(static) if (o * c * i > PARALLEL_GRAIN)
-    for (int64_t t = 0; t < o * c; ++t) {
-        const float* p = x + t * i;
-        sum[t] = sum_row(p, i, 0.0f);
-        m2[t] = sq_dev_row(p, i, float(sum[t] / double(i)));
-    }
-    combine_moments(mean, var, sum.data(), m2.data(), o, c, i, o * i);
+    PMD_DISPATCH(batch_norm_stats, mean, var, x, o, c, i)
+    batch_norm_stats_impl(mean, var, x, o, c, i);
 }
-
-namespace {
-
-// sum(a * (b - shift)) of contiguous rows (b == nullptr: sum(a)), eight accumulators.
-inline double dot_row(const float* PMD_RESTRICT a, const float* PMD_RESTRICT b, int64_t n, float shift) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    if (b == nullptr) return sum_row(a, n, 0.0f);
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * (b[i + k] - shift);
-    double s = 0.0;
-    for (int k = 0; k < 8; ++k) s += acc[k];
-    for (; i < n; ++i) s += double(a[i]) * (b[i] - shift);
-    return s;
-}
-
-// Per-channel scale = gamma / sqrt(var + eps) (gamma = 1 when absent).
-std::vector<float> bn_scale(const float* var, const float* gamma, int64_t c, float eps) {
-    std::vector<float> s(static_cast<size_t>(c));
-    for (int64_t j = 0; j < c; ++j) s[j] = (gamma ? gamma[j] : 1.0f) / std::sqrt(var[j] + eps);
-    return s;
-}
-
-// y = (x - mean) * scale + beta over rows [r0, r1) of (R, C).
-void apply_rows(float* PMD_RESTRICT y, const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean,
-                const float* PMD_RESTRICT scale, const float* beta, int64_t r0, int64_t r1, int64_t c) {
-    for (int64_t r = r0; r < r1; ++r) {
-        float* PMD_RESTRICT yr = y + r * c;
-        const float* PMD_RESTRICT xr = x + r * c;
-        for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean[j]) * scale[j];
-        if (beta)
-            for (int64_t j = 0; j < c; ++j) yr[j] += beta[j];
-    }
-}
-
-// s1 = sum dy, s2 = sum dy * (x - mean) over rows [r0, r1) of (R, C), in float, stored in double.
-void grad_sums_rows(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, float* PMD_RESTRICT acc,
-                    const float* PMD_RESTRICT dy, const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean,
-                    int64_t r0, int64_t r1, int64_t c) {
-    float* PMD_RESTRICT a2 = acc + c;
-    for (int64_t j = 0; j < c; ++j) acc[j] = a2[j] = 0.0f;
-    for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < c; ++j) {
-            acc[j] += dy[r * c + j];
-            a2[j] += dy[r * c + j] * (x[r * c + j] - mean[j]);
-        }
-    for (int64_t j = 0; j < c; ++j) {
-        s1[j] = acc[j];
-        s2[j] = a2[j];
-    }
-}
-
-// dx = a * (dy - m1) + b * (x - mean) over rows [r0, r1) of (R, C) (per-channel a, m1, b); without
-// batch statistics dx = a * dy, x unread (an infinite x must not turn 0 * inf into NaN).
-void dx_rows(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const float* PMD_RESTRICT x,
-             const float* PMD_RESTRICT mean, const float* PMD_RESTRICT coef, int64_t r0, int64_t r1, int64_t c,
-             bool batch_stats) {
-    const float *PMD_RESTRICT a = coef, *PMD_RESTRICT m1 = coef + c, *PMD_RESTRICT b = coef + 2 * c;
-    for (int64_t r = r0; r < r1; ++r) {
-        if (!batch_stats) {
-            for (int64_t j = 0; j < c; ++j) dx[r * c + j] = a[j] * dy[r * c + j];
-            continue;
-        }
-        for (int64_t j = 0; j < c; ++j)
-            dx[r * c + j] = a[j] * (dy[r * c + j] - m1[j]) + b[j] * (x[r * c + j] - mean[j]);
-    }
-}
-
-// Reduce (nchunks, C) partials in chunk order.
-void reduce_chunks(double* out, const double* part, int64_t nchunks, int64_t c) {
-    for (int64_t j = 0; j < c; ++j) out[j] = 0.0;
-    for (int64_t k = 0; k < nchunks; ++k)
-        for (int64_t j = 0; j < c; ++j) out[j] += part[k * c + j];
-}
-
-}  // namespace
 
 void batch_norm_apply(float* y, const float* x, const float* mean, const float* var, const float* gamma,
-                      const float* beta, int64_t o, int64_t c, int64_t i, float eps) {
-    const std::vector<float> scale = bn_scale(var, gamma, c, eps);
-    const float* sc = scale.data();
-    if (i == 1) {
-        parallel_blocks(o, c, [&](int64_t lo, int64_t hi) { apply_rows(y, x, mean, sc, beta, lo, hi, c); });
-        return;
-    }
-    parallel_blocks(o * c, i, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = lo; t < hi; ++t) {
-            const int64_t j = t % c;
-            const float m = mean[j], s = sc[j], b = beta ? beta[j] : 0.0f;
-            float* PMD_RESTRICT yr = y + t * i;
-            const float* PMD_RESTRICT xr = x + t * i;
-            for (int64_t k = 0; k < i; ++k) yr[k] = (xr[k] - m) * s + b;
-        }
-    });
+        const float* beta, int64_t o, int64_t c, int64_t i, float eps) {
+    PMD_DISPATCH(batch_norm_apply, y, x, mean, var, gamma, beta, o, c, i, eps)
+    batch_norm_apply_impl(y, x, mean, var, gamma, beta, o, c, i, eps);
 }
 
 void batch_norm_forward(float* y, float* mean, float* var, const float* x, const float* gamma,
-                        const float* beta, int64_t o, int64_t c, int64_t i, float eps) {
+        const float* beta, int64_t o, int64_t c, int64_t i, float eps) {
     batch_norm_stats(mean, var, x, o, c, i);
     batch_norm_apply(y, x, mean, var, gamma, beta, o, c, i, eps);
 }
 
-namespace {
-
-// S1 = sum dy, S2 = sum dy * (x - mean) per channel (C,), in fixed chunks.
-void bn_grad_sums(double* s1, double* s2, const float* dy, const float* x, const float* mean, int64_t o,
-                  int64_t c, int64_t i) {
-    const int64_t nchunks = i == 1 ? (o + ROWS - 1) / ROWS : o;
-    std::vector<double> p1(static_cast<size_t>(nchunks * c)), p2(static_cast<size_t>(nchunks * c));
-    if (i == 1) {
-#pragma omp parallel if (o * c > PARALLEL_GRAIN)
-        {
-            std::vector<float> acc(static_cast<size_t>(2 * c));
-#pragma omp for schedule(static)
-            for (int64_t k = 0; k < nchunks; ++k)
-                grad_sums_rows(p1.data() + k * c, p2.data() + k * c, acc.data(), dy, x, mean, k * ROWS,
-                               std::min(o, (k + 1) * ROWS), c);
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (o * c * i > PARALLEL_GRAIN)
-        for (int64_t t = 0; t < o * c; ++t) {
-            p1[t] = dot_row(dy + t * i, nullptr, i, 0.0f);
-            p2[t] = dot_row(dy + t * i, x + t * i, i, mean[t % c]);
-        }
-    }
-    reduce_chunks(s1, p1.data(), nchunks, c);
-    reduce_chunks(s2, p2.data(), nchunks, c);
-}
-
-}  // namespace
-
 void batch_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                         const float* gamma, const float* mean, const float* var, int64_t o, int64_t c,
-                         int64_t i, float eps, bool batch_stats) {
-    std::vector<double> s1(static_cast<size_t>(c)), s2(static_cast<size_t>(c));
-    bn_grad_sums(s1.data(), s2.data(), dy, x, mean, o, c, i);
-    // dL/dx = g inv (dy - S1/n) - g inv^3 (x - mean) S2/n with batch statistics; g inv dy without.
-    std::vector<float> coef(static_cast<size_t>(3 * c));
-    const double n = double(o * i);
-    for (int64_t j = 0; j < c; ++j) {
-        const double inv = 1.0 / std::sqrt(double(var[j]) + eps), g = gamma ? gamma[j] : 1.0;
-        dbeta[j] = float(s1[j]);
-        dgamma[j] = n > 0.0 ? float(s2[j] * inv) : 0.0f;  // dL/dgamma = sum dy * xhat (an empty sum: 0)
-        coef[j] = float(g * inv);
-        coef[c + j] = batch_stats ? float(s1[j] / n) : 0.0f;
-        coef[2 * c + j] = batch_stats ? float(-g * inv * inv * inv * s2[j] / n) : 0.0f;
-    }
-    const float* cf = coef.data();
-    if (i == 1) {
-        parallel_blocks(o, c, [&](int64_t lo, int64_t hi) { dx_rows(dx, dy, x, mean, cf, lo, hi, c, batch_stats); });
-        return;
-    }
-    parallel_blocks(o * c, i, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = lo; t < hi; ++t) {
-            const int64_t j = t % c;
-            const float a = cf[j], m1 = cf[c + j], b = cf[2 * c + j], m = mean[j];
-            if (!batch_stats) {
-                for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * dy[t * i + k];
-                continue;
-            }
-            for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * (dy[t * i + k] - m1) + b * (x[t * i + k] - m);
-        }
-    });
+        const float* gamma, const float* mean, const float* var, int64_t o, int64_t c, int64_t i, float eps,
+        bool batch_stats) {
+    PMD_DISPATCH(batch_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, o, c, i, eps, batch_stats)
+    batch_norm_backward_impl(dx, dgamma, dbeta, dy, x, gamma, mean, var, o, c, i, eps, batch_stats);
 }
-
-// ---------------------------------------------------------------- layer norm
-
-namespace {
-
-// One row: mean, biased variance, y = (x - mean) / sqrt(var + eps) * gamma + beta.
-void ln_row(float* PMD_RESTRICT y, float* mean, float* var, const float* PMD_RESTRICT x, const float* gamma,
-            const float* beta, int64_t d, float eps) {
-    const float m = float(sum_row(x, d, 0.0f) / double(d));
-    const float v = float(sq_dev_row(x, d, m) / double(d));
-    const float inv = 1.0f / std::sqrt(v + eps);
-    *mean = m;
-    *var = v;
-    for (int64_t k = 0; k < d; ++k) y[k] = (x[k] - m) * inv;
-    if (gamma)
-        for (int64_t k = 0; k < d; ++k) y[k] *= gamma[k];
-    if (beta)
-        for (int64_t k = 0; k < d; ++k) y[k] += beta[k];
-}
-
-// One row of dx, and its share of dgamma (pg += dy * xhat) and dbeta (pb += dy).
-// dL/dx = inv (g dy - mean(g dy) - xhat mean(g dy xhat)). gd, xh: (D,) scratch.
-void ln_grad_row(float* PMD_RESTRICT dx, float* PMD_RESTRICT pg, float* PMD_RESTRICT pb, float* PMD_RESTRICT gd,
-                 float* PMD_RESTRICT xh, const float* PMD_RESTRICT dy, const float* PMD_RESTRICT x,
-                 const float* gamma, float mean, float var, int64_t d, float eps) {
-    const float inv = 1.0f / std::sqrt(var + eps);
-    for (int64_t k = 0; k < d; ++k) {
-        xh[k] = (x[k] - mean) * inv;
-        gd[k] = gamma ? dy[k] * gamma[k] : dy[k];
-        pg[k] += dy[k] * xh[k];
-        pb[k] += dy[k];
-    }
-    const float a = float(dot_row(gd, nullptr, d, 0.0f) / double(d));
-    const float b = float(dot_row(gd, xh, d, 0.0f) / double(d));
-    for (int64_t k = 0; k < d; ++k) dx[k] = inv * (gd[k] - a - xh[k] * b);
-}
-
-}  // namespace
 
 void layer_norm_forward(float* y, float* mean, float* var, const float* x, const float* gamma,
-                        const float* beta, int64_t r, int64_t d, float eps) {
-    parallel_blocks(r, d, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = lo; t < hi; ++t) ln_row(y + t * d, mean + t, var + t, x + t * d, gamma, beta, d, eps);
-    });
+        const float* beta, int64_t r, int64_t d, float eps) {
+    PMD_DISPATCH(layer_norm_forward, y, mean, var, x, gamma, beta, r, d, eps)
+    layer_norm_forward_impl(y, mean, var, x, gamma, beta, r, d, eps);
 }
 
 void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                         const float* gamma, const float* mean, const float* var, int64_t r, int64_t d,
-                         float eps) {
-    const int64_t nchunks = (r + ROWS - 1) / ROWS;
-    std::vector<float> pg(static_cast<size_t>(nchunks * d), 0.0f), pb(static_cast<size_t>(nchunks * d), 0.0f);
-#pragma omp parallel if (r * d > PARALLEL_GRAIN)
-    {
-        std::vector<float> scratch(static_cast<size_t>(2 * d));
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < nchunks; ++k)
-            for (int64_t t = k * ROWS; t < std::min(r, (k + 1) * ROWS); ++t)
-                ln_grad_row(dx + t * d, pg.data() + k * d, pb.data() + k * d, scratch.data(), scratch.data() + d, dy + t * d,
-                            x + t * d, gamma, mean[t], var[t], d, eps);
-    }
-    for (int64_t j = 0; j < d; ++j) {
-        double g = 0.0, b = 0.0;
-        for (int64_t k = 0; k < nchunks; ++k) {
-            g += pg[k * d + j];
-            b += pb[k * d + j];
-        }
-        dgamma[j] = float(g);
-        dbeta[j] = float(b);
-    }
+        const float* gamma, const float* mean, const float* var, int64_t r, int64_t d, float eps) {
+    PMD_DISPATCH(layer_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, r, d, eps)
+    layer_norm_backward_impl(dx, dgamma, dbeta, dy, x, gamma, mean, var, r, d, eps);
 }
+
+#undef PMD_DISPATCH
 
 }  // namespace pyminidl::kernels

@@ -135,3 +135,74 @@ def test_bindings_refuse_bad_arguments():
     with pytest.raises(TypeError, match="float32"):
         _C.batch_norm_backward(x, x.astype(np.float64), None, np.zeros(3, np.float32), np.ones(3, np.float32), -1,
                                1e-3)
+
+
+ISAS = ["baseline", "avx2", "avx512"]
+# Normalized sizes around every vector width (4, 8, 16 floats) and their tails, both layouts.
+ISA_BN_CASES = BN_CASES + [((70, 31), -1), ((3, 48, 5, 5), 1), ((2, 3, 3, 129), -1)]
+ISA_LN_SHAPES = [(1, 1), (5, 7), (9, 31), (4, 3, 48), (130, 129)]
+
+
+def _bn_all(cpu, x, gamma, beta, axis, dy):
+    y, mean, var = cpu.batch_norm_forward(x, gamma, beta, axis, 1e-3)
+    return (y, mean, var) + tuple(cpu.batch_norm_backward(dy, x, gamma, mean, var, axis, 1e-3, True)) + tuple(
+        cpu.batch_norm_backward(dy, x, gamma, mean, var, axis, 1e-3, False))
+
+
+def _ln_all(cpu, x, gamma, beta, dy):
+    y, mean, var = cpu.layer_norm_forward(x, gamma, beta, -1, 1e-3)
+    return (y, mean, var) + tuple(cpu.layer_norm_backward(dy, x, gamma, mean, var, -1, 1e-3))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape,axis", ISA_BN_CASES)
+def test_batch_norm_each_isa_path_matches_reference(cpu, rng, isa, shape, axis):
+    # The norm kernels run the baseline, AVX2 or AVX-512 copy (csrc/norm_isa.h) as capped here.
+    pyminidl.config.set_cpu_capability(isa)
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = _params(rng, shape[axis])
+    got = _bn_all(cpu, x, gamma, beta, axis, dy)
+    want = _bn_all(REF, *_f64(x, gamma, beta), axis, dy.astype(np.float64))
+    k = x.size // shape[axis]
+    for g, w in zip(got[:3], want[:3]):
+        assert_close(g, w, k=k)
+    # The backward's reference runs on the float32 statistics, as in test_batch_norm_training_matches_reference.
+    for training, part in ((True, slice(3, 6)), (False, slice(6, 9))):
+        want_b = REF.batch_norm_backward(*_f64(dy, x, gamma, got[1], got[2]), axis, 1e-3, training)
+        for g, w in zip(got[part], want_b):
+            assert_close(g, w, k=k)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", ISA_LN_SHAPES)
+def test_layer_norm_each_isa_path_matches_reference(cpu, rng, isa, shape):
+    pyminidl.config.set_cpu_capability(isa)
+    x = (rng.standard_normal(shape) * 2 - 1).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = _params(rng, shape[-1])
+    got = _ln_all(cpu, x, gamma, beta, dy)
+    for g, w in zip(got[:3], REF.layer_norm_forward(*_f64(x, gamma, beta), -1, 1e-3)):
+        assert_close(g, w, k=shape[-1])
+    want_b = REF.layer_norm_backward(*_f64(dy, x, gamma, got[1], got[2]), -1, 1e-3)
+    for g, w in zip(got[3:], want_b):
+        assert_close(g, w, k=x.size // shape[-1])
+
+
+@pytest.mark.parametrize("case", [("bn", s, a) for s, a in ISA_BN_CASES] + [("ln", s, -1) for s in ISA_LN_SHAPES],
+                         ids=lambda c: f"{c[0]}-{'x'.join(map(str, c[1]))}-axis{c[2]}")
+def test_every_isa_path_gives_the_same_bits(cpu, rng, case):
+    # Eight named float accumulators (never a width-dependent split), channels independent, no
+    # FMA contraction: the three paths agree bit for bit, infinities and NaN included.
+    kind, shape, axis = case
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    x.flat[5:: 17] = np.nan  # a NaN channel stays NaN on every path
+    dy = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = _params(rng, shape[axis])
+    results = []
+    for isa in ISAS:
+        pyminidl.config.set_cpu_capability(isa)
+        results.append(_bn_all(cpu, x, gamma, beta, axis, dy) if kind == "bn" else _ln_all(cpu, x, gamma, beta, dy))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -128,3 +128,54 @@ def test_binding_refuses_other_dtypes():
     with pytest.raises(TypeError, match="int32"):
         _C.maxpool_backward(np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.int64), (1, 2, 2, 1),
                             (2, 2), (2, 2), "valid")
+
+
+ISAS = ["baseline", "avx2", "avx512"]
+# Channel counts around every vector width (4, 8, 16 floats) and their tails; the last is a
+# global pool (one window over the image).
+ISA_GEOMETRIES = GEOMETRIES + [((2, 6, 5, 31), (2, 3), (1, 2), "same"), ((3, 5, 7, 48), (5, 7), (5, 7), "valid")]
+
+
+def _pool_all(cpu, x, pool, strides, padding, dy_seed):
+    y, argmax = cpu.maxpool_forward(x, pool, strides, padding)
+    dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(np.float32)
+    ya = cpu.avgpool_forward(x, pool, strides, padding)
+    return (y, argmax, cpu.maxpool_backward(dy, argmax, x.shape, pool, strides, padding), ya,
+            cpu.avgpool_backward(dy, x.shape, pool, strides, padding))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape,pool,strides,padding", ISA_GEOMETRIES)
+def test_each_isa_path_matches_reference(cpu, rng, isa, shape, pool, strides, padding):
+    # The pool kernels run the baseline, AVX2 or AVX-512 copy (csrc/pool_isa.h) as capped here.
+    pyminidl.config.set_cpu_capability(isa)
+    x = _x(rng, shape)
+    y, argmax, dx_max, y_avg, dx_avg = _pool_all(cpu, x, pool, strides, padding, 1)
+    x64 = x.astype(np.float64)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    y_ref, arg_ref = REF.maxpool_forward(x64, pool, strides, padding)
+    np.testing.assert_array_equal(argmax, arg_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    k = pool[0] * pool[1]
+    assert_close(dx_max, REF.maxpool_backward(dy.astype(np.float32).astype(np.float64), arg_ref, shape, pool,
+                                              strides, padding), k=k)
+    assert_close(y_avg, REF.avgpool_forward(x64, pool, strides, padding), k=k)
+    assert_close(dx_avg, REF.avgpool_backward(dy.astype(np.float32).astype(np.float64), shape, pool, strides,
+                                              padding), k=k)
+
+
+@pytest.mark.parametrize("shape,pool,strides,padding", ISA_GEOMETRIES)
+def test_every_isa_path_gives_the_same_bits(cpu, rng, shape, pool, strides, padding):
+    # Per-channel work in the same order on every path, no FMA contraction: identical bits,
+    # NaN and infinities included.
+    x = _x(rng, shape)
+    x.flat[:: 7] = np.nan
+    x.flat[3:: 11] = np.inf
+    x.flat[5:: 13] = -np.inf
+    results = []
+    for isa in ISAS:
+        pyminidl.config.set_cpu_capability(isa)
+        results.append(_pool_all(cpu, x, pool, strides, padding, 2))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,32 @@
+// channel_blocks.h — the channel blocking of the NHWC pooling and batch-norm kernels.
+//
+// A block of LANES channels keeps its running max / sum in registers (one zmm, two ymm or
+// four xmm) across a whole window or chunk of rows, where a loop over all C channels per
+// cell would load and store its accumulators at every cell. The main loop runs blocks of
+// exactly LANES (a compile-time count, so the lane loops unroll fully); the last C % LANES
+// channels run the same code with a run-time count. Each channel still sees its cells in
+// the same order, so results do not depend on the block split or the vector width.
+// Internal linkage, like parallel.h: each per-ISA translation unit keeps its own copy.
+#pragma once
+
+#include <type_traits>
+
+#include "common.h"
+
+namespace pyminidl::kernels {
+namespace {
+
+constexpr int64_t LANES = 16;
+using FullBlock = std::integral_constant<int64_t, LANES>;
+
+// Calls block(j, n) for channel blocks [j, j + n) covering [0, c): n = FullBlock{} then a
+// run-time tail n < LANES.
+template <typename F>
+PMD_ALWAYS_INLINE void channel_blocks(int64_t c, F block) {
+    int64_t j = 0;
+    for (; j + LANES <= c; j += LANES) block(j, FullBlock{});
+    if (j < c) block(j, c - j);
+}
+
+}  // namespace
+}  // namespace pyminidl::kernels

@@ -1,0 +1,9 @@
+// norm_avx512.cpp — norm_impl.h compiled with -mavx512f/dq/vl/bw (16 floats a vector;
+// -ffp-contract=off keeps FMA out so the bits equal the baseline path's). Chosen at run
+// time by norm.cpp; see norm_isa.h.
+#include "norm_impl.h"
+#include "norm_isa.h"
+
+namespace pyminidl::kernels::avx512 {
+PMD_DEFINE_NORM_ENTRY_POINTS
+}  // namespace pyminidl::kernels::avx512

@@ -1,0 +1,8 @@
+// pool_avx512.cpp — pool_impl.h compiled with -mavx512f/dq/vl/bw (16 floats a vector;
+// -ffp-contract=off keeps FMA out so the bits equal the baseline path's). Chosen at run time by pool.cpp; see pool_isa.h.
+#include "pool_impl.h"
+#include "pool_isa.h"
+
+namespace pyminidl::kernels::avx512 {
+PMD_DEFINE_POOL_ENTRY_POINTS
+}  // namespace pyminidl::kernels::avx512

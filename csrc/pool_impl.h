@@ -1,0 +1,296 @@
+// pool_impl.h — the bodies of the NHWC pooling kernels, compiled once per instruction set:
+// pool.cpp (baseline x86-64, and every non-x86 target), pool_avx2.cpp and pool_avx512.cpp
+// include this file and nothing else defines these functions.
+//
+// Layout: x/dx (N, H, W, C) and y/dy/argmax (N, OH, OW, C), C-contiguous, so the inner loop
+// of every kernel runs over contiguous channels of one cell, in blocks of 16 held in
+// registers across the window (channel_blocks.h), vectorised at the width of the
+// translation unit's ISA (4, 8 or 16 floats). Padding ('same', Keras's rule:
+// the extra cell goes bottom/right) is virtual: windows are clipped to the image, so padded
+// cells are never read; average pooling divides by the number of input cells in the window
+// (Keras/TF leave padded cells out of the mean).
+//
+// Parallel over disjoint outputs: the forwards over (n, output row), the backwards over
+// (n, input row), each input cell gathering from the windows that cover it in ascending
+// (oh, ow) order. No thread writes another's cells, so there are no races and the result
+// is bit-identical for every thread count. Max backward gathers where argmax names the
+// cell, so each dy reaches exactly one input cell (the forward's tie rule decides which).
+// Every channel is computed on its own, in the same order on every path, and the files are
+// built with -ffp-contract=off: the AVX2 and AVX-512 copies return the baseline's bits.
+//
+// Internal linkage (an anonymous namespace), as activations_impl.h: each translation unit
+// keeps its own copy, compiled with its own -m flags.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "channel_blocks.h"
+#include "pool.h"
+
+namespace pyminidl::kernels {
+namespace {
+
+struct Range {
+    int64_t lo, hi;  // [lo, hi)
+};
+
+// The input cells of output o's window along one axis, clipped to [0, size).
+inline Range window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t size) {
+    const int64_t start = o * stride - pad;
+    return {std::max<int64_t>(start, 0), std::min(start + k, size)};
+}
+
+// The outputs whose windows cover input cell i along one axis, clipped to [0, out).
+inline Range covering(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t out) {
+    const int64_t last_before = i + pad - k;  // windows starting at or below this miss i
+    const int64_t lo = last_before < 0 ? 0 : last_before / stride + 1;
+    return {lo, std::min(out, (i + pad) / stride + 1)};
+}
+
+// y, a: (n,) channels of one output cell; img: (H, W, C) offset to the block's first channel.
+// The window's maximum per channel: strict > keeps the first of equal values; a NaN replaces
+// a number and is then kept (the first NaN).
+template <typename N>
+PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
+                                 int64_t w, int64_t c, Range r, Range q, N n) {
+    float m[LANES];
+    int32_t at[LANES];
+    const int32_t k0 = int32_t(r.lo * w + q.lo);
+    for (int64_t l = 0; l < n; ++l) {
+        m[l] = img[k0 * c + l];
+        at[l] = k0;
+    }
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        for (int64_t iw = (ih == r.lo ? q.lo + 1 : q.lo); iw < q.hi; ++iw) {
+            const int32_t k = int32_t(ih * w + iw);
+            const float* PMD_RESTRICT p = img + k * c;
+            for (int64_t l = 0; l < n; ++l) {
+                const float v = p[l], b = m[l];
+                const bool take = (v > b) | ((v != v) & (b == b));
+                m[l] = take ? v : b;
+                at[l] = take ? k : at[l];
+            }
+        }
+    }
+    for (int64_t l = 0; l < n; ++l) {
+        y[l] = m[l];
+        a[l] = at[l];
+    }
+}
+
+// The full block of max_lanes in GCC vector types of the translation unit's native width
+// (a wider generic vector is lowered piecewise, partly to scalars): the loop form's float
+// compare selecting an int32 index does not vectorise once the loop is unrolled, and the
+// select must stay branch-free. Same per-lane rule as max_lanes.
+#if defined(__AVX512F__)
+constexpr int VEC = 16;
+#elif defined(__AVX2__)
+constexpr int VEC = 8;
+#else
+constexpr int VEC = 4;
+#endif
+constexpr int NVEC = int(LANES) / VEC;
+typedef float VecF __attribute__((vector_size(VEC * sizeof(float))));
+typedef int32_t VecI __attribute__((vector_size(VEC * sizeof(int32_t))));
+
+PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
+                                 int64_t w, int64_t c, Range r, Range q, FullBlock) {
+    const int32_t k0 = int32_t(r.lo * w + q.lo);
+    VecF m[NVEC];
+    VecI at[NVEC];
+    std::memcpy(m, img + k0 * c, sizeof m);
+    for (int u = 0; u < NVEC; ++u) at[u] = VecI{} + k0;
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        for (int64_t iw = (ih == r.lo ? q.lo + 1 : q.lo); iw < q.hi; ++iw) {
+            const int32_t k = int32_t(ih * w + iw);
+            VecF v[NVEC];
+            std::memcpy(v, img + k * c, sizeof v);
+            for (int u = 0; u < NVEC; ++u) {
+                const VecI take = (v[u] > m[u]) | ((v[u] != v[u]) & (m[u] == m[u]));
+                m[u] = take ? v[u] : m[u];
+                at[u] = take ? VecI{} + k : at[u];
+            }
+        }
+    }
+    std::memcpy(y, m, sizeof m);
+    std::memcpy(a, at, sizeof at);
+}
+
+// y, a: (C,); img: (H, W, C).
+void max_cell(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
+              int64_t w, int64_t c, Range r, Range q) {
+    channel_blocks(c, [&](int64_t j, auto n) { max_lanes(y + j, a + j, img + j, w, c, r, q, n); });
+}
+
+// y: (n,); img: (H, W, C) offset to the block. The sum of the window's input cells, times inv.
+template <typename N>
+PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c,
+                                 Range r, Range q, float inv, N n) {
+    float acc[LANES];
+    for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        for (int64_t iw = q.lo; iw < q.hi; ++iw) {
+            const float* PMD_RESTRICT p = img + (ih * w + iw) * c;
+            for (int64_t l = 0; l < n; ++l) acc[l] += p[l];
+        }
+    }
+    for (int64_t l = 0; l < n; ++l) y[l] = acc[l] * inv;
+}
+
+// y: (C,); img: (H, W, C). The mean of the window's input cells per channel.
+void avg_cell(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c, Range r, Range q) {
+    const float inv = 1.0f / float((r.hi - r.lo) * (q.hi - q.lo));
+    channel_blocks(c, [&](int64_t j, auto n) { avg_lanes(y + j, img + j, w, c, r, q, inv, n); });
+}
+
+// dx: (n,) of input cell k; dy, a: (OH, OW, C) of its image, offset to the block. Sums the dy
+// whose argmax is k.
+template <typename N>
+PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
+                                        const int32_t* PMD_RESTRICT a, int64_t ow, int64_t c, int32_t k, Range r,
+                                        Range q, N n) {
+    float acc[LANES];
+    for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
+    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+        for (int64_t o = q.lo; o < q.hi; ++o) {
+            const float* PMD_RESTRICT g = dy + (oh * ow + o) * c;
+            const int32_t* PMD_RESTRICT ga = a + (oh * ow + o) * c;
+            for (int64_t l = 0; l < n; ++l) {
+                const float v = g[l];  // loaded unconditionally, so the select vectorises
+                acc[l] += ga[l] == k ? v : 0.0f;
+            }
+        }
+    }
+    for (int64_t l = 0; l < n; ++l) dx[l] = acc[l];
+}
+
+// The full block of max_gather_lanes in native GCC vector types, as max_lanes's.
+PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
+                                        const int32_t* PMD_RESTRICT a, int64_t ow, int64_t c, int32_t k, Range r,
+                                        Range q, FullBlock) {
+    const VecI key = VecI{} + k;
+    VecF acc[NVEC];
+    for (int u = 0; u < NVEC; ++u) acc[u] = VecF{};
+    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+        for (int64_t o = q.lo; o < q.hi; ++o) {
+            VecF v[NVEC];
+            VecI ga[NVEC];
+            std::memcpy(v, dy + (oh * ow + o) * c, sizeof v);
+            std::memcpy(ga, a + (oh * ow + o) * c, sizeof ga);
+            for (int u = 0; u < NVEC; ++u) acc[u] += ga[u] == key ? v[u] : VecF{};
+        }
+    }
+    std::memcpy(dx, acc, sizeof acc);
+}
+
+// dx: (C,) of input cell k; dy, a: (OH, OW, C) of its image.
+void max_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const int32_t* PMD_RESTRICT a,
+                int64_t ow, int64_t c, int32_t k, Range r, Range q) {
+    channel_blocks(c, [&](int64_t j, auto n) { max_gather_lanes(dx + j, dy + j, a + j, ow, c, k, r, q, n); });
+}
+
+// dx: (n,) of one input cell; dy: (OH, OW, C) offset to the block; inv: (covering windows,)
+// 1 / count of each, in (oh, ow) order. dL/dx = sum over covering windows of dy / count.
+template <typename N>
+PMD_ALWAYS_INLINE void avg_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
+                                        const float* PMD_RESTRICT inv, int64_t ow, int64_t c, Range r, Range q,
+                                        N n) {
+    float acc[LANES];
+    for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
+    int64_t t = 0;
+    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+        for (int64_t o = q.lo; o < q.hi; ++o, ++t) {
+            const float* PMD_RESTRICT gy = dy + (oh * ow + o) * c;
+            const float s = inv[t];
+            for (int64_t l = 0; l < n; ++l) acc[l] += gy[l] * s;
+        }
+    }
+    for (int64_t l = 0; l < n; ++l) dx[l] = acc[l];
+}
+
+// dx: (C,) of one input cell; dy: (OH, OW, C). inv: scratch for the covering windows' 1 / count.
+void avg_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const PoolGeom& g, Range r, Range q,
+                std::vector<float>& inv) {
+    inv.clear();
+    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+        const Range wr = window(oh, g.sh, g.pt, g.kh, g.h);
+        for (int64_t o = q.lo; o < q.hi; ++o) {
+            const Range wq = window(o, g.sw, g.pl, g.kw, g.w);
+            inv.push_back(1.0f / float((wr.hi - wr.lo) * (wq.hi - wq.lo)));
+        }
+    }
+    const float* s = inv.data();
+    channel_blocks(g.c, [&](int64_t j, auto n) { avg_gather_lanes(dx + j, dy + j, s, g.ow, g.c, r, q, n); });
+}
+
+bool worth_threads(int64_t elements) { return elements > PARALLEL_GRAIN; }
+
+// The covering windows of every input column, computed once per call: two integer divisions
+// per cell cost more than a cell's C-channel gather.
+std::vector<Range> column_coverage(const PoolGeom& g) {
+    std::vector<Range> cols(static_cast<size_t>(g.w));
+    for (int64_t iw = 0; iw < g.w; ++iw) cols[iw] = covering(iw, g.sw, g.pl, g.kw, g.ow);
+    return cols;
+}
+
+
+
+void maxpool_forward_impl(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
+    const int64_t rows = g.n * g.oh, image = g.h * g.w * g.c;
+#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
+    for (int64_t t = 0; t < rows; ++t) {
+        const int64_t n = t / g.oh, oh = t % g.oh;
+        const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+            const int64_t out = (t * g.ow + ow) * g.c;
+            max_cell(y + out, argmax + out, x + n * image, g.w, g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
+        }
+    }
+}
+
+void maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
+    const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
+    const std::vector<Range> cols = column_coverage(g);
+#pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
+    for (int64_t t = 0; t < rows; ++t) {
+        const int64_t n = t / g.h, ih = t % g.h;
+        const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+        for (int64_t iw = 0; iw < g.w; ++iw) {
+            max_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, argmax + n * out_image, g.ow, g.c,
+                       int32_t(ih * g.w + iw), r, cols[iw]);
+        }
+    }
+}
+
+void avgpool_forward_impl(float* y, const float* x, const PoolGeom& g) {
+    const int64_t rows = g.n * g.oh, image = g.h * g.w * g.c;
+#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
+    for (int64_t t = 0; t < rows; ++t) {
+        const int64_t n = t / g.oh, oh = t % g.oh;
+        const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+            avg_cell(y + (t * g.ow + ow) * g.c, x + n * image, g.w, g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
+        }
+    }
+}
+
+void avgpool_backward_impl(float* dx, const float* dy, const PoolGeom& g) {
+    const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
+    const std::vector<Range> cols = column_coverage(g);
+#pragma omp parallel if (worth_threads(rows * g.w * g.c))
+    {
+        std::vector<float> inv;  // per thread: the covering windows' 1 / count of one cell
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < rows; ++t) {
+            const int64_t n = t / g.h, ih = t % g.h;
+            const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+            for (int64_t iw = 0; iw < g.w; ++iw)
+                avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, g, r, cols[iw], inv);
+        }
+    }
+}
+
+}  // namespace
+}  // namespace pyminidl::kernels
