@@ -97,6 +97,14 @@ def test_bidirectional(merge_mode, rng):
     _check(layer, _x(rng), rng, mask=_mask(rng))
 
 
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
+def test_bidirectional_initial_state(cls, rng):
+    layer = layers.Bidirectional(cls(2, return_sequences=True, return_state=True, dtype="float64"), dtype="float64")
+    n_states = 2 if cls is layers.LSTM else 1
+    states = [rng.standard_normal((3, 2)) for _ in range(2 * n_states)]  # forward states, then backward
+    _check(layer, _x(rng), rng, states=states, mask=_mask(rng))
+
+
 def test_bidirectional_return_state(rng):
     layer = layers.Bidirectional(layers.LSTM(2, return_state=True, dtype="float64"), dtype="float64")
     _check(layer, _x(rng), rng)

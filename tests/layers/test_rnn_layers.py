@@ -260,3 +260,30 @@ def test_custom_cell_return_state_and_stateful():
     np.testing.assert_allclose(layer(x)[0], fresh(x)[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="initial_state"):
         fresh(x, initial_state=[np.zeros((2, 5), "float32")])
+
+
+def test_bidirectional_initial_state_is_split_forward_then_backward():
+    x = _x()
+    bi = layers.Bidirectional(layers.LSTM(3, return_sequences=True))
+    bi.build(x.shape)
+    rng = np.random.default_rng(7)
+    states = [rng.standard_normal((2, 3)).astype("float32") for _ in range(4)]
+    got = bi(x, initial_state=states)
+    fwd = bi.forward_layer(x, initial_state=states[:2])
+    bwd = bi.backward_layer(x, initial_state=states[2:])[:, ::-1]
+    np.testing.assert_allclose(got, np.concatenate([fwd, bwd], axis=-1), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(got, bi(x))
+    with pytest.raises(ValueError, match=r"Bidirectional.*4 arrays.*Received: 3"):
+        bi(x, initial_state=states[:3])
+
+
+def test_bidirectional_initial_state_in_a_functional_model():
+    x_in, s_in = layers.Input((5, 3)), [layers.Input((4,)) for _ in range(2)]
+    bi = layers.Bidirectional(layers.GRU(4))
+    model = pyminidl.Model([x_in] + s_in, bi(x_in, initial_state=s_in))
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((6, 5, 3)).astype("float32")] + [rng.standard_normal((6, 4)).astype("float32")
+                                                               for _ in range(2)]
+    np.testing.assert_allclose(model.predict(xs, verbose=0), bi(xs[0], initial_state=xs[1:]), rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(xs, np.zeros((6, 8), "float32"), epochs=1, verbose=0)
