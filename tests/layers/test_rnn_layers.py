@@ -287,3 +287,28 @@ def test_bidirectional_initial_state_in_a_functional_model():
     np.testing.assert_allclose(model.predict(xs, verbose=0), bi(xs[0], initial_state=xs[1:]), rtol=1e-5, atol=1e-6)
     model.compile(optimizer="adam", loss="mse")
     model.fit(xs, np.zeros((6, 8), "float32"), epochs=1, verbose=0)
+
+
+def test_the_output_mask_weighs_the_compiled_mean_metrics():
+    # Keras 3: a MeanMetricWrapper applies y_pred's mask (reduction "sum": masked entries weigh 0,
+    # valid ones 1), times the sample weights for weighted_metrics; the loss is unchanged.
+    rng = np.random.default_rng(9)
+    x = rng.integers(1, 9, (8, 6))
+    x[:4, 3:] = 0  # post-padding
+    x[4:, :2] = 0  # pre-padding
+    y = rng.integers(0, 2, (8, 6, 1)).astype("float32")
+    sw = rng.random(8).astype("float32")
+    model = Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(10, 4, mask_zero=True),
+                        layers.LSTM(3, return_sequences=True), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy", "mse"],
+                  weighted_metrics=["accuracy"])
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0)[..., 0]
+    mask = (x != 0).astype("float64")
+    hit = ((p > 0.5) == (y[..., 0] > 0.5)).astype("float64")
+    np.testing.assert_allclose(logs["accuracy"], (hit * mask).sum() / mask.sum(), rtol=1e-6)
+    np.testing.assert_allclose(logs["mse"], (((p - y[..., 0]) ** 2) * mask).sum() / mask.sum(), rtol=1e-5)
+    weights = mask * sw[:, None]
+    np.testing.assert_allclose(logs["weighted_accuracy"], (hit * weights).sum() / weights.sum(), rtol=1e-6)
+    bce = -(y[..., 0] * np.log(p) + (1 - y[..., 0]) * np.log(1 - p))
+    np.testing.assert_allclose(logs["loss"], (bce * weights).sum() / mask.sum(), rtol=1e-4)
