@@ -360,7 +360,8 @@ class RNN(Layer):
     with ``return_sequences``; with ``return_state`` a list ``[output, *final_states]``.
 
     Args:
-        cell: a SimpleRNNCell, LSTMCell or GRUCell (run as one fused backend call per sequence).
+        cell: a SimpleRNNCell, LSTMCell or GRUCell (run as one fused backend call per sequence, or step
+            by step where ``cell.fused(training)`` says so), or a custom cell (its ``call`` per step).
         return_sequences: return every step's output, not only the last.
         return_state: also return the final states.
         go_backwards: process the sequence in reverse (the returned sequence is in that order too).
@@ -637,7 +638,9 @@ class SimpleRNN(_FusedRNN):
 
     Args:
         units: size of the state and output.
-        activation: "tanh" (default), "sigmoid", "relu", "hard_sigmoid" or "linear"/None.
+        activation: "tanh" (default) or any name of the activation kernels (None: "linear"). "tanh",
+            "sigmoid", "relu", "hard_sigmoid" and "linear" run in the fused kernels; the others (their
+            derivative needs the pre-activation, which the fused kernels overwrite) run step by step.
         use_bias, kernel_initializer ("glorot_uniform"), recurrent_initializer ("orthogonal"),
         bias_initializer ("zeros"), *_regularizer, *_constraint: as Keras.
         dropout: input dropout rate (one mask per sample and feature for every step).
