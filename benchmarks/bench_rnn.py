@@ -182,14 +182,21 @@ def main():
     if torch is not None:
         torch.set_num_threads(ARGS.threads)
     rng = np.random.default_rng(0)
-    print(f"# {harness.machine_line(harness.machine(ARGS.threads))}")
+    m = harness.machine(ARGS.threads)
+    print(f"# {harness.machine_line(m)}; FMA ceiling {m['fma_ceiling_gflops']:.0f} GFLOP/s")
     print(f"# threads {ARGS.threads}; torch {torch.__version__ if torch else 'not installed'}; "
-          f"speedup = torch time / pyminidl time")
+          f"speedup = torch time / pyminidl time; load average {_load()} (start)")
     rows = _layer_rows("lstm", rng) + _layer_rows("simple_rnn", rng)
     harness.table(rows, ["op", "pyminidl_ms", "torch_ms", "speedup"])
     if ARGS.samples:
         row = _epoch_row(ARGS.samples, rng)
         harness.table([row], ["op", "pyminidl_samples/s", "torch_samples/s", "speedup"])
+    print(f"# load average {_load()} (end)")
+
+
+def _load():
+    """The 1, 5 and 15 minute load averages: the machine is shared, so ratios need them beside."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

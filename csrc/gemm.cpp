@@ -510,9 +510,12 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
 // The BLIS loop nest over one thread's rectangle of C (rows [m_lo, m_hi), columns
 // [n_lo, n_hi)). bpack: (KC, NC) and apack: (MC, KC), both this thread's own. The jc blocks
 // start at n_lo, which is NR-aligned, so the tiles and KC blocks are those of one thread.
+// bpre != nullptr: op(B) already packed by pack_b_all (serial calls only, n_lo == 0): its
+// blocks are read in place instead of packed into bpack.
 template <typename T, int MR, int NR, int AR>
 void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
-               T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi) {
+               T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi,
+               const T* bpre = nullptr) {
     // With more threads than row tiles the grid hands some threads no rows (or columns):
     // they have nothing to do, and mc_step below would divide by zero.
     if (m_lo >= m_hi || n_lo >= n_hi) return;
@@ -525,12 +528,15 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
         const int64_t nc = std::min(bk.NC, n_hi - jc);
         for (int64_t pc = 0; pc < pr.K; pc += kc_step) {
             const int64_t kc = std::min(kc_step, pr.K - pc);
-            pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
+            const T* bblock = bpre != nullptr ? bpre + jc * pr.K + pc * ceil_div(nc, NR) * NR : bpack;
+            if (bpre == nullptr) {
+                pack_b_block<T, NR>(bpack, View<const T>{pr.B.at(pc, jc), pr.B.rs, pr.B.cs}, nc, kc);
+            }
             const T beta = pc == 0 ? pr.beta : T(1);  // later KC blocks accumulate into C
             for (int64_t ic = m_lo; ic < m_hi; ic += mc_step) {
                 const int64_t mc = std::min(mc_step, m_hi - ic);
                 pack_a_block<T, MR, AR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
-                macro_kernel<T, MR, NR, AR>(ukernel, apack, bpack, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
+                macro_kernel<T, MR, NR, AR>(ukernel, apack, bblock, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
                                         mc, nc, 0, nc, kc, pr.alpha, beta);
             }
         }
@@ -603,6 +609,27 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> uke
         const int tid = omp_thread_id();
         gemm_thread<T, MR, NR, AR>(pr, tb, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
+}
+
+// A prepacked op(B) (K, N): the (kc, nc) blocks of gemm_rect's jc > pc loops with one
+// thread's blocks, one after another, block (jc, pc) at jc * K + pc * ceil(nc / NR) * NR,
+// K * ceil(N / NR) * NR elements in all. Never oriented: op(A) op(B) as given.
+template <typename T, int MR, int NR, int AR = 1>
+void pack_b_all(T* bp, View<const T> b, const Blocks& bk, int64_t N, int64_t K) {
+    const int64_t kc_step = ceil_div(K, ceil_div(K, bk.KC));
+    for (int64_t jc = 0; jc < N; jc += bk.NC) {
+        const int64_t nc = std::min(bk.NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kc_step) {
+            pack_b_block<T, NR>(bp + jc * K + pc * ceil_div(nc, NR) * NR, View<const T>{b.at(pc, jc), b.rs, b.cs},
+                                nc, std::min(kc_step, K - pc));
+        }
+    }
+}
+
+// The serial packed loop nest on a prepacked B; work holds the A block (gemm_packed's layout).
+template <typename T, int MR, int NR, int AR = 1>
+void gemm_prepacked_b(const Problem<T>& pr, const T* bp, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
+    gemm_rect<T, MR, NR, AR>(pr, bk, ukernel, nullptr, align_up(work), 0, pr.M, 0, pr.N, bp);
 }
 
 // ---------------------------------------------------------------- small and degenerate
@@ -723,6 +750,10 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
 // reports (cpu_features.h); the ISA cap picks the row at each call.
 template <typename T>
 using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>, T*);
+template <typename T>
+using PackBFn = void (*)(T*, View<const T>, const Blocks&, int64_t, int64_t);
+template <typename T>
+using PrepackedFn = void (*)(const Problem<T>&, const T*, const Blocks&, GemmUkernel<T>, T*);
 
 template <typename T>
 struct Context {
@@ -732,6 +763,8 @@ struct Context {
     Blocks bk;
     GemmUkernel<T> ukernel;
     PackedFn<T> packed;        // gemm_packed<T, MR, NR, AR>
+    PackBFn<T> pack_b;         // pack_b_all<T, MR, NR, AR>
+    PrepackedFn<T> prepacked;  // gemm_prepacked_b<T, MR, NR, AR>
     DirectKernel<T> direct[2];  // {wide, narrow}; fn == nullptr: no direct path (SSE2)
     GemmDotKernel<T> dot;      // nullptr: no dot path
     int dot_rr, dot_nc;
@@ -803,6 +836,8 @@ Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const
     c.ukernel = uk;
     c.AR = AR;
     c.packed = gemm_packed<T, MR, NR, AR>;
+    c.pack_b = pack_b_all<T, MR, NR, AR>;
+    c.prepacked = gemm_prepacked_b<T, MR, NR, AR>;
     if (!blocks_from_env(MR, NR, &c.bk)) {
         c.bk = derive_blocks(rule, MR, NR, AR, sizeof(T), caches);
         c.bk.l3 = usable_caches(caches).l3;
@@ -1000,6 +1035,34 @@ void gemm_serial_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T*
 }
 
 template <typename T>
+int64_t packed_b_elems_t(int64_t N, int64_t K) {
+    const Context<T>& ctx = context<T>(active_isa());
+    return std::max<int64_t>(K, 0) * ceil_div(std::max<int64_t>(N, 0), ctx.NR) * ctx.NR;
+}
+
+template <typename T>
+void pack_b_t(T* bp, const T* B, int64_t ldb, bool tb, int64_t N, int64_t K) {
+    const Context<T>& ctx = context<T>(active_isa());
+    if (N > 0 && K > 0) ctx.pack_b(bp, View<const T>{B, tb ? 1 : ldb, tb ? ldb : 1}, ctx.bk, N, K);
+}
+
+// The packed loop nest always (the A block fits the serial workspace of (M, N, K)).
+template <typename T>
+void gemm_serial_packed_b_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta, const T* bp, int64_t M,
+                            int64_t N, int64_t K, T alpha, T beta, T* work, int64_t work_elems) {
+    if (work == nullptr || work_elems < workspace_elems<T>(M, N, K)) {
+        throw std::invalid_argument("gemm_serial_packed_b: workspace of " + std::to_string(work_elems) +
+                                    " elements is smaller than gemm_workspace_elems(M, N, K) = " +
+                                    std::to_string(workspace_elems<T>(M, N, K)));
+    }
+    const Problem<T> pr = make_problem(C, ldc, A, lda, ta, bp, N, false, M, N, K, alpha, beta);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) return scale_c(pr);
+    const Context<T>& ctx = context<T>(active_isa());
+    ctx.prepacked(pr, bp, ctx.bk, ctx.ukernel, work);
+}
+
+template <typename T>
 void gemm_naive_t(const Problem<T>& pr) {
     for (int64_t i = 0; i < pr.M; ++i) {
         for (int64_t j = 0; j < pr.N; ++j) {
@@ -1069,6 +1132,20 @@ void dgemm(double* C, int64_t ldc, const double* A, int64_t lda, bool ta, const 
            int64_t ldb, bool tb, int64_t M, int64_t N, int64_t K, double alpha, double beta) {
     // C: (M, N); op(A): (M, K); op(B): (K, N).
     gemm_dispatch(make_problem(C, ldc, A, lda, ta, B, ldb, tb, M, N, K, alpha, beta));
+}
+
+int64_t sgemm_packed_b_elems(int64_t N, int64_t K) { return packed_b_elems_t<float>(N, K); }
+
+void sgemm_pack_b(float* bp, const float* B, int64_t ldb, bool tb, int64_t N, int64_t K) {
+    // bp: sgemm_packed_b_elems(N, K); op(B): (K, N).
+    pack_b_t(bp, B, ldb, tb, N, K);
+}
+
+void sgemm_serial_packed_b(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* bp,
+                           int64_t M, int64_t N, int64_t K, float alpha, float beta, float* work,
+                           int64_t work_elems) {
+    // C: (M, N); op(A): (M, K); bp: op(B) (K, N) as sgemm_pack_b left it.
+    gemm_serial_packed_b_t(C, ldc, A, lda, ta, bp, M, N, K, alpha, beta, work, work_elems);
 }
 
 void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool ta, const float* B,

@@ -31,6 +31,18 @@ void dgemm_serial(double* C, int64_t ldc, const double* A, int64_t lda, bool tra
                   const double* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,
                   double alpha, double beta, double* work, int64_t work_elems);
 
+// op(B) packed once for many serial products with the same B (an RNN's recurrent kernel at
+// every step): bp, 64-byte aligned, holds sgemm_packed_b_elems(N, K) elements, laid out by sgemm_pack_b for the
+// ISA path active then (pack and multiply on the same path). sgemm_serial_packed_b runs
+// C = alpha op(A) op(B) + beta C on the packed loop nest reading bp's panels in place, one
+// thread, work as sgemm_serial's (sgemm_workspace_elems(M, N, K)). Each row of C depends on
+// its row of op(A) alone, not on M or on where the row sits.
+int64_t sgemm_packed_b_elems(int64_t N, int64_t K);
+void sgemm_pack_b(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t N, int64_t K);
+void sgemm_serial_packed_b(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a, const float* bp,
+                           int64_t M, int64_t N, int64_t K, float alpha, float beta, float* work,
+                           int64_t work_elems);
+
 // Triple loop: the in-C++ reference and the fallback for degenerate shapes.
 void sgemm_naive(float* C, int64_t ldc, const float* A, int64_t lda, bool trans_a,
                  const float* B, int64_t ldb, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -18,7 +18,7 @@ import numbers
 from pyminidl import activations as activations_module
 from pyminidl import initializers, ops, random as pmd_random, regularizers
 from pyminidl.backend import get_backend
-from pyminidl.backend.base import RNN_ACTIVATIONS
+from pyminidl.backend.base import ACTIVATIONS, RNN_ACTIVATIONS
 from pyminidl.layers._serialization import deserialize, serialize
 from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
 
@@ -38,12 +38,27 @@ def _rate(value, what):
 
 
 def _act_name(value, what, layer):
-    """The activation's name; the recurrent ops take those whose derivative follows from their output."""
+    """The activation's name, one of the activation kernels' (backend.base.ACTIVATIONS). The fused
+    recurrent kernels take RNN_ACTIVATIONS (derivative from the output); cells with others run
+    step by step (``_Cell.fused``)."""
     name = "linear" if value is None else value if isinstance(value, str) else getattr(value, "__name__", None)
-    if name not in RNN_ACTIVATIONS:
-        raise ValueError(f"{layer} supports `{what}` in {RNN_ACTIVATIONS} (the fused recurrent kernels). "
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{layer} supports `{what}` in {ACTIVATIONS} (the activation kernels). "
                          f"Received: {what}={value!r}")
     return name
+
+
+@ops._op()
+def _part(x, key):
+    """x[key] (a static index) as a differentiable op: the step path's gate columns and bias rows."""
+    xp = get_backend().xp
+
+    def backward(dy):
+        dx = xp.zeros_like(x)
+        dx[key] = dy
+        return (dx,)
+
+    return x[key], backward
 
 
 class _Cell(Layer):
@@ -74,6 +89,42 @@ class _Cell(Layer):
         self.seed = seed
         self._rng = None if seed is None else pmd_random.make_rng(seed)
         self.kernel = self.recurrent_kernel = self.bias = None
+        self._step_masks = None  # (input masks, recurrent masks) of the sequence the step path runs
+
+    def fused(self, training):
+        """Whether a sequence runs as one fused backend call; otherwise it runs ``call`` per step on a tape:
+        recurrent dropout in training (a mask on h_{t-1} inside the recurrence, as Keras 3's
+        implementation 1) and activations outside RNN_ACTIVATIONS (derivative not from the output)."""
+        acts = (self.activation, getattr(self, "recurrent_activation", "sigmoid"))
+        return all(a in RNN_ACTIVATIONS for a in acts) and not (training and self.recurrent_dropout > 0.0)
+
+    def draw_step_masks(self, n, features, dtype, training):
+        """Keras 3's dropout masks for one sequence (drawn once per call, shared by its steps): with
+        recurrent dropout one (n, features) input mask and one (n, units) state mask per gate
+        (one for SimpleRNN), each 0 or 1 / (1 - rate), from the backend's per-thread Philox."""
+        be, count = get_backend(), 1 if self._kind == "simple_rnn" else self._gates
+
+        def draw(rate, width):
+            if not training or rate == 0.0:
+                return None
+            return [be.dropout_forward(be.xp.ones((n, width), dtype=dtype), rate, self._next_seed())[1]
+                    for _ in range(count)]
+
+        self._step_masks = (draw(self.dropout, features), draw(self.recurrent_dropout, self.units))
+
+    def _masked(self, inputs, h_tm1):
+        """Per gate: (x * input mask, h_{t-1} * state mask), unmasked where no mask was drawn."""
+        dm, rm = self._step_masks or (None, None)
+        count = 1 if self._kind == "simple_rnn" else self._gates
+        xs = [inputs if dm is None else ops.multiply(inputs, m) for m in (dm or [None] * count)]
+        hs = [h_tm1 if rm is None else ops.multiply(h_tm1, m) for m in (rm or [None] * count)]
+        return xs, hs
+
+    def _gate(self, x, h, g, bias=None):
+        """x W_g + h R_g (+ bias_g): gate g's pre-activation (columns g * units ... (g + 1) * units)."""
+        cols = (slice(None), slice(g * self.units, (g + 1) * self.units))
+        z = ops.add(ops.matmul(x, _part(self.kernel, cols)), ops.matmul(h, _part(self.recurrent_kernel, cols)))
+        return z if bias is None else ops.add(z, _part(bias, (Ellipsis, cols[1])))
 
     @property
     def state_size(self):
@@ -126,6 +177,12 @@ class SimpleRNNCell(_Cell):
 
     _kind = "simple_rnn"
 
+    def call(self, inputs, states, training=False):
+        """One step with pyminidl.ops (the step path; see ``fused``): returns (h, [h])."""
+        (x,), (h,) = self._masked(inputs, states[0])
+        out = activations_module.get(self.activation)(self._gate(x, h, 0, self.bias))
+        return out, [out]
+
 
 class LSTMCell(_Cell):
     """One LSTM step (gates i, f, c, o in Keras's layout).
@@ -145,6 +202,15 @@ class LSTMCell(_Cell):
     @property
     def state_size(self):
         return [self.units, self.units]
+
+    def call(self, inputs, states, training=False):
+        """One step with pyminidl.ops (Keras 3's implementation 1): returns (h, [h, c])."""
+        xs, hs = self._masked(inputs, states[0])
+        act, ract = activations_module.get(self.activation), activations_module.get(self.recurrent_activation)
+        i, f, g, o = (self._gate(xs[k], hs[k], k, self.bias) for k in range(4))
+        c = ops.add(ops.multiply(ract(f), states[1]), ops.multiply(ract(i), act(g)))
+        h = ops.multiply(ract(o), act(c))
+        return h, [h, c]
 
     def _bias_init(self):
         if not self.unit_forget_bias:
@@ -180,6 +246,33 @@ class GRUCell(_Cell):
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def call(self, inputs, states, training=False):
+        """One step with pyminidl.ops (Keras 3's implementation 1): returns (h, [h])."""
+        h_tm1, u = states[0], self.units
+        xs, hs = self._masked(inputs, h_tm1)
+        act, ract = activations_module.get(self.activation), activations_module.get(self.recurrent_activation)
+        b_in = b_rec = None
+        if self.bias is not None:
+            b_in, b_rec = (_part(self.bias, 0), _part(self.bias, 1)) if self.reset_after else (self.bias, None)
+
+        def part(w, k, at=slice(None)):
+            return _part(w, (at, slice(k * u, (k + 1) * u)))
+
+        def x_part(k):
+            z = ops.matmul(xs[k], part(self.kernel, k))
+            return z if b_in is None else ops.add(z, part(b_in, k, Ellipsis))
+
+        def h_part(h, k):
+            z = ops.matmul(h, part(self.recurrent_kernel, k))
+            return z if b_rec is None else ops.add(z, part(b_rec, k, Ellipsis))
+
+        z = ract(ops.add(x_part(0), h_part(hs[0], 0)))
+        r = ract(ops.add(x_part(1), h_part(hs[1], 1)))
+        rec_h = ops.multiply(r, h_part(hs[2], 2)) if self.reset_after else h_part(ops.multiply(r, hs[2]), 2)
+        hh = act(ops.add(x_part(2), rec_h))
+        h = ops.add(ops.multiply(z, h_tm1), ops.multiply(ops.subtract(1.0, z), hh))
+        return h, [h]
 
     def get_config(self):
         cfg = super().get_config()
@@ -268,7 +361,8 @@ class RNN(Layer):
     with ``return_sequences``; with ``return_state`` a list ``[output, *final_states]``.
 
     Args:
-        cell: a SimpleRNNCell, LSTMCell or GRUCell (run as one fused backend call per sequence).
+        cell: a SimpleRNNCell, LSTMCell or GRUCell (run as one fused backend call per sequence, or step
+            by step where ``cell.fused(training)`` says so), or a custom cell (its ``call`` per step).
         return_sequences: return every step's output, not only the last.
         return_state: also return the final states.
         go_backwards: process the sequence in reverse (the returned sequence is in that order too).
@@ -292,9 +386,6 @@ class RNN(Layer):
         if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
             raise ValueError("Argument `cell` should have a `call` method and a `state_size` attribute (a Layer). "
                              f"Received: cell={cell!r}")
-        if return_state and not isinstance(cell, _Cell):
-            raise ValueError("return_state=True needs a built-in cell (SimpleRNNCell, LSTMCell, GRUCell); a custom "
-                             f"cell runs as a Python step loop that returns the output only. Received: cell={cell!r}")
         super().__init__(**kwargs)
         self.cell = cell
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
@@ -329,7 +420,7 @@ class RNN(Layer):
         n, t = input_shape[0], input_shape[1]
         out = (n, t, self.units) if self.return_sequences else (n, self.units)
         if self.return_state:
-            return [out] + [(n, self.units)] * self._n_states()
+            return [out] + [(n, size) for size in self._state_sizes()]
         return out
 
     def compute_mask(self, inputs, mask=None):
@@ -352,7 +443,7 @@ class RNN(Layer):
         ``backward(dy)`` takes a tuple of gradients with ``return_state`` (None for outputs that got
         none) and returns dx, or ``(dx, [dh0, ...])`` when ``initial_state`` was given."""
         be = get_backend()
-        if not isinstance(self.cell, _Cell):  # a custom cell: its call() per step, differentiated on a tape
+        if not isinstance(self.cell, _Cell) or not self.cell.fused(training):  # call() per step, on a tape
             keywords = {k: v for k, v in (("mask", mask), ("initial_state", initial_state)) if v is not None}
             return Layer.forward(self, x, training, **keywords)
         states = self._initial_states(x, initial_state)
@@ -383,14 +474,40 @@ class RNN(Layer):
         return result, backward
 
     def call(self, x, training=None, mask=None, initial_state=None):
-        """The step loop of a custom cell, written with pyminidl.ops (Keras's rnn loop, masks included)."""
+        """The step loop of a custom cell (or of a built-in one off its fused path), written with
+        pyminidl.ops (Keras's rnn loop, masks included). Returns the output, or ``[output, *states]``
+        with return_state; a stateful layer keeps the final states for the next call."""
         n, steps = x.shape[0], x.shape[1]
         mask = self._bool_mask(mask, x)
-        states = (list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]) \
-            if initial_state is not None else [ops.zeros((n, size), dtype=x.dtype) for size in self._state_sizes()]
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            self._check_initial_states(x, states)
+        elif self.stateful:
+            states = self._initial_states(x, None)
+        else:
+            states = [ops.zeros((n, size), dtype=x.dtype) for size in self._state_sizes()]
         if self.go_backwards:
             x = _reverse_time(x)
             mask = None if mask is None else mask[:, ::-1]
+        builtin = isinstance(self.cell, _Cell)
+        if builtin:
+            self.cell.draw_step_masks(n, x.shape[2], x.dtype, bool(training))
+        try:
+            outputs, states = self._step_loop(x, mask, states, steps)
+        finally:
+            if builtin:
+                self.cell._step_masks = None
+        if not outputs:
+            raise ValueError(f"Layer {self.name!r} received an input with 0 timesteps. Received: shape={x.shape}")
+        if self.stateful:
+            self.states = [ops._plain(s).copy() for s in states]
+        out = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        if self.zero_output_for_mask and mask is not None:  # as the fused path: masked steps read zeros
+            m = mask[..., None] if self.return_sequences else mask[:, -1, None]
+            out = ops.where(m, out, ops.zeros_like(out))
+        return [out] + list(states) if self.return_state else out
+
+    def _step_loop(self, x, mask, states, steps):
         outputs, prev = [], None
         for t in range(steps):
             out, new = self.cell.call(_time_step(x, t), states)
@@ -401,9 +518,16 @@ class RNN(Layer):
                 new = [ops.where(m, a, b) for a, b in zip(new, states)]
             states, prev = new, out
             outputs.append(out)
-        if not outputs:
-            raise ValueError(f"Layer {self.name!r} received an input with 0 timesteps. Received: shape={x.shape}")
-        return ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        return outputs, states
+
+    def _check_initial_states(self, x, states):
+        n, sizes = x.shape[0], self._state_sizes()
+        want = [(n, size) for size in sizes]
+        got = [tuple(getattr(s, "shape", ())) for s in states]
+        if got != want:
+            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) expects initial_state as {len(sizes)} "
+                             f"array(s) of shapes {want} for an input of shape {tuple(x.shape)}. Received: "
+                             f"shapes={got}")
 
     def _initial_states(self, x, initial_state):
         """The states entering the first step: ``initial_state``, a stateful layer's last states, or None (zeros)."""
@@ -412,11 +536,7 @@ class RNN(Layer):
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             be = get_backend()
             states = [be.asarray(s, dtype=x.dtype) for s in states]
-            want = (n, self.units)
-            if len(states) != k or any(tuple(s.shape) != want for s in states):
-                raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) expects initial_state as {k} array(s) of "
-                                 f"shape {want} for an input of shape {tuple(x.shape)}. Received: shapes="
-                                 f"{[tuple(getattr(s, 'shape', ())) for s in states]}")
+            self._check_initial_states(x, states)
             return states
         if not self.stateful:
             return [None] * k
@@ -426,7 +546,7 @@ class RNN(Layer):
                              "batch size on every call; call reset_states() after changing it is not enough: "
                              "rebuild the layer.")
         if self.states is None:
-            self.states = [get_backend().xp.zeros((n, self.units), dtype=x.dtype) for _ in range(k)]
+            self.states = [get_backend().xp.zeros((n, size), dtype=x.dtype) for size in self._state_sizes()]
         return list(self.states)
 
     def _bool_mask(self, mask, x):
@@ -442,9 +562,6 @@ class RNN(Layer):
     def _input_dropout(self, x, training):
         """Keras's input dropout: one mask per sample and feature, shared by every step."""
         cell = self.cell
-        if training and cell.recurrent_dropout > 0.0:
-            raise ValueError(f"Layer {self.name!r}: recurrent_dropout > 0 is not supported in training by the fused "
-                             "recurrent kernels (a per-step mask on h_{t-1}); use dropout, or a Dropout layer.")
         if not training or cell.dropout == 0.0:
             return x, lambda dx: dx
         be = get_backend()
@@ -520,11 +637,14 @@ class SimpleRNN(_FusedRNN):
 
     Args:
         units: size of the state and output.
-        activation: "tanh" (default), "sigmoid", "relu", "hard_sigmoid" or "linear"/None.
+        activation: "tanh" (default) or any name of the activation kernels (None: "linear"). "tanh",
+            "sigmoid", "relu", "hard_sigmoid" and "linear" run in the fused kernels; the others (their
+            derivative needs the pre-activation, which the fused kernels overwrite) run step by step.
         use_bias, kernel_initializer ("glorot_uniform"), recurrent_initializer ("orthogonal"),
         bias_initializer ("zeros"), *_regularizer, *_constraint: as Keras.
         dropout: input dropout rate (one mask per sample and feature for every step).
-        recurrent_dropout: rate on h_{t-1} (inference only: training with it raises).
+        recurrent_dropout: rate on h_{t-1} (one mask per gate, drawn once per call; the sequence then runs
+            step by step, as Keras 3's implementation 1).
         return_sequences, return_state, go_backwards, stateful, unroll: see RNN.
 
     Example:

@@ -29,6 +29,8 @@ class Bidirectional(Layer):
 
     Input ``(batch, timesteps, features)``; with return_sequences the backward output is flipped
     back into time order before merging; with return_state the forward then backward states follow.
+    Call argument ``initial_state``: the forward layer's states then the backward layer's (Keras 3
+    splits the list in half).
 
     Example:
         >>> Bidirectional(LSTM(4))(np.zeros((2, 3, 5), "float32")).shape
@@ -88,11 +90,17 @@ class Bidirectional(Layer):
             return outs + [None] * (2 * self.forward_layer._n_states())
         return outs if self.merge_mode is None else out
 
-    def forward(self, x, training=False, mask=None):
-        """Both directions, merged; ``backward(dy)`` splits dy by merge_mode and sums the two dx."""
+    def forward(self, x, training=False, mask=None, initial_state=None):
+        """Both directions, merged; ``backward(dy)`` splits dy by merge_mode and sums the two dx.
+
+        ``initial_state`` (as Keras 3): a list split in half, the forward layer's states then the
+        backward layer's; backward then returns ``(dx, [d forward states..., d backward states...])``."""
         kw = {} if mask is None else {"mask": mask}
-        fy, fback = self.forward_layer._forward_full(x, training, **kw)
-        by, bback = self.backward_layer._forward_full(x, training, **kw)
+        fkw, bkw = dict(kw), dict(kw)
+        if initial_state is not None:
+            fkw["initial_state"], bkw["initial_state"] = self._split_states(initial_state)
+        fy, fback = self.forward_layer._forward_full(x, training, **fkw)
+        by, bback = self.backward_layer._forward_full(x, training, **bkw)
         fstates, bstates = [], []
         if self.return_state:
             fy, fstates, by, bstates = fy[0], list(fy[1:]), by[0], list(by[1:])
@@ -113,9 +121,23 @@ class Bidirectional(Layer):
             gf = tuple([dfy] + list(dstates[:k])) if self.return_state else dfy
             gb = tuple([dby] + list(dstates[k:])) if self.return_state else dby
             dx_f, dx_b = fback(gf), bback(gb)
+            if initial_state is not None:
+                (dx_f, ds_f), (dx_b, ds_b) = dx_f, dx_b
+                return (None if dx_f is None else dx_f + dx_b), list(ds_f) + list(ds_b)
             return None if dx_f is None else dx_f + dx_b
 
         return result, backward
+
+    def _split_states(self, initial_state):
+        """(forward states, backward states): the first and second half of ``initial_state``."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        want = self.forward_layer._n_states() + self.backward_layer._n_states()
+        if len(states) != want:
+            raise ValueError(f"Layer {self.name!r} (Bidirectional) expects initial_state as {want} arrays: the "
+                             f"{self.forward_layer._n_states()} states of the forward layer, then the "
+                             f"{self.backward_layer._n_states()} of the backward layer. Received: {len(states)} arrays")
+        half = len(states) // 2
+        return states[:half], states[half:]
 
     def _merge(self, fy, by):
         mode = self.merge_mode

@@ -273,7 +273,7 @@ class Trainer:
                 built.append((metric, weighted))
         self._compiled_metrics = built
 
-    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None):
+    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None, mask=None):
         extra = self.losses
         if extra:
             value = value + float(sum(extra))
@@ -285,7 +285,10 @@ class Trainer:
         if probs is None:
             probs = get_backend().softmax_forward(y_pred) if from_logits else y_pred
         for metric, weighted in self._compiled_metrics:
-            metric.update_state(y, probs, sample_weight=sample_weight if weighted else None)
+            weight = sample_weight if weighted else None
+            if mask is not None and isinstance(metric, metrics_module.MeanMetricWrapper):  # Keras 3: y_pred's mask, "sum"
+                weight = _times(mask.astype("float32"), weight)
+            metric.update_state(y, probs, sample_weight=weight)
 
     def _logs(self):
         if self._multi is not None:
@@ -372,19 +375,19 @@ class Trainer:
             y_pred, backward = self.forward(x, training=True)
         if self._grad_layers is None or self._plan_weight_count != weights_created():
             self._plan_weights()  # weights created lazily by forward (custom layers)
-        loss = self._loss_fn
-        sample_weight = _with_output_mask(self, sample_weight)
+        loss, mask = self._loss_fn, self.__dict__.pop("_output_mask", None)
+        loss_weight = _with_output_mask(mask, sample_weight)
         if fused:
-            value, loss_backward = loss.forward_from_logits(y, y_pred, sample_weight)
+            value, loss_backward = loss.forward_from_logits(y, y_pred, loss_weight)
         else:
-            value, loss_backward = loss.forward(y, y_pred, sample_weight)
+            value, loss_backward = loss.forward(y, y_pred, loss_weight)
         backward(loss_backward(self._loss_scale))
         grads = gradients_of(self._grad_slots) if dist is None else dist.gradients(self)
         self.optimizer.apply(grads, self._train_vars)
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
-                             getattr(loss_backward, "probs", None) if fused else None)
+                             getattr(loss_backward, "probs", None) if fused else None, mask)
         if dist is not None:
             dist.after_step(self)  # after the metrics: a padding step's updates are undone
 
@@ -409,9 +412,9 @@ class Trainer:
             self._multi.evaluate(y, y_pred, sample_weight)
             self._multi.update(self.losses)
             return
-        sample_weight = _with_output_mask(self, sample_weight)
-        value = self._loss_fn(y, y_pred, sample_weight=sample_weight)
-        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False)
+        mask = self.__dict__.pop("_output_mask", None)
+        value = self._loss_fn(y, y_pred, sample_weight=_with_output_mask(mask, sample_weight))
+        self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, False, mask=mask)
 
     def _predict_step(self, x):
         if not self.built:
@@ -851,20 +854,23 @@ class Trainer:
 __all__ = ["Trainer"]
 
 
-def _with_output_mask(model, sample_weight):
+def _with_output_mask(mask, sample_weight):
     """Keras passes the output's mask to the loss: masked entries weigh 0, valid ones total / valid
-    (so "sum_over_batch_size" averages over the valid entries), times any sample_weight."""
-    mask = model.__dict__.pop("_output_mask", None)
+    (so "sum_over_batch_size" averages over the valid entries), times any sample_weight. (The
+    compiled mean metrics get the mask itself: _update_metrics.)"""
     if mask is None:
         return sample_weight
-    xp = get_backend().xp
     from pyminidl.config import epsilon
 
     weights = mask.astype("float32")
-    weights = weights * (weights.size / (float(weights.sum()) + epsilon()))
+    return _times(weights * (weights.size / (float(weights.sum()) + epsilon())), sample_weight)
+
+
+def _times(weights, sample_weight):
+    """weights * sample_weight, the sample weights broadcast over weights' trailing axes (None: weights)."""
     if sample_weight is None:
         return weights
-    sw = xp.asarray(sample_weight, dtype=weights.dtype)
+    sw = get_backend().xp.asarray(sample_weight, dtype=weights.dtype)
     while sw.ndim < weights.ndim:
         sw = sw[..., None]
     return weights * sw

@@ -139,6 +139,34 @@ def test_strided_input_and_no_bias_or_states(cpu, rng, kind):
             assert_close(g, wnt, k=40)
 
 
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("kind", sorted(GATES))
+def test_prepacked_recurrent_kernel_spans_several_gemm_blocks(cpu, rng, isa, kind):
+    # The recurrent kernel is packed once per call into the GEMM's (KC, NC) blocks; with the
+    # smallest blocks (tiny caches: KC 64, NC 128 or 192) the 4 * 53 LSTM gate columns span two
+    # NC blocks and the backward's K = 4 * 53 several KC blocks, on every ISA path.
+    pyminidl.config.set_cpu_capability(isa)
+    _C._gemm_set_caches((4 * 1024, 32 * 1024, 256 * 1024))
+    try:
+        n, t, i, u = 19, 4, 3, 53
+        x = rng.standard_normal((n, t, i)).astype(np.float32)
+        w, r, b = _weights(rng, kind, i, u, np.float32)
+        h0, c0 = (rng.standard_normal((n, u)).astype(np.float32) for _ in range(2))
+        dy, dh, dc = (rng.standard_normal(s).astype(np.float32) for s in ((n, t, u), (n, u), (n, u)))
+        mask = _masks(rng, n, t)["random"]
+        got = _forward(cpu, kind, x, w, r, b, h0, c0, mask)
+        gb = _backward(cpu, kind, dy, dh, dc, x, w, r, mask, got)
+    finally:
+        _C._gemm_set_caches(None)
+    f64 = [a.astype(np.float64) for a in (x, w, r, b, h0, c0)]
+    want = _forward(REF, kind, *f64, mask)
+    for g, wnt in zip(got, want):
+        assert_close(g, wnt, k=i + u)
+    wb = _backward(REF, kind, *(a.astype(np.float64) for a in (dy, dh, dc)), *f64[:3], mask, want)
+    for g, wnt in zip(gb, wb):
+        assert_close(g, wnt, k=n * t * (u + i) + 1)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "gru_before", "simple_rnn"])
 def test_one_and_two_threads_agree_and_runs_repeat_bit_for_bit(cpu, rng, kind):
     n, t, i, u = 64, 5, 6, 16  # 64 rows: two row blocks on two threads

@@ -80,8 +80,8 @@ def test_bad_inputs_name_the_layer_and_shapes():
     with pytest.raises(ValueError, match="fractional"):
         emb(np.array([[1.5, 2.0]]))
     np.testing.assert_array_equal(emb(np.array([[1.0, 2.0]])), emb(np.array([[1, 2]])))
-    with pytest.raises(ValueError, match="activation"):
-        layers.LSTM(3, activation="gelu")
+    with pytest.raises(ValueError, match="activation.*gelu"):
+        layers.LSTM(3, activation="no_such_activation")
 
 
 def test_sequential_refuses_a_multi_output_layer():
@@ -178,5 +178,137 @@ def test_rnn_with_a_custom_cell_matches_the_fused_simple_rnn():
     np.testing.assert_allclose(dx, fback(dy), rtol=1e-4, atol=1e-5)
     for a, b in zip(custom.gradients(), fused.gradients()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="return_state"):
-        layers.RNN(MinimalRNNCell(3), return_state=True)
+
+
+STEP_KINDS = [(layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}), (layers.GRU, {"reset_after": False})]
+
+
+def _biased(cls, kw, x, **more):
+    layer = cls(4, return_sequences=True, **kw, **more)
+    layer.build(x.shape)
+    layer.cell.bias[...] = np.random.default_rng(3).standard_normal(layer.cell.bias.shape).astype("float32")
+    return layer
+
+
+@pytest.mark.parametrize("cls,kw", STEP_KINDS)
+def test_step_path_with_unit_masks_matches_the_fused_kernels(cls, kw, monkeypatch):
+    # recurrent_dropout in training runs cell.call per step; with every mask drawn as ones
+    # (rate 0 in the draw) it must give the fused kernels' sequence, masks and states included.
+    x, mask = _x(), np.array([[True, True, True, False, False], [False, True, True, True, True]])
+    stepped = _biased(cls, kw, x, recurrent_dropout=0.5, dropout=0.5)
+    fused = _biased(cls, kw, x)
+    fused.set_weights(stepped.get_weights())
+    draw = stepped.cell.draw_step_masks
+    monkeypatch.setattr(stepped.cell, "draw_step_masks",
+                        lambda n, f, dtype, training: (draw(n, f, dtype, training),
+                                                       setattr(stepped.cell, "_step_masks", tuple(
+                                                           [np.ones_like(m) for m in ms] for ms in
+                                                           stepped.cell._step_masks))))
+    assert not stepped.cell.fused(True) and fused.cell.fused(True)
+    h0 = [np.random.default_rng(4).standard_normal((2, 4)).astype("float32") for _ in stepped._state_sizes()]
+    got, back = stepped._forward_full(x, True, mask=mask, initial_state=h0)
+    want, fback = fused._forward_full(x, True, mask=mask, initial_state=h0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    dy = np.random.default_rng(5).standard_normal(got.shape).astype("float32")
+    (dx, dh0), (fdx, fdh0) = back(dy), fback(dy)
+    np.testing.assert_allclose(dx, fdx, rtol=1e-4, atol=1e-5)
+    for a, b in zip(dh0, fdh0):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(stepped.gradients(), fused.gradients()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,kw", STEP_KINDS)
+def test_recurrent_dropout_of_one_cuts_the_recurrence(cls, kw):
+    # rate 1: every state mask is 0, so h_{t-1} enters no recurrent product (GRU's z h_{t-1} term
+    # still reads the undropped state, as Keras 3); the same as a zero recurrent kernel.
+    x = _x()
+    dropped = _biased(cls, kw, x, recurrent_dropout=1.0)
+    plain = _biased(cls, kw, x)
+    weights = dropped.get_weights()
+    plain.set_weights([weights[0], np.zeros_like(weights[1])] + weights[2:])
+    np.testing.assert_allclose(dropped(x, training=True), plain(x), rtol=1e-5, atol=1e-6)
+    plain.set_weights(weights)
+    np.testing.assert_allclose(dropped(x), plain(x), rtol=1e-6, atol=1e-7)  # inference: no dropout
+    assert not np.allclose(dropped(x, training=True), dropped(x))
+
+
+def test_recurrent_dropout_masks_are_drawn_once_per_call():
+    x = _x()
+    layer = layers.LSTM(4, recurrent_dropout=0.5, return_sequences=True, seed=1)
+    first, second = layer(x, training=True), layer(x, training=True)
+    assert not np.allclose(first, second)  # a new mask each call
+    cell = layer.cell
+    cell.draw_step_masks(2, x.shape[2], x.dtype, True)
+    dm, rm = cell._step_masks
+    assert dm is None and len(rm) == 4 and all(m.shape == (2, 4) for m in rm)
+    assert set(np.unique(np.concatenate(rm))) <= {0.0, 2.0}
+
+
+def test_custom_cell_return_state_and_stateful():
+    x = _x()
+    layer = layers.RNN(MinimalRNNCell(3), return_state=True, stateful=True)
+    out, h = layer(x)
+    np.testing.assert_allclose(out, h)
+    np.testing.assert_allclose(layer.states[0], h)
+    fresh = layers.RNN(MinimalRNNCell(3), return_state=True)
+    fresh.build(x.shape)
+    fresh.set_weights(layer.get_weights())
+    out2, _ = layer(x)  # continues from the kept state
+    np.testing.assert_allclose(out2, fresh(x, initial_state=[h])[0], rtol=1e-5, atol=1e-6)
+    layer.reset_states()
+    np.testing.assert_allclose(layer(x)[0], fresh(x)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="initial_state"):
+        fresh(x, initial_state=[np.zeros((2, 5), "float32")])
+
+
+def test_bidirectional_initial_state_is_split_forward_then_backward():
+    x = _x()
+    bi = layers.Bidirectional(layers.LSTM(3, return_sequences=True))
+    bi.build(x.shape)
+    rng = np.random.default_rng(7)
+    states = [rng.standard_normal((2, 3)).astype("float32") for _ in range(4)]
+    got = bi(x, initial_state=states)
+    fwd = bi.forward_layer(x, initial_state=states[:2])
+    bwd = bi.backward_layer(x, initial_state=states[2:])[:, ::-1]
+    np.testing.assert_allclose(got, np.concatenate([fwd, bwd], axis=-1), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(got, bi(x))
+    with pytest.raises(ValueError, match=r"Bidirectional.*4 arrays.*Received: 3"):
+        bi(x, initial_state=states[:3])
+
+
+def test_bidirectional_initial_state_in_a_functional_model():
+    x_in, s_in = layers.Input((5, 3)), [layers.Input((4,)) for _ in range(2)]
+    bi = layers.Bidirectional(layers.GRU(4))
+    model = pyminidl.Model([x_in] + s_in, bi(x_in, initial_state=s_in))
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((6, 5, 3)).astype("float32")] + [rng.standard_normal((6, 4)).astype("float32")
+                                                               for _ in range(2)]
+    np.testing.assert_allclose(model.predict(xs, verbose=0), bi(xs[0], initial_state=xs[1:]), rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(xs, np.zeros((6, 8), "float32"), epochs=1, verbose=0)
+
+
+def test_the_output_mask_weighs_the_compiled_mean_metrics():
+    # Keras 3: a MeanMetricWrapper applies y_pred's mask (reduction "sum": masked entries weigh 0,
+    # valid ones 1), times the sample weights for weighted_metrics; the loss is unchanged.
+    rng = np.random.default_rng(9)
+    x = rng.integers(1, 9, (8, 6))
+    x[:4, 3:] = 0  # post-padding
+    x[4:, :2] = 0  # pre-padding
+    y = rng.integers(0, 2, (8, 6, 1)).astype("float32")
+    sw = rng.random(8).astype("float32")
+    model = Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(10, 4, mask_zero=True),
+                        layers.LSTM(3, return_sequences=True), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy", "mse"],
+                  weighted_metrics=["accuracy"])
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0)[..., 0]
+    mask = (x != 0).astype("float64")
+    hit = ((p > 0.5) == (y[..., 0] > 0.5)).astype("float64")
+    np.testing.assert_allclose(logs["accuracy"], (hit * mask).sum() / mask.sum(), rtol=1e-6)
+    np.testing.assert_allclose(logs["mse"], (((p - y[..., 0]) ** 2) * mask).sum() / mask.sum(), rtol=1e-5)
+    weights = mask * sw[:, None]
+    np.testing.assert_allclose(logs["weighted_accuracy"], (hit * weights).sum() / weights.sum(), rtol=1e-6)
+    bce = -(y[..., 0] * np.log(p) + (1 - y[..., 0]) * np.log(1 - p))
+    np.testing.assert_allclose(logs["loss"], (bce * weights).sum() / mask.sum(), rtol=1e-4)
