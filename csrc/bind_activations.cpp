@@ -139,8 +139,7 @@ void bind_activations(py::module_& m) {
               const std::string op = "activation_forward('" + name + "')";
               const auto kind = parse_activation(op, name, approximate);
               const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
-              if (float_bits(op, "x", x) == 32) return activation_forward_t<float>(x, kind, p);
-              return activation_forward_t<double>(x, kind, p);
+              return dispatch_float(op, "x", x, [&](auto t) { return activation_forward_t<decltype(t)>(x, kind, p); });
           },
           py::arg("name"), py::arg("x"), py::kw_only(), py::arg("negative_slope") = py::none(),
           py::arg("max_value") = py::none(), py::arg("threshold") = 0.0, py::arg("alpha") = 1.0,
@@ -169,8 +168,7 @@ void bind_activations(py::module_& m) {
                   require_same_dtype(op, "dy", dy, "y", *y);
                   require_same_shape(op, "dy", dy, "y", *y);
               }
-              if (bits == 32) return activation_backward_t<float>(dy, x, y, kind, p);
-              return activation_backward_t<double>(dy, x, y, kind, p);
+              return with_float(bits, [&](auto t) { return activation_backward_t<decltype(t)>(dy, x, y, kind, p); });
           },
           py::arg("name"), py::arg("dy"), py::arg("x") = py::none(), py::arg("y") = py::none(),
           py::kw_only(), py::arg("negative_slope") = py::none(), py::arg("max_value") = py::none(),
@@ -178,24 +176,28 @@ void bind_activations(py::module_& m) {
           "dx of activation(x) given dy and the saved x and/or y (as Backend.<name>_backward).");
 
     m.def("softmax_forward", [](const py::array& x) {
-        if (float_bits("softmax_forward", "x", x) == 32)
-            return row_forward_t<float>("softmax_forward", x, kernels::softmax_forward<float>);
-        return row_forward_t<double>("softmax_forward", x, kernels::softmax_forward<double>);
+        return dispatch_float("softmax_forward", "x", x, [&](auto t) {
+            using T = decltype(t);
+            return row_forward_t<T>("softmax_forward", x, kernels::softmax_forward<T>);
+        });
     }, py::arg("x"), "y = softmax(x) over the last axis.");
     m.def("softmax_backward", [](const py::array& dy, const py::array& y) {
-        if (float_bits("softmax_backward", "dy", dy) == 32)
-            return row_backward_t<float>("softmax_backward", dy, y, kernels::softmax_backward<float>);
-        return row_backward_t<double>("softmax_backward", dy, y, kernels::softmax_backward<double>);
+        return dispatch_float("softmax_backward", "dy", dy, [&](auto t) {
+            using T = decltype(t);
+            return row_backward_t<T>("softmax_backward", dy, y, kernels::softmax_backward<T>);
+        });
     }, py::arg("dy"), py::arg("y"), "dx = y * (dy - sum(dy * y)) over the last axis.");
     m.def("log_softmax_forward", [](const py::array& x) {
-        if (float_bits("log_softmax_forward", "x", x) == 32)
-            return row_forward_t<float>("log_softmax_forward", x, kernels::log_softmax_forward<float>);
-        return row_forward_t<double>("log_softmax_forward", x, kernels::log_softmax_forward<double>);
+        return dispatch_float("log_softmax_forward", "x", x, [&](auto t) {
+            using T = decltype(t);
+            return row_forward_t<T>("log_softmax_forward", x, kernels::log_softmax_forward<T>);
+        });
     }, py::arg("x"), "y = log_softmax(x) over the last axis.");
     m.def("log_softmax_backward", [](const py::array& dy, const py::array& y) {
-        if (float_bits("log_softmax_backward", "dy", dy) == 32)
-            return row_backward_t<float>("log_softmax_backward", dy, y, kernels::log_softmax_backward<float>);
-        return row_backward_t<double>("log_softmax_backward", dy, y, kernels::log_softmax_backward<double>);
+        return dispatch_float("log_softmax_backward", "dy", dy, [&](auto t) {
+            using T = decltype(t);
+            return row_backward_t<T>("log_softmax_backward", dy, y, kernels::log_softmax_backward<T>);
+        });
     }, py::arg("dy"), py::arg("y"), "dx = dy - exp(y) * sum(dy) over the last axis.");
 }
 

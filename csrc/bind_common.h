@@ -135,13 +135,28 @@ inline std::vector<py::ssize_t> shape_of(const py::array& a) {
 }
 
 
-// Shared by the activation, loss and optimizer sections: the float type of an argument
-// (32 or 64) or a TypeError naming it; no other dtype reaches a kernel.
+// The float32/float64 dispatch of every binding. float_bits is the check: the float type of
+// an argument (32 or 64) or a TypeError naming it, so no other dtype reaches a kernel.
+// with_float is the dispatch: f(T{}) with T float or double, so a kernel call is written once,
+// as a generic lambda. They are apart because some bindings check the dtype first and other
+// arguments before the dispatch (the order their error messages promise); dispatch_float is
+// the two in one, for the bindings that dispatch at once.
 inline int float_bits(const std::string& op, const char* arg, const py::array& a) {
     if (py::dtype::of<float>().equal(a.dtype())) return 32;
     if (py::dtype::of<double>().equal(a.dtype())) return 64;
     type_error(op, std::string("argument '") + arg + "' must have dtype float32 or float64. "
                    "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
+}
+
+template <typename F>
+auto with_float(int bits, F&& f) {
+    if (bits == 32) return f(float{});
+    return f(double{});
+}
+
+template <typename F>
+auto dispatch_float(const std::string& op, const char* arg, const py::array& a, F&& f) {
+    return with_float(float_bits(op, arg, a), std::forward<F>(f));
 }
 
 inline void require_same_dtype(const std::string& op, const char* arg_a, const py::array& a,

@@ -232,41 +232,30 @@ py::tuple conv_transpose_backward_t(const py::array& dy_in, const py::array& x_i
     return py::make_tuple(dx, dw, db);
 }
 
-template <typename F32, typename F64>
-auto dispatch(const char* op, const py::array& x, F32 f32, F64 f64) {
-    const int bits = float_bits(op, "x", x);
-    return bits == 32 ? f32() : f64();
-}
-
 }  // namespace
 
 void bind_conv(py::module_& m) {
     m.def("conv_forward", [](const py::array& x, const py::array& w, const py::object& b, Pair s, Pair p, Pair o,
                              Pair d, int64_t groups) {
-        return dispatch("conv_forward", x, [&] { return conv_forward_t<float>(x, w, b, s, p, o, d, groups); },
-                        [&] { return conv_forward_t<double>(x, w, b, s, p, o, d, groups); });
+        return dispatch_float("conv_forward", "x", x, [&](auto t) { return conv_forward_t<decltype(t)>(x, w, b, s, p, o, d, groups); });
     }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("strides"), py::arg("padding"), py::arg("output_size"),
           py::arg("dilation_rate"), py::arg("groups"),
           "NHWC convolution. x: (N, H, W, C), w: (KH, KW, C/groups, F), b: (F,) or None; padding: before (H, W).");
     m.def("conv_backward", [](const py::array& dy, const py::array& x, const py::array& w, Pair s, Pair p, Pair d,
                               int64_t groups, bool has_bias, bool need_dx) {
-        return dispatch("conv_backward", x, [&] { return conv_backward_t<float>(dy, x, w, s, p, d, groups, has_bias, need_dx); },
-                        [&] { return conv_backward_t<double>(dy, x, w, s, p, d, groups, has_bias, need_dx); });
+        return dispatch_float("conv_backward", "x", x, [&](auto t) { return conv_backward_t<decltype(t)>(dy, x, w, s, p, d, groups, has_bias, need_dx); });
     }, py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("strides"), py::arg("padding"), py::arg("dilation_rate"),
           py::arg("groups"), py::arg("has_bias") = true, py::arg("need_dx") = true,
           "(dx or None, dw, db or None) of conv_forward; dy: (N, OH, OW, F).");
     m.def("conv_transpose_forward", [](const py::array& x, const py::array& w, const py::object& b, Pair s, Pair p,
                                        Pair o, Pair d) {
-        return dispatch("conv_transpose_forward", x, [&] { return conv_transpose_forward_t<float>(x, w, b, s, p, o, d); },
-                        [&] { return conv_transpose_forward_t<double>(x, w, b, s, p, o, d); });
+        return dispatch_float("conv_transpose_forward", "x", x, [&](auto t) { return conv_transpose_forward_t<decltype(t)>(x, w, b, s, p, o, d); });
     }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("strides"), py::arg("padding"), py::arg("output_size"),
           py::arg("dilation_rate"),
           "Transposed NHWC convolution. x: (N, H, W, Cin), w: (KH, KW, Cout, Cin) -> (N, OH, OW, Cout).");
     m.def("conv_transpose_backward", [](const py::array& dy, const py::array& x, const py::array& w, Pair s, Pair p,
                                         Pair d, bool has_bias, bool need_dx) {
-        return dispatch("conv_transpose_backward", x,
-                        [&] { return conv_transpose_backward_t<float>(dy, x, w, s, p, d, has_bias, need_dx); },
-                        [&] { return conv_transpose_backward_t<double>(dy, x, w, s, p, d, has_bias, need_dx); });
+        return dispatch_float("conv_transpose_backward", "x", x, [&](auto t) { return conv_transpose_backward_t<decltype(t)>(dy, x, w, s, p, d, has_bias, need_dx); });
     }, py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("strides"), py::arg("padding"), py::arg("dilation_rate"),
           py::arg("has_bias") = true, py::arg("need_dx") = true,
           "(dx or None, dw, db or None) of conv_transpose_forward; dy: (N, OH, OW, Cout).");

@@ -99,10 +99,9 @@ py::array py_gemm_t(const py::array& a, const py::array& b, bool trans_a, bool t
 
 py::array py_gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
                   double alpha, double beta, const py::object& c) {
-    if (py::dtype::of<float>().equal(a.dtype())) return py_gemm_t<float>(a, b, trans_a, trans_b, alpha, beta, c);
-    if (py::dtype::of<double>().equal(a.dtype())) return py_gemm_t<double>(a, b, trans_a, trans_b, alpha, beta, c);
-    type_error("gemm", "argument 'a' must have dtype float32 or float64. Received: dtype=" +
-                           std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
+    return dispatch_float("gemm", "a", a, [&](auto t) {
+        return py_gemm_t<decltype(t)>(a, b, trans_a, trans_b, alpha, beta, c);
+    });
 }
 
 // x: (N, I) row-strided view, w: (I, U), b: (U,) or None -> y: (N, U).
@@ -183,16 +182,6 @@ py::array py_bias_add_t(const py::array& x, const py::array& b) {
     return y;
 }
 
-// Dispatch on the dtype of the first argument: float32 or float64, else TypeError.
-template <typename F32, typename F64>
-py::array by_dtype(const char* op, const char* arg, const py::array& a, F32 f32, F64 f64) {
-    if (py::dtype::of<float>().equal(a.dtype())) return f32();
-    if (py::dtype::of<double>().equal(a.dtype())) return f64();
-    type_error(op, std::string("argument '") + arg + "' must have dtype float32 or float64. "
-                   "Received: dtype=" + std::string(py::str(a.dtype())) + ", shape=" + shape_str(a));
-}
-
-
 py::dict gemm_config_dict(Isa isa) {
     const kernels::GemmPathConfig c = kernels::gemm_config(isa);
     auto blocks = [](const kernels::GemmBlockInfo& b) {
@@ -253,8 +242,7 @@ py::array py_gemm_serial_t(py::array_t<T, py::array::c_style> a, py::array_t<T, 
 
 void bind_gemm(py::module_& m) {
     m.def("_gemm_serial", [](const py::array& a, const py::array& b, bool ta, bool tb, int64_t work_elems) {
-        return by_dtype("_gemm_serial", "a", a, [&] { return py_gemm_serial_t<float>(a, b, ta, tb, work_elems); },
-                        [&] { return py_gemm_serial_t<double>(a, b, ta, tb, work_elems); });
+        return dispatch_float("_gemm_serial", "a", a, [&](auto t) { return py_gemm_serial_t<decltype(t)>(a, b, ta, tb, work_elems); });
     }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("work_elems") = -1, "Test hook: the serial GEMM entry with a caller-owned workspace.");
     m.def("gemm_config", [](const py::object& isa) { return gemm_config_dict(isa_arg("gemm_config", isa)); },
@@ -286,16 +274,13 @@ void bind_gemm(py::module_& m) {
           py::arg("c") = py::none(),
           "alpha * op(a) @ op(b) + beta * c -> new (M, N) array; float32 or float64, 2-D.");
     m.def("dense_forward", [](const py::array& x, const py::array& w, const py::object& b) {
-        return by_dtype("dense_forward", "x", x, [&] { return py_dense_forward_t<float>(x, w, b); },
-                        [&] { return py_dense_forward_t<double>(x, w, b); });
+        return dispatch_float("dense_forward", "x", x, [&](auto t) { return py_dense_forward_t<decltype(t)>(x, w, b); });
     }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None.");
     m.def("bias_add", [](const py::array& x, const py::array& b) {
-        return by_dtype("bias_add", "x", x, [&] { return py_bias_add_t<float>(x, b); },
-                        [&] { return py_bias_add_t<double>(x, b); });
+        return dispatch_float("bias_add", "x", x, [&](auto t) { return py_bias_add_t<decltype(t)>(x, b); });
     }, py::arg("x"), py::arg("b"), "y = x + b. x: (N, U), b: (U,).");
     m.def("bias_grad", [](const py::array& dy) {
-        return by_dtype("bias_grad", "dy", dy, [&] { return py_bias_grad_t<float>(dy); },
-                        [&] { return py_bias_grad_t<double>(dy); });
+        return dispatch_float("bias_grad", "dy", dy, [&](auto t) { return py_bias_grad_t<decltype(t)>(dy); });
     }, py::arg("dy"), "db = dy.sum(axis=0). dy: (N, U) -> (U,); deterministic at any thread count.");
 }
 

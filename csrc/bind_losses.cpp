@@ -137,14 +137,12 @@ void bind_losses(py::module_& m) {
               const std::string op = "softmax_cross_entropy_forward";
               const int bits = check_class_matrix(op, "logits", logits);
               const int label_bits = check_labels(op, labels, "logits", logits, sparse, label_smoothing);
-              if (bits == 32) {
-                  if (label_bits == 0) return dense_ce_forward_t<float>(logits, labels, label_smoothing);
-                  if (label_bits == 32) return sparse_ce_forward_t<float, int32_t>(op, logits, labels, label_smoothing);
-                  return sparse_ce_forward_t<float, int64_t>(op, logits, labels, label_smoothing);
-              }
-              if (label_bits == 0) return dense_ce_forward_t<double>(logits, labels, label_smoothing);
-              if (label_bits == 32) return sparse_ce_forward_t<double, int32_t>(op, logits, labels, label_smoothing);
-              return sparse_ce_forward_t<double, int64_t>(op, logits, labels, label_smoothing);
+              return with_float(bits, [&](auto t) {
+                  using T = decltype(t);
+                  if (label_bits == 0) return dense_ce_forward_t<T>(logits, labels, label_smoothing);
+                  if (label_bits == 32) return sparse_ce_forward_t<T, int32_t>(op, logits, labels, label_smoothing);
+                  return sparse_ce_forward_t<T, int64_t>(op, logits, labels, label_smoothing);
+              });
           },
           py::arg("logits"), py::arg("labels"), py::arg("sparse") = false, py::arg("label_smoothing") = 0.0,
           "(loss (N,), probs (N, C)) of softmax cross-entropy; labels (N, C), or (N,) int classes when sparse.");
@@ -159,16 +157,13 @@ void bind_losses(py::module_& m) {
                                       shape_str(dloss) + ", probs.shape=" + shape_str(probs));
               }
               const int label_bits = check_labels(op, labels, "probs", probs, sparse, label_smoothing);
-              if (bits == 32) {
-                  if (label_bits == 0) return dense_ce_backward_t<float>(dloss, probs, labels, label_smoothing);
+              return with_float(bits, [&](auto t) {
+                  using T = decltype(t);
+                  if (label_bits == 0) return dense_ce_backward_t<T>(dloss, probs, labels, label_smoothing);
                   if (label_bits == 32)
-                      return sparse_ce_backward_t<float, int32_t>(op, dloss, probs, labels, label_smoothing);
-                  return sparse_ce_backward_t<float, int64_t>(op, dloss, probs, labels, label_smoothing);
-              }
-              if (label_bits == 0) return dense_ce_backward_t<double>(dloss, probs, labels, label_smoothing);
-              if (label_bits == 32)
-                  return sparse_ce_backward_t<double, int32_t>(op, dloss, probs, labels, label_smoothing);
-              return sparse_ce_backward_t<double, int64_t>(op, dloss, probs, labels, label_smoothing);
+                      return sparse_ce_backward_t<T, int32_t>(op, dloss, probs, labels, label_smoothing);
+                  return sparse_ce_backward_t<T, int64_t>(op, dloss, probs, labels, label_smoothing);
+              });
           },
           py::arg("dloss"), py::arg("probs"), py::arg("labels"), py::arg("sparse") = false,
           py::arg("label_smoothing") = 0.0, "dlogits (N, C) = dloss[:, None] * (probs * sum(t) - t).");

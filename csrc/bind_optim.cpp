@@ -90,13 +90,6 @@ T* data_or_null(std::optional<py::array>& a) {
     return a ? static_cast<T*>(a->mutable_data()) : nullptr;
 }
 
-// Calls f(T{}) with T the float type of `bits`.
-template <typename F>
-void with_float(int bits, F f) {
-    if (bits == 32) f(float{});
-    else f(double{});
-}
-
 void py_sgd_update(const py::object& param_obj, const py::array& grad, const py::object& velocity,
                    double lr, double momentum, bool nesterov, double weight_decay) {
     const std::string op = "sgd_update";
