@@ -4,7 +4,8 @@
    one epoch over 60,000 synthetic MNIST-shaped samples (``model.fit(..., epochs=1)`` vs
    the idiomatic PyTorch loop: shuffle, slice batches, zero_grad/backward/step).
 2. Tiny model Dense(10 -> 10), batch 1, MSE, SGD: time per ``train_on_batch`` step vs one
-   PyTorch step (the framework overhead, not the arithmetic).
+   PyTorch step (the framework overhead, not the arithmetic), in blocks of ``--tiny-steps``
+   steps alternated with PyTorch's ``--tiny-reps`` times.
 
 Both frameworks start from the same weights, and a check of the first loss (MLP) and of
 the weights after one step (tiny model) runs before any timing. The thread count is set
@@ -24,6 +25,7 @@ def _parse():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both frameworks")
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--tiny-reps", type=int, default=9, help="timed, alternated blocks of tiny-model steps")
     parser.add_argument("--samples", type=int, default=60000, help="MLP training samples (one epoch)")
     parser.add_argument("--tiny-steps", type=int, default=2000, help="train steps per tiny-model repetition")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
@@ -43,6 +45,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import _harness  # noqa: E402  (imports no NumPy)
 import pyminidl  # noqa: E402
 from pyminidl.layers import Dense  # noqa: E402
 from pyminidl.models import Sequential  # noqa: E402
@@ -67,13 +70,13 @@ def _median(times):
 PAUSE_S = float(os.environ.get("BENCH_PAUSE_S", "0.2"))
 
 
-def _interleaved(run_ours, run_theirs):
+def _interleaved(run_ours, run_theirs, reps=None):
     """Time the two alternately, rep by rep, so a slow phase of this shared machine hits both.
 
     A short pause after each run lets the other library's OpenMP workers stop spinning first.
     """
     ours, theirs = [], []
-    for _ in range(ARGS.reps):
+    for _ in range(reps or ARGS.reps):
         for run, times in ((run_ours, ours), (run_theirs, theirs)):
             if run is None:
                 continue
@@ -174,39 +177,34 @@ def bench_tiny():
         kernel = model.layers[0].get_weights()[0]
         np.testing.assert_allclose(kernel, net[0].weight.detach().numpy().T, rtol=1e-5, atol=1e-6)
     steps = ARGS.tiny_steps
-    for _ in range(200):
-        model.train_on_batch(x, y)
-    times = []
-    for _ in range(ARGS.reps):
-        t0 = time.perf_counter()
+
+    def run_ours():
         for _ in range(steps):
             model.train_on_batch(x, y)
-        times.append((time.perf_counter() - t0) / steps)
-    results = {"pyminidl": _median(times)}
-    if net is not None:
-        results["torch"] = _time_torch_tiny(net, opt, xt, yt, steps)
+
+    run_theirs = None if net is None else _torch_tiny_steps(net, opt, xt, yt, steps)
+    for _ in range(200 // steps + 1):  # warm-up
+        run_ours()
+        if run_theirs is not None:
+            run_theirs()
+    ours, theirs = _interleaved(run_ours, run_theirs, ARGS.tiny_reps)
+    results = {"pyminidl": _median([t / steps for t in ours])}
+    if theirs:
+        results["torch"] = _median([t / steps for t in theirs])
     return results
 
 
-def _time_torch_tiny(net, opt, xt, yt, steps):
+def _torch_tiny_steps(net, opt, xt, yt, steps):
     mse = torch.nn.functional.mse_loss
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = mse(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-
-    for _ in range(200):
-        step()
-    times = []
-    for _ in range(ARGS.reps):
-        t0 = time.perf_counter()
+    def run():
         for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - t0) / steps)
-    return _median(times)
+            opt.zero_grad(set_to_none=True)
+            loss = mse(net(xt), yt)
+            loss.backward()
+            opt.step()
+
+    return run
 
 
 # ---------------------------------------------------------------------------- report
@@ -286,6 +284,10 @@ def main():
     peer = f"torch {torch.__version__}" if torch else "PyTorch not installed"
     print(f"pyminidl {pyminidl.__version__} ({pyminidl.backend.get_backend().name} backend, "
           f"{pyminidl.config.cpu_features().get('active')}), {peer}, threads={ARGS.threads}, reps={ARGS.reps}")
+    machine = _harness.machine(ARGS.threads)
+    print("machine: " + _harness.machine_line(machine))
+    print(f"measured FMA ceiling, {ARGS.threads} thread(s): {machine['fma_ceiling_gflops']:.1f} GFLOP/s; "
+          f"load average before: {_load()}")
     mlp, tiny = bench_mlp(), bench_tiny()
     rows = []
     n = ARGS.samples
@@ -312,7 +314,16 @@ def main():
     _print_erf()
     if not ARGS.no_rss:
         _print_rss()
+    print(f"load average after: {_load()}")
     return 0
+
+
+def _load():
+    """The 1/5/15-minute load averages (this machine is shared: the ratios mean more than the times)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ class CallMixin:
     def _forward_penalised(self, x, training, kwargs):
         """prepare + forward + regularizer penalties (stored in ``losses``, their gradients in backward)."""
         x = self._prepare(x)
-        self._losses = []
+        if self._losses:  # (an assignment runs Layer.__setattr__: only when there is something to drop)
+            self._losses = []
         if _overrides_call(type(self)):
             y, backward = CallMixin.forward(self, x, training, **kwargs)
         else:

@@ -49,6 +49,12 @@ def _shape_from_config(value):
     return [_shape_from_config(v) for v in value]
 
 
+def _spec_error(layer_name, what, ndim=None, shape=None):
+    """InputSpec.check's message: the layer, what was expected and (for a rank) what was found."""
+    tail = "" if ndim is None else f"found ndim={ndim}. Full shape received: {shape}"
+    return f'Input 0 of layer "{layer_name}" is incompatible with the layer: ' + what + tail
+
+
 class InputSpec:
     """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim`` and fixed ``axes`` ({axis: size})."""
 
@@ -60,23 +66,22 @@ class InputSpec:
 
     def check(self, shape, layer_name):
         """Raise the Keras error when ``shape`` does not fit."""
-        head = f'Input 0 of layer "{layer_name}" is incompatible with the layer: '
         ndim = len(shape)
-        tail = f"found ndim={ndim}. Full shape received: {shape}"
+        # the messages are built only on failure: this runs once per layer per training step
         if self.ndim is not None and ndim != self.ndim:
-            raise ValueError(head + f"expected ndim={self.ndim}, " + tail)
+            raise ValueError(_spec_error(layer_name, f"expected ndim={self.ndim}, ", ndim, shape))
         if self.min_ndim is not None and ndim < self.min_ndim:
-            raise ValueError(head + f"expected min_ndim={self.min_ndim}, " + tail)
+            raise ValueError(_spec_error(layer_name, f"expected min_ndim={self.min_ndim}, ", ndim, shape))
         if self.max_ndim is not None and ndim > self.max_ndim:
-            raise ValueError(head + f"expected max_ndim={self.max_ndim}, " + tail)
+            raise ValueError(_spec_error(layer_name, f"expected max_ndim={self.max_ndim}, ", ndim, shape))
         for axis, value in self.axes.items():
             if value is not None and -ndim <= axis < ndim and shape[axis] not in (value, None):
-                raise ValueError(head + f"expected axis {axis} of input shape to have value {value}, "
-                                 f"but received input with shape {shape}")
+                raise ValueError(_spec_error(layer_name, f"expected axis {axis} of input shape to have value {value}, "
+                                             f"but received input with shape {shape}"))
         if self.shape is not None:
             for want, got in zip(self.shape, shape):
                 if want is not None and got is not None and want != got:
-                    raise ValueError(head + f"expected shape={self.shape}, found shape={shape}")
+                    raise ValueError(_spec_error(layer_name, f"expected shape={self.shape}, found shape={shape}"))
 
 
 def _wrap_build(build):

@@ -64,6 +64,8 @@ class Optimizer:
         self._slots = {}  # path (or id of a bare array) -> (array, slot arrays)
         self._excluded = set()  # keys of variables excluded from weight decay
         self._excluded_names = ()  # regexes searched in variable names
+        self._exclusions = 0  # bumped by exclude_from_weight_decay: the update plan is regrouped
+        self._apply_plan = None  # _UpdatePlan of the latest variables
         self._set_learning_rate(learning_rate)
 
     # ------------------------------------------------------------------ learning rate
@@ -169,6 +171,7 @@ class Optimizer:
         """
         self._excluded.update(key_of(v) for v in var_list or ())
         self._excluded_names = tuple(self._excluded_names) + tuple(re.compile(n) for n in var_names or ())
+        self._exclusions += 1
 
     def _decays(self, var, key):
         if key in self._excluded:
@@ -187,27 +190,46 @@ class Optimizer:
             )
         if self.clipnorm or self.global_clipnorm or self.clipvalue:
             grads = self._clip(grads)
-        be, lr, wd = get_backend(), self.learning_rate, self.weight_decay or 0.0
+        be, lr = get_backend(), self.learning_rate
+        key = (tuple(map(id, trainable_variables)), self.weight_decay, self._exclusions)
+        plan = self._apply_plan
+        if plan is None or plan.key != key or not _fits(plan.arrays, grads):
+            grads = list(grads)  # casts replace entries
+            plan = self._grouped(grads, trainable_variables)
+            if len(plan.arrays) == len(trainable_variables):  # no None: the next steps reuse it
+                plan.key, self._apply_plan = key, plan
+        for decay, index, arrays, keys, slots in plan.groups:
+            gs = grads if index is None else [grads[i] for i in index]
+            self._update_all(be, arrays, gs, lr, decay, keys, slots)
+        self.iterations += 1
+
+    def _grouped(self, grads, trainable_variables):
+        """The update plan of one step: the variables with a gradient, grouped by weight decay (each
+        group with its arrays, keys and slots); gradients of another dtype are cast in ``grads``,
+        misshapen ones raise. ``apply`` reuses it while the same variables (by identity), weight decay
+        and exclusions come back with fitting gradients, so a step then walks no variable."""
+        wd = self.weight_decay or 0.0
         check = bool(wd) and bool(self._excluded or self._excluded_names)
-        groups = {}  # weight decay -> (arrays, grads, keys): one multi-tensor update per group
-        for g, var in zip(grads, trainable_variables):
+        groups = {}  # weight decay -> (indices, arrays, keys, slots): one multi-tensor update per group
+        arrays = []
+        for i, (g, var) in enumerate(zip(grads, trainable_variables)):
             if g is None:
                 continue
             key, arr = key_of(var), value_of(var)
             if g.dtype != arr.dtype:
-                g = g.astype(arr.dtype)
+                grads[i] = g = g.astype(arr.dtype)
             if g.shape != arr.shape:
                 raise ValueError(f"Gradient shape {g.shape} does not match variable shape {arr.shape}")
             decay = 0.0 if check and not self._decays(var, key) else wd
             group = groups.get(decay)
             if group is None:
-                group = groups[decay] = ([], [], [])
-            group[0].append(arr)
-            group[1].append(g)
-            group[2].append(key)
-        for decay, (arrs, gs, keys) in groups.items():
-            self._update_all(be, arrs, gs, lr, decay, keys)
-        self.iterations += 1
+                group = groups[decay] = ([], [], [], [])
+            for part, value in zip(group, (i, arr, key, self._state(arr, key))):
+                part.append(value)
+            arrays.append(arr)
+        everything = len(groups) == 1 and len(arrays) == len(trainable_variables)
+        return _UpdatePlan([(decay, None if everything else index, arrs, keys, slots)
+                            for decay, (index, arrs, keys, slots) in groups.items()], arrays, trainable_variables)
 
     def apply_gradients(self, grads_and_vars):
         """Keras's ``apply_gradients([(grad, var), ...])``."""
@@ -239,9 +261,9 @@ class Optimizer:
     def _update(self, be, var, grad, lr, weight_decay, key):
         raise NotImplementedError
 
-    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
-        """The step of every variable of one weight decay; optimizers with a multi-tensor backend
-        op make it one call."""
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys, slots):
+        """The step of every variable of one weight decay (``slots``: each one's slot arrays);
+        optimizers with a multi-tensor backend op make it one call."""
         for var, grad, key in zip(variables, grads, keys):
             self._update(be, var, grad, lr, weight_decay, key)
 
@@ -265,6 +287,25 @@ class Optimizer:
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
+
+
+class _UpdatePlan:
+    """``apply``'s grouping of a list of variables: ``groups`` of (weight decay, indices into the
+    list or None for all of it, arrays, keys, slots), and ``arrays``, the variables' arrays in order.
+    Holds the variables, so that the ids in ``key`` stay theirs."""
+
+    __slots__ = ("groups", "arrays", "variables", "key")
+
+    def __init__(self, groups, arrays, variables):
+        self.groups, self.arrays, self.variables, self.key = groups, arrays, list(variables), None
+
+
+def _fits(arrays, grads):
+    """True when every gradient is an array of its variable's dtype and shape (no regrouping needed)."""
+    for a, g in zip(arrays, grads):
+        if g is None or g.dtype != a.dtype or g.shape != a.shape:
+            return False
+    return True
 
 
 class SGD(Optimizer):
@@ -293,11 +334,11 @@ class SGD(Optimizer):
         be.sgd_update(var, grad, velocity, lr, momentum=self.momentum, nesterov=self.nesterov,
                       weight_decay=weight_decay)
 
-    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys, slots):
         if type(self)._update is not SGD._update:  # a subclass's own rule runs per variable
-            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
-        velocities = [self._state(var, key)[0] for var, key in zip(variables, keys)]
-        be.sgd_update_multi(variables, grads, velocities if self.momentum != 0.0 else None, lr,
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys, slots)
+        velocities = [s[0] for s in slots] if self.momentum != 0.0 else None
+        be.sgd_update_multi(variables, grads, velocities, lr,
                             momentum=self.momentum, nesterov=self.nesterov, weight_decay=weight_decay)
 
     def get_config(self):
@@ -328,15 +369,10 @@ class Adam(Optimizer):
         be.adam_update(var, grad, m, v, vhat, lr, self.iterations + 1, beta_1=self.beta_1,
                          beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad, weight_decay=weight_decay)
 
-    def _update_all(self, be, variables, grads, lr, weight_decay, keys):
+    def _update_all(self, be, variables, grads, lr, weight_decay, keys, slots):
         if type(self)._update is not Adam._update:  # a subclass's own rule runs per variable
-            return super()._update_all(be, variables, grads, lr, weight_decay, keys)
-        m, v, vhat = [], [], []
-        for var, key in zip(variables, keys):
-            slots = self._state(var, key)
-            m.append(slots[0])
-            v.append(slots[1])
-            vhat.append(slots[2])
+            return super()._update_all(be, variables, grads, lr, weight_decay, keys, slots)
+        m, v, vhat = ([s[i] for s in slots] for i in range(3))
         be.adam_update_multi(variables, grads, m, v, vhat if self.amsgrad else None, lr,
                              self.iterations + 1, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
                              amsgrad=self.amsgrad, weight_decay=weight_decay)

@@ -66,6 +66,20 @@ def to_backend_array(value, be, keep_int=False):
     return be.asarray(value, dtype=config.floatx())
 
 
+def is_backend_batch(x, y):
+    """True when ``x`` and ``y`` are already what ``to_backend_data`` makes of them (backend arrays of
+    ``floatx`` with a batch axis, whatever ``keep_int`` and ``nested`` say) and hold as many samples:
+    ``train_on_batch`` then converts and checks nothing."""
+    ndarray = get_backend().xp.ndarray
+    if type(x) is not ndarray or type(y) is not ndarray or not x.ndim or not y.ndim:
+        return False
+    floatx = _FLOATX_DTYPES.get(config.floatx())
+    return x.dtype == floatx and y.dtype == floatx and len(x) == len(y)
+
+
+_FLOATX_DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")}
+
+
 def to_backend_data(value, be, keep_int=False, nested=False):
     """``to_backend_array`` for one array, or for each array of a list/dict of them (a model with several
     inputs or outputs: ``nested``)."""

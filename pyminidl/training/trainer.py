@@ -273,8 +273,9 @@ class Trainer:
                 built.append((metric, weighted))
         self._compiled_metrics = built
 
-    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None, mask=None):
-        extra = self.losses
+    def _update_metrics(self, value, y, y_pred, sample_weight, from_logits, probs=None, mask=None, extra=None):
+        if extra is None:
+            extra = self.losses
         if extra:
             value = value + float(sum(extra))
         self._loss_tracker.update_state(value, len(y_pred))
@@ -293,16 +294,19 @@ class Trainer:
     def _logs(self):
         if self._multi is not None:
             return self._multi.logs()
-        dist = self._distributed()
-        if dist is not None:
-            return dist.logs(self)  # the metric states summed over the ranks
+        if distribution_state.DISTRIBUTION is not None:
+            return self._distributed().logs(self)  # the metric states summed over the ranks
         logs = {"loss": self._loss_tracker.result()}
-        for metric, _ in self._compiled_metrics or ():
+        if not self._compiled_metrics:
+            return logs
+        for metric, _ in self._compiled_metrics:
             logs[metric.name] = float(metric.result())
         return dict(sorted(logs.items()))  # Keras 3 sorts the logs by name
 
     def _flatten_logs(self, logs):
         """Keras 3's list order: loss, the compiled metrics, then any other key sorted."""
+        if len(logs) == 1:  # the loss alone (a scalar whatever the order)
+            return next(iter(logs.values()))
         names = self.metrics_names
         values = [logs[n] for n in names if n in logs] + [logs[k] for k in sorted(logs) if k not in names]
         return values[0] if len(values) == 1 else values
@@ -387,9 +391,17 @@ class Trainer:
         if self._has_constraints:
             self.apply_constraints()
         self._update_metrics(value * self._loss_scale, y, y_pred, sample_weight, fused,
-                             getattr(loss_backward, "probs", None) if fused else None, mask)
+                             getattr(loss_backward, "probs", None) if fused else None, mask, self._penalties())
         if dist is not None:
             dist.after_step(self)  # after the metrics: a padding step's updates are undone
+
+    def _penalties(self):
+        """``self.losses`` of the step just run; () without walking the model when no layer of the
+        plan holds a penalty (the common case: no regularizer, no add_loss)."""
+        for layer in self._grad_layers:
+            if layer._losses:
+                return self.losses  # in the model's own order, as the sum is reported
+        return ()
 
     def _multi_train_step(self, x, y, sample_weight):
         """The training step of a model with several outputs: one loss gradient per output, one backward."""
@@ -789,6 +801,8 @@ class Trainer:
     # ------------------------------------------------------------------ single batches
 
     def _single_batch(self, x, y, sample_weight, class_weight=None):
+        if sample_weight is None and class_weight is None and da.is_backend_batch(x, y):
+            return x, y, None  # nothing to convert, and x and y hold the same number of samples
         keep_x, keep_y = self._keep_int()
         nested_x, nested_y = self._nested_data()
         be = get_backend()
