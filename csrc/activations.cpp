@@ -43,23 +43,12 @@ bool activation_backward_needs_y(Activation kind) {
     }
 }
 
-// Runs fn from the widest per-ISA copy that active_isa() allows; falls through otherwise.
-#if defined(PYMINIDL_X86)
-#define PMD_DISPATCH_F32(fn, ...)                             \
-    switch (active_isa()) {                                   \
-        case Isa::avx512: return avx512::fn(__VA_ARGS__);     \
-        case Isa::avx2: return avx2::fn(__VA_ARGS__);         \
-        default: break;                                       \
-    }
-#else
-#define PMD_DISPATCH_F32(fn, ...)
-#endif
 
 // y, x: (n,) contiguous. Overwrites y.
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, Activation kind, const ActivationParams& p) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(activation_forward_f32, y, x, n, kind, p)
+        PMD_ISA_DISPATCH(activation_forward_f32, y, x, n, kind, p)
     }
     activation_forward_impl(y, x, n, kind, p);
 }
@@ -69,7 +58,7 @@ template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, Activation kind,
                          const ActivationParams& p) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(activation_backward_f32, dx, dy, x, y, n, kind, p)
+        PMD_ISA_DISPATCH(activation_backward_f32, dx, dy, x, y, n, kind, p)
     }
     activation_backward_impl(dx, dy, x, y, n, kind, p);
 }
@@ -78,7 +67,7 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, 
 template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(softmax_forward_f32, y, x, rows, cols)
+        PMD_ISA_DISPATCH(softmax_forward_f32, y, x, rows, cols)
     }
     softmax_forward_impl(y, x, rows, cols);
 }
@@ -87,7 +76,7 @@ void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(softmax_backward_f32, dx, dy, y, rows, cols)
+        PMD_ISA_DISPATCH(softmax_backward_f32, dx, dy, y, rows, cols)
     }
     softmax_backward_impl(dx, dy, y, rows, cols);
 }
@@ -96,7 +85,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols
 template <typename T>
 void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(log_softmax_forward_f32, y, x, rows, cols)
+        PMD_ISA_DISPATCH(log_softmax_forward_f32, y, x, rows, cols)
     }
     log_softmax_forward_impl(y, x, rows, cols);
 }
@@ -105,7 +94,7 @@ void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
 template <typename T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
     if constexpr (std::is_same_v<T, float>) {
-        PMD_DISPATCH_F32(log_softmax_backward_f32, dx, dy, y, rows, cols)
+        PMD_ISA_DISPATCH(log_softmax_backward_f32, dx, dy, y, rows, cols)
     }
     log_softmax_backward_impl(dx, dy, y, rows, cols);
 }

@@ -34,3 +34,17 @@ const char* isa_name(Isa isa);
 bool parse_isa(const std::string& name, Isa* out);  // false on an unknown name
 
 }  // namespace pyminidl
+
+// Inside a kernel entry point: return fn(...) from the widest per-ISA copy (namespaces avx512::,
+// avx2::) that active_isa() allows; on the baseline path, or off x86, fall through to the code
+// after it. The one dispatch rule of the families with per-ISA copies (activations, pool, norm).
+#if defined(PYMINIDL_X86)
+#define PMD_ISA_DISPATCH(fn, ...)                                               \
+    switch (::pyminidl::active_isa()) {                                         \
+        case ::pyminidl::Isa::avx512: return avx512::fn(__VA_ARGS__);           \
+        case ::pyminidl::Isa::avx2: return avx2::fn(__VA_ARGS__);               \
+        default: break;                                                         \
+    }
+#else
+#define PMD_ISA_DISPATCH(fn, ...)
+#endif

@@ -13,26 +13,15 @@
 
 namespace pyminidl::kernels {
 
-// Runs fn from the widest per-ISA copy that active_isa() allows; falls through otherwise.
-#if defined(PYMINIDL_X86)
-#define PMD_DISPATCH(fn, ...)                                 \
-    switch (active_isa()) {                                   \
-        case Isa::avx512: return avx512::fn(__VA_ARGS__);     \
-        case Isa::avx2: return avx2::fn(__VA_ARGS__);         \
-        default: break;                                       \
-    }
-#else
-#define PMD_DISPATCH(fn, ...)
-#endif
 
 void batch_norm_stats(float* mean, float* var, const float* x, int64_t o, int64_t c, int64_t i) {
-    PMD_DISPATCH(batch_norm_stats, mean, var, x, o, c, i)
+    PMD_ISA_DISPATCH(batch_norm_stats, mean, var, x, o, c, i)
     batch_norm_stats_impl(mean, var, x, o, c, i);
 }
 
 void batch_norm_apply(float* y, const float* x, const float* mean, const float* var, const float* gamma,
         const float* beta, int64_t o, int64_t c, int64_t i, float eps) {
-    PMD_DISPATCH(batch_norm_apply, y, x, mean, var, gamma, beta, o, c, i, eps)
+    PMD_ISA_DISPATCH(batch_norm_apply, y, x, mean, var, gamma, beta, o, c, i, eps)
     batch_norm_apply_impl(y, x, mean, var, gamma, beta, o, c, i, eps);
 }
 
@@ -45,19 +34,19 @@ void batch_norm_forward(float* y, float* mean, float* var, const float* x, const
 void batch_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
         const float* gamma, const float* mean, const float* var, int64_t o, int64_t c, int64_t i, float eps,
         bool batch_stats) {
-    PMD_DISPATCH(batch_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, o, c, i, eps, batch_stats)
+    PMD_ISA_DISPATCH(batch_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, o, c, i, eps, batch_stats)
     batch_norm_backward_impl(dx, dgamma, dbeta, dy, x, gamma, mean, var, o, c, i, eps, batch_stats);
 }
 
 void layer_norm_forward(float* y, float* mean, float* var, const float* x, const float* gamma,
         const float* beta, int64_t r, int64_t d, float eps) {
-    PMD_DISPATCH(layer_norm_forward, y, mean, var, x, gamma, beta, r, d, eps)
+    PMD_ISA_DISPATCH(layer_norm_forward, y, mean, var, x, gamma, beta, r, d, eps)
     layer_norm_forward_impl(y, mean, var, x, gamma, beta, r, d, eps);
 }
 
 void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
         const float* gamma, const float* mean, const float* var, int64_t r, int64_t d, float eps) {
-    PMD_DISPATCH(layer_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, r, d, eps)
+    PMD_ISA_DISPATCH(layer_norm_backward, dx, dgamma, dbeta, dy, x, gamma, mean, var, r, d, eps)
     layer_norm_backward_impl(dx, dgamma, dbeta, dy, x, gamma, mean, var, r, d, eps);
 }
 

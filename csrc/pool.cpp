@@ -13,35 +13,24 @@
 
 namespace pyminidl::kernels {
 
-// Runs fn from the widest per-ISA copy that active_isa() allows; falls through otherwise.
-#if defined(PYMINIDL_X86)
-#define PMD_DISPATCH(fn, ...)                                 \
-    switch (active_isa()) {                                   \
-        case Isa::avx512: return avx512::fn(__VA_ARGS__);     \
-        case Isa::avx2: return avx2::fn(__VA_ARGS__);         \
-        default: break;                                       \
-    }
-#else
-#define PMD_DISPATCH(fn, ...)
-#endif
 
 void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
-    PMD_DISPATCH(maxpool_forward, y, argmax, x, g)
+    PMD_ISA_DISPATCH(maxpool_forward, y, argmax, x, g)
     maxpool_forward_impl(y, argmax, x, g);
 }
 
 void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
-    PMD_DISPATCH(maxpool_backward, dx, dy, argmax, g)
+    PMD_ISA_DISPATCH(maxpool_backward, dx, dy, argmax, g)
     maxpool_backward_impl(dx, dy, argmax, g);
 }
 
 void avgpool_forward(float* y, const float* x, const PoolGeom& g) {
-    PMD_DISPATCH(avgpool_forward, y, x, g)
+    PMD_ISA_DISPATCH(avgpool_forward, y, x, g)
     avgpool_forward_impl(y, x, g);
 }
 
 void avgpool_backward(float* dx, const float* dy, const PoolGeom& g) {
-    PMD_DISPATCH(avgpool_backward, dx, dy, g)
+    PMD_ISA_DISPATCH(avgpool_backward, dx, dy, g)
     avgpool_backward_impl(dx, dy, g);
 }
 
