@@ -237,17 +237,26 @@ std::vector<Range> column_coverage(const PoolGeom& g) {
 
 
 
-void maxpool_forward_impl(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
-    const int64_t rows = g.n * g.oh, image = g.h * g.w * g.c;
+// The forward traversal both pools share: cell(n, out, rows, cols) for every output cell, with out
+// the cell's offset in y and its clipped input window; parallel over the (n, oh) output rows.
+template <typename Cell>
+void for_each_output_cell(const PoolGeom& g, Cell cell) {
+    const int64_t rows = g.n * g.oh;
 #pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
     for (int64_t t = 0; t < rows; ++t) {
         const int64_t n = t / g.oh, oh = t % g.oh;
         const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
         for (int64_t ow = 0; ow < g.ow; ++ow) {
-            const int64_t out = (t * g.ow + ow) * g.c;
-            max_cell(y + out, argmax + out, x + n * image, g.w, g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
+            cell(n, (t * g.ow + ow) * g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
         }
     }
+}
+
+void maxpool_forward_impl(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
+    const int64_t image = g.h * g.w * g.c;
+    for_each_output_cell(g, [&](int64_t n, int64_t out, const Range& r, const Range& c) {
+        max_cell(y + out, argmax + out, x + n * image, g.w, g.c, r, c);
+    });
 }
 
 void maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
@@ -265,15 +274,10 @@ void maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax, co
 }
 
 void avgpool_forward_impl(float* y, const float* x, const PoolGeom& g) {
-    const int64_t rows = g.n * g.oh, image = g.h * g.w * g.c;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
-    for (int64_t t = 0; t < rows; ++t) {
-        const int64_t n = t / g.oh, oh = t % g.oh;
-        const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
-        for (int64_t ow = 0; ow < g.ow; ++ow) {
-            avg_cell(y + (t * g.ow + ow) * g.c, x + n * image, g.w, g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
-        }
-    }
+    const int64_t image = g.h * g.w * g.c;
+    for_each_output_cell(g, [&](int64_t n, int64_t out, const Range& r, const Range& c) {
+        avg_cell(y + out, x + n * image, g.w, g.c, r, c);
+    });
 }
 
 void avgpool_backward_impl(float* dx, const float* dy, const PoolGeom& g) {
