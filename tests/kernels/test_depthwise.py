@@ -23,6 +23,11 @@ GEOMETRIES = [  # x shape, kernel (..., C, M) shape, strides, padding, dilation
     ((2, 13, 7), (3, 7, 1), (1,), "same", (1,)),  # 1-D
     ((1, 9, 20), (3, 20, 2), (1,), "causal", (2,)),
     ((3, 8, 5), (2, 5, 1), (3,), "valid", (1,)),
+    # Full 16-channel blocks with multiplier 1 and rows wide enough for the four-cell paths.
+    ((2, 9, 23, 32), (3, 3, 32, 1), (1, 1), "same", (1, 1)),
+    ((1, 6, 19, 48), (3, 5, 48, 1), (1, 1), "valid", (1, 2)),
+    ((2, 10, 21, 40), (3, 3, 40, 1), (2, 2), "same", (1, 1)),
+    ((2, 30, 21), (5, 21, 1), (1,), "same", (1,)),
 ]
 
 
