@@ -59,9 +59,11 @@ kernels::DepthwiseGeom make_geom(const std::string& op, const py::array& x, cons
 
 bool is_empty(const kernels::DepthwiseGeom& g) { return g.n * g.h * g.w * g.c * g.m * g.oh * g.ow == 0; }
 
-F32 zeros(std::vector<py::ssize_t> shape) {
+// An output array: zeros when the call has an empty axis (no kernel runs, every sum is empty),
+// else left for the kernel to overwrite.
+F32 output(std::vector<py::ssize_t> shape, bool empty) {
     F32 a(shape);
-    std::fill(a.mutable_data(), a.mutable_data() + a.size(), 0.0f);
+    if (empty) std::fill(a.mutable_data(), a.mutable_data() + a.size(), 0.0f);
     return a;
 }
 
@@ -82,8 +84,9 @@ py::array py_forward(const py::array& x_in, const py::array& w_in, const py::obj
     }
     auto x = contiguous<float>(x_in);
     auto w = contiguous<float>(w_in);
-    F32 y = zeros({g.n, g.oh, g.ow, g.c * g.m});
-    if (is_empty(g)) return y;
+    const bool empty = is_empty(g);
+    F32 y = output({g.n, g.oh, g.ow, g.c * g.m}, empty);
+    if (empty) return y;
     float* yp = y.mutable_data();
     const float* bp = b_obj.is_none() ? nullptr : b.data();
     {
@@ -109,10 +112,11 @@ py::tuple py_backward(const py::array& dy_in, const py::array& x_in, const py::a
     auto dy = contiguous<float>(dy_in);
     auto x = contiguous<float>(x_in);
     auto w = contiguous<float>(w_in);
-    F32 dw = zeros({g.kh, g.kw, g.c, g.m});
-    F32 dx = need_dx ? zeros({g.n, g.h, g.w, g.c}) : F32();
-    F32 db = has_bias ? zeros({g.c * g.m}) : F32();
-    if (!is_empty(g)) {
+    const bool empty = is_empty(g);
+    F32 dw = output({g.kh, g.kw, g.c, g.m}, empty);
+    F32 dx = need_dx ? output({g.n, g.h, g.w, g.c}, empty) : F32();
+    F32 db = has_bias ? output({g.c * g.m}, empty) : F32();
+    if (!empty) {
         float* dwp = dw.mutable_data();
         float* dxp = need_dx ? dx.mutable_data() : nullptr;
         float* dbp = has_bias ? db.mutable_data() : nullptr;
