@@ -762,6 +762,10 @@ class Backend:
             y[:, t] = out
         return y, h, gates, hprev
 
+    def simple_rnn_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        """simple_rnn_forward when no backward follows: the same arguments; returns only (y (N, T, U), h_T)."""
+        return self.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)[:2]
+
     def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
                             activation="tanh", need_dx=True):
         """Backpropagation through time of simple_rnn_forward. dy: (N, T, U); dh: (N, U) or None (the
@@ -805,6 +809,13 @@ class Backend:
             h, c, out = (self._rnn_carry(mask, t, a, b) for a, b in ((hn, h), (cn, c), (hn, out)))
             y[:, t] = out
         return y, h, c, gates, hprev, cprev
+
+    def lstm_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                       activation="tanh", recurrent_activation="sigmoid"):
+        """lstm_forward when no backward follows (predict, evaluate): the same arguments; returns only
+        (y (N, T, U), h_T, c_T), so faster backends need not keep the per-step caches."""
+        return self.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation,
+                                 recurrent_activation)[:3]
 
     def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
                       activation="tanh", recurrent_activation="sigmoid", need_dx=True):

@@ -435,6 +435,11 @@ class CpuBackend(Backend):
             return _C.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
         return super().simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
 
+    def simple_rnn_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0), mask, activation):
+            return _C.simple_rnn_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+        return super().simple_rnn_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+
     def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
                             activation="tanh", need_dx=True):
         if _rnn_fast((dy, dh, x, kernel, recurrent_kernel, gates, hprev), mask, activation):
@@ -448,6 +453,13 @@ class CpuBackend(Backend):
         if _rnn_fast((x, kernel, recurrent_kernel, bias, h0, c0), mask, activation, recurrent_activation):
             return _C.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
         return super().lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+
+    def lstm_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                       activation="tanh", recurrent_activation="sigmoid"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0, c0), mask, activation, recurrent_activation):
+            return _C.lstm_inference(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+        return super().lstm_inference(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation,
+                                      recurrent_activation)
 
     def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
                       activation="tanh", recurrent_activation="sigmoid", need_dx=True):

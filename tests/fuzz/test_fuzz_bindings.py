@@ -487,6 +487,21 @@ def _fuzz_rnn_forward(kind, data):
          lambda: _fwd_call(kind, a64, mask, act, two_rows, REF), np.float32, f)
 
 
+def _infer_call(kind, a, mask, act, fn):
+    if kind == "lstm":
+        return fn.lstm_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], a["c0"], mask, act,
+                                 "sigmoid")
+    return fn.simple_rnn_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act)
+
+
+def _fuzz_rnn_inference(kind, data):
+    sites = ["x", "kernel", "recurrent_kernel", "bias", "h0"] + (["c0"] if kind == "lstm" else [])
+    f, a, mask, act, _ = _rnn_case(data.draw, kind, sites, sites)
+    a64 = {s: _f64(v) for s, v in a.items()}
+    _run(f"{kind}_inference", lambda: _infer_call(kind, a, mask, act, _C),
+         lambda: _infer_call(kind, a64, mask, act, REF), np.float32, f)
+
+
 def _bwd_call(kind, a, mask, caches, act, reset_after, has_bias, fn):
     head = (a["dy"], a["dh"]) + ((a["dc"],) if kind == "lstm" else ()) + (a["x"], a["kernel"], a["recurrent_kernel"],
                                                                             mask) + tuple(caches)
@@ -535,6 +550,18 @@ def test_fuzz_lstm_forward(data):
 @given(data=st.data())
 def test_fuzz_gru_forward(data):
     _fuzz_rnn_forward("gru", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_simple_rnn_inference(data):
+    _fuzz_rnn_inference("simple_rnn", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_lstm_inference(data):
+    _fuzz_rnn_inference("lstm", data)
 
 
 @FUZZ
