@@ -15,8 +15,8 @@
 //                              small   tiny products on the baseline path: an unpacked loop;
 //                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
-//   dense_forward, bias_add, bias_grad, dense_activation_grad   the Dense layer's pointwise
-//                            parts (the last in place on the incoming gradient).
+//   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts
+//                            (dense_activation_grad, declared in gemm.h: dense_activation.cpp).
 //   the portable (baseline) micro-kernels, on GCC/Clang vector extensions (SSE2 on x86-64,
 //   NEON on aarch64).
 //
@@ -55,7 +55,6 @@
 
 #include "cpu_features.h"
 #include "gemm_ukernels.h"
-#include "parallel.h"
 
 namespace pyminidl::kernels {
 
@@ -1127,29 +1126,6 @@ void bias_grad_t(T* db, const T* dy, int64_t lddy, int64_t N, int64_t U) {
     }
 }
 
-// dz[i] = grad(dz[i], s[i]) over [lo, hi). Plain pointers, no restrict: dz is read and
-// written in place (a serial function, so the loop vectorises outside the OpenMP outline).
-template <typename T, typename F>
-void apply_in_place(T* dz, const T* s, int64_t lo, int64_t hi, F grad) {
-    for (int64_t i = lo; i < hi; ++i) dz[i] = grad(dz[i], s[i]);
-}
-
-// The formulas are activation_backward's, operand for operand, so both give the same bits.
-template <typename T>
-void dense_activation_grad_t(T* dz, const T* s, int64_t n, DenseActivation kind) {
-    auto run = [&](auto grad) {
-        parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) { apply_in_place(dz, s, lo, hi, grad); });
-    };
-    switch (kind) {
-        case DenseActivation::relu:  // dL/dz = dy * [z > 0] (NaN z: 0)
-            return run([](T g, T z) { return g * (z > T(0) ? T(1) : T(0)); });
-        case DenseActivation::sigmoid:  // dL/dz = dy * y * (1 - y)
-            return run([](T g, T y) { return g * y * (T(1) - y); });
-        case DenseActivation::tanh:  // dL/dz = dy * (1 - y)(1 + y): 1 - y*y cancels near |y| = 1
-            return run([](T g, T y) { return g * ((T(1) - y) * (T(1) + y)); });
-    }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- public entry points
@@ -1222,16 +1198,6 @@ void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U) {
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U) {
     // db: (U,); dy: (N, U) row stride lddy.
     bias_grad_t(db, dy, lddy, N, U);
-}
-
-void dense_activation_grad(float* dz, const float* s, int64_t n, DenseActivation kind) {
-    // dz, s: (n,) contiguous; dz updated in place.
-    dense_activation_grad_t(dz, s, n, kind);
-}
-
-void dense_activation_grad(double* dz, const double* s, int64_t n, DenseActivation kind) {
-    // dz, s: (n,) contiguous; dz updated in place.
-    dense_activation_grad_t(dz, s, n, kind);
 }
 
 GemmPathConfig gemm_config(Isa isa) {
