@@ -8,7 +8,8 @@
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
 //                            Paths, chosen per call from the shape and strides only (never
 //                            from the thread count, so results never depend on it):
-//                              dot     N <= 12 (AVX-512): vectors along k, one reduction per c_ij;
+//                              dot     N <= 12 (AVX2, AVX-512): vectors along k, one reduction
+//                                      tree per tile of RR x 2 c_ij;
 //                              direct  small products, or op(A) in L2, with a unit-stride op(B):
 //                                      micro-kernels read op(A) and op(B) in place (no packing),
 //                                      on C or on C^T, whichever fills the tiles better;

@@ -35,7 +35,7 @@ template <typename T>
 using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
                                   int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                                   T alpha, T beta);
-// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
+// The dot micro-kernel (AVX2 and AVX-512): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
 // for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
 template <typename T>
 using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
