@@ -78,6 +78,15 @@ class Backend:
         """This backend's array -> numpy.ndarray."""
         return np.asarray(x)
 
+    def take_rows(self, x, idx):
+        """x.take(idx, axis=0): the rows of a (shuffled) batch. x: (n, ...), idx: (k,) integers in
+        [-n, n) -> (k, ...).
+
+        Raises:
+            IndexError: an index outside [-n, n).
+        """
+        return self.xp.take(x, idx, axis=0)
+
     # ------------------------------------------------------------------ gemm / dense
 
     def gemm(self, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
@@ -110,6 +119,13 @@ class Backend:
         db = self.bias_grad(dy) if has_bias else None
         dx = self.gemm(dy, w, trans_b=True) if need_dx else None
         return dx, dw, db
+
+    def dense_activation_backward(self, name, dz, z, y):
+        """dz <- activation_backward(name, dz, z, y), written into dz (the fused Dense backward owns
+        its incoming gradient, so dL/dz needs no new array). name: 'relu' (reads z), 'sigmoid' or
+        'tanh' (read y). dz, z, y: (N, U). Returns dz."""
+        dz[...] = self.activation_backward(name, dz, z, y)
+        return dz
 
     # ------------------------------------------------------------------ convolution
     # NHWC with Keras's kernel layout (KH, KW, C / groups, F); 1-D runs as 2-D with height 1.

@@ -15,6 +15,8 @@ from pyminidl.backend.base import (RNN_ACTIVATIONS, Backend, _conv_geometry, _co
                                    _depthwise_geometry, _from_2d, _kernel_to_2d, _to_2d)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# The activations _C.dense_activation_grad applies in place (their default parameters).
+_DENSE_ACTIVATIONS = frozenset(("relu", "sigmoid", "tanh"))
 
 
 def _fast(*arrays):
@@ -78,6 +80,14 @@ class CpuBackend(Backend):
         # Private: Backend has no such attribute.
         self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "0") == "1" and _C.tune_allocator()
 
+    def take_rows(self, x, idx):
+        """x.take(idx, axis=0) (see Backend.take_rows): C-contiguous numeric x, 1-D int64 idx."""
+        if (type(x) is np.ndarray and type(idx) is np.ndarray and x.ndim >= 1 and idx.ndim == 1
+                and idx.dtype == np.int64 and x.dtype.kind in "biufc" and x.flags.c_contiguous
+                and idx.flags.c_contiguous):
+            return _C.take_rows(x, idx)
+        return super().take_rows(x, idx)
+
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
     # integer or mixed dtypes) goes to the reference, which promotes like NumPy.
@@ -128,6 +138,14 @@ class CpuBackend(Backend):
         db = _C.bias_grad(dy) if has_bias else None
         dx = _C.gemm(dy, w, False, True) if need_dx else None
         return dx, dw, db
+
+    def dense_activation_backward(self, name, dz, z, y):
+        """dz <- dz * f'(z or y) in place (see Backend.dense_activation_backward). Returns dz."""
+        saved = z if name == "relu" else y
+        if (name in _DENSE_ACTIVATIONS and _fast_same(dz, saved) and _inplace(dz) and dz.flags.writeable
+                and not np.may_share_memory(dz, saved)):
+            return _C.dense_activation_grad(name, dz, saved)
+        return super().dense_activation_backward(name, dz, z, y)
 
     # ------------------------------------------------------------------ convolution
     # The kernels take 4-D NHWC arrays and explicit pads; the shared geometry helpers of base.py

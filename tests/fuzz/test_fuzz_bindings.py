@@ -1253,3 +1253,67 @@ def test_a_share_of_cases_reaches_every_kernel():
             finally:
                 FORCED[0] = None
             assert c["faults"][kind] > 0, f"{name}: no case took the hostile class {kind!r}"
+
+
+# ---------------------------------------------------------------- dense activation (in place), row gather
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_dense_activation_grad(data):
+    d = data.draw
+    f = Faults(d, {"name": ["name"], "dtype": ["dz", "saved"], "shape": ["saved"], "layout": ["dz"],
+                   "readonly": ["dz"], "alias": ["saved"]})
+    name = d(st.sampled_from(["elu", "softmax", "", "RELU"])) if f.on("name") else d(
+        st.sampled_from(["relu", "sigmoid", "tanh"]))
+    dtype = _dtype(f, d)
+    shape = d(shapes(0, 3))
+    dz = np.array(d(arrays(shape=shape, dtypes=[dtype])), order="C")  # a fresh, writable, C-contiguous copy
+    if f.on("layout", "dz") and dz.ndim:
+        dz = np.repeat(dz, 2, axis=-1)[..., ::2]
+    if f.on("readonly", "dz"):
+        dz.setflags(write=False)
+    other = _other_float(dtype) if f.on("dtype", "saved") else dtype
+    # (a 0-D draw is a NumPy scalar, which no binding takes: made an array)
+    saved = dz if f.on("alias") else np.asarray(d(arrays(shape=_shape(f, d, "saved", shape), dtypes=[other])))
+    dz0 = dz.copy()
+    is_x = name == "relu"
+    _run("dense_activation_grad", lambda: _C.dense_activation_grad(name, dz, saved),
+         lambda: REF.activation_backward(name, _f64(dz0), _f64(saved) if is_x else None,
+                                         None if is_x else _f64(saved)), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_take_rows(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["x", "idx"], "layout": ["x", "idx"], "rank": ["x", "idx"], "range": ["idx"]})
+    x = d(arrays(min_rank=1, dtypes=[np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_]))
+    x = np.ascontiguousarray(x) if not f.on("layout", "x") else x
+    if f.on("dtype", "x"):
+        x = x.astype(object)
+    if f.on("rank", "x"):
+        x = x.reshape(-1)[:1].reshape(()) if x.size else np.zeros((), x.dtype)
+    n = x.shape[0] if x.ndim else 0
+    rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
+    idx = rng.integers(-max(n, 1), max(n, 1), size=d(SIZES)) if n else np.zeros(0, np.int64)
+    if f.on("range") and idx.size:
+        idx[rng.integers(idx.size)] = d(st.sampled_from([n, n + 7, -n - 1, 2**62, -(2**63)]))
+    idx = idx.astype(d(st.sampled_from([np.int32, np.uint64, np.float64]))) if f.on("dtype", "idx") else idx
+    idx = np.repeat(idx, 2)[::2] if f.on("layout", "idx") and idx.size > 1 else idx
+    idx = idx.reshape(1, -1) if f.on("rank", "idx") else idx
+    f.record("take_rows")
+    try:
+        got = _C.take_rows(x, idx)
+    except (ValueError, TypeError):
+        CASES["take_rows"]["rejected"] += 1
+        return
+    except IndexError as e:  # NumPy's own error, for an index NumPy refuses too
+        with pytest.raises(IndexError, match=str(e)):
+            REF.take_rows(x, idx)
+        CASES["take_rows"]["rejected"] += 1
+        return
+    want = REF.take_rows(x, idx)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    CASES["take_rows"]["accepted"] += 1
