@@ -98,6 +98,39 @@ template <typename T>
 void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t,
                    const T*) {}  // never reached: implicit_path<double> is false
 
+// The float32 weight gradient on AVX2/AVX-512 (conv_simd.h, wgrad_tile) reads its patches from a
+// zero-padded copy of a band of input rows instead of an im2col tile: the copy costs one pass
+// over the band's input where im2col writes each input value KH*KW times, and with padding taken
+// out of the band every patch row is a fixed offset from its pixel, whatever the tap. A band
+// holds up to BAND_ELEMS padded inputs (at least one output row's), so that it and its dy stay in
+// L2 while every register tile of dw reads them.
+constexpr int64_t BAND_ELEMS = int64_t(1) << 14;
+
+int64_t padded_w(const ConvGeom& g) { return (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1; }
+int64_t band_in_rows(const ConvGeom& g, int64_t rows) { return (rows - 1) * g.SH + (g.KH - 1) * g.DH + 1; }
+
+// Output rows per band: as many as fit BAND_ELEMS, at least 1.
+int64_t band_rows(const ConvGeom& g) {
+    const int64_t row = std::max<int64_t>(padded_w(g) * (g.C / std::max<int64_t>(g.G, 1)), 1);
+    const int64_t fit = BAND_ELEMS / row - band_in_rows(g, 1);
+    return std::clamp<int64_t>(fit < 0 ? 1 : fit / std::max<int64_t>(g.SH, 1) + 1, 1, std::max<int64_t>(g.OH, 1));
+}
+int64_t band_elems(const ConvGeom& g) {
+    return band_in_rows(g, band_rows(g)) * padded_w(g) * (g.C / std::max<int64_t>(g.G, 1));
+}
+
+// A band larger than the weight gradient's im2col tile (a very wide image) keeps im2col.
+template <typename T>
+bool implicit_weight(const ConvGeom& g) {
+#if defined(PYMINIDL_X86)
+    return std::is_same_v<T, float> && active_isa() != Isa::baseline && !pointwise(g) && patch_len(g) > 0 &&
+           band_elems(g) <= 4 * TILE_ELEMS;
+#else
+    (void)g;
+    return false;
+#endif
+}
+
 // The GEMM workspace a thread needs, for the largest tile, per kernel kind.
 template <typename T>
 int64_t per_thread(const ConvGeom& g, Kind kind) {
@@ -107,6 +140,13 @@ int64_t per_thread(const ConvGeom& g, Kind kind) {
                        : kind == Kind::input ? gemm_ws(tag, TM, K, Fg)
                                              : gemm_ws(tag, K, Fg, TM);
     return TM * K + ws;
+}
+
+// The weight gradient's per-thread scratch: the im2col tile and GEMM workspace, or a padded band
+// (which of the two runs depends on the ISA active at the call, so it holds either).
+template <typename T>
+int64_t per_thread_weight(const ConvGeom& g) {
+    return std::max(per_thread<T>(g, Kind::weight), band_elems(g));
 }
 
 // A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
@@ -126,7 +166,8 @@ int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
     }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
     const int64_t zeros = kind == Kind::forward ? g.C / std::max<int64_t>(g.G, 1) : 0;  // implicit_rows' padding row
-    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
+    const int64_t pt = kind == Kind::weight ? per_thread_weight<T>(g) : per_thread<T>(g, kind);
+    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * pt;
 }
 
 void check_work(const char* op, int64_t have, int64_t need) {
@@ -321,13 +362,65 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
     }
 }
 
+// xb (in_rows, Wp, C/G) = image n's input rows from oh0*SH - PH on, columns from -PW, group grp's
+// channels; 0 where that falls outside the image.
+void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
+              int64_t oh0, int64_t in_rows) {
+    const int64_t Cg = g.C / g.G, Wp = padded_w(g);
+    for (int64_t r = 0; r < in_rows; ++r) {
+        const int64_t ih = oh0 * g.SH - g.PH + r;
+        float* d = xb + r * Wp * Cg;
+        if (ih < 0 || ih >= g.H) {
+            std::fill(d, d + Wp * Cg, 0.0f);
+            continue;
+        }
+        const float* s = x + ((n * g.H + ih) * g.W) * g.C + grp * Cg;
+        for (int64_t wp = 0; wp < Wp; ++wp, d += Cg) {
+            const int64_t iw = wp - g.PW;
+            if (iw < 0 || iw >= g.W) {
+                for (int64_t c = 0; c < Cg; ++c) d[c] = 0.0f;
+            } else {
+                for (int64_t c = 0; c < Cg; ++c) d[c] = s[iw * g.C + c];
+            }
+        }
+    }
+}
+
+void weight_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_weight_band(acc, xb, dyb, b, first);
+    avx2::conv_weight_band(acc, xb, dyb, b, first);
+#else
+    (void)acc, (void)xb, (void)dyb, (void)b, (void)first;
+#endif
+}
+
+// weight_part on the implicit kernels: per image, band of output rows and group, the band's
+// padded input rows into xb, then dw += their patches^T dy. Same sum order at any thread count.
+void weight_part_implicit(float* acc, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
+                          int64_t n1, float* xb) {
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g);
+    bool first = true;
+    for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
+            const int64_t rows = std::min(BH, g.OH - oh0);
+            const WgradBand b{rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, g.SW * Cg, g.SH * Wp * Cg};
+            for (int64_t grp = 0; grp < g.G; ++grp) {
+                pad_band(xb, x, g, n, grp, oh0, band_in_rows(g, rows));
+                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, b, first);
+            }
+        }
+    }
+}
+
 template <typename T>
 void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F;
     if (KF == 0) return;
     if (g.N == 0 || g.OH * g.OW == 0) return std::fill(dw, dw + KF, T(0));
     check_work("conv_backward_weight", we, workspace_elems<T>(g, omp_max_threads(), Kind::weight));
-    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread<T>(g, Kind::weight);
+    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread_weight<T>(g);
+    const bool implicit = implicit_weight<T>(g);
     T* partial = work;
     T* scratch = work + parts * KF;
 #pragma omp parallel if (parts > 1)
@@ -335,8 +428,15 @@ void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_
         int64_t lo, hi;
         thread_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
-            weight_part(partial + q * KF, dy, x, g, q * g.N / parts, (q + 1) * g.N / parts,
-                        scratch + omp_thread_id() * pt, pt);
+            const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
+            T* mine = scratch + omp_thread_id() * pt;
+            if constexpr (std::is_same_v<T, float>) {
+                if (implicit) {
+                    weight_part_implicit(partial + q * KF, dy, x, g, n0, n1, mine);
+                    continue;
+                }
+            }
+            weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
         }
 #pragma omp barrier
         thread_range(KF, &lo, &hi);

@@ -26,6 +26,7 @@ struct Simd {
     static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 constexpr int QUAD_MR = 6, WIDE_MR = 12, NARROW_MR = 16;
+constexpr int WG_QUAD_MR = 6, WG_WIDE_MR = 12, WG_NARROW_MR = 16;  // the weight gradient's tiles
 
 }  // namespace
 }  // namespace pyminidl::kernels::avx512

@@ -101,6 +101,73 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
     }
 }
 
+// The weight gradient dw = patches^T dy is the forward's product with the pixels as its k: a
+// register tile of MR patch rows (taps x channels, im2col's k order) x NV vectors of filters sums
+// x_patch[p, k] * dy[p, f] over the band's pixels p. It reads a zero-padded copy of the band's
+// input rows (conv.cpp, weight_band), so every patch row k is the pixel's own pointer plus a fixed
+// offset off[k] and no tap needs a bounds test; rows may cross taps (a first layer's 27 rows of
+// 3 channels fill whole tiles). One running sum per dw element over the pixels in order.
+// acc: rows k0.. of the (K, F) sum at filter column j; xb: the band at the group's channel 0;
+// dyb: dy at the band's first pixel, column j. first: overwrite acc, else add to it.
+template <class S, int MR, int NV, bool FULL>
+PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, const WgradBand& b,
+                                  int64_t k0, int64_t mr, int64_t nr, bool first) {
+    using V = typename S::V;
+    int64_t off[MR];
+    for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last one and are not stored
+        const int64_t k = k0 + std::min<int64_t>(i, mr - 1), tap = k / b.Cg;
+        off[i] = ((tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW) * b.Cg + k % b.Cg;
+    }
+    typename S::Mask m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
+    V s[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            s[i][v] = first || i >= mr ? S::zero() : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
+    for (int64_t r = 0; r < b.rows; ++r) {
+        const float* a = xb + r * b.row_step;
+        const float* d = dyb + r * b.OW * b.F;
+        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += b.F) {
+            V dv[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
+#pragma GCC unroll 32
+            for (int i = 0; i < MR; ++i) {
+                const V av = S::bcast(a + off[i]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) s[i][v] = S::fmadd(av, dv[v], s[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) S::mask_storeu(acc + (k0 + i) * b.F + v * S::W, m[v], s[i][v]);
+    }
+}
+
+// Filter strips of NV*W outside, patch-row tiles of MR inside: the band's dy strip stays in cache
+// while every tile of k reads it.
+template <class S, int MR, int NV>
+void wgrad_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
+    constexpr int NR = NV * S::W;
+    const int64_t K = b.KH * b.KW * b.Cg;
+    for (int64_t j = 0; j < b.Fg; j += NR) {
+        const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
+        for (int64_t k0 = 0; k0 < K; k0 += MR) {
+            const int64_t mr = std::min<int64_t>(MR, K - k0);
+            if (nr == NR) {
+                wgrad_tile<S, MR, NV, true>(acc + j, xb, dyb + j, b, k0, mr, nr, first);
+            } else {
+                wgrad_tile<S, MR, NV, false>(acc + j, xb, dyb + j, b, k0, mr, nr, first);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void conv_forward_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
@@ -120,6 +187,20 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
         }
     }
     implicit_rows<Simd, WIDE_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
+}
+
+}  // namespace pyminidl::kernels::PMD_CONV_ISA
+
+namespace pyminidl::kernels::PMD_CONV_ISA {
+
+void conv_weight_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
+    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (band rows, Wp, C/G); dyb: dy at the band's
+    // first pixel and the group's filter 0, pixel stride F.
+    if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, b, first);
+    if constexpr (QUAD_MR > 0) {
+        if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, b, first);
+    }
+    wgrad_band<Simd, WG_WIDE_MR, 2>(acc, xb, dyb, b, first);
 }
 
 }  // namespace pyminidl::kernels::PMD_CONV_ISA
