@@ -11,7 +11,7 @@
 // sum per output, as the GEMM's direct kernel does.
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
-// bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's) and the tiles' rows:
+// bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
 // QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors)
 // and NARROW_MR (x 1 vector, for F/G <= W).
 #pragma once
@@ -75,7 +75,8 @@ PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg,
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
             const V r = bg != nullptr ? S::add(acc[i][v], bias[v]) : acc[i][v];
-            S::mask_storeu(y + (q0 + i) * g.F + v * S::W, m[v], r);
+            float* p = y + (q0 + i) * g.F + v * S::W;
+            FULL ? S::storeu(p, r) : S::mask_storeu(p, m[v], r);  // AVX2's masked store is slow on Zen
         }
     }
 }
@@ -114,9 +115,10 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
                                   int64_t k0, int64_t mr, int64_t nr, bool first) {
     using V = typename S::V;
     int64_t off[MR];
+    int64_t tap = k0 / b.Cg, c = k0 % b.Cg;  // row k's (tap, channel), stepped: no division per row
     for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last one and are not stored
-        const int64_t k = k0 + std::min<int64_t>(i, mr - 1), tap = k / b.Cg;
-        off[i] = ((tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW) * b.Cg + k % b.Cg;
+        off[i] = ((tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW) * b.Cg + c;
+        if (i + 1 < mr && ++c == b.Cg) c = 0, ++tap;
     }
     typename S::Mask m[NV];
     for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
@@ -125,7 +127,9 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v)
-            s[i][v] = first || i >= mr ? S::zero() : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
+            s[i][v] = first || i >= mr ? S::zero()
+                      : FULL          ? S::loadu(acc + (k0 + i) * b.F + v * S::W)
+                                      : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
     for (int64_t r = 0; r < b.rows; ++r) {
         const float* a = xb + r * b.row_step;
         const float* d = dyb + r * b.OW * b.F;
@@ -145,7 +149,10 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
     for (int i = 0; i < MR; ++i) {
         if (i >= mr) break;
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) S::mask_storeu(acc + (k0 + i) * b.F + v * S::W, m[v], s[i][v]);
+        for (int v = 0; v < NV; ++v) {  // unmasked where it can: AVX2's masked store is slow on Zen
+            float* p = acc + (k0 + i) * b.F + v * S::W;
+            FULL ? S::storeu(p, s[i][v]) : S::mask_storeu(p, m[v], s[i][v]);
+        }
     }
 }
 
@@ -199,6 +206,13 @@ void conv_weight_band(float* acc, const float* xb, const float* dyb, const Wgrad
     if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, b, first);
     if constexpr (QUAD_MR > 0) {
         if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, b, first);
+    }
+    if constexpr (WG_WIDE_ALT_MR > 0) {  // fewer rows per tile where they waste fewer (K = 9, 27)
+        const int64_t K = b.KH * b.KW * b.Cg;
+        const auto padded = [K](int64_t mr) { return (K + mr - 1) / mr * mr; };
+        if (padded(WG_WIDE_ALT_MR) < padded(WG_WIDE_MR)) {
+            return wgrad_band<Simd, WG_WIDE_ALT_MR, 2>(acc, xb, dyb, b, first);
+        }
     }
     wgrad_band<Simd, WG_WIDE_MR, 2>(acc, xb, dyb, b, first);
 }
