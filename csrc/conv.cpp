@@ -115,8 +115,18 @@ int64_t band_rows(const ConvGeom& g) {
     const int64_t fit = BAND_ELEMS / row - band_in_rows(g, 1);
     return std::clamp<int64_t>(fit < 0 ? 1 : fit / std::max<int64_t>(g.SH, 1) + 1, 1, std::max<int64_t>(g.OH, 1));
 }
-int64_t band_elems(const ConvGeom& g) {
+int64_t image_band_elems(const ConvGeom& g) {
     return band_in_rows(g, band_rows(g)) * padded_w(g) * (g.C / std::max<int64_t>(g.G, 1));
+}
+// Images per band: where one image's rows fit, as many whole images as BAND_ELEMS holds, so that
+// a small image (7x7, 14x14) does not load and store every dw tile once per image.
+int64_t band_images(const ConvGeom& g) {
+    if (band_rows(g) < g.OH) return 1;
+    return std::clamp<int64_t>(BAND_ELEMS / std::max<int64_t>(image_band_elems(g), 1), 1, std::max<int64_t>(g.N, 1));
+}
+// A band's padded input rows, then room for its dy packed one strip of filters at a time.
+int64_t band_elems(const ConvGeom& g) {
+    return band_images(g) * (image_band_elems(g) + band_rows(g) * g.OW * WGRAD_MAX_NR);
 }
 
 // A band larger than the weight gradient's im2col tile (a very wide image) keeps im2col.
@@ -124,7 +134,7 @@ template <typename T>
 bool implicit_weight(const ConvGeom& g) {
 #if defined(PYMINIDL_X86)
     return std::is_same_v<T, float> && active_isa() != Isa::baseline && !pointwise(g) && patch_len(g) > 0 &&
-           band_elems(g) <= 4 * TILE_ELEMS;
+           image_band_elems(g) <= 4 * TILE_ELEMS;
 #else
     (void)g;
     return false;
@@ -388,28 +398,32 @@ void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeo
     }
 }
 
-void weight_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
+void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
 #if defined(PYMINIDL_X86)
-    if (active_isa() == Isa::avx512) return avx512::conv_weight_band(acc, xb, dyb, b, first);
-    avx2::conv_weight_band(acc, xb, dyb, b, first);
+    if (active_isa() == Isa::avx512) return avx512::conv_weight_band(acc, xb, dyb, dyp, b, first);
+    avx2::conv_weight_band(acc, xb, dyb, dyp, b, first);
 #else
-    (void)acc, (void)xb, (void)dyb, (void)b, (void)first;
+    (void)acc, (void)xb, (void)dyb, (void)dyp, (void)b, (void)first;
 #endif
 }
 
-// weight_part on the implicit kernels: per image, band of output rows and group, the band's
-// padded input rows into xb, then dw += their patches^T dy. Same sum order at any thread count.
+// weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
+// and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
+// the pixels in them go in order: the same sums at any thread count.
 void weight_part_implicit(float* acc, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
                           int64_t n1, float* xb) {
-    const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g);
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
+    const int64_t img = image_band_elems(g);
+    float* dyp = xb + BI * img;
     bool first = true;
-    for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t n = n0; n < n1; n += BI) {
+        const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
-            const int64_t rows = std::min(BH, g.OH - oh0);
-            const WgradBand b{rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, g.SW * Cg, g.SH * Wp * Cg};
+            const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
+            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, g.SW * Cg, g.SH * Wp * Cg};
             for (int64_t grp = 0; grp < g.G; ++grp) {
-                pad_band(xb, x, g, n, grp, oh0, band_in_rows(g, rows));
-                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, b, first);
+                for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
+                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);
             }
         }
     }

@@ -6,12 +6,15 @@
 
 namespace pyminidl::kernels {
 
-// One band of output rows of one image and group for the implicit weight gradient: its padded
-// input rows are (Wp pixels of Cg channels) each, output row r reads padded row r*SH + kh*DH.
+// One band of the implicit weight gradient, one group: `rows` output rows of `images` images (more
+// than one only when the rows are whole images, whose dy rows then follow on). Each image's padded
+// input rows (Wp pixels of Cg channels) start img_step after the last's; output row r reads
+// padded row r*SH + kh*DH.
 struct WgradBand {
-    int64_t rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp;
+    int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp;
     int64_t pix_step, row_step;  // SW*Cg, SH*Wp*Cg: one output pixel, one output row
 };
+constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 
 #define PMD_CONV_ISA_DECLS                                                                        \
     /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G   \
@@ -20,9 +23,10 @@ struct WgradBand {
                            const ConvGeom& g, int64_t n, int64_t grp, int64_t p0, int64_t rows,   \
                            const float* zeros);                                           \
     /* acc: (KH*KW*C/G, F) at the group's first filter; xb: the band's padded input rows;        \
-       dyb: dy at the band's first pixel and the group's first filter. first: overwrite acc,     \
-       else add to it. */                                                                         \
-    void conv_weight_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first);
+       dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for         \
+       (band pixels, WGRAD_MAX_NR). first: overwrite acc, else add to it. */                     \
+    void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,               \
+                          const WgradBand& b, bool first);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

@@ -109,9 +109,9 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
 // offset off[k] and no tap needs a bounds test; rows may cross taps (a first layer's 27 rows of
 // 3 channels fill whole tiles). One running sum per dw element over the pixels in order.
 // acc: rows k0.. of the (K, F) sum at filter column j; xb: the band at the group's channel 0;
-// dyb: dy at the band's first pixel, column j. first: overwrite acc, else add to it.
+// dyb: dy at the band's first pixel, column j, pixel stride ds. first: overwrite acc, else add.
 template <class S, int MR, int NV, bool FULL>
-PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, const WgradBand& b,
+PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, int64_t ds, const WgradBand& b,
                                   int64_t k0, int64_t mr, int64_t nr, bool first) {
     using V = typename S::V;
     int64_t off[MR];
@@ -130,10 +130,10 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
             s[i][v] = first || i >= mr ? S::zero()
                       : FULL          ? S::loadu(acc + (k0 + i) * b.F + v * S::W)
                                       : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
-    for (int64_t r = 0; r < b.rows; ++r) {
-        const float* a = xb + r * b.row_step;
-        const float* d = dyb + r * b.OW * b.F;
-        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += b.F) {
+    for (int64_t r = 0; r < b.images * b.rows; ++r) {  // dy's rows run on across images
+        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step;
+        const float* d = dyb + r * b.OW * ds;
+        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += ds) {
             V dv[NV];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
@@ -157,19 +157,27 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
 }
 
 // Filter strips of NV*W outside, patch-row tiles of MR inside: the band's dy strip stays in cache
-// while every tile of k reads it.
+// while every tile of k reads it. A strip narrower than dy's rows is first packed into dyp
+// (pixels, NR): read in place, its lines sit F floats apart and fall into a fraction of L1's
+// sets (F = 128: 8 of 64), so every tile would fetch them again from L2.
 template <class S, int MR, int NV>
-void wgrad_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
+void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     constexpr int NR = NV * S::W;
-    const int64_t K = b.KH * b.KW * b.Cg;
+    const int64_t K = b.KH * b.KW * b.Cg, P = b.images * b.rows * b.OW;
     for (int64_t j = 0; j < b.Fg; j += NR) {
         const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
+        const float* d = dyb + j;
+        int64_t ds = b.F;
+        if (b.F != NR) {
+            for (int64_t p = 0; p < P; ++p) std::copy(dyb + p * b.F + j, dyb + p * b.F + j + nr, dyp + p * NR);
+            d = dyp, ds = NR;
+        }
         for (int64_t k0 = 0; k0 < K; k0 += MR) {
             const int64_t mr = std::min<int64_t>(MR, K - k0);
             if (nr == NR) {
-                wgrad_tile<S, MR, NV, true>(acc + j, xb, dyb + j, b, k0, mr, nr, first);
+                wgrad_tile<S, MR, NV, true>(acc + j, xb, d, ds, b, k0, mr, nr, first);
             } else {
-                wgrad_tile<S, MR, NV, false>(acc + j, xb, dyb + j, b, k0, mr, nr, first);
+                wgrad_tile<S, MR, NV, false>(acc + j, xb, d, ds, b, k0, mr, nr, first);
             }
         }
     }
@@ -200,21 +208,21 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
 
 namespace pyminidl::kernels::PMD_CONV_ISA {
 
-void conv_weight_band(float* acc, const float* xb, const float* dyb, const WgradBand& b, bool first) {
-    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (band rows, Wp, C/G); dyb: dy at the band's
+void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
+    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, band rows, Wp, C/G); dyb: dy at the band's
     // first pixel and the group's filter 0, pixel stride F.
-    if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, b, first);
+    if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, dyp, b, first);
     if constexpr (QUAD_MR > 0) {
-        if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, b, first);
+        if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, dyp, b, first);
     }
     if constexpr (WG_WIDE_ALT_MR > 0) {  // fewer rows per tile where they waste fewer (K = 9, 27)
         const int64_t K = b.KH * b.KW * b.Cg;
         const auto padded = [K](int64_t mr) { return (K + mr - 1) / mr * mr; };
         if (padded(WG_WIDE_ALT_MR) < padded(WG_WIDE_MR)) {
-            return wgrad_band<Simd, WG_WIDE_ALT_MR, 2>(acc, xb, dyb, b, first);
+            return wgrad_band<Simd, WG_WIDE_ALT_MR, 2>(acc, xb, dyb, dyp, b, first);
         }
     }
-    wgrad_band<Simd, WG_WIDE_MR, 2>(acc, xb, dyb, b, first);
+    wgrad_band<Simd, WG_WIDE_MR, 2>(acc, xb, dyb, dyp, b, first);
 }
 
 }  // namespace pyminidl::kernels::PMD_CONV_ISA
