@@ -372,29 +372,29 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
     }
 }
 
-// xb (in_rows, Wp, C/G) = image n's input rows from oh0*SH - PH on, columns from -PW, group grp's
-// channels; 0 where that falls outside the image.
+// xb (C/G, in_rows, Wp), one plane per channel = image n's input rows from oh0*SH - PH on,
+// columns from -PW, group grp's channels; 0 where that falls outside the image. Planes, not
+// pixels of C/G channels: a dw tile reads a few channels of each pixel, and along a plane the
+// pixels it reads share lines (16 to a line at stride 1) where pixel-major each one is a line.
 void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
               int64_t oh0, int64_t in_rows) {
-    const int64_t Cg = g.C / g.G, Wp = padded_w(g);
+    const int64_t Cg = g.C / g.G, Wp = padded_w(g), plane = in_rows * Wp;
+    const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
     for (int64_t r = 0; r < in_rows; ++r) {
         const int64_t ih = oh0 * g.SH - g.PH + r;
-        float* d = xb + r * Wp * Cg;
-        if (ih < 0 || ih >= g.H) {
-            std::fill(d, d + Wp * Cg, 0.0f);
-            continue;
+        const bool inside = ih >= 0 && ih < g.H;
+        const float* s = inside ? x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg : x;
+        for (int64_t c = 0; c < Cg; ++c) {
+            float* d = xb + c * plane + r * Wp;
+            if (!inside) {
+                std::fill(d, d + Wp, 0.0f);
+                continue;
+            }
+            // Columns [lo, hi) of the padded row are inside the image, zeros either side.
+            for (int64_t wp = 0; wp < lo; ++wp) d[wp] = 0.0f;
+            for (int64_t wp = lo; wp < hi; ++wp) d[wp] = s[(wp - lo) * g.C + c];
+            for (int64_t wp = hi; wp < Wp; ++wp) d[wp] = 0.0f;
         }
-        // Columns [lo, hi) of the padded row are inside the image: zeros either side, one copy
-        // between (a copy per pixel when groups split the channels).
-        const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
-        const float* s = x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg;
-        std::fill(d, d + lo * Cg, 0.0f);
-        if (g.G == 1) {
-            std::copy(s, s + (hi - lo) * Cg, d + lo * Cg);
-        } else {
-            for (int64_t wp = lo; wp < hi; ++wp, s += g.C) std::copy(s, s + Cg, d + wp * Cg);
-        }
-        std::fill(d + hi * Cg, d + Wp * Cg, 0.0f);
     }
 }
 
@@ -420,7 +420,7 @@ void weight_part_implicit(float* acc, const float* dy, const float* x, const Con
         const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
-            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, g.SW * Cg, g.SH * Wp * Cg};
+            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW, g.SH * Wp};
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
                 weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);

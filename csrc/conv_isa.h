@@ -8,11 +8,11 @@ namespace pyminidl::kernels {
 
 // One band of the implicit weight gradient, one group: `rows` output rows of `images` images (more
 // than one only when the rows are whole images, whose dy rows then follow on). Each image's padded
-// input rows (Wp pixels of Cg channels) start img_step after the last's; output row r reads
-// padded row r*SH + kh*DH.
+// input rows are Cg planes of `plane` = (input rows, Wp) floats and start img_step after the
+// last's; output row r reads padded row r*SH + kh*DH.
 struct WgradBand {
-    int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp;
-    int64_t pix_step, row_step;  // SW*Cg, SH*Wp*Cg: one output pixel, one output row
+    int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp, plane;
+    int64_t pix_step, row_step;  // SW, SH*Wp: one output pixel, one output row
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 

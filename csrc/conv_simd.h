@@ -117,7 +117,7 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
     int64_t off[MR];
     int64_t tap = k0 / b.Cg, c = k0 % b.Cg;  // row k's (tap, channel), stepped: no division per row
     for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last one and are not stored
-        off[i] = ((tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW) * b.Cg + c;
+        off[i] = c * b.plane + (tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW;
         if (i + 1 < mr && ++c == b.Cg) c = 0, ++tap;
     }
     typename S::Mask m[NV];
@@ -168,7 +168,7 @@ void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const
         const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
         const float* d = dyb + j;
         int64_t ds = b.F;
-        if (b.F != NR) {
+        if (b.F != NR && (K + MR - 1) / MR >= 4) {  // a first layer's 1-3 tiles: not worth a pass
             for (int64_t p = 0; p < P; ++p) std::copy(dyb + p * b.F + j, dyb + p * b.F + j + nr, dyp + p * NR);
             d = dyp, ds = NR;
         }
@@ -209,7 +209,7 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
 namespace pyminidl::kernels::PMD_CONV_ISA {
 
 void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
-    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, band rows, Wp, C/G); dyb: dy at the band's
+    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
     // first pixel and the group's filter 0, pixel stride F.
     if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, dyp, b, first);
     if constexpr (QUAD_MR > 0) {
