@@ -7,6 +7,8 @@
 // pixels at a time into a per-thread buffer sized to stay in L2, and multiplied with the
 // serial GEMM entry (gemm.h) on the same thread: the tile is multiplied while cache-hot.
 // A 1x1 / stride-1 / unpadded convolution needs no patches: x itself is the matrix.
+// The float32 weight gradient on AVX2/AVX-512 writes no patches either: register tiles of dw
+// (conv_simd.h, wgrad_tile) read them from a zero-padded copy of a band of input rows.
 //
 // A stride-1 input gradient runs as a forward convolution of dy with the kernel flipped in
 // space and its channel axes swapped; other strides multiply dy by the kernel into patch
