@@ -21,4 +21,5 @@ PYBIND11_MODULE(_C, m) {
     // Pooling and normalization (issue 9).
     pyminidl::bind::bind_pool(m);
     pyminidl::bind::bind_norm(m);
+    pyminidl::bind::bind_depthwise(m);
 }

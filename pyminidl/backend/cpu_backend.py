@@ -12,7 +12,7 @@ import numpy as np
 
 from pyminidl.backend._compat import _C
 from pyminidl.backend.base import (RNN_ACTIVATIONS, Backend, _conv_geometry, _conv_transpose_geometry,
-                                   _from_2d, _kernel_to_2d, _to_2d)
+                                   _depthwise_geometry, _from_2d, _kernel_to_2d, _to_2d)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -164,6 +164,23 @@ class CpuBackend(Backend):
         g, _ = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding, dilation_rate,
                                         "conv_transpose_backward")
         dx, dw, db = _C.conv_transpose_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads,
+                                                g.dilation, bool(has_bias), bool(need_dx))
+        return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
+
+    # The depthwise kernels are float32 only (float64 runs the reference, for gradient checks).
+
+    def depthwise_conv_forward(self, x, w, b, strides, padding, dilation_rate):
+        if not _fast(x, w, b) or x.dtype != np.float32 or x.ndim != w.ndim:
+            return super().depthwise_conv_forward(x, w, b, strides, padding, dilation_rate)
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_forward")
+        y = _C.depthwise_conv_forward(_to_2d(x), _kernel_to_2d(w), b, g.strides, g.pads, g.out, g.dilation)
+        return _from_2d(y, x.ndim)
+
+    def depthwise_conv_backward(self, dy, x, w, strides, padding, dilation_rate, has_bias=True, need_dx=True):
+        if not _fast(dy, x, w) or x.dtype != np.float32 or not dy.ndim == x.ndim == w.ndim:
+            return super().depthwise_conv_backward(dy, x, w, strides, padding, dilation_rate, has_bias, need_dx)
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_backward")
+        dx, dw, db = _C.depthwise_conv_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads,
                                                 g.dilation, bool(has_bias), bool(need_dx))
         return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
 

@@ -909,6 +909,62 @@ def test_fuzz_conv_transpose_backward(data, has_bias, need_dx):
     _run("conv_transpose_backward", lambda: _C.conv_transpose_backward(dy, xt, wk, *args), oracle, dtype, f)
 
 
+# ---------------------------------------------------------------- depthwise convolution
+# As the convolution's: a consistent case is a geometry the backend's helpers produce, the oracle
+# the reference's explicit-geometry path. The kernels are float32 only: float64 is a hostile dtype.
+
+DW_FAULTS = {"dtype": ["x"], "mixed_dtype": ["w"], "shape": ["x", "w", "b", "dy"],
+             "param": ["strides", "padding", "dilation_rate", "output_size"]}
+
+
+def _dw_case(d, f):
+    """(x, kernel, bias, dy arrays, the explicit geometry, dtype), maybe with one hostile argument."""
+    n, h, w = d(CONV_SIZES), d(CONV_SIZES), d(CONV_SIZES)
+    c, m, kh, kw = d(st.integers(0, 5)), d(st.integers(0, 3)), d(st.integers(1, 4)), d(st.integers(1, 4))
+    s, dil = (d(st.integers(1, 3)), d(st.integers(1, 3))), (d(st.integers(1, 2)), d(st.integers(1, 2)))
+    axes = [_conv_axis(size, k, si, di, d(st.sampled_from(["valid", "same"])))
+            for size, k, si, di in zip((h, w), (kh, kw), s, dil)]
+    geo = {"strides": s, "padding": tuple(a[1] for a in axes), "dilation_rate": dil, "groups": max(c, 1),
+           "output_size": tuple(a[0] for a in axes)}
+    if f.on("param"):
+        geo[f.site] = d(BAD_PAIRS)
+    dtype = d(st.sampled_from([np.float64, np.int32, np.float16])) if f.on("dtype") else np.float32
+    oh, ow = (1, 1) if f.on("param", "output_size") else geo["output_size"]
+    x, wk, b, dy = _conv_arrays(d, f, (n, h, w), dtype, c, (kh, kw, c, m), c * m, (n, oh, ow, c * m))
+    return x, wk, b, dy, geo, dtype
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_depthwise_conv_forward(data):
+    d = data.draw
+    f = Faults(d, DW_FAULTS)
+    x, wk, b, _, geo, dtype = _dw_case(d, f)
+    args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"])
+
+    def oracle():
+        y = REF._depthwise2d(_f64(x), _f64(wk), _conv_ref_geom(geo))
+        return y if b is None else y + _f64(b)
+
+    _run("depthwise_conv_forward", lambda: _C.depthwise_conv_forward(x, wk, b, *args), oracle, dtype, f)
+
+
+@FUZZ
+@given(data=st.data(), has_bias=st.booleans(), need_dx=st.booleans())
+def test_fuzz_depthwise_conv_backward(data, has_bias, need_dx):
+    d = data.draw
+    f = Faults(d, DW_FAULTS)
+    x, wk, _, dy, geo, dtype = _dw_case(d, f)
+    args = (geo["strides"], geo["padding"], geo["dilation_rate"], has_bias, need_dx)
+
+    def oracle():  # the binding reads the output size from dy
+        rg = _conv_ref_geom({**geo, "output_size": dy.shape[1:3]})
+        dx, dw = REF._depthwise2d_backward(_f64(dy), _f64(x), _f64(wk), rg, need_dx)
+        return dx, dw, (_f64(dy).sum(axis=(0, 1, 2)) if has_bias else None)
+
+    _run("depthwise_conv_backward", lambda: _C.depthwise_conv_backward(dy, x, wk, *args), oracle, dtype, f)
+
+
 # ---------------------------------------------------------------- pooling and normalization (issue 9)
 # The kernels take float32 only: valid cases are float32, a dtype fault draws any other type.
 
