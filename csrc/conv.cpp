@@ -7,6 +7,8 @@
 // pixels at a time into a per-thread buffer sized to stay in L2, and multiplied with the
 // serial GEMM entry (gemm.h) on the same thread: the tile is multiplied while cache-hot.
 // A 1x1 / stride-1 / unpadded convolution needs no patches: x itself is the matrix.
+// The float32 weight gradient on AVX2/AVX-512 writes no patches either: register tiles of dw
+// (conv_simd.h, wgrad_tile) read them from a zero-padded copy of a band of input rows.
 //
 // A stride-1 input gradient runs as a forward convolution of dy with the kernel flipped in
 // space and its channel axes swapped; other strides multiply dy by the kernel into patch
@@ -98,6 +100,49 @@ template <typename T>
 void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t,
                    const T*) {}  // never reached: implicit_path<double> is false
 
+// The float32 weight gradient on AVX2/AVX-512 (conv_simd.h, wgrad_tile) reads its patches from a
+// zero-padded copy of a band of input rows instead of an im2col tile: the copy costs one pass
+// over the band's input where im2col writes each input value KH*KW times, and with padding taken
+// out of the band every patch row is a fixed offset from its pixel, whatever the tap. A band
+// holds up to BAND_ELEMS padded inputs (at least one output row's), so that it and its dy stay in
+// L2 while every register tile of dw reads them.
+constexpr int64_t BAND_ELEMS = int64_t(1) << 14;  // 64 KiB (measured: 4K and 2K elements slower)
+
+int64_t padded_w(const ConvGeom& g) { return (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1; }
+int64_t band_in_rows(const ConvGeom& g, int64_t rows) { return (rows - 1) * g.SH + (g.KH - 1) * g.DH + 1; }
+
+// Output rows per band: as many as fit BAND_ELEMS, at least 1.
+int64_t band_rows(const ConvGeom& g) {
+    const int64_t row = std::max<int64_t>(padded_w(g) * (g.C / std::max<int64_t>(g.G, 1)), 1);
+    const int64_t fit = BAND_ELEMS / row - band_in_rows(g, 1);
+    return std::clamp<int64_t>(fit < 0 ? 1 : fit / std::max<int64_t>(g.SH, 1) + 1, 1, std::max<int64_t>(g.OH, 1));
+}
+int64_t image_band_elems(const ConvGeom& g) {
+    return band_in_rows(g, band_rows(g)) * padded_w(g) * (g.C / std::max<int64_t>(g.G, 1));
+}
+// Images per band: where one image's rows fit, as many whole images as BAND_ELEMS holds, so that
+// a small image (7x7, 14x14) does not load and store every dw tile once per image.
+int64_t band_images(const ConvGeom& g) {
+    if (band_rows(g) < g.OH) return 1;
+    return std::clamp<int64_t>(BAND_ELEMS / std::max<int64_t>(image_band_elems(g), 1), 1, std::max<int64_t>(g.N, 1));
+}
+// A band's padded input rows, then room for its dy packed one strip of filters at a time.
+int64_t band_elems(const ConvGeom& g) {
+    return band_images(g) * (image_band_elems(g) + band_rows(g) * g.OW * WGRAD_MAX_NR);
+}
+
+// A band larger than the weight gradient's im2col tile (a very wide image) keeps im2col.
+template <typename T>
+bool implicit_weight(const ConvGeom& g) {
+#if defined(PYMINIDL_X86)
+    return std::is_same_v<T, float> && active_isa() != Isa::baseline && !pointwise(g) && patch_len(g) > 0 &&
+           image_band_elems(g) <= 4 * TILE_ELEMS;
+#else
+    (void)g;
+    return false;
+#endif
+}
+
 // The GEMM workspace a thread needs, for the largest tile, per kernel kind.
 template <typename T>
 int64_t per_thread(const ConvGeom& g, Kind kind) {
@@ -107,6 +152,13 @@ int64_t per_thread(const ConvGeom& g, Kind kind) {
                        : kind == Kind::input ? gemm_ws(tag, TM, K, Fg)
                                              : gemm_ws(tag, K, Fg, TM);
     return TM * K + ws;
+}
+
+// The weight gradient's per-thread scratch: a padded band on the implicit path, else the im2col
+// tile and GEMM workspace (so the size asked for depends on the ISA active when asked).
+template <typename T>
+int64_t per_thread_weight(const ConvGeom& g) {
+    return implicit_weight<T>(g) ? band_elems(g) : per_thread<T>(g, Kind::weight);
 }
 
 // A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
@@ -126,7 +178,8 @@ int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
     }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
     const int64_t zeros = kind == Kind::forward ? g.C / std::max<int64_t>(g.G, 1) : 0;  // implicit_rows' padding row
-    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * per_thread<T>(g, kind);
+    const int64_t pt = kind == Kind::weight ? per_thread_weight<T>(g) : per_thread<T>(g, kind);
+    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * pt;
 }
 
 void check_work(const char* op, int64_t have, int64_t need) {
@@ -321,13 +374,71 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
     }
 }
 
+// xb (C/G, in_rows, Wp), one plane per channel = image n's input rows from oh0*SH - PH on,
+// columns from -PW, group grp's channels; 0 where that falls outside the image. Planes, not
+// pixels of C/G channels: a dw tile reads a few channels of each pixel, and along a plane the
+// pixels it reads share lines (16 to a line at stride 1) where pixel-major each one is a line.
+void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
+              int64_t oh0, int64_t in_rows) {
+    const int64_t Cg = g.C / g.G, Wp = padded_w(g), plane = in_rows * Wp;
+    const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
+    for (int64_t r = 0; r < in_rows; ++r) {
+        const int64_t ih = oh0 * g.SH - g.PH + r;
+        const bool inside = ih >= 0 && ih < g.H;
+        const float* s = inside ? x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg : x;
+        for (int64_t c = 0; c < Cg; ++c) {
+            float* d = xb + c * plane + r * Wp;
+            if (!inside) {
+                std::fill(d, d + Wp, 0.0f);
+                continue;
+            }
+            // Columns [lo, hi) of the padded row are inside the image, zeros either side.
+            for (int64_t wp = 0; wp < lo; ++wp) d[wp] = 0.0f;
+            for (int64_t wp = lo; wp < hi; ++wp) d[wp] = s[(wp - lo) * g.C + c];
+            for (int64_t wp = hi; wp < Wp; ++wp) d[wp] = 0.0f;
+        }
+    }
+}
+
+void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_weight_band(acc, xb, dyb, dyp, b, first);
+    avx2::conv_weight_band(acc, xb, dyb, dyp, b, first);
+#else
+    (void)acc, (void)xb, (void)dyb, (void)dyp, (void)b, (void)first;
+#endif
+}
+
+// weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
+// and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
+// the pixels in them go in order: the same sums at any thread count.
+void weight_part_implicit(float* acc, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
+                          int64_t n1, float* xb) {
+    const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
+    const int64_t img = image_band_elems(g);
+    float* dyp = xb + BI * img;
+    bool first = true;
+    for (int64_t n = n0; n < n1; n += BI) {
+        const int64_t imgs = std::min(BI, n1 - n);
+        for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
+            const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
+            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW, g.SH * Wp};
+            for (int64_t grp = 0; grp < g.G; ++grp) {
+                for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
+                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);
+            }
+        }
+    }
+}
+
 template <typename T>
 void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F;
     if (KF == 0) return;
     if (g.N == 0 || g.OH * g.OW == 0) return std::fill(dw, dw + KF, T(0));
     check_work("conv_backward_weight", we, workspace_elems<T>(g, omp_max_threads(), Kind::weight));
-    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread<T>(g, Kind::weight);
+    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread_weight<T>(g);
+    const bool implicit = implicit_weight<T>(g);
     T* partial = work;
     T* scratch = work + parts * KF;
 #pragma omp parallel if (parts > 1)
@@ -335,8 +446,15 @@ void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_
         int64_t lo, hi;
         thread_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
-            weight_part(partial + q * KF, dy, x, g, q * g.N / parts, (q + 1) * g.N / parts,
-                        scratch + omp_thread_id() * pt, pt);
+            const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
+            T* mine = scratch + omp_thread_id() * pt;
+            if constexpr (std::is_same_v<T, float>) {
+                if (implicit) {
+                    weight_part_implicit(partial + q * KF, dy, x, g, n0, n1, mine);
+                    continue;
+                }
+            }
+            weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
         }
 #pragma omp barrier
         thread_range(KF, &lo, &hi);

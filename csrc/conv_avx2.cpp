@@ -19,6 +19,7 @@ struct Simd {
     static constexpr int W = 8;
     static V zero() { return _mm256_setzero_ps(); }
     static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
     static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -30,6 +31,7 @@ struct Simd {
     static void mask_storeu(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
 };
 constexpr int QUAD_MR = 0, WIDE_MR = 6, NARROW_MR = 12;
+constexpr int WG_QUAD_MR = 0, WG_WIDE_MR = 6, WG_WIDE_ALT_MR = 0, WG_NARROW_MR = 12;  // the weight gradient's tiles
 
 }  // namespace
 }  // namespace pyminidl::kernels::avx2

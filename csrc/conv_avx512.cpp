@@ -18,6 +18,7 @@ struct Simd {
     static constexpr int W = 16;
     static V zero() { return _mm512_setzero_ps(); }
     static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
     static V bcast(const float* p) { return _mm512_set1_ps(*p); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
@@ -26,6 +27,7 @@ struct Simd {
     static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 constexpr int QUAD_MR = 6, WIDE_MR = 12, NARROW_MR = 16;
+constexpr int WG_QUAD_MR = 6, WG_WIDE_MR = 12, WG_WIDE_ALT_MR = 9, WG_NARROW_MR = 16;  // the weight gradient's tiles
 
 }  // namespace
 }  // namespace pyminidl::kernels::avx512

@@ -5,12 +5,28 @@
 #include "conv.h"
 
 namespace pyminidl::kernels {
-#define PMD_CONV_ISA_DECLS                                                                        \
-    /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G   \
+
+// One band of the implicit weight gradient, one group: `rows` output rows of `images` images (more
+// than one only when the rows are whole images, whose dy rows then follow on). Each image's padded
+// input rows are Cg planes of `plane` = (input rows, Wp) floats and start img_step after the
+// last's; output row r reads padded row r*SH + kh*DH.
+struct WgradBand {
+    int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp, plane;
+    int64_t pix_step, row_step;  // SW, SH*Wp: one output pixel, one output row
+};
+constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
+
+#define PMD_CONV_ISA_DECLS                                                                         \
+    /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G     \
        zeros. Overwrites output pixels [p0, p0 + rows) of image n, filters of group grp. */        \
-    void conv_forward_rows(float* y, const float* x, const float* w, const float* b,              \
-                           const ConvGeom& g, int64_t n, int64_t grp, int64_t p0, int64_t rows,   \
-                           const float* zeros);
+    void conv_forward_rows(float* y, const float* x, const float* w, const float* b,               \
+                           const ConvGeom& g, int64_t n, int64_t grp, int64_t p0, int64_t rows,    \
+                           const float* zeros);                                                    \
+    /* acc: (KH*KW*C/G, F) at the group's first filter; xb: the band's padded input rows;          \
+       dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for            \
+       (band pixels, WGRAD_MAX_NR). first: overwrite acc, else add to it. */                       \
+    void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,               \
+                          const WgradBand& b, bool first);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

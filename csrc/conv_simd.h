@@ -11,7 +11,7 @@
 // sum per output, as the GEMM's direct kernel does.
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
-// bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's) and the tiles' rows:
+// bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
 // QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors)
 // and NARROW_MR (x 1 vector, for F/G <= W).
 #pragma once
@@ -75,7 +75,8 @@ PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg,
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
             const V r = bg != nullptr ? S::add(acc[i][v], bias[v]) : acc[i][v];
-            S::mask_storeu(y + (q0 + i) * g.F + v * S::W, m[v], r);
+            float* p = y + (q0 + i) * g.F + v * S::W;
+            FULL ? S::storeu(p, r) : S::mask_storeu(p, m[v], r);  // AVX2's masked store is slow on Zen
         }
     }
 }
@@ -101,6 +102,87 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
     }
 }
 
+// The weight gradient dw = patches^T dy is the forward's product with the pixels as its k: a
+// register tile of MR patch rows (taps x channels, im2col's k order) x NV vectors of filters sums
+// x_patch[p, k] * dy[p, f] over the band's pixels p. It reads a zero-padded copy of the band's
+// input rows (conv.cpp, weight_band), so every patch row k is the pixel's own pointer plus a fixed
+// offset off[k] and no tap needs a bounds test; rows may cross taps (a first layer's 27 rows of
+// 3 channels fill whole tiles). One running sum per dw element over the pixels in order.
+// acc: rows k0.. of the (K, F) sum at filter column j; xb: the band at the group's channel 0;
+// dyb: dy at the band's first pixel, column j, pixel stride ds. first: overwrite acc, else add.
+template <class S, int MR, int NV, bool FULL>
+PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, int64_t ds, const WgradBand& b,
+                                  int64_t k0, int64_t mr, int64_t nr, bool first) {
+    using V = typename S::V;
+    int64_t off[MR];
+    int64_t tap = k0 / b.Cg, c = k0 % b.Cg;  // row k's (tap, channel), stepped: no division per row
+    for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last one and are not stored
+        off[i] = c * b.plane + (tap / b.KW) * b.DH * b.Wp + (tap % b.KW) * b.DW;
+        if (i + 1 < mr && ++c == b.Cg) c = 0, ++tap;
+    }
+    typename S::Mask m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
+    V s[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            s[i][v] = first || i >= mr ? S::zero()
+                      : FULL          ? S::loadu(acc + (k0 + i) * b.F + v * S::W)
+                                      : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
+    for (int64_t r = 0; r < b.images * b.rows; ++r) {  // dy's rows run on across images
+        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step;
+        const float* d = dyb + r * b.OW * ds;
+        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += ds) {
+            V dv[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
+#pragma GCC unroll 32
+            for (int i = 0; i < MR; ++i) {
+                const V av = S::bcast(a + off[i]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) s[i][v] = S::fmadd(av, dv[v], s[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {  // unmasked where it can: AVX2's masked store is slow on Zen
+            float* p = acc + (k0 + i) * b.F + v * S::W;
+            FULL ? S::storeu(p, s[i][v]) : S::mask_storeu(p, m[v], s[i][v]);
+        }
+    }
+}
+
+// Filter strips of NV*W outside, patch-row tiles of MR inside: the band's dy strip stays in cache
+// while every tile of k reads it. A strip narrower than dy's rows is first packed into dyp
+// (pixels, NR): read in place, its lines sit F floats apart and fall into a fraction of L1's
+// sets (F = 128: 8 of 64), so every tile would fetch them again from L2.
+template <class S, int MR, int NV>
+void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
+    constexpr int NR = NV * S::W;
+    const int64_t K = b.KH * b.KW * b.Cg, P = b.images * b.rows * b.OW;
+    for (int64_t j = 0; j < b.Fg; j += NR) {
+        const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
+        const float* d = dyb + j;
+        int64_t ds = b.F;
+        if (b.F != NR && (K + MR - 1) / MR >= 4) {  // a first layer's 1-3 tiles: not worth a pass
+            for (int64_t p = 0; p < P; ++p) std::copy(dyb + p * b.F + j, dyb + p * b.F + j + nr, dyp + p * NR);
+            d = dyp, ds = NR;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += MR) {
+            const int64_t mr = std::min<int64_t>(MR, K - k0);
+            if (nr == NR) {
+                wgrad_tile<S, MR, NV, true>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+            } else {
+                wgrad_tile<S, MR, NV, false>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void conv_forward_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
@@ -120,6 +202,27 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
         }
     }
     implicit_rows<Simd, WIDE_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
+}
+
+}  // namespace pyminidl::kernels::PMD_CONV_ISA
+
+namespace pyminidl::kernels::PMD_CONV_ISA {
+
+void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
+    // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
+    // first pixel and the group's filter 0, pixel stride F.
+    if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, dyp, b, first);
+    if constexpr (QUAD_MR > 0) {
+        if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, dyp, b, first);
+    }
+    if constexpr (WG_WIDE_ALT_MR > 0) {  // fewer rows per tile where they waste fewer (K = 9, 27)
+        const int64_t K = b.KH * b.KW * b.Cg;
+        const auto padded = [K](int64_t mr) { return (K + mr - 1) / mr * mr; };
+        if (padded(WG_WIDE_ALT_MR) < padded(WG_WIDE_MR)) {
+            return wgrad_band<Simd, WG_WIDE_ALT_MR, 2>(acc, xb, dyb, dyp, b, first);
+        }
+    }
+    wgrad_band<Simd, WG_WIDE_MR, 2>(acc, xb, dyb, dyp, b, first);
 }
 
 }  // namespace pyminidl::kernels::PMD_CONV_ISA

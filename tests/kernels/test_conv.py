@@ -187,3 +187,54 @@ def test_conv_forward_is_bit_identical_across_thread_counts(cpu, rng):
     pyminidl.config.set_num_threads(2)
     np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)
     np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)
+
+
+# The float32 weight gradient's register tiles (conv_simd.h, wgrad_tile) by filters per group:
+# 1 vector (<= 8 / 16), 2 vectors (17, 33, 48: masked tails), 4 vectors (64, 128: AVX-512); patch
+# rows that end off a tile (K = 9, 27, 45, 63) and tiles that cross taps (first layers, C = 1, 3);
+# strides 1-3, dilation, groups, padding on every side, odd sizes, batch 1, a 1-D case.
+# (x shape, kernel, groups, filters, strides, padding, dilation)
+WGRAD_CASES = [
+    ((3, 28, 28, 1), (3, 3), 1, 32, (1, 1), "same", (1, 1)),
+    ((2, 11, 13, 3), (3, 3), 1, 32, (1, 1), "same", (1, 1)),
+    ((1, 9, 7, 3), (5, 5), 1, 16, (2, 2), "same", (1, 1)),
+    ((2, 9, 10, 1), (3, 3), 1, 8, (1, 1), "valid", (1, 1)),
+    ((1, 13, 9, 5), (3, 3), 1, 33, (1, 1), "valid", (2, 2)),
+    ((2, 7, 8, 6), (3, 3), 1, 48, (1, 2), "same", (1, 1)),
+    ((1, 10, 11, 4), (3, 3), 1, 128, (1, 1), "same", (1, 1)),
+    ((2, 14, 14, 32), (3, 3), 1, 64, (1, 1), "same", (1, 1)),
+    ((2, 6, 9, 8), (3, 3), 2, 128, (1, 1), "same", (1, 1)),
+    ((3, 10, 10, 6), (3, 2), 3, 51, (2, 3), "same", (2, 1)),
+    ((1, 8, 7, 3), (3, 3), 1, 7, (3, 3), "same", (1, 1)),
+    ((2, 17, 7, 7), (4, 2), 1, 17, (3, 1), "same", (1, 1)),
+    ((1, 5, 5, 2), (5, 5), 1, 20, (1, 1), "valid", (1, 1)),
+    ((2, 1, 23, 5), (1, 5), 1, 40, (1, 2), "same", (1, 3)),
+    ((1, 3, 1400, 64), (3, 3), 1, 8, (1, 1), "same", (1, 1)),  # one band row too wide: im2col
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("case", WGRAD_CASES, ids=str)
+def test_conv_weight_gradient_tiles_match_reference_on_every_isa_path(cpu, ref, rng, case, isa):
+    x_shape, kernel, groups, filters, strides, padding, dilation = case
+    x, w, _ = _inputs(rng, x_shape, kernel + (x_shape[-1] // groups, filters), np.float32, bias=False)
+    pyminidl.config.set_cpu_capability(isa)
+    args = (strides, padding, dilation, groups)
+    dy = rng.standard_normal(ref.conv_forward(x, w, None, *args).shape).astype(np.float32)
+    _, dw, _ = cpu.conv_backward(dy, x, w, *args, has_bias=False, need_dx=False)
+    _, rdw, _ = ref.conv_backward(*_f8(dy, x, w), *args, has_bias=False, need_dx=False)
+    assert dw.dtype == np.float32 and dw.shape == w.shape
+    assert_close(dw, rdw, k=int(np.prod(dy.shape[:-1])))
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("batch", [1, 5, 37])  # 1, 5 and 16 parts of the sum
+def test_conv_weight_gradient_is_bit_identical_across_thread_counts(cpu, rng, isa, batch):
+    x, w, _ = _inputs(rng, (batch, 9, 11, 3), (3, 3, 3, 40), np.float32, bias=False)
+    dy = rng.standard_normal((batch, 9, 11, 40)).astype(np.float32)
+    pyminidl.config.set_cpu_capability(isa)
+    pyminidl.config.set_num_threads(1)
+    one = cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)[1]
+    pyminidl.config.set_num_threads(2)
+    for _ in range(2):
+        np.testing.assert_array_equal(cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)[1], one)
