@@ -48,7 +48,8 @@ def setup_threads(threads, openblas_coretype=None):
     return removed
 
 
-def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, rounds=3, settle_s=0.15):
+def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, rounds=3, settle_s=0.15,
+          interleave=False):
     """Time each callable of ``fns`` (dict name -> fn). Returns {name: (median_s, min_s, max_s)}.
 
     The peers run in blocks, ``rounds`` times in turn (A B A B ...), so a noisy neighbour
@@ -56,7 +57,13 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
     for a while after each call (its THREAD_TIMEOUT, 2**28 cycles by default), and a peer
     timed right after a NumPy call would share its cores with them. ``settle_s`` of sleep
     before each block lets the previous library's threads go idle.
+
+    ``interleave=True`` instead runs the peers rep by rep with no pause (A B A B ... per
+    call): a script that mixes the libraries, where each one's idle threads compete with the
+    other's work. That is the case the OpenMP waiting policy is chosen for.
     """
+    if interleave:
+        return _bench_interleaved(fns, reps, warmup, budget_s, min_reps, max_reps)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -76,6 +83,24 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}
+
+
+def _bench_interleaved(fns, reps, warmup, budget_s, min_reps, max_reps):
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    if reps is None:
+        t0 = time.perf_counter()
+        for fn in fns.values():
+            fn()
+        reps = int(min(max_reps, max(min_reps, budget_s / max(time.perf_counter() - t0, 1e-7))))
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
     return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}
 
 
@@ -118,6 +143,7 @@ def machine(threads, seconds=0.3):
     feats = pyminidl.config.cpu_features()
     return {"cpu": cpu_model(), "isa": feats["active"], "caches": feats["caches"],
             "gemm_f32": feats["gemm"]["float32"], "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "spincount": os.environ.get("GOMP_SPINCOUNT"),
             # The best of three: on a shared machine a probe that loses its core reads low.
             "fma_ceiling_gflops": max(_C.fma_ceiling(None, threads, seconds / 3) for _ in range(3))}
 
@@ -127,7 +153,8 @@ def machine_line(m):
     c, g = m["caches"], m["gemm_f32"]
     return (f"{m['cpu']}; ISA path {m['isa']}; L1d {c['l1d'] // 1024} KiB, L2 {c['l2'] // 1024} KiB per core, "
             f"L3 {c['l3'] // 1048576} MiB ({c['source']}); sgemm {g['MR']}x{g['NR']} MC={g['MC']} KC={g['KC']} "
-            f"NC={g['NC']}; OMP_WAIT_POLICY={m['wait_policy']}")
+            f"NC={g['NC']}; OMP_WAIT_POLICY={m['wait_policy']}, "
+            f"GOMP_SPINCOUNT={m.get('spincount')}")
 
 
 def peak_gflops(threads, ghz=None, flop_per_cycle=FP32_FLOP_PER_CYCLE):

@@ -5,6 +5,7 @@ Usage:
     python benchmarks/bench_gemm.py --quick         # squares up to 512, shorter timing budget
     python benchmarks/bench_gemm.py --threads 2     # one thread count only
     python benchmarks/bench_gemm.py --json out.jsonl
+    python benchmarks/bench_gemm.py --interleave     # peers rep by rep, no pause: a mixed script
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_gemm.py --openblas-coretype Haswell
 
 ``--openblas-coretype`` pins NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE, set in each worker
@@ -15,7 +16,10 @@ keeps its own ISA choice.
 
 Each thread count runs in its own subprocess, so OpenMP and the BLAS read their thread counts
 at start. Every case is checked against the float64 reference before it is timed. The
-peers are timed in alternating blocks (see _harness.bench for why not rep by rep).
+peers are timed in alternating blocks (see _harness.bench for why not rep by rep);
+``--interleave`` times them rep by rep with no pause instead, as in a script that alternates
+NumPy and pyminidl calls, where each library's idle threads compete with the other's work
+(the case pyminidl's OpenMP waiting policy is chosen for; the header prints the policy).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 
@@ -84,7 +88,8 @@ def worker(threads, options):
             ta_, tb_ = torch.from_numpy(at), torch.from_numpy(bt)
             assert_close(torch.mm(ta_, tb_).numpy(), want, k=k)
             fns["torch"] = lambda: torch.mm(ta_, tb_)
-        timing = _harness.bench(fns, budget_s=0.15 if quick else 0.6, rounds=2 if quick else 3)
+        timing = _harness.bench(fns, budget_s=0.15 if quick else 0.6, rounds=2 if quick else 3,
+                                interleave=options.interleave)
         for backend, (med, lo, hi) in timing.items():
             _harness.emit({"op": "gemm", "case": name, "shape": [m, n, k], "trans": [ta, tb],
                            "backend": backend, "threads": threads, "median_s": med, "min_s": lo,
@@ -127,6 +132,8 @@ def add_arguments(ap):
     ap.add_argument("--openblas-coretype", metavar="CORE",
                     help="pin NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE), e.g. Haswell beside "
                          "PYMINIDL_CPU_CAPABILITY=avx2")
+    ap.add_argument("--interleave", action="store_true",
+                    help="time the peers rep by rep with no pause (a script mixing the libraries)")
 
 
 if __name__ == "__main__":

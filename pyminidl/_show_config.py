@@ -39,8 +39,9 @@ def show_config():
             f"compiler: {info['compiler']}  flags: {info['flags']}",
             f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
-            f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
-            + (" (set by pyminidl: neither it nor GOMP_SPINCOUNT was set)" if _compat.WAIT_POLICY_SET else ""),
+            f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+            f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}"
+            + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else ""),
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
             _caches_line(),
             _gemm_line(),

@@ -99,16 +99,20 @@ def _wait_policy_in_child(env):
     import subprocess
     import sys
 
-    code = "import os, pyminidl; print(os.environ.get('OMP_WAIT_POLICY'), pyminidl.backend._compat.WAIT_POLICY_SET)"
+    code = ("import os, pyminidl; e = os.environ; "
+            "print(e.get('OMP_WAIT_POLICY'), e.get('GOMP_SPINCOUNT'), pyminidl.backend._compat.WAIT_POLICY_SET)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.abspath(__file__)))  # not the source tree
     return out.stdout.split()
 
 
-def test_wait_policy_passive_unless_the_user_chose():
+def test_a_short_spin_unless_the_user_chose():
     import os
 
+    from pyminidl.backend._compat import DEFAULT_SPINCOUNT
+
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    assert _wait_policy_in_child(base) == ["passive", "True"]
-    assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="active")) == ["active", "False"]
-    assert _wait_policy_in_child(dict(base, GOMP_SPINCOUNT="1000")) == ["None", "False"]
+    assert _wait_policy_in_child(base) == ["None", DEFAULT_SPINCOUNT, "True"]
+    assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="passive")) == ["passive", "None", "False"]
+    assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="active")) == ["active", "None", "False"]
+    assert _wait_policy_in_child(dict(base, GOMP_SPINCOUNT="1000")) == ["None", "1000", "False"]

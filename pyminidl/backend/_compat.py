@@ -6,15 +6,21 @@ backend (with one warning); without CuPy the ``cupy`` backend raises a clear err
 
 import os
 
-# OpenMP threads that spin after a parallel region (libgomp's default) hold their core for
-# up to ~300k spins, and NumPy's OpenBLAS workers do the same after each call: a script that
-# alternates NumPy and pyminidl work then runs each library's threads against the other's
-# spinners. Measured on a 2-core Zen 3 (256^3 float32, pyminidl and NumPy matmuls alternating
-# rep by rep): ~8 GFLOP/s each with spinning, ~60 / ~90 passive. libgomp reads the policy
-# once, when it loads (with _C below), so it is set here, and only when the user set neither
-# OMP_WAIT_POLICY nor GOMP_SPINCOUNT (OMP_WAIT_POLICY=active restores spinning).
+# How pyminidl's OpenMP threads wait between parallel regions, when the user chose nothing.
+# libgomp's default spins up to 300k times (several ms) after each region, and NumPy's
+# OpenBLAS workers spin after each call too: a script alternating NumPy and pyminidl work then
+# runs each library's threads against the other's spinners (measured on a 2-core Zen 3, 256^3
+# float32 alternating rep by rep: ~8 GFLOP/s each). Sleeping at once (OMP_WAIT_POLICY=passive)
+# avoids that, but then every region and every barrier inside a GEMM costs a futex wake: on a
+# quiet 2-core Zen 4 the 2-thread GEMM ran at single-thread speed (0.37-0.81x NumPy). A short
+# spin, GOMP_SPINCOUNT=20000 (about 0.5 ms of PAUSE on Zen 4), keeps a training step's
+# back-to-back kernels on warm threads and still gives the cores back before another library's
+# next call (1.00-1.17x NumPy, NumPy unharmed). libgomp reads these once, when it loads (with _C below), so they are
+# set here, and only when the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT. More threads
+# than cores still throttle the spin to libgomp's 100 (its oversubscription rule).
+DEFAULT_SPINCOUNT = "20000"
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ["GOMP_SPINCOUNT"] = DEFAULT_SPINCOUNT
     WAIT_POLICY_SET = True
 else:
     WAIT_POLICY_SET = False

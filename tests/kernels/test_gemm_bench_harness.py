@@ -80,3 +80,22 @@ def test_the_pinned_core_type_is_the_kernel_openblas_runs(tmp_path):
     if blas.get("blas") != "openblas" or not blas.get("kernel"):
         pytest.skip(f"NumPy's BLAS is not an OpenBLAS that names its kernel: {blas}")
     assert blas["kernel"].lower() == "haswell"
+
+
+def _harness_module():
+    sys.path.insert(0, os.path.abspath(BENCH_DIR))
+    try:
+        import _harness
+    finally:
+        sys.path.pop(0)
+    return _harness
+
+
+# The blocks mode calls each peer once more before its timed block, to wake its threads.
+@pytest.mark.parametrize("interleave, order", [(True, "ABABAB"), (False, "AAAABBBB")])
+def test_interleave_times_the_peers_rep_by_rep_and_blocks_do_not(interleave, order):
+    calls = []
+    fns = {"A": lambda: calls.append("A"), "B": lambda: calls.append("B")}
+    timing = _harness_module().bench(fns, reps=3, warmup=0, rounds=1, settle_s=0.0, interleave=interleave)
+    assert "".join(calls) == order
+    assert set(timing) == {"A", "B"} and all(len(t) == 3 for t in timing.values())
