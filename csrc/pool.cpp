@@ -7,9 +7,6 @@
 // path gives the same bits.
 #include "pool.h"
 
-#include <algorithm>
-#include <cstdint>
-
 #include "cpu_features.h"
 #include "pool_impl.h"
 #include "pool_isa.h"
@@ -39,34 +36,15 @@ void avgpool_backward(float* dx, const float* dy, const PoolGeom& g) {
 
 #undef PMD_DISPATCH
 
-namespace {
-
-// Whether flat index k = ih * w + iw lies in rows r and columns q, without a division or a
-// branch on k (both cost more than the backward itself; the max's row is a coin toss):
-// k - row start must fall in the window's columns for one of its rows. A window as wide as
-// the image is one span of rows.
-bool in_window(int64_t k, int64_t w, const Range& r, const Range& q) {
-    if (q.lo == 0 && q.hi == w) return k >= r.lo * w && k < r.hi * w;
-    const uint64_t cols = uint64_t(std::max<int64_t>(q.hi - q.lo, 0));
-    bool in = false;
-    for (int64_t ih = r.lo; ih < r.hi; ++ih) in |= uint64_t(k - ih * w - q.lo) < cols;
-    return in;
-}
-
-}  // namespace
-
-// Validation for the binding, not a hot loop: one copy, baseline ISA. The scan of a cell's
-// channels runs to its end and only a failed cell is searched for its first bad entry.
+// Validation for the binding, not a hot loop: one copy, baseline ISA.
 int64_t maxpool_first_bad_argmax(const int32_t* argmax, const PoolGeom& g) {
     for (int64_t t = 0; t < g.n * g.oh * g.ow; ++t) {
         const int64_t oh = (t / g.ow) % g.oh, ow = t % g.ow;
         const Range r = window(oh, g.sh, g.pt, g.kh, g.h), q = window(ow, g.sw, g.pl, g.kw, g.w);
-        const int32_t* a = argmax + t * g.c;
-        bool all_in = true;
-        for (int64_t j = 0; j < g.c; ++j) all_in &= in_window(a[j], g.w, r, q);
-        if (all_in) continue;
         for (int64_t j = 0; j < g.c; ++j) {
-            if (!in_window(a[j], g.w, r, q)) return t * g.c + j;
+            const int64_t k = argmax[t * g.c + j];
+            const int64_t ih = k >= 0 ? k / g.w : -1, iw = k >= 0 ? k % g.w : -1;
+            if (ih < r.lo || ih >= r.hi || iw < q.lo || iw >= q.hi) return t * g.c + j;
         }
     }
     return -1;
