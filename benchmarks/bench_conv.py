@@ -5,6 +5,7 @@ Usage:
     python benchmarks/bench_conv.py --threads 2 --quick
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_conv.py --threads 2
     python benchmarks/bench_conv.py --json out.jsonl
+    python benchmarks/bench_conv.py --only depthwise --threads 2     # the depthwise rows alone
     python benchmarks/bench_conv.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow
 
 Shapes are the CNN of issue 9 (3x3 'same', stride 1): batch 128 1->32 on 28x28 (the first
@@ -14,6 +15,12 @@ dx except on the first layer). GFLOP/s counts 2*N*OH*OW*F*KH*KW*C per product (f
 dx). Each case is checked against the float64 reference before it is timed; the peers are
 timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout from
 the medians; ratio(min) compares the best reps, the steadier figure on a shared machine.
+
+Depthwise rows (``depthwise ...``, MobileNet-like layers, 3x3/5x5 'same'): depthwise_conv_forward
+(+ depthwise_conv_backward with dx, dw, db) against torch conv2d with groups = C (NCHW and
+channels_last) and against pyminidl's own grouped convolution (conv_forward with groups = C, the
+path the depthwise layers took before the direct kernel), column xgrouped; GFLOP/s counts
+2*N*OH*OW*C*M*KH*KW per product.
 
 Each thread count runs in its own subprocess (OpenMP and torch read their thread counts at
 start). The CNN epoch of issue 9 (``cnn_epoch``) runs the same model, optimizer and batch size in
@@ -124,6 +131,81 @@ def conv_cases(threads, quick, torch, tf_peer=None):
         for mode, peers in fns.items():
             timing = _harness.bench(peers, budget_s=0.3 if quick else 1.0, rounds=2 if quick else 3)
             total = flop * (1 if mode == "fwd" else (3 if need_dx else 2))
+            for backend, (med, lo, hi) in timing.items():
+                _harness.emit({"op": "conv2d", "case": name, "mode": mode, "backend": backend, "threads": threads,
+                               "median_s": med, "min_s": lo, "max_s": hi, "gflops": total / med / 1e9})
+
+
+# (name, batch, H, W, C, depth_multiplier, k, stride): MobileNet-like depthwise layers, 'same'.
+DEPTHWISE_CASES = (
+    ("depthwise 56x56x64 k3", 32, 56, 56, 64, 1, 3, 1),
+    ("depthwise 28x28x256 k3 s2", 32, 28, 28, 256, 1, 3, 2),
+    ("depthwise 14x14x32 k5 M2", 64, 14, 14, 32, 2, 5, 1),
+)
+
+
+def _torch_depthwise_fns(torch, x, w, b, dy, stride, channels_last):
+    """torch conv2d with groups = C: output channel c*M + m reads channel c, as Keras's layout."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    k, c, m = w.shape[0], w.shape[2], w.shape[3]
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt).requires_grad_(True)
+    wt = torch.from_numpy(w.reshape(k, k, c * m).transpose(2, 0, 1)[:, None].copy())
+    wt = wt.contiguous(memory_format=fmt).requires_grad_(True)
+    bt = torch.from_numpy(b).requires_grad_(True)
+    dyt = torch.from_numpy(dy.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt)
+    conv = torch.nn.functional.conv2d
+
+    def fwd():
+        with torch.no_grad():
+            return conv(xt, wt, bt, stride=stride, padding=k // 2, groups=c)
+
+    def fwd_bwd():
+        wt.grad = bt.grad = xt.grad = None
+        conv(xt, wt, bt, stride=stride, padding=k // 2, groups=c).backward(dyt)
+
+    return fwd, fwd_bwd
+
+
+def depthwise_cases(threads, quick, torch):
+    import numpy as np
+
+    from pyminidl.backend.base import Backend
+    from pyminidl.backend.cpu_backend import CpuBackend
+    from pyminidl.testing import assert_close
+
+    cpu, ref, rng = CpuBackend(), Backend(), np.random.default_rng(0)
+    for name, n, h, wd, c, m, k, s in DEPTHWISE_CASES:
+        x = rng.standard_normal((n, h, wd, c), dtype=np.float32)
+        w = rng.standard_normal((k, k, c, m), dtype=np.float32) / k
+        b = rng.standard_normal(c * m, dtype=np.float32)
+        y = cpu.depthwise_conv_forward(x, w, b, s, "same", 1)
+        dy = rng.standard_normal(y.shape, dtype=np.float32)
+        f64 = [a.astype("float64") for a in (x[:2], w, b, dy[:2])]
+        assert_close(cpu.depthwise_conv_forward(x[:2], w, b, s, "same", 1),
+                     ref.depthwise_conv_forward(f64[0], f64[1], f64[2], s, "same", 1), k=k * k)
+        for got, want in zip(cpu.depthwise_conv_backward(dy[:2], x[:2], w, s, "same", 1),
+                             ref.depthwise_conv_backward(f64[3], f64[0], f64[1], s, "same", 1)):
+            assert_close(got, want, k=2 * y.shape[1] * y.shape[2])
+        grouped = w.reshape(k, k, 1, c * m)
+        flop = 2.0 * n * y.shape[1] * y.shape[2] * c * m * k * k
+
+        def fwd_bwd():
+            cpu.depthwise_conv_forward(x, w, b, s, "same", 1)
+            return cpu.depthwise_conv_backward(dy, x, w, s, "same", 1)
+
+        def grouped_fwd_bwd():
+            cpu.conv_forward(x, grouped, b, s, "same", 1, c)
+            return cpu.conv_backward(dy, x, grouped, s, "same", 1, c)
+
+        fns = {"fwd": {"pyminidl": lambda: cpu.depthwise_conv_forward(x, w, b, s, "same", 1),
+                       "pmd grouped": lambda: cpu.conv_forward(x, grouped, b, s, "same", 1, c)},
+               "fwd+bwd": {"pyminidl": fwd_bwd, "pmd grouped": grouped_fwd_bwd}}
+        if torch is not None:
+            for layout, cl in (("torch NCHW", False), ("torch NHWC", True)):
+                fns["fwd"][layout], fns["fwd+bwd"][layout] = _torch_depthwise_fns(torch, x, w, b, dy, s, cl)
+        for mode, peers in fns.items():
+            timing = _harness.bench(peers, budget_s=0.3 if quick else 1.0, rounds=2 if quick else 3)
+            total = flop * (1 if mode == "fwd" else 3)
             for backend, (med, lo, hi) in timing.items():
                 _harness.emit({"op": "conv2d", "case": name, "mode": mode, "backend": backend, "threads": threads,
                                "median_s": med, "min_s": lo, "max_s": hi, "gflops": total / med / 1e9})
@@ -398,7 +480,12 @@ def worker(threads, options):
                    "pyminidl_isa": pyminidl.config.cpu_features()["active"],
                    "torch": None if torch is None else torch.__version__,
                    "tf": None if tf_peer is None else tf_peer.version, "machine": _harness.machine(threads)})
-    conv_cases(threads, quick, torch, tf_peer)
+    if options.only != "depthwise":
+        conv_cases(threads, quick, torch, tf_peer)
+    if options.only != "conv":
+        depthwise_cases(threads, quick, torch)
+    if options.only:
+        return
     record = cnn_epoch(threads, quick, tf_peer)
     _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
                              "threads": threads})
@@ -407,6 +494,7 @@ def worker(threads, options):
 
 
 PEERS = (("torch NCHW", "NCHW"), ("torch NHWC", "NHWC"), ("keras/tf", "TF"))
+OWN = (("pmd grouped", "grouped"),)  # pyminidl's other path for the same op: a column, not a peer
 
 
 def report(records):
@@ -422,11 +510,13 @@ def report(records):
             by_key.setdefault((r["threads"], r["case"], r["mode"]), {})[r["backend"]] = r
     rows = []
     for (threads, case, mode), peers in by_key.items():
-        p, others = peers["pyminidl"], {k: v for k, v in peers.items() if k != "pyminidl"}
+        p, others = peers["pyminidl"], {k: v for k, v in peers.items() if k in dict(PEERS)}
         row = {"case": case, "mode": mode, "thr": threads, "pyminidl GF/s": p["gflops"]}
         row.update({f"{name} GF/s": others.get(name, {}).get("gflops") for name, _ in PEERS})
         row.update({f"x{short}": p["gflops"] / others[name]["gflops"] if name in others else None
                     for name, short in PEERS})
+        row.update({f"x{short}": p["gflops"] / peers[name]["gflops"] if name in peers else None
+                    for name, short in OWN})
         fastest = max((v["gflops"] for v in others.values()), default=None)
         fastest_min = min((v["min_s"] for v in others.values()), default=None)
         row["x fastest"] = p["gflops"] / fastest if fastest else None
@@ -462,11 +552,13 @@ def _peer_ratios(record):
 def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
+    ap.add_argument("--only", choices=("conv", "depthwise"),
+                    help="only these rows: no CNN epoch, no peak memory")
 
 
 def _peak_memory_record(args):
     """The epoch's peak memory per framework, measured after the timing workers (fresh processes)."""
-    if args.no_rss:
+    if args.no_rss or args.only:
         return []
     return [peak_memory(max(args.threads or [1, 2]), args.quick, args.tf_python)]
 

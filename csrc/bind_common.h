@@ -192,5 +192,8 @@ void bind_conv(py::module_& m);
 // Pooling and normalization (issue 9).
 void bind_pool(py::module_& m);
 void bind_norm(py::module_& m);
+void bind_depthwise(py::module_& m);
+// Row gather of the training loop's batches (bind_gather.cpp).
+void bind_gather(py::module_& m);
 
 }  // namespace pyminidl::bind

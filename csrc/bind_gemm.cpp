@@ -1,4 +1,4 @@
-// bind_gemm.cpp — gemm, dense_forward, bias_add, bias_grad, the serial entry (test hook), the GEMM context and the FMA ceiling probe.
+// bind_gemm.cpp — gemm, dense_forward, bias_add, bias_grad, dense_activation_grad (in place), the serial entry (test hook), the GEMM context and the FMA ceiling probe.
 #include "bind_common.h"
 
 #include "cpu_features.h"
@@ -182,6 +182,41 @@ py::array py_bias_add_t(const py::array& x, const py::array& b) {
     return y;
 }
 
+// dz (updated in place and returned) *= f'(saved); saved: relu's input, sigmoid's / tanh's output.
+template <typename T>
+py::array py_dense_activation_grad_t(const std::string& op, py::array dz, const py::array& saved,
+                                     kernels::DenseActivation kind) {
+    require_same_dtype(op, "dz", dz, "saved", saved);
+    require_same_shape(op, "dz", dz, "saved", saved);
+    require_c_contiguous(op, "dz", dz);
+    require_writeable(op, "dz", dz);
+    require_no_alias(op, "dz", dz, "saved", saved);  // read while dz is written: a partial overlap races
+    auto sc = contiguous<T>(saved);  // a strided saved tensor is copied; dz never is
+    T* g = static_cast<T*>(dz.mutable_data());
+    const T* v = sc.data();
+    const int64_t n = dz.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels::dense_activation_grad(g, v, n, kind);
+    }
+    return dz;
+}
+
+py::array py_dense_activation_grad(const std::string& name, py::array dz, const py::array& saved) {
+    const std::string op = "dense_activation_grad('" + name + "')";
+    kernels::DenseActivation kind;
+    if (name == "relu") {
+        kind = kernels::DenseActivation::relu;
+    } else if (name == "sigmoid") {
+        kind = kernels::DenseActivation::sigmoid;
+    } else if (name == "tanh") {
+        kind = kernels::DenseActivation::tanh;
+    } else {
+        value_error(op, "name must be 'relu', 'sigmoid' or 'tanh'. Received: '" + name + "'");
+    }
+    return dispatch_float(op, "dz", dz, [&](auto t) { return py_dense_activation_grad_t<decltype(t)>(op, dz, saved, kind); });
+}
+
 py::dict gemm_config_dict(Isa isa) {
     const kernels::GemmPathConfig c = kernels::gemm_config(isa);
     auto blocks = [](const kernels::GemmBlockInfo& b) {
@@ -279,6 +314,8 @@ void bind_gemm(py::module_& m) {
     m.def("bias_add", [](const py::array& x, const py::array& b) {
         return dispatch_float("bias_add", "x", x, [&](auto t) { return py_bias_add_t<decltype(t)>(x, b); });
     }, py::arg("x"), py::arg("b"), "y = x + b. x: (N, U), b: (U,).");
+    m.def("dense_activation_grad", &py_dense_activation_grad, py::arg("name"), py::arg("dz"), py::arg("saved"),
+          "dz *= f'(saved) in place, returns dz. name: 'relu' (saved = its input), 'sigmoid' or 'tanh' (its output).");
     m.def("bias_grad", [](const py::array& dy) {
         return dispatch_float("bias_grad", "dy", dy, [&](auto t) { return py_bias_grad_t<decltype(t)>(dy); });
     }, py::arg("dy"), "db = dy.sum(axis=0). dy: (N, U) -> (U,); deterministic at any thread count.");

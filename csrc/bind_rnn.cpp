@@ -137,6 +137,23 @@ py::tuple py_simple_rnn_forward(py::array x, py::array w, py::array r, py::objec
     return py::make_tuple(y, hT, gates, hprev);
 }
 
+// The inference forward: (y, hT), no caches.
+py::tuple py_simple_rnn_inference(py::array x, py::array w, py::array r, py::object b, py::object h0,
+                                  py::object mask, const std::string& activation) {
+    const std::string op = "simple_rnn_inference";
+    auto a = fwd_args(op, x, w, r, b, h0, mask, 1);
+    const int act = act_code(op, activation);
+    const auto s = a.s;
+    farr y = out({s.N, s.T, s.U}), hT = out({s.N, s.U});
+    float *py_ = y.mutable_data(), *ph = hT.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::simple_rnn_inference(py_, ph, a.x.data(), a.w.data(), a.r.data(), ptr(a.b), ptr(a.h0),
+                                      mask_ptr(a.mask), s, act);
+    }
+    return py::make_tuple(y, hT);
+}
+
 py::tuple py_simple_rnn_backward(py::array dy, py::object dh, py::array x, py::array w, py::array r, py::object mask,
                                  py::array gates, py::array hprev, bool has_bias, const std::string& activation,
                                  bool need_dx) {
@@ -176,6 +193,24 @@ py::tuple py_lstm_forward(py::array x, py::array w, py::array r, py::object b, p
                               ptr(c0a), mask_ptr(a.mask), s, act, ract);
     }
     return py::make_tuple(y, hT, cT, gates, hprev, cprev);
+}
+
+// The inference forward: (y, hT, cT), no caches (nothing is kept for a backward).
+py::tuple py_lstm_inference(py::array x, py::array w, py::array r, py::object b, py::object h0, py::object c0,
+                            py::object mask, const std::string& activation, const std::string& recurrent_activation) {
+    const std::string op = "lstm_inference";
+    auto a = fwd_args(op, x, w, r, b, h0, mask, 4);
+    const auto c0a = optional_arr(op, "c0", c0, {a.s.N, a.s.U});
+    const int act = act_code(op, activation), ract = act_code(op, recurrent_activation);
+    const auto s = a.s;
+    farr y = out({s.N, s.T, s.U}), hT = out({s.N, s.U}), cT = out({s.N, s.U});
+    float *p0 = y.mutable_data(), *p1 = hT.mutable_data(), *p2 = cT.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::lstm_inference(p0, p1, p2, a.x.data(), a.w.data(), a.r.data(), ptr(a.b), ptr(a.h0), ptr(c0a),
+                                mask_ptr(a.mask), s, act, ract);
+    }
+    return py::make_tuple(y, hT, cT);
 }
 
 py::tuple py_lstm_backward(py::array dy, py::object dh, py::object dc, py::array x, py::array w, py::array r,
@@ -320,6 +355,11 @@ void bind_rnn(py::module_& m) {
     m.def("lstm_backward", &py_lstm_backward, "dy"_a, "dh"_a, "dc"_a, "x"_a, "kernel"_a, "recurrent_kernel"_a,
           "mask"_a, "gates"_a, "hprev"_a, "cprev"_a, "has_bias"_a = true, "activation"_a = "tanh",
           "recurrent_activation"_a = "sigmoid", "need_dx"_a = true);
+    m.def("simple_rnn_inference", &py_simple_rnn_inference, "x"_a, "kernel"_a, "recurrent_kernel"_a,
+          "bias"_a = py::none(), "h0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh");
+    m.def("lstm_inference", &py_lstm_inference, "x"_a, "kernel"_a, "recurrent_kernel"_a, "bias"_a = py::none(),
+          "h0"_a = py::none(), "c0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh",
+          "recurrent_activation"_a = "sigmoid");
     m.def("gru_forward", &py_gru_forward, "x"_a, "kernel"_a, "recurrent_kernel"_a, "bias"_a = py::none(),
           "h0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh", "recurrent_activation"_a = "sigmoid",
           "reset_after"_a = true);

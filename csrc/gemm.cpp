@@ -8,14 +8,16 @@
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
 //                            Paths, chosen per call from the shape and strides only (never
 //                            from the thread count, so results never depend on it):
-//                              dot     N <= 12 (AVX-512): vectors along k, one reduction per c_ij;
+//                              dot     N <= 12 (AVX2, AVX-512): vectors along k, one reduction
+//                                      tree per tile of RR x 2 c_ij;
 //                              direct  small products, or op(A) in L2, with a unit-stride op(B):
 //                                      micro-kernels read op(A) and op(B) in place (no packing),
 //                                      on C or on C^T, whichever fills the tiles better;
 //                              small   tiny products on the baseline path: an unpacked loop;
 //                              packed  everything else (the BLIS loop nest above).
 //   sgemm_naive / dgemm_naive  the triple loop: reference and fallback.
-//   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts.
+//   dense_forward, bias_add, bias_grad   the Dense layer's pointwise parts
+//                            (dense_activation_grad, declared in gemm.h: dense_activation.cpp).
 //   the portable (baseline) micro-kernels, on GCC/Clang vector extensions (SSE2 on x86-64,
 //   NEON on aarch64).
 //
@@ -768,6 +770,7 @@ struct Context {
     DirectKernel<T> direct[2];  // {wide, narrow}; fn == nullptr: no direct path (SSE2)
     GemmDotKernel<T> dot;      // nullptr: no dot path
     int dot_rr, dot_nc;
+    int64_t dot_min_k;         // the dot path from this K on
     int64_t direct_a_bytes;    // op(A) the direct loop may re-read per strip of B
     int64_t direct_small_mnk;  // direct path up to this M*N*K ...
     int64_t direct_l2_mnk;     // ... and up to this one while op(A) fits direct_a_bytes
@@ -874,22 +877,27 @@ ContextTable build_contexts(const CacheSizes& caches) {
         Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
     t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
     t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
-    t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_DOT_RR, t.f32[a2].dot_nc = AVX2_DOT_NC;
+    t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_SDOT_RR, t.f32[a2].dot_nc = DOT_NC;
     t.f64[a2] = make_context<double, AVX2_DGEMM_MR, AVX2_DGEMM_NR>(
         Isa::avx2, dgemm_ukernel_avx2, {0.5, AVX2_MC_L2, 0.125}, caches);
     t.f64[a2].direct[0] = {AVX2_DGEMM_MR, AVX2_DGEMM_NR, dgemm_direct_avx2};
     t.f64[a2].direct[1] = {AVX2_DDIRECT_NARROW_MR, AVX2_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx2};
-    t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DOT_RR, t.f64[a2].dot_nc = AVX2_DOT_NC;
+    t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DDOT_RR, t.f64[a2].dot_nc = DOT_NC;
     t.f32[a5] = make_context<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(
         Isa::avx512, sgemm_ukernel_avx512, {1.5, 0.352, 0.1875}, caches);
     t.f32[a5].direct[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
     t.f32[a5].direct[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
-    t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_DOT_RR, t.f32[a5].dot_nc = AVX512_DOT_NC;
+    t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_SDOT_RR, t.f32[a5].dot_nc = DOT_NC;
     t.f64[a5] = make_context<double, AVX512_DGEMM_MR, AVX512_DGEMM_NR>(
         Isa::avx512, dgemm_ukernel_avx512, {1.0, 0.235, 0.125}, caches);
     t.f64[a5].direct[0] = {AVX512_DGEMM_MR, AVX512_DGEMM_NR, dgemm_direct_avx512};
     t.f64[a5].direct[1] = {AVX512_DDIRECT_NARROW_MR, AVX512_DDIRECT_NARROW_NR, dgemm_direct_narrow_avx512};
-    t.f64[a5].dot = dgemm_dot_avx512, t.f64[a5].dot_rr = AVX512_DOT_RR, t.f64[a5].dot_nc = AVX512_DOT_NC;
+    t.f64[a5].dot = dgemm_dot_avx512, t.f64[a5].dot_rr = AVX512_DDOT_RR, t.f64[a5].dot_nc = DOT_NC;
+    // Dot against direct, N = 10, M = 128, one thread, Zen 4 (loaded machine, best of 600
+    // runs of 10): AVX-512 direct wins up to K = 192 (128: 5.6 vs 6.3 us), even at 256 and
+    // dot from 384 (13.8 vs 15.9 us); AVX2 dot wins from 128 (6.2 vs 6.9 us; 784: 26 vs 39).
+    t.f32[a5].dot_min_k = t.f64[a5].dot_min_k = 224;
+    t.f32[a2].dot_min_k = t.f64[a2].dot_min_k = 128;
     // AVX2 (Zen 3): the packed 6x16 kernel beats the direct one from 128^3 on (direct_pays).
     t.f32[a2].direct_small_mnk = t.f64[a2].direct_small_mnk = 96 * 96 * 96;
     t.f32[a2].direct_l2_mnk = t.f64[a2].direct_l2_mnk = 0;
@@ -933,10 +941,9 @@ bool try_direct(const Problem<T>& pr, const Context<T>& ctx, bool serial) {
 
 // ---------------------------------------------------------------- dot path
 
-// For N <= AVX512_DOT_NC the vectors along n are mostly empty (N = 10: 10 of 16 lanes).
-// Vectors along k are full, but each c_ij ends in a lane reduction, which pays from about
-// this K on (csrc/bench: (128, 10, 256) 63 vs 57 GFLOP/s direct; at K = 128 direct wins).
-constexpr int64_t DOT_MIN_K = 160;
+// For N <= DOT_MAX_N the vectors along n are mostly empty (N = 10: 10 of 16 lanes).
+// Vectors along k are full, but each c_ij ends in a lane reduction, which pays from a K
+// per path (Context::dot_min_k, set in build_contexts).
 constexpr int64_t DOT_MAX_N = 12;
 
 // C = alpha op(A) op(B) + beta C for N <= DOT_MAX_N, with op(A) rows contiguous: each
@@ -945,16 +952,16 @@ constexpr int64_t DOT_MAX_N = 12;
 template <typename T>
 bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
     const GemmDotKernel<T> fn = ctx.dot;
-    if (fn == nullptr || pr.A.cs != 1 || pr.N > DOT_MAX_N || pr.K < DOT_MIN_K ||
+    if (fn == nullptr || pr.A.cs != 1 || pr.N > DOT_MAX_N || pr.K < ctx.dot_min_k ||
         pr.K > UNBLOCKED_MAX_K) {
         return false;
     }
-    std::vector<T> own;  // op(B)^T, (N, K): at most 12 rows, so cheap to make
+    // op(B)^T, (N, K): at most 12 rows, so cheap to make (uninitialised: every element is written).
+    PackBuffer<T> own(work == nullptr && pr.B.rs != 1 ? pr.N * pr.K : 1);
     const T* bt = pr.B.p;
     int64_t ldbt = pr.B.cs;
     if (pr.B.rs != 1) {
-        if (work == nullptr) own.resize(static_cast<std::size_t>(pr.N * pr.K));
-        T* packed = work != nullptr ? work : own.data();
+        T* packed = work != nullptr ? work : own.get();
         if (pr.B.cs == 1) {
             transpose_copy(packed, pr.K, pr.B.p, pr.B.rs, pr.K, pr.N);
         } else {
@@ -966,9 +973,11 @@ bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
         ldbt = pr.K;
     }
     const int RR = ctx.dot_rr, NC = ctx.dot_nc;
-    const int64_t mt = ceil_div(pr.M, RR), tiles = mt * ceil_div(pr.N, NC);
+    // Row blocks outer, column tiles inner: a block's RR rows of op(A) stay in L1 while every
+    // column tile reads them (op(B)^T, at most 12 rows, stays there throughout).
+    const int64_t nct = ceil_div(pr.N, NC), tiles = ceil_div(pr.M, RR) * nct;
     auto tile = [&](int64_t t) {
-        const int64_t i = (t % mt) * RR, j = (t / mt) * NC;
+        const int64_t i = (t / nct) * RR, j = (t % nct) * NC;
         fn(pr.K, pr.A.at(i, 0), pr.A.rs, std::min<int64_t>(RR, pr.M - i), bt + j * ldbt, ldbt,
            std::min<int64_t>(NC, pr.N - j), pr.C.at(i, j), pr.C.rs, pr.alpha, pr.beta);
     };

@@ -65,6 +65,14 @@ void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t 
 // by one thread per column, so db does not depend on the thread count.
 void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U);
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U);
+// The activations whose derivative the fused Dense backward applies in place.
+enum class DenseActivation : int { relu, sigmoid, tanh };
+// dz: (n,) contiguous, updated in place: dz *= f'(.), the same formulas (and bits) as
+// activation_backward. s: (n,) what f' reads: relu its input z (f' = [z > 0]), sigmoid and
+// tanh their output y (y (1 - y), (1 - y)(1 + y)). dz gets no new array: the Dense backward
+// owns its incoming gradient and overwrites it with dL/dz.
+void dense_activation_grad(float* dz, const float* s, int64_t n, DenseActivation kind);
+void dense_activation_grad(double* dz, const double* s, int64_t n, DenseActivation kind);
 
 // The GEMM's configuration on one ISA path (what show_config reports): register tile and
 // cache blocks per dtype, the caches they were derived from, and where the blocks came from

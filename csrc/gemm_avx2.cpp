@@ -30,6 +30,7 @@ struct YmmF32 {
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const T* p) { return _mm256_load_ps(p); }
     static V loadu(const T* p) { return _mm256_loadu_ps(p); }
+    static void storeu(T* p, V v) { _mm256_storeu_ps(p, v); }
     static V bcast(const T* p) { return _mm256_broadcast_ss(p); }
     static V set1(T x) { return _mm256_set1_ps(x); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
@@ -40,10 +41,20 @@ struct YmmF32 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
-    static T reduce_add(V v) {  // fixed order: halves, then pairs
-        __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-        return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+    // Lane l = the sum of v[l]: pairs interleaved and added within 128-bit lanes (unpack ps,
+    // then pd), then the two halves folded across vectors: 7 adds and 14 shuffles for 8 sums.
+    PMD_ALWAYS_INLINE static V reduce_lanes(const V (&v)[8]) {
+        V a[4], b[2];
+        #pragma GCC unroll 8
+        for (int k = 0; k < 4; ++k) {  // half h: [x0+x2, y0+y2, x1+x3, y1+y3]
+            a[k] = _mm256_add_ps(_mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+        }
+        #pragma GCC unroll 8
+        for (int k = 0; k < 2; ++k) {  // half h: the sums of half h of v[4k .. 4k + 3]
+            const __m256d x = _mm256_castps_pd(a[2 * k]), y = _mm256_castps_pd(a[2 * k + 1]);
+            b[k] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)), _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+        }
+        return _mm256_add_ps(_mm256_permute2f128_ps(b[0], b[1], 0x20), _mm256_permute2f128_ps(b[0], b[1], 0x31));
     }
 };
 
@@ -55,6 +66,7 @@ struct YmmF64 {
     static V zero() { return _mm256_setzero_pd(); }
     static V load(const T* p) { return _mm256_load_pd(p); }
     static V loadu(const T* p) { return _mm256_loadu_pd(p); }
+    static void storeu(T* p, V v) { _mm256_storeu_pd(p, v); }
     static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
     static V set1(T x) { return _mm256_set1_pd(x); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
@@ -65,9 +77,10 @@ struct YmmF64 {
     }
     static V maskz_loadu(Mask m, const T* p) { return _mm256_maskload_pd(p, m); }
     static void mask_storeu(T* p, Mask m, V v) { _mm256_maskstore_pd(p, m, v); }
-    static T reduce_add(V v) {
-        __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-        return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
+    // Lane l = the sum of v[l] (halves, then pairs; the same tree for every lane).
+    PMD_ALWAYS_INLINE static V reduce_lanes(const V (&v)[4]) {
+        const __m256d a = _mm256_hadd_pd(v[0], v[1]), b = _mm256_hadd_pd(v[2], v[3]);  // pairs within halves
+        return _mm256_add_pd(_mm256_permute2f128_pd(a, b, 0x20), _mm256_permute2f128_pd(a, b, 0x31));
     }
 };
 
@@ -174,14 +187,14 @@ void dgemm_direct_narrow_avx2(int64_t kc, const double* a, int64_t rsa, int64_t 
 
 void sgemm_dot_avx2(int64_t kc, const float* a, int64_t lda, int64_t mr, const float* bt,
                     int64_t ldbt, int64_t nc, float* c, int64_t ldc, float alpha, float beta) {
-    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
-    ukernel_dot<YmmF32, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+    // a: (mr <= 4, kc) row stride lda; bt: (nc <= 2, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF32, AVX2_SDOT_RR, DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
 void dgemm_dot_avx2(int64_t kc, const double* a, int64_t lda, int64_t mr, const double* bt,
                     int64_t ldbt, int64_t nc, double* c, int64_t ldc, double alpha, double beta) {
-    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 6, kc) row stride ldbt; c: (mr, nc).
-    ukernel_dot<YmmF64, AVX2_DOT_RR, AVX2_DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
+    // a: (mr <= 2, kc) row stride lda; bt: (nc <= 2, kc) row stride ldbt; c: (mr, nc).
+    ukernel_dot<YmmF64, AVX2_DDOT_RR, DOT_NC>(kc, a, lda, mr, bt, ldbt, nc, c, ldc, alpha, beta);
 }
 
 double fma_probe_avx2(int64_t iters) {
@@ -196,7 +209,9 @@ double fma_probe_avx2(int64_t iters) {
     }
     __m256 s = acc[0];
     for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-    return YmmF32::reduce_add(s);
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, s);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
 }
 
 }  // namespace pyminidl::kernels::detail

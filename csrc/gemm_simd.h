@@ -5,7 +5,8 @@
 //
 // S provides: T, V (vector), Mask, W (lanes), zero, load (aligned), loadu, bcast, set1,
 // fmadd, mul, storeu, mask_for(n) (first n lanes, n clamped to [0, W]), maskz_loadu, mask_storeu,
-// and, for ukernel_dot only, reduce_add (the sum of the lanes, in a fixed order).
+// and, for ukernel_dot only, reduce_lanes (W vectors -> the vector of their lane sums, lane l
+// the sum of vector l, each in a fixed order).
 //
 // Three kernels (see gemm_ukernels.h for the layouts):
 //   ukernel_packed  reads packed, zero-padded micro-panels: a[p * MR + i], b[p * NR + j].
@@ -14,7 +15,7 @@
 //                   amortise it. Rows past mr re-read row mr-1 (valid memory) and are not stored.
 //   ukernel_dot     vectorises over k instead of n, for N too small to fill a vector:
 //                   c_ij = dot(row i of op(A), row j of op(B)^T), both rows contiguous; the
-//                   lanes hold partial sums over p = l, l + W, ..., then reduce_add.
+//                   lanes hold partial sums over p = l, l + W, ..., then reduce_lanes.
 // All: c = alpha * (a b) + beta * c over one tile, c not read when beta == 0, the
 // k loop in order p = 0..kc-1 with one fused multiply-add per product.
 //
@@ -111,11 +112,19 @@ PMD_ALWAYS_INLINE void ukernel_direct(int64_t kc, const typename S::T* a, int64_
     store_tile<S, MR, NV>(c, ldc, acc, m, mr, alpha, beta);
 }
 
-// The direct kernel with the full-width case split out, so full tiles run mask-free.
+// The direct kernel with the full-width case split out, so full tiles run mask-free, and
+// short tiles on a tile of fewer rows (steps of 2, down to 4): the transposed product of a
+// thin output (dW = x^T dy with 10 units: 10 rows) would otherwise run 2 idle rows of 12.
+// Each c_ij's sum is the same k loop in any tile height, so the bits do not change.
 template <class S, int MR, int NV>
 void ukernel_direct_any(int64_t kc, const typename S::T* a, int64_t rsa, int64_t csa,
                         const typename S::T* b, int64_t ldb, typename S::T* c, int64_t ldc,
                         int64_t mr, int64_t nr, typename S::T alpha, typename S::T beta) {
+    if constexpr (MR > 4) {
+        if (mr <= MR - 2) {
+            return ukernel_direct_any<S, MR - 2, NV>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
+        }
+    }
     if (nr == NV * S::W) {
         ukernel_direct<S, MR, NV, true>(kc, a, rsa, csa, b, ldb, c, ldc, mr, nr, alpha, beta);
     } else {
@@ -123,46 +132,59 @@ void ukernel_direct_any(int64_t kc, const typename S::T* a, int64_t rsa, int64_t
     }
 }
 
+// One k step of ukernel_dot: acc[i * NC + j] += A row i . B^T row j over lanes p..p+W-1
+// (TAIL: only the lanes below kc, the others read as zero).
+template <class S, int RR, int NC, bool TAIL>
+PMD_ALWAYS_INLINE void dot_step(const typename S::T* const (&ar)[RR], const typename S::T* const (&br)[NC],
+                                int64_t p, int64_t kc, typename S::V (&acc)[RR * NC]) {
+    const typename S::Mask m = S::mask_for(TAIL ? kc - p : S::W);
+    // The NC vectors of B^T first, then each A row, loaded once for its NC FMAs.
+    typename S::V bv[NC];
+#pragma GCC unroll 4
+    for (int j = 0; j < NC; ++j) bv[j] = TAIL ? S::maskz_loadu(m, br[j] + p) : S::loadu(br[j] + p);
+#pragma GCC unroll 16
+    for (int i = 0; i < RR; ++i) {
+        typename S::V av = TAIL ? S::maskz_loadu(m, ar[i] + p) : S::loadu(ar[i] + p);
+        // An empty asm that claims to change av pins it to a register: GCC would otherwise
+        // fold the load into each of the NC FMAs (NC loads of the row, and loads, not FMAs,
+        // set the pace: 18 per 16 FMAs on the float32 zmm tile instead of 10).
+        asm("" : "+v"(av));
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) acc[i * NC + j] = S::fmadd(av, bv[j], acc[i * NC + j]);
+    }
+}
+
 // a: op(A) rows i < mr at a + i * lda (contiguous in k); bt: op(B)^T rows j < nc at
 // bt + j * ldbt (contiguous in k); c: (mr <= RR, nc <= NC) row stride ldc. Rows and columns
-// past the edge re-read the last valid one and are not stored.
+// past the edge re-read the last valid one and are not stored. RR * NC == W: the W partial-sum
+// vectors are reduced together by one transposing tree (S::reduce_lanes: lane i * NC + j holds
+// the sum for c_ij), a third of the shuffles and adds of one reduce_add per c_ij. A tile has
+// RR rows and NC = 2 columns, so N = 10 (a classifier head) fills every tile, and the RR rows
+// of A stay in L1 across the column tiles of one row block.
 template <class S, int RR, int NC>
 void ukernel_dot(int64_t kc, const typename S::T* a, int64_t lda, int64_t mr,
                  const typename S::T* bt, int64_t ldbt, int64_t nc, typename S::T* c,
                  int64_t ldc, typename S::T alpha, typename S::T beta) {
     using T = typename S::T;
+    static_assert(RR * NC == S::W, "one reduction tree per tile");
     const T* ar[RR];
     const T* br[NC];
     for (int i = 0; i < RR; ++i) ar[i] = a + std::min<int64_t>(i, mr - 1) * lda;
     for (int j = 0; j < NC; ++j) br[j] = bt + std::min<int64_t>(j, nc - 1) * ldbt;
-    typename S::V acc[RR][NC];
-#pragma GCC unroll 4
-    for (int i = 0; i < RR; ++i)
+    typename S::V acc[RR * NC];
 #pragma GCC unroll 16
-        for (int j = 0; j < NC; ++j) acc[i][j] = S::zero();
-    for (int64_t p = 0; p < kc; p += S::W) {
-        const typename S::Mask m = S::mask_for(kc - p);  // all lanes but in the k tail
-        typename S::V av[RR];
-#pragma GCC unroll 4
-        for (int i = 0; i < RR; ++i) av[i] = S::maskz_loadu(m, ar[i] + p);
-#pragma GCC unroll 16
-        for (int j = 0; j < NC; ++j) {
-            const typename S::V bv = S::maskz_loadu(m, br[j] + p);
-#pragma GCC unroll 4
-            for (int i = 0; i < RR; ++i) acc[i][j] = S::fmadd(av[i], bv, acc[i][j]);
-        }
-    }
-    // Constant indices (unrolled loops, runtime guards): an acc[i][j] indexed at run time
-    // would force the whole array to the stack on every k step.
-#pragma GCC unroll 4
-    for (int i = 0; i < RR; ++i) {
-#pragma GCC unroll 16
-        for (int j = 0; j < NC; ++j) {
-            if (i < mr && j < nc) {
-                const T sum = S::reduce_add(acc[i][j]);
-                T* cij = c + i * ldc + j;
-                *cij = beta == T(0) ? alpha * sum : alpha * sum + beta * *cij;  // c unread at beta 0
-            }
+    for (int f = 0; f < RR * NC; ++f) acc[f] = S::zero();
+    // Whole vectors, then one masked step for the k tail: lane l sums p = l, l + W, ... either way.
+    int64_t p = 0;
+    for (; p + S::W <= kc; p += S::W) dot_step<S, RR, NC, false>(ar, br, p, kc, acc);
+    if (p < kc) dot_step<S, RR, NC, true>(ar, br, p, kc, acc);
+    alignas(64) T sums[S::W];
+    S::storeu(sums, S::reduce_lanes(acc));
+    for (int64_t i = 0; i < mr; ++i) {
+        for (int64_t j = 0; j < nc; ++j) {
+            const T sum = sums[i * NC + j];
+            T* cij = c + i * ldc + j;
+            *cij = beta == T(0) ? alpha * sum : alpha * sum + beta * *cij;  // c unread at beta 0
         }
     }
 }

@@ -35,7 +35,7 @@ template <typename T>
 using GemmDirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b,
                                   int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                                   T alpha, T beta);
-// The dot micro-kernel (AVX-512 only): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
+// The dot micro-kernel (AVX2 and AVX-512): c_ij = alpha * dot(op(A) row i, op(B)^T row j) + beta c_ij
 // for i < mr, j < nc; a: rows at a + i * lda, bt: rows at bt + j * ldbt, both contiguous in k.
 template <typename T>
 using GemmDotKernel = void (*)(int64_t kc, const T* a, int64_t lda, int64_t mr, const T* bt,
@@ -111,13 +111,14 @@ constexpr int AVX2_SDIRECT_NARROW_MR = 12, AVX2_SDIRECT_NARROW_NR = 8;
 constexpr int AVX2_DDIRECT_NARROW_MR = 12, AVX2_DDIRECT_NARROW_NR = 4;
 constexpr int AVX512_SDIRECT_NARROW_MR = 16, AVX512_SDIRECT_NARROW_NR = 16;
 constexpr int AVX512_DDIRECT_NARROW_MR = 16, AVX512_DDIRECT_NARROW_NR = 8;
-// Dot tiles: 2 rows x 12 columns = 24 accumulators (+ 2 A vectors, 1 B vector) of 32 zmm.
-// With N = 10 (a classifier head) 10 of 12 columns are used, against 10 of 16 lanes in the
-// narrow direct tile.
-constexpr int AVX512_DOT_RR = 2, AVX512_DOT_NC = 12;
-// AVX2: 2 rows x 6 columns = 12 accumulators (+ 2 A vectors, 1 B vector) of 16 ymm; N = 10
-// runs as two column tiles (6 + 4).
-constexpr int AVX2_DOT_RR = 2, AVX2_DOT_NC = 6;
+// Dot tiles: RR rows x 2 columns, RR * 2 = the lanes of one vector, so the tile's partial-sum
+// vectors reduce in one transposing tree (gemm_simd.h). N = 10 (a classifier head) runs as 5
+// column tiles with no idle column, against 10 of 12 in the former 2 x 12 tile; per k step
+// a float32 zmm tile loads 8 + 2 vectors for 16 FMAs (25 of 32 zmm).
+constexpr int DOT_NC = 2;
+constexpr int AVX512_SDOT_RR = 8, AVX512_DDOT_RR = 4;
+// AVX2: 8 (float32) or 4 (float64) accumulators of 16 ymm, with the 4 or 2 A vectors and 1 B.
+constexpr int AVX2_SDOT_RR = 4, AVX2_DDOT_RR = 2;
 // Portable float32/float64 block rule: KC = 256 and an A block of 3/16 of L2 on Zen 5's
 // 48 KiB / 1 MiB (csrc/bench, SSE2 path, 256^3: 45 GFLOP/s against 35 with KC = 384).
 constexpr double BASELINE_KC_L1 = 1.0 / 6.0, BASELINE_MC_L2 = 0.1875;

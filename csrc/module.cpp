@@ -21,4 +21,7 @@ PYBIND11_MODULE(_C, m) {
     // Pooling and normalization (issue 9).
     pyminidl::bind::bind_pool(m);
     pyminidl::bind::bind_norm(m);
+    pyminidl::bind::bind_depthwise(m);
+    // Row gather of the training loop's batches.
+    pyminidl::bind::bind_gather(m);
 }

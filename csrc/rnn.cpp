@@ -62,6 +62,16 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
                      reset_after, work)
 }
 
+void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
+                    const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract) {
+    PMD_RNN_DISPATCH(lstm_inference, y, hT, cT, x, W, R, b, h0, c0, mask, s, act, ract)
+}
+
+void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                          const float* h0, const uint8_t* mask, RnnShape s, int act) {
+    PMD_RNN_DISPATCH(simple_rnn_inference, y, hT, x, W, R, b, h0, mask, s, act)
+}
+
 // ---------------------------------------------------------------- Embedding
 
 void embedding_forward(float* y, const int64_t* ids, const float* table, int64_t n, int64_t D) {

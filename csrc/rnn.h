@@ -52,6 +52,13 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
                   const float* hprev, const float* extra, RnnShape s, int act, int ract, bool reset_after,
                   float* work);
 
+// Inference forward (no backward follows): y (N, T, U), hT (and cT): (N, U); no caches are kept.
+// Overwrites every output.
+void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
+                    const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
+void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                          const float* h0, const uint8_t* mask, RnnShape s, int act);
+
 // y: (n, D) = table[ids]; ids: (n,) already checked to lie in [0, V).
 void embedding_forward(float* y, const int64_t* ids, const float* table, int64_t n, int64_t D);
 // dtable: (V, D) = sum of dy rows by id, each row summed in position order (thread-count free).

@@ -36,6 +36,13 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
                   const float* hprev, const float* extra, RnnShape s, int act, int ract, bool reset_after,
                   float* work);
 
+// Inference forward (no backward follows): y (N, T, U), hT (and cT): (N, U); no caches are kept.
+// Overwrites every output.
+void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
+                    const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
+void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                          const float* h0, const uint8_t* mask, RnnShape s, int act);
+
 }  // namespace baseline
 namespace avx2 {
 // y, gates, hprev: (N, T, U); hT: (N, U). Overwrites every output.
@@ -68,6 +75,13 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
                   const float* hprev, const float* extra, RnnShape s, int act, int ract, bool reset_after,
                   float* work);
 
+// Inference forward (no backward follows): y (N, T, U), hT (and cT): (N, U); no caches are kept.
+// Overwrites every output.
+void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
+                    const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
+void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                          const float* h0, const uint8_t* mask, RnnShape s, int act);
+
 }  // namespace avx2
 namespace avx512 {
 // y, gates, hprev: (N, T, U); hT: (N, U). Overwrites every output.
@@ -99,6 +113,13 @@ void gru_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const 
                   const float* x, const float* W, const float* R, const uint8_t* mask, const float* gates,
                   const float* hprev, const float* extra, RnnShape s, int act, int ract, bool reset_after,
                   float* work);
+
+// Inference forward (no backward follows): y (N, T, U), hT (and cT): (N, U); no caches are kept.
+// Overwrites every output.
+void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
+                    const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
+void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                          const float* h0, const uint8_t* mask, RnnShape s, int act);
 
 }  // namespace avx512
 }  // namespace pyminidl::kernels

@@ -78,6 +78,15 @@ class Backend:
         """This backend's array -> numpy.ndarray."""
         return np.asarray(x)
 
+    def take_rows(self, x, idx):
+        """x.take(idx, axis=0): the rows of a (shuffled) batch. x: (n, ...), idx: (k,) integers in
+        [-n, n) -> (k, ...).
+
+        Raises:
+            IndexError: an index outside [-n, n).
+        """
+        return self.xp.take(x, idx, axis=0)
+
     # ------------------------------------------------------------------ gemm / dense
 
     def gemm(self, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
@@ -110,6 +119,13 @@ class Backend:
         db = self.bias_grad(dy) if has_bias else None
         dx = self.gemm(dy, w, trans_b=True) if need_dx else None
         return dx, dw, db
+
+    def dense_activation_backward(self, name, dz, z, y):
+        """dz <- activation_backward(name, dz, z, y), written into dz (the fused Dense backward owns
+        its incoming gradient, so dL/dz needs no new array). name: 'relu' (reads z), 'sigmoid' or
+        'tanh' (read y). dz, z, y: (N, U). Returns dz."""
+        dz[...] = self.activation_backward(name, dz, z, y)
+        return dz
 
     # ------------------------------------------------------------------ convolution
     # NHWC with Keras's kernel layout (KH, KW, C / groups, F); 1-D runs as 2-D with height 1.
@@ -211,6 +227,69 @@ class Backend:
                     dx[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw] += \
                         dpatch[:, :, :, i, j].reshape(n, oh, ow, c)
         return dx[:, ph:ph + h, pw:pw + wd]
+
+    # ------------------------------------------------------------------ depthwise convolution
+    # Keras's depthwise kernel (KH, KW, C, M), M = depth_multiplier: output channel c * M + m
+    # is input channel c convolved with w[..., c, m]. Same paddings and 1-D rule as conv_forward.
+
+    def depthwise_conv_forward(self, x, w, b, strides, padding, dilation_rate):
+        """y[n, o, c*M + m] = b[c*M + m] + sum_k x[n, o*s - p + k*d, c] w[k, c, m] (x zero-padded).
+
+        x: (N, W, C) or (N, H, W, C); w: (KW, C, M) or (KH, KW, C, M); b: (C*M,) or None.
+        Returns (N, OW, C*M) or (N, OH, OW, C*M)."""
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_forward")
+        y = self._depthwise2d(_to_2d(x), _kernel_to_2d(w), g)
+        if b is not None:
+            y = y + b
+        return _from_2d(y, x.ndim)
+
+    def depthwise_conv_backward(self, dy, x, w, strides, padding, dilation_rate, has_bias=True, need_dx=True):
+        """dx[cell, c] = sum over the taps reaching it of sum_m dy[., c*M + m] w[k, c, m];
+        dw[k, c, m] = sum over (n, o) of x[n, o*s - p + k*d, c] dy[n, o, c*M + m]; db = sum of dy.
+
+        Shapes as depthwise_conv_forward; dy: its output's shape. Returns (dx or None, dw, db or None)."""
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_backward")
+        dx, dw = self._depthwise2d_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g, need_dx)
+        db = dy.sum(axis=tuple(range(dy.ndim - 1))) if has_bias else None
+        return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
+
+    def _depthwise_taps(self, shape, g, kernel_hw):
+        """(zero-padded buffer shape, [((i, j), index of tap (i, j)'s (N, OH, OW, C) view of it)])."""
+        (n, h, w, c), (kh, kw), (oh, ow) = shape, kernel_hw, g.out
+        (sh, sw), (ph, pw), (dh, dw) = g.strides, g.pads, g.dilation
+        padded = (n, max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h), max((ow - 1) * sw + (kw - 1) * dw + 1, pw + w), c)
+
+        def axis(start, out, stride):  # `out` cells from `start` (none for out = 0: no negative stop)
+            return slice(start, start + (out - 1) * stride + 1 if out else start, stride)
+
+        return padded, [((i, j), (slice(None), axis(i * dh, oh, sh), axis(j * dw, ow, sw)))
+                        for i in range(kh) for j in range(kw)]
+
+    def _depthwise2d(self, x, w, g):
+        """The 2-D forward without bias: x (N, H, W, C), w (KH, KW, C, M) -> (N, OH, OW, C*M)."""
+        (n, h, wd, c), (kh, kw, _, m), (ph, pw) = x.shape, w.shape, g.pads
+        shape, taps = self._depthwise_taps(x.shape, g, (kh, kw))
+        xp = self.xp.zeros(shape, dtype=x.dtype)
+        xp[:, ph:ph + h, pw:pw + wd] = x
+        y = self.xp.zeros((n, g.out[0], g.out[1], c, m), dtype=self.xp.result_type(x, w))
+        for (i, j), tap in taps:  # y += x(tap) * w[tap], broadcast over the multiplier
+            y += xp[tap][..., None] * w[i, j]
+        return y.reshape(n, g.out[0], g.out[1], c * m)
+
+    def _depthwise2d_backward(self, dy, x, w, g, need_dx=True):
+        """(dx (N, H, W, C) or None, dw (KH, KW, C, M)) of _depthwise2d, tap by tap."""
+        (n, h, wd, c), (kh, kw, _, m), (ph, pw) = x.shape, w.shape, g.pads
+        shape, taps = self._depthwise_taps(x.shape, g, (kh, kw))
+        xp = self.xp.zeros(shape, dtype=x.dtype)
+        xp[:, ph:ph + h, pw:pw + wd] = x
+        dy5 = dy.reshape(n, g.out[0], g.out[1], c, m)
+        dxp = self.xp.zeros(shape, dtype=dy.dtype) if need_dx else None
+        dw = self.xp.zeros(w.shape, dtype=self.xp.result_type(dy, x))
+        for (i, j), tap in taps:
+            dw[i, j] = self.xp.einsum("nhwc,nhwcm->cm", xp[tap], dy5)  # dL/dw[tap] = sum of x(tap) dy
+            if need_dx:
+                dxp[tap] += (dy5 * w[i, j]).sum(axis=-1)  # dL/dx(tap) += sum over m of dy w[tap]
+        return (None if dxp is None else dxp[:, ph:ph + h, pw:pw + wd]), dw
 
     # ------------------------------------------------------------------ activations
     # Every activation is a pair: <name>_forward(x, **params) -> y and
@@ -703,6 +782,10 @@ class Backend:
             y[:, t] = out
         return y, h, gates, hprev
 
+    def simple_rnn_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        """simple_rnn_forward when no backward follows: the same arguments; returns only (y (N, T, U), h_T)."""
+        return self.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)[:2]
+
     def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
                             activation="tanh", need_dx=True):
         """Backpropagation through time of simple_rnn_forward. dy: (N, T, U); dh: (N, U) or None (the
@@ -746,6 +829,13 @@ class Backend:
             h, c, out = (self._rnn_carry(mask, t, a, b) for a, b in ((hn, h), (cn, c), (hn, out)))
             y[:, t] = out
         return y, h, c, gates, hprev, cprev
+
+    def lstm_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                       activation="tanh", recurrent_activation="sigmoid"):
+        """lstm_forward when no backward follows (predict, evaluate): the same arguments; returns only
+        (y (N, T, U), h_T, c_T), so faster backends need not keep the per-step caches."""
+        return self.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation,
+                                 recurrent_activation)[:3]
 
     def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
                       activation="tanh", recurrent_activation="sigmoid", need_dx=True):
@@ -1113,6 +1203,20 @@ def _conv_geometry(x_shape, w_shape, strides, padding, dilation_rate, groups, op
     spatial = (1,) * (2 - rank) + tuple(x_shape[1:-1])
     axes = [_conv_axis(spatial[i], kshape[i], s2[i], d2[i], padding if i >= 2 - rank else "valid") for i in range(2)]
     return _ConvGeom(tuple(a[0] for a in axes), s2, tuple(a[1] for a in axes), d2, groups)
+
+
+def _depthwise_geometry(x_shape, w_shape, strides, padding, dilation_rate, op):
+    """The _ConvGeom (groups = C) of depthwise_conv_forward/backward's arguments; kernel ([KH,] KW, C, M)."""
+    _check_conv_args(x_shape, w_shape, padding, op)
+    if w_shape[-2] != x_shape[-1] or min(w_shape[:-2]) < 1:
+        raise ValueError(f"{op}: the kernel must be ([KH,] KW, C, depth_multiplier) with C the input's channels "
+                         f"and nonzero kernel sizes. Received: x.shape={tuple(x_shape)}, w.shape={tuple(w_shape)}")
+    rank = len(x_shape) - 2
+    s, d = _per_axis(strides, rank, "strides", op), _per_axis(dilation_rate, rank, "dilation_rate", op)
+    s2, d2 = (1,) * (2 - rank) + s, (1,) * (2 - rank) + d
+    spatial, kshape = (1,) * (2 - rank) + tuple(x_shape[1:-1]), _kernel_2d_shape(w_shape)
+    axes = [_conv_axis(spatial[i], kshape[i], s2[i], d2[i], padding if i >= 2 - rank else "valid") for i in range(2)]
+    return _ConvGeom(tuple(a[0] for a in axes), s2, tuple(a[1] for a in axes), d2, x_shape[-1])
 
 
 def _transpose_axis(size, k, s, d, padding, output_padding):

@@ -12,9 +12,11 @@ import numpy as np
 
 from pyminidl.backend._compat import _C
 from pyminidl.backend.base import (RNN_ACTIVATIONS, Backend, _conv_geometry, _conv_transpose_geometry,
-                                   _from_2d, _kernel_to_2d, _to_2d)
+                                   _depthwise_geometry, _from_2d, _kernel_to_2d, _to_2d)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# The activations _C.dense_activation_grad applies in place (their default parameters).
+_DENSE_ACTIVATIONS = frozenset(("relu", "sigmoid", "tanh"))
 
 
 def _fast(*arrays):
@@ -101,6 +103,14 @@ class CpuBackend(Backend):
         # Private: Backend has no such attribute.
         self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "0") == "1" and _C.tune_allocator()
 
+    def take_rows(self, x, idx):
+        """x.take(idx, axis=0) (see Backend.take_rows): C-contiguous numeric x, 1-D int64 idx."""
+        if (type(x) is np.ndarray and type(idx) is np.ndarray and x.ndim >= 1 and idx.ndim == 1
+                and idx.dtype == np.int64 and x.dtype.kind in "biufc" and x.flags.c_contiguous
+                and idx.flags.c_contiguous):
+            return _C.take_rows(x, idx)
+        return super().take_rows(x, idx)
+
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
     # integer or mixed dtypes) goes to the reference, which promotes like NumPy.
@@ -152,6 +162,14 @@ class CpuBackend(Backend):
         dx = _C.gemm(dy, w, False, True) if need_dx else None
         return dx, dw, db
 
+    def dense_activation_backward(self, name, dz, z, y):
+        """dz <- dz * f'(z or y) in place (see Backend.dense_activation_backward). Returns dz."""
+        saved = z if name == "relu" else y
+        if (name in _DENSE_ACTIVATIONS and _fast_same(dz, saved) and _inplace(dz) and dz.flags.writeable
+                and not np.may_share_memory(dz, saved)):
+            return _C.dense_activation_grad(name, dz, saved)
+        return super().dense_activation_backward(name, dz, z, y)
+
     # ------------------------------------------------------------------ convolution
     # The kernels take 4-D NHWC arrays and explicit pads; the shared geometry helpers of base.py
     # turn Keras's paddings into them (and raise the same ValueErrors as the reference).
@@ -187,6 +205,23 @@ class CpuBackend(Backend):
         g, _ = _conv_transpose_geometry(x.shape, w.shape, strides, padding, output_padding, dilation_rate,
                                         "conv_transpose_backward")
         dx, dw, db = _C.conv_transpose_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads,
+                                                g.dilation, bool(has_bias), bool(need_dx))
+        return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
+
+    # The depthwise kernels are float32 only (float64 runs the reference, for gradient checks).
+
+    def depthwise_conv_forward(self, x, w, b, strides, padding, dilation_rate):
+        if not _fast(x, w, b) or x.dtype != np.float32 or x.ndim != w.ndim:
+            return super().depthwise_conv_forward(x, w, b, strides, padding, dilation_rate)
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_forward")
+        y = _C.depthwise_conv_forward(_to_2d(x), _kernel_to_2d(w), b, g.strides, g.pads, g.out, g.dilation)
+        return _from_2d(y, x.ndim)
+
+    def depthwise_conv_backward(self, dy, x, w, strides, padding, dilation_rate, has_bias=True, need_dx=True):
+        if not _fast(dy, x, w) or x.dtype != np.float32 or not dy.ndim == x.ndim == w.ndim:
+            return super().depthwise_conv_backward(dy, x, w, strides, padding, dilation_rate, has_bias, need_dx)
+        g = _depthwise_geometry(x.shape, w.shape, strides, padding, dilation_rate, "depthwise_conv_backward")
+        dx, dw, db = _C.depthwise_conv_backward(_to_2d(dy), _to_2d(x), _kernel_to_2d(w), g.strides, g.pads,
                                                 g.dilation, bool(has_bias), bool(need_dx))
         return (None if dx is None else _from_2d(dx, x.ndim)), dw.reshape(w.shape), db
 
@@ -451,6 +486,11 @@ class CpuBackend(Backend):
             return _C.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
         return super().simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation)
 
+    def simple_rnn_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0), mask, activation):
+            return _C.simple_rnn_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+        return super().simple_rnn_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation)
+
     def simple_rnn_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, has_bias=True,
                             activation="tanh", need_dx=True):
         if _rnn_fast((dy, dh, x, kernel, recurrent_kernel, gates, hprev), mask, activation):
@@ -464,6 +504,13 @@ class CpuBackend(Backend):
         if _rnn_fast((x, kernel, recurrent_kernel, bias, h0, c0), mask, activation, recurrent_activation):
             return _C.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
         return super().lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+
+    def lstm_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
+                       activation="tanh", recurrent_activation="sigmoid"):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0, c0), mask, activation, recurrent_activation):
+            return _C.lstm_inference(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_activation)
+        return super().lstm_inference(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation,
+                                      recurrent_activation)
 
     def lstm_backward(self, dy, dh, dc, x, kernel, recurrent_kernel, mask, gates, hprev, cprev, has_bias=True,
                       activation="tanh", recurrent_activation="sigmoid", need_dx=True):

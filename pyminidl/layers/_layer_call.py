@@ -17,12 +17,15 @@ class _ForwardOptions(threading.local):
 
     ``logits``: the layer ending the model stops before its softmax (the trainer fuses softmax and
     cross-entropy). ``need_dx``: nobody reads the input gradient (the model's first layer), so a
-    backward may skip computing it and return None. Models set both per layer around each layer's
-    forward; a layer's own sublayers run with the defaults.
+    backward may skip computing it and return None. ``owns_dy``: the gradient the backward will
+    receive is a fresh array nobody else reads (a Sequential hands a layer the input gradient a
+    Dense after it just made), so the backward may overwrite it. Models set them per layer around
+    each layer's forward; a layer's own sublayers run with the defaults.
     """
 
     logits = False
     need_dx = True
+    owns_dy = False
 
 
 FORWARD_OPTIONS = _ForwardOptions()
@@ -33,17 +36,17 @@ class forward_options:
 
     __slots__ = ("_new", "_old")
 
-    def __init__(self, logits=False, need_dx=True):
-        self._new = (logits, need_dx)
+    def __init__(self, logits=False, need_dx=True, owns_dy=False):
+        self._new = (logits, need_dx, owns_dy)
 
     def __enter__(self):
         opts = FORWARD_OPTIONS
-        self._old = (opts.logits, opts.need_dx)
-        opts.logits, opts.need_dx = self._new
+        self._old = (opts.logits, opts.need_dx, opts.owns_dy)
+        opts.logits, opts.need_dx, opts.owns_dy = self._new
         return opts
 
     def __exit__(self, *exc):
-        FORWARD_OPTIONS.logits, FORWARD_OPTIONS.need_dx = self._old
+        FORWARD_OPTIONS.logits, FORWARD_OPTIONS.need_dx, FORWARD_OPTIONS.owns_dy = self._old
 
 
 def _tensor_kwarg_names(kwargs, kind):

@@ -447,8 +447,9 @@ class Conv2DTranspose(_ConvTranspose):
 
 
 class _DepthwiseConv(_BaseConv):
-    """Depthwise convolution: one kernel per input channel (``depth_multiplier`` outputs each),
-    run as a grouped convolution with groups = channels."""
+    """Depthwise convolution: one kernel per input channel (``depth_multiplier`` outputs each), the
+    backend's depthwise op; with the hooks _build_pointwise, _depthwise_bias and _pointwise it is
+    also the first step of the separable layers, so both share one build and one forward."""
 
     def __init__(self, rank, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
@@ -481,47 +482,47 @@ class _DepthwiseConv(_BaseConv):
 
     _spatial_out = _Conv._spatial_out
 
-    def _build_depthwise(self, input_shape):
+    def build(self, input_shape):
         input_shape = tuple(input_shape)
         self._channels = self._in_channels(input_shape)
         self._check_output(input_shape, self._spatial_out(self._spatial(input_shape)))
         self.depthwise_kernel = self.add_weight(
             "depthwise_kernel", self.kernel_size + (self._channels, self.depth_multiplier),
             self.depthwise_initializer, regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint)
+        self._build_pointwise()
+        self._add_bias(self._final_channels(self._channels))
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={self._channel_axis(): self._channels})
-
-    def build(self, input_shape):
-        self._build_depthwise(input_shape)
-        self._add_bias(self._channels * self.depth_multiplier)
         self.built = True
 
-    def _depthwise(self, be, xl, bias, need_dx):
-        """(z, backward(dz) -> dx): the grouped convolution with kernel (..., 1, C * multiplier)."""
-        dk = self.depthwise_kernel
-        kernel = dk.reshape(self.kernel_size + (1, self._channels * self.depth_multiplier))
-        args = (self.strides, self.padding, self.dilation_rate, self._channels)
-        z = be.conv_forward(xl, kernel, bias, *args)
+    def _build_pointwise(self):
+        """The weights of the step after the depthwise one: none here (see _SeparableConv)."""
 
-        def backward(dz):
-            dx, dw, db = be.conv_backward(dz, xl, kernel, *args, has_bias=bias is not None, need_dx=need_dx)
-            self.accumulate_grad("depthwise_kernel", dw.reshape(dk.shape))  # output c*m+j reads channel c only
-            if bias is not None:
-                self.accumulate_grad("bias", db)
-            return dx
+    def _depthwise_bias(self):
+        """The bias the depthwise step adds: the layer's own here; the pointwise step's in _SeparableConv."""
+        return self.bias
 
-        return z, backward
+    def _pointwise(self, be, t):
+        """(z, backward(dz) -> dt or None) of the step after the depthwise one: the identity here."""
+        return t, None
 
     def forward(self, x, training=False):
         self._check_call(x)
-        be, need_dx = get_backend(), FORWARD_OPTIONS.need_dx
-        z, dw_backward = self._depthwise(be, self._nhwc(x), self.bias, need_dx)
+        be, need_dx, dk, bias = get_backend(), FORWARD_OPTIONS.need_dx, self.depthwise_kernel, self._depthwise_bias()
+        args = (self.strides, self.padding, self.dilation_rate)
+        xl = self._nhwc(x)
+        z, pointwise_backward = self._pointwise(be, be.depthwise_conv_forward(xl, dk, bias, *args))
         z, act_backward = self._activate(z)
 
         def backward(dy):
             dz = self._nhwc(dy)
             if act_backward is not None:
                 dz = act_backward(dz)
-            dx = dw_backward(dz)
+            if pointwise_backward is not None:
+                dz = pointwise_backward(dz)  # dL/dt, t the depthwise output
+            dx, ddk, db = be.depthwise_conv_backward(dz, xl, dk, *args, has_bias=bias is not None, need_dx=need_dx)
+            self.accumulate_grad("depthwise_kernel", ddk)  # dL/dw[k, c, m] = sum of x(tap k, c) dz[c*M + m]
+            if bias is not None:
+                self.accumulate_grad("bias", db)
             return None if dx is None else self._back(dx)
 
         return self._back(z), backward
@@ -605,33 +606,26 @@ class _SeparableConv(_DepthwiseConv):
     def _final_channels(self, channels):
         return self.filters
 
-    def build(self, input_shape):
-        self._build_depthwise(input_shape)
+    def _build_pointwise(self):
         self.pointwise_kernel = self.add_weight(
             "pointwise_kernel", (1,) * self.rank + (self._channels * self.depth_multiplier, self.filters),
             self.pointwise_initializer, regularizer=self.pointwise_regularizer, constraint=self.pointwise_constraint)
-        self._add_bias(self.filters)
-        self.built = True
 
-    def forward(self, x, training=False):
-        self._check_call(x)
-        be, need_dx, pk, bias = get_backend(), FORWARD_OPTIONS.need_dx, self.pointwise_kernel, self.bias
-        t, dw_backward = self._depthwise(be, self._nhwc(x), None, need_dx)
-        ones = (1,) * self.rank
-        z, act_backward = self._activate(be.conv_forward(t, pk, bias, ones, "valid", ones, 1))
+    def _depthwise_bias(self):
+        return None
 
-        def backward(dy):
-            dz = self._nhwc(dy)
-            if act_backward is not None:
-                dz = act_backward(dz)
+    def _pointwise(self, be, t):
+        pk, bias, ones = self.pointwise_kernel, self.bias, (1,) * self.rank
+        z = be.conv_forward(t, pk, bias, ones, "valid", ones, 1)
+
+        def backward(dz):
             dt, dpk, db = be.conv_backward(dz, t, pk, ones, "valid", ones, 1, has_bias=bias is not None)
             self.accumulate_grad("pointwise_kernel", dpk)  # dL/dP = t^T dz over pixels
             if bias is not None:
                 self.accumulate_grad("bias", db)
-            dx = dw_backward(dt)
-            return None if dx is None else self._back(dx)
+            return dt
 
-        return self._back(z), backward
+        return z, backward
 
     def get_config(self):
         cfg = super().get_config()

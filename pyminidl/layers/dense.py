@@ -8,6 +8,10 @@ from pyminidl.backend import get_backend
 from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
 
 
+# The activations Backend.dense_activation_backward applies in place.
+_IN_PLACE = frozenset(("relu", "sigmoid", "tanh"))
+
+
 def _positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"Received an invalid value for `{what}`, expected a positive integer. "
@@ -37,6 +41,10 @@ class Dense(Layer):
     """
 
     supports_masking = True  # passes a mask on unchanged (Keras)
+    # Its backward returns a new array (the dx GEMM's output) that nothing else holds: a
+    # Sequential lets the layer before it overwrite that gradient (FORWARD_OPTIONS.owns_dy).
+    # Read from this class's own __dict__, so a subclass that changes forward does not inherit it.
+    _fresh_dx = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -80,12 +88,17 @@ class Dense(Layer):
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         kernel, bias = self.kernel, self.bias
         need_dx = FORWARD_OPTIONS.need_dx
-        z, act_backward = self._activate(be.dense_forward(x2, kernel, bias))  # (N, units)
+        pre = be.dense_forward(x2, kernel, bias)  # (N, units), before the activation
+        z, act_backward = self._activate(pre)
         y = z if x.ndim == 2 else z.reshape(tuple(x.shape[:-1]) + (self.units,))
+        # An incoming gradient nobody else reads takes dL/dz in place: no new (N, units) array.
+        in_place = act_backward is not None and FORWARD_OPTIONS.owns_dy and self._act_name in _IN_PLACE
 
         def backward(dy):
             dz = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
-            if act_backward is not None:
+            if in_place:
+                dz = be.dense_activation_backward(self._act_name, dz, pre, z)
+            elif act_backward is not None:
                 dz = act_backward(dz)
             dx, dw, db = be.dense_backward(dz, x2, kernel, has_bias=bias is not None, need_dx=need_dx)
             self.accumulate_grad("kernel", dw)  # dL/dW = x^T dz

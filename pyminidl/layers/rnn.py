@@ -335,6 +335,29 @@ def _gru_sequence(cell, x, states, mask):
 _SEQUENCES = {"simple_rnn": _simple_rnn_sequence, "lstm": _lstm_sequence, "gru": _gru_sequence}
 
 
+# Inference (RNN._infer: predict, evaluate): the same (y, final states, backward) from the backend's
+# *_inference ops, which keep no per-step caches; the backward is never run.
+
+def _no_backward(dy, dstates, need_dx):
+    raise RuntimeError("The inference forward of a recurrent layer keeps no caches for a backward; "
+                       "run forward(x, training) to differentiate.")
+
+
+def _simple_rnn_inference(cell, x, states, mask):
+    y, h = get_backend().simple_rnn_inference(x, cell.kernel, cell.recurrent_kernel, cell.bias, states[0], mask,
+                                              cell.activation)
+    return y, [h], _no_backward
+
+
+def _lstm_inference(cell, x, states, mask):
+    y, h, c = get_backend().lstm_inference(x, cell.kernel, cell.recurrent_kernel, cell.bias, states[0], states[1],
+                                           mask, cell.activation, cell.recurrent_activation)
+    return y, [h, c], _no_backward
+
+
+_INFERENCE = {"simple_rnn": _simple_rnn_inference, "lstm": _lstm_inference}
+
+
 @ops._op()
 def _time_step(x, t):
     """x[:, t] as a differentiable op (custom cells' step loop)."""
@@ -452,8 +475,10 @@ class RNN(Layer):
             x = x[:, ::-1]
             mask = None if mask is None else mask[:, ::-1]
         x_in, drop_back = self._input_dropout(x, training)
-        y, final, seq_back = _SEQUENCES[self.cell._kind](self.cell, be.xp.ascontiguousarray(x_in), states,
-                                                         None if mask is None else be.xp.ascontiguousarray(mask))
+        run = (_INFERENCE.get(self.cell._kind) if self.__dict__.get("_inferring") else None) or \
+            _SEQUENCES[self.cell._kind]
+        y, final, seq_back = run(self.cell, be.xp.ascontiguousarray(x_in), states,
+                                 None if mask is None else be.xp.ascontiguousarray(mask))
         if self.stateful:
             self.states = [s.copy() for s in final]
         zero_masked = self.zero_output_for_mask and mask is not None and x.shape[1] > 0
@@ -472,6 +497,15 @@ class RNN(Layer):
             return (dx, dstates0) if initial_state is not None else dx
 
         return result, backward
+
+    def _infer(self, x, **kwargs):
+        """As Layer._infer (predict, evaluate), on the cell's inference op: no backward follows, so no
+        per-step caches are kept."""
+        self.__dict__["_inferring"] = True
+        try:
+            return super()._infer(x, **kwargs)
+        finally:
+            self.__dict__.pop("_inferring", None)
 
     def call(self, x, training=None, mask=None, initial_state=None):
         """The step loop of a custom cell (or of a built-in one off its fused path), written with

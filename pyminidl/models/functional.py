@@ -448,6 +448,7 @@ class Functional(Model, graph_model=True):
         finally:
             opts.logits, opts.need_dx = logits, need_dx
         out = [values[id(t)] for t in self._outputs]
+        self._output_mask = self._single_output_mask(masks)
         return self._pack_outputs(out), self._graph_backward(backs, need_dx)
 
     def _graph_backward(self, backs, need_dx):
@@ -491,6 +492,7 @@ class Functional(Model, graph_model=True):
                 self._mask_out(step, masks, xin, y)
             for i in free:
                 values.pop(i, None)
+        self._output_mask = self._single_output_mask(masks)
         return self._pack_outputs([values[id(t)] for t in self._outputs])
 
     # ------------------------------------------------------------------ masks
@@ -504,6 +506,13 @@ class Functional(Model, graph_model=True):
                 if m is not None:
                     masks[id(t)] = m
         return masks
+
+    def _single_output_mask(self, masks):
+        """The mask of a one-output model's output (None without one), which the trainer hands to the
+        loss and the compiled metrics as Keras does with the output's ``_keras_mask`` (as Sequential)."""
+        if masks is None or len(self._outputs) != 1:
+            return None
+        return masks.get(id(self._outputs[0]))
 
     def _with_mask(self, step, masks, kwargs):
         """Pass the inputs' masks to a layer that takes ``mask`` (Keras's implicit mask propagation)."""

@@ -224,19 +224,21 @@ class Sequential(Model):
         x = self._prepare(self._adjust_input_rank(x))
         backwards = []
         opts = FORWARD_OPTIONS
-        logits, need_dx = opts.logits, opts.need_dx
+        logits, need_dx, owns_dy = opts.logits, opts.need_dx, opts.owns_dy
         last = len(self._layers) - 1
         mask = None
         try:
             for i, layer in enumerate(self._layers):
                 opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
+                # A layer's dy is the dx of the one after it: fresh when that one makes it anew.
+                opts.owns_dy = i < last and "_fresh_dx" in type(self._layers[i + 1]).__dict__
                 x_in = x
                 x, back = layer._forward_full(x, training, **_mask_kwargs(layer, mask))
                 _single_output(layer, x)
                 mask = _next_mask(layer, x_in, mask)
                 backwards.append(back)
         finally:
-            opts.logits, opts.need_dx = logits, need_dx
+            opts.logits, opts.need_dx, opts.owns_dy = logits, need_dx, owns_dy
         self._output_mask = mask
 
         def backward(dy):

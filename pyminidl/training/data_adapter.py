@@ -107,8 +107,9 @@ def _cut(value, index):
     return tree.map_structure(lambda v: v[index], value)
 
 
-def _take(value, idx):
-    return tree.map_structure(lambda v: v.take(idx, axis=0), value)
+def _take(be, value, idx):
+    """The rows ``idx`` of an array, or of each array of a structure (the backend's threaded gather)."""
+    return tree.map_structure(lambda v: be.take_rows(v, idx), value)
 
 
 def class_weight_to_sample_weights(y, class_weight):
@@ -251,10 +252,12 @@ class ArrayAdapter(DataAdapter):
             return
         # One permutation per epoch; each batch gathers its rows with one `take` of a slice of
         # it (a small, cache-hot copy: faster than gathering the whole shuffled set up front).
-        perm = self._be.asarray(pmd_random.global_rng().permutation(n))
+        be = self._be
+        perm = be.asarray(pmd_random.global_rng().permutation(n))
         for start in range(0, n, bs):
             idx = perm[start:start + bs]
-            yield (_take(x, idx), None if y is None else _take(y, idx), None if w is None else w.take(idx, axis=0))
+            yield (_take(be, x, idx), None if y is None else _take(be, y, idx),
+                   None if w is None else be.take_rows(w, idx))
 
 
 class IterableAdapter(DataAdapter):

@@ -534,6 +534,21 @@ def _fuzz_rnn_forward(kind, data):
          lambda: _fwd_call(kind, a64, mask, act, two_rows, REF), np.float32, f)
 
 
+def _infer_call(kind, a, mask, act, fn):
+    if kind == "lstm":
+        return fn.lstm_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], a["c0"], mask, act,
+                                 "sigmoid")
+    return fn.simple_rnn_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act)
+
+
+def _fuzz_rnn_inference(kind, data):
+    sites = ["x", "kernel", "recurrent_kernel", "bias", "h0"] + (["c0"] if kind == "lstm" else [])
+    f, a, mask, act, _ = _rnn_case(data.draw, kind, sites, sites)
+    a64 = {s: _f64(v) for s, v in a.items()}
+    _run(f"{kind}_inference", lambda: _infer_call(kind, a, mask, act, _C),
+         lambda: _infer_call(kind, a64, mask, act, REF), np.float32, f)
+
+
 def _bwd_call(kind, a, mask, caches, act, reset_after, has_bias, fn):
     head = (a["dy"], a["dh"]) + ((a["dc"],) if kind == "lstm" else ()) + (a["x"], a["kernel"], a["recurrent_kernel"],
                                                                             mask) + tuple(caches)
@@ -582,6 +597,18 @@ def test_fuzz_lstm_forward(data):
 @given(data=st.data())
 def test_fuzz_gru_forward(data):
     _fuzz_rnn_forward("gru", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_simple_rnn_inference(data):
+    _fuzz_rnn_inference("simple_rnn", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_lstm_inference(data):
+    _fuzz_rnn_inference("lstm", data)
 
 
 @FUZZ
@@ -956,6 +983,62 @@ def test_fuzz_conv_transpose_backward(data, has_bias, need_dx):
     _run("conv_transpose_backward", lambda: _C.conv_transpose_backward(dy, xt, wk, *args), oracle, dtype, f)
 
 
+# ---------------------------------------------------------------- depthwise convolution
+# As the convolution's: a consistent case is a geometry the backend's helpers produce, the oracle
+# the reference's explicit-geometry path. The kernels are float32 only: float64 is a hostile dtype.
+
+DW_FAULTS = {"dtype": ["x"], "mixed_dtype": ["w"], "shape": ["x", "w", "b", "dy"],
+             "param": ["strides", "padding", "dilation_rate", "output_size"]}
+
+
+def _dw_case(d, f):
+    """(x, kernel, bias, dy arrays, the explicit geometry, dtype), maybe with one hostile argument."""
+    n, h, w = d(CONV_SIZES), d(CONV_SIZES), d(CONV_SIZES)
+    c, m, kh, kw = d(st.integers(0, 5)), d(st.integers(0, 3)), d(st.integers(1, 4)), d(st.integers(1, 4))
+    s, dil = (d(st.integers(1, 3)), d(st.integers(1, 3))), (d(st.integers(1, 2)), d(st.integers(1, 2)))
+    axes = [_conv_axis(size, k, si, di, d(st.sampled_from(["valid", "same"])))
+            for size, k, si, di in zip((h, w), (kh, kw), s, dil)]
+    geo = {"strides": s, "padding": tuple(a[1] for a in axes), "dilation_rate": dil, "groups": max(c, 1),
+           "output_size": tuple(a[0] for a in axes)}
+    if f.on("param"):
+        geo[f.site] = d(BAD_PAIRS)
+    dtype = d(st.sampled_from([np.float64, np.int32, np.float16])) if f.on("dtype") else np.float32
+    oh, ow = (1, 1) if f.on("param", "output_size") else geo["output_size"]
+    x, wk, b, dy = _conv_arrays(d, f, (n, h, w), dtype, c, (kh, kw, c, m), c * m, (n, oh, ow, c * m))
+    return x, wk, b, dy, geo, dtype
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_depthwise_conv_forward(data):
+    d = data.draw
+    f = Faults(d, DW_FAULTS)
+    x, wk, b, _, geo, dtype = _dw_case(d, f)
+    args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"])
+
+    def oracle():
+        y = REF._depthwise2d(_f64(x), _f64(wk), _conv_ref_geom(geo))
+        return y if b is None else y + _f64(b)
+
+    _run("depthwise_conv_forward", lambda: _C.depthwise_conv_forward(x, wk, b, *args), oracle, dtype, f)
+
+
+@FUZZ
+@given(data=st.data(), has_bias=st.booleans(), need_dx=st.booleans())
+def test_fuzz_depthwise_conv_backward(data, has_bias, need_dx):
+    d = data.draw
+    f = Faults(d, DW_FAULTS)
+    x, wk, _, dy, geo, dtype = _dw_case(d, f)
+    args = (geo["strides"], geo["padding"], geo["dilation_rate"], has_bias, need_dx)
+
+    def oracle():  # the binding reads the output size from dy
+        rg = _conv_ref_geom({**geo, "output_size": dy.shape[1:3]})
+        dx, dw = REF._depthwise2d_backward(_f64(dy), _f64(x), _f64(wk), rg, need_dx)
+        return dx, dw, (_f64(dy).sum(axis=(0, 1, 2)) if has_bias else None)
+
+    _run("depthwise_conv_backward", lambda: _C.depthwise_conv_backward(dy, x, wk, *args), oracle, dtype, f)
+
+
 # ---------------------------------------------------------------- pooling and normalization (issue 9)
 # The kernels take float32 only: valid cases are float32, a dtype fault draws any other type.
 
@@ -1217,3 +1300,67 @@ def test_a_share_of_cases_reaches_every_kernel():
             finally:
                 FORCED[0] = None
             assert c["faults"][kind] > 0, f"{name}: no case took the hostile class {kind!r}"
+
+
+# ---------------------------------------------------------------- dense activation (in place), row gather
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_dense_activation_grad(data):
+    d = data.draw
+    f = Faults(d, {"name": ["name"], "dtype": ["dz", "saved"], "shape": ["saved"], "layout": ["dz"],
+                   "readonly": ["dz"], "alias": ["saved"]})
+    name = d(st.sampled_from(["elu", "softmax", "", "RELU"])) if f.on("name") else d(
+        st.sampled_from(["relu", "sigmoid", "tanh"]))
+    dtype = _dtype(f, d)
+    shape = d(shapes(0, 3))
+    dz = np.array(d(arrays(shape=shape, dtypes=[dtype])), order="C")  # a fresh, writable, C-contiguous copy
+    if f.on("layout", "dz") and dz.ndim:
+        dz = np.repeat(dz, 2, axis=-1)[..., ::2]
+    if f.on("readonly", "dz"):
+        dz.setflags(write=False)
+    other = _other_float(dtype) if f.on("dtype", "saved") else dtype
+    # (a 0-D draw is a NumPy scalar, which no binding takes: made an array)
+    saved = dz if f.on("alias") else np.asarray(d(arrays(shape=_shape(f, d, "saved", shape), dtypes=[other])))
+    dz0 = dz.copy()
+    is_x = name == "relu"
+    _run("dense_activation_grad", lambda: _C.dense_activation_grad(name, dz, saved),
+         lambda: REF.activation_backward(name, _f64(dz0), _f64(saved) if is_x else None,
+                                         None if is_x else _f64(saved)), dtype, f)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_take_rows(data):
+    d = data.draw
+    f = Faults(d, {"dtype": ["x", "idx"], "layout": ["x", "idx"], "rank": ["x", "idx"], "range": ["idx"]})
+    x = d(arrays(min_rank=1, dtypes=[np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_]))
+    x = np.ascontiguousarray(x) if not f.on("layout", "x") else x
+    if f.on("dtype", "x"):
+        x = x.astype(object)
+    if f.on("rank", "x"):
+        x = x.reshape(-1)[:1].reshape(()) if x.size else np.zeros((), x.dtype)
+    n = x.shape[0] if x.ndim else 0
+    rng = np.random.default_rng(d(st.integers(0, 2**32 - 1)))
+    idx = rng.integers(-max(n, 1), max(n, 1), size=d(SIZES)) if n else np.zeros(0, np.int64)
+    if f.on("range") and idx.size:
+        idx[rng.integers(idx.size)] = d(st.sampled_from([n, n + 7, -n - 1, 2**62, -(2**63)]))
+    idx = idx.astype(d(st.sampled_from([np.int32, np.uint64, np.float64]))) if f.on("dtype", "idx") else idx
+    idx = np.repeat(idx, 2)[::2] if f.on("layout", "idx") and idx.size > 1 else idx
+    idx = idx.reshape(1, -1) if f.on("rank", "idx") else idx
+    f.record("take_rows")
+    try:
+        got = _C.take_rows(x, idx)
+    except (ValueError, TypeError):
+        CASES["take_rows"]["rejected"] += 1
+        return
+    except IndexError as e:  # NumPy's own error, for an index NumPy refuses too
+        with pytest.raises(IndexError, match=str(e)):
+            REF.take_rows(x, idx)
+        CASES["take_rows"]["rejected"] += 1
+        return
+    want = REF.take_rows(x, idx)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    CASES["take_rows"]["accepted"] += 1

@@ -5,6 +5,7 @@ import pytest
 
 import pyminidl
 from pyminidl.backend._compat import _C
+from pyminidl.backend.base import Backend
 from pyminidl.testing import assert_close
 
 DTYPES = [np.float32, np.float64]
@@ -114,3 +115,86 @@ def test_dense_bad_input():
         _C.bias_grad(np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"b.shape\[0\] must equal x.shape\[1\]"):
         _C.bias_add(x, np.ones(2, np.float32))
+
+
+# ---------------------------------------------------------------- dense_activation_backward (in place)
+
+ACT_SHAPES = [(1, 1), (1, 7), (5, 17), (33, 65), (128, 256), (300, 129)]
+
+
+def _act_inputs(rng, name, shape, dtype):
+    z = rng.standard_normal(shape).astype(dtype)
+    z.flat[:: 7] = 0.0  # relu's kink: the derivative there is 0 (Keras)
+    y = Backend().activation_forward(name, z)
+    return z, y.astype(dtype), rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ACT_SHAPES)
+def test_dense_activation_backward_in_place_matches_reference(fast_backend, ref, rng, name, shape, dtype):
+    z, y, dz = _act_inputs(rng, name, shape, dtype)
+    want = ref.activation_backward(name, *_f8(dz, z, y))
+    got = fast_backend.dense_activation_backward(name, dz, z, y)
+    assert got is dz  # written into the incoming gradient: no new array
+    assert_close(got, want, k=1)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_dense_activation_backward_same_bits_as_activation_backward(fast_backend, rng, name):
+    # The allocating kernel and the in-place one share their formulas, so training with either
+    # gives the same weights.
+    z, y, dz = _act_inputs(rng, name, (129, 65), np.float32)
+    want = fast_backend.activation_backward(name, dz, z, y)
+    np.testing.assert_array_equal(fast_backend.dense_activation_backward(name, dz, z, y), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_activation_grad_same_bits_at_any_thread_count(rng, threads):
+    z, y, dz = _act_inputs(rng, "tanh", (512, 300), np.float32)  # past the parallel grain
+    want = Backend().activation_backward("tanh", dz, z, y)
+    pyminidl.config.set_num_threads(threads)
+    got = _C.dense_activation_grad("tanh", dz.copy(), y)
+    assert_close(got, want.astype(np.float64), k=1)
+    np.testing.assert_array_equal(got, _C.dense_activation_grad("tanh", dz.copy(), y))
+
+
+def test_dense_activation_grad_nan_and_inf(rng):
+    z = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0], np.float32)
+    dz = np.array([1.0, np.nan, 2.0, np.inf, 1.0, -np.inf], np.float32)
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN, as the reference says
+        want = Backend().relu_backward(dz, z, None)
+    np.testing.assert_array_equal(_C.dense_activation_grad("relu", dz.copy(), z), want)
+
+
+def test_dense_activation_backward_falls_back_for_what_it_cannot_overwrite(fast_backend, ref, rng):
+    z, y, dz = _act_inputs(rng, "relu", (40, 30), np.float32)
+    want = ref.activation_backward("relu", dz, z, y)
+    strided = np.repeat(dz, 2, axis=1)[:, ::2]  # same values, not C-contiguous
+    np.testing.assert_array_equal(fast_backend.dense_activation_backward("relu", strided, z, y), want)
+    frozen = dz.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError):  # the reference writes into dz too: a read-only dz is an error
+        fast_backend.dense_activation_backward("relu", frozen, z, y)
+    np.testing.assert_array_equal(  # float64 saved tensor with a float32 gradient: the reference
+        fast_backend.dense_activation_backward("relu", dz.copy(), z.astype(np.float64), y), want)
+
+
+def test_dense_activation_grad_rejects_bad_arguments(rng):
+    z, y, dz = _act_inputs(rng, "relu", (6, 5), np.float32)
+    with pytest.raises(ValueError, match="name must be 'relu', 'sigmoid' or 'tanh'"):
+        _C.dense_activation_grad("elu", dz, z)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        _C.dense_activation_grad("relu", dz, z[:, :4])
+    with pytest.raises(TypeError, match="must have the same dtype"):
+        _C.dense_activation_grad("relu", dz, z.astype(np.float64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _C.dense_activation_grad("relu", dz.astype(np.int32), z.astype(np.int32))
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        _C.dense_activation_grad("relu", np.asfortranarray(dz), z)
+    with pytest.raises(ValueError, match="share memory"):
+        _C.dense_activation_grad("relu", dz, dz)
+    frozen = dz.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _C.dense_activation_grad("relu", frozen, z)

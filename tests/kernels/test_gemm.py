@@ -18,13 +18,16 @@ ISAS = ["baseline", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 # (M, N, K): size 1, primes, tails off every MR/NR of every path (6x8, 6x16, 12x32, 16x16,
-# 2x12), tall-skinny, the Dense shapes, and shapes that reach each path of sgemm: small,
-# direct (on C and on C^T), dot (N <= 12, K >= 160) and packed, the last with several KC
-# blocks (K = 777 > 2 * 384) and MC blocks (M = 263 > 240).
+# dot 8x2 / 4x2 / 2x2), tall-skinny, the Dense shapes, and shapes that reach each path of
+# sgemm: small, direct (on C and on C^T, with every shorter tile height of the step-down),
+# dot (N <= 12, K >= 128 on AVX2 / 224 on AVX-512; k tails off 16 and 8, odd N) and packed,
+# the last with several KC blocks (K = 777 > 2 * 384) and MC blocks (M = 263 > 240).
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (3, 1, 17), (7, 3, 1), (17, 65, 7), (65, 17, 257), (13, 31, 29),
     (1, 257, 65), (257, 1, 65), (128, 10, 256), (10, 128, 256), (33, 65, 300), (300, 520, 260),
     (301, 263, 129), (129, 11, 203), (263, 301, 777),
+    (9, 12, 241), (17, 3, 400), (5, 1, 300), (2, 10, 129), (128, 10, 128), (10, 300, 128),
+    (3, 77, 50), (7, 200, 40), (11, 64, 33),
 ]
 
 

@@ -1,0 +1,84 @@
+"""The fused Dense backward overwrites its incoming gradient only when the model hands it a
+fresh array nobody else reads (FORWARD_OPTIONS.owns_dy, set by Sequential after a Dense)."""
+
+import numpy as np
+import pytest
+
+import pyminidl
+from pyminidl import layers
+from pyminidl.layers.base import FORWARD_OPTIONS
+from pyminidl.models import Model, Sequential
+
+
+def _grads(model):
+    return [np.array(g) for layer in model.layers for g in layer.grads.values()]
+
+
+def _mlp(activation, seed=0):
+    pyminidl.utils.set_random_seed(seed)
+    return Sequential([layers.Dense(17, activation=activation, input_dim=9), layers.Dense(13, activation=activation),
+                       layers.Dense(5)])
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_sequential_in_place_backward_gives_the_reference_gradients(rng, activation):
+    x = rng.standard_normal((11, 9)).astype(np.float32)
+    dy = rng.standard_normal((11, 5)).astype(np.float32)
+    model = _mlp(activation)
+    model(x)
+    _, backward = model.forward(x, training=True)
+    dx = backward(dy.copy())
+    fast = _grads(model)
+    with pyminidl.backend.use_backend("numpy"):  # the reference: allocating, float32 as given
+        ref_model = _mlp(activation)
+        ref_model(x)
+        ref_model.set_weights(model.get_weights())
+        for layer in ref_model.layers:
+            layer.zero_grads()
+        _, ref_backward = ref_model.forward(x, training=True)
+        ref_dx = ref_backward(dy.copy())
+    for g, r in zip(fast, _grads(ref_model)):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-5)
+
+
+def test_sequential_marks_ownership_only_after_a_dense(rng):
+    seen = []
+
+    class Probe(layers.Layer):
+        def forward(self, x, training=False):
+            seen.append(FORWARD_OPTIONS.owns_dy)
+            return x, lambda dy: dy
+
+    model = Sequential([layers.Dense(4, input_dim=3), Probe(), layers.Dense(4), Probe(), layers.Activation("relu"),
+                        Probe()])
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    model(x)  # built (a plain call runs with the defaults)
+    seen.clear()
+    model.forward(x, training=True)
+    assert seen == [True, False, False]  # before a Dense; before an Activation; the last layer
+    assert FORWARD_OPTIONS.owns_dy is False  # restored after the forward
+
+
+def test_a_gradient_two_branches_share_is_not_overwritten(rng):
+    # Add's backward hands the same dy array to both branches: neither Dense may write into it.
+    inp = layers.Input((6,))
+    out = layers.Add()([layers.Dense(5, activation="relu")(inp), layers.Dense(5, activation="tanh")(inp)])
+    model = Model(inp, out)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    dy = rng.standard_normal((4, 5)).astype(np.float32)
+    _, backward = model.forward(x, training=True)
+    kept = dy.copy()
+    backward(dy)
+    np.testing.assert_array_equal(dy, kept)
+
+
+def test_a_direct_forward_never_overwrites_the_callers_gradient(rng):
+    layer = layers.Dense(3, activation="relu")
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    layer(x)
+    _, backward = layer.forward(x, training=True)
+    dy = rng.standard_normal((4, 3)).astype(np.float32)
+    kept = dy.copy()
+    backward(dy)
+    np.testing.assert_array_equal(dy, kept)
