@@ -40,14 +40,26 @@ constexpr double GELU_C = 0.044715;
 // The loops every elementwise kernel uses: y[i] = f(x[i]), dx[i] = f(dy[i], a[i]) and
 // dx[i] = f(dy[i], x[i], y[i]). Serial on restrict pointers (f captures only scalars) so
 // GCC vectorises f, if-converting its selects; parallel_blocks splits them over threads.
+// An output may be its first input (y == x, dx == dy: the in-place calls); that case runs
+// its own loop on one pointer, since restrict promises the two never alias.
 template <typename T, typename F>
 void map1_block(T* PMD_RESTRICT y, const T* PMD_RESTRICT x, int64_t n, F f) {
     for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
 template <typename T, typename F>
+void map1_inplace_block(T* PMD_RESTRICT y, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(y[i]);
+}
+
+template <typename T, typename F>
 void map2_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTRICT a, int64_t n, F f) {
     for (int64_t i = 0; i < n; ++i) dx[i] = f(dy[i], a[i]);
+}
+
+template <typename T, typename F>
+void map2_inplace_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT a, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = f(dx[i], a[i]);
 }
 
 template <typename T, typename F>
@@ -57,19 +69,40 @@ void map3_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT dy, const T* PMD_RESTR
 }
 
 template <typename T, typename F>
+void map3_inplace_block(T* PMD_RESTRICT dx, const T* PMD_RESTRICT x, const T* PMD_RESTRICT y, int64_t n, F f) {
+    for (int64_t i = 0; i < n; ++i) dx[i] = f(dx[i], x[i], y[i]);
+}
+
+template <typename T, typename F>
 void map1(T* y, const T* x, int64_t n, F f) {
-    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) { map1_block(y + lo, x + lo, hi - lo, f); });
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
+        if (y == x) {
+            map1_inplace_block(y + lo, hi - lo, f);
+        } else {
+            map1_block(y + lo, x + lo, hi - lo, f);
+        }
+    });
 }
 
 template <typename T, typename F>
 void map2(T* dx, const T* dy, const T* a, int64_t n, F f) {
-    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) { map2_block(dx + lo, dy + lo, a + lo, hi - lo, f); });
+    parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
+        if (dx == dy) {
+            map2_inplace_block(dx + lo, a + lo, hi - lo, f);
+        } else {
+            map2_block(dx + lo, dy + lo, a + lo, hi - lo, f);
+        }
+    });
 }
 
 template <typename T, typename F>
 void map3(T* dx, const T* dy, const T* x, const T* y, int64_t n, F f) {
     parallel_blocks(n, 1, [&](int64_t lo, int64_t hi) {
-        map3_block(dx + lo, dy + lo, x + lo, y + lo, hi - lo, f);
+        if (dx == dy) {
+            map3_inplace_block(dx + lo, x + lo, y + lo, hi - lo, f);
+        } else {
+            map3_block(dx + lo, dy + lo, x + lo, y + lo, hi - lo, f);
+        }
     });
 }
 

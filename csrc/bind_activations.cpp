@@ -61,37 +61,67 @@ kernels::ActivationParams activation_params(const std::string& op, kernels::Acti
     return p;
 }
 
+// `out`, where given, receives the result and is returned: a writeable C-contiguous ndarray of
+// `like`'s dtype and shape (a copy could not stand in for it, the writes would be lost).
+py::array out_array(const std::string& op, const py::object& out_obj, const char* like_arg, const py::array& like) {
+    if (!py::isinstance<py::array>(out_obj)) {
+        type_error(op, "argument 'out' is written in place and must be a numpy.ndarray or None. Received: " +
+                           std::string(py::str(py::type::of(out_obj))));
+    }
+    auto out = py::reinterpret_borrow<py::array>(out_obj);
+    require_same_dtype(op, like_arg, like, "out", out);
+    require_same_shape(op, like_arg, like, "out", out);
+    require_c_contiguous(op, "out", out);
+    require_writeable(op, "out", out);
+    return out;
+}
+
+// The kernels read element i of their first input just before writing element i of the output, so
+// `out` may be that input itself; any other overlap would read values already overwritten.
+void require_same_or_apart(const std::string& op, const char* arg, const py::array& in, const py::array& out) {
+    if (in.data() != out.data() && overlaps(in, out)) {
+        value_error(op, std::string("argument 'out' must be '") + arg + "' itself or share no memory with it");
+    }
+}
+
 template <typename T>
-py::array activation_forward_t(const py::array& x, kernels::Activation kind, const kernels::ActivationParams& p) {
+py::array activation_forward_t(const std::string& op, const py::array& x, const py::object& out_obj,
+                               kernels::Activation kind, const kernels::ActivationParams& p) {
     auto xc = contiguous<T>(x);
-    py::array_t<T> y(shape_of(x));
-    T* out = y.mutable_data();
+    py::array y = out_obj.is_none() ? py::array(py::array_t<T>(shape_of(x))) : out_array(op, out_obj, "x", x);
+    if (!out_obj.is_none()) require_same_or_apart(op, "x", xc, y);
+    T* out = static_cast<T*>(y.mutable_data());
     const T* in = xc.data();
     const int64_t n = x.size();
     {
         py::gil_scoped_release nogil;
         kernels::activation_forward(out, in, n, kind, p);
     }
-    return std::move(y);
+    return y;
 }
 
 template <typename T>
-py::array activation_backward_t(const py::array& dy, const std::optional<py::array>& x,
-                                const std::optional<py::array>& y, kernels::Activation kind,
-                                const kernels::ActivationParams& p) {
+py::array activation_backward_t(const std::string& op, const py::array& dy, const std::optional<py::array>& x,
+                                const std::optional<py::array>& y, const py::object& out_obj,
+                                kernels::Activation kind, const kernels::ActivationParams& p) {
     auto dyc = contiguous<T>(dy);
     py::array_t<T, py::array::c_style> xc, yc;
     if (x) xc = contiguous<T>(*x);
     if (y) yc = contiguous<T>(*y);
-    py::array_t<T> dx(shape_of(dy));
-    T* out = dx.mutable_data();
+    py::array dx = out_obj.is_none() ? py::array(py::array_t<T>(shape_of(dy))) : out_array(op, out_obj, "dy", dy);
+    if (!out_obj.is_none()) {
+        require_same_or_apart(op, "dy", dyc, dx);
+        if (x) require_no_alias(op, "x", xc, "out", dx);
+        if (y) require_no_alias(op, "y", yc, "out", dx);
+    }
+    T* out = static_cast<T*>(dx.mutable_data());
     const T *g = dyc.data(), *xp = x ? xc.data() : nullptr, *yp = y ? yc.data() : nullptr;
     const int64_t n = dy.size();
     {
         py::gil_scoped_release nogil;
         kernels::activation_backward(out, g, xp, yp, n, kind, p);
     }
-    return std::move(dx);
+    return dx;
 }
 
 // f(y, x, rows, cols) over the last axis: one helper for softmax_forward and log_softmax_forward.
@@ -135,20 +165,23 @@ void bind_activations(py::module_& m) {
     m.attr("ACTIVATIONS") = py::tuple(names);
     m.def("activation_forward",
           [](const std::string& name, const py::array& x, std::optional<double> negative_slope,
-             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+             std::optional<double> max_value, double threshold, double alpha, bool approximate,
+             const py::object& out) {
               const std::string op = "activation_forward('" + name + "')";
               const auto kind = parse_activation(op, name, approximate);
               const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
-              return dispatch_float(op, "x", x, [&](auto t) { return activation_forward_t<decltype(t)>(x, kind, p); });
+              return dispatch_float(op, "x", x, [&](auto t) { return activation_forward_t<decltype(t)>(op, x, out, kind, p); });
           },
           py::arg("name"), py::arg("x"), py::kw_only(), py::arg("negative_slope") = py::none(),
           py::arg("max_value") = py::none(), py::arg("threshold") = 0.0, py::arg("alpha") = 1.0,
-          py::arg("approximate") = false,
-          "y = activation(x), elementwise; formulas and parameters as Backend.<name>_forward.");
+          py::arg("approximate") = false, py::arg("out") = py::none(),
+          "y = activation(x), elementwise; formulas and parameters as Backend.<name>_forward. "
+          "out: None, x itself (in place) or an array of x's shape and dtype sharing no memory with it.");
     m.def("activation_backward",
           [](const std::string& name, const py::array& dy, std::optional<py::array> x,
              std::optional<py::array> y, std::optional<double> negative_slope,
-             std::optional<double> max_value, double threshold, double alpha, bool approximate) {
+             std::optional<double> max_value, double threshold, double alpha, bool approximate,
+             const py::object& out) {
               const std::string op = "activation_backward('" + name + "')";
               const auto kind = parse_activation(op, name, approximate);
               const auto p = activation_params(op, kind, negative_slope, max_value, threshold, alpha);
@@ -168,12 +201,14 @@ void bind_activations(py::module_& m) {
                   require_same_dtype(op, "dy", dy, "y", *y);
                   require_same_shape(op, "dy", dy, "y", *y);
               }
-              return with_float(bits, [&](auto t) { return activation_backward_t<decltype(t)>(dy, x, y, kind, p); });
+              return with_float(bits, [&](auto t) { return activation_backward_t<decltype(t)>(op, dy, x, y, out, kind, p); });
           },
           py::arg("name"), py::arg("dy"), py::arg("x") = py::none(), py::arg("y") = py::none(),
           py::kw_only(), py::arg("negative_slope") = py::none(), py::arg("max_value") = py::none(),
           py::arg("threshold") = 0.0, py::arg("alpha") = 1.0, py::arg("approximate") = false,
-          "dx of activation(x) given dy and the saved x and/or y (as Backend.<name>_backward).");
+          py::arg("out") = py::none(),
+          "dx of activation(x) given dy and the saved x and/or y (as Backend.<name>_backward). "
+          "out: None, dy itself (in place) or an array of dy's shape and dtype sharing no memory with dy, x or y.");
 
     m.def("softmax_forward", [](const py::array& x) {
         return dispatch_float("softmax_forward", "x", x, [&](auto t) {

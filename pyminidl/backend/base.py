@@ -295,13 +295,17 @@ class Backend:
     # Every activation is a pair: <name>_forward(x, **params) -> y and
     # <name>_backward(dy, x, y, **params) -> dx (each uses whichever of x, y is cheaper).
 
-    def activation_forward(self, name, x, **params):
-        """Dispatch to ``<name>_forward``; ``name`` is one of ACTIVATIONS."""
-        return getattr(self, f"{name}_forward")(x, **params)
+    def activation_forward(self, name, x, *, out=None, **params):
+        """Dispatch to ``<name>_forward``; ``name`` is one of ACTIVATIONS. ``out`` (None, x itself
+        for the in-place form, or an array of x's shape and dtype) receives y and is returned."""
+        y = getattr(self, f"{name}_forward")(x, **params)
+        return y if out is None else _write_out(out, y, "activation_forward", "x")
 
-    def activation_backward(self, name, dy, x, y, **params):
-        """Dispatch to ``<name>_backward``."""
-        return getattr(self, f"{name}_backward")(dy, x, y, **params)
+    def activation_backward(self, name, dy, x, y, *, out=None, **params):
+        """Dispatch to ``<name>_backward``. ``out`` (None, dy itself for the in-place form, or an
+        array of dy's shape and dtype) receives dx and is returned."""
+        dx = getattr(self, f"{name}_backward")(dy, x, y, **params)
+        return dx if out is None else _write_out(out, dx, "activation_backward", "dy")
 
     def linear_forward(self, x):
         """y = x."""
@@ -1121,6 +1125,20 @@ class _ConvGeom:
 
     def __init__(self, out, strides, pads, dilation, groups):
         self.out, self.strides, self.pads, self.dilation, self.groups = out, strides, pads, dilation, groups
+
+
+def _write_out(out, value, op, like):
+    """out[...] = value for an op's ``out`` argument, which must match the result exactly (no
+    broadcast, no cast: the C++ kernels refuse those too)."""
+    if out.dtype != value.dtype:
+        raise TypeError(f"{op}: argument 'out' must have the dtype of '{like}'. Received: out.dtype={out.dtype}, "
+                        f"{like}.dtype={value.dtype}")
+    if out.shape != value.shape:
+        raise ValueError(f"{op}: arguments '{like}' and 'out' must have the same shape. Received: "
+                         f"{like}.shape={value.shape}, out.shape={out.shape}")
+    if out is not value:
+        out[...] = value
+    return out
 
 
 def _to_2d(a):

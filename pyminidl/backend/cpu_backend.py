@@ -58,6 +58,29 @@ def _last_axis(x, axis):
     return isinstance(axis, (int, np.integer)) and x.ndim >= 1 and axis in (-1, x.ndim - 1)
 
 
+# The parameters each parametrised activation takes (the others take none); a call with any
+# other keyword goes to the reference, which raises Python's TypeError for it.
+_ACTIVATION_PARAMS = {"relu": ("negative_slope", "max_value", "threshold"), "leaky_relu": ("negative_slope",),
+                      "elu": ("alpha",), "gelu": ("approximate",)}
+
+
+def _out_ok(name, params, like, out):
+    """True when the kernels take an ``out=`` activation call: a known non-linear kind with its own
+    parameters (gelu's ``approximate`` a real bool), ``out`` C-contiguous, of like's dtype and shape,
+    and either like itself (in place) or apart from it (the reference serves a partial overlap)."""
+    if name == "linear" or name not in _C.ACTIVATIONS or not _fast_same(like, out) or not _inplace(out):
+        return False
+    if out is not like and np.may_share_memory(like, out):
+        return False
+    allowed = _ACTIVATION_PARAMS.get(name, ())
+    return all(k in allowed for k in params) and type(params.get("approximate", False)) is bool
+
+
+def _apart(out, *arrays):
+    """True when ``out`` shares no memory with any of ``arrays`` (None skipped)."""
+    return not any(a is not None and np.may_share_memory(a, out) for a in arrays)
+
+
 def _inplace(*arrays):
     """True when every in-place argument given is C-contiguous (the kernels update no copies)."""
     for a in arrays:
@@ -205,6 +228,16 @@ class CpuBackend(Backend):
     # ------------------------------------------------------------------ activations / softmax
     # linear keeps the reference (it returns x itself: nothing to compute). The step's
     # gradient is zeros, computed by the kernel too so every kind has one code path.
+
+    def activation_forward(self, name, x, *, out=None, **params):
+        if out is None or not _out_ok(name, params, x, out):
+            return super().activation_forward(name, x, out=out, **params)
+        return _C.activation_forward(name, x, out=out, **params)
+
+    def activation_backward(self, name, dy, x, y, *, out=None, **params):
+        if out is None or not (_out_ok(name, params, dy, out) and _fast_same(dy, x, y) and _apart(out, x, y)):
+            return super().activation_backward(name, dy, x, y, out=out, **params)
+        return _C.activation_backward(name, dy, x, y, out=out, **params)
 
     def step_forward(self, x):
         return _C.activation_forward("step", x) if _fast(x) else super().step_forward(x)

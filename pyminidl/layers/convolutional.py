@@ -15,6 +15,18 @@ from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
 
 _PADDINGS = ("valid", "same", "causal")
 
+# The built-in activations (as activations._resolve names them) whose derivative the backend
+# computes from the output alone, passed as both x and y: relu (without slope or threshold),
+# elu and selu are positive exactly where their input is, and sigmoid, tanh and exponential
+# read only y. Each maps to its backend kind and parameters.
+_OUTPUT_ONLY = {"relu": ("relu", {}), "relu6": ("relu", {"max_value": 6.0}), "elu": ("elu", {}),
+                "selu": ("selu", {}), "sigmoid": ("sigmoid", {}), "tanh": ("tanh", {}),
+                "exponential": ("exponential", {})}
+
+
+def _no_release():
+    """The release of a dz that holds no buffer of the layer."""
+
 
 def _int_tuple(value, rank, name, allow_zero=False):
     """Keras's standardize_tuple: an int or `rank` ints, each > 0 (>= 0 with allow_zero)."""
@@ -143,6 +155,32 @@ class _BaseConv(Layer):
         spatial = self._spatial_out(self._spatial(x.shape))
         self._check_output(tuple(x.shape), spatial)
 
+    def _activate_owned(self, be, z):
+        """``_activate`` for a z this call owns (a convolution's new output): an activation whose
+        derivative reads only its output runs in place on z, and its backward writes dz into a
+        buffer of this layer reused from step to step, so a training step allocates neither.
+
+        Returns ``(y, act_backward)``; ``act_backward(dy) -> (dz, release)``, where ``release()``
+        hands the buffer back once dz is no longer read (conv_backward returns new arrays, so dz
+        never leaves the layer's backward). Other activations keep ``_activate``'s arrays."""
+        fused = _OUTPUT_ONLY.get(self._act_name)
+        if fused is None:
+            y, act_backward = self._activate(z)
+            return y, None if act_backward is None else (lambda dy: (act_backward(dy), _no_release))
+        kind, params = fused
+        y = be.activation_forward(kind, z, out=z, **params)
+
+        def act_backward(dy):
+            d = self.__dict__
+            out = d.pop("_dz_buffer", None)  # taken, not shared: a concurrent backward makes its own
+            if out is None or type(out) is not type(dy) or out.shape != dy.shape or out.dtype != dy.dtype:
+                out = be.xp.empty(dy.shape, dy.dtype)
+            # y stands in for x: above the kink y > 0 exactly where x > 0, so the masks are the same
+            dz = be.activation_backward(kind, dy, y, y, out=out, **params)
+            return dz, lambda: d.__setitem__("_dz_buffer", out)
+
+        return y, act_backward
+
     def _add_bias(self, units):
         if self.use_bias:
             self.bias = self.add_weight("bias", (units,), self.bias_initializer,
@@ -220,13 +258,12 @@ class _Conv(_BaseConv):
         be, kernel, bias, need_dx = get_backend(), self.kernel, self.bias, FORWARD_OPTIONS.need_dx
         args = (self.strides, self.padding, self.dilation_rate, self.groups)
         xl = self._nhwc(x)
-        z, act_backward = self._activate(be.conv_forward(xl, kernel, bias, *args))
+        z, act_backward = self._activate_owned(be, be.conv_forward(xl, kernel, bias, *args))
 
         def backward(dy):
-            dz = self._nhwc(dy)
-            if act_backward is not None:
-                dz = act_backward(dz)
+            dz, release = (self._nhwc(dy), _no_release) if act_backward is None else act_backward(self._nhwc(dy))
             dx, dw, db = be.conv_backward(dz, xl, kernel, *args, has_bias=bias is not None, need_dx=need_dx)
+            release()
             self.accumulate_grad("kernel", dw)  # dL/dW = sum over pixels of patch^T dz
             if bias is not None:
                 self.accumulate_grad("bias", db)  # dL/db = sum of dz over batch and pixels

@@ -197,16 +197,58 @@ def _ref_params(name, params, suffix):
     return {k: v for k, v in params.items() if k in accepted and v is not None}
 
 
+OUT_FAULTS = {"out": ["dtype", "shape", "readonly", "strided", "overlap", "list"]}
+
+
+def _out_mode(f, draw):
+    """How a call passes ``out``: not at all, in place (the input itself), a new array, or broken."""
+    return "bad-" + f.site if f.on("out") else draw(st.sampled_from([None, None, "self", "new"]))
+
+
+def _with_out(mode, a):
+    """(input, out) for one call on a copy of ``a``: a call in place must not change what the
+    oracle reads, and each call (the oracle may call again) starts from the same values."""
+    if mode is None or not isinstance(a, np.ndarray):
+        return a, None
+    if mode == "self":
+        a = np.array(a, order="C")
+        return a, a
+    if mode == "bad-overlap":
+        buf = np.empty(a.size + 1, a.dtype)
+        buf[1:] = a.ravel()
+        return buf[1:].reshape(a.shape), buf[:-1].reshape(a.shape)
+    out = {"bad-dtype": lambda: np.empty(a.shape, np.float64 if a.dtype == np.float32 else np.float32),
+           "bad-shape": lambda: np.empty(a.shape + (2,), a.dtype),
+           "bad-strided": lambda: np.empty(a.shape + (2,), a.dtype)[..., 0],
+           "bad-list": lambda: [0.0] * a.size}.get(mode, lambda: np.empty(a.shape, a.dtype))()
+    if mode == "bad-readonly":
+        out.flags.writeable = False
+    return a, out
+
+
+def _call_out(fn, out):
+    got = fn(out)
+    assert out is None or got is out, "the result of an out= call is out itself"
+    return got
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_activation_forward(data):
     d = data.draw
-    f = Faults(d, {**ACTIVATION_FAULTS, "scalar": ["x"]})
+    f = Faults(d, {**ACTIVATION_FAULTS, "scalar": ["x"], **OUT_FAULTS})
     name, dtype = d(BAD_NAMES if f.on("name") else NAMES), _dtype(f, d)
     params = _params_in_precision(_activation_params(f, d), dtype)
     # A 0-D draw is a NumPy scalar, not an ndarray (refused): a hostile class; valid x is >= 1-D.
     x = d(arrays(dtypes=[dtype], min_rank=0 if f.on("scalar") else 1))
-    _run("activation_forward", lambda: _C.activation_forward(name, x, **params),
+    mode = _out_mode(f, d)
+
+    def call():
+        xx, out = _with_out(mode, x)
+        kw = params if out is None else {**params, "out": out}
+        return _call_out(lambda o: _C.activation_forward(name, xx, **kw), out)
+
+    _run("activation_forward", call,
          lambda: REF.activation_forward(name, _f64(x), **_ref_params(name, params, "forward")), dtype, f)
 
 
@@ -214,14 +256,19 @@ def test_fuzz_activation_forward(data):
 @given(data=st.data())
 def test_fuzz_activation_backward(data):
     d = data.draw
-    f = Faults(d, {**ACTIVATION_FAULTS, "shape": ["x", "y"], "missing": ["x", "y"]})
+    f = Faults(d, {**ACTIVATION_FAULTS, "shape": ["x", "y"], "missing": ["x", "y"], **OUT_FAULTS})
     name, dtype = d(BAD_NAMES if f.on("name") else NAMES), _dtype(f, d)
     params = _params_in_precision(_activation_params(f, d), dtype)
     shape = d(shapes(0, 3))
     dy = d(arrays(shape=shape, dtypes=[dtype]))
     x = None if f.on("missing", "x") else d(arrays(shape=_shape(f, d, "x", shape), dtypes=[dtype]))
     y = None if f.on("missing", "y") else d(arrays(shape=_shape(f, d, "y", shape), dtypes=[dtype]))
-    call = lambda: _C.activation_backward(name, dy, x, y, **params)  # noqa: E731
+    mode = _out_mode(f, d)
+
+    def call():
+        g, out = _with_out(mode, dy)
+        kw = params if out is None else {**params, "out": out}
+        return _call_out(lambda o: _C.activation_backward(name, g, x, y, **kw), out)
 
     def oracle():
         ref_params = _ref_params(name, params, "backward")

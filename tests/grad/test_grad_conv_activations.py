@@ -1,0 +1,49 @@
+"""Finite-difference checks (float64, random dy) of Conv1D/Conv2D with every built-in
+activation: the output-only ones run in place on the convolution's output and differentiate
+from y alone (y standing in for x), the others keep the input; both backends."""
+
+import numpy as np
+import pytest
+
+from pyminidl import layers
+from pyminidl.backend import use_backend
+from pyminidl.testing import gradcheck
+
+# relu6 and elu reach their kinks / branches: inputs spread over [-8, 8] cover y = 6 and y < 0.
+ACTIVATIONS = ["relu", "relu6", "elu", "selu", "sigmoid", "tanh", "exponential", "gelu", "swish", "linear"]
+
+
+def _check(layer, x, rng):
+    y, backward = layer._forward_full(x, True)
+    dy = rng.standard_normal(y.shape)
+    layer.zero_grads()
+    dx = backward(dy)
+    grads = layer.gradients()
+
+    def loss(_):
+        out, _b = layer._forward_full(x, True)
+        return float((out * dy).sum())
+
+    gradcheck(loss, x, dx)
+    for w, g in zip(layer.trainable_weights, grads):
+        gradcheck(loss, w, g)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_conv2d_activation_gradients(rng, activation, backend):
+    with use_backend(backend):
+        layer = layers.Conv2D(3, 2, padding="same", activation=activation, dtype="float64")
+        x = 2.0 * rng.standard_normal((2, 4, 3, 2))
+        layer.build(x.shape)
+        scale = 0.3 if activation == "exponential" else 2.0  # e^z of a wide z swamps the differences
+        layer.kernel = scale * rng.standard_normal(layer.kernel.shape)  # copied into the weight
+        _check(layer, x, rng)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "selu"])
+def test_conv1d_channels_first_activation_gradients(rng, activation, backend):
+    with use_backend(backend):
+        layer = layers.Conv1D(2, 3, activation=activation, data_format="channels_first", dtype="float64")
+        _check(layer, rng.standard_normal((2, 3, 6)), rng)
