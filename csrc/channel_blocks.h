@@ -9,6 +9,7 @@
 // Internal linkage, like parallel.h: each per-ISA translation unit keeps its own copy.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 
 #include "common.h"
@@ -18,6 +19,21 @@ namespace {
 
 constexpr int64_t LANES = 16;
 using FullBlock = std::integral_constant<int64_t, LANES>;
+
+// A full block in GCC vector types of the translation unit's native width (NVEC vectors of VEC
+// floats): a vector variable stays in a register across a window or a tap loop, where a lane loop
+// over a float array keeps its accumulators in memory, and a wider generic vector would be lowered
+// piecewise, partly to scalars. Each kernel keeps the same per-lane arithmetic as its lane loop.
+#if defined(__AVX512F__)
+constexpr int VEC = 16;
+#elif defined(__AVX2__)
+constexpr int VEC = 8;
+#else
+constexpr int VEC = 4;
+#endif
+constexpr int NVEC = int(LANES) / VEC;
+typedef float VecF __attribute__((vector_size(VEC * sizeof(float))));
+typedef int32_t VecI __attribute__((vector_size(VEC * sizeof(int32_t))));
 
 // Calls block(j, n) for channel blocks [j, j + n) covering [0, c): n = FullBlock{} then a
 // run-time tail n < LANES.

@@ -51,18 +51,8 @@ inline Span reading_inside(int64_t k, int64_t s, int64_t p, int64_t d, int64_t s
 
 inline bool worth_threads(int64_t work) { return work > PARALLEL_GRAIN; }
 
-// A full block of LANES channels in GCC vector types of the translation unit's native width: the
-// lane loops over a float array keep the accumulators in memory between taps (a store-to-load
-// chain per tap); a vector variable stays in registers. Same per-lane arithmetic as the loops.
-#if defined(__AVX512F__)
-constexpr int VEC = 16;
-#elif defined(__AVX2__)
-constexpr int VEC = 8;
-#else
-constexpr int VEC = 4;
-#endif
-constexpr int NVEC = int(LANES) / VEC;
-typedef float VecF __attribute__((vector_size(VEC * sizeof(float))));
+// Full blocks of LANES channels run on channel_blocks.h's native vectors (VecF), whose
+// accumulators stay in registers across the taps.
 
 // Every loop over a block's vectors or a group's cells unrolled, so no array of vectors is
 // indexed at run time (that would keep it on the stack).

@@ -80,20 +80,9 @@ PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a,
     }
 }
 
-// The full block of max_lanes in GCC vector types of the translation unit's native width
-// (a wider generic vector is lowered piecewise, partly to scalars): the loop form's float
+// The full block of max_lanes in channel_blocks.h's native vectors: the loop form's float
 // compare selecting an int32 index does not vectorise once the loop is unrolled, and the
 // select must stay branch-free. Same per-lane rule as max_lanes.
-#if defined(__AVX512F__)
-constexpr int VEC = 16;
-#elif defined(__AVX2__)
-constexpr int VEC = 8;
-#else
-constexpr int VEC = 4;
-#endif
-constexpr int NVEC = int(LANES) / VEC;
-typedef float VecF __attribute__((vector_size(VEC * sizeof(float))));
-typedef int32_t VecI __attribute__((vector_size(VEC * sizeof(int32_t))));
 
 PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
                                  int64_t w, int64_t c, Range r, Range q, FullBlock) {
