@@ -2,7 +2,8 @@
 //
 // Every geometry argument is checked here, before any memory is touched: pool sizes and
 // strides >= 1, padding 'valid' or 'same', a non-empty output, the shapes of dy/argmax
-// against the geometry, and every argmax inside its window (the backward indexes with them).
+// against the geometry, and every argmax inside its window (counted by the backward as it
+// routes: it compares argmax with each cell, never indexes with it).
 #include "bind_common.h"
 #include "bind_spatial.h"
 
@@ -112,18 +113,21 @@ py::array_t<float> py_maxpool_backward(const py::array& dy, const py::array& arg
     require_out_shape(op, "argmax", argmax, g);
     auto dyc = contiguous<float>(dy);
     auto ac = contiguous<int32_t>(argmax);
-    const int64_t bad = kernels::maxpool_first_bad_argmax(ac.data(), g);
-    if (bad >= 0) {
-        value_error(op, "argmax value " + std::to_string(ac.data()[bad]) + " at flat index " +
-                            std::to_string(bad) + " lies outside its pooling window");
-    }
     py::array_t<float> dx(std::vector<py::ssize_t>(input_shape.begin(), input_shape.end()));
     float* dxp = dx.mutable_data();
     const float* dyp = dyc.data();
     const int32_t* ap = ac.data();
+    int64_t routed = 0;
     {
         py::gil_scoped_release nogil;
-        if (g.n * g.c > 0) kernels::maxpool_backward(dxp, dyp, ap, g);
+        // The kernel validates as it routes (it compares argmax, never indexes with it): one
+        // pass over argmax instead of a serial check before the parallel backward.
+        if (g.n * g.c > 0) routed = kernels::maxpool_backward(dxp, dyp, ap, g);
+    }
+    if (routed != g.n * g.oh * g.ow * g.c) {
+        const int64_t bad = kernels::maxpool_first_bad_argmax(ap, g);
+        value_error(op, "argmax value " + std::to_string(ap[bad]) + " at flat index " + std::to_string(bad) +
+                            " lies outside its pooling window");
     }
     return dx;
 }

@@ -19,9 +19,9 @@ void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& 
     maxpool_forward_impl(y, argmax, x, g);
 }
 
-void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
+int64_t maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
     PMD_ISA_DISPATCH(maxpool_backward, dx, dy, argmax, g)
-    maxpool_backward_impl(dx, dy, argmax, g);
+    return maxpool_backward_impl(dx, dy, argmax, g);
 }
 
 void avgpool_forward(float* y, const float* x, const PoolGeom& g) {
@@ -36,7 +36,8 @@ void avgpool_backward(float* dx, const float* dy, const PoolGeom& g) {
 
 #undef PMD_DISPATCH
 
-// Validation for the binding, not a hot loop: one copy, baseline ISA.
+// The binding's error message, called only when maxpool_backward routed fewer entries than
+// there are: not a hot loop, one copy, baseline ISA.
 int64_t maxpool_first_bad_argmax(const int32_t* argmax, const PoolGeom& g) {
     for (int64_t t = 0; t < g.n * g.oh * g.ow; ++t) {
         const int64_t oh = (t / g.ow) % g.oh, ow = t % g.ow;

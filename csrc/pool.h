@@ -21,7 +21,10 @@ struct PoolGeom {
 void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& g);
 
 // dx: (N, H, W, C); dy, argmax: (N, OH, OW, C). Overwrites dx: each dy goes to its argmax.
-void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g);
+// Returns the number of entries routed: N * OH * OW * C exactly when every argmax lies in its
+// window (argmax is compared, never used as an address, so any values are memory-safe; an
+// entry outside its window reaches no cell).
+int64_t maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g);
 
 // Index of the first argmax entry outside its window (or not in [0, H*W)), -1 if none.
 int64_t maxpool_first_bad_argmax(const int32_t* argmax, const PoolGeom& g);

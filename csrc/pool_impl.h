@@ -134,13 +134,33 @@ void avg_cell(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, i
     channel_blocks(c, [&](int64_t j, auto n) { avg_lanes(y + j, img + j, w, c, r, q, inv, n); });
 }
 
+// The argmax entries a gather found naming its cell, counted as it routes them: every entry is
+// compared with each cell of its own window (distinct indices), so it matches at most once, and
+// the count equals the number of entries exactly when every argmax lies in its window. This is
+// the backward's validation, with no pass and no division of its own (the binding reports the
+// first bad entry only when the count falls short). lanes: -1 per match in the full blocks,
+// flushed once per input row (a lane can match at most its channels' entries of one output
+// image, far below 2^31 for any image memory can hold); tail: the scalar tail blocks' matches.
+struct Routed {
+    VecI lanes{};
+    int64_t tail = 0;
+    int64_t flush() {
+        int64_t s = tail;
+        for (int l = 0; l < VEC; ++l) s -= lanes[l];
+        lanes = VecI{};
+        tail = 0;
+        return s;
+    }
+};
+
 // dx: (n,) of input cell k; dy, a: (OH, OW, C) of its image, offset to the block. Sums the dy
 // whose argmax is k.
 template <typename N>
 PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
                                         const int32_t* PMD_RESTRICT a, int64_t ow, int64_t c, int32_t k, Range r,
-                                        Range q, N n) {
+                                        Range q, Routed& routed, N n) {
     float acc[LANES];
+    int64_t hits = 0;
     for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
     for (int64_t oh = r.lo; oh < r.hi; ++oh) {
         for (int64_t o = q.lo; o < q.hi; ++o) {
@@ -149,16 +169,18 @@ PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
             for (int64_t l = 0; l < n; ++l) {
                 const float v = g[l];  // loaded unconditionally, so the select vectorises
                 acc[l] += ga[l] == k ? v : 0.0f;
+                hits += ga[l] == k;
             }
         }
     }
     for (int64_t l = 0; l < n; ++l) dx[l] = acc[l];
+    routed.tail += hits;
 }
 
 // The full block of max_gather_lanes in native GCC vector types, as max_lanes's.
 PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
                                         const int32_t* PMD_RESTRICT a, int64_t ow, int64_t c, int32_t k, Range r,
-                                        Range q, FullBlock) {
+                                        Range q, Routed& routed, FullBlock) {
     const VecI key = VecI{} + k;
     VecF acc[NVEC];
     for (int u = 0; u < NVEC; ++u) acc[u] = VecF{};
@@ -168,7 +190,11 @@ PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
             VecI ga[NVEC];
             std::memcpy(v, dy + (oh * ow + o) * c, sizeof v);
             std::memcpy(ga, a + (oh * ow + o) * c, sizeof ga);
-            for (int u = 0; u < NVEC; ++u) acc[u] += ga[u] == key ? v[u] : VecF{};
+            for (int u = 0; u < NVEC; ++u) {
+                const VecI hit = ga[u] == key;
+                acc[u] += hit ? v[u] : VecF{};
+                routed.lanes += hit;
+            }
         }
     }
     std::memcpy(dx, acc, sizeof acc);
@@ -176,8 +202,8 @@ PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
 
 // dx: (C,) of input cell k; dy, a: (OH, OW, C) of its image.
 void max_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const int32_t* PMD_RESTRICT a,
-                int64_t ow, int64_t c, int32_t k, Range r, Range q) {
-    channel_blocks(c, [&](int64_t j, auto n) { max_gather_lanes(dx + j, dy + j, a + j, ow, c, k, r, q, n); });
+                int64_t ow, int64_t c, int32_t k, Range r, Range q, Routed& routed) {
+    channel_blocks(c, [&](int64_t j, auto n) { max_gather_lanes(dx + j, dy + j, a + j, ow, c, k, r, q, routed, n); });
 }
 
 // dx: (n,) of one input cell; dy: (OH, OW, C) offset to the block; inv: (covering windows,)
@@ -248,18 +274,22 @@ void maxpool_forward_impl(float* y, int32_t* argmax, const float* x, const PoolG
     });
 }
 
-void maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
+int64_t maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) {
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
     const std::vector<Range> cols = column_coverage(g);
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
+    int64_t routed_total = 0;  // an integer sum: the same for every thread count
+#pragma omp parallel for schedule(static) reduction(+ : routed_total) if (worth_threads(rows * g.w * g.c))
     for (int64_t t = 0; t < rows; ++t) {
         const int64_t n = t / g.h, ih = t % g.h;
         const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+        Routed routed;
         for (int64_t iw = 0; iw < g.w; ++iw) {
             max_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, argmax + n * out_image, g.ow, g.c,
-                       int32_t(ih * g.w + iw), r, cols[iw]);
+                       int32_t(ih * g.w + iw), r, cols[iw], routed);
         }
+        routed_total += routed.flush();
     }
+    return routed_total;
 }
 
 void avgpool_forward_impl(float* y, const float* x, const PoolGeom& g) {

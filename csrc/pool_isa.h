@@ -9,7 +9,7 @@
 
 #define PMD_POOL_ENTRY_POINTS                                                                      \
     void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& g);           \
-    void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g);  \
+    int64_t maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g); \
     void avgpool_forward(float* y, const float* x, const PoolGeom& g);                            \
     void avgpool_backward(float* dx, const float* dy, const PoolGeom& g);
 
@@ -18,8 +18,8 @@
     void maxpool_forward(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {          \
         maxpool_forward_impl(y, argmax, x, g);                                                     \
     }                                                                                              \
-    void maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) { \
-        maxpool_backward_impl(dx, dy, argmax, g);                                                  \
+    int64_t maxpool_backward(float* dx, const float* dy, const int32_t* argmax, const PoolGeom& g) { \
+        return maxpool_backward_impl(dx, dy, argmax, g);                                           \
     }                                                                                              \
     void avgpool_forward(float* y, const float* x, const PoolGeom& g) {                           \
         avgpool_forward_impl(y, x, g);                                                             \
