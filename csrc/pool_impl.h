@@ -206,38 +206,42 @@ void max_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const int3
     channel_blocks(c, [&](int64_t j, auto n) { max_gather_lanes(dx + j, dy + j, a + j, ow, c, k, r, q, routed, n); });
 }
 
-// dx: (n,) of one input cell; dy: (OH, OW, C) offset to the block; inv: (covering windows,)
-// 1 / count of each, in (oh, ow) order. dL/dx = sum over covering windows of dy / count.
+// dx: (n,) of one input cell; dy: (OH, OW, C) offset to the block; inv: (OH, OW) 1 / count of
+// each window. dL/dx = sum over the covering windows, in (oh, ow) order, of dy / count.
 template <typename N>
 PMD_ALWAYS_INLINE void avg_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
                                         const float* PMD_RESTRICT inv, int64_t ow, int64_t c, Range r, Range q,
                                         N n) {
     float acc[LANES];
     for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
-    int64_t t = 0;
     for (int64_t oh = r.lo; oh < r.hi; ++oh) {
-        for (int64_t o = q.lo; o < q.hi; ++o, ++t) {
+        for (int64_t o = q.lo; o < q.hi; ++o) {
             const float* PMD_RESTRICT gy = dy + (oh * ow + o) * c;
-            const float s = inv[t];
+            const float s = inv[oh * ow + o];
             for (int64_t l = 0; l < n; ++l) acc[l] += gy[l] * s;
         }
     }
     for (int64_t l = 0; l < n; ++l) dx[l] = acc[l];
 }
 
-// dx: (C,) of one input cell; dy: (OH, OW, C). inv: scratch for the covering windows' 1 / count.
-void avg_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const PoolGeom& g, Range r, Range q,
-                std::vector<float>& inv) {
-    inv.clear();
-    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+// dx: (C,) of one input cell; dy: (OH, OW, C); inv: (OH, OW).
+void avg_gather(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const float* PMD_RESTRICT inv,
+                const PoolGeom& g, Range r, Range q) {
+    channel_blocks(g.c, [&](int64_t j, auto n) { avg_gather_lanes(dx + j, dy + j, inv, g.ow, g.c, r, q, n); });
+}
+
+// 1 / (input cells in the window) of every output cell (OH, OW), once per call: recomputed per
+// input cell for each covering window it cost more than the cell's gather.
+std::vector<float> window_inverse_counts(const PoolGeom& g) {
+    std::vector<float> inv(static_cast<size_t>(g.oh * g.ow));
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
         const Range wr = window(oh, g.sh, g.pt, g.kh, g.h);
-        for (int64_t o = q.lo; o < q.hi; ++o) {
+        for (int64_t o = 0; o < g.ow; ++o) {
             const Range wq = window(o, g.sw, g.pl, g.kw, g.w);
-            inv.push_back(1.0f / float((wr.hi - wr.lo) * (wq.hi - wq.lo)));
+            inv[oh * g.ow + o] = 1.0f / float((wr.hi - wr.lo) * (wq.hi - wq.lo));
         }
     }
-    const float* s = inv.data();
-    channel_blocks(g.c, [&](int64_t j, auto n) { avg_gather_lanes(dx + j, dy + j, s, g.ow, g.c, r, q, n); });
+    return inv;
 }
 
 bool worth_threads(int64_t elements) { return elements > PARALLEL_GRAIN; }
@@ -302,16 +306,13 @@ void avgpool_forward_impl(float* y, const float* x, const PoolGeom& g) {
 void avgpool_backward_impl(float* dx, const float* dy, const PoolGeom& g) {
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
     const std::vector<Range> cols = column_coverage(g);
-#pragma omp parallel if (worth_threads(rows * g.w * g.c))
-    {
-        std::vector<float> inv;  // per thread: the covering windows' 1 / count of one cell
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < rows; ++t) {
-            const int64_t n = t / g.h, ih = t % g.h;
-            const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
-            for (int64_t iw = 0; iw < g.w; ++iw)
-                avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, g, r, cols[iw], inv);
-        }
+    const std::vector<float> inv = window_inverse_counts(g);
+#pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
+    for (int64_t t = 0; t < rows; ++t) {
+        const int64_t n = t / g.h, ih = t % g.h;
+        const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+        for (int64_t iw = 0; iw < g.w; ++iw)
+            avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, inv.data(), g, r, cols[iw]);
     }
 }
 
