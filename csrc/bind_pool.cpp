@@ -8,6 +8,7 @@
 #include "bind_spatial.h"
 
 #include <limits>
+#include <stdexcept>
 
 #include "pool.h"
 
@@ -126,6 +127,7 @@ py::array_t<float> py_maxpool_backward(const py::array& dy, const py::array& arg
     }
     if (routed != g.n * g.oh * g.ow * g.c) {
         const int64_t bad = kernels::maxpool_first_bad_argmax(ap, g);
+        if (bad < 0) throw std::runtime_error(op + ": routed count and window check disagree (a bug)");
         value_error(op, "argmax value " + std::to_string(ap[bad]) + " at flat index " + std::to_string(bad) +
                             " lies outside its pooling window");
     }
