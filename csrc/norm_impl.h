@@ -226,6 +226,31 @@ PMD_ALWAYS_INLINE void grad_sums_lanes(double* PMD_RESTRICT s1, double* PMD_REST
     }
 }
 
+// The full block of grad_sums_lanes in channel_blocks.h's native vectors: as a lane loop over
+// float arrays GCC kept the dy sum in 16 scalar adds per row (the product's sum vectorised).
+// Same per-lane operations in the same order, so the same bits.
+PMD_ALWAYS_INLINE void grad_sums_lanes(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, const float* PMD_RESTRICT dy,
+                                       const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean, int64_t r0,
+                                       int64_t r1, int64_t c, FullBlock) {
+    VecF a1[NVEC], a2[NVEC], m[NVEC];
+    std::memcpy(m, mean, sizeof m);
+    for (int u = 0; u < NVEC; ++u) a1[u] = a2[u] = VecF{};
+    for (int64_t r = r0; r < r1; ++r) {
+        VecF d[NVEC], v[NVEC];
+        std::memcpy(d, dy + r * c, sizeof d);
+        std::memcpy(v, x + r * c, sizeof v);
+        for (int u = 0; u < NVEC; ++u) {
+            a1[u] += d[u];
+            a2[u] += d[u] * (v[u] - m[u]);
+        }
+    }
+    for (int u = 0; u < NVEC; ++u)
+        for (int k = 0; k < VEC; ++k) {
+            s1[u * VEC + k] = a1[u][k];
+            s2[u * VEC + k] = a2[u][k];
+        }
+}
+
 void grad_sums_rows(double* PMD_RESTRICT s1, double* PMD_RESTRICT s2, const float* PMD_RESTRICT dy,
                     const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean, int64_t r0, int64_t r1, int64_t c) {
     channel_blocks(c, [&](int64_t j, auto n) { grad_sums_lanes(s1 + j, s2 + j, dy + j, x + j, mean + j, r0, r1, c, n); });

@@ -107,10 +107,58 @@ PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a,
     std::memcpy(a, at, sizeof at);
 }
 
+// y, a: (n,) running maxima and their indices over earlier window rows; m, at: (n,) a later
+// row's. Strict > keeps the earlier of equal values and a number yields only to a first NaN:
+// max_lanes's rule, so merging rows in order equals one scan of the whole window.
+template <typename N>
+PMD_ALWAYS_INLINE void merge_max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT m,
+                                       const int32_t* PMD_RESTRICT at, N n) {
+    for (int64_t l = 0; l < n; ++l) {
+        const bool take = (m[l] > y[l]) | ((m[l] != m[l]) & (y[l] == y[l]));
+        y[l] = take ? m[l] : y[l];
+        a[l] = take ? at[l] : a[l];
+    }
+}
+
+PMD_ALWAYS_INLINE void merge_max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT m,
+                                       const int32_t* PMD_RESTRICT at, FullBlock) {
+    VecF vy[NVEC], vm[NVEC];
+    VecI va[NVEC], vat[NVEC];
+    std::memcpy(vy, y, sizeof vy);
+    std::memcpy(vm, m, sizeof vm);
+    std::memcpy(va, a, sizeof va);
+    std::memcpy(vat, at, sizeof vat);
+    for (int u = 0; u < NVEC; ++u) {
+        const VecI take = (vm[u] > vy[u]) | ((vm[u] != vm[u]) & (vy[u] == vy[u]));
+        vy[u] = take ? vm[u] : vy[u];
+        va[u] = take ? vat[u] : va[u];
+    }
+    std::memcpy(y, vy, sizeof vy);
+    std::memcpy(a, va, sizeof va);
+}
+
+// A window of more than this many bytes of channels is scanned row by row (global pooling):
+// scanned block by block, each channel block would re-walk the whole window from L2.
+constexpr int64_t WINDOW_L1_BYTES = 16 * 1024;
+
 // y, a: (C,); img: (H, W, C).
 void max_cell(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
               int64_t w, int64_t c, Range r, Range q) {
-    channel_blocks(c, [&](int64_t j, auto n) { max_lanes(y + j, a + j, img + j, w, c, r, q, n); });
+    const int64_t bytes = (r.hi - r.lo) * (q.hi - q.lo) * c * int64_t(sizeof(float));
+    if (c <= LANES || r.hi - r.lo < 2 || bytes <= WINDOW_L1_BYTES) {
+        channel_blocks(c, [&](int64_t j, auto n) { max_lanes(y + j, a + j, img + j, w, c, r, q, n); });
+        return;
+    }
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        const Range row{ih, ih + 1};
+        channel_blocks(c, [&](int64_t j, auto n) {
+            if (ih == r.lo) return max_lanes(y + j, a + j, img + j, w, c, row, q, n);
+            alignas(64) float m[LANES];
+            alignas(64) int32_t at[LANES];
+            max_lanes(m, at, img + j, w, c, row, q, n);
+            merge_max_lanes(y + j, a + j, m, at, n);
+        });
+    }
 }
 
 // y: (n,); img: (H, W, C) offset to the block. The sum of the window's input cells, times inv.

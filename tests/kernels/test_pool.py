@@ -72,6 +72,26 @@ def test_ties_take_the_first_cell_and_nan_propagates(cpu):
     np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 0], [0, 0]])  # the one gradient goes to the first max
 
 
+@pytest.mark.parametrize("shape,pool,strides", [((2, 12, 12, 37), (12, 12), (12, 12)),
+                                                ((1, 11, 12, 48), (10, 11), (1, 1))])
+def test_windows_scanned_row_by_row_keep_the_tie_and_nan_rules(cpu, rng, shape, pool, strides):
+    # Windows over 16 KiB of channels are scanned one row at a time and the rows merged
+    # (csrc/pool_impl.h max_cell): the first max still wins ties across rows, the first NaN
+    # wins over numbers, and an earlier NaN over a later one.
+    x = rng.integers(0, 3, shape).astype(np.float32)  # many ties, across rows too
+    x[0, 5, 3, 0] = x[0, 2, 7, 0] = np.nan  # channel 0: the NaN of the earlier row wins
+    x[0, 4, :, 1] = np.nan  # channel 1: a row of NaN
+    x[-1, -1, -1, 17] = 9.0  # channel 17 (a full block's second vector): the last cell
+    x[-1, :, :, 36] = -1.0  # channel 36 (in the tail block on 37 channels): all tied
+    y, argmax = cpu.maxpool_forward(x, pool, strides, "valid")
+    y_ref, arg_ref = REF.maxpool_forward(x.astype(np.float64), pool, strides, "valid")
+    np.testing.assert_array_equal(argmax, arg_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    if pool == shape[1:3]:
+        assert argmax[0, 0, 0, 0] == 2 * shape[2] + 7 and argmax[0, 0, 0, 1] == 4 * shape[2]
+        assert argmax[-1, 0, 0, 17] == shape[1] * shape[2] - 1 and argmax[-1, 0, 0, 36] == 0
+
+
 def test_overlapping_windows_sum_into_shared_cells(cpu, rng):
     x = _x(rng, (2, 9, 9, 6))
     y, argmax = cpu.maxpool_forward(x, (3, 3), (1, 1), "same")
@@ -133,7 +153,9 @@ def test_binding_refuses_other_dtypes():
 ISAS = ["baseline", "avx2", "avx512"]
 # Channel counts around every vector width (4, 8, 16 floats) and their tails; the last is a
 # global pool (one window over the image).
-ISA_GEOMETRIES = GEOMETRIES + [((2, 6, 5, 31), (2, 3), (1, 2), "same"), ((3, 5, 7, 48), (5, 7), (5, 7), "valid")]
+ISA_GEOMETRIES = GEOMETRIES + [((2, 6, 5, 31), (2, 3), (1, 2), "same"), ((3, 5, 7, 48), (5, 7), (5, 7), "valid"),
+                               ((2, 12, 12, 37), (12, 12), (12, 12), "valid"),  # max scanned row by row
+                               ((1, 11, 11, 48), (10, 10), (1, 1), "valid")]
 
 
 def _pool_all(cpu, x, pool, strides, padding, dy_seed):
