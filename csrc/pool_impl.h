@@ -137,15 +137,20 @@ PMD_ALWAYS_INLINE void merge_max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTR
     std::memcpy(a, va, sizeof va);
 }
 
-// A window of more than this many bytes of channels is scanned row by row (global pooling):
-// scanned block by block, each channel block would re-walk the whole window from L2.
+// A window of more than this many bytes of channels is scanned row by row (scan_by_rows).
 constexpr int64_t WINDOW_L1_BYTES = 16 * 1024;
+
+// Whether a window is scanned one row at a time (global pooling): scanned block by block, each
+// channel block of a window over WINDOW_L1_BYTES would re-walk the whole window from L2.
+inline bool scan_by_rows(int64_t c, Range r, Range q) {
+    const int64_t bytes = (r.hi - r.lo) * (q.hi - q.lo) * c * int64_t(sizeof(float));
+    return c > LANES && r.hi - r.lo > 1 && bytes > WINDOW_L1_BYTES;
+}
 
 // y, a: (C,); img: (H, W, C).
 void max_cell(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_RESTRICT img,
               int64_t w, int64_t c, Range r, Range q) {
-    const int64_t bytes = (r.hi - r.lo) * (q.hi - q.lo) * c * int64_t(sizeof(float));
-    if (c <= LANES || r.hi - r.lo < 2 || bytes <= WINDOW_L1_BYTES) {
+    if (!scan_by_rows(c, r, q)) {
         channel_blocks(c, [&](int64_t j, auto n) { max_lanes(y + j, a + j, img + j, w, c, r, q, n); });
         return;
     }
@@ -161,12 +166,13 @@ void max_cell(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a, const float* PMD_R
     }
 }
 
-// y: (n,); img: (H, W, C) offset to the block. The sum of the window's input cells, times inv.
+// y: (n,); img: (H, W, C) offset to the block. The sum of the window's input cells, times inv;
+// carry: the sum continues from y (an earlier row's, stored times 1), in the same order.
 template <typename N>
 PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c,
-                                 Range r, Range q, float inv, N n) {
+                                 Range r, Range q, float inv, bool carry, N n) {
     float acc[LANES];
-    for (int64_t l = 0; l < n; ++l) acc[l] = 0.0f;
+    for (int64_t l = 0; l < n; ++l) acc[l] = carry ? y[l] : 0.0f;
     for (int64_t ih = r.lo; ih < r.hi; ++ih) {
         for (int64_t iw = q.lo; iw < q.hi; ++iw) {
             const float* PMD_RESTRICT p = img + (ih * w + iw) * c;
@@ -179,7 +185,16 @@ PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRIC
 // y: (C,); img: (H, W, C). The mean of the window's input cells per channel.
 void avg_cell(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c, Range r, Range q) {
     const float inv = 1.0f / float((r.hi - r.lo) * (q.hi - q.lo));
-    channel_blocks(c, [&](int64_t j, auto n) { avg_lanes(y + j, img + j, w, c, r, q, inv, n); });
+    if (!scan_by_rows(c, r, q)) {
+        channel_blocks(c, [&](int64_t j, auto n) { avg_lanes(y + j, img + j, w, c, r, q, inv, false, n); });
+        return;
+    }
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        const float scale = ih + 1 == r.hi ? inv : 1.0f;  // times 1 is exact: the sum carries on unrounded
+        channel_blocks(c, [&](int64_t j, auto n) {
+            avg_lanes(y + j, img + j, w, c, Range{ih, ih + 1}, q, scale, ih > r.lo, n);
+        });
+    }
 }
 
 // The argmax entries a gather found naming its cell, counted as it routes them: every entry is
