@@ -182,6 +182,25 @@ PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRIC
     for (int64_t l = 0; l < n; ++l) y[l] = acc[l] * inv;
 }
 
+// The full block of avg_lanes in native vectors, as max_lanes's: GCC kept the lane loop's
+// sums in stack memory, moved lane by lane. Same per-lane operations and order.
+PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c,
+                                 Range r, Range q, float inv, bool carry, FullBlock) {
+    VecF acc[NVEC];
+    if (carry) std::memcpy(acc, y, sizeof acc);
+    else
+        for (int u = 0; u < NVEC; ++u) acc[u] = VecF{};
+    for (int64_t ih = r.lo; ih < r.hi; ++ih) {
+        for (int64_t iw = q.lo; iw < q.hi; ++iw) {
+            VecF v[NVEC];
+            std::memcpy(v, img + (ih * w + iw) * c, sizeof v);
+            for (int u = 0; u < NVEC; ++u) acc[u] += v[u];
+        }
+    }
+    for (int u = 0; u < NVEC; ++u) acc[u] *= inv;
+    std::memcpy(y, acc, sizeof acc);
+}
+
 // y: (C,); img: (H, W, C). The mean of the window's input cells per channel.
 void avg_cell(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c, Range r, Range q) {
     const float inv = 1.0f / float((r.hi - r.lo) * (q.hi - q.lo));
@@ -285,6 +304,23 @@ PMD_ALWAYS_INLINE void avg_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
         }
     }
     for (int64_t l = 0; l < n; ++l) dx[l] = acc[l];
+}
+
+// The full block of avg_gather_lanes in native vectors (as avg_lanes's).
+PMD_ALWAYS_INLINE void avg_gather_lanes(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy,
+                                        const float* PMD_RESTRICT inv, int64_t ow, int64_t c, Range r, Range q,
+                                        FullBlock) {
+    VecF acc[NVEC];
+    for (int u = 0; u < NVEC; ++u) acc[u] = VecF{};
+    for (int64_t oh = r.lo; oh < r.hi; ++oh) {
+        for (int64_t o = q.lo; o < q.hi; ++o) {
+            VecF v[NVEC];
+            std::memcpy(v, dy + (oh * ow + o) * c, sizeof v);
+            const float s = inv[oh * ow + o];
+            for (int u = 0; u < NVEC; ++u) acc[u] += v[u] * s;
+        }
+    }
+    std::memcpy(dx, acc, sizeof acc);
 }
 
 // dx: (C,) of one input cell; dy: (OH, OW, C); inv: (OH, OW).
