@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "common.h"
@@ -34,6 +35,18 @@ constexpr int VEC = 4;
 constexpr int NVEC = int(LANES) / VEC;
 typedef float VecF __attribute__((vector_size(VEC * sizeof(float))));
 typedef int32_t VecI __attribute__((vector_size(VEC * sizeof(int32_t))));
+
+// A full block's NVEC vectors from p / to p, one vector at a time: one memcpy of the whole block
+// went through the stack in 16-byte pieces on AVX2, read back as full vectors (a store-forwarding
+// stall per load; average pooling ran at a third of the lane loop's speed).
+template <typename V, typename T>
+PMD_ALWAYS_INLINE void load_vecs(V (&v)[NVEC], const T* p) {
+    for (int u = 0; u < NVEC; ++u) std::memcpy(&v[u], p + u * VEC, sizeof(V));
+}
+template <typename V, typename T>
+PMD_ALWAYS_INLINE void store_vecs(T* p, const V (&v)[NVEC]) {
+    for (int u = 0; u < NVEC; ++u) std::memcpy(p + u * VEC, &v[u], sizeof(V));
+}
 
 // Calls block(j, n) for channel blocks [j, j + n) covering [0, c): n = FullBlock{} then a
 // run-time tail n < LANES.

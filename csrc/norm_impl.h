@@ -233,12 +233,12 @@ PMD_ALWAYS_INLINE void grad_sums_lanes(double* PMD_RESTRICT s1, double* PMD_REST
                                        const float* PMD_RESTRICT x, const float* PMD_RESTRICT mean, int64_t r0,
                                        int64_t r1, int64_t c, FullBlock) {
     VecF a1[NVEC], a2[NVEC], m[NVEC];
-    std::memcpy(m, mean, sizeof m);
+    load_vecs(m, mean);
     for (int u = 0; u < NVEC; ++u) a1[u] = a2[u] = VecF{};
     for (int64_t r = r0; r < r1; ++r) {
         VecF d[NVEC], v[NVEC];
-        std::memcpy(d, dy + r * c, sizeof d);
-        std::memcpy(v, x + r * c, sizeof v);
+        load_vecs(d, dy + r * c);
+        load_vecs(v, x + r * c);
         for (int u = 0; u < NVEC; ++u) {
             a1[u] += d[u];
             a2[u] += d[u] * (v[u] - m[u]);

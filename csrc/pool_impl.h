@@ -89,13 +89,13 @@ PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a,
     const int32_t k0 = int32_t(r.lo * w + q.lo);
     VecF m[NVEC];
     VecI at[NVEC];
-    std::memcpy(m, img + k0 * c, sizeof m);
+    load_vecs(m, img + k0 * c);
     for (int u = 0; u < NVEC; ++u) at[u] = VecI{} + k0;
     for (int64_t ih = r.lo; ih < r.hi; ++ih) {
         for (int64_t iw = (ih == r.lo ? q.lo + 1 : q.lo); iw < q.hi; ++iw) {
             const int32_t k = int32_t(ih * w + iw);
             VecF v[NVEC];
-            std::memcpy(v, img + k * c, sizeof v);
+            load_vecs(v, img + k * c);
             for (int u = 0; u < NVEC; ++u) {
                 const VecI take = (v[u] > m[u]) | ((v[u] != v[u]) & (m[u] == m[u]));
                 m[u] = take ? v[u] : m[u];
@@ -103,8 +103,8 @@ PMD_ALWAYS_INLINE void max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTRICT a,
             }
         }
     }
-    std::memcpy(y, m, sizeof m);
-    std::memcpy(a, at, sizeof at);
+    store_vecs(y, m);
+    store_vecs(a, at);
 }
 
 // y, a: (n,) running maxima and their indices over earlier window rows; m, at: (n,) a later
@@ -124,17 +124,17 @@ PMD_ALWAYS_INLINE void merge_max_lanes(float* PMD_RESTRICT y, int32_t* PMD_RESTR
                                        const int32_t* PMD_RESTRICT at, FullBlock) {
     VecF vy[NVEC], vm[NVEC];
     VecI va[NVEC], vat[NVEC];
-    std::memcpy(vy, y, sizeof vy);
-    std::memcpy(vm, m, sizeof vm);
-    std::memcpy(va, a, sizeof va);
-    std::memcpy(vat, at, sizeof vat);
+    load_vecs(vy, y);
+    load_vecs(vm, m);
+    load_vecs(va, a);
+    load_vecs(vat, at);
     for (int u = 0; u < NVEC; ++u) {
         const VecI take = (vm[u] > vy[u]) | ((vm[u] != vm[u]) & (vy[u] == vy[u]));
         vy[u] = take ? vm[u] : vy[u];
         va[u] = take ? vat[u] : va[u];
     }
-    std::memcpy(y, vy, sizeof vy);
-    std::memcpy(a, va, sizeof va);
+    store_vecs(y, vy);
+    store_vecs(a, va);
 }
 
 // A window of more than this many bytes of channels is scanned row by row (scan_by_rows).
@@ -187,18 +187,18 @@ PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRIC
 PMD_ALWAYS_INLINE void avg_lanes(float* PMD_RESTRICT y, const float* PMD_RESTRICT img, int64_t w, int64_t c,
                                  Range r, Range q, float inv, bool carry, FullBlock) {
     VecF acc[NVEC];
-    if (carry) std::memcpy(acc, y, sizeof acc);
+    if (carry) load_vecs(acc, y);
     else
         for (int u = 0; u < NVEC; ++u) acc[u] = VecF{};
     for (int64_t ih = r.lo; ih < r.hi; ++ih) {
         for (int64_t iw = q.lo; iw < q.hi; ++iw) {
             VecF v[NVEC];
-            std::memcpy(v, img + (ih * w + iw) * c, sizeof v);
+            load_vecs(v, img + (ih * w + iw) * c);
             for (int u = 0; u < NVEC; ++u) acc[u] += v[u];
         }
     }
     for (int u = 0; u < NVEC; ++u) acc[u] *= inv;
-    std::memcpy(y, acc, sizeof acc);
+    store_vecs(y, acc);
 }
 
 // y: (C,); img: (H, W, C). The mean of the window's input cells per channel.
@@ -270,8 +270,8 @@ PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
         for (int64_t o = q.lo; o < q.hi; ++o) {
             VecF v[NVEC];
             VecI ga[NVEC];
-            std::memcpy(v, dy + (oh * ow + o) * c, sizeof v);
-            std::memcpy(ga, a + (oh * ow + o) * c, sizeof ga);
+            load_vecs(v, dy + (oh * ow + o) * c);
+            load_vecs(ga, a + (oh * ow + o) * c);
             for (int u = 0; u < NVEC; ++u) {
                 const VecI hit = ga[u] == key;
                 acc[u] += hit ? v[u] : VecF{};
@@ -279,7 +279,7 @@ PMD_ALWAYS_INLINE void max_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
             }
         }
     }
-    std::memcpy(dx, acc, sizeof acc);
+    store_vecs(dx, acc);
 }
 
 // dx: (C,) of input cell k; dy, a: (OH, OW, C) of its image.
@@ -315,12 +315,12 @@ PMD_ALWAYS_INLINE void avg_gather_lanes(float* PMD_RESTRICT dx, const float* PMD
     for (int64_t oh = r.lo; oh < r.hi; ++oh) {
         for (int64_t o = q.lo; o < q.hi; ++o) {
             VecF v[NVEC];
-            std::memcpy(v, dy + (oh * ow + o) * c, sizeof v);
+            load_vecs(v, dy + (oh * ow + o) * c);
             const float s = inv[oh * ow + o];
             for (int u = 0; u < NVEC; ++u) acc[u] += v[u] * s;
         }
     }
-    std::memcpy(dx, acc, sizeof acc);
+    store_vecs(dx, acc);
 }
 
 // dx: (C,) of one input cell; dy: (OH, OW, C); inv: (OH, OW).
