@@ -15,6 +15,9 @@
 // (oh, ow) order. No thread writes another's cells, so there are no races and the result
 // is bit-identical for every thread count. Max backward gathers where argmax names the
 // cell, so each dy reaches exactly one input cell (the forward's tie rule decides which).
+// It counts the entries it routes as it goes (Routed): the binding's argmax validation, with
+// no pass of its own. Windows over WINDOW_L1_BYTES of channels (global pooling) are scanned
+// one row at a time, every channel block of a row while it is in L1.
 // Every channel is computed on its own, in the same order on every path, and the files are
 // built with -ffp-contract=off: the AVX2 and AVX-512 copies return the baseline's bits.
 //

@@ -1,6 +1,7 @@
-"""maxpool_backward's argmax check (csrc/pool.cpp maxpool_first_bad_argmax, division-free):
-every value an argmax entry can take is accepted exactly when it names a cell of its own
-window, on windows narrower than the image, as wide as it, padded and clipped."""
+"""maxpool_backward's argmax check (csrc/pool_impl.h: the backward counts the entries it routes;
+a short count has pool.cpp's maxpool_first_bad_argmax name the first bad one): every value an
+argmax entry can take is accepted exactly when it names a cell of its own window, on windows
+narrower than the image, as wide as it, padded and clipped."""
 
 import numpy as np
 import pytest
