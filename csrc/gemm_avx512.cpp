@@ -10,7 +10,8 @@
 // Layout: packed a[p * MR + i] and b[p * NR + j], 64-byte aligned; C row-major, stride ldc.
 // 12 rows x 2 zmm = 24 accumulators of the 32 zmm registers, leaving room for the two B
 // vectors and the A broadcast; on Zen 4 a zmm FMA issues once per cycle with a 4-cycle
-// latency, so 24 independent chains hide the latency. Edge lanes use AVX-512 masks.
+// latency, so 24 independent chains hide the latency. Edge lanes use AVX-512 masks. The
+// float32 packed kernel prefetches its C tile and its panels (AVX512_SGEMM_PF_K, gemm_simd.h).
 //
 // Reference: BLIS "skx" micro-kernels (github.com/flame/blis, kernels/skx), transposed to our
 // row-major C (the vector axis is N).
@@ -95,7 +96,8 @@ struct ZmmF64 {
 void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                           float alpha, float beta) {
     // a: (kc, 12) packed, b: (kc, 32) packed, c: (12, 32) row stride ldc.
-    ukernel_packed<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16>(kc, a, b, c, ldc, alpha, beta);
+    ukernel_packed<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16, AVX512_SGEMM_PF_K>(kc, a, b, c, ldc, alpha,
+                                                                                beta);
 }
 
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,

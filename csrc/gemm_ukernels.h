@@ -14,7 +14,12 @@
 // A lives in L2 across the jr loop; the KC x NC panel of B lives in L3 across the ic loop.
 // The values (gemm.cpp, *_BLOCKS) were picked by sweeping KC in {128..512} and MC in
 // {120..480} with csrc/bench on this Zen 4: AVX-512 float32 KC = 384, MC = 240 was best
-// on 1024^2 and 2048^2 within the noise of a shared machine.
+// on 1024^2 and 2048^2 within the noise of a shared machine. On a Sapphire Rapids (48 KiB
+// L1d, 2 MiB L2, 105 MiB L3) the same rule gives MC = 312, KC = 576, NC = 8960, and a sweep
+// of MC in {192..960}, KC in {192..768} and NC = 3072 found nothing better (1 thread, CPU
+// time, 1024^3 and 2048^3): there the lever was the prefetch of the C tile and the panels
+// (AVX512_SGEMM_PF_K), not the blocks. BLIS's skx config (32 x 12 on column-major C, the
+// operands swapped against ours) uses MC = 480, KC = 384, NC = 3072.
 //
 // Reference: F. Van Zee, R. van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
 // Functionality", ACM TOMS 41(3), 2015; T. M. Low et al., "Analytical Modeling Is Enough for
@@ -104,6 +109,10 @@ constexpr int AVX2_SGEMM_MR = 6, AVX2_SGEMM_NR = 16;
 constexpr int AVX2_DGEMM_MR = 6, AVX2_DGEMM_NR = 8;
 // AVX-512: 32 zmm registers; 12 x 32 floats = 24 accumulators + 2 for B + broadcasts.
 constexpr int AVX512_SGEMM_MR = 12, AVX512_SGEMM_NR = 32;
+// Software prefetch distance of the AVX-512 float32 packed kernel, in k steps (gemm_simd.h,
+// ukernel_packed; 0 = none): 16 steps = 2 KiB of the B panel, 768 bytes of the A panel ahead.
+// 8, 24 and 32 measured the same within the noise on a Sapphire Rapids.
+constexpr int AVX512_SGEMM_PF_K = 16;
 constexpr int AVX512_DGEMM_MR = 12, AVX512_DGEMM_NR = 16;
 // Direct kernels use the tiles above, and a narrow tile for small N (a Dense layer with 10
 // units would waste two thirds of a 32-wide tile): one vector per row, more rows.
