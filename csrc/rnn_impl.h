@@ -223,6 +223,108 @@ void recurrent_grad(float* dR, int64_t ldr, const float* h, const float* dz, int
           s.U, cols, s.N * s.T, 1.0f, 0.0f);
 }
 
+// The per-step product of the SimpleRNN / LSTM backward: [dx_t | dh] += dz_t [W; R]^T, one GEMM of
+// K = G against [W; R] packed once per call. dx is produced step by step from the dz rows the
+// pointwise pass has just written (still in cache), not by a GEMM over all N*T rows afterwards
+// that re-reads and re-packs the whole (N, T, G) dz. Without dx (not wanted) only R is stacked.
+// Each thread's rows live in a (rows, KX) buffer: dx_t in the first XI columns, dh after them.
+struct BackProduct {
+    int64_t XI, KX;
+    std::vector<float> wr;  // [W; R] ((XI + U), G)
+    StepB b;
+    BackProduct(const float* W, const float* R, const RnnShape& s, int64_t G, bool want_dx)
+        : XI(want_dx ? s.I : 0), KX(XI + s.U), wr(stacked(W, R, XI, s.U, G)), b(wr.data(), G, true, G, KX) {}
+    static std::vector<float> stacked(const float* W, const float* R, int64_t XI, int64_t U, int64_t G) {
+        std::vector<float> v(size_t(std::max<int64_t>(1, (XI + U) * G)));
+        std::copy_n(W, XI * G, v.data());
+        std::copy_n(R, U * G, v.data() + XI * G);
+        return v;
+    }
+};
+
+// One thread's backward state: dxh (rows, KX) as BackProduct lays it out, dc (rows, U) (LSTM),
+// carry (rows, U) the output gradients of masked steps, and the GEMM workspace.
+struct BackRows {
+    RowScratch sc;
+    float *dxh, *dc, *carry;
+    int64_t KX, XI;
+    BackRows(const BackProduct& p, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, const float* dhT,
+             const float* dcT)
+        : sc(hi - lo, p.KX, G, (hi - lo) * (p.KX + 2 * s.U)), KX(p.KX), XI(p.XI) {
+        const int64_t rows = hi - lo, U = s.U;
+        dxh = sc.q.data(), dc = dxh + rows * KX, carry = dc + rows * U;
+        for (int64_t r = 0; r < rows; ++r) {
+            float* dh = dxh + r * KX + XI;
+            for (int64_t u = 0; u < U; ++u) {
+                dh[u] = dhT ? dhT[(lo + r) * U + u] : 0.0f;
+                dc[r * U + u] = dcT ? dcT[(lo + r) * U + u] : 0.0f;
+                carry[r * U + u] = 0.0f;
+            }
+        }
+    }
+    float* dh(int64_t r) { return dxh + r * KX + XI; }
+    // After the rows' pointwise pass of step t (dx parts zeroed, dh cleared or passed on):
+    // [dx_t | dh] += dz_t [W; R]^T, then dx_t out to its rows.
+    void product(float* dx, const float* dz, const BackProduct& p, const RnnShape& s, int64_t G, int64_t lo,
+                 int64_t hi, int64_t t) {
+        p.b.run(dxh, KX, dz + (lo * s.T + t) * G, s.T * G, hi - lo, 1.0f, sc);
+        for (int64_t n = lo; n < hi && XI > 0; ++n) std::copy_n(dxh + (n - lo) * KX, XI, dx + (n * s.T + t) * s.I);
+    }
+    void store_final(float* dh0, float* dc0, const RnnShape& s, int64_t lo, int64_t hi) {
+        for (int64_t r = 0; r < hi - lo; ++r) {
+            std::copy_n(dh(r), s.U, dh0 + (lo + r) * s.U);
+            if (dc0) std::copy_n(dc + r * s.U, s.U, dc0 + (lo + r) * s.U);
+        }
+    }
+};
+
+// acc += z over n elements: a row's bias gradient, summed over the steps in order (T-1 down to 0).
+PMD_ALWAYS_INLINE void accumulate_row(float* PMD_RESTRICT acc, const float* PMD_RESTRICT z, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) acc[j] += z[j];
+}
+
+// db (G,) = the rows of per_row (N, G) summed in row order: with each row's own sum over its
+// steps, db does not depend on how rows are split over threads (and no pass re-reads dz).
+void sum_rows(float* db, const float* per_row, int64_t N, int64_t G) {
+    std::fill(db, db + G, 0.0f);
+    for (int64_t n = 0; n < N; ++n) accumulate_row(db, per_row + n * G, G);
+}
+
+struct SeqBack {  // the SimpleRNN / LSTM backward's arrays, shared by the row-block loops
+    float *dz, *dx, *dbrows;  // dz (N, T, G); dx (N, T, I) or nullptr; dbrows (N, G) or nullptr
+    float *dh0, *dc0;         // (N, U); dc0 nullptr for SimpleRNN
+    const float *dy, *dhT, *dcT, *gates, *cprev;
+    const uint8_t* mask;
+    const BackProduct& p;
+};
+
+// The backward through time of rows [lo, hi): at each step (last first) every row's pointwise
+// pass, cell(z, dh, dc, carry, at) for a valid step (z = dL/dpre; dh cleared for the product to
+// add into), then the step's product. A masked step passes dh (and dc) on unchanged, gets dz = 0,
+// and carries its output gradient one step back.
+template <class Cell>
+void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, Cell cell) {
+    const int64_t U = s.U;
+    BackRows st(k.p, s, G, lo, hi, k.dhT, k.dcT);
+    if (k.dbrows) std::fill(k.dbrows + lo * G, k.dbrows + hi * G, 0.0f);
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t, r = n - lo;
+            float *z = k.dz + at * G, *carry = st.carry + r * U;
+            std::fill(st.dxh + r * st.KX, st.dxh + r * st.KX + st.XI, 0.0f);  // dx_t = 0 + dz_t W^T
+            if (!valid_at(k.mask, s, n, t)) {
+                for (int64_t u = 0; u < U; ++u) carry[u] += k.dy[at * U + u];
+                std::fill(z, z + G, 0.0f);
+                continue;
+            }
+            cell(z, st.dh(r), st.dc + r * U, carry, at);
+            if (k.dbrows) accumulate_row(k.dbrows + n * G, z, G);
+        }
+        st.product(k.dx, k.dz, k.p, s, G, lo, hi, t);
+    }
+    st.store_final(k.dh0, k.dc0, s, lo, hi);
+}
+
 }  // namespace
 
 
@@ -249,30 +351,19 @@ void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const Step
 }
 
 template <class A>
-void simple_rnn_back_rows(float* dh0, float* dz, const float* dy, const float* dhT, const StepB& Rt,
-                          const uint8_t* mask, const float* gates, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
-    const int64_t U = s.U, rows = hi - lo;
-    RowScratch sc(rows, U, U, 2 * rows * U);
-    float *dh = sc.q.data(), *carry = dh + rows * U;
-    for (int64_t i = 0; i < rows * U; ++i) dh[i] = dhT ? dhT[lo * U + i] : 0.0f, carry[i] = 0.0f;
-    for (int64_t t = s.T - 1; t >= 0; --t) {
-        for (int64_t n = lo; n < hi; ++n) {
-            const int64_t at = n * s.T + t;
-            float *d = dh + (n - lo) * U, *c = carry + (n - lo) * U, *z = dz + at * U;
-            if (!valid_at(mask, s, n, t)) {  // dh passes; the output gradient carries one step back
-                for (int64_t u = 0; u < U; ++u) c[u] += dy[at * U + u], z[u] = 0.0f;
-                continue;
-            }
-            for (int64_t u = 0; u < U; ++u) {
-                const float dhn = d[u] + dy[at * U + u] + c[u];
-                z[u] = dhn * acts.dact(gates[at * U + u]);  // dL/dpre = dh * act'(pre)
-                c[u] = 0.0f;
-                d[u] = 0.0f;
-            }
+void simple_rnn_back_rows(const SeqBack& k, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U;
+    back_rows(k, s, U, lo, hi, [&](float* PMD_RESTRICT z, float* PMD_RESTRICT d, float*, float* PMD_RESTRICT c,
+                                   int64_t at) {
+        const float* PMD_RESTRICT dy = k.dy + at * U;
+        const float* PMD_RESTRICT g = k.gates + at * U;
+        for (int64_t u = 0; u < U; ++u) {
+            const float dhn = d[u] + dy[u] + c[u];
+            z[u] = dhn * acts.dact(g[u]);  // dL/dpre = dh * act'(pre)
+            c[u] = 0.0f;
+            d[u] = 0.0f;
         }
-        Rt.run(dh, U, dz + (lo * s.T + t) * U, s.T * U, rows, 1.0f, sc);  // dh += dz R^T
-    }
-    std::copy_n(dh, rows * U, dh0 + lo * U);
+    });
 }
 
 }  // namespace
@@ -292,15 +383,15 @@ void simple_rnn_forward(float* y, float* hT, float* gates, float* hprev, const f
 void simple_rnn_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const float* dy,
                          const float* dhT, const float* x, const float* W, const float* R, const uint8_t* mask,
                          const float* gates, const float* hprev, RnnShape s, int act, float* work) {
-    const StepB rt(R, s.U, true, s.U, s.U);
+    const BackProduct p(W, R, s, s.U, dx != nullptr);
+    std::vector<float> dbrows(db ? size_t(s.N * s.U) : 0);
+    const SeqBack k{work, dx, db ? dbrows.data() : nullptr, dh0, nullptr, dy, dhT, nullptr, gates, nullptr, mask, p};
     with_acts(act, RNN_SIGMOID, [&](auto acts) {
-        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            simple_rnn_back_rows(dh0, work, dy, dhT, rt, mask, gates, s, acts, lo, hi);
-        });
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) { simple_rnn_back_rows(k, s, acts, lo, hi); });
     });
-    weight_grads(dx, dW, work, x, W, s, s.U);
+    weight_grads(nullptr, dW, work, x, W, s, s.U);
     recurrent_grad(dR, s.U, hprev, work, s.U, s, s.U);
-    if (db) bias_grad(db, work, std::max<int64_t>(s.U, 1), s.N * s.T, s.U);
+    if (db) sum_rows(db, dbrows.data(), s.N, s.U);
 }
 
 // ---------------------------------------------------------------- LSTM
@@ -361,28 +452,11 @@ void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RES
 }
 
 template <class A>
-void lstm_back_rows(float* dh0, float* dc0, float* dz, const float* dy, const float* dhT, const float* dcT,
-                    const StepB& Rt, const uint8_t* mask, const float* gates, const float* cprev, const RnnShape& s,
-                    A acts, int64_t lo, int64_t hi) {
-    const int64_t U = s.U, G = 4 * U, rows = hi - lo;
-    RowScratch sc(rows, U, G, 3 * rows * U);
-    float *dh = sc.q.data(), *dc = dh + rows * U, *carry = dc + rows * U;
-    for (int64_t i = 0; i < rows * U; ++i)
-        dh[i] = dhT ? dhT[lo * U + i] : 0.0f, dc[i] = dcT ? dcT[lo * U + i] : 0.0f, carry[i] = 0.0f;
-    for (int64_t t = s.T - 1; t >= 0; --t) {
-        for (int64_t n = lo; n < hi; ++n) {
-            const int64_t at = n * s.T + t, r = (n - lo) * U;
-            if (!valid_at(mask, s, n, t)) {  // dh, dc pass; the output gradient carries one step back
-                for (int64_t u = 0; u < U; ++u) carry[r + u] += dy[at * U + u];
-                std::fill(dz + at * G, dz + (at + 1) * G, 0.0f);
-                continue;
-            }
-            lstm_back_row(dz + at * G, dh + r, dc + r, carry + r, dy + at * U, gates + at * G, cprev + at * U, U, acts);
-        }
-        Rt.run(dh, U, dz + (lo * s.T + t) * G, s.T * G, rows, 1.0f, sc);  // dh += dz R^T
-    }
-    std::copy_n(dh, rows * U, dh0 + lo * U);
-    std::copy_n(dc, rows * U, dc0 + lo * U);
+void lstm_back_rows(const SeqBack& k, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 4 * U;
+    back_rows(k, s, G, lo, hi, [&](float* z, float* dh, float* dc, float* carry, int64_t at) {
+        lstm_back_row(z, dh, dc, carry, k.dy + at * U, k.gates + at * G, k.cprev + at * U, U, acts);
+    });
 }
 
 }  // namespace
@@ -405,16 +479,16 @@ void lstm_backward(float* dx, float* dW, float* dR, float* db, float* dh0, float
                    const float* dhT, const float* dcT, const float* x, const float* W, const float* R,
                    const uint8_t* mask, const float* gates, const float* hprev, const float* cprev, RnnShape s,
                    int act, int ract, float* work) {
-    const StepB rt(R, 4 * s.U, true, 4 * s.U, s.U);
-    with_acts(act, ract, [&](auto acts) {
-        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            lstm_back_rows(dh0, dc0, work, dy, dhT, dcT, rt, mask, gates, cprev, s, acts, lo, hi);
-        });
-    });
     const int64_t G = 4 * s.U;
-    weight_grads(dx, dW, work, x, W, s, G);
+    const BackProduct p(W, R, s, G, dx != nullptr);
+    std::vector<float> dbrows(db ? size_t(s.N * G) : 0);
+    const SeqBack k{work, dx, db ? dbrows.data() : nullptr, dh0, dc0, dy, dhT, dcT, gates, cprev, mask, p};
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) { lstm_back_rows(k, s, acts, lo, hi); });
+    });
+    weight_grads(nullptr, dW, work, x, W, s, G);
     recurrent_grad(dR, G, hprev, work, G, s, G);
-    if (db) bias_grad(db, work, std::max<int64_t>(G, 1), s.N * s.T, G);
+    if (db) sum_rows(db, dbrows.data(), s.N, G);
 }
 
 // ---------------------------------------------------------------- inference (no caches)
