@@ -129,6 +129,18 @@ PMD_ALWAYS_INLINE bool valid_at(const uint8_t* mask, const RnnShape& s, int64_t 
     return mask == nullptr || mask[n * s.T + t] != 0;
 }
 
+// Batch-major caches put a row's consecutive steps next to each other but its neighbouring rows
+// T steps apart (a multiple of 4 KiB whenever T k U is one of 1024): each step touches one short
+// span per row in as many pages, more streams than the hardware prefetcher follows, so every row
+// of every step waited on memory. The training loops prefetch each row's span of the step they
+// run next (into L2: the spans of all rows of a step share a few L1 sets) while they run this one.
+PMD_ALWAYS_INLINE void prefetch_span(const float* p, int64_t n, bool for_write) {
+    for (int64_t j = 0; j < n; j += 16) {
+        if (for_write) __builtin_prefetch(p + j, 1, 2);
+        else __builtin_prefetch(p + j, 0, 2);
+    }
+}
+
 // pre += q + b over n elements (b may be nullptr): the gates' pre-activations of one row.
 PMD_ALWAYS_INLINE void add_pre(float* PMD_RESTRICT g, const float* PMD_RESTRICT q, const float* PMD_RESTRICT b,
                                int64_t n) {
@@ -298,6 +310,14 @@ struct SeqBack {  // the SimpleRNN / LSTM backward's arrays, shared by the row-b
     const BackProduct& p;
 };
 
+// What the backward of row-step `at` reads and writes (the step before the one running now).
+PMD_ALWAYS_INLINE void prefetch_step(const SeqBack& k, int64_t G, int64_t U, int64_t at) {
+    prefetch_span(k.gates + at * G, G, false);
+    prefetch_span(k.dy + at * U, U, false);
+    if (k.cprev) prefetch_span(k.cprev + at * U, U, false);
+    prefetch_span(k.dz + at * G, G, true);
+}
+
 // The backward through time of rows [lo, hi): at each step (last first) every row's pointwise
 // pass, cell(z, dh, dc, carry, at) for a valid step (z = dL/dpre; dh cleared for the product to
 // add into), then the step's product. A masked step passes dh (and dc) on unchanged, gets dz = 0,
@@ -317,6 +337,7 @@ void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64
                 std::fill(z, z + G, 0.0f);
                 continue;
             }
+            if (t > 0) prefetch_step(k, G, U, at - 1);
             cell(z, st.dh(r), st.dc + r * U, carry, at);
             if (k.dbrows) accumulate_row(k.dbrows + n * G, z, G);
         }
@@ -332,6 +353,18 @@ void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64
 
 namespace {
 
+// What the forward of row n at step t writes: its gate row (which the step's product updates),
+// y at t, and hprev / cprev (nullptr: none) at t + 1, the state step t leaves.
+PMD_ALWAYS_INLINE void prefetch_forward_step(const float* gates, int64_t G, const float* y, const float* hprev,
+                                             const float* cprev, const RnnShape& s, int64_t n, int64_t t) {
+    const int64_t at = n * s.T + t;
+    prefetch_span(gates + at * G, G, true);
+    prefetch_span(y + at * s.U, s.U, true);
+    if (t + 1 == s.T) return;
+    prefetch_span(hprev + (at + 1) * s.U, s.U, true);
+    if (cprev) prefetch_span(cprev + (at + 1) * s.U, s.U, true);
+}
+
 // gates hold x W + b already; each step's h R accumulates onto its rows.
 template <class A>
 void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const StepB& R, const uint8_t* mask,
@@ -343,6 +376,7 @@ void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const Step
         for (int64_t n = lo; n < hi; ++n) {
             float* PMD_RESTRICT g = gates + (n * s.T + t) * U;
             float* PMD_RESTRICT next = slot(hprev, hT, s, n, t + 1);
+            if (t + 1 < s.T) prefetch_forward_step(gates, U, y, hprev, nullptr, s, n, t + 1);
             for (int64_t u = 0; u < U; ++u) g[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
             std::copy_n(g, U, next);
             finish_row(y, next, slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
@@ -423,6 +457,7 @@ void lstm_rows(float* y, float* hT, float* cT, float* gates, float* hprev, float
             const float* ccur = slot(cprev, cT, s, n, t);
             float* hnext = slot(hprev, hT, s, n, t + 1);
             const bool valid = valid_at(mask, s, n, t);
+            if (t + 1 < s.T) prefetch_forward_step(gates, G, y, hprev, cprev, s, n, t + 1);
             lstm_cell_row(gates + (n * s.T + t) * G, hnext, cnext, ccur, U, acts);
             if (!valid) std::copy_n(ccur, U, cnext);
             finish_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t, valid);
