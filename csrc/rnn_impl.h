@@ -125,6 +125,12 @@ void finish_row(float* y, float* next, const float* cur, const RnnShape& s, int6
     else std::fill(yo, yo + s.U, 0.0f);
 }
 
+// After a masked step t of row n whose valid output was written in place: keep the state and
+// repeat the previous output instead (finish_row's masked half).
+void mask_row(float* y, float* next, const float* cur, const RnnShape& s, int64_t n, int64_t t) {
+    finish_row(y, next, cur, s, n, t, false);
+}
+
 PMD_ALWAYS_INLINE bool valid_at(const uint8_t* mask, const RnnShape& s, int64_t n, int64_t t) {
     return mask == nullptr || mask[n * s.T + t] != 0;
 }
@@ -255,16 +261,17 @@ struct BackProduct {
 };
 
 // One thread's backward state: dxh (rows, KX) as BackProduct lays it out, dc (rows, U) (LSTM),
-// carry (rows, U) the output gradients of masked steps, and the GEMM workspace.
+// carry (rows, U) the output gradients of masked steps, kept (rows, U) the dh a masked step
+// passes on (the product overwrites dh), and the GEMM workspace.
 struct BackRows {
     RowScratch sc;
-    float *dxh, *dc, *carry;
+    float *dxh, *dc, *carry, *kept;
     int64_t KX, XI;
     BackRows(const BackProduct& p, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, const float* dhT,
              const float* dcT)
-        : sc(hi - lo, p.KX, G, (hi - lo) * (p.KX + 2 * s.U)), KX(p.KX), XI(p.XI) {
+        : sc(hi - lo, p.KX, G, (hi - lo) * (p.KX + 3 * s.U)), KX(p.KX), XI(p.XI) {
         const int64_t rows = hi - lo, U = s.U;
-        dxh = sc.q.data(), dc = dxh + rows * KX, carry = dc + rows * U;
+        dxh = sc.q.data(), dc = dxh + rows * KX, carry = dc + rows * U, kept = carry + rows * U;
         for (int64_t r = 0; r < rows; ++r) {
             float* dh = dxh + r * KX + XI;
             for (int64_t u = 0; u < U; ++u) {
@@ -275,11 +282,13 @@ struct BackRows {
         }
     }
     float* dh(int64_t r) { return dxh + r * KX + XI; }
-    // After the rows' pointwise pass of step t (dx parts zeroed, dh cleared or passed on):
-    // [dx_t | dh] += dz_t [W; R]^T, then dx_t out to its rows.
-    void product(float* dx, const float* dz, const BackProduct& p, const RnnShape& s, int64_t G, int64_t lo,
-                 int64_t hi, int64_t t) {
-        p.b.run(dxh, KX, dz + (lo * s.T + t) * G, s.T * G, hi - lo, 1.0f, sc);
+    // After the rows' pointwise pass of step t: [dx_t | dh] = dz_t [W; R]^T (beta = 0: nothing to
+    // clear first), the dh of masked rows put back, then dx_t out to its rows.
+    void product(float* dx, const float* dz, const uint8_t* mask, const BackProduct& p, const RnnShape& s,
+                 int64_t G, int64_t lo, int64_t hi, int64_t t) {
+        p.b.run(dxh, KX, dz + (lo * s.T + t) * G, s.T * G, hi - lo, 0.0f, sc);
+        for (int64_t n = lo; n < hi && mask; ++n)
+            if (!valid_at(mask, s, n, t)) std::copy_n(kept + (n - lo) * s.U, s.U, dh(n - lo));
         for (int64_t n = lo; n < hi && XI > 0; ++n) std::copy_n(dxh + (n - lo) * KX, XI, dx + (n * s.T + t) * s.I);
     }
     void store_final(float* dh0, float* dc0, const RnnShape& s, int64_t lo, int64_t hi) {
@@ -319,9 +328,9 @@ PMD_ALWAYS_INLINE void prefetch_step(const SeqBack& k, int64_t G, int64_t U, int
 }
 
 // The backward through time of rows [lo, hi): at each step (last first) every row's pointwise
-// pass, cell(z, dh, dc, carry, at) for a valid step (z = dL/dpre; dh cleared for the product to
-// add into), then the step's product. A masked step passes dh (and dc) on unchanged, gets dz = 0,
-// and carries its output gradient one step back.
+// pass, cell(z, dh, dc, carry, at) for a valid step (z = dL/dpre; dh read, then overwritten by
+// the product), then the step's product. A masked step passes dh (and dc) on unchanged, gets
+// dz = 0, and carries its output gradient one step back.
 template <class Cell>
 void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, Cell cell) {
     const int64_t U = s.U;
@@ -331,17 +340,17 @@ void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64
         for (int64_t n = lo; n < hi; ++n) {
             const int64_t at = n * s.T + t, r = n - lo;
             float *z = k.dz + at * G, *carry = st.carry + r * U;
-            std::fill(st.dxh + r * st.KX, st.dxh + r * st.KX + st.XI, 0.0f);  // dx_t = 0 + dz_t W^T
             if (!valid_at(k.mask, s, n, t)) {
                 for (int64_t u = 0; u < U; ++u) carry[u] += k.dy[at * U + u];
                 std::fill(z, z + G, 0.0f);
+                std::copy_n(st.dh(r), U, st.kept + r * U);
                 continue;
             }
             if (t > 0) prefetch_step(k, G, U, at - 1);
             cell(z, st.dh(r), st.dc + r * U, carry, at);
             if (k.dbrows) accumulate_row(k.dbrows + n * G, z, G);
         }
-        st.product(k.dx, k.dz, k.p, s, G, lo, hi, t);
+        st.product(k.dx, k.dz, k.mask, k.p, s, G, lo, hi, t);
     }
     st.store_final(k.dh0, k.dc0, s, lo, hi);
 }
@@ -377,9 +386,9 @@ void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const Step
             float* PMD_RESTRICT g = gates + (n * s.T + t) * U;
             float* PMD_RESTRICT next = slot(hprev, hT, s, n, t + 1);
             if (t + 1 < s.T) prefetch_forward_step(gates, U, y, hprev, nullptr, s, n, t + 1);
-            for (int64_t u = 0; u < U; ++u) g[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
-            std::copy_n(g, U, next);
-            finish_row(y, next, slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
+            float* PMD_RESTRICT yo = y + (n * s.T + t) * U;
+            for (int64_t u = 0; u < U; ++u) g[u] = next[u] = yo[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
+            if (!valid_at(mask, s, n, t)) mask_row(y, next, slot(hprev, hT, s, n, t), s, n, t);
         }
     }
 }
@@ -395,7 +404,6 @@ void simple_rnn_back_rows(const SeqBack& k, const RnnShape& s, A acts, int64_t l
             const float dhn = d[u] + dy[u] + c[u];
             z[u] = dhn * acts.dact(g[u]);  // dL/dpre = dh * act'(pre)
             c[u] = 0.0f;
-            d[u] = 0.0f;
         }
     });
 }
@@ -433,16 +441,17 @@ void simple_rnn_backward(float* dx, float* dW, float* dR, float* db, float* dh0,
 namespace {
 
 // One row's cell: activations in separate unit-stride loops (each vectorises), then the update.
-// g: the row's pre-activations x W + b + h R on entry, the gate values on exit.
+// g: the row's pre-activations x W + b + h R on entry, the gate values on exit; h_t goes to both
+// the next state hn and the output yo (no second pass copies one to the other).
 template <class A>
-void lstm_cell_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT cn, const float* PMD_RESTRICT c,
-                   int64_t U, A acts) {
+void lstm_cell_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT yo, float* PMD_RESTRICT cn,
+                   const float* PMD_RESTRICT c, int64_t U, A acts) {
     for (int64_t u = 0; u < 2 * U; ++u) g[u] = acts.ract(g[u]);
     for (int64_t u = 2 * U; u < 3 * U; ++u) g[u] = acts.act(g[u]);
     for (int64_t u = 3 * U; u < 4 * U; ++u) g[u] = acts.ract(g[u]);
     const float *i = g, *f = g + U, *gg = g + 2 * U, *o = g + 3 * U;
     for (int64_t u = 0; u < U; ++u) cn[u] = f[u] * c[u] + i[u] * gg[u];  // c_t = f c_{t-1} + i g
-    for (int64_t u = 0; u < U; ++u) hn[u] = o[u] * acts.act(cn[u]);      // h_t = o act(c_t)
+    for (int64_t u = 0; u < U; ++u) hn[u] = yo[u] = o[u] * acts.act(cn[u]);  // h_t = o act(c_t)
 }
 
 template <class A>
@@ -458,15 +467,16 @@ void lstm_rows(float* y, float* hT, float* cT, float* gates, float* hprev, float
             float* hnext = slot(hprev, hT, s, n, t + 1);
             const bool valid = valid_at(mask, s, n, t);
             if (t + 1 < s.T) prefetch_forward_step(gates, G, y, hprev, cprev, s, n, t + 1);
-            lstm_cell_row(gates + (n * s.T + t) * G, hnext, cnext, ccur, U, acts);
-            if (!valid) std::copy_n(ccur, U, cnext);
-            finish_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t, valid);
+            lstm_cell_row(gates + (n * s.T + t) * G, hnext, y + (n * s.T + t) * U, cnext, ccur, U, acts);
+            if (valid) continue;
+            std::copy_n(ccur, U, cnext);
+            mask_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t);
         }
     }
 }
 
 // One valid row of the LSTM backward step: dz from dh (+ the output gradients) and dc; dc becomes
-// dL/dc_{t-1} and dh is cleared for the dz R^T product to add into.
+// dL/dc_{t-1} (dh becomes dz R^T in the step's product).
 template <class A>
 void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RESTRICT dc, float* PMD_RESTRICT carry,
                    const float* PMD_RESTRICT dy, const float* PMD_RESTRICT g, const float* PMD_RESTRICT cp, int64_t U,
@@ -481,7 +491,6 @@ void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RES
         z[2 * U + u] = dcn * i * acts.dact(gg);
         z[3 * U + u] = dhn * a * acts.dract(o);
         dc[u] = dcn * f;
-        dh[u] = 0.0f;
         carry[u] = 0.0f;
     }
 }
