@@ -128,6 +128,25 @@ def _torch_epoch(net, opt, x, y, generator):
 
 # ---------------------------------------------------------------------------- benchmarks
 
+# The kernels that hold the MLP's matrix products (forward: GEMM + bias; backward: the GEMMs).
+_GEMM_KERNELS = ("gemm", "dense_forward")
+_GEMM_SHARE = {}
+
+
+def _gemm_share(run_epoch):
+    """Seconds of one epoch inside the GEMM kernels and in all, from cProfile (its per-call cost
+    lands on the Python side, so the share outside the GEMMs reads a little high)."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(run_epoch)
+    stats = pstats.Stats(profile).stats
+    inside = sum(tottime for (_, _, name), (_, _, tottime, _, _) in stats.items()
+                 if any(name == f"<built-in method pyminidl._C.{k}>" for k in _GEMM_KERNELS))
+    return {"gemm_s": inside, "total_s": pstats.Stats(profile).total_tt}
+
+
 
 def bench_mlp():
     rng = np.random.default_rng(0)
@@ -152,6 +171,7 @@ def bench_mlp():
         _torch_epoch(net, opt, xt[:2048], yt[:2048], gen)
         run_theirs = lambda: _torch_epoch(net, opt, xt, yt, gen)
     ours, theirs = _interleaved(run_ours, run_theirs)
+    _GEMM_SHARE.update(_gemm_share(run_ours))
     results = {"pyminidl": _median(ours)}
     if theirs:
         results["torch"] = _median(theirs)
@@ -311,6 +331,10 @@ def main():
           f"{ratio:>9}   <= 0.33x")
     for name, (med, lo, hi) in mlp.items():
         print(f"  MLP epoch seconds, {name}: median {med:.3f}, min {lo:.3f}, max {hi:.3f}")
+    if _GEMM_SHARE.get("total_s"):
+        g, t = _GEMM_SHARE["gemm_s"], _GEMM_SHARE["total_s"]
+        print(f"  MLP epoch under cProfile: {t:.3f} s, in the GEMM kernels ({', '.join(_GEMM_KERNELS)}) {g:.3f} s; "
+              f"outside them {100 * (1 - g / t):.0f} %")
     _print_erf()
     if not ARGS.no_rss:
         _print_rss()

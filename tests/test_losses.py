@@ -284,3 +284,33 @@ def test_custom_loss_with_numpy_operators_trains_like_the_ops_version():
         d = y_true - y_pred
         per_elem = 2 * (y_pred - y_true) - 10.0 * np.sign(d)
         np.testing.assert_allclose(backward(), per_elem / (6 * 3), rtol=1e-10)  # sum_over_batch_size
+
+
+@pytest.mark.parametrize("shapes", [((6, 4), (6, 4)), ((5,), (5, 1)), ((5, 1), (5,)), ((3, 2, 4), (3, 2, 4)),
+                                    ((7,), (7,))])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean", "mean_with_sample_weight"])
+def test_unweighted_mse_short_form_equals_the_general_form(shapes, reduction, rng):
+    """MeanSquaredError without weights takes a one-dot-product form: same value and gradient."""
+    t_shape, p_shape = shapes
+    t, p = rng.normal(size=t_shape), rng.normal(size=p_shape)
+    loss = losses.MeanSquaredError(reduction=reduction)
+    general = losses.LossFunctionWrapper(losses.mean_squared_error, reduction=reduction)
+    value, backward = loss.forward(t, p)
+    value_ref, backward_ref = losses.Loss.forward(general, t, p)
+    assert_close(value, value_ref, rtol=1e-12, atol=1e-14)
+    for dvalue in (1.0, 0.25, np.float64(3.0), np.asarray(2.0)):
+        grad, grad_ref = backward(dvalue), backward_ref(dvalue)
+        assert grad.shape == grad_ref.shape == p.shape and grad.dtype == grad_ref.dtype
+        assert_close(grad, grad_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_mse_short_form_keeps_float32_and_leaves_weighted_calls_to_the_general_form(rng):
+    t, p = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    loss = losses.MeanSquaredError()
+    value, backward = loss.forward(t.astype(np.int32), p)
+    assert isinstance(value, float) and backward(np.float64(2.0)).dtype == np.float32
+    sw = rng.uniform(size=8)
+    weighted, _ = loss.forward(t, p, sw)
+    assert_close(weighted, float(np.sum(np.mean((t - p) ** 2, -1) * sw) / 8), rtol=1e-5)
+    empty = np.zeros((0, 3), np.float32)
+    assert loss.forward(empty, empty)[0] == 0.0  # an empty batch: the general form
