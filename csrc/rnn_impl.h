@@ -13,9 +13,12 @@
 // per-step GEMMs are sgemm_serial calls on the thread's rows, with its own workspace, and no
 // barrier runs per step. The state entering each step is stored batch-major (hprev), so the
 // per-step GEMM reads it with leading dimension T*U and the backward's weight gradients are one
-// GEMM over all N*T rows: dW = x^T dz, dR = hprev^T dz, dx = dz W^T.
+// GEMM over all N*T rows: dW = x^T dz, dR = hprev^T dz (GRU: dx = dz W^T too).
 // Backward: the per-step recurrence (dz_t, then dh_{t-1} = pass + dz_t R^T) runs on the same
 // row blocks; masked rows get dz = 0, keep dh/dc and carry their output gradient one step back.
+// SimpleRNN and LSTM fold dx into the step's product ([dx_t | dh] = dz_t [W; R]^T) and sum db per
+// row as dz is made (BackProduct, back_rows), so no pass after the loop re-reads all of dz for them.
+// The training loops prefetch each row's span of the next step (prefetch_span).
 // Results are independent of the thread count within rounding (per-row math is the same; only
 // the GEMM's row blocking changes) and bit-identical run to run.
 // Reference: Keras's rnn loop (keras/src/backend/*/rnn.py), the LSTM of Hochreiter &
