@@ -6,6 +6,8 @@
 
 #include "rnn.h"
 
+#include <memory>
+
 using namespace pyminidl;
 
 namespace pyminidl::bind {
@@ -74,6 +76,12 @@ kernels::RnnShape seq_shape(const std::string& op, const py::array& x, const py:
 }
 
 farr out(std::vector<py::ssize_t> shape) { return farr(shape); }
+
+// A backward's scratch, not zero-filled: the kernels write all of it before reading it (a
+// zeroed std::vector cost a memset of the whole (N, T, k U) per call).
+std::unique_ptr<float[]> scratch(int64_t elems) {
+    return std::unique_ptr<float[]>(new float[size_t(std::max<int64_t>(elems, 1))]);
+}
 
 py::object none_or(const std::optional<farr>& a) { return a ? py::object(*a) : py::none(); }
 
@@ -165,13 +173,13 @@ py::tuple py_simple_rnn_backward(py::array dy, py::object dh, py::array x, py::a
     if (need_dx) dx = out({s.N, s.T, s.I});
     if (has_bias) db = out({s.U});
     farr dW = out({s.I, s.U}), dR = out({s.U, s.U}), dh0 = out({s.N, s.U});
-    std::vector<float> work(size_t(s.N * s.T * s.U));
+    const auto work = scratch(s.N * s.T * s.U);
     float *pdx = dx ? dx->mutable_data() : nullptr, *pdb = db ? db->mutable_data() : nullptr;
     float *pdw = dW.mutable_data(), *pdr = dR.mutable_data(), *pdh = dh0.mutable_data();
     {
         py::gil_scoped_release nogil;
         kernels::simple_rnn_backward(pdx, pdw, pdr, pdb, pdh, a.dy.data(), ptr(a.dh), a.x.data(), a.w.data(),
-                                     a.r.data(), mask_ptr(a.mask), a.gates.data(), a.hprev.data(), s, act, work.data());
+                                     a.r.data(), mask_ptr(a.mask), a.gates.data(), a.hprev.data(), s, act, work.get());
     }
     return py::make_tuple(none_or(dx), dW, dR, none_or(db), dh0);
 }
@@ -226,14 +234,14 @@ py::tuple py_lstm_backward(py::array dy, py::object dh, py::object dc, py::array
     if (need_dx) dx = out({s.N, s.T, s.I});
     if (has_bias) db = out({4 * s.U});
     farr dW = out({s.I, 4 * s.U}), dR = out({s.U, 4 * s.U}), dh0 = out({s.N, s.U}), dc0 = out({s.N, s.U});
-    std::vector<float> work(size_t(s.N * s.T * 4 * s.U));
+    const auto work = scratch(s.N * s.T * 4 * s.U);
     float *pdx = dx ? dx->mutable_data() : nullptr, *pdb = db ? db->mutable_data() : nullptr;
     float *pdw = dW.mutable_data(), *pdr = dR.mutable_data(), *pdh = dh0.mutable_data(), *pdc = dc0.mutable_data();
     {
         py::gil_scoped_release nogil;
         kernels::lstm_backward(pdx, pdw, pdr, pdb, pdh, pdc, a.dy.data(), ptr(a.dh), ptr(dca), a.x.data(), a.w.data(),
                                a.r.data(), mask_ptr(a.mask), a.gates.data(), a.hprev.data(), cp.data(), s, act, ract,
-                               work.data());
+                               work.get());
     }
     return py::make_tuple(none_or(dx), dW, dR, none_or(db), dh0, dc0);
 }
@@ -269,14 +277,14 @@ py::tuple py_gru_backward(py::array dy, py::object dh, py::array x, py::array w,
     if (need_dx) dx = out({s.N, s.T, s.I});
     if (has_bias) db = reset_after ? out({2, 3 * s.U}) : out({3 * s.U});
     farr dW = out({s.I, 3 * s.U}), dR = out({s.U, 3 * s.U}), dh0 = out({s.N, s.U});
-    std::vector<float> work(size_t(2 * s.N * s.T * 3 * s.U));
+    const auto work = scratch(2 * s.N * s.T * 3 * s.U);
     float *pdx = dx ? dx->mutable_data() : nullptr, *pdb = db ? db->mutable_data() : nullptr;
     float *pdw = dW.mutable_data(), *pdr = dR.mutable_data(), *pdh = dh0.mutable_data();
     {
         py::gil_scoped_release nogil;
         kernels::gru_backward(pdx, pdw, pdr, pdb, pdh, a.dy.data(), ptr(a.dh), a.x.data(), a.w.data(), a.r.data(),
                               mask_ptr(a.mask), a.gates.data(), a.hprev.data(), ex.data(), s, act, ract, reset_after,
-                              work.data());
+                              work.get());
     }
     return py::make_tuple(none_or(dx), dW, dR, none_or(db), dh0);
 }

@@ -13,9 +13,12 @@
 // per-step GEMMs are sgemm_serial calls on the thread's rows, with its own workspace, and no
 // barrier runs per step. The state entering each step is stored batch-major (hprev), so the
 // per-step GEMM reads it with leading dimension T*U and the backward's weight gradients are one
-// GEMM over all N*T rows: dW = x^T dz, dR = hprev^T dz, dx = dz W^T.
+// GEMM over all N*T rows: dW = x^T dz, dR = hprev^T dz (GRU: dx = dz W^T too).
 // Backward: the per-step recurrence (dz_t, then dh_{t-1} = pass + dz_t R^T) runs on the same
 // row blocks; masked rows get dz = 0, keep dh/dc and carry their output gradient one step back.
+// SimpleRNN and LSTM fold dx into the step's product ([dx_t | dh] = dz_t [W; R]^T) and sum db per
+// row as dz is made (BackProduct, back_rows), so no pass after the loop re-reads all of dz for them.
+// The training loops prefetch each row's span of the next step (prefetch_span).
 // Results are independent of the thread count within rounding (per-row math is the same; only
 // the GEMM's row blocking changes) and bit-identical run to run.
 // Reference: Keras's rnn loop (keras/src/backend/*/rnn.py), the LSTM of Hochreiter &
@@ -125,8 +128,26 @@ void finish_row(float* y, float* next, const float* cur, const RnnShape& s, int6
     else std::fill(yo, yo + s.U, 0.0f);
 }
 
+// After a masked step t of row n whose valid output was written in place: keep the state and
+// repeat the previous output instead (finish_row's masked half).
+void mask_row(float* y, float* next, const float* cur, const RnnShape& s, int64_t n, int64_t t) {
+    finish_row(y, next, cur, s, n, t, false);
+}
+
 PMD_ALWAYS_INLINE bool valid_at(const uint8_t* mask, const RnnShape& s, int64_t n, int64_t t) {
     return mask == nullptr || mask[n * s.T + t] != 0;
+}
+
+// Batch-major caches put a row's consecutive steps next to each other but its neighbouring rows
+// T steps apart (a multiple of 4 KiB whenever T k U is one of 1024): each step touches one short
+// span per row in as many pages, more streams than the hardware prefetcher follows, so every row
+// of every step waited on memory. The training loops prefetch each row's span of the step they
+// run next (into L2: the spans of all rows of a step share a few L1 sets) while they run this one.
+PMD_ALWAYS_INLINE void prefetch_span(const float* p, int64_t n, bool for_write) {
+    for (int64_t j = 0; j < n; j += 16) {
+        if (for_write) __builtin_prefetch(p + j, 1, 2);
+        else __builtin_prefetch(p + j, 0, 2);
+    }
 }
 
 // pre += q + b over n elements (b may be nullptr): the gates' pre-activations of one row.
@@ -223,12 +244,138 @@ void recurrent_grad(float* dR, int64_t ldr, const float* h, const float* dz, int
           s.U, cols, s.N * s.T, 1.0f, 0.0f);
 }
 
+// The per-step product of the SimpleRNN / LSTM backward: [dx_t | dh] += dz_t [W; R]^T, one GEMM of
+// K = G against [W; R] packed once per call. dx is produced step by step from the dz rows the
+// pointwise pass has just written (still in cache), not by a GEMM over all N*T rows afterwards
+// that re-reads and re-packs the whole (N, T, G) dz. Without dx (not wanted) only R is stacked.
+// Each thread's rows live in a (rows, KX) buffer: dx_t in the first XI columns, dh after them.
+struct BackProduct {
+    int64_t XI, KX;
+    std::vector<float> wr;  // [W; R] ((XI + U), G)
+    StepB b;
+    BackProduct(const float* W, const float* R, const RnnShape& s, int64_t G, bool want_dx)
+        : XI(want_dx ? s.I : 0), KX(XI + s.U), wr(stacked(W, R, XI, s.U, G)), b(wr.data(), G, true, G, KX) {}
+    static std::vector<float> stacked(const float* W, const float* R, int64_t XI, int64_t U, int64_t G) {
+        std::vector<float> v(size_t(std::max<int64_t>(1, (XI + U) * G)));
+        std::copy_n(W, XI * G, v.data());
+        std::copy_n(R, U * G, v.data() + XI * G);
+        return v;
+    }
+};
+
+// One thread's backward state: dxh (rows, KX) as BackProduct lays it out, dc (rows, U) (LSTM),
+// carry (rows, U) the output gradients of masked steps, kept (rows, U) the dh a masked step
+// passes on (the product overwrites dh), and the GEMM workspace.
+struct BackRows {
+    RowScratch sc;
+    float *dxh, *dc, *carry, *kept;
+    int64_t KX, XI;
+    BackRows(const BackProduct& p, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, const float* dhT,
+             const float* dcT)
+        : sc(hi - lo, p.KX, G, (hi - lo) * (p.KX + 3 * s.U)), KX(p.KX), XI(p.XI) {
+        const int64_t rows = hi - lo, U = s.U;
+        dxh = sc.q.data(), dc = dxh + rows * KX, carry = dc + rows * U, kept = carry + rows * U;
+        for (int64_t r = 0; r < rows; ++r) {
+            float* dh = dxh + r * KX + XI;
+            for (int64_t u = 0; u < U; ++u) {
+                dh[u] = dhT ? dhT[(lo + r) * U + u] : 0.0f;
+                dc[r * U + u] = dcT ? dcT[(lo + r) * U + u] : 0.0f;
+                carry[r * U + u] = 0.0f;
+            }
+        }
+    }
+    float* dh(int64_t r) { return dxh + r * KX + XI; }
+    // After the rows' pointwise pass of step t: [dx_t | dh] = dz_t [W; R]^T (beta = 0: nothing to
+    // clear first), the dh of masked rows put back, then dx_t out to its rows.
+    void product(float* dx, const float* dz, const uint8_t* mask, const BackProduct& p, const RnnShape& s,
+                 int64_t G, int64_t lo, int64_t hi, int64_t t) {
+        p.b.run(dxh, KX, dz + (lo * s.T + t) * G, s.T * G, hi - lo, 0.0f, sc);
+        for (int64_t n = lo; n < hi && mask; ++n)
+            if (!valid_at(mask, s, n, t)) std::copy_n(kept + (n - lo) * s.U, s.U, dh(n - lo));
+        for (int64_t n = lo; n < hi && XI > 0; ++n) std::copy_n(dxh + (n - lo) * KX, XI, dx + (n * s.T + t) * s.I);
+    }
+    void store_final(float* dh0, float* dc0, const RnnShape& s, int64_t lo, int64_t hi) {
+        for (int64_t r = 0; r < hi - lo; ++r) {
+            std::copy_n(dh(r), s.U, dh0 + (lo + r) * s.U);
+            if (dc0) std::copy_n(dc + r * s.U, s.U, dc0 + (lo + r) * s.U);
+        }
+    }
+};
+
+// acc += z over n elements: a row's bias gradient, summed over the steps in order (T-1 down to 0).
+PMD_ALWAYS_INLINE void accumulate_row(float* PMD_RESTRICT acc, const float* PMD_RESTRICT z, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) acc[j] += z[j];
+}
+
+// db (G,) = the rows of per_row (N, G) summed in row order: with each row's own sum over its
+// steps, db does not depend on how rows are split over threads (and no pass re-reads dz).
+void sum_rows(float* db, const float* per_row, int64_t N, int64_t G) {
+    std::fill(db, db + G, 0.0f);
+    for (int64_t n = 0; n < N; ++n) accumulate_row(db, per_row + n * G, G);
+}
+
+struct SeqBack {  // the SimpleRNN / LSTM backward's arrays, shared by the row-block loops
+    float *dz, *dx, *dbrows;  // dz (N, T, G); dx (N, T, I) or nullptr; dbrows (N, G) or nullptr
+    float *dh0, *dc0;         // (N, U); dc0 nullptr for SimpleRNN
+    const float *dy, *dhT, *dcT, *gates, *cprev;
+    const uint8_t* mask;
+    const BackProduct& p;
+};
+
+// What the backward of row-step `at` reads and writes (the step before the one running now).
+PMD_ALWAYS_INLINE void prefetch_step(const SeqBack& k, int64_t G, int64_t U, int64_t at) {
+    prefetch_span(k.gates + at * G, G, false);
+    prefetch_span(k.dy + at * U, U, false);
+    if (k.cprev) prefetch_span(k.cprev + at * U, U, false);
+    prefetch_span(k.dz + at * G, G, true);
+}
+
+// The backward through time of rows [lo, hi): at each step (last first) every row's pointwise
+// pass, cell(z, dh, dc, carry, at) for a valid step (z = dL/dpre; dh read, then overwritten by
+// the product), then the step's product. A masked step passes dh (and dc) on unchanged, gets
+// dz = 0, and carries its output gradient one step back.
+template <class Cell>
+void back_rows(const SeqBack& k, const RnnShape& s, int64_t G, int64_t lo, int64_t hi, Cell cell) {
+    const int64_t U = s.U;
+    BackRows st(k.p, s, G, lo, hi, k.dhT, k.dcT);
+    if (k.dbrows) std::fill(k.dbrows + lo * G, k.dbrows + hi * G, 0.0f);
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+        for (int64_t n = lo; n < hi; ++n) {
+            const int64_t at = n * s.T + t, r = n - lo;
+            float *z = k.dz + at * G, *carry = st.carry + r * U;
+            if (!valid_at(k.mask, s, n, t)) {
+                for (int64_t u = 0; u < U; ++u) carry[u] += k.dy[at * U + u];
+                std::fill(z, z + G, 0.0f);
+                std::copy_n(st.dh(r), U, st.kept + r * U);
+                continue;
+            }
+            if (t > 0) prefetch_step(k, G, U, at - 1);
+            cell(z, st.dh(r), st.dc + r * U, carry, at);
+            if (k.dbrows) accumulate_row(k.dbrows + n * G, z, G);
+        }
+        st.product(k.dx, k.dz, k.mask, k.p, s, G, lo, hi, t);
+    }
+    st.store_final(k.dh0, k.dc0, s, lo, hi);
+}
+
 }  // namespace
 
 
 // ---------------------------------------------------------------- SimpleRNN
 
 namespace {
+
+// What the forward of row n at step t writes: its gate row (which the step's product updates),
+// y at t, and hprev / cprev (nullptr: none) at t + 1, the state step t leaves.
+PMD_ALWAYS_INLINE void prefetch_forward_step(const float* gates, int64_t G, const float* y, const float* hprev,
+                                             const float* cprev, const RnnShape& s, int64_t n, int64_t t) {
+    const int64_t at = n * s.T + t;
+    prefetch_span(gates + at * G, G, true);
+    prefetch_span(y + at * s.U, s.U, true);
+    if (t + 1 == s.T) return;
+    prefetch_span(hprev + (at + 1) * s.U, s.U, true);
+    if (cprev) prefetch_span(cprev + (at + 1) * s.U, s.U, true);
+}
 
 // gates hold x W + b already; each step's h R accumulates onto its rows.
 template <class A>
@@ -241,38 +388,27 @@ void simple_rnn_rows(float* y, float* hT, float* gates, float* hprev, const Step
         for (int64_t n = lo; n < hi; ++n) {
             float* PMD_RESTRICT g = gates + (n * s.T + t) * U;
             float* PMD_RESTRICT next = slot(hprev, hT, s, n, t + 1);
-            for (int64_t u = 0; u < U; ++u) g[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
-            std::copy_n(g, U, next);
-            finish_row(y, next, slot(hprev, hT, s, n, t), s, n, t, valid_at(mask, s, n, t));
+            if (t + 1 < s.T) prefetch_forward_step(gates, U, y, hprev, nullptr, s, n, t + 1);
+            float* PMD_RESTRICT yo = y + (n * s.T + t) * U;
+            for (int64_t u = 0; u < U; ++u) g[u] = next[u] = yo[u] = acts.act(g[u]);  // h_t = act(x W + h R + b)
+            if (!valid_at(mask, s, n, t)) mask_row(y, next, slot(hprev, hT, s, n, t), s, n, t);
         }
     }
 }
 
 template <class A>
-void simple_rnn_back_rows(float* dh0, float* dz, const float* dy, const float* dhT, const StepB& Rt,
-                          const uint8_t* mask, const float* gates, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
-    const int64_t U = s.U, rows = hi - lo;
-    RowScratch sc(rows, U, U, 2 * rows * U);
-    float *dh = sc.q.data(), *carry = dh + rows * U;
-    for (int64_t i = 0; i < rows * U; ++i) dh[i] = dhT ? dhT[lo * U + i] : 0.0f, carry[i] = 0.0f;
-    for (int64_t t = s.T - 1; t >= 0; --t) {
-        for (int64_t n = lo; n < hi; ++n) {
-            const int64_t at = n * s.T + t;
-            float *d = dh + (n - lo) * U, *c = carry + (n - lo) * U, *z = dz + at * U;
-            if (!valid_at(mask, s, n, t)) {  // dh passes; the output gradient carries one step back
-                for (int64_t u = 0; u < U; ++u) c[u] += dy[at * U + u], z[u] = 0.0f;
-                continue;
-            }
-            for (int64_t u = 0; u < U; ++u) {
-                const float dhn = d[u] + dy[at * U + u] + c[u];
-                z[u] = dhn * acts.dact(gates[at * U + u]);  // dL/dpre = dh * act'(pre)
-                c[u] = 0.0f;
-                d[u] = 0.0f;
-            }
+void simple_rnn_back_rows(const SeqBack& k, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U;
+    back_rows(k, s, U, lo, hi, [&](float* PMD_RESTRICT z, float* PMD_RESTRICT d, float*, float* PMD_RESTRICT c,
+                                   int64_t at) {
+        const float* PMD_RESTRICT dy = k.dy + at * U;
+        const float* PMD_RESTRICT g = k.gates + at * U;
+        for (int64_t u = 0; u < U; ++u) {
+            const float dhn = d[u] + dy[u] + c[u];
+            z[u] = dhn * acts.dact(g[u]);  // dL/dpre = dh * act'(pre)
+            c[u] = 0.0f;
         }
-        Rt.run(dh, U, dz + (lo * s.T + t) * U, s.T * U, rows, 1.0f, sc);  // dh += dz R^T
-    }
-    std::copy_n(dh, rows * U, dh0 + lo * U);
+    });
 }
 
 }  // namespace
@@ -292,15 +428,15 @@ void simple_rnn_forward(float* y, float* hT, float* gates, float* hprev, const f
 void simple_rnn_backward(float* dx, float* dW, float* dR, float* db, float* dh0, const float* dy,
                          const float* dhT, const float* x, const float* W, const float* R, const uint8_t* mask,
                          const float* gates, const float* hprev, RnnShape s, int act, float* work) {
-    const StepB rt(R, s.U, true, s.U, s.U);
+    const BackProduct p(W, R, s, s.U, dx != nullptr);
+    std::vector<float> dbrows(db ? size_t(s.N * s.U) : 0);
+    const SeqBack k{work, dx, db ? dbrows.data() : nullptr, dh0, nullptr, dy, dhT, nullptr, gates, nullptr, mask, p};
     with_acts(act, RNN_SIGMOID, [&](auto acts) {
-        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            simple_rnn_back_rows(dh0, work, dy, dhT, rt, mask, gates, s, acts, lo, hi);
-        });
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) { simple_rnn_back_rows(k, s, acts, lo, hi); });
     });
-    weight_grads(dx, dW, work, x, W, s, s.U);
+    weight_grads(nullptr, dW, work, x, W, s, s.U);
     recurrent_grad(dR, s.U, hprev, work, s.U, s, s.U);
-    if (db) bias_grad(db, work, std::max<int64_t>(s.U, 1), s.N * s.T, s.U);
+    if (db) sum_rows(db, dbrows.data(), s.N, s.U);
 }
 
 // ---------------------------------------------------------------- LSTM
@@ -308,16 +444,17 @@ void simple_rnn_backward(float* dx, float* dW, float* dR, float* db, float* dh0,
 namespace {
 
 // One row's cell: activations in separate unit-stride loops (each vectorises), then the update.
-// g: the row's pre-activations x W + b + h R on entry, the gate values on exit.
+// g: the row's pre-activations x W + b + h R on entry, the gate values on exit; h_t goes to both
+// the next state hn and the output yo (no second pass copies one to the other).
 template <class A>
-void lstm_cell_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT cn, const float* PMD_RESTRICT c,
-                   int64_t U, A acts) {
+void lstm_cell_row(float* PMD_RESTRICT g, float* PMD_RESTRICT hn, float* PMD_RESTRICT yo, float* PMD_RESTRICT cn,
+                   const float* PMD_RESTRICT c, int64_t U, A acts) {
     for (int64_t u = 0; u < 2 * U; ++u) g[u] = acts.ract(g[u]);
     for (int64_t u = 2 * U; u < 3 * U; ++u) g[u] = acts.act(g[u]);
     for (int64_t u = 3 * U; u < 4 * U; ++u) g[u] = acts.ract(g[u]);
     const float *i = g, *f = g + U, *gg = g + 2 * U, *o = g + 3 * U;
     for (int64_t u = 0; u < U; ++u) cn[u] = f[u] * c[u] + i[u] * gg[u];  // c_t = f c_{t-1} + i g
-    for (int64_t u = 0; u < U; ++u) hn[u] = o[u] * acts.act(cn[u]);      // h_t = o act(c_t)
+    for (int64_t u = 0; u < U; ++u) hn[u] = yo[u] = o[u] * acts.act(cn[u]);  // h_t = o act(c_t)
 }
 
 template <class A>
@@ -332,15 +469,17 @@ void lstm_rows(float* y, float* hT, float* cT, float* gates, float* hprev, float
             const float* ccur = slot(cprev, cT, s, n, t);
             float* hnext = slot(hprev, hT, s, n, t + 1);
             const bool valid = valid_at(mask, s, n, t);
-            lstm_cell_row(gates + (n * s.T + t) * G, hnext, cnext, ccur, U, acts);
-            if (!valid) std::copy_n(ccur, U, cnext);
-            finish_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t, valid);
+            if (t + 1 < s.T) prefetch_forward_step(gates, G, y, hprev, cprev, s, n, t + 1);
+            lstm_cell_row(gates + (n * s.T + t) * G, hnext, y + (n * s.T + t) * U, cnext, ccur, U, acts);
+            if (valid) continue;
+            std::copy_n(ccur, U, cnext);
+            mask_row(y, hnext, slot(hprev, hT, s, n, t), s, n, t);
         }
     }
 }
 
 // One valid row of the LSTM backward step: dz from dh (+ the output gradients) and dc; dc becomes
-// dL/dc_{t-1} and dh is cleared for the dz R^T product to add into.
+// dL/dc_{t-1} (dh becomes dz R^T in the step's product).
 template <class A>
 void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RESTRICT dc, float* PMD_RESTRICT carry,
                    const float* PMD_RESTRICT dy, const float* PMD_RESTRICT g, const float* PMD_RESTRICT cp, int64_t U,
@@ -355,34 +494,16 @@ void lstm_back_row(float* PMD_RESTRICT z, float* PMD_RESTRICT dh, float* PMD_RES
         z[2 * U + u] = dcn * i * acts.dact(gg);
         z[3 * U + u] = dhn * a * acts.dract(o);
         dc[u] = dcn * f;
-        dh[u] = 0.0f;
         carry[u] = 0.0f;
     }
 }
 
 template <class A>
-void lstm_back_rows(float* dh0, float* dc0, float* dz, const float* dy, const float* dhT, const float* dcT,
-                    const StepB& Rt, const uint8_t* mask, const float* gates, const float* cprev, const RnnShape& s,
-                    A acts, int64_t lo, int64_t hi) {
-    const int64_t U = s.U, G = 4 * U, rows = hi - lo;
-    RowScratch sc(rows, U, G, 3 * rows * U);
-    float *dh = sc.q.data(), *dc = dh + rows * U, *carry = dc + rows * U;
-    for (int64_t i = 0; i < rows * U; ++i)
-        dh[i] = dhT ? dhT[lo * U + i] : 0.0f, dc[i] = dcT ? dcT[lo * U + i] : 0.0f, carry[i] = 0.0f;
-    for (int64_t t = s.T - 1; t >= 0; --t) {
-        for (int64_t n = lo; n < hi; ++n) {
-            const int64_t at = n * s.T + t, r = (n - lo) * U;
-            if (!valid_at(mask, s, n, t)) {  // dh, dc pass; the output gradient carries one step back
-                for (int64_t u = 0; u < U; ++u) carry[r + u] += dy[at * U + u];
-                std::fill(dz + at * G, dz + (at + 1) * G, 0.0f);
-                continue;
-            }
-            lstm_back_row(dz + at * G, dh + r, dc + r, carry + r, dy + at * U, gates + at * G, cprev + at * U, U, acts);
-        }
-        Rt.run(dh, U, dz + (lo * s.T + t) * G, s.T * G, rows, 1.0f, sc);  // dh += dz R^T
-    }
-    std::copy_n(dh, rows * U, dh0 + lo * U);
-    std::copy_n(dc, rows * U, dc0 + lo * U);
+void lstm_back_rows(const SeqBack& k, const RnnShape& s, A acts, int64_t lo, int64_t hi) {
+    const int64_t U = s.U, G = 4 * U;
+    back_rows(k, s, G, lo, hi, [&](float* z, float* dh, float* dc, float* carry, int64_t at) {
+        lstm_back_row(z, dh, dc, carry, k.dy + at * U, k.gates + at * G, k.cprev + at * U, U, acts);
+    });
 }
 
 }  // namespace
@@ -405,16 +526,16 @@ void lstm_backward(float* dx, float* dW, float* dR, float* db, float* dh0, float
                    const float* dhT, const float* dcT, const float* x, const float* W, const float* R,
                    const uint8_t* mask, const float* gates, const float* hprev, const float* cprev, RnnShape s,
                    int act, int ract, float* work) {
-    const StepB rt(R, 4 * s.U, true, 4 * s.U, s.U);
-    with_acts(act, ract, [&](auto acts) {
-        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            lstm_back_rows(dh0, dc0, work, dy, dhT, dcT, rt, mask, gates, cprev, s, acts, lo, hi);
-        });
-    });
     const int64_t G = 4 * s.U;
-    weight_grads(dx, dW, work, x, W, s, G);
+    const BackProduct p(W, R, s, G, dx != nullptr);
+    std::vector<float> dbrows(db ? size_t(s.N * G) : 0);
+    const SeqBack k{work, dx, db ? dbrows.data() : nullptr, dh0, dc0, dy, dhT, dcT, gates, cprev, mask, p};
+    with_acts(act, ract, [&](auto acts) {
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) { lstm_back_rows(k, s, acts, lo, hi); });
+    });
+    weight_grads(nullptr, dW, work, x, W, s, G);
     recurrent_grad(dR, G, hprev, work, G, s, G);
-    if (db) bias_grad(db, work, std::max<int64_t>(G, 1), s.N * s.T, G);
+    if (db) sum_rows(db, dbrows.data(), s.N, G);
 }
 
 // ---------------------------------------------------------------- inference (no caches)

@@ -167,6 +167,35 @@ def test_prepacked_recurrent_kernel_spans_several_gemm_blocks(cpu, rng, isa, kin
         assert_close(g, wnt, k=n * t * (u + i) + 1)
 
 
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_backward_without_dx_gives_the_same_weight_and_state_gradients(cpu, rng, kind, isa):
+    # The backward's per-step product is [dx_t | dh] += dz_t [W; R]^T; without dx only R is
+    # stacked. Either way the weight, bias and state gradients match the reference, on every path.
+    pyminidl.config.set_cpu_capability(isa)
+    n, t, i, u = 21, 6, 5, 19
+    x = rng.standard_normal((n, t, i)).astype(np.float32)
+    w, r, b = _weights(rng, kind, i, u, np.float32)
+    h0, c0 = (rng.standard_normal((n, u)).astype(np.float32) for _ in range(2))
+    dy, dh, dc = (rng.standard_normal(s).astype(np.float32) for s in ((n, t, u), (n, u), (n, u)))
+    mask = _masks(rng, n, t)["random"]
+    out = _forward(cpu, kind, x, w, r, b, h0, c0, mask)
+    if kind == "lstm":
+        with_dx = cpu.lstm_backward(dy, dh, dc, x, w, r, mask, *out[3:], True, need_dx=True)
+        without = cpu.lstm_backward(dy, dh, dc, x, w, r, mask, *out[3:], True, need_dx=False)
+    else:
+        with_dx = cpu.simple_rnn_backward(dy, dh, x, w, r, mask, *out[2:], True, need_dx=True)
+        without = cpu.simple_rnn_backward(dy, dh, x, w, r, mask, *out[2:], True, need_dx=False)
+    assert without[0] is None
+    f64 = [a.astype(np.float64) for a in (x, w, r, b, h0, c0)]
+    want = _backward(REF, kind, *(a.astype(np.float64) for a in (dy, dh, dc)), *f64[:3], mask,
+                     _forward(REF, kind, *f64, mask))
+    for a, c, wnt in zip(with_dx, without, want):
+        assert_close(a, wnt, k=n * t * (u + i) + 1)
+        if c is not None:
+            assert_close(c, wnt, k=n * t * (u + i) + 1)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "gru_before", "simple_rnn"])
 def test_one_and_two_threads_agree_and_runs_repeat_bit_for_bit(cpu, rng, kind):
     n, t, i, u = 64, 5, 6, 16  # 64 rows: two row blocks on two threads
