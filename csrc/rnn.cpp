@@ -2,6 +2,7 @@
 // rnn_impl.h that active_isa() allows) and the Embedding gather / scatter-add.
 #define PMD_RNN_ISA baseline
 #include "rnn_impl.h"
+#include "rnn_infer_impl.h"
 #include "rnn_isa.h"
 
 namespace pyminidl::kernels {
