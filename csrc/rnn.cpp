@@ -73,6 +73,11 @@ void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, c
     PMD_RNN_DISPATCH(simple_rnn_inference, y, hT, x, W, R, b, h0, mask, s, act)
 }
 
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after) {
+    PMD_RNN_DISPATCH(gru_inference, y, hT, x, W, R, b, h0, mask, s, act, ract, reset_after)
+}
+
 // ---------------------------------------------------------------- Embedding
 
 void embedding_forward(float* y, const int64_t* ids, const float* table, int64_t n, int64_t D) {

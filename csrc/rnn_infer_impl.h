@@ -1,5 +1,5 @@
-// rnn_infer_impl.h — the recurrent inference forwards (lstm_inference, simple_rnn_inference): no
-// backward follows (predict, evaluate), so no per-step cache is kept.
+// rnn_infer_impl.h — the recurrent inference forwards (lstm_inference, simple_rnn_inference,
+// gru_inference): no backward follows (predict, evaluate), so no per-step cache is kept.
 // Compiled per ISA path with rnn_impl.h (whose helpers it uses: StepB, RowScratch, with_acts,
 // over_row_blocks) into the namespace PMD_RNN_ISA names.
 //
@@ -8,12 +8,18 @@
 // per call, into a (rows, G) gate buffer that stays in cache. No (N, T, G) projection is written
 // and read back, and no gates / hprev / cprev arrays are allocated (and page-faulted) per call.
 // One row loop (infer_rows) serves every cell; a cell is a functor that updates one valid row
-// from its pre-activations (cell.block: an optional per-block stage after the product).
+// from its pre-activations (and, for GRU without reset_after, runs a second product per step).
 // The per-row math is the training forward's; only the summation order of the pre-activation
 // differs (one K = I + U product, bias added after).
+// GRU's [W; R] has zero blocks where a gate reads only one side: reset_after keeps x W_h and
+// h R_h apart (hh = act(x W_h + b_h + r (h R_h + b_rec_h))), so G = 4U columns
+// [x W_zr + h R_zr, x W_h, h R_h]; reset_after = false needs r before (r h) R_h, so G = 3U
+// [x W_zr + h R_zr, x W_h] and the cell's per-block stage runs (r h) R_h.
 #pragma once
 
 #include "rnn_impl.h"
+
+#include <utility>
 
 #include <utility>
 
@@ -44,7 +50,7 @@ std::vector<float> padded_bias(const float* b, int64_t G) {
 }
 
 // Per-thread state of one row block: xh (rows, I + U) = [x_t, h_{t-1}], c (rows, CW) the cell's
-// own per-row state or scratch (LSTM: c), g (rows, G)
+// own per-row state or scratch (LSTM: c; GRU without reset_after: r h and (r h) R_h), g (rows, G)
 // the step's pre-activations. The GEMM workspace fits products up to (rows, G, I + U).
 struct InferRows {
     RowScratch sc;
@@ -135,6 +141,72 @@ struct LstmCell : NoBlockStage {
     }
 };
 
+// GRU, reset_after: g = [x W_zr + h R_zr, x W_h, h R_h]; b = [b_zr + b_rec_zr, b_h, b_rec_h].
+template <class A>
+struct GruAfterCell : NoBlockStage {
+    const float* b;
+    int64_t U;
+    A acts;
+    PMD_ALWAYS_INLINE void operator()(const float* PMD_RESTRICT g, float* PMD_RESTRICT h, float*) const {
+        for (int64_t u = 0; u < U; ++u) {
+            const float z = acts.ract(g[u] + b[u]), r = acts.ract(g[U + u] + b[U + u]);
+            const float hh = acts.act(g[2 * U + u] + b[2 * U + u] + r * (g[3 * U + u] + b[3 * U + u]));
+            h[u] = z * h[u] + (1.0f - z) * hh;  // h_t = z h_{t-1} + (1 - z) hh
+        }
+    }
+};
+
+// GRU, reset_after = false: g = [x W_zr + h R_zr, x W_h]; b = [b_zr, b_h]. Per block: c[:, :U] =
+// r h_{t-1}, then c[:, U:] = (r h_{t-1}) R_h; per row: hh = act(x W_h + b_h + c[:, U:]).
+template <class A>
+struct GruBeforeCell {
+    const float* b;
+    const StepB& Rh;
+    int64_t U;
+    A acts;
+    void block(InferRows& st, const RnnShape& s, int64_t rows) const {
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* PMD_RESTRICT g = st.g + r * 3 * U;
+            const float* PMD_RESTRICT h = st.h(r, s);
+            float* PMD_RESTRICT rh = st.c + r * 2 * U;
+            for (int64_t u = 0; u < U; ++u) rh[u] = acts.ract(g[U + u] + b[U + u]) * h[u];
+        }
+        Rh.run(st.c + U, 2 * U, st.c, 2 * U, rows, 0.0f, st.sc);
+    }
+    PMD_ALWAYS_INLINE void operator()(const float* PMD_RESTRICT g, float* PMD_RESTRICT h,
+                                      float* PMD_RESTRICT c) const {
+        for (int64_t u = 0; u < U; ++u) {
+            const float z = acts.ract(g[u] + b[u]);
+            const float hh = acts.act(g[2 * U + u] + b[2 * U + u] + c[U + u]);
+            h[u] = z * h[u] + (1.0f - z) * hh;
+        }
+    }
+};
+
+// GRU's stacked matrix (see the file comment): reset_after [[W_zr, W_h, 0], [R_zr, 0, R_h]],
+// else [[W_zr, W_h], [R_zr, 0]].
+std::vector<float> gru_stack(const float* W, const float* R, const RnnShape& s, bool reset_after) {
+    const int64_t U = s.U, G = reset_after ? 4 * U : 3 * U;
+    std::vector<float> v(size_t(std::max<int64_t>(1, (s.I + U) * G)), 0.0f);
+    for (int64_t i = 0; i < s.I; ++i) std::copy_n(W + i * 3 * U, 3 * U, v.data() + i * G);
+    for (int64_t k = 0; k < U; ++k) {
+        float* row = v.data() + (s.I + k) * G;
+        std::copy_n(R + k * 3 * U, 2 * U, row);
+        if (reset_after) std::copy_n(R + k * 3 * U + 2 * U, U, row + 3 * U);
+    }
+    return v;
+}
+
+// GRU's bias of the stacked columns: reset_after [b_zr + b_rec_zr, b_h, b_rec_h], else b.
+std::vector<float> gru_bias(const float* b, int64_t U, bool reset_after) {
+    if (!reset_after || b == nullptr) return padded_bias(b, reset_after ? 4 * U : 3 * U);
+    std::vector<float> v(size_t(std::max<int64_t>(4 * U, 1)));
+    for (int64_t j = 0; j < 2 * U; ++j) v[j] = b[j] + b[3 * U + j];
+    std::copy_n(b + 2 * U, U, v.data() + 2 * U);
+    std::copy_n(b + 5 * U, U, v.data() + 3 * U);
+    return v;
+}
+
 }  // namespace
 
 // Rows per thread of the inference forwards. Its only per-step work is the product, so a block
@@ -163,6 +235,25 @@ void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, c
         const SimpleRnnCell<decltype(acts)> cell{{}, bias.data(), s.U, acts};
         over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
             infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 0, cell, lo, hi);
+        }, INFER_MIN_ROWS);
+    });
+}
+
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after) {
+    const int64_t U = s.U, G = reset_after ? 4 * U : 3 * U;
+    const StackedWR wr(gru_stack(W, R, s, reset_after), s, G);
+    const StepB rh(R + 2 * U, 3 * U, false, reset_after ? 0 : U, reset_after ? 0 : U);
+    const std::vector<float> bias = gru_bias(b, U, reset_after);
+    with_acts(act, ract, [&](auto acts) {
+        using Acts = decltype(acts);
+        over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
+            if (reset_after)
+                infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 0, GruAfterCell<Acts>{{}, bias.data(), U, acts},
+                           lo, hi);
+            else
+                infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 2 * U,
+                           GruBeforeCell<Acts>{bias.data(), rh, U, acts}, lo, hi);
         }, INFER_MIN_ROWS);
     });
 }
