@@ -11,27 +11,50 @@
 // from its pre-activations (and, for GRU without reset_after, runs a second product per step).
 // The per-row math is the training forward's; only the summation order of the pre-activation
 // differs (one K = I + U product, bias added after).
-// GRU's [W; R] has zero blocks where a gate reads only one side: reset_after keeps x W_h and
-// h R_h apart (hh = act(x W_h + b_h + r (h R_h + b_rec_h))), so G = 4U columns
-// [x W_zr + h R_zr, x W_h, h R_h]; reset_after = false needs r before (r h) R_h, so G = 3U
-// [x W_zr + h R_zr, x W_h] and the cell's per-block stage runs (r h) R_h.
+// GRU's gates read [x, h] for z and r but only one side for h: reset_after keeps x W_h and h R_h
+// apart (hh = act(x W_h + b_h + r (h R_h + b_rec_h))), so G = 4U columns [x W_zr + h R_zr, x W_h,
+// h R_h], three column blocks of the step product (one stacked matrix would multiply zero blocks:
+// 4 (I + U) U against (2 (I + U) + I + U) U); reset_after = false needs r before (r h) R_h, so
+// G = 3U [x W_zr + h R_zr, x W_h] and the cell's per-block stage runs (r h) R_h.
 #pragma once
 
 #include "rnn_impl.h"
 
+#include <memory>
 #include <utility>
 
+#include <memory>
 #include <utility>
 
 namespace pyminidl::kernels {
 namespace PMD_RNN_ISA {
 namespace {
 
-// A stacked (I + U, G) matrix, packed for the per-step product of [x_t, h_{t-1}].
-struct StackedWR {
-    std::vector<float> wr;
-    StepB b;
-    StackedWR(std::vector<float> m, const RnnShape& s, int64_t G) : wr(std::move(m)), b(wr.data(), G, false, s.I + s.U, G) {}
+// The per-step product g (rows, G) = [x_t, h_{t-1}] times the stacked weights, as column blocks,
+// each packed once per call (StepB) and read from its own K range of [x_t, h_{t-1}]: a block that
+// would be zeros in one stacked matrix (GRU's) is not multiplied. store: the stacked copies.
+class StepProducts {
+public:
+    explicit StepProducts(int64_t G) : G_(G) {}
+    // g[:, c0 : c0 + cols] = [x_t, h_{t-1}][:, k0 : k0 + k] B, B (k, cols) with row stride ldb.
+    void add(const float* b, int64_t ldb, int64_t k0, int64_t k, int64_t c0, int64_t cols) {
+        parts_.push_back(std::make_unique<StepB>(b, ldb, false, k, cols));
+        at_.push_back({k0, c0});
+    }
+    void run(float* g, const float* xh, int64_t K, int64_t rows, RowScratch& sc) const {
+        for (size_t j = 0; j < parts_.size(); ++j)
+            parts_[j]->run(g + at_[j].c0, G_, xh + at_[j].k0, K, rows, 0.0f, sc);
+    }
+    int64_t cols() const { return G_; }
+    std::vector<std::vector<float>> store;
+
+private:
+    struct At {
+        int64_t k0, c0;
+    };
+    int64_t G_;
+    std::vector<std::unique_ptr<StepB>> parts_;
+    std::vector<At> at_;
 };
 
 // [W; R] as one contiguous (I + U, G) copy.
@@ -67,9 +90,9 @@ struct InferRows {
         for (int64_t i = 0; i < rows * cw; ++i) c[i] = c0 ? c0[lo * cw + i] : 0.0f;
     }
     // xh[:, :I] = x_t of the block's rows; then g = [x_t, h_{t-1}] [W; R].
-    void step_product(const float* x, const StepB& wr, const RnnShape& s, int64_t lo, int64_t hi, int64_t t) {
+    void step_product(const float* x, const StepProducts& wr, const RnnShape& s, int64_t lo, int64_t hi, int64_t t) {
         for (int64_t n = lo; n < hi; ++n) std::copy_n(x + (n * s.T + t) * s.I, s.I, xh + (n - lo) * K);
-        wr.run(g, wr.cols(), xh, K, hi - lo, 0.0f, sc);
+        wr.run(g, xh, K, hi - lo, sc);
     }
     float* h(int64_t r, const RnnShape& s) const { return xh + r * K + s.I; }
     void store_final(float* hT, float* cT, const RnnShape& s, int64_t lo, int64_t hi) const {
@@ -89,7 +112,7 @@ PMD_ALWAYS_INLINE void repeat_output(float* yo, const RnnShape& s, int64_t t) {
 // (g: its G pre-activations without the bias; h, c updated in place) and h copied to y.
 // cT (the cell's per-row state, CW wide) may be nullptr.
 template <class Cell>
-void infer_rows(float* y, float* hT, float* cT, const float* x, const StepB& wr, const float* h0, const float* c0,
+void infer_rows(float* y, float* hT, float* cT, const float* x, const StepProducts& wr, const float* h0, const float* c0,
                 const uint8_t* mask, const RnnShape& s, int64_t CW, Cell cell, int64_t lo, int64_t hi) {
     const int64_t U = s.U, G = wr.cols();
     InferRows st(s, G, CW, lo, hi, h0, c0);
@@ -183,18 +206,26 @@ struct GruBeforeCell {
     }
 };
 
-// GRU's stacked matrix (see the file comment): reset_after [[W_zr, W_h, 0], [R_zr, 0, R_h]],
-// else [[W_zr, W_h], [R_zr, 0]].
-std::vector<float> gru_stack(const float* W, const float* R, const RnnShape& s, bool reset_after) {
-    const int64_t U = s.U, G = reset_after ? 4 * U : 3 * U;
-    std::vector<float> v(size_t(std::max<int64_t>(1, (s.I + U) * G)), 0.0f);
-    for (int64_t i = 0; i < s.I; ++i) std::copy_n(W + i * 3 * U, 3 * U, v.data() + i * G);
-    for (int64_t k = 0; k < U; ++k) {
-        float* row = v.data() + (s.I + k) * G;
-        std::copy_n(R + k * 3 * U, 2 * U, row);
-        if (reset_after) std::copy_n(R + k * 3 * U + 2 * U, U, row + 3 * U);
-    }
-    return v;
+// [W; R] (I + U, G) as one block.
+std::unique_ptr<StepProducts> stacked_products(const float* W, const float* R, const RnnShape& s, int64_t G) {
+    auto p = std::make_unique<StepProducts>(G);
+    p->store.push_back(stack_wr(W, R, s, G));
+    p->add(p->store.back().data(), G, 0, s.I + s.U, 0, G);
+    return p;
+}
+
+// GRU's blocks (see the file comment): [x, h] [W_zr; R_zr], x W_h, and (reset_after) h R_h.
+std::unique_ptr<StepProducts> gru_products(const float* W, const float* R, const RnnShape& s, bool reset_after) {
+    const int64_t U = s.U;
+    auto p = std::make_unique<StepProducts>(reset_after ? 4 * U : 3 * U);
+    std::vector<float> zr(size_t(std::max<int64_t>(1, (s.I + U) * 2 * U)));
+    for (int64_t i = 0; i < s.I; ++i) std::copy_n(W + i * 3 * U, 2 * U, zr.data() + i * 2 * U);
+    for (int64_t k = 0; k < U; ++k) std::copy_n(R + k * 3 * U, 2 * U, zr.data() + (s.I + k) * 2 * U);
+    p->store.push_back(std::move(zr));
+    p->add(p->store.back().data(), 2 * U, 0, s.I + U, 0, 2 * U);
+    p->add(W + 2 * U, 3 * U, 0, s.I, 2 * U, U);
+    if (reset_after) p->add(R + 2 * U, 3 * U, s.I, U, 3 * U, U);
+    return p;
 }
 
 // GRU's bias of the stacked columns: reset_after [b_zr + b_rec_zr, b_h, b_rec_h], else b.
@@ -217,42 +248,42 @@ constexpr int64_t INFER_MIN_ROWS = 32;
 
 void lstm_inference(float* y, float* hT, float* cT, const float* x, const float* W, const float* R, const float* b,
                     const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract) {
-    const StackedWR wr(stack_wr(W, R, s, 4 * s.U), s, 4 * s.U);
+    const auto wr = stacked_products(W, R, s, 4 * s.U);
     const std::vector<float> bias = padded_bias(b, 4 * s.U);
     with_acts(act, ract, [&](auto acts) {
         const LstmCell<decltype(acts)> cell{{}, bias.data(), s.U, acts};
         over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            infer_rows(y, hT, cT, x, wr.b, h0, c0, mask, s, s.U, cell, lo, hi);
+            infer_rows(y, hT, cT, x, *wr, h0, c0, mask, s, s.U, cell, lo, hi);
         }, INFER_MIN_ROWS);
     });
 }
 
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act) {
-    const StackedWR wr(stack_wr(W, R, s, s.U), s, s.U);
+    const auto wr = stacked_products(W, R, s, s.U);
     const std::vector<float> bias = padded_bias(b, s.U);
     with_acts(act, RNN_SIGMOID, [&](auto acts) {
         const SimpleRnnCell<decltype(acts)> cell{{}, bias.data(), s.U, acts};
         over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
-            infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 0, cell, lo, hi);
+            infer_rows(y, hT, nullptr, x, *wr, h0, nullptr, mask, s, 0, cell, lo, hi);
         }, INFER_MIN_ROWS);
     });
 }
 
 void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                    const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after) {
-    const int64_t U = s.U, G = reset_after ? 4 * U : 3 * U;
-    const StackedWR wr(gru_stack(W, R, s, reset_after), s, G);
+    const int64_t U = s.U;
+    const auto wr = gru_products(W, R, s, reset_after);
     const StepB rh(R + 2 * U, 3 * U, false, reset_after ? 0 : U, reset_after ? 0 : U);
     const std::vector<float> bias = gru_bias(b, U, reset_after);
     with_acts(act, ract, [&](auto acts) {
         using Acts = decltype(acts);
         over_row_blocks(s.N, [&](int64_t lo, int64_t hi) {
             if (reset_after)
-                infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 0, GruAfterCell<Acts>{{}, bias.data(), U, acts},
+                infer_rows(y, hT, nullptr, x, *wr, h0, nullptr, mask, s, 0, GruAfterCell<Acts>{{}, bias.data(), U, acts},
                            lo, hi);
             else
-                infer_rows(y, hT, nullptr, x, wr.b, h0, nullptr, mask, s, 2 * U,
+                infer_rows(y, hT, nullptr, x, *wr, h0, nullptr, mask, s, 2 * U,
                            GruBeforeCell<Acts>{bias.data(), rh, U, acts}, lo, hi);
         }, INFER_MIN_ROWS);
     });
