@@ -4,8 +4,8 @@
 // over_row_blocks) into the namespace PMD_RNN_ISA names.
 //
 // Nothing of a step outlives the next one: each thread keeps [x_t, h_{t-1}] of its rows in one
-// (rows, I + U) buffer and runs one GEMM per step against a stacked [W; R] (I + U, G), packed once
-// per call, into a (rows, G) gate buffer that stays in cache. No (N, T, G) projection is written
+// (rows, I + U) buffer and runs one GEMM per step against a stacked [W; R] (I + U, G) (GRU: three
+// column blocks), packed once per call, into a (rows, G) gate buffer that stays in cache. No (N, T, G) projection is written
 // and read back, and no gates / hprev / cprev arrays are allocated (and page-faulted) per call.
 // One row loop (infer_rows) serves every cell; a cell is a functor that updates one valid row
 // from its pre-activations (and, for GRU without reset_after, runs a second product per step).
@@ -23,16 +23,14 @@
 #include <memory>
 #include <utility>
 
-#include <memory>
-#include <utility>
-
 namespace pyminidl::kernels {
 namespace PMD_RNN_ISA {
 namespace {
 
 // The per-step product g (rows, G) = [x_t, h_{t-1}] times the stacked weights, as column blocks,
 // each packed once per call (StepB) and read from its own K range of [x_t, h_{t-1}]: a block that
-// would be zeros in one stacked matrix (GRU's) is not multiplied. store: the stacked copies.
+// would be zeros in one stacked matrix (GRU's) is not multiplied. store: the stacked copies the
+// blocks read (a moved std::vector keeps its buffer, so their pointers survive store's growth).
 class StepProducts {
 public:
     explicit StepProducts(int64_t G) : G_(G) {}
