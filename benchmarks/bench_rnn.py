@@ -1,8 +1,9 @@
 """Recurrent layers and the sentiment model: pyminidl vs PyTorch CPU, measured in the same run.
 
-1. LSTM and SimpleRNN layers, batch 64, 80 steps, 32 inputs, 128 units, the full output sequence:
-   forward (inference) and forward + backward (training), vs torch.nn.LSTM / torch.nn.RNN with the
-   same weights (Keras layout converted; gate order i, f, c, o is PyTorch's i, f, g, o).
+1. LSTM, SimpleRNN and GRU layers, batch 64, 80 steps, 32 inputs, 128 units, the full output
+   sequence: forward (inference) and forward + backward (training), vs torch.nn.LSTM / RNN / GRU with
+   the same weights (Keras layout converted; gate order i, f, c, o is PyTorch's i, f, g, o; GRU's
+   z, r, h (reset_after, Keras's default and PyTorch's formula) is PyTorch's r, z, n).
 2. One epoch of Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid), RMSprop, binary
    cross-entropy, batch 128, on synthetic sequences of length 200 (``model.fit(..., epochs=1)`` vs
    the idiomatic PyTorch loop), samples/second.
@@ -49,21 +50,33 @@ except ImportError:  # the peer is optional
 N, T, I, U = 64, 80, 32, 128
 
 
+_LAYERS = {"lstm": (layers.LSTM, "LSTM"), "simple_rnn": (layers.SimpleRNN, "RNN"), "gru": (layers.GRU, "GRU")}
+
+
+def _torch_gates(a, kind):
+    """Keras's gate blocks (last axis) in PyTorch's order: GRU z, r, h -> r, z, n; others as they are."""
+    if kind != "gru":
+        return a
+    z, r, h = np.split(a, 3, axis=-1)
+    return np.concatenate([r, z, h], axis=-1)
+
+
 def _layer_pair(kind, rng):
     """(pyminidl layer, torch module) with the same weights."""
-    layer = layers.LSTM(U, return_sequences=True) if kind == "lstm" else layers.SimpleRNN(U, return_sequences=True)
+    cls, torch_name = _LAYERS[kind]
+    layer = cls(U, return_sequences=True)
     layer.build((None, T, I))
     if torch is None:
         return layer, None
-    mod = torch.nn.LSTM(I, U, batch_first=True) if kind == "lstm" else torch.nn.RNN(I, U, batch_first=True)
+    mod = getattr(torch.nn, torch_name)(I, U, batch_first=True)
     kernel, recurrent, bias = layer.get_weights()
     bias = bias + rng.standard_normal(bias.shape).astype("float32") * 0.1
     layer.set_weights([kernel, recurrent, bias])
+    b_ih, b_hh = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
     with torch.no_grad():
-        mod.weight_ih_l0.copy_(torch.from_numpy(kernel.T.copy()))
-        mod.weight_hh_l0.copy_(torch.from_numpy(recurrent.T.copy()))
-        mod.bias_ih_l0.copy_(torch.from_numpy(bias))
-        mod.bias_hh_l0.zero_()
+        for name, value in (("weight_ih_l0", kernel), ("weight_hh_l0", recurrent), ("bias_ih_l0", b_ih),
+                            ("bias_hh_l0", b_hh)):
+            getattr(mod, name).copy_(torch.from_numpy(np.ascontiguousarray(_torch_gates(value, kind).T)))
     return layer, mod
 
 
@@ -186,7 +199,7 @@ def main():
     print(f"# {harness.machine_line(m)}; FMA ceiling {m['fma_ceiling_gflops']:.0f} GFLOP/s")
     print(f"# threads {ARGS.threads}; torch {torch.__version__ if torch else 'not installed'}; "
           f"speedup = torch time / pyminidl time; load average {_load()} (start)")
-    rows = _layer_rows("lstm", rng) + _layer_rows("simple_rnn", rng)
+    rows = _layer_rows("lstm", rng) + _layer_rows("simple_rnn", rng) + _layer_rows("gru", rng)
     harness.table(rows, ["op", "pyminidl_ms", "torch_ms", "speedup"])
     if ARGS.samples:
         row = _epoch_row(ARGS.samples, rng)

@@ -264,6 +264,23 @@ py::tuple py_gru_forward(py::array x, py::array w, py::array r, py::object b, py
     return py::make_tuple(y, hT, gates, hprev, extra);
 }
 
+// The inference forward: (y, hT), no caches.
+py::tuple py_gru_inference(py::array x, py::array w, py::array r, py::object b, py::object h0, py::object mask,
+                           const std::string& activation, const std::string& recurrent_activation, bool reset_after) {
+    const std::string op = "gru_inference";
+    auto a = fwd_args(op, x, w, r, b, h0, mask, 3, reset_after);
+    const int act = act_code(op, activation), ract = act_code(op, recurrent_activation);
+    const auto s = a.s;
+    farr y = out({s.N, s.T, s.U}), hT = out({s.N, s.U});
+    float *p0 = y.mutable_data(), *p1 = hT.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::gru_inference(p0, p1, a.x.data(), a.w.data(), a.r.data(), ptr(a.b), ptr(a.h0), mask_ptr(a.mask), s,
+                               act, ract, reset_after);
+    }
+    return py::make_tuple(y, hT);
+}
+
 py::tuple py_gru_backward(py::array dy, py::object dh, py::array x, py::array w, py::array r, py::object mask,
                           py::array gates, py::array hprev, py::array extra, bool has_bias,
                           const std::string& activation, const std::string& recurrent_activation, bool reset_after,
@@ -369,6 +386,9 @@ void bind_rnn(py::module_& m) {
           "h0"_a = py::none(), "c0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh",
           "recurrent_activation"_a = "sigmoid");
     m.def("gru_forward", &py_gru_forward, "x"_a, "kernel"_a, "recurrent_kernel"_a, "bias"_a = py::none(),
+          "h0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh", "recurrent_activation"_a = "sigmoid",
+          "reset_after"_a = true);
+    m.def("gru_inference", &py_gru_inference, "x"_a, "kernel"_a, "recurrent_kernel"_a, "bias"_a = py::none(),
           "h0"_a = py::none(), "mask"_a = py::none(), "activation"_a = "tanh", "recurrent_activation"_a = "sigmoid",
           "reset_after"_a = true);
     m.def("gru_backward", &py_gru_backward, "dy"_a, "dh"_a, "x"_a, "kernel"_a, "recurrent_kernel"_a, "mask"_a,

@@ -2,6 +2,7 @@
 // rnn_impl.h that active_isa() allows) and the Embedding gather / scatter-add.
 #define PMD_RNN_ISA baseline
 #include "rnn_impl.h"
+#include "rnn_infer_impl.h"
 #include "rnn_isa.h"
 
 namespace pyminidl::kernels {
@@ -70,6 +71,11 @@ void lstm_inference(float* y, float* hT, float* cT, const float* x, const float*
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act) {
     PMD_RNN_DISPATCH(simple_rnn_inference, y, hT, x, W, R, b, h0, mask, s, act)
+}
+
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after) {
+    PMD_RNN_DISPATCH(gru_inference, y, hT, x, W, R, b, h0, mask, s, act, ract, reset_after)
 }
 
 // ---------------------------------------------------------------- Embedding

@@ -58,6 +58,9 @@ void lstm_inference(float* y, float* hT, float* cT, const float* x, const float*
                     const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act);
+// b: (2, 3U) when reset_after else (3U,), or nullptr.
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after);
 
 // y: (n, D) = table[ids]; ids: (n,) already checked to lie in [0, V).
 void embedding_forward(float* y, const int64_t* ids, const float* table, int64_t n, int64_t D);

@@ -2,3 +2,4 @@
 // time by rnn.cpp.
 #define PMD_RNN_ISA avx2
 #include "rnn_impl.h"
+#include "rnn_infer_impl.h"

@@ -42,6 +42,9 @@ void lstm_inference(float* y, float* hT, float* cT, const float* x, const float*
                     const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act);
+// b: (2, 3U) when reset_after else (3U,), or nullptr.
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after);
 
 }  // namespace baseline
 namespace avx2 {
@@ -81,6 +84,9 @@ void lstm_inference(float* y, float* hT, float* cT, const float* x, const float*
                     const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act);
+// b: (2, 3U) when reset_after else (3U,), or nullptr.
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after);
 
 }  // namespace avx2
 namespace avx512 {
@@ -120,6 +126,9 @@ void lstm_inference(float* y, float* hT, float* cT, const float* x, const float*
                     const float* h0, const float* c0, const uint8_t* mask, RnnShape s, int act, int ract);
 void simple_rnn_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
                           const float* h0, const uint8_t* mask, RnnShape s, int act);
+// b: (2, 3U) when reset_after else (3U,), or nullptr.
+void gru_inference(float* y, float* hT, const float* x, const float* W, const float* R, const float* b,
+                   const float* h0, const uint8_t* mask, RnnShape s, int act, int ract, bool reset_after);
 
 }  // namespace avx512
 }  // namespace pyminidl::kernels

@@ -900,6 +900,13 @@ class Backend:
             y[:, t] = out
         return y, h, gates, hprev, extra
 
+    def gru_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh",
+                      recurrent_activation="sigmoid", reset_after=True):
+        """gru_forward when no backward follows (predict, evaluate): the same arguments; returns only
+        (y (N, T, U), h_T), so faster backends need not keep the per-step caches."""
+        return self.gru_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
+                                reset_after)[:2]
+
     def gru_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias=True,
                      activation="tanh", recurrent_activation="sigmoid", reset_after=True, need_dx=True):
         """Backpropagation through time of gru_forward. dy: (N, T, U); dh: (N, U) or None.

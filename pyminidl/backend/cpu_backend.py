@@ -529,6 +529,14 @@ class CpuBackend(Backend):
         return super().gru_forward(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
                                    reset_after)
 
+    def gru_inference(self, x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, activation="tanh",
+                      recurrent_activation="sigmoid", reset_after=True):
+        if _rnn_fast((x, kernel, recurrent_kernel, bias, h0), mask, activation, recurrent_activation):
+            return _C.gru_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
+                                    reset_after)
+        return super().gru_inference(x, kernel, recurrent_kernel, bias, h0, mask, activation, recurrent_activation,
+                                     reset_after)
+
     def gru_backward(self, dy, dh, x, kernel, recurrent_kernel, mask, gates, hprev, extra, has_bias=True,
                      activation="tanh", recurrent_activation="sigmoid", reset_after=True, need_dx=True):
         if _rnn_fast((dy, dh, x, kernel, recurrent_kernel, gates, hprev, extra), mask, activation,

@@ -355,7 +355,13 @@ def _lstm_inference(cell, x, states, mask):
     return y, [h, c], _no_backward
 
 
-_INFERENCE = {"simple_rnn": _simple_rnn_inference, "lstm": _lstm_inference}
+def _gru_inference(cell, x, states, mask):
+    y, h = get_backend().gru_inference(x, cell.kernel, cell.recurrent_kernel, cell.bias, states[0], mask,
+                                       cell.activation, cell.recurrent_activation, cell.reset_after)
+    return y, [h], _no_backward
+
+
+_INFERENCE = {"simple_rnn": _simple_rnn_inference, "lstm": _lstm_inference, "gru": _gru_inference}
 
 
 @ops._op()

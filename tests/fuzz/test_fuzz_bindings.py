@@ -534,19 +534,22 @@ def _fuzz_rnn_forward(kind, data):
          lambda: _fwd_call(kind, a64, mask, act, two_rows, REF), np.float32, f)
 
 
-def _infer_call(kind, a, mask, act, fn):
+def _infer_call(kind, a, mask, act, fn, reset_after=True):
     if kind == "lstm":
         return fn.lstm_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], a["c0"], mask, act,
                                  "sigmoid")
+    if kind == "gru":
+        return fn.gru_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act, "sigmoid",
+                                reset_after)
     return fn.simple_rnn_inference(a["x"], a["kernel"], a["recurrent_kernel"], a["bias"], a["h0"], mask, act)
 
 
 def _fuzz_rnn_inference(kind, data):
     sites = ["x", "kernel", "recurrent_kernel", "bias", "h0"] + (["c0"] if kind == "lstm" else [])
-    f, a, mask, act, _ = _rnn_case(data.draw, kind, sites, sites)
+    f, a, mask, act, two_rows = _rnn_case(data.draw, kind, sites, sites)
     a64 = {s: _f64(v) for s, v in a.items()}
-    _run(f"{kind}_inference", lambda: _infer_call(kind, a, mask, act, _C),
-         lambda: _infer_call(kind, a64, mask, act, REF), np.float32, f)
+    _run(f"{kind}_inference", lambda: _infer_call(kind, a, mask, act, _C, two_rows),
+         lambda: _infer_call(kind, a64, mask, act, REF, two_rows), np.float32, f)
 
 
 def _bwd_call(kind, a, mask, caches, act, reset_after, has_bias, fn):
@@ -609,6 +612,12 @@ def test_fuzz_simple_rnn_inference(data):
 @given(data=st.data())
 def test_fuzz_lstm_inference(data):
     _fuzz_rnn_inference("lstm", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_gru_inference(data):
+    _fuzz_rnn_inference("gru", data)
 
 
 @FUZZ

@@ -1,4 +1,5 @@
-"""The inference forwards (lstm_inference, simple_rnn_inference: no per-step caches kept) vs the
+"""The inference forwards (lstm_inference, simple_rnn_inference, gru_inference with and without
+reset_after ("gru", "gru_before"): no per-step caches kept) vs the
 reference (its training forward's y and final states, float64 from the same float32 inputs): masks,
 awkward sizes, batch 1, strided inputs, no bias or states, other activations, several GEMM blocks,
 1 vs 2 threads, bad input. (The reference is lstm_forward / simple_rnn_forward, whose gradients the
@@ -15,7 +16,7 @@ from pyminidl.testing import assert_close
 pytestmark = pytest.mark.skipif(_C is None, reason="the C++ extension is not built")
 
 REF = Backend()
-KINDS = {"simple_rnn": 1, "lstm": 4}
+KINDS = {"simple_rnn": 1, "lstm": 4, "gru": 3, "gru_before": 3}
 SHAPES = [(1, 1, 1, 1), (3, 7, 5, 17), (17, 5, 3, 1), (5, 2, 33, 7), (64, 3, 4, 9), (1, 4, 65, 33)]
 
 
@@ -27,12 +28,15 @@ def _masks(rng, n, t):
 
 def _weights(rng, kind, i, u, dtype=np.float32):
     k = KINDS[kind]
-    return tuple((rng.standard_normal(s) * 0.5).astype(dtype) for s in ((i, k * u), (u, k * u), (k * u,)))
+    bias = (2, k * u) if kind == "gru" else (k * u,)  # reset_after: input and recurrent biases
+    return tuple((rng.standard_normal(s) * 0.5).astype(dtype) for s in ((i, k * u), (u, k * u), bias))
 
 
 def _infer(be, kind, x, w, r, b, h0, c0, mask, acts=("tanh", "sigmoid")):
     if kind == "lstm":
         return be.lstm_inference(x, w, r, b, h0, c0, mask, *acts)
+    if kind.startswith("gru"):
+        return be.gru_inference(x, w, r, b, h0, mask, *acts, reset_after=kind == "gru")
     return be.simple_rnn_inference(x, w, r, b, h0, mask, acts[0])
 
 
@@ -62,8 +66,12 @@ def test_inference_equals_the_training_forward_outputs(cpu, rng, kind):
     w, r, b = _weights(rng, kind, 5, 11)
     mask = _masks(rng, 9, 6)["random"]
     got = _infer(cpu, kind, x, w, r, b, None, None, mask)
-    fwd = cpu.lstm_forward(x, w, r, b, None, None, mask) if kind == "lstm" else cpu.simple_rnn_forward(
-        x, w, r, b, None, mask)
+    if kind == "lstm":
+        fwd = cpu.lstm_forward(x, w, r, b, None, None, mask)
+    elif kind.startswith("gru"):
+        fwd = cpu.gru_forward(x, w, r, b, None, mask, reset_after=kind == "gru")
+    else:
+        fwd = cpu.simple_rnn_forward(x, w, r, b, None, mask)
     for g, f in zip(got, fwd):
         np.testing.assert_allclose(g, f, rtol=1e-5, atol=1e-5)  # only the pre-activation's summation order differs
 
@@ -155,3 +163,39 @@ def test_bindings_check_every_shape():
         _C.simple_rnn_inference(x.astype(np.float64), w[:, :5], r[:, :5])
     with pytest.raises(ValueError, match="gelu"):
         _C.simple_rnn_inference(x, w[:, :5], r[:, :5], None, None, None, "gelu")
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("kind", ["gru", "gru_before"])
+def test_gru_on_every_isa_path(cpu, rng, isa, kind):
+    # odd sizes, batch 1 and a block of two threads' rows, reversed (go_backwards) and random masks
+    pyminidl.config.set_cpu_capability(isa)
+    for n, t, i, u in ((1, 3, 7, 17), (65, 4, 3, 5), (7, 5, 1, 33)):
+        x = rng.standard_normal((n, t, i)).astype(np.float32)
+        w, r, b = _weights(rng, kind, i, u)
+        h0 = rng.standard_normal((n, u)).astype(np.float32)
+        for name, mask in _masks(rng, n, t).items():
+            xs = x[:, ::-1] if name == "pre" else x  # go_backwards: the layer reverses x (a strided view)
+            got = _infer(cpu, kind, xs, w, r, b, h0, None, mask)
+            want = _infer(REF, kind, *_f64(xs, w, r, b, h0), None, mask)
+            for g, wnt in zip(got, want):
+                assert_close(g, wnt, k=i + u)
+
+
+def test_gru_binding_checks_every_shape():
+    x = np.zeros((2, 3, 4), np.float32)
+    w, r = np.zeros((4, 15), np.float32), np.zeros((5, 15), np.float32)
+    with pytest.raises(ValueError, match="gru_inference.*bias.*\\(2, 15\\)"):
+        _C.gru_inference(x, w, r, np.zeros(15, np.float32))  # reset_after wants (2, 3U)
+    with pytest.raises(ValueError, match="bias.*\\(15,\\)"):
+        _C.gru_inference(x, w, r, np.zeros((2, 15), np.float32), reset_after=False)
+    with pytest.raises(ValueError, match="recurrent_kernel"):
+        _C.gru_inference(x, w, np.zeros((5, 20), np.float32))
+    with pytest.raises(ValueError, match="h0"):
+        _C.gru_inference(x, w, r, None, np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="mask"):
+        _C.gru_inference(x, w, r, None, None, np.ones((3, 3), bool))
+    with pytest.raises(TypeError, match="float32"):
+        _C.gru_inference(x, w.astype(np.float64), r)
+    with pytest.raises(ValueError, match="softmax"):
+        _C.gru_inference(x, w, r, None, None, None, "tanh", "softmax")
