@@ -12,7 +12,6 @@
 #include <algorithm>
 
 #include "depthwise.h"
-#include "gemm.h"
 
 using namespace pyminidl;
 
@@ -124,9 +123,8 @@ py::tuple py_backward(const py::array& dy_in, const py::array& x_in, const py::a
         std::vector<float> work(size_t(std::max(kernels::depthwise_backward_weight_workspace_elems(g),
                                                 kernels::depthwise_backward_input_workspace_elems(g))));
         const auto elems = int64_t(work.size());
-        kernels::depthwise_backward_weight(dwp, dy.data(), x.data(), g, work.data(), elems);
+        kernels::depthwise_backward_weight(dwp, dbp, dy.data(), x.data(), g, work.data(), elems);
         if (dxp != nullptr) kernels::depthwise_backward_input(dxp, dy.data(), w.data(), g, work.data(), elems);
-        if (dbp != nullptr) kernels::bias_grad(dbp, dy.data(), g.c * g.m, g.n * g.oh * g.ow, g.c * g.m);
     }
     return py::make_tuple(need_dx ? py::object(dx) : py::none(), dw, has_bias ? py::object(db) : py::none());
 }

@@ -27,16 +27,14 @@ void check_work(const char* op, int64_t have, int64_t need) {
 }
 }  // namespace
 
-// The kernel in (KH, KW, M, C) order; M = 1 reads the caller's kernel as it is.
-int64_t depthwise_forward_workspace_elems(const DepthwiseGeom& g) { return g.m == 1 ? 0 : g.kh * g.kw * g.m * g.c; }
+// x expanded to (N, H, W, C*M) (depthwise_impl.h); M = 1 reads x as it is.
+int64_t depthwise_forward_workspace_elems(const DepthwiseGeom& g) { return g.m == 1 ? 0 : g.n * g.h * g.w * g.c * g.m; }
 
-int64_t depthwise_backward_input_workspace_elems(const DepthwiseGeom& g) {
-    return depthwise_forward_workspace_elems(g);
-}
+int64_t depthwise_backward_input_workspace_elems(const DepthwiseGeom&) { return 0; }
 
-// One partial weight gradient per row chunk.
+// One partial weight and bias gradient per row chunk, then the expanded x of the forward.
 int64_t depthwise_backward_weight_workspace_elems(const DepthwiseGeom& g) {
-    return depthwise_weight_chunks(g) * g.kh * g.kw * g.m * g.c;
+    return depthwise_weight_chunks(g) * (g.kh * g.kw + 1) * g.m * g.c + depthwise_forward_workspace_elems(g);
 }
 
 void depthwise_forward(float* y, const float* x, const float* w, const float* b, const DepthwiseGeom& g,
@@ -53,11 +51,11 @@ void depthwise_backward_input(float* dx, const float* dy, const float* w, const 
     depthwise_backward_input_impl(dx, dy, w, g, work);
 }
 
-void depthwise_backward_weight(float* dw, const float* dy, const float* x, const DepthwiseGeom& g, float* work,
-                               int64_t work_elems) {
+void depthwise_backward_weight(float* dw, float* db, const float* dy, const float* x, const DepthwiseGeom& g,
+                               float* work, int64_t work_elems) {
     check_work("depthwise_backward_weight", work_elems, depthwise_backward_weight_workspace_elems(g));
-    PMD_ISA_DISPATCH(depthwise_backward_weight, dw, dy, x, g, work)
-    depthwise_backward_weight_impl(dw, dy, x, g, work);
+    PMD_ISA_DISPATCH(depthwise_backward_weight, dw, db, dy, x, g, work)
+    depthwise_backward_weight_impl(dw, db, dy, x, g, work);
 }
 
 }  // namespace pyminidl::kernels

@@ -33,9 +33,10 @@ void depthwise_forward(float* y, const float* x, const float* w, const float* b,
 void depthwise_backward_input(float* dx, const float* dy, const float* w, const DepthwiseGeom& g, float* work,
                               int64_t work_elems);
 
-// dw: (KH, KW, C, M); dy: (N, OH, OW, C*M); x: (N, H, W, C). Overwrites dw with
-// sum over (n, oh, ow) of x(tap cell) * dy, in an order fixed by the geometry alone.
-void depthwise_backward_weight(float* dw, const float* dy, const float* x, const DepthwiseGeom& g, float* work,
-                               int64_t work_elems);
+// dw: (KH, KW, C, M); db: (C*M,) or nullptr; dy: (N, OH, OW, C*M); x: (N, H, W, C). Overwrites
+// dw with the sum over (n, oh, ow) of x(tap cell) * dy and db with the sum of dy, in an order
+// fixed by the geometry alone.
+void depthwise_backward_weight(float* dw, float* db, const float* dy, const float* x, const DepthwiseGeom& g,
+                               float* work, int64_t work_elems);
 
 }  // namespace pyminidl::kernels

@@ -12,8 +12,8 @@
                            float* work);                                                                  \
     void depthwise_backward_input(float* dx, const float* dy, const float* w, const DepthwiseGeom& g,     \
                                   float* work);                                                           \
-    void depthwise_backward_weight(float* dw, const float* dy, const float* x, const DepthwiseGeom& g,    \
-                                   float* work);
+    void depthwise_backward_weight(float* dw, float* db, const float* dy, const float* x,                 \
+                                   const DepthwiseGeom& g, float* work);
 
 // The definitions: each forwards to this translation unit's copy of the kernel bodies.
 #define PMD_DEFINE_DEPTHWISE_ENTRY_POINTS                                                                 \
@@ -25,9 +25,9 @@
                                   float* work) {                                                          \
         depthwise_backward_input_impl(dx, dy, w, g, work);                                                \
     }                                                                                                     \
-    void depthwise_backward_weight(float* dw, const float* dy, const float* x, const DepthwiseGeom& g,    \
-                                   float* work) {                                                         \
-        depthwise_backward_weight_impl(dw, dy, x, g, work);                                               \
+    void depthwise_backward_weight(float* dw, float* db, const float* dy, const float* x,                 \
+                                   const DepthwiseGeom& g, float* work) {                                 \
+        depthwise_backward_weight_impl(dw, db, dy, x, g, work);                                           \
     }
 
 namespace pyminidl::kernels {

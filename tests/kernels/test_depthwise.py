@@ -28,6 +28,20 @@ GEOMETRIES = [  # x shape, kernel (..., C, M) shape, strides, padding, dilation
     ((1, 6, 19, 48), (3, 5, 48, 1), (1, 1), "valid", (1, 2)),
     ((2, 10, 21, 40), (3, 3, 40, 1), (2, 2), "same", (1, 1)),
     ((2, 30, 21), (5, 21, 1), (1,), "same", (1,)),
+    # Channel tails (C*M % 16 != 0) on the register-blocked paths: masked loads and stores.
+    ((2, 7, 30, 20), (3, 3, 20, 1), (1, 1), "same", (1, 1)),
+    ((1, 5, 37, 7), (3, 3, 7, 1), (1, 1), "same", (1, 1)),
+    # Multipliers as C*M lanes: full blocks, tails, with strides and 1-D.
+    ((2, 14, 14, 16), (5, 5, 16, 2), (1, 1), "same", (1, 1)),
+    ((2, 9, 26, 12), (3, 3, 12, 2), (1, 1), "same", (1, 1)),
+    ((1, 12, 37, 7), (3, 3, 7, 3), (2, 2), "same", (1, 1)),
+    ((2, 50, 5), (3, 5, 3), (2,), "same", (1,)),
+    # Strided input gradient in parity classes (stride 2 and 3), wide kernels (weight-gradient
+    # tap groups of 4 + 3), dilation.
+    ((2, 8, 40, 16), (3, 3, 16, 1), (2, 2), "same", (1, 1)),
+    ((1, 6, 61, 33), (3, 5, 33, 1), (1, 3), "valid", (1, 1)),
+    ((1, 5, 30, 17), (2, 7, 17, 1), (1, 1), "same", (1, 1)),
+    ((1, 7, 41, 18), (3, 3, 18, 2), (1, 1), "same", (2, 3)),
 ]
 
 
