@@ -48,14 +48,11 @@ PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg,
     for (int64_t kh = 0; kh < g.KH; ++kh) {
         for (int64_t kw = 0; kw < g.KW; ++kw) {
             const float* ar[MR];
-            bool any_inside = false;
             for (int i = 0; i < MR; ++i) {
                 const int64_t ih = ih0[i] + kh * g.DH, iw = iw0[i] + kw * g.DW;
                 const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
                 ar[i] = inside ? xn + (ih * g.W + iw) * g.C : zeros;
-                any_inside |= inside;
             }
-            if (!any_inside) continue;  // the whole tile's tap in the padding (a top or bottom row): all products 0
             const float* bp = wg + (kh * g.KW + kw) * Cg * g.F;
             for (int64_t c = 0; c < Cg; ++c, bp += g.F) {
                 V bv[NV];

@@ -189,10 +189,10 @@ def test_conv_forward_is_bit_identical_across_thread_counts(cpu, rng):
     np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)
 
 
-# Forward tiles whose tap lies in the padding for every pixel skip it (conv_simd.h): a kernel
-# taller than the image, dilated taps past the top and bottom rows, the 14x14 layer's top and
-# bottom rows; the stride-1 input gradient runs the same tiles on dy. (x shape, kernel, filters,
-# dilation)
+# Taps in the padding for whole tiles: a kernel taller than the image, dilated taps past the top
+# and bottom rows, the 14x14 layer's top and bottom rows, in the forward tiles, the stride-1 input
+# gradient (the same tiles on dy) and the weight gradient's pixel spans (wgrad_tile).
+# (x shape, kernel, filters, dilation)
 SKIP_CASES = [
     ((2, 4, 9, 16), (7, 7), 6, (1, 1)),
     ((1, 6, 30, 5), (5, 3), 40, (3, 1)),
