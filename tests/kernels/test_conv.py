@@ -189,6 +189,34 @@ def test_conv_forward_is_bit_identical_across_thread_counts(cpu, rng):
     np.testing.assert_array_equal(cpu.conv_forward(x, w, b, 1, "same", 1, 1), one)
 
 
+# Taps in the padding for whole tiles: a kernel taller than the image, dilated taps past the top
+# and bottom rows, the 14x14 layer's top and bottom rows, in the forward tiles, the stride-1 input
+# gradient (the same tiles on dy) and the weight gradient's pixel spans (wgrad_tile).
+# (x shape, kernel, filters, dilation)
+SKIP_CASES = [
+    ((2, 4, 9, 16), (7, 7), 6, (1, 1)),
+    ((1, 6, 30, 5), (5, 3), 40, (3, 1)),
+    ((2, 14, 14, 32), (3, 3), 64, (1, 1)),
+    ((1, 3, 17, 8), (5, 5), 128, (1, 1)),
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("case", SKIP_CASES, ids=str)
+def test_conv_tiles_skipping_padded_taps_match_reference_on_every_isa_path(cpu, ref, rng, case, isa):
+    x_shape, kernel, filters, dilation = case
+    x, w, b = _inputs(rng, x_shape, kernel + (x_shape[-1], filters), np.float32)
+    pyminidl.config.set_cpu_capability(isa)
+    args, k = (1, "same", dilation, 1), int(np.prod(kernel)) * x_shape[-1]
+    got = cpu.conv_forward(x, w, b, *args)
+    assert_close(got, ref.conv_forward(*_f8(x, w, b), *args), k=k)
+    dy = rng.standard_normal(got.shape).astype(np.float32)
+    dx, dw, _ = cpu.conv_backward(dy, x, w, *args)
+    rdx, rdw, _ = ref.conv_backward(*_f8(dy, x, w), *args)
+    assert_close(dx, rdx, k=int(np.prod(kernel)) * filters)
+    assert_close(dw, rdw, k=int(np.prod(dy.shape[:-1])))
+
+
 # The float32 weight gradient's register tiles (conv_simd.h, wgrad_tile) by filters per group:
 # 1 vector (<= 8 / 16), 2 vectors (17, 33, 48: masked tails), 4 vectors (64, 128: AVX-512); patch
 # rows that end off a tile (K = 9, 27, 45, 63) and tiles that cross taps (first layers, C = 1, 3);
@@ -210,6 +238,14 @@ WGRAD_CASES = [
     ((1, 5, 5, 2), (5, 5), 1, 20, (1, 1), "valid", (1, 1)),
     ((2, 1, 23, 5), (1, 5), 1, 40, (1, 2), "same", (1, 3)),
     ((1, 3, 1400, 64), (3, 3), 1, 8, (1, 1), "same", (1, 1)),  # one band row too wide: im2col
+    # Taps in the padding, skipped per tile (wgrad_tile's pixel spans): a kernel larger than the
+    # image (taps never inside), dilated taps past the edges, several bands of rows per image
+    # (spans that differ from the first band to the last), stride 2 with 'same' on odd sizes.
+    ((2, 3, 4, 5), (7, 7), 1, 16, (1, 1), "same", (1, 1)),
+    ((1, 6, 5, 4), (5, 5), 1, 64, (1, 1), "same", (2, 2)),
+    ((2, 20, 300, 8), (3, 3), 1, 64, (1, 1), "same", (1, 1)),
+    ((1, 21, 160, 16), (5, 3), 1, 32, (2, 1), "same", (1, 2)),
+    ((3, 9, 7, 32), (3, 3), 1, 64, (2, 2), "same", (1, 1)),
 ]
 
 
