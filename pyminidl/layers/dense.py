@@ -88,16 +88,24 @@ class Dense(Layer):
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         kernel, bias = self.kernel, self.bias
         need_dx = FORWARD_OPTIONS.need_dx
+        name = self._act_name
         pre = be.dense_forward(x2, kernel, bias)  # (N, units), before the activation
-        z, act_backward = self._activate(pre)
+        if name in _IN_PLACE:
+            # pre is a fresh array nobody else holds: the activation overwrites it (no second
+            # (N, units) array, no pass into cold memory). The backwards read only z then: relu's
+            # mask z > 0 is pre > 0 (NaN and -0 included), sigmoid's and tanh's read z anyway.
+            z, act_backward = be.activation_forward(name, pre, out=pre), None
+        else:
+            z, act_backward = self._activate(pre)
         y = z if x.ndim == 2 else z.reshape(tuple(x.shape[:-1]) + (self.units,))
         # An incoming gradient nobody else reads takes dL/dz in place: no new (N, units) array.
-        in_place = act_backward is not None and FORWARD_OPTIONS.owns_dy and self._act_name in _IN_PLACE
+        act_grad = (be.dense_activation_backward if FORWARD_OPTIONS.owns_dy else be.activation_backward) \
+            if name in _IN_PLACE else None
 
         def backward(dy):
             dz = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
-            if in_place:
-                dz = be.dense_activation_backward(self._act_name, dz, pre, z)
+            if act_grad is not None:
+                dz = act_grad(name, dz, z, z)
             elif act_backward is not None:
                 dz = act_backward(dz)
             dx, dw, db = be.dense_backward(dz, x2, kernel, has_bias=bias is not None, need_dx=need_dx)

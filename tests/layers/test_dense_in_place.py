@@ -82,3 +82,23 @@ def test_a_direct_forward_never_overwrites_the_callers_gradient(rng):
     kept = dy.copy()
     backward(dy)
     np.testing.assert_array_equal(dy, kept)
+
+
+@pytest.mark.parametrize("owns_dy", [False, True])
+def test_relu_applied_in_place_keeps_the_pre_activation_mask(owns_dy):
+    """The activation overwrites the pre-activation, so relu's backward reads its output: the
+    mask y > 0 must be pre > 0 at 0, -0, NaN and both signs, on either backward path."""
+    pre = np.array([[0.0, -0.0, np.nan, 2.5, -3.0, 1e-30]], dtype=np.float32)
+    layer = layers.Dense(6, activation="relu", kernel_initializer="zeros")
+    layer.build((None, 3))
+    layer.bias[...] = pre[0]  # x = 0: the pre-activation is the bias
+    dy = np.arange(1, 7, dtype=np.float32)[None, :]
+    FORWARD_OPTIONS.owns_dy = owns_dy
+    try:
+        y, backward = layer.forward(np.zeros((1, 3), np.float32), training=True)
+    finally:
+        FORWARD_OPTIONS.owns_dy = False
+    backward(dy.copy())
+    np.testing.assert_array_equal(y, np.where(pre > 0, pre, np.where(np.isnan(pre), pre, 0)))
+    ref = pyminidl.backend.base.Backend().relu_backward(dy, pre, None)  # dL/db = dL/dpre, one row
+    np.testing.assert_array_equal(layer.grads["bias"], ref[0])
