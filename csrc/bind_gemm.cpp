@@ -1,4 +1,4 @@
-// bind_gemm.cpp — gemm, dense_forward, bias_add, bias_grad, dense_activation_grad (in place), the serial entry (test hook), the GEMM context and the FMA ceiling probe.
+// bind_gemm.cpp — gemm, dense_forward, bias_add, bias_grad, dense_activation_grad (in place, with the bias gradient on request), the serial entry (test hook), the GEMM context and the FMA ceiling probe.
 #include "bind_common.h"
 
 #include "cpu_features.h"
@@ -183,26 +183,36 @@ py::array py_bias_add_t(const py::array& x, const py::array& b) {
 }
 
 // dz (updated in place and returned) *= f'(saved); saved: relu's input, sigmoid's / tanh's output.
+// With bias_grad, dz must be (N, U) and (dz, db) is returned: db = the column sums of the new dz.
 template <typename T>
-py::array py_dense_activation_grad_t(const std::string& op, py::array dz, const py::array& saved,
-                                     kernels::DenseActivation kind) {
+py::object py_dense_activation_grad_t(const std::string& op, py::array dz, const py::array& saved,
+                                      kernels::DenseActivation kind, bool bias_grad) {
     require_same_dtype(op, "dz", dz, "saved", saved);
     require_same_shape(op, "dz", dz, "saved", saved);
+    if (bias_grad) require_ndim(op, "dz", dz, 2);
     require_c_contiguous(op, "dz", dz);
     require_writeable(op, "dz", dz);
     require_no_alias(op, "dz", dz, "saved", saved);  // read while dz is written: a partial overlap races
     auto sc = contiguous<T>(saved);  // a strided saved tensor is copied; dz never is
     T* g = static_cast<T*>(dz.mutable_data());
     const T* v = sc.data();
-    const int64_t n = dz.size();
-    {
+    if (!bias_grad) {
+        const int64_t n = dz.size();
         py::gil_scoped_release nogil;
         kernels::dense_activation_grad(g, v, n, kind);
+        return std::move(dz);
     }
-    return dz;
+    const int64_t N = dz.shape(0), U = dz.shape(1);
+    py::array_t<T> db(std::vector<py::ssize_t>{static_cast<py::ssize_t>(U)});
+    T* out = db.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        kernels::dense_activation_bias_grad(g, out, v, N, U, kind);
+    }
+    return py::make_tuple(dz, db);
 }
 
-py::array py_dense_activation_grad(const std::string& name, py::array dz, const py::array& saved) {
+py::object py_dense_activation_grad(const std::string& name, py::array dz, const py::array& saved, bool bias_grad) {
     const std::string op = "dense_activation_grad('" + name + "')";
     kernels::DenseActivation kind;
     if (name == "relu") {
@@ -214,7 +224,9 @@ py::array py_dense_activation_grad(const std::string& name, py::array dz, const 
     } else {
         value_error(op, "name must be 'relu', 'sigmoid' or 'tanh'. Received: '" + name + "'");
     }
-    return dispatch_float(op, "dz", dz, [&](auto t) { return py_dense_activation_grad_t<decltype(t)>(op, dz, saved, kind); });
+    return dispatch_float(op, "dz", dz, [&](auto t) {
+        return py_dense_activation_grad_t<decltype(t)>(op, dz, saved, kind, bias_grad);
+    });
 }
 
 py::dict gemm_config_dict(Isa isa) {
@@ -315,7 +327,10 @@ void bind_gemm(py::module_& m) {
         return dispatch_float("bias_add", "x", x, [&](auto t) { return py_bias_add_t<decltype(t)>(x, b); });
     }, py::arg("x"), py::arg("b"), "y = x + b. x: (N, U), b: (U,).");
     m.def("dense_activation_grad", &py_dense_activation_grad, py::arg("name"), py::arg("dz"), py::arg("saved"),
-          "dz *= f'(saved) in place, returns dz. name: 'relu' (saved = its input), 'sigmoid' or 'tanh' (its output).");
+          py::kw_only(), py::arg("bias_grad") = false,
+          "dz *= f'(saved) in place, returns dz; with bias_grad=True, dz (N, U) and returns (dz, db), db = the "
+          "column sums of the new dz (bias_grad's bits). name: 'relu' (saved = its input or output), 'sigmoid' "
+          "or 'tanh' (its output).");
     m.def("bias_grad", [](const py::array& dy) {
         return dispatch_float("bias_grad", "dy", dy, [&](auto t) { return py_bias_grad_t<decltype(t)>(dy); });
     }, py::arg("dy"), "db = dy.sum(axis=0). dy: (N, U) -> (U,); deterministic at any thread count.");

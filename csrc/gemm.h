@@ -73,6 +73,12 @@ enum class DenseActivation : int { relu, sigmoid, tanh };
 // owns its incoming gradient and overwrites it with dL/dz.
 void dense_activation_grad(float* dz, const float* s, int64_t n, DenseActivation kind);
 void dense_activation_grad(double* dz, const double* s, int64_t n, DenseActivation kind);
+// dz, s: (N, U) contiguous; db: (U,). dense_activation_grad on dz, and db = the column sums
+// of the new dz in the same pass, with bias_grad's order and bits.
+void dense_activation_bias_grad(float* dz, float* db, const float* s, int64_t N, int64_t U,
+                                DenseActivation kind);
+void dense_activation_bias_grad(double* dz, double* db, const double* s, int64_t N, int64_t U,
+                                DenseActivation kind);
 
 // The GEMM's configuration on one ISA path (what show_config reports): register tile and
 // cache blocks per dtype, the caches they were derived from, and where the blocks came from

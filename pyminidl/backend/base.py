@@ -113,8 +113,14 @@ class Backend:
         y = self.gemm(x, w)
         return y if b is None else self.bias_add(y, b)
 
-    def dense_backward(self, dy, x, w, has_bias=True, need_dx=True):
-        """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0). Returns (dx or None, dw, db or None)."""
+    def dense_backward(self, dy, x, w, has_bias=True, need_dx=True, activation=None, y=None):
+        """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0). Returns (dx or None, dw, db or None).
+
+        With ``activation`` ('relu', 'sigmoid' or 'tanh') and y, the layer's output (N, U), dy is
+        dL/dy and is first overwritten with dL/dz = dense_activation_backward(activation, dy, y, y)
+        (relu's mask y > 0 is z > 0): the caller owns dy."""
+        if activation is not None:
+            dy = self.dense_activation_backward(activation, dy, y, y)
         dw = self.gemm(x, dy, trans_a=True)
         db = self.bias_grad(dy) if has_bias else None
         dx = self.gemm(dy, w, trans_b=True) if need_dx else None

@@ -153,22 +153,35 @@ class CpuBackend(Backend):
             return _C.dense_forward(x, w, b)
         return super().dense_forward(x, w, b)
 
-    def dense_backward(self, dy, x, w, has_bias=True, need_dx=True):
-        """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0). Returns (dx or None, dw, db or None)."""
+    def dense_backward(self, dy, x, w, has_bias=True, need_dx=True, activation=None, y=None):
+        """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0) (see Backend.dense_backward: ``activation``
+        first turns dy into dL/dz in place, fused here with db in one pass over dy)."""
         if not self._c_matrices(dy, x, w):
-            return super().dense_backward(dy, x, w, has_bias, need_dx)
+            return super().dense_backward(dy, x, w, has_bias, need_dx, activation, y)
+        db = None
+        if activation is not None:
+            if has_bias and self._activation_in_place(activation, dy, y):
+                dy, db = _C.dense_activation_grad(activation, dy, y, bias_grad=True)
+            else:
+                dy = self.dense_activation_backward(activation, dy, y, y)
         dw = _C.gemm(x, dy, True, False)
-        db = _C.bias_grad(dy) if has_bias else None
+        if has_bias and db is None:
+            db = _C.bias_grad(dy)
         dx = _C.gemm(dy, w, False, True) if need_dx else None
         return dx, dw, db
 
     def dense_activation_backward(self, name, dz, z, y):
         """dz <- dz * f'(z or y) in place (see Backend.dense_activation_backward). Returns dz."""
         saved = z if name == "relu" else y
-        if (name in _DENSE_ACTIVATIONS and _fast_same(dz, saved) and _inplace(dz) and dz.flags.writeable
-                and not np.may_share_memory(dz, saved)):
+        if self._activation_in_place(name, dz, saved):
             return _C.dense_activation_grad(name, dz, saved)
         return super().dense_activation_backward(name, dz, z, y)
+
+    @staticmethod
+    def _activation_in_place(name, dz, saved):
+        """True when _C.dense_activation_grad takes (name, dz, saved): dz written in place."""
+        return (name in _DENSE_ACTIVATIONS and _fast_same(dz, saved) and _inplace(dz) and dz.flags.writeable
+                and not np.may_share_memory(dz, saved))
 
     # ------------------------------------------------------------------ convolution
     # The kernels take 4-D NHWC arrays and explicit pads; the shared geometry helpers of base.py

@@ -98,17 +98,18 @@ class Dense(Layer):
         else:
             z, act_backward = self._activate(pre)
         y = z if x.ndim == 2 else z.reshape(tuple(x.shape[:-1]) + (self.units,))
-        # An incoming gradient nobody else reads takes dL/dz in place: no new (N, units) array.
-        act_grad = (be.dense_activation_backward if FORWARD_OPTIONS.owns_dy else be.activation_backward) \
-            if name in _IN_PLACE else None
+        # An incoming gradient nobody else reads takes dL/dz in place (dense_backward's activation,
+        # fused with the bias gradient): no new (N, units) array.
+        owned = name if name in _IN_PLACE and FORWARD_OPTIONS.owns_dy else None
 
         def backward(dy):
             dz = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
-            if act_grad is not None:
-                dz = act_grad(name, dz, z, z)
+            if owned is None and name in _IN_PLACE:
+                dz = be.activation_backward(name, dz, z, z)
             elif act_backward is not None:
                 dz = act_backward(dz)
-            dx, dw, db = be.dense_backward(dz, x2, kernel, has_bias=bias is not None, need_dx=need_dx)
+            dx, dw, db = be.dense_backward(dz, x2, kernel, has_bias=bias is not None, need_dx=need_dx,
+                                           activation=owned, y=z)
             self.accumulate_grad("kernel", dw)  # dL/dW = x^T dz
             if bias is not None:
                 self.accumulate_grad("bias", db)  # dL/db = sum_n dz

@@ -1334,9 +1334,14 @@ def test_fuzz_dense_activation_grad(data):
     saved = dz if f.on("alias") else np.asarray(d(arrays(shape=_shape(f, d, "saved", shape), dtypes=[other])))
     dz0 = dz.copy()
     is_x = name == "relu"
-    _run("dense_activation_grad", lambda: _C.dense_activation_grad(name, dz, saved),
-         lambda: REF.activation_backward(name, _f64(dz0), _f64(saved) if is_x else None,
-                                         None if is_x else _f64(saved)), dtype, f)
+    bias_grad = d(st.booleans())  # then dz must be 2-D: other ranks are a clean error
+
+    def oracle():
+        dz_ref = REF.activation_backward(name, _f64(dz0), _f64(saved) if is_x else None, None if is_x else _f64(saved))
+        return (dz_ref, REF.bias_grad(dz_ref)) if bias_grad else dz_ref
+
+    _run("dense_activation_grad", lambda: _C.dense_activation_grad(name, dz, saved, bias_grad=bias_grad),
+         oracle, dtype, f)
 
 
 @FUZZ

@@ -198,3 +198,51 @@ def test_dense_activation_grad_rejects_bad_arguments(rng):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         _C.dense_activation_grad("relu", frozen, z)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("has_bias", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,i,u", [(1, 1, 1), (7, 3, 65), (128, 256, 128), (33, 17, 257)])
+def test_dense_backward_with_activation_matches_reference(fast_backend, ref, rng, name, has_bias, dtype, n, i, u):
+    # dy is dL/dy of y = f(z); the op overwrites it with dL/dz (fused with db on the CPU).
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((i, u)).astype(dtype)
+    z, y, dy = _act_inputs(rng, name, (n, u), dtype)
+    y = fast_backend.activation_forward(name, z)  # relu reads y: its mask y > 0 is z > 0
+    dz = ref.activation_backward(name, *_f8(dy, z, y))
+    got = fast_backend.dense_backward(dy.copy(), x, w, has_bias, True, activation=name, y=y)
+    for g, r, k in zip(got, ref.dense_backward(dz, *_f8(x, w), has_bias), (u, n, n)):
+        if r is None:
+            assert g is None
+        else:
+            assert g.dtype == dtype
+            assert_close(g, r, k=k)
+    # The fused pass gives the unfused kernels' bits: the in-place gradient, then bias_grad.
+    unfused = fast_backend.dense_backward(fast_backend.dense_activation_backward(name, dy.copy(), y, y), x, w,
+                                          has_bias)
+    for g, r in zip(got, unfused):
+        np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_activation_bias_grad_same_bits_at_any_thread_count(rng, threads):
+    z, y, dz = _act_inputs(rng, "relu", (300, 700), np.float32)  # past the parallel grain
+    want = _C.dense_activation_grad("relu", dz.copy(), z)
+    pyminidl.config.set_num_threads(threads)
+    got, db = _C.dense_activation_grad("relu", dz.copy(), z, bias_grad=True)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(db, _C.bias_grad(want))
+    pyminidl.config.set_num_threads(3 - threads)
+    np.testing.assert_array_equal(_C.dense_activation_grad("relu", dz.copy(), z, bias_grad=True)[1], db)
+
+
+def test_dense_activation_bias_grad_shapes_and_errors(rng):
+    z, y, dz = _act_inputs(rng, "tanh", (0, 5), np.float32)
+    got, db = _C.dense_activation_grad("tanh", dz, y, bias_grad=True)
+    np.testing.assert_array_equal(db, np.zeros(5, np.float32))  # a sum over no rows
+    with pytest.raises(ValueError, match="2"):
+        _C.dense_activation_grad("relu", np.ones(4, np.float32), np.ones(4, np.float32), bias_grad=True)
+    with pytest.raises(ValueError, match="2"):
+        _C.dense_activation_grad("relu", np.ones((2, 2, 2), np.float32), np.ones((2, 2, 2), np.float32),
+                                 bias_grad=True)
