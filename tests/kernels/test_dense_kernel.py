@@ -246,3 +246,20 @@ def test_dense_activation_bias_grad_shapes_and_errors(rng):
     with pytest.raises(ValueError, match="2"):
         _C.dense_activation_grad("relu", np.ones((2, 2, 2), np.float32), np.ones((2, 2, 2), np.float32),
                                  bias_grad=True)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_dense_activation_grad_same_bits_on_every_isa_path(rng, name):
+    # float32 runs the baseline, AVX2 or AVX-512 copy (csrc/dense_activation_isa.h); built
+    # without FMA contraction, with per-column sums in row order, they agree bit for bit.
+    z, y, dz = _act_inputs(rng, name, (67, 131), np.float32)  # tails off every vector width
+    saved = z if name == "relu" else y
+    saved.flat[::13] = np.nan
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):  # (conftest restores the capability)
+        pyminidl.config.set_cpu_capability(cap)
+        results.append((_C.dense_activation_grad(name, dz.copy(), saved),
+                        *_C.dense_activation_grad(name, dz.copy(), saved, bias_grad=True)))
+    for got in results[1:]:
+        for g, r in zip(got, results[0]):
+            np.testing.assert_array_equal(g, r)
