@@ -10,6 +10,7 @@
 // (NumPy's take copies on one thread).
 #include "gather.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "parallel.h"
@@ -17,10 +18,13 @@
 namespace pyminidl::kernels {
 namespace {
 
-// Rows ahead whose first cache lines are fetched while the current row is copied: the
-// hardware prefetcher follows a row once it has started, not the jump to the next one.
-constexpr int64_t PREFETCH_ROWS = 4;
-constexpr int64_t PREFETCH_LINES = 4;
+// The row PREFETCH_ROWS ahead is fetched into L2 (up to PREFETCH_BYTES of it) while the current
+// row is copied: the hardware prefetcher follows a row once it has started, not the jump to the
+// next one, and L2's miss queue holds more lines in flight than L1's fill buffers. Measured on
+// the MNIST batch (128 random rows of 3136 B out of 60000, thread CPU time): the first 4 lines
+// 4 rows ahead into L1, 43 us; whole rows 8 ahead into L2, 36 us.
+constexpr int64_t PREFETCH_ROWS = 8;
+constexpr int64_t PREFETCH_BYTES = 4096;
 // A second thread pays from about this many bytes: waking it costs ~10-30 us (more on a
 // loaded machine, where a descheduled worker holds the whole copy back), and a 128-row MNIST
 // batch (400 KB) copies in ~50-70 us on one.
@@ -33,7 +37,8 @@ void copy_rows(char* out, const char* x, int64_t row_bytes, const int64_t* idx, 
         if (r + PREFETCH_ROWS < n_idx) {
             const int64_t q = idx[r + PREFETCH_ROWS];
             const char* ahead = x + (q < 0 ? q + n_rows : q) * row_bytes;
-            for (int64_t l = 0; l < PREFETCH_LINES && l * 64 < row_bytes; ++l) __builtin_prefetch(ahead + l * 64);
+            const int64_t bytes = std::min(row_bytes, PREFETCH_BYTES);
+            for (int64_t l = 0; l < bytes; l += 64) __builtin_prefetch(ahead + l, 0, 1);  // prefetcht2: L2
         }
         const int64_t i = idx[r] < 0 ? idx[r] + n_rows : idx[r];
         std::memcpy(out + r * row_bytes, x + i * row_bytes, static_cast<std::size_t>(row_bytes));
