@@ -68,8 +68,8 @@ void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U)
 // The activations whose derivative the fused Dense backward applies in place.
 enum class DenseActivation : int { relu, sigmoid, tanh };
 // dz: (n,) contiguous, updated in place: dz *= f'(.), the same formulas (and bits) as
-// activation_backward. s: (n,) what f' reads: relu its input z (f' = [z > 0]), sigmoid and
-// tanh their output y (y (1 - y), (1 - y)(1 + y)). dz gets no new array: the Dense backward
+// activation_backward. s: (n,) what f' reads: relu its input z or its output (f' = [z > 0] =
+// [relu(z) > 0]), sigmoid and tanh their output y (y (1 - y), (1 - y)(1 + y)). dz gets no new array: the Dense backward
 // owns its incoming gradient and overwrites it with dL/dz.
 void dense_activation_grad(float* dz, const float* s, int64_t n, DenseActivation kind);
 void dense_activation_grad(double* dz, const double* s, int64_t n, DenseActivation kind);
