@@ -37,7 +37,6 @@ framework), its VmHWM (peak resident set, Linux) beside the data's own; ``--no-r
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -296,35 +295,19 @@ def _torch_cnn_epochs(x, y):
 
 
 class _TfPeer:
-    """Keras 3 on TensorFlow in a second interpreter: this file run there as ``_tf_server``.
-
-    Requests and answers are JSON lines on the server's stdin/stdout; arrays travel as .npz files.
-    Each timed callable asks for one call and waits for its answer (~0.1 ms of pipe traffic against
-    calls of several ms), so the peer sits in the same alternating loop as the in-process ones.
-    """
+    """Keras 3 on TensorFlow in a second interpreter: this file run there as ``_tf_server``."""
 
     def __init__(self, python, threads):
-        import tempfile
-
-        self.dir = tempfile.mkdtemp(prefix="bench_conv_tf_")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
-        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--tf-server", "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.peer = _harness.PeerProcess(python, __file__, ["--tf-server", "--threads", str(threads)],
+                                         _harness.TF_ENV)
+        self.ask = self.peer.ask
         self.version = self.ask(cmd="hello")["version"]
-
-    def ask(self, **request):
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the TensorFlow server stopped (exit code {self.proc.wait()}); see its stderr above")
-        return json.loads(line)
 
     def conv_case(self, x, w, b, dy, need_dx, check):
         """(fwd, fwd_bwd) callables for one case, after ``check`` has passed on the peer's outputs."""
         import numpy as np
 
-        path = os.path.join(self.dir, "case.npz")
+        path = os.path.join(self.peer.dir, "case.npz")
         np.savez(path, x=x, w=w, b=b, dy=dy)
         out = self.ask(cmd="case", path=path, need_dx=need_dx)["outputs"]
         with np.load(out) as got:
@@ -337,8 +320,7 @@ class _TfPeer:
         return lambda: self.ask(cmd="epoch")
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+        self.peer.close()
 
 
 def _tf_conv_fns(tf, x, w, b, dy, need_dx):
@@ -377,47 +359,41 @@ def _keras_cnn(keras):
     return model
 
 
-def _tf_import(threads):
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)  # TF's own default at threads = cores
-    return tf
-
-
 def _tf_server(threads):
-    """The TensorFlow side of ``_TfPeer``: one answer line per request line."""
+    """The TensorFlow side of ``_TfPeer``: one answer per request (``_harness.serve``)."""
     _harness.setup_threads(threads)
     import numpy as np
 
-    tf = _tf_import(threads)
+    tf = _harness.tf_import(threads)
     import keras
 
-    fns, model, data = {}, None, None
-    for line in sys.stdin:
-        req, answer = json.loads(line), {"ok": True}
+    state = {}
+
+    def handle(req):
         if req["cmd"] == "hello":
-            answer["version"] = f"tensorflow {tf.__version__}, keras {keras.__version__}"
-        elif req["cmd"] == "case":
+            return {"version": f"tensorflow {tf.__version__}, keras {keras.__version__}"}
+        if req["cmd"] == "case":
             with np.load(req["path"]) as a:
                 x, w, b, dy = a["x"], a["w"], a["b"], a["dy"]
             fwd, fwd_bwd = _tf_conv_fns(tf, x, w, b, dy, req["need_dx"])
-            fns = {"fwd": fwd, "fwd+bwd": fwd_bwd}
+            state["fns"] = {"fwd": fwd, "fwd+bwd": fwd_bwd}
             grads = fwd_bwd(tf.constant(x[:4]), tf.constant(dy[:4]))
             got = {"y": fwd(tf.constant(x[:4])).numpy(), "dw": grads[-2].numpy(), "db": grads[-1].numpy()}
             if req["need_dx"]:
                 got["dx"] = grads[1].numpy()
-            answer["outputs"] = req["path"] + ".out.npz"
-            np.savez(answer["outputs"], **got)
-        elif req["cmd"] == "run":
-            fns[req["mode"]]()
+            np.savez(req["path"] + ".out.npz", **got)
+            return {"outputs": req["path"] + ".out.npz"}
+        if req["cmd"] == "run":
+            state["fns"][req["mode"]]()
         elif req["cmd"] == "cnn":
-            data, model = _cnn_data(req["n"]), _keras_cnn(keras)
-            model.fit(data[0][:256], data[1][:256], batch_size=128, epochs=1, verbose=0)  # warm-up
+            state["data"], state["model"] = _cnn_data(req["n"]), _keras_cnn(keras)
+            state["model"].fit(state["data"][0][:256], state["data"][1][:256], batch_size=128, epochs=1,
+                               verbose=0)  # warm-up
         elif req["cmd"] == "epoch":
-            model.fit(data[0], data[1], batch_size=128, epochs=1, verbose=0)
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+            state["model"].fit(state["data"][0], state["data"][1], batch_size=128, epochs=1, verbose=0)
+        return None
+
+    _harness.serve(handle)
 
 
 def _rss_child(which, threads, quick):
@@ -436,7 +412,7 @@ def _rss_child(which, threads, quick):
         torch.set_num_threads(threads)
         _torch_cnn_epochs(x, y)[which]()
     elif which == "keras_tf":
-        _tf_import(threads)
+        _harness.tf_import(threads)
         import keras
 
         _keras_cnn(keras).fit(x, y, batch_size=128, epochs=1, verbose=0)

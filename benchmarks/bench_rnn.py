@@ -16,6 +16,7 @@ Targets (2 threads): >= 1.2x PyTorch on each layer, >= 1.5x its samples/s on the
 
     $ python benchmarks/bench_rnn.py --threads 2
     $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_rnn.py --threads 2 --samples 5000
+    $ python benchmarks/bench_rnn.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow's epoch
 """
 
 import argparse
@@ -32,11 +33,43 @@ def _parse():
     parser.add_argument("--samples", type=int, default=25000, help="epoch samples (0 skips the epoch)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per framework (alternating)")
     parser.add_argument("--json", help="also append JSON lines to this file")
+    parser.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins the "
+                                            "epoch as a peer")
+    parser.add_argument("--tf-server", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def _tf_server():
+    """The Keras-on-TensorFlow epoch peer, run by ``--tf-python`` as this file with ``--tf-server``."""
+    import numpy as np
+
+    tf = harness.tf_import(ARGS.threads)
+    import keras
+
+    state = {}
+
+    def handle(req):
+        if req["cmd"] == "hello":
+            return {"version": f"tensorflow {tf.__version__}, keras {keras.__version__}"}
+        if req["cmd"] == "setup":  # the issue's model, compiled as the Keras books do
+            with np.load(req["path"]) as a:
+                state["data"] = a["x"], a["y"]
+            state["model"] = keras.Sequential([keras.Input(shape=(200,), dtype="int32"),
+                                               keras.layers.Embedding(10000, 32), keras.layers.LSTM(32),
+                                               keras.layers.Dense(1, activation="sigmoid")])
+            state["model"].compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+        x, y = state["data"]
+        state["model"].fit(x[:256] if req["cmd"] == "setup" else x, y[:256] if req["cmd"] == "setup" else y,
+                           batch_size=128, epochs=1, verbose=0)
+        return None
+
+    harness.serve(handle)
 
 
 ARGS = _parse()
 harness.setup_threads(ARGS.threads)
+if ARGS.tf_server:
+    sys.exit(_tf_server())
 
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -198,11 +231,30 @@ def _torch_epoch(x, y):
     return run
 
 
+def _tf_epoch(x, y):
+    """A callable timing one Keras-on-TensorFlow epoch in the peer process (built and warmed up now)."""
+    peer = harness.PeerProcess(ARGS.tf_python, __file__, ["--tf-server", "--threads", str(ARGS.threads)],
+                               harness.TF_ENV)
+    print(f"# keras_tf peer: {peer.ask(cmd='hello')['version']}")
+    path = os.path.join(peer.dir, "epoch.npz")
+    np.savez(path, x=x, y=y)
+    peer.ask(cmd="setup", path=path)
+
+    def run():
+        t0 = time.perf_counter()
+        peer.ask(cmd="epoch")
+        return time.perf_counter() - t0
+
+    return run
+
+
 def _epoch_row(samples, rng):
     x, y = _epoch_data(samples, rng)
     runs = {"pyminidl": _ours_epoch(x, y)}
     if torch is not None:
         runs.update(_torch_paths(_torch_epoch(x, y)))
+    if ARGS.tf_python:
+        runs["keras_tf"] = _tf_epoch(x, y)
     times = {name: [] for name in runs}
     for _ in range(ARGS.epochs):  # alternate whole epochs
         for name, run in runs.items():
@@ -210,6 +262,8 @@ def _epoch_row(samples, rng):
     res = {name: (min(ts),) for name, ts in times.items()}
     row = _row(f"epoch Embedding->LSTM(32)->Dense, {samples} x 200", res, "s")
     row.update({f"{name}_samples/s": samples / t for name, (t,) in res.items()})
+    if "keras_tf" in res:
+        row["x keras_tf"] = res["keras_tf"][0] / res["pyminidl"][0]
     return row
 
 
@@ -227,7 +281,9 @@ def main():
     harness.table(rows, ["op", "pyminidl_ms"] + [f"{name}_ms" for name in torch_cols] + ["speedup"])
     if ARGS.samples:
         row = _epoch_row(ARGS.samples, rng)
-        harness.table([row], ["op"] + [f"{name}_samples/s" for name in ["pyminidl"] + torch_cols] + ["speedup"])
+        tf_cols = ["keras_tf_samples/s", "x keras_tf"] if ARGS.tf_python else []
+        harness.table([row], ["op"] + [f"{name}_samples/s" for name in ["pyminidl"] + torch_cols] + ["speedup"]
+                      + tf_cols)
     print(f"# load average {_load()} (end)")
 
 
