@@ -299,12 +299,18 @@ class PeerProcess:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the peer process stopped (exit code {self.proc.wait()}); see its stderr above")
+            raise RuntimeError(f"the peer process stopped (exit code {self.close()}); see its stderr above")
         return json.loads(line)
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+        """End the peer (its stdin closes) and return its exit code."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the peer is already gone
+            pass
+        code = self.proc.wait()
+        self.proc.stdout.close()
+        return code
 
 
 def serve(handle):
