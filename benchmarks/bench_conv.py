@@ -6,6 +6,7 @@ Usage:
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_conv.py --threads 2
     python benchmarks/bench_conv.py --json out.jsonl
     python benchmarks/bench_conv.py --only depthwise --threads 2     # the depthwise rows alone
+    python benchmarks/bench_conv.py --only epoch --threads 2         # the CNN epoch (60,000 images) and its memory
     python benchmarks/bench_conv.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow
 
 Shapes are the CNN of issue 9 (3x3 'same', stride 1): batch 128 1->32 on 28x28 (the first
@@ -456,15 +457,14 @@ def worker(threads, options):
                    "pyminidl_isa": pyminidl.config.cpu_features()["active"],
                    "torch": None if torch is None else torch.__version__,
                    "tf": None if tf_peer is None else tf_peer.version, "machine": _harness.machine(threads)})
-    if options.only != "depthwise":
+    if options.only in (None, "conv"):
         conv_cases(threads, quick, torch, tf_peer)
-    if options.only != "conv":
+    if options.only in (None, "depthwise"):
         depthwise_cases(threads, quick, torch)
-    if options.only:
-        return
-    record = cnn_epoch(threads, quick, tf_peer)
-    _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
-                             "threads": threads})
+    if options.only in (None, "epoch"):
+        record = cnn_epoch(threads, quick, tf_peer)
+        _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
+                                 "threads": threads})
     if tf_peer is not None:
         tf_peer.close()
 
@@ -528,13 +528,14 @@ def _peer_ratios(record):
 def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
-    ap.add_argument("--only", choices=("conv", "depthwise"),
-                    help="only these rows: no CNN epoch, no peak memory")
+    ap.add_argument("--only", choices=("conv", "depthwise", "epoch"),
+                    help="only these rows: conv or depthwise (no CNN epoch, no peak memory), or the CNN epoch "
+                         "and its peak memory")
 
 
 def _peak_memory_record(args):
     """The epoch's peak memory per framework, measured after the timing workers (fresh processes)."""
-    if args.no_rss or args.only:
+    if args.no_rss or args.only in ("conv", "depthwise"):
         return []
     return [peak_memory(max(args.threads or [1, 2]), args.quick, args.tf_python)]
 
