@@ -7,7 +7,7 @@
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h);
 //                            a tile of the last mr < MR rows runs the path's rows kernel
-//                            where it has one (AVX-512 float32), else the full kernel on a
+//                            where it has one (AVX2, AVX-512 float32), else the full kernel on a
 //                            scratch tile.
 //                            Paths, chosen per call from the shape and strides only (never
 //                            from the thread count, so results never depend on it):
@@ -897,6 +897,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     const int a2 = static_cast<int>(Isa::avx2), a5 = static_cast<int>(Isa::avx512);
     t.f32[a2] = make_context<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(
         Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
+    t.f32[a2].uk.rows = sgemm_ukernel_rows_avx2;
     t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
     t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
     t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_SDOT_RR, t.f32[a2].dot_nc = DOT_NC;

@@ -69,6 +69,8 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
 // gemm_avx2.cpp (-mavx2 -mfma) and gemm_avx512.cpp (-mavx512f ...): explicit intrinsics.
 void sgemm_ukernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                         float alpha, float beta);
+void sgemm_ukernel_rows_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                             float alpha, float beta);
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta);
 void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
