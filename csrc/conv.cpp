@@ -378,24 +378,22 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
 // columns from -PW, group grp's channels; 0 where that falls outside the image. Planes, not
 // pixels of C/G channels: a dw tile reads a few channels of each pixel, and along a plane the
 // pixels it reads share lines (16 to a line at stride 1) where pixel-major each one is a line.
+// The band is zeroed in one pass and the rows inside the image copied over it pixel by pixel
+// (contiguous reads): zeroing the padding per row and channel cost a library call per 1-2
+// floats, and the channel-by-channel copy read each pixel's line Cg times.
 void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
               int64_t oh0, int64_t in_rows) {
     const int64_t Cg = g.C / g.G, Wp = padded_w(g), plane = in_rows * Wp;
     const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
+    std::fill(xb, xb + Cg * plane, 0.0f);
     for (int64_t r = 0; r < in_rows; ++r) {
         const int64_t ih = oh0 * g.SH - g.PH + r;
-        const bool inside = ih >= 0 && ih < g.H;
-        const float* s = inside ? x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg : x;
-        for (int64_t c = 0; c < Cg; ++c) {
-            float* d = xb + c * plane + r * Wp;
-            if (!inside) {
-                std::fill(d, d + Wp, 0.0f);
-                continue;
-            }
-            // Columns [lo, hi) of the padded row are inside the image, zeros either side.
-            for (int64_t wp = 0; wp < lo; ++wp) d[wp] = 0.0f;
-            for (int64_t wp = lo; wp < hi; ++wp) d[wp] = s[(wp - lo) * g.C + c];
-            for (int64_t wp = hi; wp < Wp; ++wp) d[wp] = 0.0f;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* s = x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg;
+        for (int64_t wp = lo; wp < hi; ++wp) {
+            const float* sp = s + (wp - lo) * g.C;
+            float* d = xb + r * Wp + wp;
+            for (int64_t c = 0; c < Cg; ++c) d[c * plane] = sp[c];
         }
     }
 }
@@ -431,6 +429,23 @@ void weight_part_implicit(float* acc, const float* dy, const float* x, const Con
     }
 }
 
+// dw[i] = partial[i] + partial[KF + i] + ... in part order, for i in [0, n): a block of dw at a
+// time, every part added along it (vector adds over contiguous runs, where one element at a time
+// read the parts KF apart), each element's sum in the same order.
+template <typename T>
+void add_partials(T* PMD_RESTRICT dw, const T* PMD_RESTRICT partial, int64_t KF, int64_t parts, int64_t n) {
+    constexpr int64_t BLOCK = 1024;
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+        const int64_t len = std::min(BLOCK, n - i0);
+        std::copy(partial + i0, partial + i0 + len, dw + i0);
+        for (int64_t q = 1; q < parts; ++q) {
+            const T* p = partial + q * KF + i0;
+            T* d = dw + i0;
+            for (int64_t i = 0; i < len; ++i) d[i] += p[i];
+        }
+    }
+}
+
 template <typename T>
 void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F;
@@ -458,11 +473,7 @@ void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_
         }
 #pragma omp barrier
         thread_range(KF, &lo, &hi);
-        for (int64_t i = lo; i < hi; ++i) {
-            T s = partial[i];
-            for (int64_t q = 1; q < parts; ++q) s += partial[q * KF + i];
-            dw[i] = s;
-        }
+        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
     }
 }
 
