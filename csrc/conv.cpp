@@ -27,9 +27,12 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "conv_isa.h"
 #include "cpu_features.h"
@@ -407,6 +410,26 @@ void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, cons
 #endif
 }
 
+// span[0..2) = [lo, hi): the outputs o in [0, count) whose input index start + o*step lies in
+// [0, limit); all of [0, count) when not `clip`.
+void inside_span(int64_t* span, int64_t count, int64_t start, int64_t step, int64_t limit, bool clip) {
+    const auto ceil_div = [](int64_t a, int64_t d) { return (a + d - 1) / d; };  // a >= 0, d > 0
+    const int64_t lo = std::clamp<int64_t>(start >= 0 ? 0 : ceil_div(-start, step), 0, count);
+    const int64_t hi = std::clamp<int64_t>(limit > start ? ceil_div(limit - start, step) : 0, 0, count);
+    span[0] = clip ? lo : 0, span[1] = clip ? std::max(lo, hi) : count;
+}
+
+// Whether p[0, n) holds no inf or NaN (an exponent of all ones): integer ORs, which vectorise.
+bool all_finite(const float* p, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, p + i, sizeof(u));
+        bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
 // weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
 // and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
 // the pixels in them go in order: the same sums at any thread count.
@@ -415,12 +438,22 @@ void weight_part_implicit(float* acc, const float* dy, const float* x, const Con
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
     const int64_t img = image_band_elems(g);
     float* dyp = xb + BI * img;
+    // The tiles skip pixels whose products are all with the padding's zeros: nothing to add while
+    // dy is finite, but 0 * inf is NaN, so a part whose dy holds an inf or NaN keeps every pixel
+    // (the sums then carry the NaN, as im2col's and the reference's do).
+    const bool clip = all_finite(dy + n0 * g.OH * g.OW * g.F, (n1 - n0) * g.OH * g.OW * g.F);
+    std::vector<int64_t> row_span(2 * g.KH), col_span(2 * g.KW);
+    for (int64_t kw = 0; kw < g.KW; ++kw) inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, clip);
     bool first = true;
     for (int64_t n = n0; n < n1; n += BI) {
         const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
-            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW, g.SH * Wp};
+            for (int64_t kh = 0; kh < g.KH; ++kh) {
+                inside_span(&row_span[2 * kh], rows, oh0 * g.SH - g.PH + kh * g.DH, g.SH, g.H, clip);
+            }
+            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
+                              g.SH * Wp, row_span.data(), col_span.data()};
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
                 weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);

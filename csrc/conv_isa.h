@@ -13,6 +13,11 @@ namespace pyminidl::kernels {
 struct WgradBand {
     int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp, plane;
     int64_t pix_step, row_step;  // SW, SH*Wp: one output pixel, one output row
+    // [lo, hi) pairs: row_span[2*kh..] the band's output rows (per image) and col_span[2*kw..] the
+    // output columns whose tap reads inside the image; the others read padding, whose zero
+    // products a tile skips.
+    const int64_t* row_span;
+    const int64_t* col_span;
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 

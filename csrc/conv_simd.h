@@ -130,10 +130,21 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
             s[i][v] = first || i >= mr ? S::zero()
                       : FULL          ? S::loadu(acc + (k0 + i) * b.F + v * S::W)
                                       : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
+    // The pixels whose patch rows k0.. read inside the image for some row of the tile: the others
+    // add only products with the padding's zeros, skipped (the pixels kept go in the same order).
+    int64_t rlo = b.rows, rhi = 0, qlo = b.OW, qhi = 0;
+    for (int64_t t = k0 / b.Cg; t <= (k0 + mr - 1) / b.Cg; ++t) {
+        const int64_t* rs = b.row_span + 2 * (t / b.KW);
+        const int64_t* cs = b.col_span + 2 * (t % b.KW);
+        if (rs[0] >= rs[1] || cs[0] >= cs[1]) continue;
+        rlo = std::min(rlo, rs[0]), rhi = std::max(rhi, rs[1]);
+        qlo = std::min(qlo, cs[0]), qhi = std::max(qhi, cs[1]);
+    }
     for (int64_t r = 0; r < b.images * b.rows; ++r) {  // dy's rows run on across images
-        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step;
-        const float* d = dyb + r * b.OW * ds;
-        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += ds) {
+        if (r % b.rows < rlo || r % b.rows >= rhi) continue;
+        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step + qlo * b.pix_step;
+        const float* d = dyb + (r * b.OW + qlo) * ds;
+        for (int64_t q = qlo; q < qhi; ++q, a += b.pix_step, d += ds) {
             V dv[NV];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);

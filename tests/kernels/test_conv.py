@@ -263,6 +263,31 @@ def test_conv_weight_gradient_tiles_match_reference_on_every_isa_path(cpu, ref, 
     assert_close(dw, rdw, k=int(np.prod(dy.shape[:-1])))
 
 
+# An inf or NaN in dy reaches every dw row it multiplies, those of taps in the padding too (0 * inf
+# is NaN in the reference): the tiles' padded-pixel skip stays off for that part of the sum, on a
+# corner pixel (all taps but one partly in the padding), in an image of a later part (batch 20:
+# 16 parts), and in a transposed convolution, whose weight gradient takes x as its dy.
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("at", [(0, 0, 0, 3), (17, 13, 0, 0), (5, 6, 7, 63)], ids=str)
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_conv_weight_gradient_keeps_non_finite_dy_in_padded_taps(cpu, ref, rng, isa, bad, at):
+    x, w, _ = _inputs(rng, (20, 14, 14, 32), (3, 3, 32, 64), np.float32, bias=False)
+    dy = rng.standard_normal((20, 14, 14, 64)).astype(np.float32)
+    dy[at] = bad
+    pyminidl.config.set_cpu_capability(isa)
+    _, dw, _ = cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)
+    _, rdw, _ = ref.conv_backward(*_f8(dy, x, w), 1, "same", 1, 1, has_bias=False, need_dx=False)
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(rdw))
+    np.testing.assert_array_equal(np.isposinf(dw), np.isposinf(rdw))
+    finite = np.isfinite(rdw)
+    assert_close(np.where(finite, dw, 0), np.where(finite, rdw, 0), k=20 * 14 * 14)
+    xt = dy[:, ::2, ::2, :32].copy()  # the transposed convolution's input, 7x7 -> 14x14
+    _, dwt, _ = cpu.conv_transpose_backward(x, xt, w[..., :32].copy(), 2, "same", None, 1)
+    _, rdwt, _ = ref.conv_transpose_backward(*_f8(x, xt, w[..., :32]), 2, "same", None, 1)
+    np.testing.assert_array_equal(np.isnan(dwt), np.isnan(rdwt))
+
+
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
 @pytest.mark.parametrize("batch", [1, 5, 37])  # 1, 5 and 16 parts of the sum
 def test_conv_weight_gradient_is_bit_identical_across_thread_counts(cpu, rng, isa, batch):
