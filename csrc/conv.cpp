@@ -163,6 +163,11 @@ template <typename T>
 int64_t per_thread_weight(const ConvGeom& g) {
     return implicit_weight<T>(g) ? band_elems(g) : per_thread<T>(g, Kind::weight);
 }
+// The forward's: none on the implicit path (its tiles read x in place), else as per_thread.
+template <typename T>
+int64_t per_thread_forward(const ConvGeom& g) {
+    return implicit_path<T>(g) ? 0 : per_thread<T>(g, Kind::forward);
+}
 
 // A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
 // and its channel axes swapped (pads (KH-1)*DH - PH): patches of dy times a (KH*KW*F/G, C)
@@ -181,7 +186,9 @@ int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
     }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
     const int64_t zeros = kind == Kind::forward ? g.C / std::max<int64_t>(g.G, 1) : 0;  // implicit_rows' padding row
-    const int64_t pt = kind == Kind::weight ? per_thread_weight<T>(g) : per_thread<T>(g, kind);
+    const int64_t pt = kind == Kind::weight  ? per_thread_weight<T>(g)
+                       : kind == Kind::forward ? per_thread_forward<T>(g)
+                                               : per_thread<T>(g, kind);
     return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * pt;
 }
 
@@ -275,7 +282,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
     const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
-    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread<T>(g, Kind::forward);
+    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread_forward<T>(g);
     const int64_t Cg = g.C / g.G;
     const T* zeros = work;
     std::fill(work, work + Cg, T(0));
