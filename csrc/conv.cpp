@@ -16,7 +16,8 @@
 // im2col + GEMM: a direct loop compiled for the baseline ISA measured 1.5-2.5x slower there.
 //
 // Parallel split, chosen so that no result depends on the thread count:
-// - forward: work items (image, tile) split evenly; each output element is one item's GEMM.
+// - forward: work items (image, tile) split evenly; each output element is one item's GEMM
+//   (on the implicit kernels: runs of pixels over all images, each output one tile's sum).
 // - input gradient: one image per item (its tiles overlap in dx, so one thread scatters
 //   them in order); each dx element is summed in the same order by whichever thread runs it.
 // - weight gradient: images are cut into a fixed number of parts (min(N, WEIGHT_PARTS), not
@@ -89,18 +90,19 @@ bool implicit_path(const ConvGeom& g) {
 #endif
 }
 
-// Output pixels [p0, p0 + rows) of image n, group grp, on the implicit kernel of the active ISA.
-void implicit_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g, int64_t n,
-                   int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+// Output pixels [p0, p0 + rows) counted over all images, group grp, on the implicit kernel of the
+// active ISA.
+void implicit_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g, int64_t grp,
+                   int64_t p0, int64_t rows, const float* zeros) {
 #if defined(PYMINIDL_X86)
-    if (active_isa() == Isa::avx512) return avx512::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
-    avx2::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
+    if (active_isa() == Isa::avx512) return avx512::conv_forward_rows(y, x, w, b, g, grp, p0, rows, zeros);
+    avx2::conv_forward_rows(y, x, w, b, g, grp, p0, rows, zeros);
 #else
-    (void)y, (void)x, (void)w, (void)b, (void)g, (void)n, (void)grp, (void)p0, (void)rows, (void)zeros;
+    (void)y, (void)x, (void)w, (void)b, (void)g, (void)grp, (void)p0, (void)rows, (void)zeros;
 #endif
 }
 template <typename T>
-void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t,
+void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t,
                    const T*) {}  // never reached: implicit_path<double> is false
 
 // The float32 weight gradient on AVX2/AVX-512 (conv_simd.h, wgrad_tile) reads its patches from a
@@ -277,6 +279,28 @@ void add_bias(T* y, const T* b, int64_t rows, int64_t F, bool overwrite) {
     }
 }
 
+// The implicit forward's work items: runs of output pixels over all images (a tile may run on into
+// the next image), a multiple of every tile's rows (6, 12, 16 on AVX-512; 6, 12 on AVX2) so that
+// only the last run ends in a part tile. Per image, 14x14's 196 pixels left 8 of the last 12-row
+// tile idle (4% of the 14x14 input gradient's multiplies).
+constexpr int64_t IMPLICIT_RUN_ALIGN = 48;
+
+template <typename T>
+void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros) {
+    const int64_t total = g.N * g.OH * g.OW;
+    const int64_t run = std::max(IMPLICIT_RUN_ALIGN, tile_rows(g, Kind::forward) / IMPLICIT_RUN_ALIGN * IMPLICIT_RUN_ALIGN);
+    const int64_t items = (total + run - 1) / run;
+#pragma omp parallel if (items > 1)
+    {
+        int64_t lo, hi;
+        thread_range(items, &lo, &hi);
+        for (int64_t it = lo; it < hi; ++it) {
+            const int64_t p0 = it * run, rows = std::min(run, total - p0);
+            for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, grp, p0, rows, zeros);
+        }
+    }
+}
+
 template <typename T>
 void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* work, int64_t we) {
     const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
@@ -287,7 +311,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
     const T* zeros = work;
     std::fill(work, work + Cg, T(0));
     work += Cg;
-    const bool implicit = implicit_path<T>(g);
+    if (implicit_path<T>(g)) return forward_implicit(y, x, w, b, g, zeros);
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
@@ -296,10 +320,6 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t n = it / tiles, p0 = (it % tiles) * TM, rows = std::min(TM, P - p0);
             T* yt = y + (n * P + p0) * g.F;
-            if (implicit) {
-                for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
-                continue;
-            }
             for (int64_t grp = 0; K > 0 && grp < g.G; ++grp) {
                 int64_t lda;
                 const T* A = patches(col, x, g, n, grp, p0, rows, &lda);

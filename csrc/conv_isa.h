@@ -23,9 +23,10 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
 
 #define PMD_CONV_ISA_DECLS                                                                         \
     /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G     \
-       zeros. Overwrites output pixels [p0, p0 + rows) of image n, filters of group grp. */        \
+       zeros. Overwrites output pixels [p0, p0 + rows) counted over all images (n*OH*OW + pixel),  \
+       filters of group grp. */                                                                    \
     void conv_forward_rows(float* y, const float* x, const float* w, const float* b,               \
-                           const ConvGeom& g, int64_t n, int64_t grp, int64_t p0, int64_t rows,    \
+                           const ConvGeom& g, int64_t grp, int64_t p0, int64_t rows,               \
                            const float* zeros);                                                    \
     /* acc: (KH*KW*C/G, F) at the group's first filter; xb: the band's padded input rows;          \
        dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for            \

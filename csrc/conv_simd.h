@@ -23,20 +23,29 @@
 namespace pyminidl::kernels::PMD_CONV_ISA {
 namespace {
 
-// y: rows q0.. of one image's output at column j of the group (row stride F); xn: the image at
-// the group's first channel; wg: the kernel at filter column j; bg: the bias at j or nullptr.
-// mr <= MR pixels, nr <= NV*W filters. FULL: nr == NV*W (no masks in the k loop).
+// y: output pixels q0.. (counted over all images, n*OH*OW + pixel) at column j of the group (row
+// stride F); xs: x at the group's first channel; wg: the kernel at filter column j; bg: the bias at
+// j or nullptr. mr <= MR pixels, nr <= NV*W filters. FULL: nr == NV*W (no masks in the k loop). A
+// tile may run on into the next image: 14x14's 196 pixels in tiles of 12 would leave 8 rows of
+// the last tile of each image idle.
 template <class S, int MR, int NV, bool FULL>
-PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg, const float* bg,
+PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xs, const float* wg, const float* bg,
                                      const ConvGeom& g, const float* zeros, int64_t q0, int64_t mr,
                                      int64_t nr) {
     using V = typename S::V;
     const int64_t Cg = g.C / g.G;
     int64_t ih0[MR], iw0[MR];
+    const float* xn[MR];
+    // Pixel q0's (image, row, column), then stepped: two divisions per tile, not per pixel.
+    int64_t n = q0 / (g.OH * g.OW), oh = q0 % (g.OH * g.OW) / g.OW, ow = q0 % g.OW;
     for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last pixel and are not stored
-        const int64_t q = q0 + std::min<int64_t>(i, mr - 1);
-        ih0[i] = q / g.OW * g.SH - g.PH;
-        iw0[i] = q % g.OW * g.SW - g.PW;
+        xn[i] = xs + n * g.H * g.W * g.C;
+        ih0[i] = oh * g.SH - g.PH;
+        iw0[i] = ow * g.SW - g.PW;
+        if (i + 1 < mr && ++ow == g.OW) {
+            ow = 0;
+            if (++oh == g.OH) oh = 0, ++n;
+        }
     }
     typename S::Mask m[NV];
     for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
@@ -51,7 +60,7 @@ PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg,
             for (int i = 0; i < MR; ++i) {
                 const int64_t ih = ih0[i] + kh * g.DH, iw = iw0[i] + kw * g.DW;
                 const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-                ar[i] = inside ? xn + (ih * g.W + iw) * g.C : zeros;
+                ar[i] = inside ? xn[i] + (ih * g.W + iw) * g.C : zeros;
             }
             const float* bp = wg + (kh * g.KW + kw) * Cg * g.F;
             for (int64_t c = 0; c < Cg; ++c, bp += g.F) {
@@ -197,11 +206,11 @@ void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const
 }  // namespace
 
 void conv_forward_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
-                       int64_t n, int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+                       int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
     // y: (N, OH, OW, F); x: (N, H, W, C); w: (KH, KW, C/G, F); b: (F,) or nullptr.
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
-    float* yn = y + n * g.OH * g.OW * g.F + grp * Fg;
-    const float* xn = x + n * g.H * g.W * g.C + grp * Cg;
+    float* yn = y + grp * Fg;
+    const float* xn = x + grp * Cg;
     const float* bg = b != nullptr ? b + grp * Fg : nullptr;
     if (Fg <= Simd::W) {  // one vector of filters: the narrow tile, more pixels
         implicit_rows<Simd, NARROW_MR, 1>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
