@@ -263,6 +263,33 @@ def test_conv_weight_gradient_tiles_match_reference_on_every_isa_path(cpu, ref, 
     assert_close(dw, rdw, k=int(np.prod(dy.shape[:-1])))
 
 
+def _at_offset(a, offset_bytes):
+    """A copy of a whose data starts offset_bytes past a 64-byte boundary."""
+    buf = np.empty(a.size + 64, a.dtype)
+    start = (-buf.ctypes.data % 64 + offset_bytes) // a.itemsize
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+# The implicit forward copies a kernel that is off a 64-byte boundary to an aligned place in its
+# work, and builds the input gradient's flipped kernel at one: the same bits from every offset.
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("filters", [64, 33])
+def test_conv_results_do_not_depend_on_the_kernel_alignment(cpu, ref, rng, isa, filters):
+    x, w, b = _inputs(rng, (3, 7, 9, 16), (3, 3, 16, filters), np.float32)
+    dy = rng.standard_normal((3, 7, 9, filters)).astype(np.float32)
+    pyminidl.config.set_cpu_capability(isa)
+    outs = []
+    for offset in (0, 4, 16, 32, 48):
+        wo = _at_offset(w, offset)
+        outs.append((cpu.conv_forward(x, wo, b, 1, "same", 1, 1), cpu.conv_backward(dy, x, wo, 1, "same", 1, 1)[0]))
+    for y, dx in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(dx, outs[0][1])
+    assert_close(outs[0][0], ref.conv_forward(*_f8(x, w, b), 1, "same", 1, 1), k=9 * 16)
+
+
 # An inf or NaN in dy reaches every dw row it multiplies, those of taps in the padding too (0 * inf
 # is NaN in the reference): the tiles' padded-pixel skip stays off for that part of the sum, on a
 # corner pixel (all taps but one partly in the padding), in an image of a later part (batch 20:
