@@ -12,16 +12,20 @@
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
 // bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
-// QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors)
-// and NARROW_MR (x 1 vector, for F/G <= W).
+// QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors),
+// WIDE_DEEP_MR (x 2 vectors where each tap has WIDE_DEEP_MIN_C or more channels; 0: not used) and
+// NARROW_MR (x 1 vector, for F/G <= W).
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 
 #include "conv_isa.h"
 
 namespace pyminidl::kernels::PMD_CONV_ISA {
 namespace {
+
+constexpr int64_t WIDE_DEEP_MIN_C = 16;  // channels per tap from which WIDE_DEEP_MR's tile is used
 
 // y: output pixels q0.. (counted over all images, n*OH*OW + pixel) at column j of the group (row
 // stride F); xs: x at the group's first channel; wg: the kernel at filter column j; bg: the bias at
@@ -220,6 +224,9 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
         if (Fg % (4 * Simd::W) == 0) {
             return implicit_rows<Simd, QUAD_MR, 4>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
         }
+    }
+    if constexpr (WIDE_DEEP_MR > 0) {
+        if (Cg >= WIDE_DEEP_MIN_C) return implicit_rows<Simd, WIDE_DEEP_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
     }
     implicit_rows<Simd, WIDE_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
 }
