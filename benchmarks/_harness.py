@@ -276,3 +276,59 @@ def run_workers(script, args):
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)  # stderr: shown
         records += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return records
+
+
+class PeerProcess:
+    """A peer framework in a second interpreter (Keras on TensorFlow lives in its own venv):
+    ``script`` run there with ``args``, answering JSON-line requests through ``serve``.
+
+    Each timed callable asks for one call and waits for its answer (~0.1 ms of pipe traffic
+    against calls of milliseconds), so the peer sits in the same alternating loop as the
+    in-process ones. Arrays travel as .npz files in ``self.dir``.
+    """
+
+    def __init__(self, python, script, args, env=None):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="bench_peer_")
+        self.proc = subprocess.Popen([python, os.path.abspath(script)] + list(args), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+
+    def ask(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the peer process stopped (exit code {self.close()}); see its stderr above")
+        return json.loads(line)
+
+    def close(self):
+        """End the peer (its stdin closes) and return its exit code."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the peer is already gone
+            pass
+        code = self.proc.wait()
+        self.proc.stdout.close()
+        return code
+
+
+def serve(handle):
+    """The peer side of ``PeerProcess``: ``handle(request) -> dict`` answers each stdin line."""
+    for line in sys.stdin:
+        answer = {"ok": True}
+        answer.update(handle(json.loads(line)) or {})
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+
+
+def tf_import(threads):
+    """TensorFlow with its thread pools at ``threads`` (call ``setup_threads`` first)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)  # TF's own default at threads = cores
+    return tf

@@ -6,6 +6,7 @@ Usage:
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_conv.py --threads 2
     python benchmarks/bench_conv.py --json out.jsonl
     python benchmarks/bench_conv.py --only depthwise --threads 2     # the depthwise rows alone
+    python benchmarks/bench_conv.py --only epoch --threads 2         # the CNN epoch (60,000 images) and its memory
     python benchmarks/bench_conv.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow
 
 Shapes are the CNN of issue 9 (3x3 'same', stride 1): batch 128 1->32 on 28x28 (the first
@@ -37,7 +38,6 @@ framework), its VmHWM (peak resident set, Linux) beside the data's own; ``--no-r
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -296,35 +296,19 @@ def _torch_cnn_epochs(x, y):
 
 
 class _TfPeer:
-    """Keras 3 on TensorFlow in a second interpreter: this file run there as ``_tf_server``.
-
-    Requests and answers are JSON lines on the server's stdin/stdout; arrays travel as .npz files.
-    Each timed callable asks for one call and waits for its answer (~0.1 ms of pipe traffic against
-    calls of several ms), so the peer sits in the same alternating loop as the in-process ones.
-    """
+    """Keras 3 on TensorFlow in a second interpreter: this file run there as ``_tf_server``."""
 
     def __init__(self, python, threads):
-        import tempfile
-
-        self.dir = tempfile.mkdtemp(prefix="bench_conv_tf_")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
-        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--tf-server", "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.peer = _harness.PeerProcess(python, __file__, ["--tf-server", "--threads", str(threads)],
+                                         _harness.TF_ENV)
+        self.ask = self.peer.ask
         self.version = self.ask(cmd="hello")["version"]
-
-    def ask(self, **request):
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the TensorFlow server stopped (exit code {self.proc.wait()}); see its stderr above")
-        return json.loads(line)
 
     def conv_case(self, x, w, b, dy, need_dx, check):
         """(fwd, fwd_bwd) callables for one case, after ``check`` has passed on the peer's outputs."""
         import numpy as np
 
-        path = os.path.join(self.dir, "case.npz")
+        path = os.path.join(self.peer.dir, "case.npz")
         np.savez(path, x=x, w=w, b=b, dy=dy)
         out = self.ask(cmd="case", path=path, need_dx=need_dx)["outputs"]
         with np.load(out) as got:
@@ -337,8 +321,7 @@ class _TfPeer:
         return lambda: self.ask(cmd="epoch")
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+        self.peer.close()
 
 
 def _tf_conv_fns(tf, x, w, b, dy, need_dx):
@@ -377,47 +360,41 @@ def _keras_cnn(keras):
     return model
 
 
-def _tf_import(threads):
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)  # TF's own default at threads = cores
-    return tf
-
-
 def _tf_server(threads):
-    """The TensorFlow side of ``_TfPeer``: one answer line per request line."""
+    """The TensorFlow side of ``_TfPeer``: one answer per request (``_harness.serve``)."""
     _harness.setup_threads(threads)
     import numpy as np
 
-    tf = _tf_import(threads)
+    tf = _harness.tf_import(threads)
     import keras
 
-    fns, model, data = {}, None, None
-    for line in sys.stdin:
-        req, answer = json.loads(line), {"ok": True}
+    state = {}
+
+    def handle(req):
         if req["cmd"] == "hello":
-            answer["version"] = f"tensorflow {tf.__version__}, keras {keras.__version__}"
-        elif req["cmd"] == "case":
+            return {"version": f"tensorflow {tf.__version__}, keras {keras.__version__}"}
+        if req["cmd"] == "case":
             with np.load(req["path"]) as a:
                 x, w, b, dy = a["x"], a["w"], a["b"], a["dy"]
             fwd, fwd_bwd = _tf_conv_fns(tf, x, w, b, dy, req["need_dx"])
-            fns = {"fwd": fwd, "fwd+bwd": fwd_bwd}
+            state["fns"] = {"fwd": fwd, "fwd+bwd": fwd_bwd}
             grads = fwd_bwd(tf.constant(x[:4]), tf.constant(dy[:4]))
             got = {"y": fwd(tf.constant(x[:4])).numpy(), "dw": grads[-2].numpy(), "db": grads[-1].numpy()}
             if req["need_dx"]:
                 got["dx"] = grads[1].numpy()
-            answer["outputs"] = req["path"] + ".out.npz"
-            np.savez(answer["outputs"], **got)
-        elif req["cmd"] == "run":
-            fns[req["mode"]]()
+            np.savez(req["path"] + ".out.npz", **got)
+            return {"outputs": req["path"] + ".out.npz"}
+        if req["cmd"] == "run":
+            state["fns"][req["mode"]]()
         elif req["cmd"] == "cnn":
-            data, model = _cnn_data(req["n"]), _keras_cnn(keras)
-            model.fit(data[0][:256], data[1][:256], batch_size=128, epochs=1, verbose=0)  # warm-up
+            state["data"], state["model"] = _cnn_data(req["n"]), _keras_cnn(keras)
+            state["model"].fit(state["data"][0][:256], state["data"][1][:256], batch_size=128, epochs=1,
+                               verbose=0)  # warm-up
         elif req["cmd"] == "epoch":
-            model.fit(data[0], data[1], batch_size=128, epochs=1, verbose=0)
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+            state["model"].fit(state["data"][0], state["data"][1], batch_size=128, epochs=1, verbose=0)
+        return None
+
+    _harness.serve(handle)
 
 
 def _rss_child(which, threads, quick):
@@ -436,7 +413,7 @@ def _rss_child(which, threads, quick):
         torch.set_num_threads(threads)
         _torch_cnn_epochs(x, y)[which]()
     elif which == "keras_tf":
-        _tf_import(threads)
+        _harness.tf_import(threads)
         import keras
 
         _keras_cnn(keras).fit(x, y, batch_size=128, epochs=1, verbose=0)
@@ -480,15 +457,14 @@ def worker(threads, options):
                    "pyminidl_isa": pyminidl.config.cpu_features()["active"],
                    "torch": None if torch is None else torch.__version__,
                    "tf": None if tf_peer is None else tf_peer.version, "machine": _harness.machine(threads)})
-    if options.only != "depthwise":
+    if options.only in (None, "conv"):
         conv_cases(threads, quick, torch, tf_peer)
-    if options.only != "conv":
+    if options.only in (None, "depthwise"):
         depthwise_cases(threads, quick, torch)
-    if options.only:
-        return
-    record = cnn_epoch(threads, quick, tf_peer)
-    _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
-                             "threads": threads})
+    if options.only in (None, "epoch"):
+        record = cnn_epoch(threads, quick, tf_peer)
+        _harness.emit(record or {"op": "cnn_epoch", "skipped": "pyminidl.layers has no MaxPooling2D yet",
+                                 "threads": threads})
     if tf_peer is not None:
         tf_peer.close()
 
@@ -552,13 +528,14 @@ def _peer_ratios(record):
 def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
-    ap.add_argument("--only", choices=("conv", "depthwise"),
-                    help="only these rows: no CNN epoch, no peak memory")
+    ap.add_argument("--only", choices=("conv", "depthwise", "epoch"),
+                    help="only these rows: conv or depthwise (no CNN epoch, no peak memory), or the CNN epoch "
+                         "and its peak memory")
 
 
 def _peak_memory_record(args):
     """The epoch's peak memory per framework, measured after the timing workers (fresh processes)."""
-    if args.no_rss or args.only:
+    if args.no_rss or args.only in ("conv", "depthwise"):
         return []
     return [peak_memory(max(args.threads or [1, 2]), args.quick, args.tf_python)]
 

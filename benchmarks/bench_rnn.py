@@ -9,10 +9,14 @@
    the idiomatic PyTorch loop), samples/second.
 
 Outputs are checked against PyTorch before any timing. Peers alternate in blocks (harness.bench).
+PyTorch runs both of its CPU recurrent paths: oneDNN's fused RNN (its default where oneDNN is built
+in) and ATen's step-by-step cells (``torch.backends.mkldnn.flags(enabled=False)``); the table names
+each and the speedup is over the faster of the two, so neither path's weak spot flatters pyminidl.
 Targets (2 threads): >= 1.2x PyTorch on each layer, >= 1.5x its samples/s on the epoch.
 
     $ python benchmarks/bench_rnn.py --threads 2
     $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_rnn.py --threads 2 --samples 5000
+    $ python benchmarks/bench_rnn.py --tf-python /work/venvs/tf/bin/python   # + Keras on TensorFlow's epoch
 """
 
 import argparse
@@ -29,13 +33,46 @@ def _parse():
     parser.add_argument("--samples", type=int, default=25000, help="epoch samples (0 skips the epoch)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per framework (alternating)")
     parser.add_argument("--json", help="also append JSON lines to this file")
+    parser.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins the "
+                                            "epoch as a peer")
+    parser.add_argument("--tf-server", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def _tf_server():
+    """The Keras-on-TensorFlow epoch peer, run by ``--tf-python`` as this file with ``--tf-server``."""
+    import numpy as np
+
+    tf = harness.tf_import(ARGS.threads)
+    import keras
+
+    state = {}
+
+    def handle(req):
+        if req["cmd"] == "hello":
+            return {"version": f"tensorflow {tf.__version__}, keras {keras.__version__}"}
+        if req["cmd"] == "setup":  # the issue's model, compiled as the Keras books do
+            with np.load(req["path"]) as a:
+                state["data"] = a["x"], a["y"]
+            state["model"] = keras.Sequential([keras.Input(shape=(200,), dtype="int32"),
+                                               keras.layers.Embedding(10000, 32), keras.layers.LSTM(32),
+                                               keras.layers.Dense(1, activation="sigmoid")])
+            state["model"].compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+        x, y = state["data"]
+        state["model"].fit(x[:256] if req["cmd"] == "setup" else x, y[:256] if req["cmd"] == "setup" else y,
+                           batch_size=128, epochs=1, verbose=0)
+        return None
+
+    harness.serve(handle)
 
 
 ARGS = _parse()
 harness.setup_threads(ARGS.threads)
+if ARGS.tf_server:
+    sys.exit(_tf_server())
 
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -108,7 +145,8 @@ def _layer_rows(kind, rng):
             xt.grad = None
             mod(xt)[0].backward(dyt)
 
-        fns["torch"] = (torch_fwd, torch_train)
+        fwd_paths, train_paths = _torch_paths(torch_fwd), _torch_paths(torch_train)
+        fns.update({name: (fwd_paths[name], train_paths[name]) for name in _TORCH_PATHS})
     rows = []
     for what, idx in (("forward", 0), ("forward+backward", 1)):
         res = harness.bench({name: f[idx] for name, f in fns.items()})
@@ -117,13 +155,32 @@ def _layer_rows(kind, rng):
 
 
 def _row(op, res, unit):
+    """One table row: pyminidl's time, each PyTorch path's, and the speedup over the faster path."""
     ours = res["pyminidl"][0]
-    peer = res.get("torch", (None,))[0]
-    row = {"op": op, "pyminidl_ms": ours * 1e3, "torch_ms": None if peer is None else peer * 1e3,
-           "speedup": None if peer is None else peer / ours}
+    peers = {name: res[name][0] for name in _TORCH_PATHS if name in res}
+    peer = min(peers.values()) if peers else None
+    row = {"op": op, "pyminidl_ms": ours * 1e3, "speedup": None if peer is None else peer / ours}
+    row.update({f"{name}_ms": t * 1e3 for name, t in peers.items()})
     harness.emit({"op": op, "backend": "cpu", "threads": ARGS.threads, "median_s": ours,
-                  "torch_median_s": peer}, open(ARGS.json, "a") if ARGS.json else open(os.devnull, "w"))
+                  **{f"{name}_median_s": t for name, t in peers.items()}},
+                 open(ARGS.json, "a") if ARGS.json else open(os.devnull, "w"))
     return row
+
+
+# PyTorch's two CPU recurrent paths: name -> whether oneDNN (mkldnn) may run the layer.
+_TORCH_PATHS = {"torch_onednn": True, "torch_aten": False}
+
+
+def _torch_paths(fn):
+    """{path name: fn run under that path's mkldnn flag} for a PyTorch callable."""
+    def under(enabled):
+        def run():
+            with warnings.catch_warnings():  # the flags' setter warns that TF32 needs an Intel GPU
+                warnings.simplefilter("ignore", UserWarning)
+                with torch.backends.mkldnn.flags(enabled=enabled):
+                    return fn()
+        return run
+    return {name: under(enabled) for name, enabled in _TORCH_PATHS.items()}
 
 
 def _epoch_data(samples, rng):
@@ -174,19 +231,39 @@ def _torch_epoch(x, y):
     return run
 
 
+def _tf_epoch(x, y):
+    """A callable timing one Keras-on-TensorFlow epoch in the peer process (built and warmed up now)."""
+    peer = harness.PeerProcess(ARGS.tf_python, __file__, ["--tf-server", "--threads", str(ARGS.threads)],
+                               harness.TF_ENV)
+    print(f"# keras_tf peer: {peer.ask(cmd='hello')['version']}")
+    path = os.path.join(peer.dir, "epoch.npz")
+    np.savez(path, x=x, y=y)
+    peer.ask(cmd="setup", path=path)
+
+    def run():
+        t0 = time.perf_counter()
+        peer.ask(cmd="epoch")
+        return time.perf_counter() - t0
+
+    return run
+
+
 def _epoch_row(samples, rng):
     x, y = _epoch_data(samples, rng)
     runs = {"pyminidl": _ours_epoch(x, y)}
     if torch is not None:
-        runs["torch"] = _torch_epoch(x, y)
+        runs.update(_torch_paths(_torch_epoch(x, y)))
+    if ARGS.tf_python:
+        runs["keras_tf"] = _tf_epoch(x, y)
     times = {name: [] for name in runs}
     for _ in range(ARGS.epochs):  # alternate whole epochs
         for name, run in runs.items():
             times[name].append(run())
     res = {name: (min(ts),) for name, ts in times.items()}
     row = _row(f"epoch Embedding->LSTM(32)->Dense, {samples} x 200", res, "s")
-    row["pyminidl_samples/s"] = samples / res["pyminidl"][0]
-    row["torch_samples/s"] = None if torch is None else samples / res["torch"][0]
+    row.update({f"{name}_samples/s": samples / t for name, (t,) in res.items()})
+    if "keras_tf" in res:
+        row["x keras_tf"] = res["keras_tf"][0] / res["pyminidl"][0]
     return row
 
 
@@ -198,12 +275,15 @@ def main():
     m = harness.machine(ARGS.threads)
     print(f"# {harness.machine_line(m)}; FMA ceiling {m['fma_ceiling_gflops']:.0f} GFLOP/s")
     print(f"# threads {ARGS.threads}; torch {torch.__version__ if torch else 'not installed'}; "
-          f"speedup = torch time / pyminidl time; load average {_load()} (start)")
+          f"speedup = the faster torch path's time / pyminidl's; load average {_load()} (start)")
     rows = _layer_rows("lstm", rng) + _layer_rows("simple_rnn", rng) + _layer_rows("gru", rng)
-    harness.table(rows, ["op", "pyminidl_ms", "torch_ms", "speedup"])
+    torch_cols = [name for name in _TORCH_PATHS if torch is not None]
+    harness.table(rows, ["op", "pyminidl_ms"] + [f"{name}_ms" for name in torch_cols] + ["speedup"])
     if ARGS.samples:
         row = _epoch_row(ARGS.samples, rng)
-        harness.table([row], ["op", "pyminidl_samples/s", "torch_samples/s", "speedup"])
+        tf_cols = ["keras_tf_samples/s", "x keras_tf"] if ARGS.tf_python else []
+        harness.table([row], ["op"] + [f"{name}_samples/s" for name in ["pyminidl"] + torch_cols] + ["speedup"]
+                      + tf_cols)
     print(f"# load average {_load()} (end)")
 
 

@@ -16,7 +16,8 @@
 // im2col + GEMM: a direct loop compiled for the baseline ISA measured 1.5-2.5x slower there.
 //
 // Parallel split, chosen so that no result depends on the thread count:
-// - forward: work items (image, tile) split evenly; each output element is one item's GEMM.
+// - forward: work items (image, tile) split evenly; each output element is one item's GEMM
+//   (on the implicit kernels: runs of pixels over all images, each output one tile's sum).
 // - input gradient: one image per item (its tiles overlap in dx, so one thread scatters
 //   them in order); each dx element is summed in the same order by whichever thread runs it.
 // - weight gradient: images are cut into a fixed number of parts (min(N, WEIGHT_PARTS), not
@@ -27,9 +28,12 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "conv_isa.h"
 #include "cpu_features.h"
@@ -86,18 +90,19 @@ bool implicit_path(const ConvGeom& g) {
 #endif
 }
 
-// Output pixels [p0, p0 + rows) of image n, group grp, on the implicit kernel of the active ISA.
-void implicit_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g, int64_t n,
-                   int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+// Output pixels [p0, p0 + rows) counted over all images, group grp, on the implicit kernel of the
+// active ISA.
+void implicit_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g, int64_t grp,
+                   int64_t p0, int64_t rows, const float* zeros) {
 #if defined(PYMINIDL_X86)
-    if (active_isa() == Isa::avx512) return avx512::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
-    avx2::conv_forward_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
+    if (active_isa() == Isa::avx512) return avx512::conv_forward_rows(y, x, w, b, g, grp, p0, rows, zeros);
+    avx2::conv_forward_rows(y, x, w, b, g, grp, p0, rows, zeros);
 #else
-    (void)y, (void)x, (void)w, (void)b, (void)g, (void)n, (void)grp, (void)p0, (void)rows, (void)zeros;
+    (void)y, (void)x, (void)w, (void)b, (void)g, (void)grp, (void)p0, (void)rows, (void)zeros;
 #endif
 }
 template <typename T>
-void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t,
+void implicit_rows(T*, const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, int64_t,
                    const T*) {}  // never reached: implicit_path<double> is false
 
 // The float32 weight gradient on AVX2/AVX-512 (conv_simd.h, wgrad_tile) reads its patches from a
@@ -160,6 +165,11 @@ template <typename T>
 int64_t per_thread_weight(const ConvGeom& g) {
     return implicit_weight<T>(g) ? band_elems(g) : per_thread<T>(g, Kind::weight);
 }
+// The forward's: none on the implicit path (its tiles read x in place), else as per_thread.
+template <typename T>
+int64_t per_thread_forward(const ConvGeom& g) {
+    return implicit_path<T>(g) ? 0 : per_thread<T>(g, Kind::forward);
+}
 
 // A stride-1 input gradient is a forward convolution of dy with the kernel flipped in space
 // and its channel axes swapped (pads (KH-1)*DH - PH): patches of dy times a (KH*KW*F/G, C)
@@ -171,15 +181,33 @@ ConvGeom flipped(const ConvGeom& g) {
             (g.KW - 1) * g.DW - g.PW, g.DH, g.DW, g.G};
 }
 
+// The implicit forward's kernel vectors are 64-byte loads: from a kernel off a 64-byte boundary
+// (NumPy's arrays start 16 bytes past one as often as not) each splits across two cache lines,
+// measured 9-10% slower on the Xeon (14x14 and 32x32 layers). Such a kernel is copied, once per
+// call, to an aligned place in the work, and the flipped kernel of the input gradient is built at
+// one.
+constexpr int64_t ALIGN_PAD = 64 / sizeof(float);  // elements to reach a 64-byte boundary, at most
+int64_t kernel_elems(const ConvGeom& g) { return g.KH * g.KW * (g.C / std::max<int64_t>(g.G, 1)) * g.F; }
+template <typename T>
+bool aligned64(const T* p) { return reinterpret_cast<std::uintptr_t>(p) % 64 == 0; }
+template <typename T>
+T* align64(T* p) {
+    while (!aligned64(p)) ++p;  // sizeof(T) divides 64 and the work is T-aligned: < ALIGN_PAD steps
+    return p;
+}
+
 template <typename T>
 int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
     if (kind == Kind::input && flip_path(g)) {
-        return g.KH * g.KW * g.C * (g.F / g.G) + workspace_elems<T>(flipped(g), threads, Kind::forward);
+        return ALIGN_PAD + kernel_elems(g) + workspace_elems<T>(flipped(g), threads, Kind::forward);
     }
     const int64_t parts = kind == Kind::weight ? std::min(g.N, WEIGHT_PARTS) : 0;
     const int64_t zeros = kind == Kind::forward ? g.C / std::max<int64_t>(g.G, 1) : 0;  // implicit_rows' padding row
-    const int64_t pt = kind == Kind::weight ? per_thread_weight<T>(g) : per_thread<T>(g, kind);
-    return zeros + parts * patch_len(g) * g.F + std::max(threads, 1) * pt;
+    const int64_t copy = kind == Kind::forward && implicit_path<T>(g) ? ALIGN_PAD + kernel_elems(g) : 0;
+    const int64_t pt = kind == Kind::weight  ? per_thread_weight<T>(g)
+                       : kind == Kind::forward ? per_thread_forward<T>(g)
+                                               : per_thread<T>(g, kind);
+    return zeros + copy + parts * patch_len(g) * g.F + std::max(threads, 1) * pt;
 }
 
 void check_work(const char* op, int64_t have, int64_t need) {
@@ -267,17 +295,47 @@ void add_bias(T* y, const T* b, int64_t rows, int64_t F, bool overwrite) {
     }
 }
 
+// The implicit forward's work items: runs of output pixels over all images (a tile may run on into
+// the next image), a multiple of every tile's rows (6, 12, 16 on AVX-512; 6, 12 on AVX2) so that
+// only the last run ends in a part tile. Per image, 14x14's 196 pixels left 8 of the last 12-row
+// tile idle (4% of the 14x14 input gradient's multiplies).
+constexpr int64_t IMPLICIT_RUN_ALIGN = 48;
+
+template <typename T>
+void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros) {
+    const int64_t total = g.N * g.OH * g.OW;
+    const int64_t run = std::max(IMPLICIT_RUN_ALIGN, tile_rows(g, Kind::forward) / IMPLICIT_RUN_ALIGN * IMPLICIT_RUN_ALIGN);
+    const int64_t items = (total + run - 1) / run;
+#pragma omp parallel if (items > 1)
+    {
+        int64_t lo, hi;
+        thread_range(items, &lo, &hi);
+        for (int64_t it = lo; it < hi; ++it) {
+            const int64_t p0 = it * run, rows = std::min(run, total - p0);
+            for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, grp, p0, rows, zeros);
+        }
+    }
+}
+
 template <typename T>
 void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* work, int64_t we) {
     const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
-    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread<T>(g, Kind::forward);
+    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread_forward<T>(g);
     const int64_t Cg = g.C / g.G;
     const T* zeros = work;
     std::fill(work, work + Cg, T(0));
     work += Cg;
-    const bool implicit = implicit_path<T>(g);
+    if (implicit_path<T>(g)) {
+        const T* wa = w;
+        if (!aligned64(w)) {
+            T* copy = align64(work);
+            std::copy(w, w + kernel_elems(g), copy);
+            wa = copy;
+        }
+        return forward_implicit(y, x, wa, b, g, zeros);
+    }
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
@@ -286,10 +344,6 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t n = it / tiles, p0 = (it % tiles) * TM, rows = std::min(TM, P - p0);
             T* yt = y + (n * P + p0) * g.F;
-            if (implicit) {
-                for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, n, grp, p0, rows, zeros);
-                continue;
-            }
             for (int64_t grp = 0; K > 0 && grp < g.G; ++grp) {
                 int64_t lda;
                 const T* A = patches(col, x, g, n, grp, p0, rows, &lda);
@@ -339,10 +393,11 @@ void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t
     if (g.OH * g.OW == 0 || g.F == 0) return std::fill(dx, dx + g.N * img, T(0));
     check_work("conv_backward_input", we, workspace_elems<T>(g, omp_max_threads(), Kind::input));
     if (flip_path(g)) {
-        const int64_t wn = g.KH * g.KW * g.C * (g.F / g.G);
-        flip_kernel(work, w, g);
-        return forward_t(dx, dy, static_cast<const T*>(work), static_cast<const T*>(nullptr), flipped(g),
-                         work + wn, we - wn);
+        T* wf = align64(work);
+        flip_kernel(wf, w, g);
+        const int64_t used = (wf - work) + kernel_elems(g);
+        return forward_t(dx, dy, static_cast<const T*>(wf), static_cast<const T*>(nullptr), flipped(g),
+                         work + used, we - used);
     }
     const int64_t pt = per_thread<T>(g, Kind::input);
 #pragma omp parallel if (g.N > 1)
@@ -378,24 +433,22 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
 // columns from -PW, group grp's channels; 0 where that falls outside the image. Planes, not
 // pixels of C/G channels: a dw tile reads a few channels of each pixel, and along a plane the
 // pixels it reads share lines (16 to a line at stride 1) where pixel-major each one is a line.
+// The band is zeroed in one pass and the rows inside the image copied over it pixel by pixel
+// (contiguous reads): zeroing the padding per row and channel cost a library call per 1-2
+// floats, and the channel-by-channel copy read each pixel's line Cg times.
 void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
               int64_t oh0, int64_t in_rows) {
     const int64_t Cg = g.C / g.G, Wp = padded_w(g), plane = in_rows * Wp;
     const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
+    std::fill(xb, xb + Cg * plane, 0.0f);
     for (int64_t r = 0; r < in_rows; ++r) {
         const int64_t ih = oh0 * g.SH - g.PH + r;
-        const bool inside = ih >= 0 && ih < g.H;
-        const float* s = inside ? x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg : x;
-        for (int64_t c = 0; c < Cg; ++c) {
-            float* d = xb + c * plane + r * Wp;
-            if (!inside) {
-                std::fill(d, d + Wp, 0.0f);
-                continue;
-            }
-            // Columns [lo, hi) of the padded row are inside the image, zeros either side.
-            for (int64_t wp = 0; wp < lo; ++wp) d[wp] = 0.0f;
-            for (int64_t wp = lo; wp < hi; ++wp) d[wp] = s[(wp - lo) * g.C + c];
-            for (int64_t wp = hi; wp < Wp; ++wp) d[wp] = 0.0f;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* s = x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg;
+        for (int64_t wp = lo; wp < hi; ++wp) {
+            const float* sp = s + (wp - lo) * g.C;
+            float* d = xb + r * Wp + wp;
+            for (int64_t c = 0; c < Cg; ++c) d[c * plane] = sp[c];
         }
     }
 }
@@ -409,6 +462,26 @@ void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, cons
 #endif
 }
 
+// span[0..2) = [lo, hi): the outputs o in [0, count) whose input index start + o*step lies in
+// [0, limit); all of [0, count) when not `clip`.
+void inside_span(int64_t* span, int64_t count, int64_t start, int64_t step, int64_t limit, bool clip) {
+    const auto ceil_div = [](int64_t a, int64_t d) { return (a + d - 1) / d; };  // a >= 0, d > 0
+    const int64_t lo = std::clamp<int64_t>(start >= 0 ? 0 : ceil_div(-start, step), 0, count);
+    const int64_t hi = std::clamp<int64_t>(limit > start ? ceil_div(limit - start, step) : 0, 0, count);
+    span[0] = clip ? lo : 0, span[1] = clip ? std::max(lo, hi) : count;
+}
+
+// Whether p[0, n) holds no inf or NaN (an exponent of all ones): integer ORs, which vectorise.
+bool all_finite(const float* p, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, p + i, sizeof(u));
+        bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
 // weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
 // and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
 // the pixels in them go in order: the same sums at any thread count.
@@ -417,16 +490,43 @@ void weight_part_implicit(float* acc, const float* dy, const float* x, const Con
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
     const int64_t img = image_band_elems(g);
     float* dyp = xb + BI * img;
+    // The tiles skip pixels whose products are all with the padding's zeros: nothing to add while
+    // dy is finite, but 0 * inf is NaN, so a part whose dy holds an inf or NaN keeps every pixel
+    // (the sums then carry the NaN, as im2col's and the reference's do).
+    const bool clip = all_finite(dy + n0 * g.OH * g.OW * g.F, (n1 - n0) * g.OH * g.OW * g.F);
+    std::vector<int64_t> row_span(2 * g.KH), col_span(2 * g.KW);
+    for (int64_t kw = 0; kw < g.KW; ++kw) inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, clip);
     bool first = true;
     for (int64_t n = n0; n < n1; n += BI) {
         const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
-            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW, g.SH * Wp};
+            for (int64_t kh = 0; kh < g.KH; ++kh) {
+                inside_span(&row_span[2 * kh], rows, oh0 * g.SH - g.PH + kh * g.DH, g.SH, g.H, clip);
+            }
+            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
+                              g.SH * Wp, row_span.data(), col_span.data()};
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
                 weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);
             }
+        }
+    }
+}
+
+// dw[i] = partial[i] + partial[KF + i] + ... in part order, for i in [0, n): a block of dw at a
+// time, every part added along it (vector adds over contiguous runs, where one element at a time
+// read the parts KF apart), each element's sum in the same order.
+template <typename T>
+void add_partials(T* PMD_RESTRICT dw, const T* PMD_RESTRICT partial, int64_t KF, int64_t parts, int64_t n) {
+    constexpr int64_t BLOCK = 1024;
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+        const int64_t len = std::min(BLOCK, n - i0);
+        std::copy(partial + i0, partial + i0 + len, dw + i0);
+        for (int64_t q = 1; q < parts; ++q) {
+            const T* p = partial + q * KF + i0;
+            T* d = dw + i0;
+            for (int64_t i = 0; i < len; ++i) d[i] += p[i];
         }
     }
 }
@@ -458,11 +558,7 @@ void weight_t(T* dw, const T* dy, const T* x, const ConvGeom& g, T* work, int64_
         }
 #pragma omp barrier
         thread_range(KF, &lo, &hi);
-        for (int64_t i = lo; i < hi; ++i) {
-            T s = partial[i];
-            for (int64_t q = 1; q < parts; ++q) s += partial[q * KF + i];
-            dw[i] = s;
-        }
+        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
     }
 }
 

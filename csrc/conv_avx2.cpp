@@ -30,7 +30,7 @@ struct Simd {
     static V maskz_loadu(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
 };
-constexpr int QUAD_MR = 0, WIDE_MR = 6, NARROW_MR = 12;
+constexpr int QUAD_MR = 0, WIDE_MR = 6, WIDE_DEEP_MR = 0, NARROW_MR = 12;
 constexpr int WG_QUAD_MR = 0, WG_WIDE_MR = 6, WG_WIDE_ALT_MR = 0, WG_NARROW_MR = 12;  // the weight gradient's tiles
 
 }  // namespace

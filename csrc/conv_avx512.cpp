@@ -2,7 +2,11 @@
 // at run time by conv.cpp when active_isa() allows AVX-512. Tiles of 24 accumulators (of 32 zmm):
 // 6 pixels x 64 filters when a group's filters come in 64s (measured on Zen 4, 64->64 3x3 on
 // 32x32: 105-110 GFLOP/s on one core against 88-95 with 12 x 32, whose 12 row pointers do not fit
-// the 16 general registers), else 12 x 32; 16 x 16 when a group has <= 16 filters.
+// the 16 general registers), else 12 x 32, or 8 x 32 (16 accumulators) when each tap has 16 or
+// more channels: there the 12 row pointers' spills cost in every channel step (Xeon, input gradient
+// of 14x14 32->64, 64 channels per tap: 8 rows 1.06-1.08x faster than 12, 9 rows 1.02x, 10 rows
+// 1.03x, 6 rows 1.05x), where a first layer's 1-3 channels per tap spend the tile on its per-tap and
+// per-tile set-up (28x28 1->32: 8 rows 1.26x slower); 16 x 16 when a group has <= 16 filters.
 #include <immintrin.h>
 
 #include "common.h"
@@ -26,7 +30,7 @@ struct Simd {
     static V maskz_loadu(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
-constexpr int QUAD_MR = 6, WIDE_MR = 12, NARROW_MR = 16;
+constexpr int QUAD_MR = 6, WIDE_MR = 12, WIDE_DEEP_MR = 8, NARROW_MR = 16;
 constexpr int WG_QUAD_MR = 6, WG_WIDE_MR = 12, WG_WIDE_ALT_MR = 9, WG_NARROW_MR = 16;  // the weight gradient's tiles
 
 }  // namespace

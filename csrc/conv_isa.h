@@ -13,14 +13,20 @@ namespace pyminidl::kernels {
 struct WgradBand {
     int64_t images, img_step, rows, OW, F, Fg, Cg, KH, KW, DH, DW, Wp, plane;
     int64_t pix_step, row_step;  // SW, SH*Wp: one output pixel, one output row
+    // [lo, hi) pairs: row_span[2*kh..] the band's output rows (per image) and col_span[2*kw..] the
+    // output columns whose tap reads inside the image; the others read padding, whose zero
+    // products a tile skips.
+    const int64_t* row_span;
+    const int64_t* col_span;
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 
 #define PMD_CONV_ISA_DECLS                                                                         \
     /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G     \
-       zeros. Overwrites output pixels [p0, p0 + rows) of image n, filters of group grp. */        \
+       zeros. Overwrites output pixels [p0, p0 + rows) counted over all images (n*OH*OW + pixel),  \
+       filters of group grp. */                                                                    \
     void conv_forward_rows(float* y, const float* x, const float* w, const float* b,               \
-                           const ConvGeom& g, int64_t n, int64_t grp, int64_t p0, int64_t rows,    \
+                           const ConvGeom& g, int64_t grp, int64_t p0, int64_t rows,               \
                            const float* zeros);                                                    \
     /* acc: (KH*KW*C/G, F) at the group's first filter; xb: the band's padded input rows;          \
        dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for            \

@@ -12,31 +12,44 @@
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
 // bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
-// QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors)
-// and NARROW_MR (x 1 vector, for F/G <= W).
+// QUAD_MR (x 4 vectors of filters, for F/G a multiple of 4 W; 0: not used), WIDE_MR (x 2 vectors),
+// WIDE_DEEP_MR (x 2 vectors where each tap has WIDE_DEEP_MIN_C or more channels; 0: not used) and
+// NARROW_MR (x 1 vector, for F/G <= W).
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 
 #include "conv_isa.h"
 
 namespace pyminidl::kernels::PMD_CONV_ISA {
 namespace {
 
-// y: rows q0.. of one image's output at column j of the group (row stride F); xn: the image at
-// the group's first channel; wg: the kernel at filter column j; bg: the bias at j or nullptr.
-// mr <= MR pixels, nr <= NV*W filters. FULL: nr == NV*W (no masks in the k loop).
+constexpr int64_t WIDE_DEEP_MIN_C = 16;  // channels per tap from which WIDE_DEEP_MR's tile is used
+
+// y: output pixels q0.. (counted over all images, n*OH*OW + pixel) at column j of the group (row
+// stride F); xs: x at the group's first channel; wg: the kernel at filter column j; bg: the bias at
+// j or nullptr. mr <= MR pixels, nr <= NV*W filters. FULL: nr == NV*W (no masks in the k loop). A
+// tile may run on into the next image: 14x14's 196 pixels in tiles of 12 would leave 8 rows of
+// the last tile of each image idle.
 template <class S, int MR, int NV, bool FULL>
-PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg, const float* bg,
+PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xs, const float* wg, const float* bg,
                                      const ConvGeom& g, const float* zeros, int64_t q0, int64_t mr,
                                      int64_t nr) {
     using V = typename S::V;
     const int64_t Cg = g.C / g.G;
     int64_t ih0[MR], iw0[MR];
+    const float* xn[MR];
+    // Pixel q0's (image, row, column), then stepped: two divisions per tile, not per pixel.
+    int64_t n = q0 / (g.OH * g.OW), oh = q0 % (g.OH * g.OW) / g.OW, ow = q0 % g.OW;
     for (int i = 0; i < MR; ++i) {  // rows past mr repeat the last pixel and are not stored
-        const int64_t q = q0 + std::min<int64_t>(i, mr - 1);
-        ih0[i] = q / g.OW * g.SH - g.PH;
-        iw0[i] = q % g.OW * g.SW - g.PW;
+        xn[i] = xs + n * g.H * g.W * g.C;
+        ih0[i] = oh * g.SH - g.PH;
+        iw0[i] = ow * g.SW - g.PW;
+        if (i + 1 < mr && ++ow == g.OW) {
+            ow = 0;
+            if (++oh == g.OH) oh = 0, ++n;
+        }
     }
     typename S::Mask m[NV];
     for (int v = 0; v < NV; ++v) m[v] = S::mask_for(nr - v * S::W);
@@ -51,7 +64,7 @@ PMD_ALWAYS_INLINE void implicit_tile(float* y, const float* xn, const float* wg,
             for (int i = 0; i < MR; ++i) {
                 const int64_t ih = ih0[i] + kh * g.DH, iw = iw0[i] + kw * g.DW;
                 const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-                ar[i] = inside ? xn + (ih * g.W + iw) * g.C : zeros;
+                ar[i] = inside ? xn[i] + (ih * g.W + iw) * g.C : zeros;
             }
             const float* bp = wg + (kh * g.KW + kw) * Cg * g.F;
             for (int64_t c = 0; c < Cg; ++c, bp += g.F) {
@@ -130,10 +143,21 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
             s[i][v] = first || i >= mr ? S::zero()
                       : FULL          ? S::loadu(acc + (k0 + i) * b.F + v * S::W)
                                       : S::maskz_loadu(m[v], acc + (k0 + i) * b.F + v * S::W);
+    // The pixels whose patch rows k0.. read inside the image for some row of the tile: the others
+    // add only products with the padding's zeros, skipped (the pixels kept go in the same order).
+    int64_t rlo = b.rows, rhi = 0, qlo = b.OW, qhi = 0;
+    for (int64_t t = k0 / b.Cg; t <= (k0 + mr - 1) / b.Cg; ++t) {
+        const int64_t* rs = b.row_span + 2 * (t / b.KW);
+        const int64_t* cs = b.col_span + 2 * (t % b.KW);
+        if (rs[0] >= rs[1] || cs[0] >= cs[1]) continue;
+        rlo = std::min(rlo, rs[0]), rhi = std::max(rhi, rs[1]);
+        qlo = std::min(qlo, cs[0]), qhi = std::max(qhi, cs[1]);
+    }
     for (int64_t r = 0; r < b.images * b.rows; ++r) {  // dy's rows run on across images
-        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step;
-        const float* d = dyb + r * b.OW * ds;
-        for (int64_t q = 0; q < b.OW; ++q, a += b.pix_step, d += ds) {
+        if (r % b.rows < rlo || r % b.rows >= rhi) continue;
+        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step + qlo * b.pix_step;
+        const float* d = dyb + (r * b.OW + qlo) * ds;
+        for (int64_t q = qlo; q < qhi; ++q, a += b.pix_step, d += ds) {
             V dv[NV];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
@@ -186,11 +210,11 @@ void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const
 }  // namespace
 
 void conv_forward_rows(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
-                       int64_t n, int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
+                       int64_t grp, int64_t p0, int64_t rows, const float* zeros) {
     // y: (N, OH, OW, F); x: (N, H, W, C); w: (KH, KW, C/G, F); b: (F,) or nullptr.
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G;
-    float* yn = y + n * g.OH * g.OW * g.F + grp * Fg;
-    const float* xn = x + n * g.H * g.W * g.C + grp * Cg;
+    float* yn = y + grp * Fg;
+    const float* xn = x + grp * Cg;
     const float* bg = b != nullptr ? b + grp * Fg : nullptr;
     if (Fg <= Simd::W) {  // one vector of filters: the narrow tile, more pixels
         implicit_rows<Simd, NARROW_MR, 1>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
@@ -200,6 +224,9 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
         if (Fg % (4 * Simd::W) == 0) {
             return implicit_rows<Simd, QUAD_MR, 4>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
         }
+    }
+    if constexpr (WIDE_DEEP_MR > 0) {
+        if (Cg >= WIDE_DEEP_MIN_C) return implicit_rows<Simd, WIDE_DEEP_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
     }
     implicit_rows<Simd, WIDE_MR, 2>(yn, xn, w + grp * Fg, bg, g, zeros, p0, rows);
 }

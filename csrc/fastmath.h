@@ -7,7 +7,8 @@
 //   exp_f(x)   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes
 //              expf), 2^n applied as two normal powers of two so denormal results survive.
 //   tanh_f(x)  |x| < 0.625: odd polynomial (Cephes tanhf), no cancellation near 0;
-//              else sign(x) (1 - 2 / (exp(2|x|) + 1)).
+//              else sign(x) (1 - 2 / (exp(2|x|) + 1)), on exp_normal_f (exp_f without its
+//              clamp below and its denormal scaling, which that arm never needs).
 //   expm1_f(x) |x| < 0.5: Taylor polynomial; else exp_f(x) - 1.
 //   log1p_unit_f(u)  u in [0, 1] only (softplus): Cephes logf of 1 + u plus the rounding
 //              correction (u - ((1 + u) - 1)) / (1 + u).
@@ -38,14 +39,12 @@ PMD_ALWAYS_INLINE float float_from_bits(int32_t i) {
     return f;
 }
 
-PMD_ALWAYS_INLINE float exp_f(float x) {
-    // Clamp by selects that also map NaN to a finite value (a NaN -> int conversion would be
-    // undefined); the NaN is put back at the end. exp(89) overflows, exp(-104) underflows.
-    float xc = x >= -104.0f ? x : -104.0f;
-    xc = xc <= 89.0f ? xc : 89.0f;
+// exp(x) = y 2^n: the Cody-Waite reduction and the Cephes polynomial; returns y, sets n (an
+// integer). x must be finite and within exp_f's clamps.
+PMD_ALWAYS_INLINE float exp_reduced(float x, float& n) {
     const float shifter = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-    const float n = (xc * 1.44269504088896341f + shifter) - shifter;
-    float r = xc - n * 0.693359375f;  // ln 2 in two parts, the first exact in float
+    n = (x * 1.44269504088896341f + shifter) - shifter;
+    float r = x - n * 0.693359375f;  // ln 2 in two parts, the first exact in float
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -53,11 +52,28 @@ PMD_ALWAYS_INLINE float exp_f(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    const float y = p * r * r + r + 1.0f;
+    return p * r * r + r + 1.0f;
+}
+
+PMD_ALWAYS_INLINE float exp_f(float x) {
+    // Clamp by selects that also map NaN to a finite value (a NaN -> int conversion would be
+    // undefined); the NaN is put back at the end. exp(89) overflows, exp(-104) underflows.
+    float xc = x >= -104.0f ? x : -104.0f;
+    xc = xc <= 89.0f ? xc : 89.0f;
+    float n;
+    const float y = exp_reduced(xc, n);
     const int32_t ni = int32_t(n);  // in [-150, 128]: both halves give normal powers of two
     const int32_t n1 = ni >> 1, n2 = ni - n1;
     const float s = (y * float_from_bits((n1 + 127) << 23)) * float_from_bits((n2 + 127) << 23);
     return x != x ? x : s;
+}
+
+// exp(x) for x in [-87, 88] (no NaN): the result and 2^n are normal there, so one multiply
+// applies the power of two, with exp_f's bits (its two steps exist for denormal results).
+PMD_ALWAYS_INLINE float exp_normal_f(float x) {
+    float n;
+    const float y = exp_reduced(x, n);
+    return y * float_from_bits((int32_t(n) + 127) << 23);
 }
 
 PMD_ALWAYS_INLINE float tanh_f(float x) {
@@ -68,9 +84,11 @@ PMD_ALWAYS_INLINE float tanh_f(float x) {
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     const float small = p * z * x + x;
-    // exp(2|x|) = inf for large |x| gives exactly 1; NaN stays NaN through both forms.
-    const float large = std::copysign(1.0f - 2.0f / (exp_f(2.0f * std::abs(x)) + 1.0f), x);
-    return std::abs(x) < 0.625f ? small : large;
+    // The large arm sees 2|x| >= 1.25, clamped at 88 (select: NaN -> 88): from 2|x| = 18 on,
+    // 1 - 2 / (exp(2|x|) + 1) is exactly 1 in float, so the clamp changes no result.
+    const float a2 = 2.0f * std::abs(x);
+    const float large = std::copysign(1.0f - 2.0f / (exp_normal_f(a2 < 88.0f ? a2 : 88.0f) + 1.0f), x);
+    return x != x ? x : std::abs(x) < 0.625f ? small : large;
 }
 
 PMD_ALWAYS_INLINE float expm1_f(float x) {

@@ -5,7 +5,10 @@
 //   sgemm / dgemm            C = alpha op(A) op(B) + beta C: packs op(A) and op(B) into
 //                            zero-padded micro-panels and runs the loop nest
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
-//                            with the micro-kernel of the active ISA path (gemm_ukernels.h).
+//                            with the micro-kernel of the active ISA path (gemm_ukernels.h);
+//                            a tile of the last mr < MR rows runs the path's rows kernel
+//                            where it has one (AVX2, AVX-512 float32), else the full kernel on a
+//                            scratch tile.
 //                            Paths, chosen per call from the shape and strides only (never
 //                            from the thread count, so results never depend on it):
 //                              dot     N <= 12 (AVX2, AVX-512): vectors along k, one reduction
@@ -190,6 +193,7 @@ namespace {
 using detail::GemmDirectKernel;
 using detail::GemmDotKernel;
 using detail::GemmUkernel;
+using detail::Ukernels;
 
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
 // save: an unpacked loop runs instead.
@@ -377,8 +381,9 @@ void pack_b_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t nr, int64_t kc
 
 // ---------------------------------------------------------------- macro-kernel
 
-// A tile at the edge of C, or of a C with non-unit column stride: the micro-kernel runs on
-// a full MR x NR scratch tile (same arithmetic as an interior tile), then mr x nr is copied.
+// A tile at the edge of C, or of a C with non-unit column stride (without a rows kernel, or
+// past the last NR columns): the micro-kernel runs on a full MR x NR scratch tile (same
+// arithmetic as an interior tile), then mr x nr is copied.
 template <typename T, int MR, int NR>
 void edge_tile(GemmUkernel<T> ukernel, int64_t kc, const T* a, const T* b, View<T> c,
                int64_t mr, int64_t nr, T alpha, T beta) {
@@ -398,7 +403,7 @@ void edge_tile(GemmUkernel<T> ukernel, int64_t kc, const T* a, const T* b, View<
 // apack: (mc, kc) as MR-row micro-panels; bpack: (kc, nc) as NR-column micro-panels.
 // c: C at (ic, jc), (mc, nc). Updates columns [j_lo, j_hi) of this block (NR-aligned).
 template <typename T, int MR, int NR, int AR>
-void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T> c,
+void macro_kernel(Ukernels<T> uk, const T* apack, const T* bpack, View<T> c,
                   int64_t mc, int64_t nc, int64_t j_lo, int64_t j_hi, int64_t kc, T alpha,
                   T beta) {
     // jr outer, ir inner: the kc x NR micro-panel of B stays in L1 while the micro-panels
@@ -411,9 +416,11 @@ void macro_kernel(GemmUkernel<T> ukernel, const T* apack, const T* bpack, View<T
             const T* b = bpack + j * kc;
             View<T> cij{c.at(i, j), c.rs, c.cs};
             if (mr == MR && nr == NR && c.cs == 1) {
-                ukernel(kc, a, b, cij.p, c.rs, alpha, beta);
+                uk.full(kc, a, b, cij.p, c.rs, alpha, beta);
+            } else if (uk.rows != nullptr && nr == NR && c.cs == 1) {
+                uk.rows(kc, a, b, cij.p, c.rs, mr, alpha, beta);
             } else {
-                edge_tile<T, MR, NR>(ukernel, kc, a, b, cij, mr, nr, alpha, beta);
+                edge_tile<T, MR, NR>(uk.full, kc, a, b, cij, mr, nr, alpha, beta);
             }
         }
     }
@@ -524,7 +531,7 @@ void pack_a_block(T* apack, View<const T> a, int64_t mc, int64_t kc) {
 // bpre != nullptr: op(B) already packed by pack_b_all (serial calls only, n_lo == 0): its
 // blocks are read in place instead of packed into bpack.
 template <typename T, int MR, int NR, int AR>
-void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+void gemm_rect(const Problem<T>& pr, const Blocks& bk, Ukernels<T> uk, T* bpack,
                T* apack, int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi,
                const T* bpre = nullptr) {
     // With more threads than row tiles the grid hands some threads no rows (or columns):
@@ -547,7 +554,7 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
             for (int64_t ic = m_lo; ic < m_hi; ic += mc_step) {
                 const int64_t mc = std::min(mc_step, m_hi - ic);
                 pack_a_block<T, MR, AR>(apack, View<const T>{pr.A.at(ic, pc), pr.A.rs, pr.A.cs}, mc, kc);
-                macro_kernel<T, MR, NR, AR>(ukernel, apack, bblock, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
+                macro_kernel<T, MR, NR, AR>(uk, apack, bblock, View<T>{pr.C.at(ic, jc), pr.C.rs, pr.C.cs},
                                         mc, nc, 0, nc, kc, pr.alpha, beta);
             }
         }
@@ -556,13 +563,13 @@ void gemm_rect(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T
 
 // Thread tid of a team of nt: its rectangle of the grid.
 template <typename T, int MR, int NR, int AR>
-void gemm_thread(const Problem<T>& pr, const Blocks& bk, GemmUkernel<T> ukernel, T* bpack,
+void gemm_thread(const Problem<T>& pr, const Blocks& bk, Ukernels<T> uk, T* bpack,
                  T* apack, int nt, int tid) {
     const Grid g = thread_grid(nt, pr.M, pr.N, pr.K, MR, NR, bk);
     int64_t m_lo, m_hi, n_lo, n_hi;
     split(ceil_div(pr.M, MR), g.tm, tid / g.tn, MR, pr.M, &m_lo, &m_hi);
     split(ceil_div(pr.N, NR), g.tn, tid % g.tn, NR, pr.N, &n_lo, &n_hi);
-    gemm_rect<T, MR, NR, AR>(pr, bk, ukernel, bpack, apack, m_lo, m_hi, n_lo, n_hi);
+    gemm_rect<T, MR, NR, AR>(pr, bk, uk, bpack, apack, m_lo, m_hi, n_lo, n_hi);
 }
 
 double tile_use(int64_t m, int64_t n, int MR, int NR) {
@@ -595,13 +602,13 @@ T* align_up(T* p) {
 // work != nullptr: one thread, no OpenMP region, packing buffers carved from work (at least
 // gemm_workspace_elems long) instead of allocated.
 template <typename T, int MR, int NR, int AR = 1>
-void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
+void gemm_packed(const Problem<T>& problem, const Blocks& bk, Ukernels<T> uk, T* work) {
     const Problem<T> pr = orient<T, MR, NR>(problem);
     const int64_t kc_max = std::min(bk.KC, pr.K);
     if (work != nullptr) {
         T* apack = align_up(work);
         T* bpack = align_up(apack + kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR) * AR);
-        return gemm_thread<T, MR, NR, AR>(pr, bk, ukernel, bpack, apack, 1, 0);
+        return gemm_thread<T, MR, NR, AR>(pr, bk, uk, bpack, apack, 1, 0);
     }
     const int nt = gemm_threads(pr.M, pr.N, pr.K);
     const Blocks tb = team_blocks<T, NR>(bk, nt, pr.K);
@@ -613,12 +620,12 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, GemmUkernel<T> uke
         apack.emplace_back(kc_max * std::min(bk.MC, ceil_div(pr.M, MR) * MR) * AR);
         bpack.emplace_back(kc_max * std::min(tb.NC, ceil_div(pr.N, NR) * NR));
     }
-    if (nt == 1) return gemm_thread<T, MR, NR, AR>(pr, tb, ukernel, bpack[0].get(), apack[0].get(), 1, 0);
+    if (nt == 1) return gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[0].get(), apack[0].get(), 1, 0);
 #pragma omp parallel num_threads(nt)
     {
         // The team may be smaller than asked for (nested regions): split by its real size.
         const int tid = omp_thread_id();
-        gemm_thread<T, MR, NR, AR>(pr, tb, ukernel, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
+        gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
 }
 
@@ -639,8 +646,8 @@ void pack_b_all(T* bp, View<const T> b, const Blocks& bk, int64_t N, int64_t K) 
 
 // The serial packed loop nest on a prepacked B; work holds the A block (gemm_packed's layout).
 template <typename T, int MR, int NR, int AR = 1>
-void gemm_prepacked_b(const Problem<T>& pr, const T* bp, const Blocks& bk, GemmUkernel<T> ukernel, T* work) {
-    gemm_rect<T, MR, NR, AR>(pr, bk, ukernel, nullptr, align_up(work), 0, pr.M, 0, pr.N, bp);
+void gemm_prepacked_b(const Problem<T>& pr, const T* bp, const Blocks& bk, Ukernels<T> uk, T* work) {
+    gemm_rect<T, MR, NR, AR>(pr, bk, uk, nullptr, align_up(work), 0, pr.M, 0, pr.N, bp);
 }
 
 // ---------------------------------------------------------------- small and degenerate
@@ -766,11 +773,11 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
 // budget. One table of contexts per dtype, built at first use from the caches the CPU
 // reports (cpu_features.h); the ISA cap picks the row at each call.
 template <typename T>
-using PackedFn = void (*)(const Problem<T>&, const Blocks&, GemmUkernel<T>, T*);
+using PackedFn = void (*)(const Problem<T>&, const Blocks&, Ukernels<T>, T*);
 template <typename T>
 using PackBFn = void (*)(T*, View<const T>, const Blocks&, int64_t, int64_t);
 template <typename T>
-using PrepackedFn = void (*)(const Problem<T>&, const T*, const Blocks&, GemmUkernel<T>, T*);
+using PrepackedFn = void (*)(const Problem<T>&, const T*, const Blocks&, Ukernels<T>, T*);
 
 template <typename T>
 struct Context {
@@ -778,7 +785,7 @@ struct Context {
     int MR, NR;
     int AR;                    // copies of each packed A value (pack_a_panel)
     Blocks bk;
-    GemmUkernel<T> ukernel;
+    Ukernels<T> uk;
     PackedFn<T> packed;        // gemm_packed<T, MR, NR, AR>
     PackBFn<T> pack_b;         // pack_b_all<T, MR, NR, AR>
     PrepackedFn<T> prepacked;  // gemm_prepacked_b<T, MR, NR, AR>
@@ -851,7 +858,7 @@ Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const
     c.isa = isa;
     c.MR = MR;
     c.NR = NR;
-    c.ukernel = uk;
+    c.uk = {uk, nullptr};
     c.AR = AR;
     c.packed = gemm_packed<T, MR, NR, AR>;
     c.pack_b = pack_b_all<T, MR, NR, AR>;
@@ -890,6 +897,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     const int a2 = static_cast<int>(Isa::avx2), a5 = static_cast<int>(Isa::avx512);
     t.f32[a2] = make_context<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(
         Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
+    t.f32[a2].uk.rows = sgemm_ukernel_rows_avx2;
     t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
     t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
     t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_SDOT_RR, t.f32[a2].dot_nc = DOT_NC;
@@ -900,6 +908,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     t.f64[a2].dot = dgemm_dot_avx2, t.f64[a2].dot_rr = AVX2_DDOT_RR, t.f64[a2].dot_nc = DOT_NC;
     t.f32[a5] = make_context<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(
         Isa::avx512, sgemm_ukernel_avx512, {1.5, 0.352, 0.1875}, caches);
+    t.f32[a5].uk.rows = sgemm_ukernel_rows_avx512;
     t.f32[a5].direct[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
     t.f32[a5].direct[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
     t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_SDOT_RR, t.f32[a5].dot_nc = DOT_NC;
@@ -1043,7 +1052,7 @@ void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
         std::vector<T> row(static_cast<std::size_t>(pr.N));
         return gemm_small(pr, row.data());
     }
-    ctx.packed(pr, ctx.bk, ctx.ukernel, work);
+    ctx.packed(pr, ctx.bk, ctx.uk, work);
 }
 
 template <typename T>
@@ -1083,7 +1092,7 @@ void gemm_serial_packed_b_t(T* C, int64_t ldc, const T* A, int64_t lda, bool ta,
     if (M <= 0 || N <= 0) return;
     if (K <= 0) return scale_c(pr);
     const Context<T>& ctx = context<T>(active_isa());
-    ctx.prepacked(pr, bp, ctx.bk, ctx.ukernel, work);
+    ctx.prepacked(pr, bp, ctx.bk, ctx.uk, work);
 }
 
 template <typename T>

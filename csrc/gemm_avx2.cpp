@@ -1,4 +1,5 @@
-// gemm_avx2.cpp — AVX2+FMA micro-kernels of the GEMM: packed (float32 6x16, float64 6x8)
+// gemm_avx2.cpp — AVX2+FMA micro-kernels of the GEMM: packed (float32 6x16, float64 6x8;
+// float32 edge rows as 2x16 / 4x16 on the same panels)
 // and direct (the same tiles, plus narrow 12x8 / 12x4 tiles for small N).
 //
 // Compiled with -mavx2 -mfma (CMakeLists.txt) and called only when pyminidl::active_isa()
@@ -146,6 +147,16 @@ void sgemm_ukernel_avx2(int64_t kc, const float* PMD_RESTRICT a, const float* PM
     store_row16(c + 5 * ldc, c50, c51, va, vb, beta0);
 }
 #undef PMD_S6X16_STEP
+
+void sgemm_ukernel_rows_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                             float alpha, float beta) {
+    // a: (kc, 6) packed, b: (kc, 16) packed, c: (mr, 16) row stride ldc, mr < 6. The generic
+    // kernel's arithmetic per element is sgemm_ukernel_avx2's (k-order FMAs, the same store).
+    constexpr int MR = AVX2_SGEMM_MR, NV = AVX2_SGEMM_NR / 8;
+    if (mr <= 2) return ukernel_packed<YmmF32, MR, NV, 0, 2>(kc, a, b, c, ldc, alpha, beta, mr);
+    if (mr <= 4) return ukernel_packed<YmmF32, MR, NV, 0, 4>(kc, a, b, c, ldc, alpha, beta, mr);
+    ukernel_packed<YmmF32, MR, NV>(kc, a, b, c, ldc, alpha, beta, mr);
+}
 
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta) {

@@ -1,4 +1,5 @@
-// gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16),
+// gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16;
+// float32 edge rows as 4x32 / 8x32 on the same panels),
 // direct (the same tiles, plus narrow 16x16 / 16x8 tiles for small N) and dot (8 x 2 / 4 x 2
 // tiles vectorised over k, for N <= 12).
 //
@@ -98,6 +99,16 @@ void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, 
     // a: (kc, 12) packed, b: (kc, 32) packed, c: (12, 32) row stride ldc.
     ukernel_packed<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16, AVX512_SGEMM_PF_K>(kc, a, b, c, ldc, alpha,
                                                                                 beta);
+}
+
+void sgemm_ukernel_rows_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                               float alpha, float beta) {
+    // a: (kc, 12) packed, b: (kc, 32) packed, c: (mr, 32) row stride ldc, mr < 12. Rows in steps
+    // of 4: a batch of 64 is 5 x 12 + 4 rows, split in two 2 x 12 + 8.
+    constexpr int MR = AVX512_SGEMM_MR, NV = AVX512_SGEMM_NR / 16, PF = AVX512_SGEMM_PF_K;
+    if (mr <= 4) return ukernel_packed<ZmmF32, MR, NV, PF, 4>(kc, a, b, c, ldc, alpha, beta, mr);
+    if (mr <= 8) return ukernel_packed<ZmmF32, MR, NV, PF, 8>(kc, a, b, c, ldc, alpha, beta, mr);
+    ukernel_packed<ZmmF32, MR, NV, PF>(kc, a, b, c, ldc, alpha, beta, mr);
 }
 
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,

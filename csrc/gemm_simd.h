@@ -71,20 +71,24 @@ PMD_ALWAYS_INLINE void prefetch_tile(const typename S::T* c, int64_t ldc) {
 // panel (KC x NR, larger than L1 on the AVX-512 blocks) and the next A panel come from L2.
 // Sapphire Rapids, 1 thread, CPU-time GFLOP/s (best of 12-20, load 5-7): 2048^3 100-106 ->
 // 108-112, 1536^3 94 -> 102; the C prefetch alone gave about half of it.
-template <class S, int MR, int NV, int PF_K = 0>
+// ROWS < MR (the edge kernel): only the panel's first ROWS rows are multiplied, and the first
+// mr <= ROWS of them stored; each row's k loop is the full kernel's, so its bits are the same.
+template <class S, int MR, int NV, int PF_K = 0, int ROWS = MR>
 PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTRICT a,
                                       const typename S::T* PMD_RESTRICT b, typename S::T* c,
-                                      int64_t ldc, typename S::T alpha, typename S::T beta) {
+                                      int64_t ldc, typename S::T alpha, typename S::T beta,
+                                      int64_t mr = ROWS) {
     constexpr int NR = NV * S::W;
+    static_assert(ROWS <= MR, "the rows of a packed panel");
     if constexpr (PF_K > 0) {
-        prefetch_tile<S, MR, NR>(c, ldc);
+        prefetch_tile<S, ROWS, NR>(c, ldc);
         // c "changes" here: GCC would otherwise keep the prefetches' row addresses live through
         // the k loop for the stores, in vector registers, and spill a B vector to the stack.
         asm("" : "+r"(c));
     }
-    typename S::V acc[MR][NV];
+    typename S::V acc[ROWS][NV];
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
     for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
@@ -99,7 +103,7 @@ PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTR
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * S::W);
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < ROWS; ++i) {
             const typename S::V ai = S::bcast(a + i);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
@@ -107,7 +111,7 @@ PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTR
     }
     typename S::Mask m[NV];
     for (int v = 0; v < NV; ++v) m[v] = S::mask_for(S::W);
-    store_tile<S, MR, NV>(c, ldc, acc, m, MR, alpha, beta);
+    store_tile<S, ROWS, NV>(c, ldc, acc, m, mr, alpha, beta);
 }
 
 // op(A) element (i, p) at a[i * rsa + p * csa]; op(B) element (p, j) at b[p * ldb + j];

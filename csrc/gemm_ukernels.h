@@ -33,6 +33,19 @@ namespace pyminidl::kernels::detail {
 template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
                              T beta);
+// The micro-kernel of a tile's first mr < MR rows (the edge of C) on the same packed panels,
+// written straight into c: the zero rows past the edge are not multiplied, and no scratch tile
+// is copied. Each row's sums are the full kernel's (the same k order), so the bits are too.
+template <typename T>
+using GemmRowsUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, T alpha,
+                                 T beta);
+// A path's packed micro-kernels: rows == nullptr runs edge rows on a scratch tile with full.
+template <typename T>
+struct Ukernels {
+    GemmUkernel<T> full;
+    GemmRowsUkernel<T> rows;
+};
+
 // The unpacked ("direct") micro-kernel for small products: op(A) element (i, p) at
 // a[i * rsa + p * csa], op(B) element (p, j) at b[p * ldb + j] (B needs unit column stride),
 // updates the mr x nr corner (mr <= MR, nr <= NR) of a tile of c, masking the edges.
@@ -56,10 +69,14 @@ void dgemm_ukernel_baseline(int64_t kc, const double* a, const double* b, double
 // gemm_avx2.cpp (-mavx2 -mfma) and gemm_avx512.cpp (-mavx512f ...): explicit intrinsics.
 void sgemm_ukernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                         float alpha, float beta);
+void sgemm_ukernel_rows_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                             float alpha, float beta);
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta);
 void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                           float alpha, float beta);
+void sgemm_ukernel_rows_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                               float alpha, float beta);
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,
                           int64_t ldc, double alpha, double beta);
 #define PMD_DIRECT_DECL(name, T)                                                              \

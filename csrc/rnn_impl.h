@@ -40,7 +40,15 @@ namespace pyminidl::kernels {
 namespace PMD_RNN_ISA {
 namespace {
 
-PMD_ALWAYS_INLINE float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+// 1 / (1 + e^-x), with -x clamped to [-87, 88] (selects; NaN is put back) so that e^-x takes
+// exp_normal_f's one scaling: below, 1 + e^-x is 1 in float anyway; above (x < -88), the gate
+// is 6.1e-39 instead of a smaller denormal or 0.
+PMD_ALWAYS_INLINE float sigmoid_f(float x) {
+    float t = -x > -87.0f ? -x : -87.0f;
+    t = t < 88.0f ? t : 88.0f;
+    const float s = 1.0f / (1.0f + exp_normal_f(t));
+    return x != x ? x : s;
+}
 
 PMD_ALWAYS_INLINE float act_apply(int code, float x) {
     switch (code) {

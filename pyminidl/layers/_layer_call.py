@@ -19,13 +19,18 @@ class _ForwardOptions(threading.local):
     cross-entropy). ``need_dx``: nobody reads the input gradient (the model's first layer), so a
     backward may skip computing it and return None. ``owns_dy``: the gradient the backward will
     receive is a fresh array nobody else reads (a Sequential hands a layer the input gradient a
-    Dense after it just made), so the backward may overwrite it. Models set them per layer around
-    each layer's forward; a layer's own sublayers run with the defaults.
+    Dense after it just made), so the backward may overwrite it. ``defer_activation``: the layer
+    after this one applies this layer's activation (a max pooling, with which it commutes), so the
+    layer returns its pre-activation output. ``pool_activation``: ``(kind, params)`` of that
+    deferred activation, for the max pooling to apply to its (smaller) output. Models set them per
+    layer around each layer's forward; a layer's own sublayers run with the defaults.
     """
 
     logits = False
     need_dx = True
     owns_dy = False
+    defer_activation = False
+    pool_activation = None
 
 
 FORWARD_OPTIONS = _ForwardOptions()

@@ -11,7 +11,7 @@ import numbers
 from pyminidl import activations as activations_module
 from pyminidl import initializers, regularizers
 from pyminidl.backend import get_backend
-from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer
+from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer, _overrides_call
 
 _PADDINGS = ("valid", "same", "causal")
 
@@ -22,6 +22,12 @@ _PADDINGS = ("valid", "same", "causal")
 _OUTPUT_ONLY = {"relu": ("relu", {}), "relu6": ("relu", {"max_value": 6.0}), "elu": ("elu", {}),
                 "selu": ("selu", {}), "sigmoid": ("sigmoid", {}), "tanh": ("tanh", {}),
                 "exponential": ("exponential", {})}
+
+
+# Activations that commute with a max in floating point too (monotone, exact: act(max(z)) ==
+# max(act(z))) and whose derivative at a window's arg-max reads the pooled value: a max pooling
+# after the layer may apply them to its 4x smaller output (Sequential.forward pairs the layers).
+_MAX_COMMUTING = ("relu", "relu6")
 
 
 def _no_release():
@@ -162,7 +168,10 @@ class _BaseConv(Layer):
 
         Returns ``(y, act_backward)``; ``act_backward(dy) -> (dz, release)``, where ``release()``
         hands the buffer back once dz is no longer read (conv_backward returns new arrays, so dz
-        never leaves the layer's backward). Other activations keep ``_activate``'s arrays."""
+        never leaves the layer's backward). Other activations keep ``_activate``'s arrays. With
+        ``FORWARD_OPTIONS.defer_activation`` set (``_activation_for_max_pool``), z is returned as it is."""
+        if FORWARD_OPTIONS.defer_activation:  # the max pooling after this layer applies it
+            return z, None
         fused = _OUTPUT_ONLY.get(self._act_name)
         if fused is None:
             y, act_backward = self._activate(z)
@@ -237,6 +246,17 @@ class _Conv(_BaseConv):
     def _spatial_out(self, spatial):
         return tuple(_output_length(s, k, st, d, self.padding) for s, k, st, d in
                      zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
+
+    def _activation_for_max_pool(self):
+        """``(kind, params)`` of this layer's activation when a max pooling right after it may apply it
+        instead (pooling z, then activating the pooled values: the same output, a quarter of the
+        activation's passes for 2x2 windows, and the gradient masked before it is routed); None when
+        the activation does not commute with a max, an activity regularizer reads the output, or
+        another forward (a transposed convolution's, a subclass's call) runs in place of this one."""
+        if (type(self).forward is not _Conv.forward or _overrides_call(type(self))
+                or self._act_name not in _MAX_COMMUTING or self.activity_regularizer is not None):
+            return None
+        return _OUTPUT_ONLY[self._act_name]
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

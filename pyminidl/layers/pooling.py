@@ -12,7 +12,7 @@ Example:
 
 import numbers
 
-from pyminidl.layers.base import InputSpec, Layer
+from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer, _overrides_call
 
 _DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -105,6 +105,12 @@ class _Pooling(_SpatialLayout, Layer):
         c = self._channels(input_shape)
         return (input_shape[0], c) + out if self.data_format == "channels_first" else (input_shape[0],) + out + (c,)
 
+    @property
+    def _takes_deferred_activation(self):
+        """This layer's forward applies the activation the layer before it deferred
+        (``FORWARD_OPTIONS.pool_activation``): max pooling's own forward does."""
+        return self._mode == "max" and type(self).forward is _Pooling.forward and not _overrides_call(type(self))
+
     def _window(self):
         """The pool size and strides as the 2-D NHWC ops take them."""
         return ((1,) + self.pool_size, (1,) + self.strides) if self._rank == 1 else (self.pool_size, self.strides)
@@ -116,9 +122,15 @@ class _Pooling(_SpatialLayout, Layer):
         shape4 = tuple(x4.shape)
         if self._mode == "max":
             y4, argmax = be.maxpool_forward(x4, k, s, pad)
+            act = FORWARD_OPTIONS.pool_activation  # the layer before deferred its activation to here
+            if act is not None:
+                y4 = be.activation_forward(act[0], y4, out=y4, **act[1])
 
             def backward(dy):  # dL/dx: each dy to the input cell that was its window's max
-                return self._from_nhwc(be.maxpool_backward(self._to_nhwc(dy), argmax, shape4, k, s, pad))
+                dy4 = self._to_nhwc(dy)
+                if act is not None:  # y4 stands in for the pooled z: the same mask (relu, relu6)
+                    dy4 = be.activation_backward(act[0], dy4, y4, y4, **act[1])
+                return self._from_nhwc(be.maxpool_backward(dy4, argmax, shape4, k, s, pad))
         else:
             y4 = be.avgpool_forward(x4, k, s, pad)
 

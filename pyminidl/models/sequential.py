@@ -213,6 +213,8 @@ class Sequential(Model):
 
         The model's ``FORWARD_OPTIONS`` reach the layers they concern: ``logits`` the last one,
         ``need_dx=False`` the first one (backward then returns None); the others run with the defaults.
+        A convolution whose relu a max pooling right after it can apply defers it there
+        (``_deferred_activations``).
 
         Args:
             x: a batch, ``(batch, ...)``.
@@ -226,12 +228,15 @@ class Sequential(Model):
         opts = FORWARD_OPTIONS
         logits, need_dx, owns_dy = opts.logits, opts.need_dx, opts.owns_dy
         last = len(self._layers) - 1
+        deferred = _deferred_activations(self._layers)
         mask = None
         try:
             for i, layer in enumerate(self._layers):
                 opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
                 # A layer's dy is the dx of the one after it: fresh when that one makes it anew.
                 opts.owns_dy = i < last and "_fresh_dx" in type(self._layers[i + 1]).__dict__
+                opts.defer_activation = deferred[i] is not None
+                opts.pool_activation = deferred[i - 1] if i > 0 else None
                 x_in = x
                 x, back = layer._forward_full(x, training, **_mask_kwargs(layer, mask))
                 _single_output(layer, x)
@@ -239,6 +244,7 @@ class Sequential(Model):
                 backwards.append(back)
         finally:
             opts.logits, opts.need_dx, opts.owns_dy = logits, need_dx, owns_dy
+            opts.defer_activation, opts.pool_activation = False, None
         self._output_mask = mask
 
         def backward(dy):
@@ -338,3 +344,14 @@ def _single_output(layer, y):
     if isinstance(y, (tuple, list)):
         raise ValueError("All layers in a Sequential model should have a single output tensor. For multi-output "
                          f"layers, use the functional API. Layer {layer.name!r} returned {len(y)} outputs.")
+
+
+def _deferred_activations(layers):
+    """Per layer: the ``(kind, params)`` of the activation it leaves to the max pooling right after
+    it (``FORWARD_OPTIONS.defer_activation`` / ``pool_activation``), or None. Only activations that
+    commute with a max exactly qualify (``_activation_for_max_pool``), so the output is the same."""
+    out = []
+    for layer, nxt in zip(layers, layers[1:]):
+        take = getattr(layer, "_activation_for_max_pool", None)
+        out.append(take() if take is not None and getattr(nxt, "_takes_deferred_activation", False) else None)
+    return out + [None]

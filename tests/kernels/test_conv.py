@@ -191,13 +191,17 @@ def test_conv_forward_is_bit_identical_across_thread_counts(cpu, rng):
 
 # Taps in the padding for whole tiles: a kernel taller than the image, dilated taps past the top
 # and bottom rows, the 14x14 layer's top and bottom rows, in the forward tiles, the stride-1 input
-# gradient (the same tiles on dy) and the weight gradient's pixel spans (wgrad_tile).
+# gradient (the same tiles on dy) and the weight gradient's pixel spans (wgrad_tile); tiles by
+# channels per tap.
 # (x shape, kernel, filters, dilation)
 SKIP_CASES = [
     ((2, 4, 9, 16), (7, 7), 6, (1, 1)),
     ((1, 6, 30, 5), (5, 3), 40, (3, 1)),
     ((2, 14, 14, 32), (3, 3), 64, (1, 1)),
     ((1, 3, 17, 8), (5, 5), 128, (1, 1)),
+    # 16 or more channels per tap with 2-vector filter strips (AVX-512's 8-row tile), masked tails.
+    ((2, 9, 11, 24), (3, 3), 40, (1, 1)),
+    ((1, 5, 7, 16), (3, 3), 17, (2, 1)),
 ]
 
 
@@ -261,6 +265,58 @@ def test_conv_weight_gradient_tiles_match_reference_on_every_isa_path(cpu, ref, 
     _, rdw, _ = ref.conv_backward(*_f8(dy, x, w), *args, has_bias=False, need_dx=False)
     assert dw.dtype == np.float32 and dw.shape == w.shape
     assert_close(dw, rdw, k=int(np.prod(dy.shape[:-1])))
+
+
+def _at_offset(a, offset_bytes):
+    """A copy of a whose data starts offset_bytes past a 64-byte boundary."""
+    buf = np.empty(a.size + 64, a.dtype)
+    start = (-buf.ctypes.data % 64 + offset_bytes) // a.itemsize
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+# The implicit forward copies a kernel that is off a 64-byte boundary to an aligned place in its
+# work, and builds the input gradient's flipped kernel at one: the same bits from every offset.
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("filters", [64, 33])
+def test_conv_results_do_not_depend_on_the_kernel_alignment(cpu, ref, rng, isa, filters):
+    x, w, b = _inputs(rng, (3, 7, 9, 16), (3, 3, 16, filters), np.float32)
+    dy = rng.standard_normal((3, 7, 9, filters)).astype(np.float32)
+    pyminidl.config.set_cpu_capability(isa)
+    outs = []
+    for offset in (0, 4, 16, 32, 48):
+        wo = _at_offset(w, offset)
+        outs.append((cpu.conv_forward(x, wo, b, 1, "same", 1, 1), cpu.conv_backward(dy, x, wo, 1, "same", 1, 1)[0]))
+    for y, dx in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(dx, outs[0][1])
+    assert_close(outs[0][0], ref.conv_forward(*_f8(x, w, b), 1, "same", 1, 1), k=9 * 16)
+
+
+# An inf or NaN in dy reaches every dw row it multiplies, those of taps in the padding too (0 * inf
+# is NaN in the reference): the tiles' padded-pixel skip stays off for that part of the sum, on a
+# corner pixel (all taps but one partly in the padding), in an image of a later part (batch 20:
+# 16 parts), and in a transposed convolution, whose weight gradient takes x as its dy.
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("at", [(0, 0, 0, 3), (17, 13, 0, 0), (5, 6, 7, 63)], ids=str)
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_conv_weight_gradient_keeps_non_finite_dy_in_padded_taps(cpu, ref, rng, isa, bad, at):
+    x, w, _ = _inputs(rng, (20, 14, 14, 32), (3, 3, 32, 64), np.float32, bias=False)
+    dy = rng.standard_normal((20, 14, 14, 64)).astype(np.float32)
+    dy[at] = bad
+    pyminidl.config.set_cpu_capability(isa)
+    _, dw, _ = cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)
+    _, rdw, _ = ref.conv_backward(*_f8(dy, x, w), 1, "same", 1, 1, has_bias=False, need_dx=False)
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(rdw))
+    np.testing.assert_array_equal(np.isposinf(dw), np.isposinf(rdw))
+    finite = np.isfinite(rdw)
+    assert_close(np.where(finite, dw, 0), np.where(finite, rdw, 0), k=20 * 14 * 14)
+    xt = dy[:, ::2, ::2, :32].copy()  # the transposed convolution's input, 7x7 -> 14x14
+    _, dwt, _ = cpu.conv_transpose_backward(x, xt, w[..., :32].copy(), 2, "same", None, 1)
+    _, rdwt, _ = ref.conv_transpose_backward(*_f8(x, xt, w[..., :32]), 2, "same", None, 1)
+    np.testing.assert_array_equal(np.isnan(dwt), np.isnan(rdwt))
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])

@@ -124,6 +124,20 @@ def test_gemm_one_and_two_threads_bit_identical(isa, rng, m, n, k, dtype):
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("rows", [1, 4, 5, 8, 9, 11])
+def test_gemm_edge_rows_match_full_tiles_bit_for_bit(isa, rng, rows):
+    # The last rows of C (fewer than a tile: the AVX-512 rows kernel, else a scratch tile) get
+    # the bits they get inside full tiles: M = 36 + rows against the same rows in M = 72, on
+    # the packed path (M N K past the direct path's limit) with several KC blocks.
+    a, b = _operands(rng, 72, 512, 2000, False, False, np.float32)
+    c = rng.standard_normal((72, 512)).astype(np.float32)
+    pyminidl.config.set_num_threads(1)
+    full = _C.gemm(a, b, False, False, 1.5, 0.5, c)
+    m = 36 + rows
+    edge = _C.gemm(np.ascontiguousarray(a[:m]), b, False, False, 1.5, 0.5, np.ascontiguousarray(c[:m]))
+    np.testing.assert_array_equal(edge, full[:m])
+
+
 def test_gemm_run_to_run_bit_identical(isa, rng):
     a, b = _operands(rng, 300, 520, 260, False, True, np.float32)
     pyminidl.config.set_num_threads(2)

@@ -99,3 +99,49 @@ def test_interleave_times_the_peers_rep_by_rep_and_blocks_do_not(interleave, ord
     timing = _harness_module().bench(fns, reps=3, warmup=0, rounds=1, settle_s=0.0, interleave=interleave)
     assert "".join(calls) == order
     assert set(timing) == {"A", "B"} and all(len(t) == 3 for t in timing.values())
+
+
+# A peer that answers each request through _harness.serve (as the Keras-on-TensorFlow peers do),
+# and stops with exit code 3 when asked to.
+PEER = textwrap.dedent('''
+    import sys
+
+    sys.path.insert(0, {bench_dir!r})
+    import _harness
+
+
+    def handle(req):
+        if req["cmd"] == "stop":
+            sys.exit(3)
+        return {{"twice": req["x"] * 2, "argv": sys.argv[1:]}}
+
+
+    _harness.serve(handle)
+''')
+
+
+def _peer(tmp_path):
+    sys.path.insert(0, BENCH_DIR)
+    try:
+        import _harness
+    finally:
+        sys.path.remove(BENCH_DIR)
+    script = tmp_path / "peer.py"
+    script.write_text(PEER.format(bench_dir=os.path.abspath(BENCH_DIR)))
+    return _harness.PeerProcess(sys.executable, str(script), ["--flag", "1"], {"PEER_TEST": "1"})
+
+
+def test_peer_process_answers_requests_in_order(tmp_path):
+    peer = _peer(tmp_path)
+    try:
+        assert peer.ask(cmd="double", x=3) == {"ok": True, "twice": 6, "argv": ["--flag", "1"]}
+        assert peer.ask(cmd="double", x=[1]) == {"ok": True, "twice": [1, 1], "argv": ["--flag", "1"]}
+    finally:
+        peer.close()
+    assert peer.proc.returncode == 0
+
+
+def test_peer_process_that_stops_names_its_exit_code(tmp_path):
+    peer = _peer(tmp_path)
+    with pytest.raises(RuntimeError, match=r"peer process stopped \(exit code 3\)"):
+        peer.ask(cmd="stop")
