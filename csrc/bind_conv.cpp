@@ -99,10 +99,10 @@ void run_input(T* dx, const T* dy, const T* w, const kernels::ConvGeom& g) {
     kernels::conv_backward_input(dx, dy, w, g, work.get(), n);
 }
 template <typename T>
-void run_weight(T* dw, const T* dy, const T* x, const kernels::ConvGeom& g) {
+void run_weight(T* dw, T* db, const T* dy, const T* x, const kernels::ConvGeom& g) {
     const int64_t n = kernels::conv_backward_weight_workspace_elems(g, omp_max_threads(), sizeof(T) == 8);
     const std::unique_ptr<T[]> work(new T[static_cast<size_t>(n)]);
-    kernels::conv_backward_weight(dw, dy, x, g, work.get(), n);
+    kernels::conv_backward_weight(dw, db, dy, x, g, work.get(), n);
 }
 
 template <typename T>
@@ -125,7 +125,7 @@ py::array conv_forward_t(const py::array& x_in, const py::array& w_in, const py:
     return y;
 }
 
-// db[f] = sum of dy over (N, OH, OW): the bias gradient of both convolutions.
+// db[f] = sum of dy over (N, H, W): the transposed convolution's bias gradient.
 template <typename T>
 py::object bias_grad_of(const py::array_t<T, py::array::c_style>& dy, int64_t rows, int64_t F) {
     py::array_t<T> db(std::vector<py::ssize_t>{F});
@@ -157,12 +157,18 @@ py::tuple conv_backward_t(const py::array& dy_in, const py::array& x_in, const p
         dxp = a.mutable_data();
         dx = std::move(a);
     }
+    py::object db = py::none();
+    T* dbp = nullptr;
+    if (has_bias) {  // summed by the weight gradient's parts, as they read dy (conv.cpp)
+        py::array_t<T> a(std::vector<py::ssize_t>{g.F});
+        dbp = a.mutable_data();
+        db = std::move(a);
+    }
     {
         py::gil_scoped_release nogil;
-        run_weight<T>(dwp, dy.data(), x.data(), g);
+        run_weight<T>(dwp, dbp, dy.data(), x.data(), g);
         if (dxp != nullptr) run_input<T>(dxp, dy.data(), w.data(), g);
     }
-    py::object db = has_bias ? bias_grad_of<T>(dy, g.N * g.OH * g.OW, g.F) : py::none();
     return py::make_tuple(dx, dw, db);
 }
 
@@ -219,7 +225,7 @@ py::tuple conv_transpose_backward_t(const py::array& dy_in, const py::array& x_i
     }
     {
         py::gil_scoped_release nogil;
-        run_weight<T>(dwp, x.data(), dy.data(), g);  // the convolution's output gradient is x
+        run_weight<T>(dwp, static_cast<T*>(nullptr), x.data(), dy.data(), g);  // the convolution's output gradient is x
         if (dxp != nullptr) run_forward<T>(dxp, dy.data(), w.data(), nullptr, g);
     }
     py::object db = has_bias ? bias_grad_of<T>(dy, g.N * g.H * g.W, g.C) : py::none();

@@ -31,10 +31,11 @@ void conv_backward_input(float* dx, const float* dy, const float* w, const ConvG
                          float* work, int64_t work_elems);
 void conv_backward_input(double* dx, const double* dy, const double* w, const ConvGeom& g,
                          double* work, int64_t work_elems);
-// dw: (KH, KW, C/G, F); dy: (N, OH, OW, F); x: (N, H, W, C). dw = sum over n, pixels of patch^T dy.
-void conv_backward_weight(float* dw, const float* dy, const float* x, const ConvGeom& g,
+// dw: (KH, KW, C/G, F); db: (F,) or nullptr; dy: (N, OH, OW, F); x: (N, H, W, C).
+// dw = sum over n, pixels of patch^T dy; db = sum of dy over (N, OH, OW) (the bias gradient).
+void conv_backward_weight(float* dw, float* db, const float* dy, const float* x, const ConvGeom& g,
                           float* work, int64_t work_elems);
-void conv_backward_weight(double* dw, const double* dy, const double* x, const ConvGeom& g,
+void conv_backward_weight(double* dw, double* db, const double* dy, const double* x, const ConvGeom& g,
                           double* work, int64_t work_elems);
 
 // Triple-loop forward: the in-C++ reference for the workbench.

@@ -1143,9 +1143,16 @@ void bias_grad_t(T* db, const T* dy, int64_t lddy, int64_t N, int64_t U) {
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t u0 = blk * BIAS_GRAD_COLS, nu = std::min(BIAS_GRAD_COLS, U - u0);
         T acc[BIAS_GRAD_COLS] = {};
-        for (int64_t n = 0; n < N; ++n) {
-            const T* r = dy + n * lddy + u0;
-            for (int64_t u = 0; u < nu; ++u) acc[u] += r[u];
+        if (nu == BIAS_GRAD_COLS) {  // a constant trip count: the sums stay in registers across rows
+            for (int64_t n = 0; n < N; ++n) {
+                const T* r = dy + n * lddy + u0;
+                for (int64_t u = 0; u < BIAS_GRAD_COLS; ++u) acc[u] += r[u];
+            }
+        } else {
+            for (int64_t n = 0; n < N; ++n) {
+                const T* r = dy + n * lddy + u0;
+                for (int64_t u = 0; u < nu; ++u) acc[u] += r[u];
+            }
         }
         std::copy(acc, acc + nu, db + u0);
     }

@@ -326,7 +326,8 @@ def test_conv_weight_gradient_is_bit_identical_across_thread_counts(cpu, rng, is
     dy = rng.standard_normal((batch, 9, 11, 40)).astype(np.float32)
     pyminidl.config.set_cpu_capability(isa)
     pyminidl.config.set_num_threads(1)
-    one = cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)[1]
+    one = cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=True, need_dx=False)[1:]
     pyminidl.config.set_num_threads(2)
-    for _ in range(2):
-        np.testing.assert_array_equal(cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=False, need_dx=False)[1], one)
+    for _ in range(2):  # dw and db (summed by the same parts)
+        for got, want in zip(cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=True, need_dx=False)[1:], one):
+            np.testing.assert_array_equal(got, want)
