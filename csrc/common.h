@@ -69,6 +69,9 @@ inline bool openmp_enabled() {
 #endif
 }
 
+// ceil(a / b) for a >= 0, b > 0: tile and block counts.
+inline constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // Elementwise loops below this many elements run on one thread: starting a
 // parallel region costs more than the work.
 constexpr int64_t PARALLEL_GRAIN = 32768;

@@ -306,7 +306,7 @@ template <typename T>
 void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros) {
     const int64_t total = g.N * g.OH * g.OW;
     const int64_t run = std::max(IMPLICIT_RUN_ALIGN, tile_rows(g, Kind::forward) / IMPLICIT_RUN_ALIGN * IMPLICIT_RUN_ALIGN);
-    const int64_t items = (total + run - 1) / run;
+    const int64_t items = ceil_div(total, run);
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
@@ -323,7 +323,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
     const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
-    const int64_t tiles = (P + TM - 1) / TM, items = g.N * tiles, pt = per_thread_forward<T>(g);
+    const int64_t tiles = ceil_div(P, TM), items = g.N * tiles, pt = per_thread_forward<T>(g);
     const int64_t Cg = g.C / g.G;
     const T* zeros = work;
     std::fill(work, work + Cg, T(0));
@@ -471,7 +471,6 @@ void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, cons
 // span[0..2) = [lo, hi): the outputs o in [0, count) whose input index start + o*step lies in
 // [0, limit); all of [0, count) when not `clip`.
 void inside_span(int64_t* span, int64_t count, int64_t start, int64_t step, int64_t limit, bool clip) {
-    const auto ceil_div = [](int64_t a, int64_t d) { return (a + d - 1) / d; };  // a >= 0, d > 0
     const int64_t lo = std::clamp<int64_t>(start >= 0 ? 0 : ceil_div(-start, step), 0, count);
     const int64_t hi = std::clamp<int64_t>(limit > start ? ceil_div(limit - start, step) : 0, 0, count);
     span[0] = clip ? lo : 0, span[1] = clip ? std::max(lo, hi) : count;

@@ -205,8 +205,6 @@ constexpr int64_t SMALL_GEMM_MNK = 24 * 24 * 24;
 constexpr int64_t MIN_MNK_PER_THREAD = 112 * 112 * 112;
 constexpr std::size_t PACK_ALIGN = 64;  // a cache line, and one zmm register
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // An operand after op(): element (r, c) is at p[r * rs + c * cs].
 template <typename T>
 struct View {
