@@ -198,10 +198,12 @@ using detail::Ukernels;
 // Below this M*N*K the packed path's packing and tile bookkeeping cost more than they
 // save: an unpacked loop runs instead.
 constexpr int64_t SMALL_GEMM_MNK = 24 * 24 * 24;
-// Each extra thread needs about this much M*N*K to pay for waking it. With the passive
-// wait policy pyminidl sets (backend/_compat.py) a sleeping worker takes ~10-30 us to wake,
-// so a product shorter than ~50 us on one thread (2 * MNK / 60 GFLOP/s) stays on one: the
-// Dense shapes with 10 units (128 x 10 x 256) ran at 0.4x NumPy on 2 threads, ~1x on one.
+// Each extra thread needs about this much M*N*K to pay for waking it. A sleeping worker takes
+// ~10-30 us to wake, so a product shorter than ~50 us on one thread (2 * MNK / 60 GFLOP/s) stays
+// on one: the Dense shapes with 10 units (128 x 10 x 256) ran at 0.4x NumPy on 2 threads, ~1x on
+// one (measured under OMP_WAIT_POLICY=passive). pyminidl now sets a short spin instead
+// (GOMP_SPINCOUNT, backend/_compat.py): a worker is still awake right after a kernel, but asleep
+// again after ~0.5 ms of other work, as at the start of a step, so the threshold stays.
 constexpr int64_t MIN_MNK_PER_THREAD = 112 * 112 * 112;
 constexpr std::size_t PACK_ALIGN = 64;  // a cache line, and one zmm register
 
