@@ -49,7 +49,7 @@ def setup_threads(threads, openblas_coretype=None):
 
 
 def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, rounds=3, settle_s=0.15,
-          interleave=False):
+          interleave=False, contention=None, redo=0, pids=(), threads=None):
     """Time each callable of ``fns`` (dict name -> fn). Returns {name: (median_s, min_s, max_s)}.
 
     The peers run in blocks, ``rounds`` times in turn (A B A B ...), so a noisy neighbour
@@ -57,6 +57,13 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
     for a while after each call (its THREAD_TIMEOUT, 2**28 cycles by default), and a peer
     timed right after a NumPy call would share its cores with them. ``settle_s`` of sleep
     before each block lets the previous library's threads go idle.
+
+    Each block also measures how long runnable threads of this process (and of ``pids``: a peer
+    in another process) waited for a core, plus the time the hypervisor stole (``CpuWait``); a
+    block where that exceeds ``CONTENDED_SHARE`` of its wall time on ``threads`` cores (default
+    all) is *contended*: something else ran on the cores it timed. ``contention``, a dict, gets
+    each peer's share of contended blocks; ``redo`` times at most, a contended block is run
+    again and replaces its times (a peer that is always contended keeps its last block).
 
     ``interleave=True`` instead runs the peers rep by rep with no pause (A B A B ... per
     call): a script that mixes the libraries, where each one's idle threads compete with the
@@ -74,16 +81,85 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
         once = max(time.perf_counter() - t0, 1e-7)
         reps = int(min(max_reps, max(min_reps, budget_s / once)))
     per_round = max(2, reps // rounds)
+    wait = CpuWait(pids, threads)
     times = {name: [] for name in fns}
+    flagged = {name: 0 for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            time.sleep(settle_s)
-            fn()  # wakes this library's threads
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+            for attempt in range(redo + 1):
+                time.sleep(settle_s)
+                fn()  # wakes this library's threads
+                wait.start()
+                block = []
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    fn()
+                    block.append(time.perf_counter() - t0)
+                contended = wait.share() > CONTENDED_SHARE
+                if not contended or attempt == redo:
+                    break
+            times[name].extend(block)
+            flagged[name] += contended
+    if contention is not None:
+        contention.update({name: flagged[name] / rounds for name in fns})
     return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}
+
+
+def busy(records, ours="pyminidl"):
+    """A table cell: the share of contended blocks (``bench(contention=...)``) of ``ours`` and the
+    most contended peer among ``records`` (backend -> record), e.g. "0/50%"; "-" when not measured."""
+    if any("contended" not in r for r in records.values()):
+        return "-"
+    peers = [r["contended"] for name, r in records.items() if name != ours]
+    return f"{records[ours]['contended']:.0%}/{max(peers, default=0.0):.0%}"
+
+
+# A timed block whose threads waited for a core (or had it stolen) more than this share of
+# its wall time, summed over the cores it ran on, is reported as contended.
+CONTENDED_SHARE = 0.10
+
+
+class CpuWait:
+    """Time this process's threads (and ``pids``') spent runnable but waiting for a core, plus
+    the CPU time the hypervisor stole, between ``start()`` and ``share()``: the share of
+    ``threads`` cores' wall time lost to something else. Linux's /proc/<pid>/task/*/schedstat
+    (second field: run-queue wait, ns) and /proc/stat's steal column; 0 where they are missing."""
+
+    def __init__(self, pids=(), threads=None):
+        self.pids = ("self",) + tuple(pids)
+        self.threads = max(1, threads or os.cpu_count() or 1)
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._t0 = self._lost0 = 0.0
+
+    def _waited_s(self):
+        total = 0
+        for pid in self.pids:
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                        total += int(f.read().split()[1])
+                except (OSError, ValueError, IndexError):
+                    pass  # a thread that ended, or no schedstat
+        return total / 1e9
+
+    def _stolen_s(self):
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+            return int(fields[8]) / self.tick if fields[0] == "cpu" and len(fields) > 8 else 0.0
+        except (OSError, ValueError):
+            return 0.0
+
+    def start(self):
+        self._t0, self._lost0 = time.perf_counter(), self._waited_s() + self._stolen_s()
+
+    def share(self):
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        return (self._waited_s() + self._stolen_s() - self._lost0) / (wall * self.threads)
 
 
 def _bench_interleaved(fns, reps, warmup, budget_s, min_reps, max_reps):

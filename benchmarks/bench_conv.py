@@ -16,6 +16,10 @@ dx except on the first layer). GFLOP/s counts 2*N*OH*OW*F*KH*KW*C per product (f
 dx). Each case is checked against the float64 reference before it is timed; the peers are
 timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout from
 the medians; ratio(min) compares the best reps, the steadier figure on a shared machine.
+busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
+waited for a core (another process ran on them) or the hypervisor stole time, over 10% of the
+block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
+share is not a measurement of the kernels alone.
 
 Depthwise rows (``depthwise ...``, MobileNet-like layers, 3x3/5x5 'same'): depthwise_conv_forward
 (+ depthwise_conv_backward with dx, dw, db) against torch conv2d with groups = C (NCHW and
@@ -98,7 +102,7 @@ def _torch_fns(torch, x, w, b, dy, need_dx, channels_last):
     return fwd, fwd_bwd
 
 
-def conv_cases(threads, quick, torch, tf_peer=None):
+def conv_cases(threads, quick, torch, tf_peer=None, redo=2):
     import numpy as np
 
     from pyminidl.backend.base import Backend
@@ -129,11 +133,15 @@ def conv_cases(threads, quick, torch, tf_peer=None):
                                                                                             need_dx, assert_close))
             fns["fwd"]["keras/tf"], fns["fwd+bwd"]["keras/tf"] = fwd, fwd_bwd
         for mode, peers in fns.items():
-            timing = _harness.bench(peers, budget_s=0.3 if quick else 1.0, rounds=2 if quick else 3)
+            contended = {}
+            timing = _harness.bench(peers, budget_s=0.3 if quick else 1.0, rounds=2 if quick else 3,
+                                    contention=contended, redo=redo, threads=threads,
+                                    pids=() if tf_peer is None else (tf_peer.peer.proc.pid,))
             total = flop * (1 if mode == "fwd" else (3 if need_dx else 2))
             for backend, (med, lo, hi) in timing.items():
                 _harness.emit({"op": "conv2d", "case": name, "mode": mode, "backend": backend, "threads": threads,
-                               "median_s": med, "min_s": lo, "max_s": hi, "gflops": total / med / 1e9})
+                               "median_s": med, "min_s": lo, "max_s": hi, "gflops": total / med / 1e9,
+                               "contended": contended[backend]})
 
 
 # (name, batch, H, W, C, depth_multiplier, k, stride): MobileNet-like depthwise layers, 'same'.
@@ -458,7 +466,7 @@ def worker(threads, options):
                    "torch": None if torch is None else torch.__version__,
                    "tf": None if tf_peer is None else tf_peer.version, "machine": _harness.machine(threads)})
     if options.only in (None, "conv"):
-        conv_cases(threads, quick, torch, tf_peer)
+        conv_cases(threads, quick, torch, tf_peer, options.redo)
     if options.only in (None, "depthwise"):
         depthwise_cases(threads, quick, torch)
     if options.only in (None, "epoch"):
@@ -498,6 +506,7 @@ def report(records):
         row["x fastest"] = p["gflops"] / fastest if fastest else None
         row["x fastest(min)"] = fastest_min / p["min_s"] if fastest_min else None
         row["pmd ms med [min,max]"] = f"{1e3 * p['median_s']:.2f} [{1e3 * p['min_s']:.2f},{1e3 * p['max_s']:.2f}]"
+        row["busy"] = _harness.busy({"pyminidl": p, **others})
         rows.append(row)
     _harness.table(rows, list(rows[0].keys()) if rows else [])
     for r in records:
@@ -528,6 +537,8 @@ def _peer_ratios(record):
 def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
+    ap.add_argument("--redo", type=int, default=2, metavar="N",
+                    help="run a contended block (another thread waited for its cores) again, N times at most")
     ap.add_argument("--only", choices=("conv", "depthwise", "epoch"),
                     help="only these rows: conv or depthwise (no CNN epoch, no peak memory), or the CNN epoch "
                          "and its peak memory")

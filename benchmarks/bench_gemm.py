@@ -22,6 +22,10 @@ NumPy and pyminidl calls, where each library's idle threads compete with the oth
 (the case pyminidl's OpenMP waiting policy is chosen for; the header prints the policy).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
+busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
+waited for a core (another process ran on them) or the hypervisor stole time, over 10% of the
+block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
+share is not a measurement of the kernels alone.
 
 % of peak = GFLOP/s / the FMA ceiling measured in the same worker for pyminidl's ISA path
 and thread count (independent FMA chains in registers, _C.fma_ceiling): the rate a
@@ -88,12 +92,15 @@ def worker(threads, options):
             ta_, tb_ = torch.from_numpy(at), torch.from_numpy(bt)
             assert_close(torch.mm(ta_, tb_).numpy(), want, k=k)
             fns["torch"] = lambda: torch.mm(ta_, tb_)
+        contended = {}
         timing = _harness.bench(fns, budget_s=0.15 if quick else 0.6, rounds=2 if quick else 3,
-                                interleave=options.interleave)
+                                interleave=options.interleave, contention=contended, redo=options.redo,
+                                threads=threads)
         for backend, (med, lo, hi) in timing.items():
             _harness.emit({"op": "gemm", "case": name, "shape": [m, n, k], "trans": [ta, tb],
                            "backend": backend, "threads": threads, "median_s": med, "min_s": lo,
-                           "max_s": hi, "gflops": 2.0 * m * n * k / med / 1e9})
+                           "max_s": hi, "gflops": 2.0 * m * n * k / med / 1e9,
+                           **({"contended": contended[backend]} if backend in contended else {})})
 
 
 def report(records):
@@ -124,6 +131,7 @@ def report(records):
                      "ratio": p["gflops"] / n["gflops"], "ratio(min)": n["min_s"] / p["min_s"],
                      "torch GF/s": t["gflops"] if t else None,
                      "pmd %peak": 100.0 * p["gflops"] / peak if peak else None,
+                     "busy": _harness.busy(peers),
                      "pmd ms med [min,max]": f"{1e3 * p['median_s']:.3f} [{1e3 * p['min_s']:.3f},{1e3 * p['max_s']:.3f}]"})
     _harness.table(rows, list(rows[0].keys()) if rows else [])
 
@@ -132,6 +140,8 @@ def add_arguments(ap):
     ap.add_argument("--openblas-coretype", metavar="CORE",
                     help="pin NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE), e.g. Haswell beside "
                          "PYMINIDL_CPU_CAPABILITY=avx2")
+    ap.add_argument("--redo", type=int, default=2, metavar="N",
+                    help="run a contended block (another thread waited for its cores) again, N times at most")
     ap.add_argument("--interleave", action="store_true",
                     help="time the peers rep by rep with no pause (a script mixing the libraries)")
 

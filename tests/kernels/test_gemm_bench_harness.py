@@ -101,6 +101,38 @@ def test_interleave_times_the_peers_rep_by_rep_and_blocks_do_not(interleave, ord
     assert set(timing) == {"A", "B"} and all(len(t) == 3 for t in timing.values())
 
 
+# A block whose threads waited for a core is contended: counted per peer, and run again (redo)
+# with its times replaced; CpuWait is replaced by one that reports a chosen share per block.
+def test_a_contended_block_is_counted_and_run_again(monkeypatch):
+    harness = _harness_module()
+    shares = iter([0.5, 0.0, 0.0, 0.5, 0.5, 0.0])  # A busy, again quiet; B quiet; A busy twice (kept); B
+    monkeypatch.setattr(harness.CpuWait, "start", lambda self: None)
+    monkeypatch.setattr(harness.CpuWait, "share", lambda self: next(shares))
+    calls = []
+    fns = {"A": lambda: calls.append("A"), "B": lambda: calls.append("B")}
+    contention = {}
+    harness.bench(fns, reps=4, warmup=0, rounds=2, settle_s=0.0, contention=contention, redo=1)
+    # per block: 1 waking call + 2 timed; A's first block ran twice, the second round's B is quiet
+    assert "".join(calls) == "AAA" * 2 + "BBB" + "AAA" * 2 + "BBB"
+    assert contention == {"A": 0.5, "B": 0.0}
+    with pytest.raises(StopIteration):  # every block measured, none more
+        next(shares)
+
+
+def test_cpu_wait_reads_this_process_threads_without_error():
+    wait = _harness_module().CpuWait(threads=1)
+    wait.start()
+    share = wait.share()
+    assert share >= 0.0
+
+
+def test_busy_cell_names_ours_and_the_most_contended_peer():
+    harness = _harness_module()
+    records = {"pyminidl": {"contended": 0.0}, "torch": {"contended": 0.5}, "tf": {"contended": 1.0}}
+    assert harness.busy(records) == "0%/100%"
+    assert harness.busy({"pyminidl": {}, "torch": {"contended": 0.5}}) == "-"
+
+
 # A peer that answers each request through _harness.serve (as the Keras-on-TensorFlow peers do),
 # and stops with exit code 3 when asked to.
 PEER = textwrap.dedent('''
