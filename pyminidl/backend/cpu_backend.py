@@ -96,12 +96,17 @@ class CpuBackend(Backend):
         if _C is None:
             raise RuntimeError("The 'cpu' backend needs pyminidl's C++ extension, which did not import.")
         super().__init__()
-        # mallopt retunes the whole host process's allocator, so only on request
-        # (PYMINIDL_TUNE_MALLOC=1). Measured on the MLP epoch of benchmarks/bench_train.py: glibc's
-        # own dynamic mmap threshold already serves the per-step temporaries from the heap (no
-        # per-step mmap/munmap under strace, no per-step page faults), so the tuning bought nothing.
-        # Private: Backend has no such attribute.
-        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "0") == "1" and _C.tune_allocator()
+        # glibc's dynamic thresholds serve an MLP step's temporaries from the heap, but a CNN step
+        # frees several MB at once (a 128x28x28x32 activation is 12.8 MB), past the trim threshold
+        # glibc derives (twice the largest freed block), so the heap's top goes back to the system
+        # and the next step faults it in again: 780-870 page faults per step of the tutorial CNN,
+        # and a max pooling over that activation ran 2.3x slower by its median (its two 3.2 MB
+        # outputs re-faulted on every call). Fixed thresholds (32 MB mmap, 64 MB trim: glibc's own
+        # dynamic ceiling for the first) keep them: the CNN epoch 1.10x faster on one thread (CPU
+        # time), the MLP's unchanged. The cost is up to 64 MB of freed heap the process keeps.
+        # Process-wide, so PYMINIDL_TUNE_MALLOC=0, or the user's own MALLOC_MMAP_THRESHOLD_ /
+        # MALLOC_TRIM_THRESHOLD_, leave glibc as it was. Private: Backend has no such attribute.
+        self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
 
     def take_rows(self, x, idx):
         """x.take(idx, axis=0) (see Backend.take_rows): C-contiguous numeric x, 1-D int64 idx."""
