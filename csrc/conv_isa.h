@@ -32,7 +32,11 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
        dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for            \
        (band pixels, WGRAD_MAX_NR). first: overwrite acc, else add to it. */                       \
     void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,               \
-                          const WgradBand& b, bool first);
+                          const WgradBand& b, bool first);                                         \
+    /* xb: (C/G, in_rows, Wp), image n's input rows from oh0*SH - PH on, columns from -PW, group   \
+       grp's channels, one plane per channel; 0 where that falls outside the image. */            \
+    void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp,       \
+                       int64_t oh0, int64_t in_rows, int64_t Wp);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

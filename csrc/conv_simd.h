@@ -8,7 +8,9 @@
 // for each tap (kh, kw) every pixel's row pointer moves to its input pixel (or to a row of zeros
 // when the tap falls in the padding), and the C/G channels of that tap are one stretch of k. The
 // k order (tap, channel) is im2col's, with one fused multiply-add per product in a single running
-// sum per output, as the GEMM's direct kernel does.
+// sum per output, as the GEMM's direct kernel does. The weight gradient's register tiles
+// (wgrad_tile) and the copy of a band of input rows into channel planes that they read
+// (conv_pad_band, W x W transposes in registers) are here too.
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
 // bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
@@ -111,6 +113,92 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
             } else {
                 implicit_tile<S, MR, NV, false>(yn + j, xn, wg + j, bj, g, zeros, q, mr, nr);
             }
+        }
+    }
+}
+
+// r[i] = row i of a W x W block of floats in, column i out: the unpack/shuffle network of 3 stages
+// (AVX2: 2 stages and a cross-lane one). A template: each file instantiates only its own width.
+template <class V>
+PMD_ALWAYS_INLINE void transpose(V* r) {
+    if constexpr (sizeof(V) == 64) {
+        V t[16], u[16];
+        for (int i = 0; i < 8; ++i) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; ++i) {  // lane L of u[4i + j]: column 4L + j of rows 4i..4i+3
+            u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+            u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+            u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; ++j) {
+            t[j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+            t[4 + j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+            t[8 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+            t[12 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        }
+        for (int j = 0; j < 4; ++j) {
+            r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+            r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+            r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+            r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);
+        }
+    } else {
+        V t[8], u[8];
+        for (int i = 0; i < 4; ++i) {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 2; ++i) {
+            u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+            u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+            u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; ++j) {
+            r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+            r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+        }
+    }
+}
+
+// d[c * plane + p] = the input at column col0 + p of the row at s (pixel stride ps), channel c,
+// or 0 outside [0, w), for p < np (<= W) and c < W: a W x W block of one band row through
+// registers (a scalar copy stores every float on its own), the padding's zeros with it.
+template <class S>
+PMD_ALWAYS_INLINE void pad_block(float* d, const float* s, int64_t ps, int64_t plane, int64_t col0, int64_t w,
+                                 int64_t np) {
+    typename S::V r[S::W];
+#pragma GCC unroll 16
+    for (int p = 0; p < S::W; ++p) r[p] = col0 + p >= 0 && col0 + p < w ? S::loadu(s + (col0 + p) * ps) : S::zero();
+    transpose(r);
+    const typename S::Mask m = S::mask_for(np);
+#pragma GCC unroll 16
+    for (int c = 0; c < S::W; ++c) np == S::W ? S::storeu(d + c * plane, r[c]) : S::mask_storeu(d + c * plane, m, r[c]);
+}
+
+// The Wp columns of one band row (input column wp - PW of the row at s) of Cg channels into the
+// planes at d: blocks of W columns x W channels, the last one overlapping the one before it (no
+// masks) where the row has W columns, then the channels past the last block one at a time. Every
+// float of the row is stored once, its padding's zeros too, where zeroing the band first stored
+// the inside twice.
+template <class S>
+void pad_row(float* PMD_RESTRICT d, const float* PMD_RESTRICT s, const ConvGeom& g, int64_t plane, int64_t Wp,
+             int64_t Cg) {
+    constexpr int W = S::W;
+    const int64_t cw = Cg / W * W;
+    for (int64_t q0 = 0; q0 < Wp; q0 += W) {
+        const int64_t q = Wp >= W ? std::min(q0, Wp - W) : 0;
+        for (int64_t c = 0; c < cw; c += W) {
+            pad_block<S>(d + c * plane + q, s + c, g.C, plane, q - g.PW, g.W, std::min<int64_t>(W, Wp - q));
+        }
+    }
+    for (int64_t c = cw; c < Cg; ++c) {
+        for (int64_t wp = 0; wp < Wp; ++wp) {
+            const int64_t iw = wp - g.PW;
+            d[c * plane + wp] = iw >= 0 && iw < g.W ? s[iw * g.C + c] : 0.0f;
         }
     }
 }
@@ -249,6 +337,33 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
 }  // namespace pyminidl::kernels::PMD_CONV_ISA
 
 namespace pyminidl::kernels::PMD_CONV_ISA {
+
+void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp, int64_t oh0,
+                   int64_t in_rows, int64_t Wp) {
+    // xb: (C/G, in_rows, Wp); x: (N, H, W, C).
+    const int64_t Cg = g.C / g.G, plane = in_rows * Wp;
+    for (int64_t r = 0; r < in_rows; ++r) {
+        const int64_t ih = oh0 * g.SH - g.PH + r;
+        float* d = xb + r * Wp;
+        if (ih < 0 || ih >= g.H) {
+            for (int64_t c = 0; c < Cg; ++c) std::fill(d + c * plane, d + c * plane + Wp, 0.0f);
+            continue;
+        }
+        const float* s = x + (n * g.H + ih) * g.W * g.C + grp * Cg;
+        if (Cg >= Simd::W) {
+            pad_row<Simd>(d, s, g, plane, Wp, Cg);
+            continue;
+        }
+        const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
+        for (int64_t c = 0; c < Cg; ++c) {  // a first layer's 1-3 channels: no block to fill
+            float* dc = d + c * plane;
+            const float* sc = s + (lo - g.PW) * g.C + c;
+            for (int64_t wp = 0; wp < lo; ++wp) dc[wp] = 0.0f;
+            for (int64_t wp = lo; wp < hi; ++wp) dc[wp] = sc[(wp - lo) * g.C];
+            for (int64_t wp = hi; wp < Wp; ++wp) dc[wp] = 0.0f;
+        }
+    }
+}
 
 void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
