@@ -481,33 +481,52 @@ bool all_finite(const float* p, int64_t n) {
     return bad == 0;
 }
 
+// sum (F) += the column sums of dy (rows, F), each in row order (bias_grad's); first: overwrite.
+void column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_column_sums(sum, dy, rows, F, first);
+    avx2::conv_column_sums(sum, dy, rows, F, first);
+#else
+    (void)sum, (void)dy, (void)rows, (void)F, (void)first;
+#endif
+}
+
 // weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
 // and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
-// the pixels in them go in order: the same sums at any thread count.
-void weight_part_implicit(float* acc, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
+// the pixels in them go in order: the same sums at any thread count. sum (F), overwritten: the
+// part's sum of dy (its bias gradient), added band by band as the band's dy is first read, so that
+// the tiles find that dy in cache and no pass over the part's dy runs for it alone.
+void weight_part_implicit(float* acc, float* sum, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
                           int64_t n1, float* xb) {
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
     const int64_t img = image_band_elems(g);
     float* dyp = xb + BI * img;
-    // The tiles skip pixels whose products are all with the padding's zeros: nothing to add while
-    // dy is finite, but 0 * inf is NaN, so a part whose dy holds an inf or NaN keeps every pixel
-    // (the sums then carry the NaN, as im2col's and the reference's do).
-    const bool clip = all_finite(dy + n0 * g.OH * g.OW * g.F, (n1 - n0) * g.OH * g.OW * g.F);
-    std::vector<int64_t> row_span(2 * g.KH), col_span(2 * g.KW);
-    for (int64_t kw = 0; kw < g.KW; ++kw) inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, clip);
+    std::vector<int64_t> row_span(2 * g.KH), col_span(4 * g.KW);  // col_span: clipped, then all columns
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+        inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, true);
+        inside_span(&col_span[2 * (g.KW + kw)], g.OW, kw * g.DW - g.PW, g.SW, g.W, false);
+    }
     bool first = true;
     for (int64_t n = n0; n < n1; n += BI) {
         const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
+            const float* dyb = dy + (n * g.OH + oh0) * g.OW * g.F;
+            column_sums(sum, dyb, imgs * rows * g.OW, g.F, first);
+            // The tiles skip pixels whose products are all with the padding's zeros: nothing to add
+            // while dy is finite, but 0 * inf is NaN, so a band whose dy holds an inf or NaN keeps
+            // every pixel (the sums then carry the NaN, as im2col's and the reference's do). Finite
+            // sums so far say the band is finite (an inf or NaN in a sum stays one); a non-finite
+            // sum may be an overflow of finite values, so then dy itself is scanned.
+            const bool clip = all_finite(sum, g.F) || all_finite(dyb, imgs * rows * g.OW * g.F);
             for (int64_t kh = 0; kh < g.KH; ++kh) {
                 inside_span(&row_span[2 * kh], rows, oh0 * g.SH - g.PH + kh * g.DH, g.SH, g.H, clip);
             }
             const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
-                              g.SH * Wp, row_span.data(), col_span.data()};
+                              g.SH * Wp, row_span.data(), col_span.data() + (clip ? 0 : 2 * g.KW)};
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
-                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);
+                weight_band(acc + grp * Fg, xb, dyb + grp * Fg, dyp, b, first);
             }
         }
     }
@@ -531,9 +550,10 @@ void add_partials(T* PMD_RESTRICT dw, const T* PMD_RESTRICT partial, int64_t KF,
 }
 
 // dw, and db (or nullptr) = the sum of dy over (N, OH, OW). Each part sums its own images' dy
-// (bias_grad: pixel order) right before its dw tiles read that dy, which the sum brings into
-// cache: db costs no pass over dy of its own, nor a stretch on one thread. The parts' sums are
-// added in part order, as dw's: the same bits at every thread count.
+// in pixel order right before its dw tiles read that dy, which the sum brings into cache (on the
+// implicit kernels band by band, its sums also telling the tiles which bands are finite; else
+// bias_grad over the part): db costs no pass over dy of its own, nor a stretch on one thread.
+// The parts' sums are added in part order, as dw's: the same bits at every thread count.
 template <typename T>
 void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F, P = g.OH * g.OW;
@@ -557,14 +577,14 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
         thread_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
             const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
-            if (db != nullptr) bias_grad(part_db + q * g.F, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
             T* mine = scratch + omp_thread_id() * pt;
             if constexpr (std::is_same_v<T, float>) {
                 if (implicit) {
-                    weight_part_implicit(partial + q * KF, dy, x, g, n0, n1, mine);
+                    weight_part_implicit(partial + q * KF, part_db + q * g.F, dy, x, g, n0, n1, mine);
                     continue;
                 }
             }
+            if (db != nullptr) bias_grad(part_db + q * g.F, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
             weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
         }
 #pragma omp barrier

@@ -365,6 +365,32 @@ void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int6
     }
 }
 
+void conv_column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
+    // sum: (F,); dy: (rows, F). Blocks of 4 vectors of columns, one running sum per column.
+    using V = Simd::V;
+    constexpr int NV = 4, NC = NV * Simd::W;
+    for (int64_t j = 0; j < F; j += NC) {
+        const int64_t nc = std::min<int64_t>(NC, F - j);
+        Simd::Mask m[NV];
+        V s[NV];
+        for (int v = 0; v < NV; ++v) {
+            m[v] = Simd::mask_for(nc - v * Simd::W);
+            s[v] = first ? Simd::zero() : Simd::maskz_loadu(m[v], sum + j + v * Simd::W);
+        }
+        const float* d = dy + j;
+        if (nc == NC) {
+            for (int64_t r = 0; r < rows; ++r, d += F) {
+                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::loadu(d + v * Simd::W));
+            }
+        } else {
+            for (int64_t r = 0; r < rows; ++r, d += F) {
+                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::maskz_loadu(m[v], d + v * Simd::W));
+            }
+        }
+        for (int v = 0; v < NV; ++v) Simd::mask_storeu(sum + j + v * Simd::W, m[v], s[v]);
+    }
+}
+
 void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
     // first pixel and the group's filter 0, pixel stride F.
