@@ -491,6 +491,29 @@ void column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool firs
 #endif
 }
 
+// WgradBand::ahead for the band after (n, oh0) in a part ending at image n1: its x rows and its
+// dy, each a contiguous stretch, where they fit in half of L2 together with what this band's
+// tiles keep there (the part's dw sum, K x F; the band; its dy and its packed copy), else
+// nothing: prefetched over that, they cost more than they saved (7x7 64->128, whose dw sum is
+// 288 KiB: 1-2% slower; 14x14 and 32x32: 3% faster).
+void next_band(WgradBand* b, const ConvGeom& g, int64_t n, int64_t oh0, int64_t n1) {
+    const int64_t BH = band_rows(g), BI = band_images(g), P = std::min(BI, n1 - n) * std::min(BH, g.OH - oh0) * g.OW;
+    const int64_t kept = patch_len(g) * g.F + BI * image_band_elems(g) + 2 * P * g.F;
+    if ((oh0 += BH) >= g.OH) oh0 = 0, n += BI;
+    if (n >= n1) return;
+    const int64_t imgs = std::min(BI, n1 - n), rows = std::min(BH, g.OH - oh0);
+    const int64_t ih0 = std::clamp<int64_t>(oh0 * g.SH - g.PH, 0, g.H);
+    const int64_t ih1 = std::clamp<int64_t>(oh0 * g.SH - g.PH + band_in_rows(g, rows), ih0, g.H);
+    const int64_t x_len = imgs > 1 ? imgs * g.H * g.W * g.C : (ih1 - ih0) * g.W * g.C;  // whole images if several
+    const int64_t dy_len = imgs * rows * g.OW * g.F;
+    const int64_t l2 = cache_sizes().l2 > 0 ? cache_sizes().l2 / int64_t(sizeof(float)) : int64_t(1) << 18;
+    if (kept + x_len + dy_len > l2 / 2) return;
+    b->ahead[0] += (n * g.H + ih0) * g.W * g.C;
+    b->ahead_len[0] = x_len;
+    b->ahead[1] += (n * g.OH + oh0) * g.OW * g.F;
+    b->ahead_len[1] = dy_len;
+}
+
 // weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
 // and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
 // the pixels in them go in order: the same sums at any thread count. sum (F), overwritten: the
@@ -522,8 +545,9 @@ void weight_part_implicit(float* acc, float* sum, const float* dy, const float* 
             for (int64_t kh = 0; kh < g.KH; ++kh) {
                 inside_span(&row_span[2 * kh], rows, oh0 * g.SH - g.PH + kh * g.DH, g.SH, g.H, clip);
             }
-            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
-                              g.SH * Wp, row_span.data(), col_span.data() + (clip ? 0 : 2 * g.KW)};
+            WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
+                        g.SH * Wp, row_span.data(), col_span.data() + (clip ? 0 : 2 * g.KW), {x, dy}, {0, 0}};
+            next_band(&b, g, n, oh0, n1);
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
                 weight_band(acc + grp * Fg, xb, dyb + grp * Fg, dyp, b, first);

@@ -18,6 +18,10 @@ struct WgradBand {
     // products a tile skips.
     const int64_t* row_span;
     const int64_t* col_span;
+    // The next band's x and dy (lengths in floats, 0: none), requested into L2 while this band's
+    // tiles run.
+    const float* ahead[2];
+    int64_t ahead_len[2];
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 

@@ -222,6 +222,36 @@ PMD_ALWAYS_INLINE void wgrad_row(typename S::V (&s)[MR][NV], const float* a, con
     }
 }
 
+// Walks b.ahead a few lines at a time, spread over the band's tile rows: the next band's
+// conv_pad_band and conv_column_sums are the first to read its x and dy, and with nothing to
+// overlap them they waited on memory, where this band's tiles are bound by their multiply-adds
+// and leave loads to spare.
+class Ahead {
+  public:
+    Ahead(const WgradBand& b, int64_t tile_rows) {
+        for (int i = 0; i < 2; ++i) p_[i] = b.ahead[i], end_[i] = b.ahead[i] + b.ahead_len[i];
+        const int64_t lines = (b.ahead_len[0] + b.ahead_len[1] + LINE - 1) / LINE;
+        per_row_ = (lines + tile_rows - 1) / std::max<int64_t>(tile_rows, 1);
+    }
+    bool on() const { return per_row_ > 0; }
+    PMD_ALWAYS_INLINE void next() {
+        for (int64_t k = 0; k < per_row_; ++k) {
+            while (p_[i_] >= end_[i_]) {
+                if (++i_ == 2) return void(per_row_ = 0);
+            }
+            __builtin_prefetch(p_[i_], 0, 2);
+            p_[i_] += LINE;
+        }
+    }
+
+  private:
+    static constexpr int64_t LINE = 64 / sizeof(float);
+    const float* p_[2];
+    const float* end_[2];
+    int64_t per_row_ = 0;
+    int i_ = 0;
+};
+
 // The weight gradient dw = patches^T dy is the forward's product with the pixels as its k: a
 // register tile of MR patch rows (taps x channels, im2col's k order) x NV vectors of filters sums
 // x_patch[p, k] * dy[p, f] over the band's pixels p. It reads a zero-padded copy of the band's
@@ -230,9 +260,9 @@ PMD_ALWAYS_INLINE void wgrad_row(typename S::V (&s)[MR][NV], const float* a, con
 // 3 channels fill whole tiles). One running sum per dw element over the pixels in order.
 // acc: rows k0.. of the (K, F) sum at filter column j; xb: the band at the group's channel 0;
 // dyb: dy at the band's first pixel, column j, pixel stride ds. first: overwrite acc, else add.
-template <class S, int MR, int NV, bool FULL>
+template <class S, int MR, int NV, bool FULL, bool AHEAD>
 PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, int64_t ds, const WgradBand& b,
-                                  int64_t k0, int64_t mr, int64_t nr, bool first) {
+                                  int64_t k0, int64_t mr, int64_t nr, bool first, Ahead& ahead) {
     using V = typename S::V;
     int64_t off[MR];
     int64_t tap = k0 / b.Cg, c = k0 % b.Cg;  // row k's (tap, channel), stepped: no division per row
@@ -269,6 +299,7 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
         const float* a = an;
         const float* d = dn;
         for (int64_t r = rlo; r < rhi; ++r, a += b.row_step, d += b.OW * ds) {
+            if constexpr (AHEAD) ahead.next();  // a flag: a band with nothing ahead runs the plain loop
             wgrad_row<S, MR, NV, FULL>(s, a, d, off, m, b.pix_step, ds, qhi - qlo);
         }
     }
@@ -291,6 +322,7 @@ template <class S, int MR, int NV>
 void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     constexpr int NR = NV * S::W;
     const int64_t K = b.KH * b.KW * b.Cg, P = b.images * b.rows * b.OW;
+    Ahead ahead(b, (b.Fg + NR - 1) / NR * ((K + MR - 1) / MR) * b.images * b.rows);
     for (int64_t j = 0; j < b.Fg; j += NR) {
         const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
         const float* d = dyb + j;
@@ -301,10 +333,12 @@ void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const
         }
         for (int64_t k0 = 0; k0 < K; k0 += MR) {
             const int64_t mr = std::min<int64_t>(MR, K - k0);
-            if (nr == NR) {
-                wgrad_tile<S, MR, NV, true>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+            if (nr == NR && ahead.on()) {
+                wgrad_tile<S, MR, NV, true, true>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
+            } else if (nr == NR) {
+                wgrad_tile<S, MR, NV, true, false>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
             } else {
-                wgrad_tile<S, MR, NV, false>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+                wgrad_tile<S, MR, NV, false, true>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
             }
         }
     }
