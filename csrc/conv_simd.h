@@ -328,7 +328,15 @@ void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const
         const float* d = dyb + j;
         int64_t ds = b.F;
         if (b.F != NR && (K + MR - 1) / MR >= 4) {  // a first layer's 1-3 tiles: not worth a pass
-            for (int64_t p = 0; p < P; ++p) std::copy(dyb + p * b.F + j, dyb + p * b.F + j + nr, dyp + p * NR);
+            for (int64_t p = 0; p < P; ++p) {  // whole strips in vectors: std::copy called memmove per pixel
+                const float* src = dyb + p * b.F + j;
+                if (nr < NR) {
+                    std::copy(src, src + nr, dyp + p * NR);
+                    continue;
+                }
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) S::storeu(dyp + p * NR + v * S::W, S::loadu(src + v * S::W));
+            }
             d = dyp, ds = NR;
         }
         for (int64_t k0 = 0; k0 < K; k0 += MR) {
