@@ -439,24 +439,18 @@ void weight_part(T* acc, const T* dy, const T* x, const ConvGeom& g, int64_t n0,
 // columns from -PW, group grp's channels; 0 where that falls outside the image. Planes, not
 // pixels of C/G channels: a dw tile reads a few channels of each pixel, and along a plane the
 // pixels it reads share lines (16 to a line at stride 1) where pixel-major each one is a line.
-// The band is zeroed in one pass and the rows inside the image copied over it pixel by pixel
-// (contiguous reads): zeroing the padding per row and channel cost a library call per 1-2
-// floats, and the channel-by-channel copy read each pixel's line Cg times.
-void pad_band(float* PMD_RESTRICT xb, const float* PMD_RESTRICT x, const ConvGeom& g, int64_t n, int64_t grp,
-              int64_t oh0, int64_t in_rows) {
-    const int64_t Cg = g.C / g.G, Wp = padded_w(g), plane = in_rows * Wp;
-    const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
-    std::fill(xb, xb + Cg * plane, 0.0f);
-    for (int64_t r = 0; r < in_rows; ++r) {
-        const int64_t ih = oh0 * g.SH - g.PH + r;
-        if (ih < 0 || ih >= g.H) continue;
-        const float* s = x + ((n * g.H + ih) * g.W + (lo - g.PW)) * g.C + grp * Cg;
-        for (int64_t wp = lo; wp < hi; ++wp) {
-            const float* sp = s + (wp - lo) * g.C;
-            float* d = xb + r * Wp + wp;
-            for (int64_t c = 0; c < Cg; ++c) d[c * plane] = sp[c];
-        }
-    }
+// Each plane row is stored once, its padding's zeros with it (conv_simd.h, conv_pad_band: blocks
+// of W pixels x W channels transposed in registers, the reads contiguous): zeroing the padding
+// per row and channel with library calls cost one per 1-2 floats, a channel-by-channel copy read
+// each pixel's line Cg times, and a scalar scatter per float over a band zeroed first was 7% of a
+// 14x14 weight gradient.
+void pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp, int64_t oh0, int64_t in_rows) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_pad_band(xb, x, g, n, grp, oh0, in_rows, padded_w(g));
+    avx2::conv_pad_band(xb, x, g, n, grp, oh0, in_rows, padded_w(g));
+#else
+    (void)xb, (void)x, (void)g, (void)n, (void)grp, (void)oh0, (void)in_rows;
+#endif
 }
 
 void weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
@@ -487,33 +481,76 @@ bool all_finite(const float* p, int64_t n) {
     return bad == 0;
 }
 
+// sum (F) += the column sums of dy (rows, F), each in row order (bias_grad's); first: overwrite.
+void column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_column_sums(sum, dy, rows, F, first);
+    avx2::conv_column_sums(sum, dy, rows, F, first);
+#else
+    (void)sum, (void)dy, (void)rows, (void)F, (void)first;
+#endif
+}
+
+// WgradBand::ahead for the band after (n, oh0) in a part ending at image n1: its x rows and its
+// dy, each a contiguous stretch, where they fit in half of L2 together with what this band's
+// tiles keep there (the part's dw sum, K x F; the band; its dy and its packed copy), else
+// nothing: prefetched over that, they cost more than they saved (7x7 64->128, whose dw sum is
+// 288 KiB: 1-2% slower; 14x14 and 32x32: 3% faster).
+void next_band(WgradBand* b, const ConvGeom& g, int64_t n, int64_t oh0, int64_t n1) {
+    const int64_t BH = band_rows(g), BI = band_images(g), P = std::min(BI, n1 - n) * std::min(BH, g.OH - oh0) * g.OW;
+    const int64_t kept = patch_len(g) * g.F + BI * image_band_elems(g) + 2 * P * g.F;
+    if ((oh0 += BH) >= g.OH) oh0 = 0, n += BI;
+    if (n >= n1) return;
+    const int64_t imgs = std::min(BI, n1 - n), rows = std::min(BH, g.OH - oh0);
+    const int64_t ih0 = std::clamp<int64_t>(oh0 * g.SH - g.PH, 0, g.H);
+    const int64_t ih1 = std::clamp<int64_t>(oh0 * g.SH - g.PH + band_in_rows(g, rows), ih0, g.H);
+    const int64_t x_len = imgs > 1 ? imgs * g.H * g.W * g.C : (ih1 - ih0) * g.W * g.C;  // whole images if several
+    const int64_t dy_len = imgs * rows * g.OW * g.F;
+    const int64_t l2 = cache_sizes().l2 > 0 ? cache_sizes().l2 / int64_t(sizeof(float)) : int64_t(1) << 18;
+    if (kept + x_len + dy_len > l2 / 2) return;
+    b->ahead[0] += (n * g.H + ih0) * g.W * g.C;
+    b->ahead_len[0] = x_len;
+    b->ahead[1] += (n * g.OH + oh0) * g.OW * g.F;
+    b->ahead_len[1] = dy_len;
+}
+
 // weight_part on the implicit kernels: per band (of output rows of one image, or of whole images)
 // and group, the band's padded input rows into xb, then dw += their patches^T dy. The bands and
-// the pixels in them go in order: the same sums at any thread count.
-void weight_part_implicit(float* acc, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
+// the pixels in them go in order: the same sums at any thread count. sum (F), overwritten: the
+// part's sum of dy (its bias gradient), added band by band as the band's dy is first read, so that
+// the tiles find that dy in cache and no pass over the part's dy runs for it alone.
+void weight_part_implicit(float* acc, float* sum, const float* dy, const float* x, const ConvGeom& g, int64_t n0,
                           int64_t n1, float* xb) {
     const int64_t Cg = g.C / g.G, Fg = g.F / g.G, Wp = padded_w(g), BH = band_rows(g), BI = band_images(g);
     const int64_t img = image_band_elems(g);
     float* dyp = xb + BI * img;
-    // The tiles skip pixels whose products are all with the padding's zeros: nothing to add while
-    // dy is finite, but 0 * inf is NaN, so a part whose dy holds an inf or NaN keeps every pixel
-    // (the sums then carry the NaN, as im2col's and the reference's do).
-    const bool clip = all_finite(dy + n0 * g.OH * g.OW * g.F, (n1 - n0) * g.OH * g.OW * g.F);
-    std::vector<int64_t> row_span(2 * g.KH), col_span(2 * g.KW);
-    for (int64_t kw = 0; kw < g.KW; ++kw) inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, clip);
+    std::vector<int64_t> row_span(2 * g.KH), col_span(4 * g.KW);  // col_span: clipped, then all columns
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+        inside_span(&col_span[2 * kw], g.OW, kw * g.DW - g.PW, g.SW, g.W, true);
+        inside_span(&col_span[2 * (g.KW + kw)], g.OW, kw * g.DW - g.PW, g.SW, g.W, false);
+    }
     bool first = true;
     for (int64_t n = n0; n < n1; n += BI) {
         const int64_t imgs = std::min(BI, n1 - n);
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
+            const float* dyb = dy + (n * g.OH + oh0) * g.OW * g.F;
+            column_sums(sum, dyb, imgs * rows * g.OW, g.F, first);
+            // The tiles skip pixels whose products are all with the padding's zeros: nothing to add
+            // while dy is finite, but 0 * inf is NaN, so a band whose dy holds an inf or NaN keeps
+            // every pixel (the sums then carry the NaN, as im2col's and the reference's do). Finite
+            // sums so far say the band is finite (an inf or NaN in a sum stays one); a non-finite
+            // sum may be an overflow of finite values, so then dy itself is scanned.
+            const bool clip = all_finite(sum, g.F) || all_finite(dyb, imgs * rows * g.OW * g.F);
             for (int64_t kh = 0; kh < g.KH; ++kh) {
                 inside_span(&row_span[2 * kh], rows, oh0 * g.SH - g.PH + kh * g.DH, g.SH, g.H, clip);
             }
-            const WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
-                              g.SH * Wp, row_span.data(), col_span.data()};
+            WgradBand b{imgs, img, rows, g.OW, g.F, Fg, Cg, g.KH, g.KW, g.DH, g.DW, Wp, in_rows * Wp, g.SW,
+                        g.SH * Wp, row_span.data(), col_span.data() + (clip ? 0 : 2 * g.KW), {x, dy}, {0, 0}};
+            next_band(&b, g, n, oh0, n1);
             for (int64_t grp = 0; grp < g.G; ++grp) {
                 for (int64_t i = 0; i < imgs; ++i) pad_band(xb + i * img, x, g, n + i, grp, oh0, in_rows);
-                weight_band(acc + grp * Fg, xb, dy + (n * g.OH + oh0) * g.OW * g.F + grp * Fg, dyp, b, first);
+                weight_band(acc + grp * Fg, xb, dyb + grp * Fg, dyp, b, first);
             }
         }
     }
@@ -537,9 +574,10 @@ void add_partials(T* PMD_RESTRICT dw, const T* PMD_RESTRICT partial, int64_t KF,
 }
 
 // dw, and db (or nullptr) = the sum of dy over (N, OH, OW). Each part sums its own images' dy
-// (bias_grad: pixel order) right before its dw tiles read that dy, which the sum brings into
-// cache: db costs no pass over dy of its own, nor a stretch on one thread. The parts' sums are
-// added in part order, as dw's: the same bits at every thread count.
+// in pixel order right before its dw tiles read that dy, which the sum brings into cache (on the
+// implicit kernels band by band, its sums also telling the tiles which bands are finite; else
+// bias_grad over the part): db costs no pass over dy of its own, nor a stretch on one thread.
+// The parts' sums are added in part order, as dw's: the same bits at every thread count.
 template <typename T>
 void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F, P = g.OH * g.OW;
@@ -563,14 +601,14 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
         thread_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
             const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
-            if (db != nullptr) bias_grad(part_db + q * g.F, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
             T* mine = scratch + omp_thread_id() * pt;
             if constexpr (std::is_same_v<T, float>) {
                 if (implicit) {
-                    weight_part_implicit(partial + q * KF, dy, x, g, n0, n1, mine);
+                    weight_part_implicit(partial + q * KF, part_db + q * g.F, dy, x, g, n0, n1, mine);
                     continue;
                 }
             }
+            if (db != nullptr) bias_grad(part_db + q * g.F, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
             weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
         }
 #pragma omp barrier

@@ -18,6 +18,10 @@ struct WgradBand {
     // products a tile skips.
     const int64_t* row_span;
     const int64_t* col_span;
+    // The next band's x and dy (lengths in floats, 0: none), requested into L2 while this band's
+    // tiles run.
+    const float* ahead[2];
+    int64_t ahead_len[2];
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 
@@ -32,7 +36,14 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
        dyb: dy at the band's first pixel and the group's first filter; dyp: scratch for            \
        (band pixels, WGRAD_MAX_NR). first: overwrite acc, else add to it. */                       \
     void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,               \
-                          const WgradBand& b, bool first);
+                          const WgradBand& b, bool first);                                         \
+    /* xb: (C/G, in_rows, Wp), image n's input rows from oh0*SH - PH on, columns from -PW, group   \
+       grp's channels, one plane per channel; 0 where that falls outside the image. */            \
+    void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp,       \
+                       int64_t oh0, int64_t in_rows, int64_t Wp);                                 \
+    /* sum: (F,); dy: (rows, F). sum (+)= the column sums of dy, each in row order; first:        \
+       overwrite. */                                                                               \
+    void conv_column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

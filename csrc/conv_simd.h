@@ -8,7 +8,9 @@
 // for each tap (kh, kw) every pixel's row pointer moves to its input pixel (or to a row of zeros
 // when the tap falls in the padding), and the C/G channels of that tap are one stretch of k. The
 // k order (tap, channel) is im2col's, with one fused multiply-add per product in a single running
-// sum per output, as the GEMM's direct kernel does.
+// sum per output, as the GEMM's direct kernel does. The weight gradient's register tiles
+// (wgrad_tile) and the copy of a band of input rows into channel planes that they read
+// (conv_pad_band, W x W transposes in registers) are here too.
 //
 // The including file defines, in its namespace, Simd (the traits: V, Mask, W lanes, zero, loadu,
 // bcast, fmadd, add, mask_for, maskz_loadu, mask_storeu, as gemm_simd.h's; storeu) and the tiles' rows:
@@ -115,6 +117,141 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
     }
 }
 
+// r[i] = row i of a W x W block of floats in, column i out: the unpack/shuffle network of 3 stages
+// (AVX2: 2 stages and a cross-lane one). A template: each file instantiates only its own width.
+template <class V>
+PMD_ALWAYS_INLINE void transpose(V* r) {
+    if constexpr (sizeof(V) == 64) {
+        V t[16], u[16];
+        for (int i = 0; i < 8; ++i) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; ++i) {  // lane L of u[4i + j]: column 4L + j of rows 4i..4i+3
+            u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+            u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+            u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; ++j) {
+            t[j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+            t[4 + j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+            t[8 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+            t[12 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        }
+        for (int j = 0; j < 4; ++j) {
+            r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+            r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+            r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+            r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);
+        }
+    } else {
+        V t[8], u[8];
+        for (int i = 0; i < 4; ++i) {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 2; ++i) {
+            u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+            u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+            u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; ++j) {
+            r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+            r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+        }
+    }
+}
+
+// d[c * plane + p] = the input at column col0 + p of the row at s (pixel stride ps), channel c,
+// or 0 outside [0, w), for p < np (<= W) and c < W: a W x W block of one band row through
+// registers (a scalar copy stores every float on its own), the padding's zeros with it.
+template <class S>
+PMD_ALWAYS_INLINE void pad_block(float* d, const float* s, int64_t ps, int64_t plane, int64_t col0, int64_t w,
+                                 int64_t np) {
+    typename S::V r[S::W];
+#pragma GCC unroll 16
+    for (int p = 0; p < S::W; ++p) r[p] = col0 + p >= 0 && col0 + p < w ? S::loadu(s + (col0 + p) * ps) : S::zero();
+    transpose(r);
+    const typename S::Mask m = S::mask_for(np);
+#pragma GCC unroll 16
+    for (int c = 0; c < S::W; ++c) np == S::W ? S::storeu(d + c * plane, r[c]) : S::mask_storeu(d + c * plane, m, r[c]);
+}
+
+// The Wp columns of one band row (input column wp - PW of the row at s) of Cg channels into the
+// planes at d: blocks of W columns x W channels, the last one overlapping the one before it (no
+// masks) where the row has W columns, then the channels past the last block one at a time. Every
+// float of the row is stored once, its padding's zeros too, where zeroing the band first stored
+// the inside twice.
+template <class S>
+void pad_row(float* PMD_RESTRICT d, const float* PMD_RESTRICT s, const ConvGeom& g, int64_t plane, int64_t Wp,
+             int64_t Cg) {
+    constexpr int W = S::W;
+    const int64_t cw = Cg / W * W;
+    for (int64_t q0 = 0; q0 < Wp; q0 += W) {
+        const int64_t q = Wp >= W ? std::min(q0, Wp - W) : 0;
+        for (int64_t c = 0; c < cw; c += W) {
+            pad_block<S>(d + c * plane + q, s + c, g.C, plane, q - g.PW, g.W, std::min<int64_t>(W, Wp - q));
+        }
+    }
+    for (int64_t c = cw; c < Cg; ++c) {
+        for (int64_t wp = 0; wp < Wp; ++wp) {
+            const int64_t iw = wp - g.PW;
+            d[c * plane + wp] = iw >= 0 && iw < g.W ? s[iw * g.C + c] : 0.0f;
+        }
+    }
+}
+
+// s += the products of `count` pixels of one output row: a at the first one's patch (row k at
+// a + off[k]), d at its dy.
+template <class S, int MR, int NV, bool FULL>
+PMD_ALWAYS_INLINE void wgrad_row(typename S::V (&s)[MR][NV], const float* a, const float* d, const int64_t (&off)[MR],
+                                 const typename S::Mask (&m)[NV], int64_t pix_step, int64_t ds, int64_t count) {
+    using V = typename S::V;
+    for (int64_t q = 0; q < count; ++q, a += pix_step, d += ds) {
+        V dv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) {
+            const V av = S::bcast(a + off[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) s[i][v] = S::fmadd(av, dv[v], s[i][v]);
+        }
+    }
+}
+
+// Walks b.ahead a few lines at a time, spread over the band's tile rows: the next band's
+// conv_pad_band and conv_column_sums are the first to read its x and dy, and with nothing to
+// overlap them they waited on memory, where this band's tiles are bound by their multiply-adds
+// and leave loads to spare.
+class Ahead {
+  public:
+    Ahead(const WgradBand& b, int64_t tile_rows) {
+        for (int i = 0; i < 2; ++i) p_[i] = b.ahead[i], end_[i] = b.ahead[i] + b.ahead_len[i];
+        const int64_t lines = (b.ahead_len[0] + b.ahead_len[1] + LINE - 1) / LINE;
+        per_row_ = (lines + tile_rows - 1) / std::max<int64_t>(tile_rows, 1);
+    }
+    bool on() const { return per_row_ > 0; }
+    PMD_ALWAYS_INLINE void next() {
+        for (int64_t k = 0; k < per_row_; ++k) {
+            while (p_[i_] >= end_[i_]) {
+                if (++i_ == 2) return void(per_row_ = 0);
+            }
+            __builtin_prefetch(p_[i_], 0, 2);
+            p_[i_] += LINE;
+        }
+    }
+
+  private:
+    static constexpr int64_t LINE = 64 / sizeof(float);
+    const float* p_[2];
+    const float* end_[2];
+    int64_t per_row_ = 0;
+    int i_ = 0;
+};
+
 // The weight gradient dw = patches^T dy is the forward's product with the pixels as its k: a
 // register tile of MR patch rows (taps x channels, im2col's k order) x NV vectors of filters sums
 // x_patch[p, k] * dy[p, f] over the band's pixels p. It reads a zero-padded copy of the band's
@@ -123,9 +260,9 @@ void implicit_rows(float* yn, const float* xn, const float* wg, const float* bg,
 // 3 channels fill whole tiles). One running sum per dw element over the pixels in order.
 // acc: rows k0.. of the (K, F) sum at filter column j; xb: the band at the group's channel 0;
 // dyb: dy at the band's first pixel, column j, pixel stride ds. first: overwrite acc, else add.
-template <class S, int MR, int NV, bool FULL>
+template <class S, int MR, int NV, bool FULL, bool AHEAD>
 PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb, int64_t ds, const WgradBand& b,
-                                  int64_t k0, int64_t mr, int64_t nr, bool first) {
+                                  int64_t k0, int64_t mr, int64_t nr, bool first, Ahead& ahead) {
     using V = typename S::V;
     int64_t off[MR];
     int64_t tap = k0 / b.Cg, c = k0 % b.Cg;  // row k's (tap, channel), stepped: no division per row
@@ -153,20 +290,17 @@ PMD_ALWAYS_INLINE void wgrad_tile(float* acc, const float* xb, const float* dyb,
         rlo = std::min(rlo, rs[0]), rhi = std::max(rhi, rs[1]);
         qlo = std::min(qlo, cs[0]), qhi = std::max(qhi, cs[1]);
     }
-    for (int64_t r = 0; r < b.images * b.rows; ++r) {  // dy's rows run on across images
-        if (r % b.rows < rlo || r % b.rows >= rhi) continue;
-        const float* a = xb + r / b.rows * b.img_step + r % b.rows * b.row_step + qlo * b.pix_step;
-        const float* d = dyb + (r * b.OW + qlo) * ds;
-        for (int64_t q = qlo; q < qhi; ++q, a += b.pix_step, d += ds) {
-            V dv[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) dv[v] = FULL ? S::loadu(d + v * S::W) : S::maskz_loadu(m[v], d + v * S::W);
-#pragma GCC unroll 32
-            for (int i = 0; i < MR; ++i) {
-                const V av = S::bcast(a + off[i]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; ++v) s[i][v] = S::fmadd(av, dv[v], s[i][v]);
-            }
+    // Images, then rows [rlo, rhi) of each, the pointers stepped from row to row: a first layer's
+    // band is many short rows (28x28: 18 images of 28 rows of 28 pixels), where a division and a
+    // modulo per row (which image, which row) cost 3-4%.
+    const float* an = xb + rlo * b.row_step + qlo * b.pix_step;
+    const float* dn = dyb + (rlo * b.OW + qlo) * ds;  // dy's rows run on across images
+    for (int64_t n = 0; n < b.images; ++n, an += b.img_step, dn += b.rows * b.OW * ds) {
+        const float* a = an;
+        const float* d = dn;
+        for (int64_t r = rlo; r < rhi; ++r, a += b.row_step, d += b.OW * ds) {
+            if constexpr (AHEAD) ahead.next();  // a flag: a band with nothing ahead runs the plain loop
+            wgrad_row<S, MR, NV, FULL>(s, a, d, off, m, b.pix_step, ds, qhi - qlo);
         }
     }
 #pragma GCC unroll 32
@@ -188,20 +322,31 @@ template <class S, int MR, int NV>
 void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     constexpr int NR = NV * S::W;
     const int64_t K = b.KH * b.KW * b.Cg, P = b.images * b.rows * b.OW;
+    Ahead ahead(b, (b.Fg + NR - 1) / NR * ((K + MR - 1) / MR) * b.images * b.rows);
     for (int64_t j = 0; j < b.Fg; j += NR) {
         const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
         const float* d = dyb + j;
         int64_t ds = b.F;
         if (b.F != NR && (K + MR - 1) / MR >= 4) {  // a first layer's 1-3 tiles: not worth a pass
-            for (int64_t p = 0; p < P; ++p) std::copy(dyb + p * b.F + j, dyb + p * b.F + j + nr, dyp + p * NR);
+            for (int64_t p = 0; p < P; ++p) {  // whole strips in vectors: std::copy called memmove per pixel
+                const float* src = dyb + p * b.F + j;
+                if (nr < NR) {
+                    std::copy(src, src + nr, dyp + p * NR);
+                    continue;
+                }
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) S::storeu(dyp + p * NR + v * S::W, S::loadu(src + v * S::W));
+            }
             d = dyp, ds = NR;
         }
         for (int64_t k0 = 0; k0 < K; k0 += MR) {
             const int64_t mr = std::min<int64_t>(MR, K - k0);
-            if (nr == NR) {
-                wgrad_tile<S, MR, NV, true>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+            if (nr == NR && ahead.on()) {
+                wgrad_tile<S, MR, NV, true, true>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
+            } else if (nr == NR) {
+                wgrad_tile<S, MR, NV, true, false>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
             } else {
-                wgrad_tile<S, MR, NV, false>(acc + j, xb, d, ds, b, k0, mr, nr, first);
+                wgrad_tile<S, MR, NV, false, true>(acc + j, xb, d, ds, b, k0, mr, nr, first, ahead);
             }
         }
     }
@@ -234,6 +379,59 @@ void conv_forward_rows(float* y, const float* x, const float* w, const float* b,
 }  // namespace pyminidl::kernels::PMD_CONV_ISA
 
 namespace pyminidl::kernels::PMD_CONV_ISA {
+
+void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp, int64_t oh0,
+                   int64_t in_rows, int64_t Wp) {
+    // xb: (C/G, in_rows, Wp); x: (N, H, W, C).
+    const int64_t Cg = g.C / g.G, plane = in_rows * Wp;
+    for (int64_t r = 0; r < in_rows; ++r) {
+        const int64_t ih = oh0 * g.SH - g.PH + r;
+        float* d = xb + r * Wp;
+        if (ih < 0 || ih >= g.H) {
+            for (int64_t c = 0; c < Cg; ++c) std::fill(d + c * plane, d + c * plane + Wp, 0.0f);
+            continue;
+        }
+        const float* s = x + (n * g.H + ih) * g.W * g.C + grp * Cg;
+        if (Cg >= Simd::W) {
+            pad_row<Simd>(d, s, g, plane, Wp, Cg);
+            continue;
+        }
+        const int64_t lo = std::clamp<int64_t>(g.PW, 0, Wp), hi = std::clamp<int64_t>(g.PW + g.W, lo, Wp);
+        for (int64_t c = 0; c < Cg; ++c) {  // a first layer's 1-3 channels: no block to fill
+            float* dc = d + c * plane;
+            const float* sc = s + (lo - g.PW) * g.C + c;
+            for (int64_t wp = 0; wp < lo; ++wp) dc[wp] = 0.0f;
+            for (int64_t wp = lo; wp < hi; ++wp) dc[wp] = sc[(wp - lo) * g.C];
+            for (int64_t wp = hi; wp < Wp; ++wp) dc[wp] = 0.0f;
+        }
+    }
+}
+
+void conv_column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
+    // sum: (F,); dy: (rows, F). Blocks of 4 vectors of columns, one running sum per column.
+    using V = Simd::V;
+    constexpr int NV = 4, NC = NV * Simd::W;
+    for (int64_t j = 0; j < F; j += NC) {
+        const int64_t nc = std::min<int64_t>(NC, F - j);
+        Simd::Mask m[NV];
+        V s[NV];
+        for (int v = 0; v < NV; ++v) {
+            m[v] = Simd::mask_for(nc - v * Simd::W);
+            s[v] = first ? Simd::zero() : Simd::maskz_loadu(m[v], sum + j + v * Simd::W);
+        }
+        const float* d = dy + j;
+        if (nc == NC) {
+            for (int64_t r = 0; r < rows; ++r, d += F) {
+                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::loadu(d + v * Simd::W));
+            }
+        } else {
+            for (int64_t r = 0; r < rows; ++r, d += F) {
+                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::maskz_loadu(m[v], d + v * Simd::W));
+            }
+        }
+        for (int v = 0; v < NV; ++v) Simd::mask_storeu(sum + j + v * Simd::W, m[v], s[v]);
+    }
+}
 
 void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
