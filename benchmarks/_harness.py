@@ -61,7 +61,8 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
     Each block also measures how long runnable threads of this process (and of ``pids``: a peer
     in another process) waited for a core, plus the time the hypervisor stole (``CpuWait``); a
     block where that exceeds ``CONTENDED_SHARE`` of its wall time on ``threads`` cores (default
-    all) is *contended*: something else ran on the cores it timed. ``contention``, a dict, gets
+    all) is *contended*: something else ran on the cores it timed (another process, or more threads of
+    the timed library than there are cores: TensorFlow's pools). ``contention``, a dict, gets
     each peer's share of contended blocks; ``redo`` times at most, a contended block is run
     again and replaces its times (a peer that is always contended keeps its last block).
 

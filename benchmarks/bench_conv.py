@@ -17,8 +17,8 @@ dx). Each case is checked against the float64 reference before it is timed; the 
 timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout from
 the medians; ratio(min) compares the best reps, the steadier figure on a shared machine.
 busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
-waited for a core (another process ran on them) or the hypervisor stole time, over 10% of the
-block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
+waited for a core (another process ran on them, or the library's own threads outnumber the
+cores) or the hypervisor stole time, over 10% of the block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
 share is not a measurement of the kernels alone.
 
 Depthwise rows (``depthwise ...``, MobileNet-like layers, 3x3/5x5 'same'): depthwise_conv_forward

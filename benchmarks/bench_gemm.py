@@ -23,8 +23,8 @@ NumPy and pyminidl calls, where each library's idle threads compete with the oth
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
-waited for a core (another process ran on them) or the hypervisor stole time, over 10% of the
-block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
+waited for a core (another process ran on them, or the library's own threads outnumber the
+cores) or the hypervisor stole time, over 10% of the block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
 share is not a measurement of the kernels alone.
 
 % of peak = GFLOP/s / the FMA ceiling measured in the same worker for pyminidl's ISA path
