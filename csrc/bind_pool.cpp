@@ -22,7 +22,7 @@ namespace {
 // the odd padded cell at the end).
 std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool same) {
     if (same) {
-        const int64_t out = (size + s - 1) / s;
+        const int64_t out = ceil_div(size, s);
         const int64_t total = std::max<int64_t>((out - 1) * s + k - size, 0);
         return {out, total / 2};
     }

@@ -220,7 +220,7 @@ void check_work(const char* op, int64_t have, int64_t need) {
 
 // [lo, hi) of n items for this thread of the team: an even split, fixed by (n, team size).
 void thread_range(int64_t n, int64_t* lo, int64_t* hi) {
-    const int64_t nt = omp_team_size(), t = omp_thread_id(), chunk = (n + nt - 1) / nt;
+    const int64_t nt = omp_team_size(), t = omp_thread_id(), chunk = ceil_div(n, nt);
     *lo = std::min(n, t * chunk);
     *hi = std::min(n, *lo + chunk);
 }

@@ -230,8 +230,8 @@ class Ahead {
   public:
     Ahead(const WgradBand& b, int64_t tile_rows) {
         for (int i = 0; i < 2; ++i) p_[i] = b.ahead[i], end_[i] = b.ahead[i] + b.ahead_len[i];
-        const int64_t lines = (b.ahead_len[0] + b.ahead_len[1] + LINE - 1) / LINE;
-        per_row_ = (lines + tile_rows - 1) / std::max<int64_t>(tile_rows, 1);
+        const int64_t lines = ceil_div(b.ahead_len[0] + b.ahead_len[1], LINE);
+        per_row_ = ceil_div(lines, std::max<int64_t>(tile_rows, 1));
     }
     bool on() const { return per_row_ > 0; }
     PMD_ALWAYS_INLINE void next() {
@@ -322,12 +322,12 @@ template <class S, int MR, int NV>
 void wgrad_band(float* acc, const float* xb, const float* dyb, float* dyp, const WgradBand& b, bool first) {
     constexpr int NR = NV * S::W;
     const int64_t K = b.KH * b.KW * b.Cg, P = b.images * b.rows * b.OW;
-    Ahead ahead(b, (b.Fg + NR - 1) / NR * ((K + MR - 1) / MR) * b.images * b.rows);
+    Ahead ahead(b, ceil_div(b.Fg, NR) * ceil_div(K, MR) * b.images * b.rows);
     for (int64_t j = 0; j < b.Fg; j += NR) {
         const int64_t nr = std::min<int64_t>(NR, b.Fg - j);
         const float* d = dyb + j;
         int64_t ds = b.F;
-        if (b.F != NR && (K + MR - 1) / MR >= 4) {  // a first layer's 1-3 tiles: not worth a pass
+        if (b.F != NR && ceil_div(K, MR) >= 4) {  // a first layer's 1-3 tiles: not worth a pass
             for (int64_t p = 0; p < P; ++p) {  // whole strips in vectors: std::copy called memmove per pixel
                 const float* src = dyb + p * b.F + j;
                 if (nr < NR) {
@@ -442,7 +442,7 @@ void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,
     }
     if constexpr (WG_WIDE_ALT_MR > 0) {  // fewer rows per tile where they waste fewer (K = 9, 27)
         const int64_t K = b.KH * b.KW * b.Cg;
-        const auto padded = [K](int64_t mr) { return (K + mr - 1) / mr * mr; };
+        const auto padded = [K](int64_t mr) { return ceil_div(K, mr) * mr; };
         if (padded(WG_WIDE_ALT_MR) < padded(WG_WIDE_MR)) {
             return wgrad_band<Simd, WG_WIDE_ALT_MR, 2>(acc, xb, dyb, dyp, b, first);
         }

@@ -51,7 +51,7 @@ void dense_activation_grad_t(T* dz, const T* s, int64_t n, DenseActivation kind)
 template <typename T>
 void dense_activation_bias_grad_t(T* dz, T* db, const T* s, int64_t N, int64_t U, DenseActivation kind) {
     // Over column blocks, never rows: db does not depend on the thread count.
-    const int64_t blocks = (U + BIAS_COLS - 1) / BIAS_COLS;
+    const int64_t blocks = ceil_div(U, BIAS_COLS);
     parallel_blocks(blocks, N * BIAS_COLS, [&](int64_t lo, int64_t hi) {
         act_bias_cols(dz, db, s, N, U, lo, hi, kind);
     });

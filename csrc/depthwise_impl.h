@@ -56,7 +56,7 @@ struct Span {
 // The outputs o in [0, out) whose tap k reads inside [0, size): o * s - p + k * d in range.
 inline Span reading_inside(int64_t k, int64_t s, int64_t p, int64_t d, int64_t size, int64_t out) {
     const int64_t off = k * d - p;  // input index of output 0
-    const int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+    const int64_t lo = off >= 0 ? 0 : ceil_div(-off, s);
     const int64_t hi = size - 1 - off < 0 ? 0 : (size - 1 - off) / s + 1;
     return {std::min(lo, out), std::clamp<int64_t>(hi, std::min(lo, out), out)};
 }
@@ -451,7 +451,7 @@ PMD_ALWAYS_INLINE void weight_row(float* tot, const float* x, const float* dy, c
 // 64 of every C * 4 bytes of x, a stride the hardware prefetcher does not follow).
 void weight_chunks(float* part, const float* dy, const float* x, const DepthwiseGeom& g, bool sum) {
     const int64_t rows = g.n * g.oh, chunks = depthwise_weight_chunks(g), taps = g.kh * g.kw;
-    const int64_t groups = (g.c + ROW_CHANNELS - 1) / ROW_CHANNELS;
+    const int64_t groups = ceil_div(g.c, ROW_CHANNELS);
     std::vector<Span> cols(size_t(g.kw));
     for (int64_t kw = 0; kw < g.kw; ++kw) cols[kw] = reading_inside(kw, g.sw, g.pw, g.dw, g.w, g.ow);
 #pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * taps))

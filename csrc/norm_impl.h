@@ -154,7 +154,7 @@ void combine_moments(float* PMD_RESTRICT mean, float* PMD_RESTRICT var, const do
 
 void batch_norm_stats_impl(float* mean, float* var, const float* x, int64_t o, int64_t c, int64_t i) {
     if (i == 1) {
-        const int64_t nchunks = (o + ROWS - 1) / ROWS;
+        const int64_t nchunks = ceil_div(o, ROWS);
         std::vector<double> sum(static_cast<size_t>(nchunks * c)), m2(static_cast<size_t>(nchunks * c));
 #pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
         for (int64_t k = 0; k < nchunks; ++k)
@@ -301,7 +301,7 @@ void batch_norm_apply_impl(float* y, const float* x, const float* mean, const fl
 // S1 = sum dy, S2 = sum dy * (x - mean) per channel (C,), in fixed chunks.
 void bn_grad_sums(double* s1, double* s2, const float* dy, const float* x, const float* mean, int64_t o,
                   int64_t c, int64_t i) {
-    const int64_t nchunks = i == 1 ? (o + ROWS - 1) / ROWS : o;
+    const int64_t nchunks = i == 1 ? ceil_div(o, ROWS) : o;
     std::vector<double> p1(static_cast<size_t>(nchunks * c)), p2(static_cast<size_t>(nchunks * c));
     if (i == 1) {
 #pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
@@ -400,7 +400,7 @@ void layer_norm_forward_impl(float* y, float* mean, float* var, const float* x, 
 void layer_norm_backward_impl(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                          const float* gamma, const float* mean, const float* var, int64_t r, int64_t d,
                          float eps) {
-    const int64_t nchunks = (r + ROWS - 1) / ROWS;
+    const int64_t nchunks = ceil_div(r, ROWS);
     std::vector<float> pg(static_cast<size_t>(nchunks * d), 0.0f), pb(static_cast<size_t>(nchunks * d), 0.0f);
 #pragma omp parallel if (r * d > PARALLEL_GRAIN)
     {

@@ -24,7 +24,7 @@ void parallel_blocks(int64_t n, int64_t cost, F body) {
 #pragma omp parallel
         {
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t chunk = (n + nt - 1) / nt;
+            const int64_t chunk = ceil_div(n, nt);
             const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
             if (lo < hi) body(lo, hi);
         }
