@@ -18,11 +18,10 @@ using namespace pyminidl;
 namespace pyminidl::bind {
 namespace {
 
-// Opt-in (PYMINIDL_TUNE_MALLOC=1): a fixed 32 MB mmap threshold and 64 MB of freed heap kept
-// for reuse, so MB-sized per-step temporaries never go back to mmap/munmap. glibc's dynamic
-// threshold already does this after the first free of each size, which is why it is not the
-// default (it retunes the whole host process). A user's own MALLOC_MMAP_THRESHOLD_ /
-// MALLOC_TRIM_THRESHOLD_ settings are left alone.
+// Called by the cpu backend unless PYMINIDL_TUNE_MALLOC=0 (cpu_backend.py says why): a fixed
+// 32 MB mmap threshold and 64 MB of freed heap kept for reuse, so MB-sized per-step temporaries
+// neither go back to mmap/munmap nor are trimmed off the heap and faulted in again. A user's own
+// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ settings are left alone.
 bool tune_allocator() {
 #if defined(__GLIBC__)
     if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
