@@ -108,7 +108,11 @@ def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, roun
 
 def busy(records, ours="pyminidl"):
     """A table cell: the share of contended blocks (``bench(contention=...)``) of ``ours`` and the
-    most contended peer among ``records`` (backend -> record), e.g. "0/50%"; "-" when not measured."""
+    most contended peer among ``records`` (backend -> record), e.g. "0/50%"; "-" when not measured.
+
+    A contended block is one in which threads waited for a core (another process ran on them, or
+    the library's own threads outnumber the cores) or the hypervisor stole time, over
+    ``CONTENDED_SHARE`` of the block (``CpuWait``)."""
     if any("contended" not in r for r in records.values()):
         return "-"
     peers = [r["contended"] for name, r in records.items() if name != ours]
@@ -316,7 +320,8 @@ def _fmt(v):
 def run_main(doc, script, worker, report, add_arguments=None, extra_records=None):
     """The command line of a benchmark whose thread counts each run in a worker subprocess.
 
-    Options: ``--threads`` (repeatable; default 1 and 2), ``--quick``, ``--json FILE``, plus
+    Options: ``--threads`` (repeatable; default 1 and 2), ``--quick``, ``--json FILE``, ``--redo N``
+    (``bench``'s redo of contended blocks), plus
     those ``add_arguments(parser)`` adds. Each worker runs ``script`` again with the parsed
     options (as JSON) and calls ``worker(threads, options)``, which emits JSON lines
     (``emit``); ``extra_records(args)``, when given, adds records measured after the workers;
@@ -326,6 +331,8 @@ def run_main(doc, script, worker, report, add_arguments=None, extra_records=None
     ap.add_argument("--threads", type=int, action="append", help="thread count (repeatable); default 1 and 2")
     ap.add_argument("--quick", action="store_true", help="shorter timing budget (and fewer cases)")
     ap.add_argument("--json", help="also write the JSON lines to this file")
+    ap.add_argument("--redo", type=int, default=2, metavar="N",
+                    help="run a contended block (another thread waited for its cores) again, N times at most")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     if add_arguments is not None:
         add_arguments(ap)

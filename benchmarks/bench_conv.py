@@ -16,10 +16,9 @@ dx except on the first layer). GFLOP/s counts 2*N*OH*OW*F*KH*KW*C per product (f
 dx). Each case is checked against the float64 reference before it is timed; the peers are
 timed in alternating blocks (_harness.bench). ratio = pyminidl / the fastest torch layout from
 the medians; ratio(min) compares the best reps, the steadier figure on a shared machine.
-busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
-waited for a core (another process ran on them, or the library's own threads outnumber the
-cores) or the hypervisor stole time, over 10% of the block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
-share is not a measurement of the kernels alone.
+busy = pyminidl's / the most contended peer's share of timed blocks that shared their cores
+(_harness.busy; such a block runs again up to ``--redo`` times): a row with a busy share is not a
+measurement of the kernels alone.
 
 Depthwise rows (``depthwise ...``, MobileNet-like layers, 3x3/5x5 'same'): depthwise_conv_forward
 (+ depthwise_conv_backward with dx, dw, db) against torch conv2d with groups = C (NCHW and
@@ -537,8 +536,6 @@ def _peer_ratios(record):
 def _add_arguments(ap):
     ap.add_argument("--tf-python", help="an interpreter with tensorflow-cpu: Keras on TensorFlow joins as a peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
-    ap.add_argument("--redo", type=int, default=2, metavar="N",
-                    help="run a contended block (another thread waited for its cores) again, N times at most")
     ap.add_argument("--only", choices=("conv", "depthwise", "epoch"),
                     help="only these rows: conv or depthwise (no CNN epoch, no peak memory), or the CNN epoch "
                          "and its peak memory")

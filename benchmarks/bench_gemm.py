@@ -22,10 +22,9 @@ NumPy and pyminidl calls, where each library's idle threads compete with the oth
 (the case pyminidl's OpenMP waiting policy is chosen for; the header prints the policy).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
-busy = the share of pyminidl's timed blocks / of the most contended peer's in which threads
-waited for a core (another process ran on them, or the library's own threads outnumber the
-cores) or the hypervisor stole time, over 10% of the block (_harness.CpuWait); such a block runs again up to ``--redo`` times. A row with a busy
-share is not a measurement of the kernels alone.
+busy = pyminidl's / the most contended peer's share of timed blocks that shared their cores
+(_harness.busy; such a block runs again up to ``--redo`` times): a row with a busy share is not a
+measurement of the kernels alone.
 
 % of peak = GFLOP/s / the FMA ceiling measured in the same worker for pyminidl's ISA path
 and thread count (independent FMA chains in registers, _C.fma_ceiling): the rate a
@@ -140,8 +139,6 @@ def add_arguments(ap):
     ap.add_argument("--openblas-coretype", metavar="CORE",
                     help="pin NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE), e.g. Haswell beside "
                          "PYMINIDL_CPU_CAPABILITY=avx2")
-    ap.add_argument("--redo", type=int, default=2, metavar="N",
-                    help="run a contended block (another thread waited for its cores) again, N times at most")
     ap.add_argument("--interleave", action="store_true",
                     help="time the peers rep by rep with no pause (a script mixing the libraries)")
 
