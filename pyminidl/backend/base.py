@@ -606,7 +606,9 @@ class Backend:
 
     # ------------------------------------------------------------------ optimizer updates
     # All in place on ``param`` and the slot arrays; ``weight_decay`` is decoupled as in
-    # Keras 3 (param -= lr * weight_decay * param, before the update).
+    # Keras 3 (param -= lr * weight_decay * param, before the update). The C++ kernels flush
+    # subnormals to zero (csrc/optim.cpp's FlushSubnormals says why); this reference keeps
+    # them, so a slot decaying towards 0 may differ from it by less than 1.2e-35.
 
     def _decay(self, param, lr, weight_decay):
         if weight_decay:

@@ -397,3 +397,47 @@ def test_every_isa_path_gives_the_same_bits(cpu, rng, amsgrad):
     for other in results[1:]:
         for a, b in zip(other, results[0]):
             np.testing.assert_array_equal(a, b)
+
+
+TINY = np.finfo(np.float32).tiny  # float32's smallest normal
+
+
+def _subnormal(a):
+    return (a != 0) & (np.abs(a) < TINY)
+
+
+@pytest.mark.parametrize("shape", [(7,), (LARGE,)], ids=str)
+@pytest.mark.parametrize("name,hyper,needed", CONFIGS, ids=IDS)
+def test_slots_of_a_zero_gradient_never_go_subnormal(cpu, rng, name, hyper, needed, shape):
+    # A dead unit's gradient is 0: its slots decay geometrically. NumPy's reach the subnormal
+    # range (and stay there); the kernels flush subnormals, so theirs stay normal or 0, within
+    # 1.2e-35 of the reference's, and subnormal slots handed in are drained.
+    state = _state(rng, shape, name, needed)
+    for key in SLOTS[name]:
+        if state[key] is not None:
+            state[key] *= np.float32(1e-35)  # some steps above the subnormal range
+            if key != "vhat":  # a running max: it never decays, so it is never subnormal
+                state[key][::3] = np.float32(3e-44)  # some already subnormal
+    ref = _copy(state, np.float32)
+    grad = np.zeros(shape, np.float32)
+    for step in range(1, 61):
+        _apply(cpu, name, state, grad, hyper, step)
+        _apply(Backend(), name, ref, grad, hyper, step)
+    reference_went_subnormal = False
+    for key in SLOTS[name]:
+        if state[key] is not None:
+            assert not _subnormal(state[key]).any(), key
+            reference_went_subnormal |= bool(_subnormal(ref[key][1::3]).any())  # decayed into it
+            np.testing.assert_allclose(state[key], ref[key], rtol=1e-5, atol=1.2e-35)
+    np.testing.assert_allclose(state["param"], ref["param"], rtol=1e-5, atol=1e-30)
+    assert reference_went_subnormal or not needed or name == "adagrad"  # adagrad's only grows
+
+
+def test_the_flush_ends_with_the_update(cpu, rng):
+    # The thread's floating-point mode comes back: NumPy after an update keeps IEEE subnormals,
+    # on the calling thread whether the update ran on it alone or in a parallel region.
+    for n in (7, LARGE):
+        state = _state(rng, (n,), "adam", ("m", "v"))
+        _apply(cpu, "adam", state, rng.standard_normal(n).astype(np.float32), dict(lr=1e-3), 1)
+        assert np.float32(2 * TINY) * np.float32(0.25) == np.float32(0.5 * TINY)
+        assert np.nextafter(np.float32(0), np.float32(1)) * np.float32(2) > 0
