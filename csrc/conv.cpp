@@ -481,16 +481,6 @@ bool all_finite(const float* p, int64_t n) {
     return bad == 0;
 }
 
-// sum (F) += the column sums of dy (rows, F), each in row order (bias_grad's); first: overwrite.
-void column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
-#if defined(PYMINIDL_X86)
-    if (active_isa() == Isa::avx512) return avx512::conv_column_sums(sum, dy, rows, F, first);
-    avx2::conv_column_sums(sum, dy, rows, F, first);
-#else
-    (void)sum, (void)dy, (void)rows, (void)F, (void)first;
-#endif
-}
-
 // WgradBand::ahead for the band after (n, oh0) in a part ending at image n1: its x rows and its
 // dy, each a contiguous stretch, where they fit in half of L2 together with what this band's
 // tiles keep there (the part's dw sum, K x F; the band; its dy and its packed copy), else
@@ -535,7 +525,7 @@ void weight_part_implicit(float* acc, float* sum, const float* dy, const float* 
         for (int64_t oh0 = 0; oh0 < g.OH; oh0 += BH, first = false) {
             const int64_t rows = std::min(BH, g.OH - oh0), in_rows = band_in_rows(g, rows);
             const float* dyb = dy + (n * g.OH + oh0) * g.OW * g.F;
-            column_sums(sum, dyb, imgs * rows * g.OW, g.F, first);
+            column_sums(sum, dyb, g.F, imgs * rows * g.OW, g.F, first);
             // The tiles skip pixels whose products are all with the padding's zeros: nothing to add
             // while dy is finite, but 0 * inf is NaN, so a band whose dy holds an inf or NaN keeps
             // every pixel (the sums then carry the NaN, as im2col's and the reference's do). Finite

@@ -40,10 +40,7 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
     /* xb: (C/G, in_rows, Wp), image n's input rows from oh0*SH - PH on, columns from -PW, group   \
        grp's channels, one plane per channel; 0 where that falls outside the image. */            \
     void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp,       \
-                       int64_t oh0, int64_t in_rows, int64_t Wp);                                 \
-    /* sum: (F,); dy: (rows, F). sum (+)= the column sums of dy, each in row order; first:        \
-       overwrite. */                                                                               \
-    void conv_column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first);
+                       int64_t oh0, int64_t in_rows, int64_t Wp);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

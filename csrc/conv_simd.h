@@ -223,7 +223,7 @@ PMD_ALWAYS_INLINE void wgrad_row(typename S::V (&s)[MR][NV], const float* a, con
 }
 
 // Walks b.ahead a few lines at a time, spread over the band's tile rows: the next band's
-// conv_pad_band and conv_column_sums are the first to read its x and dy, and with nothing to
+// conv_pad_band and column_sums (db) are the first to read its x and dy, and with nothing to
 // overlap them they waited on memory, where this band's tiles are bound by their multiply-adds
 // and leave loads to spare.
 class Ahead {
@@ -404,32 +404,6 @@ void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int6
             for (int64_t wp = lo; wp < hi; ++wp) dc[wp] = sc[(wp - lo) * g.C];
             for (int64_t wp = hi; wp < Wp; ++wp) dc[wp] = 0.0f;
         }
-    }
-}
-
-void conv_column_sums(float* sum, const float* dy, int64_t rows, int64_t F, bool first) {
-    // sum: (F,); dy: (rows, F). Blocks of 4 vectors of columns, one running sum per column.
-    using V = Simd::V;
-    constexpr int NV = 4, NC = NV * Simd::W;
-    for (int64_t j = 0; j < F; j += NC) {
-        const int64_t nc = std::min<int64_t>(NC, F - j);
-        Simd::Mask m[NV];
-        V s[NV];
-        for (int v = 0; v < NV; ++v) {
-            m[v] = Simd::mask_for(nc - v * Simd::W);
-            s[v] = first ? Simd::zero() : Simd::maskz_loadu(m[v], sum + j + v * Simd::W);
-        }
-        const float* d = dy + j;
-        if (nc == NC) {
-            for (int64_t r = 0; r < rows; ++r, d += F) {
-                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::loadu(d + v * Simd::W));
-            }
-        } else {
-            for (int64_t r = 0; r < rows; ++r, d += F) {
-                for (int v = 0; v < NV; ++v) s[v] = Simd::add(s[v], Simd::maskz_loadu(m[v], d + v * Simd::W));
-            }
-        }
-        for (int v = 0; v < NV; ++v) Simd::mask_storeu(sum + j + v * Simd::W, m[v], s[v]);
     }
 }
 

@@ -2,7 +2,9 @@
 // written into the incoming gradient dz (relu, sigmoid, tanh), with activation_backward's
 // formulas operand for operand, so the two give the same bits; dense_activation_bias_grad:
 // the same, and the bias gradient db = sum over rows of the new dz in the same sweep (one
-// pass over dz instead of two; bias_grad's order, so bias_grad's bits).
+// pass over dz instead of two; bias_grad's order, so bias_grad's bits); column_sums: the
+// serial column sums of every bias gradient (bias_grad per block of columns, the
+// convolutions' db band by band).
 //
 // Layout: dz and the saved tensor contiguous. dense_activation_grad is elementwise: threads
 // take contiguous blocks (parallel_blocks); dense_activation_bias_grad reads (N, U) rows:
@@ -79,6 +81,17 @@ void dense_activation_bias_grad(double* dz, double* db, const double* s, int64_t
                                 DenseActivation kind) {
     // dz, s: (N, U) contiguous, dz updated in place; db: (U,), overwritten.
     dense_activation_bias_grad_t(dz, db, s, N, U, kind);
+}
+
+void column_sums(float* sum, const float* dy, int64_t ld, int64_t rows, int64_t cols, bool first) {
+    // sum: (cols,); dy: (rows, cols) row stride ld. Serial.
+    PMD_ISA_DISPATCH(column_sums_f32, sum, dy, ld, rows, cols, first)
+    sum_columns(sum, dy, ld, rows, cols, first);
+}
+
+void column_sums(double* sum, const double* dy, int64_t ld, int64_t rows, int64_t cols, bool first) {
+    // sum: (cols,); dy: (rows, cols) row stride ld. Serial.
+    sum_columns(sum, dy, ld, rows, cols, first);
 }
 
 }  // namespace pyminidl::kernels

@@ -1,5 +1,6 @@
 // dense_activation_impl.h — the serial loops of the fused Dense backward's dL/dz (relu,
-// sigmoid, tanh) and of its column sums (the bias gradient), compiled once per instruction
+// sigmoid, tanh), of its column sums fused with it, and of the plain column sums that every
+// bias gradient takes (bias_grad, the convolutions' db), compiled once per instruction
 // set: dense_activation.cpp (baseline x86-64, float64, every non-x86 target),
 // dense_activation_avx2.cpp and dense_activation_avx512.cpp include this file. Internal
 // linkage (an anonymous namespace), so each translation unit keeps its own copy built with its
@@ -33,6 +34,33 @@ void with_grad(DenseActivation kind, Run run) {
         case DenseActivation::tanh:  // dL/dz = dy * (1 - y)(1 + y): 1 - y*y cancels near |y| = 1
             return run([](T g, T y) { return g * ((T(1) - y) * (T(1) + y)); });
     }
+}
+
+// sum (NC,) (+)= the column sums of dy (rows, NC), row stride ld, each column in row order
+// from sum's value (first: from 0). NC is a constant, so the sums stay in registers across
+// the rows; NC == 0 is the runtime width nc (a tail narrower than 16), its sums in L1.
+template <int64_t NC, typename T>
+PMD_ALWAYS_INLINE void column_block(T* PMD_RESTRICT sum, const T* PMD_RESTRICT dy, int64_t ld, int64_t rows,
+                                    int64_t nc, bool first) {
+    const int64_t w = NC > 0 ? NC : nc;
+    T acc[NC > 0 ? NC : BIAS_COLS];
+    for (int64_t u = 0; u < w; ++u) acc[u] = first ? T(0) : sum[u];
+    for (int64_t r = 0; r < rows; ++r, dy += ld) {
+        for (int64_t u = 0; u < w; ++u) acc[u] += dy[u];
+    }
+    std::copy(acc, acc + w, sum);
+}
+
+// sum (cols,) (+)= the column sums of dy (rows, cols), row stride ld: each column summed in row
+// order from sum's value (first: from 0), so any split of the columns gives the same bits. The
+// columns go in blocks of 64, then one of 32 and one of 16, then the rest.
+template <typename T>
+void sum_columns(T* sum, const T* dy, int64_t ld, int64_t rows, int64_t cols, bool first) {
+    int64_t u = 0;
+    for (; u + BIAS_COLS <= cols; u += BIAS_COLS) column_block<BIAS_COLS>(sum + u, dy + u, ld, rows, 0, first);
+    if (u + 32 <= cols) column_block<32>(sum + u, dy + u, ld, rows, 0, first), u += 32;
+    if (u + 16 <= cols) column_block<16>(sum + u, dy + u, ld, rows, 0, first), u += 16;
+    if (u < cols) column_block<0>(sum + u, dy + u, ld, rows, cols - u, first);
 }
 
 // One row's columns [0, nu): d = grad(d, v), acc += the new d. restrict (the binding rejects

@@ -1131,7 +1131,7 @@ void bias_add_t(T* y, const T* x, int64_t ldx, const T* b, int64_t N, int64_t U)
     }
 }
 
-// Columns per bias_grad work item: a block of accumulators that stays in L1.
+// Columns per bias_grad work item: a block of sums that stays in registers (column_sums).
 constexpr int64_t BIAS_GRAD_COLS = 64;
 
 template <typename T>
@@ -1142,19 +1142,7 @@ void bias_grad_t(T* db, const T* dy, int64_t lddy, int64_t N, int64_t U) {
 #pragma omp parallel for schedule(static) if (N * U > PARALLEL_GRAIN && blocks > 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t u0 = blk * BIAS_GRAD_COLS, nu = std::min(BIAS_GRAD_COLS, U - u0);
-        T acc[BIAS_GRAD_COLS] = {};
-        if (nu == BIAS_GRAD_COLS) {  // a constant trip count: the sums stay in registers across rows
-            for (int64_t n = 0; n < N; ++n) {
-                const T* r = dy + n * lddy + u0;
-                for (int64_t u = 0; u < BIAS_GRAD_COLS; ++u) acc[u] += r[u];
-            }
-        } else {
-            for (int64_t n = 0; n < N; ++n) {
-                const T* r = dy + n * lddy + u0;
-                for (int64_t u = 0; u < nu; ++u) acc[u] += r[u];
-            }
-        }
-        std::copy(acc, acc + nu, db + u0);
+        column_sums(db + u0, dy + u0, lddy, N, nu, true);
     }
 }
 

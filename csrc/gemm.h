@@ -65,6 +65,11 @@ void bias_add(double* y, const double* x, int64_t ldx, const double* b, int64_t 
 // by one thread per column, so db does not depend on the thread count.
 void bias_grad(float* db, const float* dy, int64_t lddy, int64_t N, int64_t U);
 void bias_grad(double* db, const double* dy, int64_t lddy, int64_t N, int64_t U);
+// sum: (cols,); dy: (rows, cols) row stride ld. sum[u] (+)= sum over r of dy[r, u], in row
+// order from sum[u] (first: from 0): bias_grad's order and bits, serial (dense_activation.cpp).
+// A convolution's db continues it band by band as each band's dy is read.
+void column_sums(float* sum, const float* dy, int64_t ld, int64_t rows, int64_t cols, bool first);
+void column_sums(double* sum, const double* dy, int64_t ld, int64_t rows, int64_t cols, bool first);
 // The activations whose derivative the fused Dense backward applies in place.
 enum class DenseActivation : int { relu, sigmoid, tanh };
 // dz: (n,) contiguous, updated in place: dz *= f'(.), the same formulas (and bits) as
