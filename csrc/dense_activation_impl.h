@@ -38,17 +38,19 @@ void with_grad(DenseActivation kind, Run run) {
 
 // sum (NC,) (+)= the column sums of dy (rows, NC), row stride ld, each column in row order
 // from sum's value (first: from 0). NC is a constant, so the sums stay in registers across
-// the rows; NC == 0 is the runtime width nc (a tail narrower than 16), its sums in L1.
+// the rows (restrict: sum is not dy); NC == 0 is the runtime width nc (a tail narrower than 16).
+// The sums live in sum itself, not in a local array: a stack array that the AVX-512 copy
+// reads with aligned loads faulted under AddressSanitizer's fake stack (misaligned frames).
 template <int64_t NC, typename T>
 PMD_ALWAYS_INLINE void column_block(T* PMD_RESTRICT sum, const T* PMD_RESTRICT dy, int64_t ld, int64_t rows,
                                     int64_t nc, bool first) {
     const int64_t w = NC > 0 ? NC : nc;
-    T acc[NC > 0 ? NC : BIAS_COLS];
-    for (int64_t u = 0; u < w; ++u) acc[u] = first ? T(0) : sum[u];
-    for (int64_t r = 0; r < rows; ++r, dy += ld) {
-        for (int64_t u = 0; u < w; ++u) acc[u] += dy[u];
+    if (first) {
+        for (int64_t u = 0; u < w; ++u) sum[u] = T(0);
     }
-    std::copy(acc, acc + w, sum);
+    for (int64_t r = 0; r < rows; ++r, dy += ld) {
+        for (int64_t u = 0; u < w; ++u) sum[u] += dy[u];
+    }
 }
 
 // sum (cols,) (+)= the column sums of dy (rows, cols), row stride ld: each column summed in row
