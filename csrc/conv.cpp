@@ -39,6 +39,7 @@
 #include "conv_isa.h"
 #include "cpu_features.h"
 #include "gemm.h"
+#include "parallel.h"
 
 namespace pyminidl::kernels {
 namespace {
@@ -218,13 +219,6 @@ void check_work(const char* op, int64_t have, int64_t need) {
     }
 }
 
-// [lo, hi) of n items for this thread of the team: an even split, fixed by (n, team size).
-void thread_range(int64_t n, int64_t* lo, int64_t* hi) {
-    const int64_t nt = omp_team_size(), t = omp_thread_id(), chunk = ceil_div(n, nt);
-    *lo = std::min(n, t * chunk);
-    *hi = std::min(n, *lo + chunk);
-}
-
 // col: (rows, KH*KW*Cg), rows (kh, kw, cg); xn: one image (H, W, C). Taps outside read 0.
 template <typename T>
 void im2col_tile(T* PMD_RESTRICT col, const T* PMD_RESTRICT xn, const ConvGeom& g, int64_t grp,
@@ -310,7 +304,7 @@ void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& 
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
-        thread_range(items, &lo, &hi);
+        team_range(items, &lo, &hi);
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t p0 = it * run, rows = std::min(run, total - p0);
             for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, grp, p0, rows, zeros);
@@ -340,7 +334,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
 #pragma omp parallel if (items > 1)
     {
         int64_t lo, hi;
-        thread_range(items, &lo, &hi);
+        team_range(items, &lo, &hi);
         T* col = work + omp_thread_id() * pt;
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t n = it / tiles, p0 = (it % tiles) * TM, rows = std::min(TM, P - p0);
@@ -409,7 +403,7 @@ void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t
 #pragma omp parallel if (g.N > 1)
     {
         int64_t lo, hi;
-        thread_range(g.N, &lo, &hi);
+        team_range(g.N, &lo, &hi);
         for (int64_t n = lo; n < hi; ++n) {
             input_image(dx + n * img, dy + n * g.OH * g.OW * g.F, w, g, work + omp_thread_id() * pt, pt);
         }
@@ -588,7 +582,7 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
 #pragma omp parallel if (parts > 1)
     {
         int64_t lo, hi;
-        thread_range(parts, &lo, &hi);
+        team_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
             const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
             T* mine = scratch + omp_thread_id() * pt;
@@ -602,7 +596,7 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
             weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
         }
 #pragma omp barrier
-        thread_range(KF, &lo, &hi);
+        team_range(KF, &lo, &hi);
         add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
 #pragma omp single nowait
         if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);

@@ -1,4 +1,4 @@
-// parallel.h — parallel_blocks(): the OpenMP split of the elementwise and row-wise kernels.
+// parallel.h — team_range() and parallel_blocks(): the OpenMP split of the kernels' items.
 //
 // Each thread gets one contiguous block [lo, hi) of the n items and runs a plain serial
 // loop on it. A loop written directly under `omp parallel for` lives in GCC's outlined
@@ -16,6 +16,14 @@
 namespace pyminidl::kernels {
 namespace {
 
+// [lo, hi) of n items for this thread of the team (all of them outside a parallel region):
+// an even split, fixed by (n, team size). Every kernel's own region splits its items with it.
+inline void team_range(int64_t n, int64_t* lo, int64_t* hi) {
+    const int64_t nt = omp_team_size(), t = omp_thread_id(), chunk = ceil_div(n, nt);
+    *lo = std::min(n, t * chunk);
+    *hi = std::min(n, *lo + chunk);
+}
+
 // body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
 template <typename F>
 void parallel_blocks(int64_t n, int64_t cost, F body) {
@@ -23,9 +31,8 @@ void parallel_blocks(int64_t n, int64_t cost, F body) {
     if (n > 1 && n * cost > PARALLEL_GRAIN) {
 #pragma omp parallel
         {
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t chunk = ceil_div(n, nt);
-            const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+            int64_t lo, hi;
+            team_range(n, &lo, &hi);
             if (lo < hi) body(lo, hi);
         }
         return;

@@ -100,9 +100,8 @@ void over_row_blocks(int64_t n, F body, int64_t min_rows = rnn_min_rows_per_thre
     if (parts > 1) {
 #pragma omp parallel num_threads(int(parts))
         {
-            const int64_t nt = omp_team_size(), t = omp_thread_id();
-            const int64_t chunk = ceil_div(n, nt);
-            const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+            int64_t lo, hi;
+            team_range(n, &lo, &hi);
             if (lo < hi) body(lo, hi);
         }
         return;
