@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "channel_blocks.h"
 #include "common.h"
 
 namespace pyminidl::kernels {
@@ -205,47 +206,111 @@ PMD_ALWAYS_INLINE float normal_cdf_v(float x) { return normal_cdf_f(x); }
 // float64 keeps the reference's own formula (math.erf is std::erf).
 PMD_ALWAYS_INLINE double normal_cdf_v(double x) { return 0.5 * (1.0 + std::erf(x / 1.41421356237309504880)); }
 
-// x: (cols,), cols >= 1. Returns max(x), NaN if any x is NaN (as numpy.max), so a NaN
-// anywhere in a row makes the whole row NaN like the reference.
+// The row reductions of the softmax kernels. x, a, b: (n,).
+//   row_max(x, n)   max(x), n >= 1; NaN if any x is NaN (as numpy.max: the first NaN), so a
+//                   NaN anywhere in a row makes the whole row NaN like the reference.
+//   row_sum(a, n)   sum(a) in double.   row_dot(a, b, n)   sum(a * b) in double.
+// The sums run in a fixed order that does not depend on the SIMD width or the thread count,
+// so every ISA path gives the same bits. float rows (the training dtype) run in blocks of
+// LANES (channel_blocks.h): lane k takes elements k, k + 16, ..., in double; the lanes meet in
+// lanes_total's fixed tree; the last n % 16 elements add four interleaved partial sums.
+// float64 rows (gradient checks) keep the four partial sums alone.
+
 template <typename T>
-PMD_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
-    T mx = x[0];
-    for (int64_t j = 1; j < cols; ++j) {
+PMD_ALWAYS_INLINE T row_max_tail(const T* x, int64_t j, int64_t n, T mx) {
+    for (; j < n; ++j) {
         if (x[j] > mx || x[j] != x[j]) mx = x[j];
         if (mx != mx) break;
     }
     return mx;
 }
 
-// Sums of a row in double with four interleaved partial sums combined as (s0 + s1) + (s2 + s3):
-// four independent add chains instead of one long one, always in this order, so the bits do
-// not depend on the SIMD width or the thread count. a, b: (n,).
+template <typename T>
+PMD_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
+    return row_max_tail(x, 1, cols, x[0]);
+}
+
+// The max is exact in any order; the NaN test rides along as a lane mask, and a row that
+// holds a NaN is scanned again in order for its first NaN.
+PMD_ALWAYS_INLINE float row_max(const float* x, int64_t n) {
+    if (n < LANES) return row_max_tail(x, 1, n, x[0]);
+    VecF m[NVEC];
+    VecI nan[NVEC];
+    for (int u = 0; u < NVEC; ++u) {
+        m[u] = VecF{} + x[0];
+        nan[u] = VecI{};
+    }
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        VecF v[NVEC];
+        load_vecs(v, x + j);
+        for (int u = 0; u < NVEC; ++u) {
+            m[u] = v[u] > m[u] ? v[u] : m[u];
+            nan[u] |= v[u] != v[u];
+        }
+    }
+    float mx = x[0];
+    int32_t any_nan = 0;
+    for (int u = 0; u < NVEC; ++u)
+        for (int k = 0; k < VEC; ++k) {
+            mx = m[u][k] > mx ? m[u][k] : mx;
+            any_nan |= nan[u][k];
+        }
+    return any_nan ? row_max_tail(x, 0, n, x[0]) : row_max_tail(x, j, n, mx);
+}
+
+// f(j): the j-th term in double; four partial sums combined as (s0 + s1) + (s2 + s3).
+template <typename F>
+PMD_ALWAYS_INLINE double sum4(int64_t j, int64_t n, F f) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += f(j);
+        s1 += f(j + 1);
+        s2 += f(j + 2);
+        s3 += f(j + 3);
+    }
+    for (; j < n; ++j) s0 += f(j);
+    return (s0 + s1) + (s2 + s3);
+}
+
+// block(acc, j): adds the terms j .. j + LANES to acc's lanes; term(j): one term in double,
+// the same value block adds for it. Returns the sum of terms 0 .. n.
+template <typename Block, typename Term>
+PMD_ALWAYS_INLINE double lanes_sum(int64_t n, Block block, Term term) {
+    if (n < LANES) return sum4(0, n, term);
+    WideLanes acc{};
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES) block(acc, j);
+    return lanes_total(acc) + sum4(j, n, term);
+}
+
 template <typename T>
 PMD_ALWAYS_INLINE double row_sum(const T* a, int64_t n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += double(a[j]);
-        s1 += double(a[j + 1]);
-        s2 += double(a[j + 2]);
-        s3 += double(a[j + 3]);
-    }
-    for (; j < n; ++j) s0 += double(a[j]);
-    return (s0 + s1) + (s2 + s3);
+    return sum4(0, n, [a](int64_t j) { return double(a[j]); });
+}
+
+PMD_ALWAYS_INLINE double row_sum(const float* a, int64_t n) {
+    return lanes_sum(
+        n,
+        [a](WideLanes& acc, int64_t j) {
+            for (int u = 0; u < NHALF; ++u) acc.v[u] += load_widened(a + j + u * HALF);
+        },
+        [a](int64_t j) { return double(a[j]); });
 }
 
 template <typename T>
 PMD_ALWAYS_INLINE double row_dot(const T* a, const T* b, int64_t n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += double(a[j]) * double(b[j]);
-        s1 += double(a[j + 1]) * double(b[j + 1]);
-        s2 += double(a[j + 2]) * double(b[j + 2]);
-        s3 += double(a[j + 3]) * double(b[j + 3]);
-    }
-    for (; j < n; ++j) s0 += double(a[j]) * double(b[j]);
-    return (s0 + s1) + (s2 + s3);
+    return sum4(0, n, [a, b](int64_t j) { return double(a[j]) * double(b[j]); });
+}
+
+PMD_ALWAYS_INLINE double row_dot(const float* a, const float* b, int64_t n) {
+    return lanes_sum(
+        n,
+        [a, b](WideLanes& acc, int64_t j) {
+            for (int u = 0; u < NHALF; ++u)
+                acc.v[u] += load_widened(a + j + u * HALF) * load_widened(b + j + u * HALF);
+        },
+        [a, b](int64_t j) { return double(a[j]) * double(b[j]); });
 }
 
 }  // namespace

@@ -57,17 +57,17 @@ def test_float64_label_dtypes_and_strided_views(cpu, rng, sparse, label_dtype):
     assert_close(d, Backend().softmax_cross_entropy_backward(dloss[::2], probs, labv, sparse, 0.2), k=9)
 
 
-def test_sparse_equals_one_hot(cpu, rng):
-    logits, labels, dloss = _problem(rng, 33, 6, True)
-    one_hot = np.eye(6, dtype=np.float32)[labels]
+@pytest.mark.parametrize("classes", [6, 40, 1000])  # 40 and 1000: blocks of 16 lanes and a tail
+def test_sparse_gives_the_bits_of_one_hot(cpu, rng, classes):
+    logits, labels, dloss = _problem(rng, 33, classes, True)
+    one_hot = np.eye(classes, dtype=np.float32)[labels]
     for ls in (0.0, 0.3):
         ls_, ps = cpu.softmax_cross_entropy_forward(logits, labels, True, ls)
         ld, pd = cpu.softmax_cross_entropy_forward(logits, one_hot, False, ls)
-        np.testing.assert_allclose(ls_, ld, rtol=1e-6)
+        np.testing.assert_array_equal(ls_, ld)
         np.testing.assert_array_equal(ps, pd)
-        np.testing.assert_allclose(cpu.softmax_cross_entropy_backward(dloss, ps, labels, True, ls),
-                                   cpu.softmax_cross_entropy_backward(dloss, pd, one_hot, False, ls),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(cpu.softmax_cross_entropy_backward(dloss, ps, labels, True, ls),
+                                      cpu.softmax_cross_entropy_backward(dloss, pd, one_hot, False, ls))
 
 
 def test_nan_inf_propagate_like_reference(cpu):
@@ -79,6 +79,42 @@ def test_nan_inf_propagate_like_reference(cpu):
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-6, equal_nan=True)
         np.testing.assert_allclose(probs, ref_probs, rtol=1e-6, atol=1e-7, equal_nan=True)
         assert np.isnan(loss[0]) and np.isnan(loss[2]) and np.isfinite(loss[3])  # 0 * log(0) is NaN, as the reference
+
+
+@pytest.mark.parametrize("at", [3, 20, 47])  # in the first block of 16 lanes, the second, the tail
+def test_nan_inf_anywhere_in_a_long_row_like_reference(cpu, at):
+    c = 50
+    logits = np.tile(np.linspace(-2.0, 2.0, c, dtype=np.float32), (6, 1))
+    logits[0, at] = np.nan
+    logits[1, at] = np.inf
+    logits[2, at] = -np.inf  # 0 * log(0) where the label is elsewhere: NaN
+    logits[3, at] = -np.inf  # the label's own class: loss +inf
+    labels = np.array([0, 0, 0 if at else 1, at, 5, at])
+    for sparse, lab in ((True, labels), (False, np.eye(c, dtype=np.float32)[labels])):
+        with np.errstate(all="ignore"):
+            ref_loss, ref_probs = Backend().softmax_cross_entropy_forward(logits.astype(np.float64), _f64(lab), sparse)
+        loss, probs = cpu.softmax_cross_entropy_forward(logits, lab, sparse)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(probs, ref_probs, rtol=1e-6, atol=1e-7, equal_nan=True)
+        assert np.isnan(loss[:3]).all() and loss[3] == np.inf and np.isfinite(loss[4:]).all()
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("classes", [10, 16, 37, 1000])
+def test_every_isa_path_gives_the_same_bits(cpu, rng, sparse, classes):
+    logits, labels, dloss = _problem(rng, 21, classes, sparse)
+    label_sets = (labels, labels.astype(np.int32)) if sparse else (labels,)
+    results = []
+    for cap in ("baseline", "avx2", "avx512"):
+        pyminidl.config.set_cpu_capability(cap)
+        for lab in label_sets:
+            for ls in (0.0, 0.1):
+                loss, probs = cpu.softmax_cross_entropy_forward(logits, lab, sparse, ls)
+                results.append((cap, loss, probs, cpu.softmax_cross_entropy_backward(dloss, probs, lab, sparse, ls)))
+    per_path = len(results) // 3
+    for k, (cap, *arrays) in enumerate(results[per_path:]):
+        for got, want in zip(arrays, results[k % per_path][1:]):
+            np.testing.assert_array_equal(got, want, err_msg=cap)
 
 
 def test_threads_do_not_change_bits(cpu, rng):

@@ -80,6 +80,18 @@ def test_nan_inf_propagate_like_reference(cpu, rng, op):
 
 
 @pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("at", [3, 20, 47])  # in the first block of 16 lanes, the second, the tail
+def test_nan_inf_anywhere_in_a_long_row_like_reference(cpu, op, at):
+    x = np.tile(np.linspace(-2.0, 2.0, 50, dtype=np.float32), (4, 1))
+    x[0, at], x[1, at], x[2, at] = np.nan, np.inf, -np.inf
+    with np.errstate(all="ignore"):
+        ref = _fwd(Backend(), op, x.astype(np.float64))
+    got = _fwd(cpu, op, x)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7, equal_nan=True)
+    assert np.isnan(got[:2]).all() and np.isfinite(got[3]).all()
+
+
+@pytest.mark.parametrize("op", OPS)
 def test_threads_do_not_change_bits(cpu, rng, op):
     x = rng.standard_normal((LARGE_ROWS, 65)).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
@@ -113,8 +125,9 @@ def test_binding_rejects_bad_input():
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_every_isa_path_gives_the_same_bits(cpu, rng, op):
-    x = (4.0 * rng.standard_normal((33, 67))).astype(np.float32)
+@pytest.mark.parametrize("cols", [10, 67, 1000])  # the tail alone, blocks of 16 lanes and a tail
+def test_every_isa_path_gives_the_same_bits(cpu, rng, op, cols):
+    x = (4.0 * rng.standard_normal((33, cols))).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     results = []
     for cap in ("baseline", "avx2", "avx512"):
