@@ -1,6 +1,9 @@
-// bind_gemm.cpp — gemm, dense_forward, bias_add, bias_grad, dense_activation_grad (in place, with the bias gradient on request), the serial entry (test hook), the GEMM context and the FMA ceiling probe.
+// bind_gemm.cpp — gemm, dense_forward (with its output activation), bias_add, bias_grad, dense_activation_grad (in place, with the bias gradient on request), the serial entry (test hook), the GEMM context and the FMA ceiling probe.
 #include "bind_common.h"
 
+#include <optional>
+
+#include "activations.h"
 #include "cpu_features.h"
 #include "gemm.h"
 
@@ -104,9 +107,21 @@ py::array py_gemm(const py::array& a, const py::array& b, bool trans_a, bool tra
     });
 }
 
-// x: (N, I) row-strided view, w: (I, U), b: (U,) or None -> y: (N, U).
+// The activation dense_forward applies to its output in place: None, 'relu', 'sigmoid' or 'tanh'
+// (their default parameters; the kinds a Dense layer's backward reads from the output alone).
+std::optional<kernels::Activation> dense_output_activation(const std::string& op, const py::object& name_obj) {
+    if (name_obj.is_none()) return std::nullopt;
+    const std::string name = py::str(name_obj);
+    if (name == "relu") return kernels::Activation::relu;
+    if (name == "sigmoid") return kernels::Activation::sigmoid;
+    if (name == "tanh") return kernels::Activation::tanh;
+    value_error(op, "argument 'activation' must be None, 'relu', 'sigmoid' or 'tanh'. Received: '" + name + "'");
+}
+
+// x: (N, I) row-strided view, w: (I, U), b: (U,) or None -> y: (N, U), activated in place when act.
 template <typename T>
-py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::object& b_obj) {
+py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::object& b_obj,
+                             std::optional<kernels::Activation> act) {
     const std::string op = "dense_forward";
     require_dtype<T>(op, "w", w);
     require_ndim(op, "x", x, 2);
@@ -134,6 +149,8 @@ py::array py_dense_forward_t(const py::array& x, const py::array& w, const py::o
     {
         py::gil_scoped_release nogil;
         kernels::dense_forward(out, gx.data, gx.ld, gx.trans, gw.data, gw.ld, gw.trans, bias, N, I, U);
+        // The same kernel as activation_forward, on y while the GEMM's threads still hold it.
+        if (act) kernels::activation_forward(out, out, N * U, *act, kernels::ActivationParams{});
     }
     return y;
 }
@@ -320,9 +337,12 @@ void bind_gemm(py::module_& m) {
           py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
           py::arg("c") = py::none(),
           "alpha * op(a) @ op(b) + beta * c -> new (M, N) array; float32 or float64, 2-D.");
-    m.def("dense_forward", [](const py::array& x, const py::array& w, const py::object& b) {
-        return dispatch_float("dense_forward", "x", x, [&](auto t) { return py_dense_forward_t<decltype(t)>(x, w, b); });
-    }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None.");
+    m.def("dense_forward", [](const py::array& x, const py::array& w, const py::object& b, const py::object& activation) {
+        const auto act = dense_output_activation("dense_forward", activation);
+        return dispatch_float("dense_forward", "x", x, [&](auto t) { return py_dense_forward_t<decltype(t)>(x, w, b, act); });
+    }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("activation") = py::none(),
+          "y = activation(x @ w + b). x: (N, I), w: (I, U), b: (U,) or None; activation None, 'relu', 'sigmoid' or "
+          "'tanh' (activation_forward's bits), applied to y in place.");
     m.def("bias_add", [](const py::array& x, const py::array& b) {
         return dispatch_float("bias_add", "x", x, [&](auto t) { return py_bias_add_t<decltype(t)>(x, b); });
     }, py::arg("x"), py::arg("b"), "y = x + b. x: (N, U), b: (U,).");

@@ -108,10 +108,20 @@ class Backend:
         """db = sum of dy over every axis but the last. dy: (..., U) -> (U,)."""
         return dy.sum(axis=tuple(range(dy.ndim - 1)))
 
-    def dense_forward(self, x, w, b=None):
-        """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""
+    def dense_forward(self, x, w, b=None, activation=None):
+        """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U).
+
+        With ``activation`` ('relu', 'sigmoid' or 'tanh', default parameters) y is then activated
+        in place (``activation_forward(activation, y, out=y)``): a Dense layer keeps only that output,
+        which its backward reads (dense_backward's ``y``)."""
         y = self.gemm(x, w)
-        return y if b is None else self.bias_add(y, b)
+        y = y if b is None else self.bias_add(y, b)
+        if activation is None:
+            return y
+        if activation not in ("relu", "sigmoid", "tanh"):
+            raise ValueError(f"dense_forward: activation must be None, 'relu', 'sigmoid' or 'tanh'. "
+                             f"Received: {activation!r}")
+        return self.activation_forward(activation, y, out=y)
 
     def dense_backward(self, dy, x, w, has_bias=True, need_dx=True, activation=None, y=None):
         """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0). Returns (dx or None, dw, db or None).

@@ -152,11 +152,12 @@ class CpuBackend(Backend):
             return _C.bias_grad(dy)
         return super().bias_grad(dy)
 
-    def dense_forward(self, x, w, b=None):
-        """y = x @ w + b. x: (N, I), w: (I, U), b: (U,) or None -> (N, U)."""
-        if self._c_matrices(x, w) and (b is None or self._c_vector(w, b)):  # b: one per column of w
-            return _C.dense_forward(x, w, b)
-        return super().dense_forward(x, w, b)
+    def dense_forward(self, x, w, b=None, activation=None):
+        """y = activation(x @ w + b) (see Backend.dense_forward). x: (N, I), w: (I, U), b: (U,) or None."""
+        if self._c_matrices(x, w) and (b is None or self._c_vector(w, b)) and (  # b: one per column of w
+                activation is None or activation in _DENSE_ACTIVATIONS):
+            return _C.dense_forward(x, w, b, activation)
+        return super().dense_forward(x, w, b, activation)
 
     def dense_backward(self, dy, x, w, has_bias=True, need_dx=True, activation=None, y=None):
         """dx = dy @ w.T, dw = x.T @ dy, db = sum(dy, 0) (see Backend.dense_backward: ``activation``

@@ -89,14 +89,13 @@ class Dense(Layer):
         kernel, bias = self.kernel, self.bias
         need_dx = FORWARD_OPTIONS.need_dx
         name = self._act_name
-        pre = be.dense_forward(x2, kernel, bias)  # (N, units), before the activation
         if name in _IN_PLACE:
-            # pre is a fresh array nobody else holds: the activation overwrites it (no second
+            # The activation overwrites the fresh pre-activation inside dense_forward (no second
             # (N, units) array, no pass into cold memory). The backwards read only z then: relu's
             # mask z > 0 is pre > 0 (NaN and -0 included), sigmoid's and tanh's read z anyway.
-            z, act_backward = be.activation_forward(name, pre, out=pre), None
+            z, act_backward = be.dense_forward(x2, kernel, bias, activation=name), None
         else:
-            z, act_backward = self._activate(pre)
+            z, act_backward = self._activate(be.dense_forward(x2, kernel, bias))
         y = z if x.ndim == 2 else z.reshape(tuple(x.shape[:-1]) + (self.units,))
         # An incoming gradient nobody else reads takes dL/dz in place (dense_backward's activation,
         # fused with the bias gradient): no new (N, units) array.

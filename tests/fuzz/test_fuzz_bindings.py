@@ -141,8 +141,9 @@ def test_fuzz_dense_forward(data):
     x = d(arrays(shape=_shape(f, d, "x", (n, i)), dtypes=[dtype]))
     w = d(arrays(shape=_shape(f, d, "w", (i, u)), dtypes=[dtype]))
     b = d(st.one_of(st.none(), arrays(shape=_shape(f, d, "b", (u,)), dtypes=[dtype])))
-    _run("dense_forward", lambda: _C.dense_forward(x, w, b),
-         lambda: REF.dense_forward(_f64(x), _f64(w), _f64(b)), dtype, f)
+    act = d(st.sampled_from([None, "relu", "sigmoid", "tanh"]))
+    _run("dense_forward", lambda: _C.dense_forward(x, w, b, act),
+         lambda: REF.dense_forward(_f64(x), _f64(w), _f64(b), act), dtype, f)
 
 
 @FUZZ

@@ -29,6 +29,32 @@ def test_dense_forward_matches_reference(fast_backend, ref, rng, n, i, u, dtype,
     assert_close(got, ref.dense_forward(*_f8(x, w, b)), k=i)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,i,u", SHAPES)
+def test_dense_forward_activation_gives_activation_forward_bits(fast_backend, ref, rng, n, i, u, dtype, activation):
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((i, u)).astype(dtype)
+    b = rng.standard_normal(u).astype(dtype)
+    x[0, 0] = np.nan  # a NaN row: relu's select and the others' must keep it where activation_forward does
+    got = _C.dense_forward(x, w, b, activation)
+    np.testing.assert_array_equal(got, _C.activation_forward(activation, _C.dense_forward(x, w, b)))
+    np.testing.assert_array_equal(fast_backend.dense_forward(x, w, b, activation=activation), got)
+    with np.errstate(invalid="ignore"):
+        want = ref.dense_forward(*_f8(x, w, b), activation=activation)
+    assert_close(got, want, k=i)
+
+
+def test_dense_forward_rejects_other_activations(fast_backend, ref):
+    x, w = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"dense_forward: argument 'activation' must be None, 'relu', 'sigmoid' or "
+                                         r"'tanh'. Received: 'gelu'"):
+        _C.dense_forward(x, w, None, "gelu")
+    for be in (fast_backend, ref):
+        with pytest.raises(ValueError, match=r"activation must be None, 'relu', 'sigmoid' or 'tanh'. Received: 'elu'"):
+            be.dense_forward(x, w, activation="elu")
+
+
 @pytest.mark.parametrize("has_bias,need_dx", [(True, True), (False, True), (True, False)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,i,u", SHAPES)
