@@ -1,7 +1,10 @@
 // conv_avx2.cpp — conv_simd.h on 256-bit ymm registers (-mavx2 -mfma, CMakeLists.txt), chosen at
-// run time by conv.cpp when active_isa() is AVX2. Tiles as the GEMM's AVX2 direct kernels:
-// 6 pixels x 16 filters = 12 accumulators of 16 ymm; 12 x 8 when a group has <= 8 filters. (3 x 32
-// measured slower on Zen 4: 12 accumulators + 4 B vectors + a broadcast spill one of 16 ymm.)
+// run time by conv.cpp when active_isa() is AVX2. Tiles of 12 accumulators (of 16 ymm): 3 pixels
+// x 32 filters when a group's filters come in 32s, else 6 x 16 (the GEMM's AVX2 direct tile), 12 x
+// 8 when a group has <= 8 filters. 3 x 32 sets up 3 row pointers per tap where 6 x 16 sets up 6
+// for as many products (GCC reads the fourth kernel vector as an FMA memory operand, no spill):
+// forced AVX2 on Zen 4, 1 thread, 28x28 1->32 17-20 -> 31 GFLOP/s, 32x32 3->32 44 -> 62,
+// 14x14 32->64 94 -> 102, 32x32 64->64 103 -> 108; their input gradients run on it too.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,7 +33,7 @@ struct Simd {
     static V maskz_loadu(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
 };
-constexpr int QUAD_MR = 0, WIDE_MR = 6, WIDE_DEEP_MR = 0, NARROW_MR = 12;
+constexpr int QUAD_MR = 3, WIDE_MR = 6, WIDE_DEEP_MR = 0, NARROW_MR = 12;
 constexpr int WG_QUAD_MR = 0, WG_WIDE_MR = 6, WG_WIDE_ALT_MR = 0, WG_NARROW_MR = 12;  // the weight gradient's tiles
 
 }  // namespace

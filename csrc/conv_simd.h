@@ -411,7 +411,7 @@ void conv_weight_band(float* acc, const float* xb, const float* dyb, float* dyp,
     // acc: (KH*KW*C/G, F) at the group's filter 0; xb: (images, C/G, band rows, Wp); dyb: dy at the band's
     // first pixel and the group's filter 0, pixel stride F.
     if (b.Fg <= Simd::W) return wgrad_band<Simd, WG_NARROW_MR, 1>(acc, xb, dyb, dyp, b, first);
-    if constexpr (QUAD_MR > 0) {
+    if constexpr (WG_QUAD_MR > 0) {
         if (b.Fg % (4 * Simd::W) == 0) return wgrad_band<Simd, WG_QUAD_MR, 4>(acc, xb, dyb, dyp, b, first);
     }
     if constexpr (WG_WIDE_ALT_MR > 0) {  // fewer rows per tile where they waste fewer (K = 9, 27)

@@ -150,7 +150,7 @@ def test_conv_thread_count(fast_backend, rng, case):
 
 
 # The float32 forward's register tiles (conv_simd.h) by filters per group: 1 vector (<= 8/16,
-# masked), 2 vectors (17, 33, 48, with a masked tail), 4 vectors (64, 128: AVX-512); first layers
+# masked), 2 vectors (17, 33, 48, with a masked tail), 4 vectors (AVX2: 32, 64, 128; AVX-512: 64, 128); first layers
 # (C = 1, 3) and a grouped layer of 64 filters per group; 'same' and strided/dilated 'valid'.
 TILE_CASES = [
     ((2, 9, 7, 1), 1, 32, (1, 1), "same", (1, 1)),
