@@ -167,9 +167,34 @@ template <typename T>
 int64_t per_thread_weight(const ConvGeom& g) {
     return implicit_weight<T>(g) ? band_elems(g) : per_thread<T>(g, Kind::weight);
 }
-// The forward's: none on the implicit path (its tiles read x in place), else as per_thread.
+// A padded first layer (1-4 input channels) runs its implicit tiles on a zero-padded copy of each
+// image: every tap of every tile then lies inside (conv_simd.h's tile without bounds tests), where
+// on the image itself the tiles that touch the border test each row at each tap, the set-up that
+// dominates when a tap has 1-3 channels. The copy is one image (a few KB) per thread and one pass
+// over x; the products and their order are the same, so are the bits.
+constexpr int64_t PADDED_MAX_C = 4;
+
+// The padded image's geometry: one image of the rows and columns the taps read, no padding left.
+ConvGeom padded_image(const ConvGeom& g) {
+    const int64_t hp = (g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1, wp = (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+    return {1, hp, wp, g.C, g.OH, g.OW, g.F, g.KH, g.KW, g.SH, g.SW, 0, 0, g.DH, g.DW, 1};
+}
+
+template <typename T>
+bool padded_path(const ConvGeom& g) {
+    if (!implicit_path<T>(g) || g.G != 1 || g.C > PADDED_MAX_C || g.N == 0 || g.OH <= 0 || g.OW <= 0) return false;
+    const ConvGeom p = padded_image(g);
+    return g.PH > 0 || g.PW > 0 || p.H > g.H || p.W > g.W;
+}
+
+// The forward's: a padded image on the padded path, none on the implicit path (its tiles read x
+// in place), else as per_thread.
 template <typename T>
 int64_t per_thread_forward(const ConvGeom& g) {
+    if (padded_path<T>(g)) {
+        const ConvGeom p = padded_image(g);
+        return p.H * p.W * p.C;
+    }
     return implicit_path<T>(g) ? 0 : per_thread<T>(g, Kind::forward);
 }
 
@@ -200,6 +225,9 @@ T* align64(T* p) {
 
 template <typename T>
 int64_t workspace_elems(const ConvGeom& g, int threads, Kind kind) {
+    // Nothing to compute: forward_t, input_t and weight_t return before they touch their work
+    // (the block sizes below would be derived from OH - 1 < 0 and come out negative).
+    if (g.N == 0 || g.OH <= 0 || g.OW <= 0 || g.F == 0) return 0;
     if (kind == Kind::input && flip_path(g)) {
         return ALIGN_PAD + kernel_elems(g) + workspace_elems<T>(flipped(g), threads, Kind::forward);
     }
@@ -312,6 +340,41 @@ void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& 
     }
 }
 
+// xp: (p.H, p.W, C) = image n of x (N, H, W, C) from row -PH and column -PW on, 0 outside it.
+template <typename T>
+void pad_image(T* PMD_RESTRICT xp, const T* PMD_RESTRICT x, const ConvGeom& g, const ConvGeom& p, int64_t n) {
+    const int64_t c = g.C, lo = std::min(g.PW, p.W), hi = std::min(p.W, g.PW + g.W);  // columns inside: [lo, hi)
+    for (int64_t r = 0; r < p.H; ++r) {
+        T* d = xp + r * p.W * c;
+        const int64_t ih = r - g.PH;
+        if (ih < 0 || ih >= g.H) {
+            std::fill(d, d + p.W * c, T(0));
+            continue;
+        }
+        std::fill(d, d + lo * c, T(0));
+        std::copy(x + ((n * g.H + ih) * g.W + lo - g.PW) * c, x + ((n * g.H + ih) * g.W + hi - g.PW) * c, d + lo * c);
+        std::fill(d + std::max(lo, hi) * c, d + p.W * c, T(0));
+    }
+}
+
+// The padded path's forward: images over the threads, each padded into the thread's buffer (pt
+// elements of work) and run as a one-image convolution without padding.
+template <typename T>
+void forward_padded(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros, T* work, int64_t pt) {
+    const ConvGeom p = padded_image(g);
+    const int64_t P = g.OH * g.OW;
+#pragma omp parallel if (g.N > 1)
+    {
+        int64_t lo, hi;
+        team_range(g.N, &lo, &hi);
+        T* xp = work + omp_thread_id() * pt;
+        for (int64_t n = lo; n < hi; ++n) {
+            pad_image(xp, x, g, p, n);
+            implicit_rows(y + n * P * g.F, xp, w, b, p, 0, 0, P, zeros);
+        }
+    }
+}
+
 template <typename T>
 void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* work, int64_t we) {
     const int64_t P = g.OH * g.OW, K = patch_len(g), Fg = g.F / g.G, TM = tile_rows(g, Kind::forward);
@@ -328,6 +391,9 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
             T* copy = align64(work);
             std::copy(w, w + kernel_elems(g), copy);
             wa = copy;
+        }
+        if (padded_path<T>(g)) {
+            return forward_padded(y, x, wa, b, g, zeros, work + ALIGN_PAD + kernel_elems(g), pt);
         }
         return forward_implicit(y, x, wa, b, g, zeros);
     }

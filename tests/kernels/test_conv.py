@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pyminidl
+from pyminidl.backend._compat import _C
 from pyminidl.testing import assert_close
 
 # (x shape, kernel (KH, KW), strides, padding, dilation, groups): kernel sizes 1-5 and 7, strides
@@ -331,3 +332,19 @@ def test_conv_weight_gradient_is_bit_identical_across_thread_counts(cpu, rng, is
     for _ in range(2):  # dw and db (summed by the same parts)
         for got, want in zip(cpu.conv_backward(dy, x, w, 1, "same", 1, 1, has_bias=True, need_dx=False)[1:], one):
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((0, 0, 0, 1), (1, 1, 1, 0)), ((0, 5, 5, 3), (3, 3, 3, 4)),
+                                             ((2, 3, 4, 2), (1, 1, 2, 0))])
+@pytest.mark.parametrize("strides", [(1, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize("need_dx", [False, True])
+def test_empty_problems_need_no_workspace(x_shape, w_shape, strides, need_dx):
+    # The workspace of an empty problem was sized from its empty output (OH - 1 < 0): negative, a
+    # MemoryError (std::bad_array_new_length) before any kernel ran. There is nothing to compute.
+    out = [max(0, (x_shape[1 + a] - w_shape[a]) // strides[a] + 1) for a in (0, 1)]
+    dy_shape = (x_shape[0], *out, w_shape[-1])
+    x, w, dy = np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), np.ones(dy_shape, np.float32)
+    assert _C.conv_forward(x, w, None, strides, (0, 0), out, (1, 1), 1).shape == dy_shape
+    dx, dw, db = _C.conv_backward(dy, x, w, strides, (0, 0), (1, 1), 1, True, need_dx)
+    assert dw.shape == w.shape and not dw.any() and db.shape == (w_shape[-1],) and not db.any()
+    assert dx is None if not need_dx else (dx.shape == x_shape and not dx.any())
