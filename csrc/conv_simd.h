@@ -6,7 +6,8 @@
 // (KH*KW*C/G, F). im2col writes that patch matrix out and the GEMM reads it back; here a register
 // tile of MR output pixels x NR filters reads the patches straight from the NHWC input instead:
 // for each tap (kh, kw) every pixel's row pointer moves to its input pixel (or to a row of zeros
-// when the tap falls in the padding), and the C/G channels of that tap are one stretch of k. The
+// when the tap falls in the padding; a tile with no tap in the padding steps all its pointers by
+// the tap's offset instead), and the C/G channels of that tap are one stretch of k. The
 // k order (tap, channel) is im2col's, with one fused multiply-add per product in a single running
 // sum per output, as the GEMM's direct kernel does. The weight gradient's register tiles
 // (wgrad_tile) and the copy of a band of input rows into channel planes that they read
