@@ -48,6 +48,28 @@ def setup_threads(threads, openblas_coretype=None):
     return removed
 
 
+def single_process_options(doc, budget):
+    """The options of a benchmark that runs in one process: --threads, --budget (seconds of timing
+    per peer and case, default ``budget``) and --json; ``doc``'s first paragraph describes it."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--budget", type=float, default=budget, help="seconds of timing per peer and case")
+    parser.add_argument("--json", help="also append JSON lines to this file")
+    return parser
+
+
+def import_torch(threads):
+    """(torch, torch.nn.functional) held to ``threads`` threads, or (None, None) where PyTorch is not
+    installed. Call after ``setup_threads``."""
+    try:
+        import torch
+        import torch.nn.functional as functional
+    except ImportError:
+        return None, None
+    torch.set_num_threads(threads)
+    return torch, functional
+
+
 def bench(fns, reps=None, warmup=2, budget_s=0.4, min_reps=6, max_reps=300, rounds=3, settle_s=0.15,
           interleave=False, contention=None, redo=0, pids=(), threads=None):
     """Time each callable of ``fns`` (dict name -> fn). Returns {name: (median_s, min_s, max_s)}.

@@ -13,36 +13,20 @@ over PyTorch, of the medians and of the best times.
     $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_losses.py --threads 1
 """
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness  # noqa: E402
 
-
-def _parse():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds of timing per peer and case")
-    parser.add_argument("--json", help="also append JSON lines to this file")
-    return parser.parse_args()
-
-
-ARGS = _parse()
+ARGS = _harness.single_process_options(__doc__, 0.3).parse_args()
 _harness.setup_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
 from pyminidl.backend import get_backend  # noqa: E402
 
-try:
-    import torch  # noqa: E402
-    import torch.nn.functional as F  # noqa: E402
-
-    torch.set_num_threads(ARGS.threads)
-except ImportError:
-    torch = None
+torch, F = _harness.import_torch(ARGS.threads)
 
 SHAPES = [(128, 10), (128, 1000), (64, 10000)]
 

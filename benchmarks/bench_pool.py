@@ -22,23 +22,13 @@ best time is the one least disturbed by the neighbours).
     $ PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_pool.py --threads 2 --json pool.jsonl
 """
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness  # noqa: E402
 
-
-def _parse():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--budget", type=float, default=0.4, help="seconds of timing per peer and case")
-    parser.add_argument("--json", help="also append JSON lines to this file")
-    return parser.parse_args()
-
-
-ARGS = _parse()
+ARGS = _harness.single_process_options(__doc__, 0.4).parse_args()
 _harness.setup_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
@@ -47,13 +37,7 @@ import pyminidl  # noqa: E402
 from pyminidl.backend import get_backend  # noqa: E402
 from pyminidl.backend.base import Backend  # noqa: E402
 
-try:
-    import torch  # noqa: E402
-    import torch.nn.functional as F  # noqa: E402
-
-    torch.set_num_threads(ARGS.threads)
-except ImportError:
-    torch = None
+torch, F = _harness.import_torch(ARGS.threads)
 
 POOL_SHAPES = [(128, 28, 28, 32), (128, 14, 14, 64)]
 GLOBAL_SHAPE = (128, 14, 14, 64)
