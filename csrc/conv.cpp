@@ -171,7 +171,8 @@ int64_t per_thread_weight(const ConvGeom& g) {
 // image: every tap of every tile then lies inside (conv_simd.h's tile without bounds tests), where
 // on the image itself the tiles that touch the border test each row at each tap, the set-up that
 // dominates when a tap has 1-3 channels. The copy is one image (a few KB) per thread and one pass
-// over x; the products and their order are the same, so are the bits.
+// over x; the products and their order are the same, so are the bits. The images go over the
+// threads, so a batch smaller than the team (one image at inference) keeps the pixel split.
 constexpr int64_t PADDED_MAX_C = 4;
 
 // The padded image's geometry: one image of the rows and columns the taps read, no padding left.
@@ -182,7 +183,9 @@ ConvGeom padded_image(const ConvGeom& g) {
 
 template <typename T>
 bool padded_path(const ConvGeom& g) {
-    if (!implicit_path<T>(g) || g.G != 1 || g.C > PADDED_MAX_C || g.N == 0 || g.OH <= 0 || g.OW <= 0) return false;
+    if (!implicit_path<T>(g) || g.G != 1 || g.C > PADDED_MAX_C || g.N < omp_max_threads() || g.OH <= 0 || g.OW <= 0) {
+        return false;
+    }
     const ConvGeom p = padded_image(g);
     return g.PH > 0 || g.PW > 0 || p.H > g.H || p.W > g.W;
 }

@@ -348,3 +348,17 @@ def test_empty_problems_need_no_workspace(x_shape, w_shape, strides, need_dx):
     dx, dw, db = _C.conv_backward(dy, x, w, strides, (0, 0), (1, 1), 1, True, need_dx)
     assert dw.shape == w.shape and not dw.any() and db.shape == (w_shape[-1],) and not db.any()
     assert dx is None if not need_dx else (dx.shape == x_shape and not dx.any())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_first_layer_paths_give_the_same_bits(cpu, rng, channels):
+    # A batch of at least one image per thread runs the first layer on zero-padded copies of its
+    # images (conv.cpp, padded_path); a single image keeps the tiles on x itself. Same products in
+    # the same order: the same bits.
+    x, w, b = _inputs(rng, (4, 13, 11, channels), (3, 3, channels, 32), np.float32)
+    pyminidl.config.set_num_threads(2)
+    for isa in ("avx512", "avx2"):
+        pyminidl.config.set_cpu_capability(isa)
+        batch = cpu.conv_forward(x, w, b, 1, "same", 1, 1)
+        for n in range(4):
+            np.testing.assert_array_equal(cpu.conv_forward(x[n:n + 1], w, b, 1, "same", 1, 1)[0], batch[n])
