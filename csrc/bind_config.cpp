@@ -12,6 +12,7 @@
 #endif
 
 #include "cpu_features.h"
+#include "team.h"
 
 using namespace pyminidl;
 
@@ -64,8 +65,10 @@ void bind_config(py::module_& m) {
         info["compiler"] = PYMINIDL_COMPILER;
         info["flags"] = PYMINIDL_FLAGS;
         info["isa"] = isa_name(active_isa());
+        info["team_spin_window_us"] = static_cast<double>(team_spin_window_ns()) / 1e3;
         return info;
-    }, "Build facts for bug reports: OpenMP, threads, compiler, flags, active ISA.");
+    }, "Build facts for bug reports: OpenMP, threads, compiler, flags, active ISA, and how long after "
+       "a parallel region its workers count as awake (team_spin_window_us).");
     m.def("cpu_features", []() {
         const CpuFeatures& f = cpu_features();
         py::dict d;

@@ -59,6 +59,7 @@
 
 #include "cpu_features.h"
 #include "gemm_ukernels.h"
+#include "team.h"
 
 namespace pyminidl::kernels {
 
@@ -201,10 +202,16 @@ constexpr int64_t SMALL_GEMM_MNK = 24 * 24 * 24;
 // Each extra thread needs about this much M*N*K to pay for waking it. A sleeping worker takes
 // ~10-30 us to wake, so a product shorter than ~50 us on one thread (2 * MNK / 60 GFLOP/s) stays
 // on one: the Dense shapes with 10 units (128 x 10 x 256) ran at 0.4x NumPy on 2 threads, ~1x on
-// one (measured under OMP_WAIT_POLICY=passive). pyminidl now sets a short spin instead
-// (GOMP_SPINCOUNT, backend/_compat.py): a worker is still awake right after a kernel, but asleep
-// again after ~0.5 ms of other work, as at the start of a step, so the threshold stays.
+// one (measured under OMP_WAIT_POLICY=passive). pyminidl sets a short spin instead
+// (GOMP_SPINCOUNT, backend/_compat.py): a worker is still awake right after a region, asleep
+// again after ~0.5 ms of other work.
 constexpr int64_t MIN_MNK_PER_THREAD = 112 * 112 * 112;
+// While the workers still spin, or calls come in a stream (team_warm, team.h), a second thread
+// pays from a far shorter product. Zen 4, 2 threads, 0.1 ms after a region, best of
+// 1,000: 128^3 21 us against 37 on one thread, 96^3 11-14 against 17-19, 128 x 64 x 64 8-10
+// against 12-13; but 55-80 us for 128^3 once the workers slept (1 ms after). The 10-unit
+// Dense shapes (128 x 10 x 128, M*N*K 164K) gained nothing on 2 and stay on one.
+constexpr int64_t MIN_MNK_PER_AWAKE_THREAD = 64 * 64 * 64;
 constexpr std::size_t PACK_ALIGN = 64;  // a cache line, and one zmm register
 
 // An operand after op(): element (r, c) is at p[r * rs + c * cs].
@@ -485,7 +492,11 @@ Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
 
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
     const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-    const double useful = std::max(1.0, work / static_cast<double>(MIN_MNK_PER_THREAD));
+    const bool warm = team_warm();
+    note_team_use();  // a stream of calls: the next one may wake the workers once for the rest
+    if (work < 2.0 * static_cast<double>(MIN_MNK_PER_AWAKE_THREAD) || omp_max_threads() == 1) return 1;
+    const int64_t per_thread = warm ? MIN_MNK_PER_AWAKE_THREAD : MIN_MNK_PER_THREAD;
+    const double useful = std::max(1.0, work / static_cast<double>(per_thread));
     return static_cast<int>(std::min<double>(omp_max_threads(), useful));
 }
 
@@ -627,6 +638,7 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, Ukernels<T> uk, T*
         const int tid = omp_thread_id();
         gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
+    note_team_use();
 }
 
 // A prepacked op(B) (K, N): the (kc, nc) blocks of gemm_rect's jc > pc loops with one
@@ -764,6 +776,7 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t t = 0; t < tiles; ++t) tile(t);
+    note_team_use();
 }
 
 // ---------------------------------------------------------------- context
@@ -1012,6 +1025,7 @@ bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t t = 0; t < tiles; ++t) tile(t);
+    note_team_use();
     return true;
 }
 

@@ -27,6 +27,13 @@ def _gemm_line():
     return f"GEMM ({g['isa']}, blocks from {g['blocks_from']}): " + "; ".join(parts)
 
 
+def _awake_words(window_us):
+    """How long after a parallel region the GEMM counts the team's workers as awake (team.h)."""
+    if window_us >= 1e12:
+        return "workers spin until the next region (active wait)"
+    return f"workers counted awake {window_us:.0f} us after a region"
+
+
 def show_config():
     """Print the build and runtime configuration (paste it into bug reports)."""
     lines = [f"pyminidl {__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
@@ -41,7 +48,8 @@ def show_config():
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
             f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
             f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}"
-            + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else ""),
+            + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else "")
+            + f"; {_awake_words(info['team_spin_window_us'])}",
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
             _caches_line(),
             _gemm_line(),

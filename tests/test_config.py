@@ -117,3 +117,27 @@ def test_a_short_spin_unless_the_user_chose():
     assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="passive")) == ["passive", "None", "False"]
     assert _wait_policy_in_child(dict(base, OMP_WAIT_POLICY="active")) == ["active", "None", "False"]
     assert _wait_policy_in_child(dict(base, GOMP_SPINCOUNT="1000")) == ["None", "1000", "False"]
+
+
+def _spin_window_in_child(env):
+    import subprocess
+    import sys
+
+    code = "import pyminidl; print(pyminidl.backend._compat._C.build_info()['team_spin_window_us'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    return float(out.stdout.split()[-1])
+
+
+def test_spin_window_follows_the_wait_policy():
+    # How long after a region the GEMM counts the workers as awake (team.h): half the time of
+    # GOMP_SPINCOUNT's PAUSEs, none under the passive policy or a count libgomp cannot read,
+    # without end under the active one.
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    short = _spin_window_in_child(base)  # pyminidl's own GOMP_SPINCOUNT
+    assert 0 < short < 1e5
+    assert _spin_window_in_child(dict(base, OMP_WAIT_POLICY="passive")) == 0
+    assert _spin_window_in_child(dict(base, GOMP_SPINCOUNT="lots")) == 0
+    assert _spin_window_in_child(dict(base, GOMP_SPINCOUNT="infinite")) >= 1e12
+    assert _spin_window_in_child(dict(base, OMP_WAIT_POLICY="active")) >= 1e12
+    assert 0 < _spin_window_in_child(dict(base, GOMP_SPINCOUNT="2k")) < short

@@ -13,12 +13,15 @@ target="${1:-aarch64}"
 out="${CROSS_DIR:-build-cross}/$target"
 mkdir -p "$out"
 flags=(-O3 -std=gnu++17 -fopenmp -DPYMINIDL_OPENMP=1 -Icsrc)
-sources=(csrc/cpu_features.cpp csrc/gemm.cpp csrc/activations.cpp csrc/losses.cpp csrc/optim.cpp)
+sources=(csrc/cpu_features.cpp csrc/team.cpp csrc/gemm.cpp csrc/dense_activation.cpp csrc/activations.cpp
+         csrc/losses.cpp csrc/optim.cpp)
 elementwise=(-fno-math-errno -fno-trapping-math -ffp-contract=off)  # as CMakeLists.txt
 if [ "$target" = native ]; then
     cxx=g++
     flags+=(-DPYMINIDL_X86=1)
-    extra=(csrc/gemm_avx2.cpp csrc/gemm_avx512.cpp csrc/activations_avx2.cpp csrc/activations_avx512.cpp)
+    extra=(csrc/gemm_avx2.cpp csrc/gemm_avx512.cpp csrc/dense_activation_avx2.cpp csrc/dense_activation_avx512.cpp
+           csrc/activations_avx2.cpp csrc/activations_avx512.cpp csrc/losses_avx2.cpp csrc/losses_avx512.cpp
+           csrc/optim_avx2.cpp csrc/optim_avx512.cpp)
     run=()
 else
     cxx=aarch64-linux-gnu-g++
@@ -34,7 +37,7 @@ for src in "${sources[@]}" "${extra[@]}"; do
         *avx2*) isa=(-mavx2 -mfma) ;;
     esac
     case "$src" in
-        *activations*|*losses*|*optim*) isa+=("${elementwise[@]}") ;;
+        *activation*|*losses*|*optim*) isa+=("${elementwise[@]}") ;;
     esac
     "$cxx" "${flags[@]}" "${isa[@]}" -c "$src" -o "$obj"
     objs+=("$obj")

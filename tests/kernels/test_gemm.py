@@ -4,6 +4,8 @@ The reference runs in float64 on the same inputs; every ISA path is forced in tu
 blocked kernel's promise that results do not depend on the thread count is checked bit for bit.
 """
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -122,6 +124,22 @@ def test_gemm_one_and_two_threads_bit_identical(isa, rng, m, n, k, dtype):
     pyminidl.config.set_num_threads(2)
     two = _C.gemm(a, b, True, False, 1.5, 0.5, c)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("m,n,k", [(128, 128, 128), (96, 96, 96), (128, 64, 64)])
+def test_gemm_cold_and_warm_calls_bit_identical(isa, rng, m, n, k):
+    # Products of this size run on one thread after a pause (the workers sleep) and on two in a
+    # stream of calls (team.h): the bits are the same either way, and the same as one thread's.
+    a, b = _operands(rng, m, n, k, False, False, np.float32)
+    pyminidl.config.set_num_threads(1)
+    one = _C.gemm(a, b, False, False)
+    pyminidl.config.set_num_threads(2)
+    window_s = _C.build_info()["team_spin_window_us"] * 1e-6
+    time.sleep(min(1.0, 3 * window_s + 0.01))
+    cold = _C.gemm(a, b, False, False)
+    warm = [_C.gemm(a, b, False, False) for _ in range(3)]
+    for got in [cold] + warm:
+        np.testing.assert_array_equal(got, one)
 
 
 @pytest.mark.parametrize("rows", [1, 4, 5, 8, 9, 11])
