@@ -4,9 +4,10 @@
 //
 // Layout: rows are opaque runs of row_bytes bytes, so one kernel serves every dtype and any
 // trailing shape. Each row is one memcpy; threads take contiguous runs of output rows
-// (parallel_blocks, for gathers of 1 MiB and more), so they write disjoint memory and the
-// result is the same bytes for any thread count. A shuffled batch reads rows scattered over a dataset far larger than the
-// caches: each row is a DRAM latency chain, and two threads keep twice the misses in flight
+// (parallel_blocks, for gathers of 1 MiB and more, or of 64 KiB while the team is awake), so
+// they write disjoint memory and the result is the same bytes for any thread count. A
+// shuffled batch reads rows scattered over a dataset far larger than the caches: each row is
+// a DRAM latency chain, and two threads keep twice the misses in flight
 // (NumPy's take copies on one thread).
 #include "gather.h"
 
@@ -14,6 +15,7 @@
 #include <cstring>
 
 #include "parallel.h"
+#include "team.h"
 
 namespace pyminidl::kernels {
 namespace {
@@ -29,6 +31,10 @@ constexpr int64_t PREFETCH_BYTES = 4096;
 // loaded machine, where a descheduled worker holds the whole copy back), and a 128-row MNIST
 // batch (400 KB) copies in ~50-70 us on one.
 constexpr int64_t PARALLEL_GATHER_BYTES = int64_t{1} << 20;
+// While the workers still spin (team_awake: at the start of a training step, right after the
+// last one's optimizer update) there is nothing to wake, and a second thread pays from far
+// fewer bytes.
+constexpr int64_t AWAKE_PARALLEL_GATHER_BYTES = int64_t{64} << 10;
 
 // Rows [lo, hi) of the gather, one memcpy each.
 void copy_rows(char* out, const char* x, int64_t row_bytes, const int64_t* idx, int64_t n_idx,
@@ -52,7 +58,8 @@ void gather_rows(char* out, const char* x, int64_t row_bytes, const int64_t* idx
     // out: (n_idx, row_bytes); x: (n_rows, row_bytes); idx: (n_idx,), each in [-n_rows, n_rows).
     // parallel_blocks counts cost in units of PARALLEL_GRAIN per item: scaled so that a
     // gather goes parallel once it moves PARALLEL_GATHER_BYTES.
-    const int64_t cost = std::max<int64_t>(1, row_bytes * PARALLEL_GRAIN / PARALLEL_GATHER_BYTES);
+    const int64_t two_from = team_awake() ? AWAKE_PARALLEL_GATHER_BYTES : PARALLEL_GATHER_BYTES;
+    const int64_t cost = std::max<int64_t>(1, row_bytes * PARALLEL_GRAIN / two_from);
     parallel_blocks(n_idx, cost, [&](int64_t lo, int64_t hi) {
         copy_rows(out, x, row_bytes, idx, n_idx, n_rows, lo, hi);
     });

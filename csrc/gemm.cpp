@@ -493,7 +493,7 @@ Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
     const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
     const bool warm = team_warm();
-    note_team_use();  // a stream of calls: the next one may wake the workers once for the rest
+    note_team_call();  // a stream of calls: the next one may wake the workers once for the rest
     if (work < 2.0 * static_cast<double>(MIN_MNK_PER_AWAKE_THREAD) || omp_max_threads() == 1) return 1;
     const int64_t per_thread = warm ? MIN_MNK_PER_AWAKE_THREAD : MIN_MNK_PER_THREAD;
     const double useful = std::max(1.0, work / static_cast<double>(per_thread));
@@ -638,7 +638,7 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, Ukernels<T> uk, T*
         const int tid = omp_thread_id();
         gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
     }
-    note_team_use();
+    note_team_region();
 }
 
 // A prepacked op(B) (K, N): the (kc, nc) blocks of gemm_rect's jc > pc loops with one
@@ -776,7 +776,7 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t t = 0; t < tiles; ++t) tile(t);
-    note_team_use();
+    note_team_region();
 }
 
 // ---------------------------------------------------------------- context
@@ -1025,7 +1025,7 @@ bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t t = 0; t < tiles; ++t) tile(t);
-    note_team_use();
+    note_team_region();
     return true;
 }
 

@@ -26,7 +26,7 @@ inline void team_range(int64_t n, int64_t* lo, int64_t* hi) {
 }
 
 // body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
-// A region's end is noted for team_warm() (team.h).
+// A region's end is noted for team_awake() (team.h).
 template <typename F>
 void parallel_blocks(int64_t n, int64_t cost, F body) {
 #if defined(PYMINIDL_OPENMP)
@@ -37,7 +37,7 @@ void parallel_blocks(int64_t n, int64_t cost, F body) {
             team_range(n, &lo, &hi);
             if (lo < hi) body(lo, hi);
         }
-        note_team_use();
+        note_team_region();
         return;
     }
 #endif

@@ -22,7 +22,9 @@ constexpr double LIBGOMP_DEFAULT_SPINS = 300000.0;
 // busy machine may stretch nothing and a frequency change may shorten PAUSE.
 constexpr double WINDOW_SHARE = 0.5;
 
-std::atomic<int64_t> last_use_ns{std::numeric_limits<int64_t>::min() / 2};
+// The last region end and the last call end, ns on the steady clock; "long ago" at first.
+std::atomic<int64_t> last_region_ns{std::numeric_limits<int64_t>::min() / 2};
+std::atomic<int64_t> last_call_ns{std::numeric_limits<int64_t>::min() / 2};
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -93,11 +95,21 @@ int64_t team_spin_window_ns() {
     return window;
 }
 
-void note_team_use() { last_use_ns.store(now_ns(), std::memory_order_relaxed); }
+void note_team_region() { last_region_ns.store(now_ns(), std::memory_order_relaxed); }
 
-bool team_warm() {
+void note_team_call() { last_call_ns.store(now_ns(), std::memory_order_relaxed); }
+
+namespace {
+
+bool within_window(const std::atomic<int64_t>& last) {
     const int64_t window = team_spin_window_ns();
-    return window > 0 && now_ns() - last_use_ns.load(std::memory_order_relaxed) < window;
+    return window > 0 && now_ns() - last.load(std::memory_order_relaxed) < window;
 }
+
+}  // namespace
+
+bool team_awake() { return within_window(last_region_ns); }
+
+bool team_warm() { return within_window(last_region_ns) || within_window(last_call_ns); }
 
 }  // namespace pyminidl

@@ -50,6 +50,19 @@ def test_take_rows_same_bytes_at_any_thread_count(rng, threads):
     np.testing.assert_array_equal(_C.take_rows(x, idx), x.take(idx, axis=0))
 
 
+@pytest.mark.parametrize("rows", [21, 128, 300])
+def test_take_rows_right_after_a_parallel_region(rng, rows):
+    # Right after a 2-thread region (its workers still spin, team.h) a batch from 64 KB on goes
+    # over both threads; MNIST-shaped rows, the same bytes as NumPy's take.
+    x = rng.standard_normal((2000, 784)).astype(np.float32)
+    idx = rng.integers(0, 2000, size=rows)
+    a = rng.standard_normal((512, 512)).astype(np.float32)
+    pyminidl.config.set_num_threads(2)
+    for _ in range(3):
+        _C.gemm(a, a, False, False)
+        np.testing.assert_array_equal(_C.take_rows(x, idx), x.take(idx, axis=0))
+
+
 @pytest.mark.parametrize("bad", [10, 11, -11, 2**40, -(2**62)])
 def test_take_rows_raises_numpys_index_error(rng, bad):
     x = rng.standard_normal((10, 4)).astype(np.float32)
