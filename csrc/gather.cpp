@@ -57,7 +57,7 @@ void gather_rows(char* out, const char* x, int64_t row_bytes, const int64_t* idx
                  int64_t n_rows) {
     // out: (n_idx, row_bytes); x: (n_rows, row_bytes); idx: (n_idx,), each in [-n_rows, n_rows).
     // parallel_blocks counts cost in units of PARALLEL_GRAIN per item: scaled so that a
-    // gather goes parallel once it moves PARALLEL_GATHER_BYTES.
+    // gather goes parallel once it moves two_from bytes.
     const int64_t two_from = team_awake() ? AWAKE_PARALLEL_GATHER_BYTES : PARALLEL_GATHER_BYTES;
     const int64_t cost = std::max<int64_t>(1, row_bytes * PARALLEL_GRAIN / two_from);
     parallel_blocks(n_idx, cost, [&](int64_t lo, int64_t hi) {

@@ -40,8 +40,8 @@ bool same_word(const char* a, const char* b) {
     return *a == *b;
 }
 
-// The time of one spin of libgomp's wait loop (x86: PAUSE; 10 cycles on Haswell, ~65 on
-// Zen, ~140 on Skylake and later), measured once; 1 ns elsewhere (a short window).
+// The time of one spin of libgomp's wait loop, measured once (x86: PAUSE, whose length differs
+// more than tenfold between CPU generations; 24.7 ns on Zen 4); 1 ns elsewhere (a short window).
 double pause_ns() {
 #if defined(__x86_64__) || defined(__i386__)
     constexpr int SPINS = 4096;
@@ -76,6 +76,9 @@ double parse_spincount(const char* s) {
 
 }  // namespace
 
+// libgomp spins less (its throttled count) when a team has more threads than the machine has
+// CPUs: there the window overstates, and a kernel may wake a worker it counted awake. That
+// costs a slower call, never a different result.
 int64_t spin_window_ns(const char* wait_policy, const char* spincount, double pause) {
     if (wait_policy != nullptr && same_word(wait_policy, "passive")) return 0;
     double spins = LIBGOMP_DEFAULT_SPINS;
