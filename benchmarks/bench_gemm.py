@@ -6,6 +6,7 @@ Usage:
     python benchmarks/bench_gemm.py --threads 2     # one thread count only
     python benchmarks/bench_gemm.py --json out.jsonl
     python benchmarks/bench_gemm.py --interleave     # peers rep by rep, no pause: a mixed script
+    python benchmarks/bench_gemm.py --interleave --no-torch   # the same, NumPy and pyminidl only
     PYMINIDL_CPU_CAPABILITY=avx2 python benchmarks/bench_gemm.py --openblas-coretype Haswell
 
 ``--openblas-coretype`` pins NumPy's OpenBLAS kernel (OPENBLAS_CORETYPE, set in each worker
@@ -20,6 +21,9 @@ peers are timed in alternating blocks (see _harness.bench for why not rep by rep
 ``--interleave`` times them rep by rep with no pause instead, as in a script that alternates
 NumPy and pyminidl calls, where each library's idle threads compete with the other's work
 (the case pyminidl's OpenMP waiting policy is chosen for; the header prints the policy).
+``--no-torch`` leaves PyTorch out, so that an interleaved run mixes NumPy and pyminidl only;
+NumPy's OpenBLAS busy-waits 2^28 TSC cycles after each product unless OPENBLAS_THREAD_TIMEOUT
+is set (the README's configuration table).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 busy = pyminidl's / the most contended peer's share of timed blocks that shared their cores
@@ -67,6 +71,8 @@ def worker(threads, options):
     from pyminidl.testing import assert_close
 
     try:
+        if options.no_torch:
+            raise ImportError("not wanted here")
         import torch
 
         torch.set_num_threads(threads)
@@ -141,6 +147,8 @@ def add_arguments(ap):
                          "PYMINIDL_CPU_CAPABILITY=avx2")
     ap.add_argument("--interleave", action="store_true",
                     help="time the peers rep by rep with no pause (a script mixing the libraries)")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="leave PyTorch out even where it is installed (--interleave: NumPy and pyminidl only)")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def show_config():
             f"compiler: {info['compiler']}  flags: {info['flags']}",
             f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+            f"OPENBLAS_THREAD_TIMEOUT: {os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(unset)')}"
+            " (NumPy's OpenBLAS workers busy-wait after each product: see the README's configuration)",
             f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
             f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}"
             + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else "")
