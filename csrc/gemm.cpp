@@ -492,10 +492,8 @@ Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
 
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
     const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-    const bool warm = team_warm();
-    note_team_call();  // a stream of calls: the next one may wake the workers once for the rest
     if (work < 2.0 * static_cast<double>(MIN_MNK_PER_AWAKE_THREAD) || omp_max_threads() == 1) return 1;
-    const int64_t per_thread = warm ? MIN_MNK_PER_AWAKE_THREAD : MIN_MNK_PER_THREAD;
+    const int64_t per_thread = team_warm() ? MIN_MNK_PER_AWAKE_THREAD : MIN_MNK_PER_THREAD;
     const double useful = std::max(1.0, work / static_cast<double>(per_thread));
     return static_cast<int>(std::min<double>(omp_max_threads(), useful));
 }
@@ -1052,11 +1050,9 @@ int64_t workspace_elems(int64_t M, int64_t N, int64_t K) {
     return std::max(packs, other) + 2 * static_cast<int64_t>(PACK_ALIGN / sizeof(T));
 }
 
-// work == nullptr: threads and buffers as the call needs them. Otherwise the serial entry:
-// one thread, no OpenMP region, no allocation; work holds workspace_elems elements. The
-// path and its sums are those of the threaded call (results identical to it).
+// The path that computes pr (dot, direct, small or packed).
 template <typename T>
-void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
+void gemm_path(const Problem<T>& pr, T* work) {
     if (pr.M <= 0 || pr.N <= 0) return;
     if (pr.K <= 0) return scale_c(pr);
     const Context<T>& ctx = context<T>(active_isa());
@@ -1067,6 +1063,17 @@ void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
         return gemm_small(pr, row.data());
     }
     ctx.packed(pr, ctx.bk, ctx.uk, work);
+}
+
+// work == nullptr: threads and buffers as the call needs them. Otherwise the serial entry:
+// one thread, no OpenMP region, no allocation; work holds workspace_elems elements. The
+// path and its sums are those of the threaded call (results identical to it).
+template <typename T>
+void gemm_dispatch(const Problem<T>& pr, T* work = nullptr) {
+    gemm_path(pr, work);
+    // The end of a call, for team_warm's streams (team.h). Serial calls (work != nullptr) run
+    // inside other kernels' regions, on their threads: they note nothing.
+    if (work == nullptr) note_team_call();
 }
 
 template <typename T>

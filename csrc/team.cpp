@@ -104,15 +104,19 @@ void note_team_call() { last_call_ns.store(now_ns(), std::memory_order_relaxed);
 
 namespace {
 
-bool within_window(const std::atomic<int64_t>& last) {
+// True when `last` (ns on the steady clock) lies within the spin window.
+bool within_window(int64_t last) {
     const int64_t window = team_spin_window_ns();
-    return window > 0 && now_ns() - last.load(std::memory_order_relaxed) < window;
+    return window > 0 && now_ns() - last < window;
 }
 
 }  // namespace
 
-bool team_awake() { return within_window(last_region_ns); }
+bool team_awake() { return within_window(last_region_ns.load(std::memory_order_relaxed)); }
 
-bool team_warm() { return within_window(last_region_ns) || within_window(last_call_ns); }
+bool team_warm() {
+    return within_window(std::max(last_region_ns.load(std::memory_order_relaxed),
+                                  last_call_ns.load(std::memory_order_relaxed)));
+}
 
 }  // namespace pyminidl

@@ -18,7 +18,7 @@ namespace pyminidl {
 // A parallel region of more than one thread ends now.
 void note_team_region();
 
-// A kernel call (of any thread count) starts now.
+// A kernel call (of any thread count) ends now.
 void note_team_call();
 
 // True when the last note_team_region() lies within the spin window of the wait policy in
