@@ -52,6 +52,17 @@ void register_fork_handler() {
 #endif
 }
 
+py::dict team_state_dict() {
+    const TeamState t = team_state();
+    py::dict d;
+    d["free"] = t.free;
+    d["regions_timed"] = t.timed;
+    d["regions_late"] = t.late;
+    d["last_arrival_us"] = static_cast<double>(t.last_arrival_ns) / 1e3;
+    d["contended_for_us"] = static_cast<double>(t.backoff_ns) / 1e3;
+    return d;
+}
+
 }  // namespace
 
 void bind_config(py::module_& m) {
@@ -69,6 +80,20 @@ void bind_config(py::module_& m) {
         return info;
     }, "Build facts for bug reports: OpenMP, threads, compiler, flags, active ISA, and how long after "
        "a parallel region its workers count as awake (team_spin_window_us).");
+    m.def("team_state", &team_state_dict, "The OpenMP team's state (team.h): free (False while a recent region's workers came late and "
+       "kernels run on one thread), regions timed and late, the last region's worker arrival after its "
+       "fork, and how long the present contended period lasts (0 once a region came on time).");
+    m.def("team_judge_region", [](double late_us, double span_us) {
+        const double most = 1e12;  // ~11.6 days: past it the ns counts could overflow
+        if (!(late_us >= 0.0 && late_us <= most) || !(span_us >= late_us && span_us <= most)) {
+            value_error("team_judge_region", "expected 0 <= late_us <= span_us <= 1e12. Received: late_us=" +
+                                                 std::to_string(late_us) + ", span_us=" + std::to_string(span_us));
+        }
+        judge_region(static_cast<int64_t>(late_us * 1e3), static_cast<int64_t>(span_us * 1e3));
+        return team_state_dict();
+    }, py::arg("late_us"), py::arg("span_us"),
+       "Judge a region as if its last worker arrived late_us after the fork and it took span_us "
+       "(a test seam of team_state); returns team_state().");
     m.def("cpu_features", []() {
         const CpuFeatures& f = cpu_features();
         py::dict d;

@@ -61,6 +61,15 @@ inline void omp_set_threads(int n) {
 #endif
 }
 
+// True on a thread of an active parallel region (a team of more than one).
+inline bool omp_in_region() {
+#if defined(PYMINIDL_OPENMP)
+    return omp_in_parallel() != 0;
+#else
+    return false;
+#endif
+}
+
 inline bool openmp_enabled() {
 #if defined(PYMINIDL_OPENMP)
     return true;

@@ -332,15 +332,14 @@ void forward_implicit(T* y, const T* x, const T* w, const T* b, const ConvGeom& 
     const int64_t total = g.N * g.OH * g.OW;
     const int64_t run = std::max(IMPLICIT_RUN_ALIGN, tile_rows(g, Kind::forward) / IMPLICIT_RUN_ALIGN * IMPLICIT_RUN_ALIGN);
     const int64_t items = ceil_div(total, run);
-#pragma omp parallel if (items > 1)
-    {
+    team_region(threads_if(items > 1), [&] {
         int64_t lo, hi;
         team_range(items, &lo, &hi);
         for (int64_t it = lo; it < hi; ++it) {
             const int64_t p0 = it * run, rows = std::min(run, total - p0);
             for (int64_t grp = 0; grp < g.G; ++grp) implicit_rows(y, x, w, b, g, grp, p0, rows, zeros);
         }
-    }
+    });
 }
 
 // xp: (p.H, p.W, C) = image n of x (N, H, W, C) from row -PH and column -PW on, 0 outside it.
@@ -366,8 +365,7 @@ template <typename T>
 void forward_padded(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros, T* work, int64_t pt) {
     const ConvGeom p = padded_image(g);
     const int64_t P = g.OH * g.OW;
-#pragma omp parallel if (g.N > 1)
-    {
+    team_region(threads_if(g.N > 1), [&] {
         int64_t lo, hi;
         team_range(g.N, &lo, &hi);
         T* xp = work + omp_thread_id() * pt;
@@ -375,7 +373,7 @@ void forward_padded(T* y, const T* x, const T* w, const T* b, const ConvGeom& g,
             pad_image(xp, x, g, p, n);
             implicit_rows(y + n * P * g.F, xp, w, b, p, 0, 0, P, zeros);
         }
-    }
+    });
 }
 
 template <typename T>
@@ -400,8 +398,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
         }
         return forward_implicit(y, x, wa, b, g, zeros);
     }
-#pragma omp parallel if (items > 1)
-    {
+    team_region(threads_if(items > 1), [&] {
         int64_t lo, hi;
         team_range(items, &lo, &hi);
         T* col = work + omp_thread_id() * pt;
@@ -416,7 +413,7 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
             }
             if (b != nullptr || K == 0) add_bias(yt, b, rows, g.F, K == 0);
         }
-    }
+    });
 }
 
 // One image's input gradient: per tile and group dcol = dy_tile W_g^T, scattered into dxn.
@@ -469,14 +466,13 @@ void input_t(T* dx, const T* dy, const T* w, const ConvGeom& g, T* work, int64_t
                          work + used, we - used);
     }
     const int64_t pt = per_thread<T>(g, Kind::input);
-#pragma omp parallel if (g.N > 1)
-    {
+    team_region(threads_if(g.N > 1), [&] {
         int64_t lo, hi;
         team_range(g.N, &lo, &hi);
         for (int64_t n = lo; n < hi; ++n) {
             input_image(dx + n * img, dy + n * g.OH * g.OW * g.F, w, g, work + omp_thread_id() * pt, pt);
         }
-    }
+    });
 }
 
 // One part's weight-gradient sum over images [n0, n1) into acc (K, F), overwritten.
@@ -648,8 +644,7 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
     T* partial = work;
     T* part_db = work + parts * KF;
     T* scratch = part_db + parts * g.F;
-#pragma omp parallel if (parts > 1)
-    {
+    team_region(threads_if(parts > 1), [&] {
         int64_t lo, hi;
         team_range(parts, &lo, &hi);
         for (int64_t q = lo; q < hi; ++q) {
@@ -669,7 +664,7 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
         add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
 #pragma omp single nowait
         if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);
-    }
+    });
 }
 
 }  // namespace

@@ -45,6 +45,7 @@
 
 #include "channel_blocks.h"
 #include "depthwise.h"
+#include "parallel.h"
 
 namespace pyminidl::kernels {
 namespace {
@@ -169,10 +170,12 @@ DepthwiseGeom lanes_geom(const DepthwiseGeom& g) {
 const float* expand_channels(const float* x, const DepthwiseGeom& g, float* work) {
     if (g.m == 1) return x;
     const int64_t cells = g.n * g.h * g.w;
-#pragma omp parallel for schedule(static) if (worth_threads(cells * g.c * g.m))
-    for (int64_t p = 0; p < cells; ++p)
-        for (int64_t c = 0; c < g.c; ++c)
-            for (int64_t m = 0; m < g.m; ++m) work[(p * g.c + c) * g.m + m] = x[p * g.c + c];
+    team_region(threads_if(worth_threads(cells * g.c * g.m)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < cells; ++p)
+            for (int64_t c = 0; c < g.c; ++c)
+                for (int64_t m = 0; m < g.m; ++m) work[(p * g.c + c) * g.m + m] = x[p * g.c + c];
+    });
     return work;
 }
 
@@ -217,29 +220,31 @@ void forward_rows(float* y, const float* x, const float* wt, const float* b, con
     // image (column stride 1 KiB, row stride 7 times L1's 4 KiB set span) a block's 3 x 17 lines
     // fall in 4 sets, past their 12 ways; a group of 4 puts 7 lines in each.
     const int64_t most = g.sw == 1 ? CELLS : 4;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
-    for (int64_t t = 0; t < rows; ++t) {
-        const float* img = x + (t / g.oh) * g.h * g.w * g.c;
-        const int64_t ih0 = (t % g.oh) * g.sh - g.ph;
-        for (int64_t ow = 0; ow < g.ow;) {
-            float* cell = y + (t * g.ow + ow) * g.c;
-            const int64_t iw0 = ow * g.sw - g.pw;
-            const int64_t run = ow >= inner.lo ? inner.hi - ow : 0;  // cells from ow with every tap inside
-            if (run > 0) {
-                ow += cell_group(std::min(run, most), [&](auto q) {
-                    channel_blocks(g.c, [&](int64_t j, auto n) {
-                        const float* bj = b == nullptr ? nullptr : b + j;
-                        forward_cells<decltype(q)::value, false>(cell + j, img + j, wt + j, bj, g, ih0, iw0, n);
+    team_region(threads_if(worth_threads(rows * g.ow * g.c * g.kh * g.kw)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < rows; ++t) {
+            const float* img = x + (t / g.oh) * g.h * g.w * g.c;
+            const int64_t ih0 = (t % g.oh) * g.sh - g.ph;
+            for (int64_t ow = 0; ow < g.ow;) {
+                float* cell = y + (t * g.ow + ow) * g.c;
+                const int64_t iw0 = ow * g.sw - g.pw;
+                const int64_t run = ow >= inner.lo ? inner.hi - ow : 0;  // cells from ow with every tap inside
+                if (run > 0) {
+                    ow += cell_group(std::min(run, most), [&](auto q) {
+                        channel_blocks(g.c, [&](int64_t j, auto n) {
+                            const float* bj = b == nullptr ? nullptr : b + j;
+                            forward_cells<decltype(q)::value, false>(cell + j, img + j, wt + j, bj, g, ih0, iw0, n);
+                        });
                     });
-                });
-            } else {
-                channel_blocks(g.c, [&](int64_t j, auto n) {
-                    forward_cells<1, true>(cell + j, img + j, wt + j, b == nullptr ? nullptr : b + j, g, ih0, iw0, n);
-                });
-                ++ow;
+                } else {
+                    channel_blocks(g.c, [&](int64_t j, auto n) {
+                        forward_cells<1, true>(cell + j, img + j, wt + j, b == nullptr ? nullptr : b + j, g, ih0, iw0, n);
+                    });
+                    ++ow;
+                }
             }
         }
-    }
+    });
 }
 
 void depthwise_forward_impl(float* y, const float* x, const float* w, const float* b, const DepthwiseGeom& g,
@@ -343,8 +348,7 @@ void depthwise_backward_input_impl(float* dx, const float* dy, const float* w, c
     const DepthwiseGeom e = lanes_geom(g);
     const ColumnTaps ct = column_taps(e);
     const int64_t rows = g.n * g.h, out_image = e.oh * e.ow * e.c;
-#pragma omp parallel if (worth_threads(rows * e.w * e.c * e.kh * e.kw))
-    {
+    team_region(threads_if(worth_threads(rows * e.w * e.c * e.kh * e.kw)), [&] {
         std::vector<Tap> rt;                                              // per thread: one input row's taps
         std::vector<float> lanes(size_t(g.m == 1 ? 0 : e.w * e.c));  // per thread: its C*M sums (M > 1)
 #pragma omp for schedule(static)
@@ -354,7 +358,7 @@ void depthwise_backward_input_impl(float* dx, const float* dy, const float* w, c
             input_row(g.m == 1 ? dxrow : lanes.data(), dy + (t / g.h) * out_image, w, e, ct, rt);
             if (g.m > 1) add_multipliers(dxrow, lanes.data(), g.w * g.c, g.m);
         }
-    }
+    });
 }
 
 // G taps t0 .. t0 + G - 1 (in (kh, kw) order) of output row r on lanes [j, j + n) (pointers at j):
@@ -454,21 +458,23 @@ void weight_chunks(float* part, const float* dy, const float* x, const Depthwise
     const int64_t groups = ceil_div(g.c, ROW_CHANNELS);
     std::vector<Span> cols(size_t(g.kw));
     for (int64_t kw = 0; kw < g.kw; ++kw) cols[kw] = reading_inside(kw, g.sw, g.pw, g.dw, g.w, g.ow);
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * taps))
-    for (int64_t item = 0; item < chunks * groups; ++item) {
-        const int64_t k = item / groups, c0 = (item % groups) * ROW_CHANNELS;
-        const int64_t r0 = k * rows / chunks, r1 = (k + 1) * rows / chunks;
-        const int64_t cn = std::min(ROW_CHANNELS, g.c - c0);
-        float* slice = part + k * (taps + 1) * g.c + c0;
-        channel_blocks(cn, [&](int64_t j, auto n) {
-            for (int64_t t = 0; t <= taps; ++t) store(slice + t * g.c + j, zero_block(), n);
-        });
-        for (int64_t r = r0; r < r1; ++r) {
+    team_region(threads_if(worth_threads(rows * g.ow * g.c * taps)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < chunks * groups; ++item) {
+            const int64_t k = item / groups, c0 = (item % groups) * ROW_CHANNELS;
+            const int64_t r0 = k * rows / chunks, r1 = (k + 1) * rows / chunks;
+            const int64_t cn = std::min(ROW_CHANNELS, g.c - c0);
+            float* slice = part + k * (taps + 1) * g.c + c0;
             channel_blocks(cn, [&](int64_t j, auto n) {
-                weight_row(slice + j, x + c0 + j, dy + c0 + j, g, r, cols.data(), sum, n);
+                for (int64_t t = 0; t <= taps; ++t) store(slice + t * g.c + j, zero_block(), n);
             });
+            for (int64_t r = r0; r < r1; ++r) {
+                channel_blocks(cn, [&](int64_t j, auto n) {
+                    weight_row(slice + j, x + c0 + j, dy + c0 + j, g, r, cols.data(), sum, n);
+                });
+            }
         }
-    }
+    });
 }
 
 void depthwise_backward_weight_impl(float* dw, float* db, const float* dy, const float* x, const DepthwiseGeom& g,
@@ -478,12 +484,14 @@ void depthwise_backward_weight_impl(float* dw, float* db, const float* dy, const
     weight_chunks(work, dy, expand_channels(x, g, work + chunks * slice), e, db != nullptr);
     // dw (taps, C*M) and db (C*M) = the chunks' partial sums added in ascending chunk order.
     const int64_t outs = (db != nullptr ? taps + 1 : taps) * e.c;
-#pragma omp parallel for schedule(static) if (worth_threads(outs * chunks))
-    for (int64_t i = 0; i < outs; ++i) {
-        float s = 0.0f;
-        for (int64_t k = 0; k < chunks; ++k) s += work[k * slice + i];
-        (i < taps * e.c ? dw[i] : db[i - taps * e.c]) = s;
-    }
+    team_region(threads_if(worth_threads(outs * chunks)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < outs; ++i) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < chunks; ++k) s += work[k * slice + i];
+            (i < taps * e.c ? dw[i] : db[i - taps * e.c]) = s;
+        }
+    });
 }
 
 }  // namespace

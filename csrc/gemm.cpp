@@ -59,6 +59,7 @@
 
 #include "cpu_features.h"
 #include "gemm_ukernels.h"
+#include "parallel.h"
 #include "team.h"
 
 namespace pyminidl::kernels {
@@ -493,6 +494,7 @@ Blocks team_blocks(const Blocks& bk, int nt, int64_t K) {
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
     const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
     if (work < 2.0 * static_cast<double>(MIN_MNK_PER_AWAKE_THREAD) || omp_max_threads() == 1) return 1;
+    if (!team_free()) return 1;
     const int64_t per_thread = team_warm() ? MIN_MNK_PER_AWAKE_THREAD : MIN_MNK_PER_THREAD;
     const double useful = std::max(1.0, work / static_cast<double>(per_thread));
     return static_cast<int>(std::min<double>(omp_max_threads(), useful));
@@ -630,13 +632,12 @@ void gemm_packed(const Problem<T>& problem, const Blocks& bk, Ukernels<T> uk, T*
         bpack.emplace_back(kc_max * std::min(tb.NC, ceil_div(pr.N, NR) * NR));
     }
     if (nt == 1) return gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[0].get(), apack[0].get(), 1, 0);
-#pragma omp parallel num_threads(nt)
-    {
-        // The team may be smaller than asked for (nested regions): split by its real size.
+    team_region(nt, [&] {
+        // The team may be smaller than asked for (nested regions, a contended team): split by
+        // its real size.
         const int tid = omp_thread_id();
         gemm_thread<T, MR, NR, AR>(pr, tb, uk, bpack[tid].get(), apack[tid].get(), omp_team_size(), tid);
-    }
-    note_team_region();
+    });
 }
 
 // A prepacked op(B) (K, N): the (kc, nc) blocks of gemm_rect's jc > pc loops with one
@@ -772,9 +773,10 @@ void gemm_direct(const Problem<T>& pr, const DirectKernel<T>& k, bool serial) {
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t t = 0; t < tiles; ++t) tile(t);
-    note_team_region();
+    team_region(nt, [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; ++t) tile(t);
+    });
 }
 
 // ---------------------------------------------------------------- context
@@ -1021,9 +1023,10 @@ bool try_dot(const Problem<T>& pr, const Context<T>& ctx, T* work) {
         for (int64_t t = 0; t < tiles; ++t) tile(t);
         return true;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t t = 0; t < tiles; ++t) tile(t);
-    note_team_region();
+    team_region(nt, [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; ++t) tile(t);
+    });
     return true;
 }
 
@@ -1144,12 +1147,14 @@ void dense_forward_t(T* y, const T* x, int64_t ldx, bool trans_x, const T* w, in
 
 template <typename T>
 void bias_add_t(T* y, const T* x, int64_t ldx, const T* b, int64_t N, int64_t U) {
-#pragma omp parallel for schedule(static) if (N * U > PARALLEL_GRAIN)
-    for (int64_t n = 0; n < N; ++n) {
-        const T* xr = x + n * ldx;
-        T* yr = y + n * U;
-        for (int64_t u = 0; u < U; ++u) yr[u] = xr[u] + b[u];
-    }
+    team_region(threads_if(N * U > PARALLEL_GRAIN), [&] {
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; ++n) {
+            const T* xr = x + n * ldx;
+            T* yr = y + n * U;
+            for (int64_t u = 0; u < U; ++u) yr[u] = xr[u] + b[u];
+        }
+    });
 }
 
 // Columns per bias_grad work item: a block of sums that stays in registers (column_sums).
@@ -1160,11 +1165,13 @@ void bias_grad_t(T* db, const T* dy, int64_t lddy, int64_t N, int64_t U) {
     const int64_t blocks = ceil_div(U, BIAS_GRAD_COLS);
     // Parallel over columns, never over rows: each column is summed by one thread in row
     // order, so db does not depend on the thread count.
-#pragma omp parallel for schedule(static) if (N * U > PARALLEL_GRAIN && blocks > 1)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t u0 = blk * BIAS_GRAD_COLS, nu = std::min(BIAS_GRAD_COLS, U - u0);
-        column_sums(db + u0, dy + u0, lddy, N, nu, true);
-    }
+    team_region(threads_if(N * U > PARALLEL_GRAIN && blocks > 1), [&] {
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+            const int64_t u0 = blk * BIAS_GRAD_COLS, nu = std::min(BIAS_GRAD_COLS, U - u0);
+            column_sums(db + u0, dy + u0, lddy, N, nu, true);
+        }
+    });
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include <cmath>
 #include <vector>
 
+#include "parallel.h"
+
 namespace pyminidl::kernels {
 namespace {
 
@@ -148,8 +150,7 @@ void resize_forward(float* y, const float* x, int64_t n, int64_t h, int64_t w, i
                     int64_t oh, int64_t ow, Interp interp) {
     const Taps th = axis_taps(h, oh, interp), tw = axis_taps(w, ow, interp);
     const int64_t line_len = w * c;
-    #pragma omp parallel if (n * oh * ow * c > 32768)
-    {
+    team_region(threads_if(n * oh * ow * c > 32768), [&] {
         std::vector<float> line(interp == Interp::bilinear ? size_t(line_len) : 0);
         #pragma omp for schedule(static)
         for (int64_t nr = 0; nr < n * oh; ++nr) {
@@ -164,17 +165,19 @@ void resize_forward(float* y, const float* x, int64_t n, int64_t h, int64_t w, i
                        th.identity);
             blend_columns(out, line.data(), tw, ow, c);
         }
-    }
+    });
 }
 
 void affine_transform_forward(float* y, const float* x, const float* transforms, int64_t n, int64_t h,
                               int64_t w, int64_t c, Interp interp, Fill fill, float fill_value) {
-    #pragma omp parallel for schedule(static) if (n * h * w * c > 32768)
-    for (int64_t nr = 0; nr < n * h; ++nr) {
-        const int64_t img = nr / h, row = nr % h;
-        affine_row(y + nr * w * c, x + img * h * w * c, transforms + img * 8, row, h, w, c, interp, fill,
-                   fill_value);
-    }
+    team_region(threads_if(n * h * w * c > 32768), [&] {
+    #pragma omp for schedule(static)
+        for (int64_t nr = 0; nr < n * h; ++nr) {
+            const int64_t img = nr / h, row = nr % h;
+            affine_row(y + nr * w * c, x + img * h * w * c, transforms + img * 8, row, h, w, c, interp, fill,
+                       fill_value);
+        }
+    });
 }
 
 }  // namespace pyminidl::kernels

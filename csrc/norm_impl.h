@@ -156,20 +156,24 @@ void batch_norm_stats_impl(float* mean, float* var, const float* x, int64_t o, i
     if (i == 1) {
         const int64_t nchunks = ceil_div(o, ROWS);
         std::vector<double> sum(static_cast<size_t>(nchunks * c)), m2(static_cast<size_t>(nchunks * c));
-#pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
-        for (int64_t k = 0; k < nchunks; ++k)
-            chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
+        team_region(threads_if(o * c > PARALLEL_GRAIN), [&] {
+#pragma omp for schedule(static)
+            for (int64_t k = 0; k < nchunks; ++k)
+                chunk_moments_rows(sum.data() + k * c, m2.data() + k * c, x, k * ROWS, std::min(o, (k + 1) * ROWS), c);
+        });
         combine_moments(mean, var, sum.data(), m2.data(), nchunks, c, ROWS, o);
         return;
     }
     // channels_first: one chunk per (o, channel) row of I contiguous cells.
     std::vector<double> sum(static_cast<size_t>(o * c)), m2(static_cast<size_t>(o * c));
-#pragma omp parallel for schedule(static) if (o * c * i > PARALLEL_GRAIN)
-    for (int64_t t = 0; t < o * c; ++t) {
-        const float* p = x + t * i;
-        sum[t] = sum_row(p, i, 0.0f);
-        m2[t] = sq_dev_row(p, i, float(sum[t] / double(i)));
-    }
+    team_region(threads_if(o * c * i > PARALLEL_GRAIN), [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < o * c; ++t) {
+            const float* p = x + t * i;
+            sum[t] = sum_row(p, i, 0.0f);
+            m2[t] = sq_dev_row(p, i, float(sum[t] / double(i)));
+        }
+    });
     combine_moments(mean, var, sum.data(), m2.data(), o, c, i, o * i);
 }
 
@@ -304,15 +308,19 @@ void bn_grad_sums(double* s1, double* s2, const float* dy, const float* x, const
     const int64_t nchunks = i == 1 ? ceil_div(o, ROWS) : o;
     std::vector<double> p1(static_cast<size_t>(nchunks * c)), p2(static_cast<size_t>(nchunks * c));
     if (i == 1) {
-#pragma omp parallel for schedule(static) if (o * c > PARALLEL_GRAIN)
-        for (int64_t k = 0; k < nchunks; ++k)
-            grad_sums_rows(p1.data() + k * c, p2.data() + k * c, dy, x, mean, k * ROWS, std::min(o, (k + 1) * ROWS), c);
+        team_region(threads_if(o * c > PARALLEL_GRAIN), [&] {
+#pragma omp for schedule(static)
+            for (int64_t k = 0; k < nchunks; ++k)
+                grad_sums_rows(p1.data() + k * c, p2.data() + k * c, dy, x, mean, k * ROWS, std::min(o, (k + 1) * ROWS), c);
+        });
     } else {
-#pragma omp parallel for schedule(static) if (o * c * i > PARALLEL_GRAIN)
-        for (int64_t t = 0; t < o * c; ++t) {
-            p1[t] = dot_row(dy + t * i, nullptr, i, 0.0f);
-            p2[t] = dot_row(dy + t * i, x + t * i, i, mean[t % c]);
-        }
+        team_region(threads_if(o * c * i > PARALLEL_GRAIN), [&] {
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < o * c; ++t) {
+                p1[t] = dot_row(dy + t * i, nullptr, i, 0.0f);
+                p2[t] = dot_row(dy + t * i, x + t * i, i, mean[t % c]);
+            }
+        });
     }
     reduce_chunks(s1, p1.data(), nchunks, c);
     reduce_chunks(s2, p2.data(), nchunks, c);
@@ -402,15 +410,14 @@ void layer_norm_backward_impl(float* dx, float* dgamma, float* dbeta, const floa
                          float eps) {
     const int64_t nchunks = ceil_div(r, ROWS);
     std::vector<float> pg(static_cast<size_t>(nchunks * d), 0.0f), pb(static_cast<size_t>(nchunks * d), 0.0f);
-#pragma omp parallel if (r * d > PARALLEL_GRAIN)
-    {
+    team_region(threads_if(r * d > PARALLEL_GRAIN), [&] {
         std::vector<float> scratch(static_cast<size_t>(2 * d));
 #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; ++k)
             for (int64_t t = k * ROWS; t < std::min(r, (k + 1) * ROWS); ++t)
                 ln_grad_row(dx + t * d, pg.data() + k * d, pb.data() + k * d, scratch.data(), scratch.data() + d, dy + t * d,
                             x + t * d, gamma, mean[t], var[t], d, eps);
-    }
+    });
     for (int64_t j = 0; j < d; ++j) {
         double g = 0.0, b = 0.0;
         for (int64_t k = 0; k < nchunks; ++k) {

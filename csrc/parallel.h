@@ -1,4 +1,4 @@
-// parallel.h — team_range() and parallel_blocks(): the OpenMP split of the kernels' items.
+// parallel.h — team_region(), team_range() and parallel_blocks(): the OpenMP regions of the kernels.
 //
 // Each thread gets one contiguous block [lo, hi) of the n items and runs a plain serial
 // loop on it. A loop written directly under `omp parallel for` lives in GCC's outlined
@@ -25,24 +25,47 @@ inline void team_range(int64_t n, int64_t* lo, int64_t* hi) {
     *hi = std::min(n, *lo + chunk);
 }
 
-// body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
-// A region's end is noted for team_awake() (team.h).
+// body() on a team of up to `threads` threads, or on this thread alone when threads <= 1 or
+// the team is contended (team_free, team.h). Every region of the kernels goes through here,
+// so that each is timed for team_free and notes its end for team_awake. A `#pragma omp for`
+// inside body splits its loop over the team, or runs it whole on this thread.
 template <typename F>
-void parallel_blocks(int64_t n, int64_t cost, F body) {
+void team_region(int threads, F body) {
 #if defined(PYMINIDL_OPENMP)
-    if (n > 1 && n * cost > PARALLEL_GRAIN) {
-#pragma omp parallel
+    if (threads > 1 && team_free()) {
+        TeamRegion region;
+#pragma omp parallel num_threads(threads)
         {
-            int64_t lo, hi;
-            team_range(n, &lo, &hi);
-            if (lo < hi) body(lo, hi);
+            region.arrive();
+            body();
         }
-        note_team_region();
+        region.end();
+        return;
+    }
+    if (omp_in_region()) {
+        // Called by one thread of another kernel's region (a convolution's bias gradient): a
+        // `#pragma omp for` in body would bind to that team and share out this thread's loop.
+        // A team of one of its own keeps the loop whole here.
+#pragma omp parallel num_threads(1)
+        body();
         return;
     }
 #endif
-    (void)cost;
-    body(int64_t(0), n);
+    (void)threads;
+    body();
+}
+
+// The team's threads when `worth` says a region pays, else 1: team_region's argument.
+inline int threads_if(bool worth) { return worth ? omp_max_threads() : 1; }
+
+// body(lo, hi) over [0, n): in parallel when n * cost > PARALLEL_GRAIN, else on this thread.
+template <typename F>
+void parallel_blocks(int64_t n, int64_t cost, F body) {
+    team_region(threads_if(n > 1 && n * cost > PARALLEL_GRAIN), [&] {
+        int64_t lo, hi;
+        team_range(n, &lo, &hi);
+        if (lo < hi) body(lo, hi);
+    });
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "channel_blocks.h"
+#include "parallel.h"
 #include "pool.h"
 
 namespace pyminidl::kernels {
@@ -363,14 +364,16 @@ std::vector<Range> column_coverage(const PoolGeom& g) {
 template <typename Cell>
 void for_each_output_cell(const PoolGeom& g, Cell cell) {
     const int64_t rows = g.n * g.oh;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.ow * g.c * g.kh * g.kw))
-    for (int64_t t = 0; t < rows; ++t) {
-        const int64_t n = t / g.oh, oh = t % g.oh;
-        const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
-        for (int64_t ow = 0; ow < g.ow; ++ow) {
-            cell(n, (t * g.ow + ow) * g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
+    team_region(threads_if(worth_threads(rows * g.ow * g.c * g.kh * g.kw)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < rows; ++t) {
+            const int64_t n = t / g.oh, oh = t % g.oh;
+            const Range r = window(oh, g.sh, g.pt, g.kh, g.h);
+            for (int64_t ow = 0; ow < g.ow; ++ow) {
+                cell(n, (t * g.ow + ow) * g.c, r, window(ow, g.sw, g.pl, g.kw, g.w));
+            }
         }
-    }
+    });
 }
 
 void maxpool_forward_impl(float* y, int32_t* argmax, const float* x, const PoolGeom& g) {
@@ -384,17 +387,19 @@ int64_t maxpool_backward_impl(float* dx, const float* dy, const int32_t* argmax,
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
     const std::vector<Range> cols = column_coverage(g);
     int64_t routed_total = 0;  // an integer sum: the same for every thread count
-#pragma omp parallel for schedule(static) reduction(+ : routed_total) if (worth_threads(rows * g.w * g.c))
-    for (int64_t t = 0; t < rows; ++t) {
-        const int64_t n = t / g.h, ih = t % g.h;
-        const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
-        Routed routed;
-        for (int64_t iw = 0; iw < g.w; ++iw) {
-            max_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, argmax + n * out_image, g.ow, g.c,
-                       int32_t(ih * g.w + iw), r, cols[iw], routed);
+    team_region(threads_if(worth_threads(rows * g.w * g.c)), [&] {
+#pragma omp for schedule(static) reduction(+ : routed_total)
+        for (int64_t t = 0; t < rows; ++t) {
+            const int64_t n = t / g.h, ih = t % g.h;
+            const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+            Routed routed;
+            for (int64_t iw = 0; iw < g.w; ++iw) {
+                max_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, argmax + n * out_image, g.ow, g.c,
+                           int32_t(ih * g.w + iw), r, cols[iw], routed);
+            }
+            routed_total += routed.flush();
         }
-        routed_total += routed.flush();
-    }
+    });
     return routed_total;
 }
 
@@ -409,13 +414,15 @@ void avgpool_backward_impl(float* dx, const float* dy, const PoolGeom& g) {
     const int64_t rows = g.n * g.h, out_image = g.oh * g.ow * g.c;
     const std::vector<Range> cols = column_coverage(g);
     const std::vector<float> inv = window_inverse_counts(g);
-#pragma omp parallel for schedule(static) if (worth_threads(rows * g.w * g.c))
-    for (int64_t t = 0; t < rows; ++t) {
-        const int64_t n = t / g.h, ih = t % g.h;
-        const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
-        for (int64_t iw = 0; iw < g.w; ++iw)
-            avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, inv.data(), g, r, cols[iw]);
-    }
+    team_region(threads_if(worth_threads(rows * g.w * g.c)), [&] {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < rows; ++t) {
+            const int64_t n = t / g.h, ih = t % g.h;
+            const Range r = covering(ih, g.sh, g.pt, g.kh, g.oh);
+            for (int64_t iw = 0; iw < g.w; ++iw)
+                avg_gather(dx + (t * g.w + iw) * g.c, dy + n * out_image, inv.data(), g, r, cols[iw]);
+        }
+    });
 }
 
 }  // namespace

@@ -96,18 +96,11 @@ void with_acts(int act, int ract, F body) {
 template <class F>
 void over_row_blocks(int64_t n, F body, int64_t min_rows = rnn_min_rows_per_thread()) {
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(omp_max_threads(), n / min_rows));
-#if defined(PYMINIDL_OPENMP)
-    if (parts > 1) {
-#pragma omp parallel num_threads(int(parts))
-        {
-            int64_t lo, hi;
-            team_range(n, &lo, &hi);
-            if (lo < hi) body(lo, hi);
-        }
-        return;
-    }
-#endif
-    if (n > 0) body(int64_t(0), n);
+    team_region(int(parts), [&] {
+        int64_t lo, hi;
+        team_range(n, &lo, &hi);
+        if (lo < hi) body(lo, hi);
+    });
 }
 
 // The state entering step t of row n (t == T: the final state).

@@ -9,14 +9,62 @@
 // serves every call after it (team_warm). A kernel may then give a second thread work far
 // shorter than a wake-up needs. The answer only picks a thread count: every kernel here
 // returns the same bits for any.
+//
+// A worker may also be kept from its core: another library's threads spin there (NumPy's
+// OpenBLAS busy-waits ~0.1 s after each product) or the process has fewer CPUs than threads,
+// and the scheduler then queues the woken worker behind the caller, which finishes its share
+// and waits for it. Each region times its workers' arrival (TeamRegion); one that arrived
+// late for the region's length makes the team contended (team_free() false) for a while,
+// doubling while it recurs, and kernels run on the calling thread alone meanwhile.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace pyminidl {
 
 // A parallel region of more than one thread ends now.
 void note_team_region();
+
+// One parallel region's timing: construct it right before the region, call arrive() first
+// thing inside it on every thread and end() right after it. end() notes the region's end
+// (note_team_region) and judges the workers' arrival for team_free().
+class TeamRegion {
+  public:
+    TeamRegion() noexcept;
+    void arrive() noexcept;
+    void end() noexcept;
+
+  private:
+    int64_t fork_ns_;
+    std::atomic<int64_t> last_arrival_ns_;
+};
+
+// False while the team is contended (see above): kernels then run on one thread. Always true
+// under PYMINIDL_SERIAL_WHEN_CONTENDED=0.
+bool team_free();
+
+// TeamRegion::end()'s verdict on a region whose last worker arrived `late_ns` after the fork
+// and which took `span_ns` in all (a test seam: _C.team_judge_region).
+void judge_region(int64_t late_ns, int64_t span_ns);
+void judge_region(int64_t late_ns, int64_t span_ns, int64_t now_ns);
+
+// Whether a region whose last worker arrived `late_ns` after the fork and which took
+// `span_ns` in all lost its workers' cores.
+bool region_was_late(int64_t late_ns, int64_t span_ns);
+
+// How long the team stays contended after a late region, given how long it stayed after the
+// late region before (0: none since the team was last counted free of contention).
+int64_t contended_for_ns(int64_t previous_ns);
+
+// Counters for tests and bug reports: regions timed, regions late, the last timed region's
+// latest worker arrival (ns after its fork), the present contended period (ns; 0 once enough
+// regions in a row came on time) and whether the team is free now.
+struct TeamState {
+    int64_t timed, late, last_arrival_ns, backoff_ns;
+    bool free;
+};
+TeamState team_state();
 
 // A kernel call (of any thread count) ends now.
 void note_team_call();

@@ -34,6 +34,18 @@ def _awake_words(window_us):
     return f"workers counted awake {window_us:.0f} us after a region"
 
 
+def _contention_words():
+    """What the kernels do when a region's workers come late (team.h), and the team's state now."""
+    t = _C.team_state()
+    setting = os.environ.get("PYMINIDL_SERIAL_WHEN_CONTENDED", "(unset)")
+    if setting.lower() in ("0", "false", "off"):
+        rule = "late workers are waited for"
+    else:
+        rule = "kernels run on one thread while workers come late"
+    return (f"PYMINIDL_SERIAL_WHEN_CONTENDED: {setting} ({rule}); regions late so far: "
+            f"{t['regions_late']} of {t['regions_timed']}, team {'free' if t['free'] else 'contended'}")
+
+
 def show_config():
     """Print the build and runtime configuration (paste it into bug reports)."""
     lines = [f"pyminidl {__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
@@ -52,6 +64,7 @@ def show_config():
             f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}"
             + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else "")
             + f"; {_awake_words(info['team_spin_window_us'])}",
+            _contention_words(),
             f"CPU: best ISA {feats['best']}, active {feats['active']}",
             _caches_line(),
             _gemm_line(),

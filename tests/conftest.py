@@ -2,13 +2,18 @@
 
 import os
 
-import numpy as np
-import pytest
-from hypothesis import settings
+# The suite's thread-count checks must run the team they ask for: a region slowed by the
+# reference's NumPy products in the same process would otherwise send the kernels after it to
+# one thread for a while (team.h). tests/kernels/test_team.py runs that rule in children.
+os.environ.setdefault("PYMINIDL_SERIAL_WHEN_CONTENDED", "0")
 
-import pyminidl
-from pyminidl.backend import _compat, get_backend
-from pyminidl.backend.base import Backend
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import pyminidl  # noqa: E402
+from pyminidl.backend import _compat, get_backend  # noqa: E402
+from pyminidl.backend.base import Backend  # noqa: E402
 
 BACKENDS = ["numpy", "cpu", "cupy"]
 

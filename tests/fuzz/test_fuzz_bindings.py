@@ -30,7 +30,7 @@ from fuzzlib import CASES, FLOAT_DTYPES, FORCED, Faults, arrays, shapes
 REF = Backend()
 EXAMPLES = int(os.environ.get("PYMINIDL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-NOT_FUZZED = {"build_info", "cpu_features", "get_num_threads", "tune_allocator"}  # no arguments to fuzz
+NOT_FUZZED = {"build_info", "cpu_features", "get_num_threads", "team_state", "tune_allocator"}  # no arguments to fuzz
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 8, 17, 33])
 NONZERO = st.sampled_from([1, 2, 3, 5, 8, 17, 33])
 # In range (so the math is exercised); a hostile case takes one out of range or not finite.
@@ -787,6 +787,24 @@ def test_fuzz_set_cpu_capability(case):
         _run_setter("set_cpu_capability", lambda: _C.set_cpu_capability(name), case[1])
     finally:
         _C.set_cpu_capability("avx512")
+
+
+BAD_MICROSECONDS = st.sampled_from([-1.0, -1e-9, np.nan, np.inf, -np.inf, 1e13])
+
+
+@FUZZ
+@given(case=_values({"late_us": st.floats(0, 1e5), "span_us": st.floats(1e5, 1e6)},
+                    {"late_us": BAD_MICROSECONDS, "span_us": st.one_of(BAD_MICROSECONDS, st.floats(0, 1e5, exclude_max=True))}))
+def test_fuzz_team_judge_region(case):
+    # The suite runs with PYMINIDL_SERIAL_WHEN_CONTENDED=0 (conftest): a judged-late region
+    # counts, but sends no kernel of the tests after it to one thread.
+    v, f = case
+    before = _C.team_state()["regions_timed"]
+    _run_setter("team_judge_region", lambda: _C.team_judge_region(v["late_us"], v["span_us"]), f)
+    after = _C.team_state()
+    judged = 0 <= v["late_us"] <= v["span_us"] <= 1e12  # else refused before it counts
+    assert after["regions_timed"] - before == int(judged)
+    assert after["free"]
 
 
 @FUZZ
