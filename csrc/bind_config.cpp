@@ -83,17 +83,17 @@ void bind_config(py::module_& m) {
     m.def("team_state", &team_state_dict, "The OpenMP team's state (team.h): free (False while a recent region's workers came late and "
        "kernels run on one thread), regions timed and late, the last region's worker arrival after its "
        "fork, and how long the present contended period lasts (0 once a region came on time).");
-    m.def("team_judge_region", [](double late_us, double span_us) {
+    m.def("team_judge_region", [](double late_us, double span_us, bool awake) {
         const double most = 1e12;  // ~11.6 days: past it the ns counts could overflow
         if (!(late_us >= 0.0 && late_us <= most) || !(span_us >= late_us && span_us <= most)) {
             value_error("team_judge_region", "expected 0 <= late_us <= span_us <= 1e12. Received: late_us=" +
                                                  std::to_string(late_us) + ", span_us=" + std::to_string(span_us));
         }
-        judge_region(static_cast<int64_t>(late_us * 1e3), static_cast<int64_t>(span_us * 1e3));
+        judge_region(static_cast<int64_t>(late_us * 1e3), static_cast<int64_t>(span_us * 1e3), awake);
         return team_state_dict();
-    }, py::arg("late_us"), py::arg("span_us"),
-       "Judge a region as if its last worker arrived late_us after the fork and it took span_us "
-       "(a test seam of team_state); returns team_state().");
+    }, py::arg("late_us"), py::arg("span_us"), py::arg("awake") = true,
+       "Judge a region as if its last worker arrived late_us after the fork, it took span_us and "
+       "its workers were awake (spinning) at the fork (a test seam of team_state); returns team_state().");
     m.def("cpu_features", []() {
         const CpuFeatures& f = cpu_features();
         py::dict d;

@@ -106,11 +106,13 @@ void note_team_call() { last_call_ns.store(now_ns(), std::memory_order_relaxed);
 
 namespace {
 
-// True when `last` (ns on the steady clock) lies within the spin window.
-bool within_window(int64_t last) {
+// True when `last` lies within the spin window of `now` (ns on the steady clock).
+bool within_window(int64_t last, int64_t now) {
     const int64_t window = team_spin_window_ns();
-    return window > 0 && now_ns() - last < window;
+    return window > 0 && now - last < window;
 }
+
+bool within_window(int64_t last) { return within_window(last, now_ns()); }
 
 }  // namespace
 
@@ -119,10 +121,15 @@ bool team_awake() { return within_window(last_region_ns.load(std::memory_order_r
 namespace {
 
 constexpr int64_t NOBODY = std::numeric_limits<int64_t>::min();
-// A worker that starts this long after the fork waited for a core: here a sleeping worker on
-// a free core starts 25-55 us after it (90th percentile), 75 us at the 99th; behind NumPy's
-// spinning OpenBLAS threads 500 us at the median and up to 4 ms.
-constexpr int64_t LATE_NS = 200'000;
+// A worker that was still spinning at the fork (team_awake) and starts this long after it had
+// its core taken: here behind NumPy's spinning OpenBLAS workers such a worker started 490-550 us
+// late (10th-90th percentile), against 0-2 us on a free machine.
+constexpr int64_t LATE_AWAKE_NS = 200'000;
+// A worker asleep at the fork must first be woken, and where its CPU idled the wake-up alone
+// can take long: 25-40 us after 1 ms of quiet here, 680-800 us after 3 ms or more (a virtual
+// machine's halted vCPU). Behind NumPy's OpenBLAS a sleeping worker started 490 us late at the
+// median and 1.8 ms at the 90th percentile, so only a start past any wake-up seen counts.
+constexpr int64_t LATE_ASLEEP_NS = 1'500'000;
 // ... and only counts when that wait is more than this share of the region: a long product
 // whose worker started a few ms late has lost little to it.
 constexpr int64_t LATE_SHARE = 16;
@@ -142,15 +149,18 @@ std::atomic<int64_t> regions_timed{0}, regions_late{0}, last_arrival{0};
 
 }  // namespace
 
-bool region_was_late(int64_t late_ns, int64_t span_ns) {
-    return late_ns > LATE_NS && late_ns * LATE_SHARE > span_ns;
+bool region_was_late(int64_t late_ns, int64_t span_ns, bool awake) {
+    return late_ns > (awake ? LATE_AWAKE_NS : LATE_ASLEEP_NS) && late_ns * LATE_SHARE > span_ns;
 }
 
 int64_t contended_for_ns(int64_t previous_ns) {
     return previous_ns <= 0 ? FIRST_CONTENDED_NS : std::min(MOST_CONTENDED_NS, 2 * previous_ns);
 }
 
-TeamRegion::TeamRegion() noexcept : fork_ns_(now_ns()), last_arrival_ns_(NOBODY) {}
+TeamRegion::TeamRegion() noexcept
+    : fork_ns_(now_ns()),
+      awake_(within_window(last_region_ns.load(std::memory_order_relaxed), fork_ns_)),
+      last_arrival_ns_(NOBODY) {}
 
 void TeamRegion::arrive() noexcept {
     if (omp_thread_id() == 0) return;
@@ -164,13 +174,13 @@ void TeamRegion::end() noexcept {
     const int64_t now = now_ns();
     last_region_ns.store(now, std::memory_order_relaxed);
     const int64_t arrived = last_arrival_ns_.load(std::memory_order_relaxed);
-    if (arrived != NOBODY) judge_region(arrived - fork_ns_, now - fork_ns_, now);  // else a team of one
+    if (arrived != NOBODY) judge_region(arrived - fork_ns_, now - fork_ns_, awake_, now);  // else a team of one
 }
 
-void judge_region(int64_t late_ns, int64_t span_ns, int64_t now) {
+void judge_region(int64_t late_ns, int64_t span_ns, bool awake, int64_t now) {
     regions_timed.fetch_add(1, std::memory_order_relaxed);
     last_arrival.store(late_ns, std::memory_order_relaxed);
-    if (!region_was_late(late_ns, span_ns)) {
+    if (!region_was_late(late_ns, span_ns, awake)) {
         if (on_time_streak.fetch_add(1, std::memory_order_relaxed) + 1 >= ON_TIME_TO_FORGET) {
             backoff_ns.store(0, std::memory_order_relaxed);
         }
@@ -183,16 +193,18 @@ void judge_region(int64_t late_ns, int64_t span_ns, int64_t now) {
     contended_until_ns.store(now + period, std::memory_order_relaxed);
 }
 
-void judge_region(int64_t late_ns, int64_t span_ns) { judge_region(late_ns, span_ns, now_ns()); }
+void judge_region(int64_t late_ns, int64_t span_ns, bool awake) { judge_region(late_ns, span_ns, awake, now_ns()); }
 
 namespace {
 
-// PYMINIDL_SERIAL_WHEN_CONTENDED=0 keeps every region on the team it asks for, late workers
-// or not: for timing the threaded kernels alone, and for tests that must run 2 threads.
+// The rule is opt-in: PYMINIDL_SERIAL_WHEN_CONTENDED=1. On by default it misfired on this
+// project's virtual machines, where workers also come late with no other library running (a
+// plain benchmark loop ran at one thread's speed), so without the variable every region runs
+// on the team it asks for, late workers or not.
 bool serial_when_contended() {
     static const bool on = [] {
         const char* v = std::getenv("PYMINIDL_SERIAL_WHEN_CONTENDED");
-        return v == nullptr || !(same_word(v, "0") || same_word(v, "false") || same_word(v, "off"));
+        return v != nullptr && (same_word(v, "1") || same_word(v, "true") || same_word(v, "on"));
     }();
     return on;
 }

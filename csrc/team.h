@@ -15,7 +15,8 @@
 // and the scheduler then queues the woken worker behind the caller, which finishes its share
 // and waits for it. Each region times its workers' arrival (TeamRegion); one that arrived
 // late for the region's length makes the team contended (team_free() false) for a while,
-// doubling while it recurs, and kernels run on the calling thread alone meanwhile.
+// doubling while it recurs, and kernels run on the calling thread alone meanwhile. The rule is
+// opt-in (PYMINIDL_SERIAL_WHEN_CONTENDED=1, team.cpp says why); the timing always runs.
 #pragma once
 
 #include <atomic>
@@ -37,21 +38,22 @@ class TeamRegion {
 
   private:
     int64_t fork_ns_;
+    bool awake_;  // the workers still spun at the fork (team_awake)
     std::atomic<int64_t> last_arrival_ns_;
 };
 
 // False while the team is contended (see above): kernels then run on one thread. Always true
-// under PYMINIDL_SERIAL_WHEN_CONTENDED=0.
+// unless PYMINIDL_SERIAL_WHEN_CONTENDED=1.
 bool team_free();
 
-// TeamRegion::end()'s verdict on a region whose last worker arrived `late_ns` after the fork
-// and which took `span_ns` in all (a test seam: _C.team_judge_region).
-void judge_region(int64_t late_ns, int64_t span_ns);
-void judge_region(int64_t late_ns, int64_t span_ns, int64_t now_ns);
+// TeamRegion::end()'s verdict on a region whose last worker arrived `late_ns` after the fork,
+// which took `span_ns` in all and whose workers were `awake` (still spinning) at the fork
+// (a test seam: _C.team_judge_region).
+void judge_region(int64_t late_ns, int64_t span_ns, bool awake);
+void judge_region(int64_t late_ns, int64_t span_ns, bool awake, int64_t now_ns);
 
-// Whether a region whose last worker arrived `late_ns` after the fork and which took
-// `span_ns` in all lost its workers' cores.
-bool region_was_late(int64_t late_ns, int64_t span_ns);
+// Whether such a region's workers had their cores taken.
+bool region_was_late(int64_t late_ns, int64_t span_ns, bool awake);
 
 // How long the team stays contended after a late region, given how long it stayed after the
 // late region before (0: none since the team was last counted free of contention).

@@ -38,10 +38,10 @@ def _contention_words():
     """What the kernels do when a region's workers come late (team.h), and the team's state now."""
     t = _C.team_state()
     setting = os.environ.get("PYMINIDL_SERIAL_WHEN_CONTENDED", "(unset)")
-    if setting.lower() in ("0", "false", "off"):
-        rule = "late workers are waited for"
-    else:
+    if setting.lower() in ("1", "true", "on"):
         rule = "kernels run on one thread while workers come late"
+    else:
+        rule = "late workers are waited for; =1 runs kernels on one thread meanwhile"
     return (f"PYMINIDL_SERIAL_WHEN_CONTENDED: {setting} ({rule}); regions late so far: "
             f"{t['regions_late']} of {t['regions_timed']}, team {'free' if t['free'] else 'contended'}")
 

@@ -1,9 +1,8 @@
 """The OpenMP team's contention rule (csrc/team.h): a region whose workers came late sends the
 kernels after it to one thread for a while, the same bits either way.
 
-Each test runs in a child process with the rule on (its default; the suite's conftest turns it
-off so that its thread-count checks run the team they ask for), since the team's state is the
-process's.
+Each test runs in a child process with the rule on (PYMINIDL_SERIAL_WHEN_CONTENDED=1; it is
+opt-in, and the suite's conftest keeps it off), since the team's state is the process's.
 """
 
 import json
@@ -35,6 +34,7 @@ def test_late_regions_contend_the_team_for_doubling_periods():
         seen["first"] = j(300.0, 1000.0)              # late, and most of the region
         seen["second"] = j(300.0, 1000.0)
         seen["long_region"] = j(300.0, 10000.0)       # late by 3% of a long region: on time
+        seen["asleep"] = j(900.0, 1000.0, False)      # a sleeping worker's slow wake-up: on time
         for _ in range(20):
             last = j(500.0, 1000.0)
         seen["capped"] = last
@@ -51,6 +51,7 @@ def test_late_regions_contend_the_team_for_doubling_periods():
     assert not got["first"]["free"] and got["first"]["contended_for_us"] == 1000
     assert got["second"]["contended_for_us"] == 2000
     assert got["long_region"]["regions_late"] == 2 and got["long_region"]["contended_for_us"] == 2000
+    assert got["asleep"]["regions_late"] == 2
     assert got["capped"]["contended_for_us"] == 128000
     assert got["seven_on_time"]["contended_for_us"] == 128000  # one on-time region forgets nothing
     assert got["eight_on_time"]["contended_for_us"] == 0
@@ -101,10 +102,11 @@ def test_a_contended_team_runs_kernels_on_one_thread_with_the_same_bits():
         assert r["same"], (name, r)
 
 
-def test_serial_when_contended_0_keeps_the_team():
+@pytest.mark.parametrize("setting", ["0", "", "yes please"])
+def test_without_serial_when_contended_1_the_team_stays_free(setting):
     got = _child("""
         print(json.dumps(_C.team_judge_region(5000.0, 6000.0)))
-    """, PYMINIDL_SERIAL_WHEN_CONTENDED="0")
+    """, PYMINIDL_SERIAL_WHEN_CONTENDED=setting)
     assert got["regions_late"] == 1 and got["free"]
 
 
