@@ -100,8 +100,6 @@ int64_t team_spin_window_ns() {
     return window;
 }
 
-void note_team_region() { last_region_ns.store(now_ns(), std::memory_order_relaxed); }
-
 void note_team_call() { last_call_ns.store(now_ns(), std::memory_order_relaxed); }
 
 namespace {

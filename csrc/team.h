@@ -3,7 +3,7 @@
 // After a parallel region libgomp's workers spin for GOMP_SPINCOUNT PAUSEs (pyminidl sets a
 // short spin, backend/_compat.py) and then sleep; waking a sleeping worker costs ~20-40 us,
 // which a short kernel cannot repay, while a spinning one starts at once. Kernels note the end
-// of their regions (note_team_region) and the GEMM each call (note_team_call); within the spin
+// of their regions (TeamRegion::end) and the GEMM each call (note_team_call); within the spin
 // window of the last region the workers still spin (team_awake), and within that of the last
 // call too, calls come in a stream (a training step, a loop of products) where one wake-up
 // serves every call after it (team_warm). A kernel may then give a second thread work far
@@ -24,12 +24,9 @@
 
 namespace pyminidl {
 
-// A parallel region of more than one thread ends now.
-void note_team_region();
-
 // One parallel region's timing: construct it right before the region, call arrive() first
 // thing inside it on every thread and end() right after it. end() notes the region's end
-// (note_team_region) and judges the workers' arrival for team_free().
+// (for team_awake) and judges the workers' arrival for team_free().
 class TeamRegion {
   public:
     TeamRegion() noexcept;
@@ -71,7 +68,7 @@ TeamState team_state();
 // A kernel call (of any thread count) ends now.
 void note_team_call();
 
-// True when the last note_team_region() lies within the spin window of the wait policy in
+// True when the last region's end (TeamRegion::end) lies within the spin window of the wait policy in
 // force (team_spin_window_ns): the workers still spin.
 bool team_awake();
 
