@@ -247,6 +247,9 @@ def machine(threads, seconds=0.3):
     return {"cpu": cpu_model(), "isa": feats["active"], "caches": feats["caches"],
             "gemm_f32": feats["gemm"]["float32"], "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "spincount": os.environ.get("GOMP_SPINCOUNT"),
+            # Whether NumPy's OpenBLAS runs its threaded calls on pyminidl's team (the cpu backend
+            # hands it over when it starts, unless PYMINIDL_SHARE_BLAS_THREADS=0).
+            "blas_threads_shared": bool(pyminidl.backend.get_backend() and _C.blas_threads_state()["shared"]),
             # The best of three: on a shared machine a probe that loses its core reads low.
             "fma_ceiling_gflops": max(_C.fma_ceiling(None, threads, seconds / 3) for _ in range(3))}
 
@@ -254,10 +257,11 @@ def machine(threads, seconds=0.3):
 def machine_line(m):
     """One line naming the machine of ``machine()``."""
     c, g = m["caches"], m["gemm_f32"]
+    blas_threads = "pyminidl's team" if m.get("blas_threads_shared") else "its own"
     return (f"{m['cpu']}; ISA path {m['isa']}; L1d {c['l1d'] // 1024} KiB, L2 {c['l2'] // 1024} KiB per core, "
             f"L3 {c['l3'] // 1048576} MiB ({c['source']}); sgemm {g['MR']}x{g['NR']} MC={g['MC']} KC={g['KC']} "
             f"NC={g['NC']}; OMP_WAIT_POLICY={m['wait_policy']}, "
-            f"GOMP_SPINCOUNT={m.get('spincount')}")
+            f"GOMP_SPINCOUNT={m.get('spincount')}; NumPy's BLAS threads: {blas_threads}")
 
 
 def peak_gflops(threads, ghz=None, flop_per_cycle=FP32_FLOP_PER_CYCLE):

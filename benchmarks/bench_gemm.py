@@ -22,8 +22,9 @@ peers are timed in alternating blocks (see _harness.bench for why not rep by rep
 NumPy and pyminidl calls, where each library's idle threads compete with the other's work
 (the case pyminidl's OpenMP waiting policy is chosen for; the header prints the policy).
 ``--no-torch`` leaves PyTorch out, so that an interleaved run mixes NumPy and pyminidl only;
-NumPy's OpenBLAS busy-waits 2^28 TSC cycles after each product unless OPENBLAS_THREAD_TIMEOUT
-is set (the README's configuration table).
+NumPy's OpenBLAS runs its threaded products on pyminidl's OpenMP team (csrc/blas_threads.h)
+unless PYMINIDL_SHARE_BLAS_THREADS=0, where its own threads busy-wait 2^28 TSC cycles after each
+product unless OPENBLAS_THREAD_TIMEOUT is set (the README's configuration table; the header says which).
 ratio = pyminidl GFLOP/s / NumPy GFLOP/s from the medians; ratio(min) compares the best
 reps, which is the steadier figure on a shared machine.
 busy = pyminidl's / the most contended peer's share of timed blocks that shared their cores

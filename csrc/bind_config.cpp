@@ -11,6 +11,7 @@
 #include <pthread.h>
 #endif
 
+#include "blas_threads.h"
 #include "cpu_features.h"
 #include "team.h"
 
@@ -38,12 +39,14 @@ bool tune_allocator() {
 // one thread waits forever for the parent's workers, and no call re-creates them (setting
 // 1 and then 2 threads in the child hangs as well). The child of any fork therefore runs
 // every kernel on its own thread, as PyTorch's children do; a request for more threads
-// there is refused with this reason.
+// there is refused with this reason. NumPy's OpenBLAS gets its own threads back there
+// (blas_threads.h), which it starts again after a fork.
 bool g_forked_child = false;
 
 void on_fork_child() {
     g_forked_child = true;
     omp_set_threads(1);
+    unshare_blas_threads_in_child();
 }
 
 void register_fork_handler() {
@@ -94,6 +97,25 @@ void bind_config(py::module_& m) {
     }, py::arg("late_us"), py::arg("span_us"), py::arg("awake") = true,
        "Judge a region as if its last worker arrived late_us after the fork, it took span_us and "
        "its workers were awake (spinning) at the fork (a test seam of team_state); returns team_state().");
+    m.def("share_blas_threads", [](bool on) { return share_blas_threads(on); }, py::arg("on"),
+          "Run the threaded calls of every loaded OpenBLAS that takes a threads callback (NumPy's) on "
+          "pyminidl's OpenMP team (on), or give them their own threads back (off); returns the "
+          "libraries' files (blas_threads.h).");
+    m.def("blas_threads_state", []() {
+        py::dict d;
+        d["shared"] = blas_threads_shared();
+        d["calls_run"] = blas_calls_run();
+        return d;
+    }, "The OpenBLAS libraries whose threaded calls run on pyminidl's team, and how many such calls ran.");
+    m.def("blas_jobs_probe", [](int jobs, bool inside_region) {
+        if (jobs < 1 || jobs > 64) {
+            value_error("blas_jobs_probe", "expected 1 <= jobs <= 64. Received: jobs=" + std::to_string(jobs));
+        }
+        py::gil_scoped_release no_gil;
+        return blas_jobs_probe(jobs, inside_region);
+    }, py::arg("jobs"), py::arg("inside_region") = false,
+       "Run `jobs` stand-in OpenBLAS jobs that wait for each other through the threads callback, "
+       "from this thread or from inside a 2-thread region; True when all ran at once (a test seam).");
     m.def("cpu_features", []() {
         const CpuFeatures& f = cpu_features();
         py::dict d;

@@ -46,6 +46,18 @@ def _contention_words():
             f"{t['regions_late']} of {t['regions_timed']}, team {'free' if t['free'] else 'contended'}")
 
 
+def _blas_threads_words():
+    """Whose threads run NumPy's threaded BLAS calls (blas_threads.h)."""
+    shared = _C.blas_threads_state()["shared"]
+    if shared:
+        names = ", ".join(os.path.basename(p) for p in shared)
+        return f"NumPy's BLAS threads: pyminidl's OpenMP team ({names}); PYMINIDL_SHARE_BLAS_THREADS=0 gives them back"
+    why = ("PYMINIDL_SHARE_BLAS_THREADS=0" if os.environ.get("PYMINIDL_SHARE_BLAS_THREADS") == "0"
+           else "no loaded OpenBLAS takes a threads callback")
+    return (f"NumPy's BLAS threads: its own ({why}); OPENBLAS_THREAD_TIMEOUT: "
+            f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(unset)')} (they busy-wait after each product: see the README's configuration)")
+
+
 def show_config():
     """Print the build and runtime configuration (paste it into bug reports)."""
     lines = [f"pyminidl {__version__}", f"numpy {np.__version__}", f"backend: {get_backend().name}"]
@@ -58,8 +70,7 @@ def show_config():
             f"compiler: {info['compiler']}  flags: {info['flags']}",
             f"OpenMP: {'on' if info['openmp'] else 'off (serial kernels)'}, threads: {info['max_threads']}",
             f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
-            f"OPENBLAS_THREAD_TIMEOUT: {os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(unset)')}"
-            " (NumPy's OpenBLAS workers busy-wait after each product: see the README's configuration)",
+            _blas_threads_words(),
             f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
             f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}"
             + (" (set by pyminidl: neither was set)" if _compat.WAIT_POLICY_SET else "")

@@ -59,7 +59,7 @@ def test_cupy_backend_without_gpu_is_a_clear_error():
 def test_show_config_prints_openmp(capsys):
     pyminidl.show_config()
     out = capsys.readouterr().out
-    assert "OpenMP" in out and "ISA" in out
+    assert "OpenMP" in out and "ISA" in out and "NumPy's BLAS threads: " in out
 
 
 def test_cpu_backend_tunes_the_allocator_unless_told_not_to():

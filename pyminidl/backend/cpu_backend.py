@@ -107,6 +107,15 @@ class CpuBackend(Backend):
         # Process-wide, so PYMINIDL_TUNE_MALLOC=0, or the user's own MALLOC_MMAP_THRESHOLD_ /
         # MALLOC_TRIM_THRESHOLD_, leave glibc as it was. Private: Backend has no such attribute.
         self._allocator_tuned = os.environ.get("PYMINIDL_TUNE_MALLOC", "1") != "0" and _C.tune_allocator()
+        # NumPy's OpenBLAS and these kernels each keep a pool of threads that spin after their
+        # work and take the cores from the other's (blas_threads.h): NumPy's busy-waits ~0.1 s after
+        # each product, so in a loop alternating NumPy and pyminidl products pyminidl's 2-thread
+        # GEMMs ran at 0.04-0.4x their speed. OpenBLAS can run its jobs on the caller's threads:
+        # handed this team, both run at full speed in that loop (the README's table), with the
+        # same jobs and bits as before. Process-wide, so PYMINIDL_SHARE_BLAS_THREADS=0 leaves
+        # OpenBLAS its own threads. Private: Backend has no such attribute.
+        self._blas_shared = (_C.share_blas_threads(True)
+                             if os.environ.get("PYMINIDL_SHARE_BLAS_THREADS", "1") != "0" else [])
 
     def take_rows(self, x, idx):
         """x.take(idx, axis=0) (see Backend.take_rows): C-contiguous numeric x, 1-D int64 idx."""

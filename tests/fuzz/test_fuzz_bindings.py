@@ -30,7 +30,7 @@ from fuzzlib import CASES, FLOAT_DTYPES, FORCED, Faults, arrays, shapes
 REF = Backend()
 EXAMPLES = int(os.environ.get("PYMINIDL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-NOT_FUZZED = {"build_info", "cpu_features", "get_num_threads", "team_state", "tune_allocator"}  # no arguments to fuzz
+NOT_FUZZED = {"blas_threads_state", "build_info", "cpu_features", "get_num_threads", "team_state", "tune_allocator"}  # no arguments to fuzz
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 8, 17, 33])
 NONZERO = st.sampled_from([1, 2, 3, 5, 8, 17, 33])
 # In range (so the math is exercised); a hostile case takes one out of range or not finite.
@@ -805,6 +805,27 @@ def test_fuzz_team_judge_region(case):
     judged = 0 <= v["late_us"] <= v["span_us"] <= 1e12  # else refused before it counts
     assert after["regions_timed"] - before == int(judged)
     assert after["free"]
+
+
+@FUZZ
+@given(case=_values({"on": st.booleans()}, {"on": st.one_of(st.text(max_size=4), st.lists(st.integers(), max_size=2))}))
+def test_fuzz_share_blas_threads(case):
+    on = case[0]["on"]
+    try:
+        _run_setter("share_blas_threads", lambda: _C.share_blas_threads(on), case[1])
+        if on is True:
+            assert _C.blas_threads_state()["shared"] == _C.share_blas_threads(True)
+    finally:
+        _C.share_blas_threads(True)  # as the cpu backend left it
+
+
+@FUZZ
+@given(case=_values({"jobs": st.integers(1, 4), "inside_region": st.booleans()},
+                    {"jobs": st.one_of(st.integers(-3, 0), st.integers(65, 2**40), st.just(-(2**70))),
+                     "inside_region": st.text(max_size=4)}))
+def test_fuzz_blas_jobs_probe(case):
+    v, f = case
+    _run_setter("blas_jobs_probe", lambda: _C.blas_jobs_probe(v["jobs"], v["inside_region"]), f)
 
 
 @FUZZ
