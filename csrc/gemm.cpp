@@ -6,9 +6,9 @@
 //                            zero-padded micro-panels and runs the loop nest
 //                              jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR) > micro-kernel
 //                            with the micro-kernel of the active ISA path (gemm_ukernels.h);
-//                            a tile of the last mr < MR rows runs the path's rows kernel
-//                            where it has one (AVX2, AVX-512 float32), else the full kernel on a
-//                            scratch tile.
+//                            a tile of the last mr < MR rows runs the path's rows kernel, and
+//                            one of the last nr < NR columns its cols kernel, where it has them
+//                            (AVX2, AVX-512 float32), else the full kernel on a scratch tile.
 //                            Paths, chosen per call from the shape and strides only (never
 //                            from the thread count, so results never depend on it):
 //                              dot     N <= 12 (AVX2, AVX-512): vectors along k, one reduction
@@ -389,8 +389,8 @@ void pack_b_panel(T* PMD_RESTRICT dst, View<const T> src, int64_t nr, int64_t kc
 
 // ---------------------------------------------------------------- macro-kernel
 
-// A tile at the edge of C, or of a C with non-unit column stride (without a rows kernel, or
-// past the last NR columns): the micro-kernel runs on a full MR x NR scratch tile (same
+// A tile at the edge of C on a path without rows or cols kernels, or a tile of a C with
+// non-unit column stride: the micro-kernel runs on a full MR x NR scratch tile (same
 // arithmetic as an interior tile), then mr x nr is copied.
 template <typename T, int MR, int NR>
 void edge_tile(GemmUkernel<T> ukernel, int64_t kc, const T* a, const T* b, View<T> c,
@@ -427,6 +427,8 @@ void macro_kernel(Ukernels<T> uk, const T* apack, const T* bpack, View<T> c,
                 uk.full(kc, a, b, cij.p, c.rs, alpha, beta);
             } else if (uk.rows != nullptr && nr == NR && c.cs == 1) {
                 uk.rows(kc, a, b, cij.p, c.rs, mr, alpha, beta);
+            } else if (uk.cols != nullptr && c.cs == 1) {
+                uk.cols(kc, a, b, cij.p, c.rs, mr, nr, alpha, beta);
             } else {
                 edge_tile<T, MR, NR>(uk.full, kc, a, b, cij, mr, nr, alpha, beta);
             }
@@ -871,7 +873,7 @@ Context<T> make_context(Isa isa, GemmUkernel<T> uk, const BlockRule& rule, const
     c.isa = isa;
     c.MR = MR;
     c.NR = NR;
-    c.uk = {uk, nullptr};
+    c.uk = {uk, nullptr, nullptr};
     c.AR = AR;
     c.packed = gemm_packed<T, MR, NR, AR>;
     c.pack_b = pack_b_all<T, MR, NR, AR>;
@@ -911,6 +913,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     t.f32[a2] = make_context<float, AVX2_SGEMM_MR, AVX2_SGEMM_NR>(
         Isa::avx2, sgemm_ukernel_avx2, {AVX2_KC_L1, AVX2_MC_L2, AVX2_NC_L3}, caches);
     t.f32[a2].uk.rows = sgemm_ukernel_rows_avx2;
+    t.f32[a2].uk.cols = sgemm_ukernel_cols_avx2;
     t.f32[a2].direct[0] = {AVX2_SGEMM_MR, AVX2_SGEMM_NR, sgemm_direct_avx2};
     t.f32[a2].direct[1] = {AVX2_SDIRECT_NARROW_MR, AVX2_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx2};
     t.f32[a2].dot = sgemm_dot_avx2, t.f32[a2].dot_rr = AVX2_SDOT_RR, t.f32[a2].dot_nc = DOT_NC;
@@ -922,6 +925,7 @@ ContextTable build_contexts(const CacheSizes& caches) {
     t.f32[a5] = make_context<float, AVX512_SGEMM_MR, AVX512_SGEMM_NR>(
         Isa::avx512, sgemm_ukernel_avx512, {1.5, 0.352, 0.1875}, caches);
     t.f32[a5].uk.rows = sgemm_ukernel_rows_avx512;
+    t.f32[a5].uk.cols = sgemm_ukernel_cols_avx512;
     t.f32[a5].direct[0] = {AVX512_SGEMM_MR, AVX512_SGEMM_NR, sgemm_direct_avx512};
     t.f32[a5].direct[1] = {AVX512_SDIRECT_NARROW_MR, AVX512_SDIRECT_NARROW_NR, sgemm_direct_narrow_avx512};
     t.f32[a5].dot = sgemm_dot_avx512, t.f32[a5].dot_rr = AVX512_SDOT_RR, t.f32[a5].dot_nc = DOT_NC;

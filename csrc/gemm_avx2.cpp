@@ -158,6 +158,12 @@ void sgemm_ukernel_rows_avx2(int64_t kc, const float* a, const float* b, float* 
     ukernel_packed<YmmF32, MR, NV>(kc, a, b, c, ldc, alpha, beta, mr);
 }
 
+void sgemm_ukernel_cols_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                             int64_t nr, float alpha, float beta) {
+    // a: (kc, 6) packed, b: (kc, 16) packed, c: (mr, nr) row stride ldc, mr <= 6, nr < 16.
+    ukernel_packed_cols<YmmF32, AVX2_SGEMM_MR, AVX2_SGEMM_NR / 8, 0, 2>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+}
+
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta) {
     // a: (kc, 6) packed, b: (kc, 8) packed, c: (6, 8) row stride ldc.

@@ -1,5 +1,5 @@
 // gemm_avx512.cpp — AVX-512F micro-kernels of the GEMM: packed (float32 12x32, float64 12x16;
-// float32 edge rows as 4x32 / 8x32 on the same panels),
+// float32 edge rows as 4x32 / 8x32 and edge columns as 16 or 32 masked lanes on the same panels),
 // direct (the same tiles, plus narrow 16x16 / 16x8 tiles for small N) and dot (8 x 2 / 4 x 2
 // tiles vectorised over k, for N <= 12).
 //
@@ -109,6 +109,13 @@ void sgemm_ukernel_rows_avx512(int64_t kc, const float* a, const float* b, float
     if (mr <= 4) return ukernel_packed<ZmmF32, MR, NV, PF, 4>(kc, a, b, c, ldc, alpha, beta, mr);
     if (mr <= 8) return ukernel_packed<ZmmF32, MR, NV, PF, 8>(kc, a, b, c, ldc, alpha, beta, mr);
     ukernel_packed<ZmmF32, MR, NV, PF>(kc, a, b, c, ldc, alpha, beta, mr);
+}
+
+void sgemm_ukernel_cols_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                               int64_t nr, float alpha, float beta) {
+    // a: (kc, 12) packed, b: (kc, 32) packed, c: (mr, nr) row stride ldc, mr <= 12, nr < 32.
+    ukernel_packed_cols<ZmmF32, AVX512_SGEMM_MR, AVX512_SGEMM_NR / 16, AVX512_SGEMM_PF_K, 4>(kc, a, b, c, ldc, mr, nr,
+                                                                                      alpha, beta);
 }
 
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,

@@ -73,24 +73,28 @@ PMD_ALWAYS_INLINE void prefetch_tile(const typename S::T* c, int64_t ldc) {
 // 108-112, 1536^3 94 -> 102; the C prefetch alone gave about half of it.
 // ROWS < MR (the edge kernel): only the panel's first ROWS rows are multiplied, and the first
 // mr <= ROWS of them stored; each row's k loop is the full kernel's, so its bits are the same.
-template <class S, int MR, int NV, int PF_K = 0, int ROWS = MR>
+// COLS_V < NV or EDGE_COLS (the column-edge kernel): only the panel's first COLS_V vectors of
+// columns are multiplied, and the first nr columns stored through masks (the B panel keeps its
+// NR stride); each column's k loop is the full kernel's too.
+template <class S, int MR, int NV, int PF_K = 0, int ROWS = MR, int COLS_V = NV, bool EDGE_COLS = false>
 PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTRICT a,
                                       const typename S::T* PMD_RESTRICT b, typename S::T* c,
                                       int64_t ldc, typename S::T alpha, typename S::T beta,
-                                      int64_t mr = ROWS) {
+                                      int64_t mr = ROWS, int64_t nr = NV * S::W) {
     constexpr int NR = NV * S::W;
     static_assert(ROWS <= MR, "the rows of a packed panel");
+    static_assert(COLS_V <= NV, "the columns of a packed panel");
     if constexpr (PF_K > 0) {
         prefetch_tile<S, ROWS, NR>(c, ldc);
         // c "changes" here: GCC would otherwise keep the prefetches' row addresses live through
         // the k loop for the stores, in vector registers, and spill a B vector to the stack.
         asm("" : "+r"(c));
     }
-    typename S::V acc[ROWS][NV];
+    typename S::V acc[ROWS][COLS_V];
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+        for (int v = 0; v < COLS_V; ++v) acc[i][v] = S::zero();
     for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
         if constexpr (PF_K > 0) {
             // Past the panel's end these run into the next panels (or nowhere: a prefetch
@@ -99,19 +103,38 @@ PMD_ALWAYS_INLINE void ukernel_packed(int64_t kc, const typename S::T* PMD_RESTR
             if constexpr (NR * sizeof(typename S::T) > 64) __builtin_prefetch(b + PF_K * NR + NR / 2, 0, 3);
             __builtin_prefetch(a + PF_K * MR, 0, 3);
         }
-        typename S::V bv[NV];
+        typename S::V bv[COLS_V];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * S::W);
+        for (int v = 0; v < COLS_V; ++v) bv[v] = S::load(b + v * S::W);
 #pragma GCC unroll 32
         for (int i = 0; i < ROWS; ++i) {
             const typename S::V ai = S::bcast(a + i);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+            for (int v = 0; v < COLS_V; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
         }
     }
-    typename S::Mask m[NV];
-    for (int v = 0; v < NV; ++v) m[v] = S::mask_for(S::W);
-    store_tile<S, ROWS, NV>(c, ldc, acc, m, mr, alpha, beta);
+    typename S::Mask m[COLS_V];
+    for (int v = 0; v < COLS_V; ++v) m[v] = S::mask_for(EDGE_COLS || COLS_V < NV ? nr - v * S::W : S::W);
+    store_tile<S, ROWS, COLS_V>(c, ldc, acc, m, mr, alpha, beta);
+}
+
+// A tile of the last nr < NR columns (and mr <= MR rows) of C on the packed panels, written
+// straight into c: ukernel_packed on the vectors of columns nr needs and the rows mr needs
+// (steps of ROW_STEP), instead of the full kernel on a scratch tile that is then copied.
+template <class S, int MR, int NV, int PF_K, int ROW_STEP>
+PMD_ALWAYS_INLINE void ukernel_packed_cols(int64_t kc, const typename S::T* a, const typename S::T* b,
+                                           typename S::T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                           typename S::T alpha, typename S::T beta) {
+    static_assert(NV == 2, "one or two vectors of columns");
+    constexpr int R1 = ROW_STEP, R2 = 2 * ROW_STEP < MR ? 2 * ROW_STEP : MR;
+    if (nr <= S::W) {
+        if (mr <= R1) return ukernel_packed<S, MR, NV, PF_K, R1, 1>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+        if (mr <= R2) return ukernel_packed<S, MR, NV, PF_K, R2, 1>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+        return ukernel_packed<S, MR, NV, PF_K, MR, 1>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+    }
+    if (mr <= R1) return ukernel_packed<S, MR, NV, PF_K, R1, 2, true>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+    if (mr <= R2) return ukernel_packed<S, MR, NV, PF_K, R2, 2, true>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+    ukernel_packed<S, MR, NV, PF_K, MR, 2, true>(kc, a, b, c, ldc, alpha, beta, mr, nr);
 }
 
 // op(A) element (i, p) at a[i * rsa + p * csa]; op(B) element (p, j) at b[p * ldb + j];

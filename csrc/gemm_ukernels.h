@@ -39,11 +39,20 @@ using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t l
 template <typename T>
 using GemmRowsUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, T alpha,
                                  T beta);
-// A path's packed micro-kernels: rows == nullptr runs edge rows on a scratch tile with full.
+// The micro-kernel of a tile's first nr < NR columns (and mr <= MR rows), written straight into
+// c through masks: only the vectors of columns nr needs are multiplied (a Dense layer of 100
+// units is 3 x 32 + 4 columns: its last panel costs one vector, not two, and no scratch copy).
+// Each column's sums are the full kernel's, so the bits are too.
+template <typename T>
+using GemmColsUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                 T alpha, T beta);
+// A path's packed micro-kernels: rows == nullptr runs edge rows, and cols == nullptr edge
+// columns, on a scratch tile with full.
 template <typename T>
 struct Ukernels {
     GemmUkernel<T> full;
     GemmRowsUkernel<T> rows;
+    GemmColsUkernel<T> cols;
 };
 
 // The unpacked ("direct") micro-kernel for small products: op(A) element (i, p) at
@@ -71,12 +80,16 @@ void sgemm_ukernel_avx2(int64_t kc, const float* a, const float* b, float* c, in
                         float alpha, float beta);
 void sgemm_ukernel_rows_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
                              float alpha, float beta);
+void sgemm_ukernel_cols_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                             int64_t nr, float alpha, float beta);
 void dgemm_ukernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         double alpha, double beta);
 void sgemm_ukernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                           float alpha, float beta);
 void sgemm_ukernel_rows_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
                                float alpha, float beta);
+void sgemm_ukernel_cols_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                               int64_t nr, float alpha, float beta);
 void dgemm_ukernel_avx512(int64_t kc, const double* a, const double* b, double* c,
                           int64_t ldc, double alpha, double beta);
 #define PMD_DIRECT_DECL(name, T)                                                              \

@@ -156,6 +156,25 @@ def test_gemm_edge_rows_match_full_tiles_bit_for_bit(isa, rng, rows):
     np.testing.assert_array_equal(edge, full[:m])
 
 
+@pytest.mark.parametrize("rows", [72, 41])
+@pytest.mark.parametrize("cols", [1, 4, 15, 16, 17, 20, 31])
+def test_gemm_edge_columns_match_full_tiles_bit_for_bit(isa, rng, cols, rows):
+    # The last columns of C (fewer than a tile: the cols kernel, else a scratch tile) get the
+    # bits they get inside full tiles: N = 448 + cols against the same columns of N = 512 (and
+    # the last rows of M = 41 at once), on the packed path (M N K past the direct path's limit)
+    # with several KC blocks.
+    a, b = _operands(rng, 72, 512, 2000, False, False, np.float32)
+    c = rng.standard_normal((72, 512)).astype(np.float32)
+    pyminidl.config.set_num_threads(1)
+    full = _C.gemm(a, b, False, False, 1.5, 0.5, c)
+    n = 448 + cols
+    edge = _C.gemm(np.ascontiguousarray(a[:rows]), np.ascontiguousarray(b[:, :n]), False, False, 1.5, 0.5,
+                   np.ascontiguousarray(c[:rows, :n]))
+    np.testing.assert_array_equal(edge, full[:rows, :n])
+    plain = _C.gemm(np.ascontiguousarray(a[:rows]), np.ascontiguousarray(b[:, :n]), False, False)  # beta = 0
+    np.testing.assert_array_equal(plain, _C.gemm(a, b, False, False)[:rows, :n])
+
+
 def test_gemm_run_to_run_bit_identical(isa, rng):
     a, b = _operands(rng, 300, 520, 260, False, True, np.float32)
     pyminidl.config.set_num_threads(2)
