@@ -1,4 +1,4 @@
-// bind_conv.cpp — conv_forward, conv_backward, conv_transpose_forward, conv_transpose_backward.
+// bind_conv.cpp — conv_forward, conv_maxpool_forward, conv_backward, conv_transpose_forward, conv_transpose_backward.
 //
 // The arrays are NHWC (a 1-D convolution comes as height 1), the kernel (KH, KW, C/G, F) as
 // Keras stores it (a transposed convolution's kernel is (KH, KW, out_channels, in_channels),
@@ -125,6 +125,34 @@ py::array conv_forward_t(const py::array& x_in, const py::array& w_in, const py:
     return y;
 }
 
+// maxpool_forward(conv_forward(x)) in one call (conv.h): the pooled output and its argmax, the
+// convolution's output unseen. float32, as the pooling kernels.
+py::tuple conv_maxpool_forward_py(const py::array& x_in, const py::array& w_in, const py::object& b_obj, Pair strides,
+                                  Pair pads, Pair out, Pair dil, int64_t groups, const std::vector<int64_t>& pool,
+                                  const std::vector<int64_t>& pool_strides, const std::string& pool_padding) {
+    const std::string op = "conv_maxpool_forward";
+    require_dtype<float>(op, "x", x_in);
+    require_ndim(op, "x", x_in, 4);
+    auto w = input4<float>(op, "w", w_in, x_in);
+    const kernels::ConvGeom g = make_geom(op, shape_of(x_in), out, w, strides, pads, dil, groups);
+    const kernels::PoolGeom pg = pool_geometry(op, {g.N, g.OH, g.OW, g.F}, pool, pool_strides, pool_padding);
+    py::array_t<float, py::array::c_style> b;
+    if (!b_obj.is_none()) b = bias_of<float>(op, b_obj, g.F);
+    auto x = contiguous<float>(x_in);
+    auto y = empty4<float>(pg.n, pg.oh, pg.ow, pg.c);
+    py::array_t<int32_t> argmax(std::vector<py::ssize_t>{pg.n, pg.oh, pg.ow, pg.c});
+    float* yp = y.mutable_data();
+    int32_t* ap = argmax.mutable_data();
+    const float* bp = b_obj.is_none() ? nullptr : b.data();
+    {
+        py::gil_scoped_release nogil;
+        const int64_t n = kernels::conv_maxpool_forward_workspace_elems(g, omp_max_threads());
+        const std::unique_ptr<float[]> work(new float[static_cast<size_t>(n)]);
+        kernels::conv_maxpool_forward(yp, ap, x.data(), w.data(), bp, g, pg, work.get(), n);
+    }
+    return py::make_tuple(y, argmax);
+}
+
 // db[f] = sum of dy over (N, H, W): the transposed convolution's bias gradient.
 template <typename T>
 py::object bias_grad_of(const py::array_t<T, py::array::c_style>& dy, int64_t rows, int64_t F) {
@@ -241,6 +269,11 @@ void bind_conv(py::module_& m) {
     }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("strides"), py::arg("padding"), py::arg("output_size"),
           py::arg("dilation_rate"), py::arg("groups"),
           "NHWC convolution. x: (N, H, W, C), w: (KH, KW, C/groups, F), b: (F,) or None; padding: before (H, W).");
+    m.def("conv_maxpool_forward", &conv_maxpool_forward_py, py::arg("x"), py::arg("w"), py::arg("b"),
+          py::arg("strides"), py::arg("padding"), py::arg("output_size"), py::arg("dilation_rate"), py::arg("groups"),
+          py::arg("pool_size"), py::arg("pool_strides"), py::arg("pool_padding"),
+          "maxpool_forward(conv_forward(x, ...), pool_size, pool_strides, pool_padding) in one call, float32: "
+          "(y, argmax) as maxpool_forward returns them, bit for bit.");
     m.def("conv_backward", [](const py::array& dy, const py::array& x, const py::array& w, Pair s, Pair p, Pair d,
                               int64_t groups, bool has_bias, bool need_dx) {
         return dispatch_float("conv_backward", "x", x, [&](auto t) { return conv_backward_t<decltype(t)>(dy, x, w, s, p, d, groups, has_bias, need_dx); });

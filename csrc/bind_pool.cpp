@@ -18,41 +18,6 @@ using kernels::PoolGeom;
 namespace pyminidl::bind {
 namespace {
 
-// Output size and leading pad along one axis, Keras's rule ('same': out = ceil(size / s),
-// the odd padded cell at the end).
-std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool same) {
-    if (same) {
-        const int64_t out = ceil_div(size, s);
-        const int64_t total = std::max<int64_t>((out - 1) * s + k - size, 0);
-        return {out, total / 2};
-    }
-    return {size >= k ? (size - k) / s + 1 : 0, 0};
-}
-
-PoolGeom geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
-                  const std::vector<int64_t>& strides, const std::string& padding) {
-    if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](int64_t s) { return s < 0; })) {
-        value_error(op, "input shape must be 4 sizes >= 0 (N, H, W, C). Received: " + tuple_str(shape));
-    }
-    constexpr int64_t i32 = std::numeric_limits<int32_t>::max();
-    if (shape[1] > i32 || shape[2] > i32 || shape[1] * shape[2] > i32) {
-        value_error(op, "H * W must fit int32 (the argmax index). Received: shape=" + tuple_str(shape));
-    }
-    require_spatial_ints(op, "pool_size", pool, 2, 1);
-    require_spatial_ints(op, "strides", strides, 2, 1);
-    if (padding != "valid" && padding != "same") {
-        value_error(op, "padding must be 'valid' or 'same'. Received: padding='" + padding + "'");
-    }
-    const bool same = padding == "same";
-    const auto [oh, pt] = out_and_pad(shape[1], pool[0], strides[0], same);
-    const auto [ow, pl] = out_and_pad(shape[2], pool[1], strides[1], same);
-    if (oh < 1 || ow < 1) {
-        value_error(op, "the output would be empty: input shape " + tuple_str(shape) + ", pool_size=" +
-                            tuple_str(pool) + ", strides=" + tuple_str(strides) + ", padding='" + padding + "'");
-    }
-    return {shape[0], shape[1], shape[2], shape[3], pool[0], pool[1], strides[0], strides[1], pt, pl, oh, ow};
-}
-
 std::vector<int64_t> dims(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
 
 void require_out_shape(const std::string& op, const char* arg, const py::array& a, const PoolGeom& g) {
@@ -67,7 +32,7 @@ PoolGeom forward_geom(const std::string& op, const py::array& x, const std::vect
                       const std::vector<int64_t>& strides, const std::string& padding) {
     require_dtype<float>(op, "x", x);
     require_ndim(op, "x", x, 4);
-    return geometry(op, dims(x), pool, strides, padding);
+    return pool_geometry(op, dims(x), pool, strides, padding);
 }
 
 py::tuple py_maxpool_forward(const py::array& x, const std::vector<int64_t>& pool,
@@ -109,7 +74,7 @@ py::array_t<float> py_maxpool_backward(const py::array& dy, const py::array& arg
     const std::string op = "maxpool_backward";
     require_dtype<float>(op, "dy", dy);
     require_dtype<int32_t>(op, "argmax", argmax);
-    const PoolGeom g = geometry(op, input_shape, pool, strides, padding);
+    const PoolGeom g = pool_geometry(op, input_shape, pool, strides, padding);
     require_out_shape(op, "dy", dy, g);
     require_out_shape(op, "argmax", argmax, g);
     auto dyc = contiguous<float>(dy);
@@ -139,7 +104,7 @@ py::array_t<float> py_avgpool_backward(const py::array& dy, const std::vector<in
                                        const std::string& padding) {
     const std::string op = "avgpool_backward";
     require_dtype<float>(op, "dy", dy);
-    const PoolGeom g = geometry(op, input_shape, pool, strides, padding);
+    const PoolGeom g = pool_geometry(op, input_shape, pool, strides, padding);
     require_out_shape(op, "dy", dy, g);
     auto dyc = contiguous<float>(dy);
     py::array_t<float> dx(std::vector<py::ssize_t>(input_shape.begin(), input_shape.end()));
@@ -153,6 +118,43 @@ py::array_t<float> py_avgpool_backward(const py::array& dy, const std::vector<in
 }
 
 }  // namespace
+
+// Output size and leading pad along one axis, Keras's rule ('same': out = ceil(size / s),
+// the odd padded cell at the end).
+namespace {
+std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool same) {
+    if (same) {
+        const int64_t out = ceil_div(size, s);
+        const int64_t total = std::max<int64_t>((out - 1) * s + k - size, 0);
+        return {out, total / 2};
+    }
+    return {size >= k ? (size - k) / s + 1 : 0, 0};
+}
+}  // namespace
+
+PoolGeom pool_geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
+                  const std::vector<int64_t>& strides, const std::string& padding) {
+    if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](int64_t s) { return s < 0; })) {
+        value_error(op, "input shape must be 4 sizes >= 0 (N, H, W, C). Received: " + tuple_str(shape));
+    }
+    constexpr int64_t i32 = std::numeric_limits<int32_t>::max();
+    if (shape[1] > i32 || shape[2] > i32 || shape[1] * shape[2] > i32) {
+        value_error(op, "H * W must fit int32 (the argmax index). Received: shape=" + tuple_str(shape));
+    }
+    require_spatial_ints(op, "pool_size", pool, 2, 1);
+    require_spatial_ints(op, "strides", strides, 2, 1);
+    if (padding != "valid" && padding != "same") {
+        value_error(op, "padding must be 'valid' or 'same'. Received: padding='" + padding + "'");
+    }
+    const bool same = padding == "same";
+    const auto [oh, pt] = out_and_pad(shape[1], pool[0], strides[0], same);
+    const auto [ow, pl] = out_and_pad(shape[2], pool[1], strides[1], same);
+    if (oh < 1 || ow < 1) {
+        value_error(op, "the output would be empty: input shape " + tuple_str(shape) + ", pool_size=" +
+                            tuple_str(pool) + ", strides=" + tuple_str(strides) + ", padding='" + padding + "'");
+    }
+    return {shape[0], shape[1], shape[2], shape[3], pool[0], pool[1], strides[0], strides[1], pt, pl, oh, ow};
+}
 
 void bind_pool(py::module_& m) {
     m.def("maxpool_forward", &py_maxpool_forward, py::arg("x"), py::arg("pool_size"), py::arg("strides"),

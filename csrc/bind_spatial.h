@@ -6,6 +6,10 @@
 
 #include "bind_common.h"
 
+#include <vector>
+
+#include "pool.h"
+
 namespace pyminidl::bind {
 
 // The largest pool size, stride, padding, dilation or group count accepted: beyond any
@@ -39,5 +43,10 @@ void require_spatial_ints(const std::string& op, const char* arg, const Seq& v, 
                             std::to_string(lo) + ". Received: " + arg + "=" + tuple_str(v));
     }
 }
+
+// A pooling's geometry over an input of `shape` (N, H, W, C): pool sizes and strides >= 1,
+// padding 'valid' or 'same' (Keras's rule), a non-empty output (bind_pool.cpp).
+kernels::PoolGeom pool_geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
+                                const std::vector<int64_t>& strides, const std::string& padding);
 
 }  // namespace pyminidl::bind

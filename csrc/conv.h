@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.h"
+#include "pool.h"
 
 namespace pyminidl::kernels {
 
@@ -37,6 +38,13 @@ void conv_backward_weight(float* dw, float* db, const float* dy, const float* x,
                           float* work, int64_t work_elems);
 void conv_backward_weight(double* dw, double* db, const double* dy, const double* x, const ConvGeom& g,
                           double* work, int64_t work_elems);
+
+// y, argmax: (N, OH', OW', F) = maxpool_forward(conv_forward(x)) with pool geometry pg (its input
+// (N, OH, OW, F), the convolution's output), bit for bit, without the convolution's output where
+// a first layer's images can be pooled one by one (conv.cpp).
+int64_t conv_maxpool_forward_workspace_elems(const ConvGeom& g, int threads);
+void conv_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w, const float* b,
+                          const ConvGeom& g, const PoolGeom& pg, float* work, int64_t work_elems);
 
 // Triple-loop forward: the in-C++ reference for the workbench.
 void conv_forward_naive(float* y, const float* x, const float* w, const float* b, const ConvGeom& g);

@@ -160,6 +160,14 @@ class Backend:
             y = y + b
         return _from_2d(y, x.ndim)
 
+    def conv_maxpool_forward(self, x, w, b, strides, padding, dilation_rate, groups, pool_size, pool_strides,
+                             pool_padding="valid"):
+        """``maxpool_forward(conv_forward(x, w, b, ...), pool_size, pool_strides, pool_padding)``: a 2-D
+        convolution and the max pooling after it in one call, returning ``(y, argmax)`` as
+        maxpool_forward does (argmax indexes the convolution's output, for maxpool_backward)."""
+        z = self.conv_forward(x, w, b, strides, padding, dilation_rate, groups)
+        return self.maxpool_forward(z, pool_size, pool_strides, pool_padding)
+
     def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
         """dx = conv^T(dy, w), dw = sum_n patches(x)^T dy, db = sum of dy over (N, spatial).
 

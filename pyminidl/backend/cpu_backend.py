@@ -209,6 +209,15 @@ class CpuBackend(Backend):
         y = _C.conv_forward(_to_2d(x), _kernel_to_2d(w), b, g.strides, g.pads, g.out, g.dilation, g.groups)
         return _from_2d(y, x.ndim)
 
+    def conv_maxpool_forward(self, x, w, b, strides, padding, dilation_rate, groups, pool_size, pool_strides,
+                             pool_padding="valid"):
+        if not (_f32(x, w, b) and x.ndim == w.ndim == 4):
+            return super().conv_maxpool_forward(x, w, b, strides, padding, dilation_rate, groups, pool_size,
+                                                pool_strides, pool_padding)
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_maxpool_forward")
+        return _C.conv_maxpool_forward(x, w, b, g.strides, g.pads, g.out, g.dilation, g.groups, tuple(pool_size),
+                                       tuple(pool_strides), pool_padding)
+
     def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
         if not _fast(dy, x, w) or not dy.ndim == x.ndim == w.ndim:
             return super().conv_backward(dy, x, w, strides, padding, dilation_rate, groups, has_bias, need_dx)

@@ -22,8 +22,12 @@ class _ForwardOptions(threading.local):
     Dense after it just made), so the backward may overwrite it. ``defer_activation``: the layer
     after this one applies this layer's activation (a max pooling, with which it commutes), so the
     layer returns its pre-activation output. ``pool_activation``: ``(kind, params)`` of that
-    deferred activation, for the max pooling to apply to its (smaller) output. Models set them per
-    layer around each layer's forward; a layer's own sublayers run with the defaults.
+    deferred activation, for the max pooling to apply to its (smaller) output. ``pool_layer``: that
+    max pooling, when the layer can run it together with its own op in one call (a first
+    convolution's output then never leaves the cache); the layer returns the pooled pre-activation
+    and leaves ``pooled``: ``(argmax, input shape)`` for the pooling, which takes it instead of
+    pooling again. Models set them per layer around each layer's forward; a layer's own sublayers
+    run with the defaults.
     """
 
     logits = False
@@ -31,6 +35,8 @@ class _ForwardOptions(threading.local):
     owns_dy = False
     defer_activation = False
     pool_activation = None
+    pool_layer = None
+    pooled = None
 
 
 FORWARD_OPTIONS = _ForwardOptions()

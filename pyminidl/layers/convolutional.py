@@ -247,6 +247,25 @@ class _Conv(_BaseConv):
         return tuple(_output_length(s, k, st, d, self.padding) for s, k, st, d in
                      zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
 
+    def _can_pool_for(self, pool):
+        """Whether this layer may run ``pool`` (the max pooling after it, which applies this layer's
+        deferred activation) with its convolution in one call (``FORWARD_OPTIONS.pool_layer``): 2-D,
+        both channels_last."""
+        return (self.rank == 2 and self.data_format == "channels_last" and getattr(pool, "_rank", None) == 2
+                and pool.data_format == "channels_last")
+
+    def _pool_for(self, be, xl, pool, args):
+        """The convolution and the max pooling after it in one call (conv_maxpool_forward): a first
+        layer's output (12.8 MB for 128 MNIST images) is pooled image by image while it is in cache
+        instead of written out and read back, the same bits. Returns the pooled pre-activation and
+        leaves ``FORWARD_OPTIONS.pooled`` (its argmax and the convolution's output shape) to the pooling."""
+        z_shape = (xl.shape[0],) + tuple(self._spatial_out(tuple(xl.shape[1:3]))) + (self.filters,)
+        pool._output_spatial(z_shape)  # the pooling's own error for an empty output, before any kernel
+        (k, s), pad = pool._window(), pool.padding
+        pz, argmax = be.conv_maxpool_forward(xl, self.kernel, self.bias, *args, k, s, pad)
+        FORWARD_OPTIONS.pooled = (argmax, z_shape)
+        return pz
+
     def _activation_for_max_pool(self):
         """``(kind, params)`` of this layer's activation when a max pooling right after it may apply it
         instead (pooling z, then activating the pooled values: the same output, a quarter of the
@@ -278,7 +297,11 @@ class _Conv(_BaseConv):
         be, kernel, bias, need_dx = get_backend(), self.kernel, self.bias, FORWARD_OPTIONS.need_dx
         args = (self.strides, self.padding, self.dilation_rate, self.groups)
         xl = self._nhwc(x)
-        z, act_backward = self._activate_owned(be, be.conv_forward(xl, kernel, bias, *args))
+        pool = FORWARD_OPTIONS.pool_layer
+        if pool is not None:
+            z, act_backward = self._pool_for(be, xl, pool, args), None  # its activation deferred too
+        else:
+            z, act_backward = self._activate_owned(be, be.conv_forward(xl, kernel, bias, *args))
 
         def backward(dy):
             dz, release = (self._nhwc(dy), _no_release) if act_backward is None else act_backward(self._nhwc(dy))

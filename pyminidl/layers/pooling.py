@@ -116,12 +116,19 @@ class _Pooling(_SpatialLayout, Layer):
         return ((1,) + self.pool_size, (1,) + self.strides) if self._rank == 1 else (self.pool_size, self.strides)
 
     def forward(self, x, training=False):
-        self._output_spatial(tuple(x.shape))
+        handed = FORWARD_OPTIONS.pooled  # the convolution before this layer pooled for it (pool_layer)
+        if handed is not None:
+            FORWARD_OPTIONS.pooled = None
+        else:
+            self._output_spatial(tuple(x.shape))
         be, (k, s), pad = self.backend, self._window(), self.padding
         x4 = self._to_nhwc(x)
         shape4 = tuple(x4.shape)
         if self._mode == "max":
-            y4, argmax = be.maxpool_forward(x4, k, s, pad)
+            if handed is not None:  # x is the pooled pre-activation, argmax indexes the layer's output
+                y4, (argmax, shape4) = x4, handed
+            else:
+                y4, argmax = be.maxpool_forward(x4, k, s, pad)
             act = FORWARD_OPTIONS.pool_activation  # the layer before deferred its activation to here
             if act is not None:
                 y4 = be.activation_forward(act[0], y4, out=y4, **act[1])

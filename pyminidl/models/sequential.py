@@ -214,7 +214,8 @@ class Sequential(Model):
         The model's ``FORWARD_OPTIONS`` reach the layers they concern: ``logits`` the last one,
         ``need_dx=False`` the first one (backward then returns None); the others run with the defaults.
         A convolution whose relu a max pooling right after it can apply defers it there
-        (``_deferred_activations``).
+        (``_deferred_activations``), and a 2-D one pools its output for that pooling in the same
+        call (``_fused_pools``).
 
         Args:
             x: a batch, ``(batch, ...)``.
@@ -229,6 +230,7 @@ class Sequential(Model):
         logits, need_dx, owns_dy = opts.logits, opts.need_dx, opts.owns_dy
         last = len(self._layers) - 1
         deferred = _deferred_activations(self._layers)
+        pools = _fused_pools(self._layers, deferred)
         mask = None
         try:
             for i, layer in enumerate(self._layers):
@@ -237,6 +239,7 @@ class Sequential(Model):
                 opts.owns_dy = i < last and "_fresh_dx" in type(self._layers[i + 1]).__dict__
                 opts.defer_activation = deferred[i] is not None
                 opts.pool_activation = deferred[i - 1] if i > 0 else None
+                opts.pool_layer = pools[i]
                 x_in = x
                 x, back = layer._forward_full(x, training, **_mask_kwargs(layer, mask))
                 _single_output(layer, x)
@@ -245,6 +248,7 @@ class Sequential(Model):
         finally:
             opts.logits, opts.need_dx, opts.owns_dy = logits, need_dx, owns_dy
             opts.defer_activation, opts.pool_activation = False, None
+            opts.pool_layer, opts.pooled = None, None
         self._output_mask = mask
 
         def backward(dy):
@@ -344,6 +348,16 @@ def _single_output(layer, y):
     if isinstance(y, (tuple, list)):
         raise ValueError("All layers in a Sequential model should have a single output tensor. For multi-output "
                          f"layers, use the functional API. Layer {layer.name!r} returned {len(y)} outputs.")
+
+
+def _fused_pools(layers, deferred):
+    """Per layer: the max pooling right after it that it runs together with its own op in one call
+    (``FORWARD_OPTIONS.pool_layer``: a convolution whose activation that pooling applies), or None."""
+    out = []
+    for i, (layer, nxt) in enumerate(zip(layers, layers[1:])):
+        can = getattr(layer, "_can_pool_for", None)
+        out.append(nxt if deferred[i] is not None and can is not None and can(nxt) else None)
+    return out + [None]
 
 
 def _deferred_activations(layers):

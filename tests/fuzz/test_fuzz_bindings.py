@@ -967,6 +967,31 @@ def test_fuzz_conv_forward(data):
 
 
 @FUZZ
+@given(data=st.data())
+def test_fuzz_conv_maxpool_forward(data):
+    # The oracle is the two kernels one after the other, which the fused call must match bit for
+    # bit (a float64 reference would pick other maxima among values equal in float32).
+    d = data.draw
+    f = Faults(d, {**CONV_FAULTS, "dtype": ["x"], "mixed_dtype": ["w"], "geometry": ["pool_size", "strides", "padding"]})
+    dims, geo = _conv_geom_case(d, f)
+    n, h, w, c, fl, kh, kw, g = dims
+    dtype = _dtype32(f, d)
+    x, wk, b, _ = _conv_arrays(d, f, dims, dtype, c, (kh, kw, c // g, fl), fl)
+    pool, pool_strides, pool_padding = _pool_geometry(f, d)
+    if not f.on("geometry"):  # windows inside the convolution's (small) output, strides of at most 2
+        out = [o if 1 <= o <= 7 else 1 for o in geo["output_size"]]  # (a hostile output size: any window)
+        pool = tuple(min(p, o) for p, o in zip(pool, out))
+        pool_strides = tuple(min(p, 2) for p in pool_strides)
+    args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"], geo["groups"])
+
+    def oracle():
+        return _C.maxpool_forward(_C.conv_forward(x, wk, b, *args), pool, pool_strides, pool_padding)
+
+    _run("conv_maxpool_forward", lambda: _C.conv_maxpool_forward(x, wk, b, *args, pool, pool_strides, pool_padding),
+         oracle, dtype, f)
+
+
+@FUZZ
 @given(data=st.data(), has_bias=st.booleans(), need_dx=st.booleans())
 def test_fuzz_conv_backward(data, has_bias, need_dx):
     d = data.draw

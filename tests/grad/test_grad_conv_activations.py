@@ -47,3 +47,32 @@ def test_conv1d_channels_first_activation_gradients(rng, activation, backend):
     with use_backend(backend):
         layer = layers.Conv1D(2, 3, activation=activation, data_format="channels_first", dtype="float64")
         _check(layer, rng.standard_normal((2, 3, 6)), rng)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+def test_conv2d_pooled_in_one_call_gradients(rng, activation, backend):
+    # A Sequential runs the convolution and the max pooling after it as one call
+    # (conv_maxpool_forward) and the pooling applies the convolution's activation.
+    import pyminidl
+
+    with use_backend(backend):
+        model = pyminidl.Sequential([layers.Conv2D(3, 3, padding="same", activation=activation, dtype="float64"),
+                                     layers.MaxPooling2D(2, dtype="float64")])
+        x = 4.0 * rng.standard_normal((2, 6, 5, 1))
+        model.build(x.shape)
+        conv = model.layers[0]
+        conv.kernel = 2.0 * rng.standard_normal(conv.kernel.shape)
+        y, backward = model.forward(x, training=True)
+        dy = rng.standard_normal(y.shape)
+        conv.zero_grads()
+        dx = backward(dy)
+        grads = conv.gradients()
+
+        def loss(_):
+            out, _b = model.forward(x, training=True)
+            return float((out * dy).sum())
+
+        gradcheck(loss, x, dx)
+        for w, g in zip(conv.trainable_weights, grads):
+            gradcheck(loss, w, g)
