@@ -2,15 +2,12 @@
 the same results, bit for bit, every job of a call at once, and a fork() child or the opt-out
 gives OpenBLAS its own threads back."""
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 
 import numpy as np
 import pytest
+from childproc import child_json
 
 from pyminidl.backend import get_backend
 from pyminidl.backend._compat import _C
@@ -35,12 +32,9 @@ needs_callback = pytest.mark.skipif(not TAKES_CALLBACK, reason=f"NumPy's BLAS ({
 
 def _child(code, **env):
     """Run ``code`` in a fresh interpreter (2 threads); returns the JSON it prints last."""
-    environ = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", **env}
-    prelude = "import json, os\nimport numpy as np\nfrom pyminidl.backend import get_backend\nfrom pyminidl.backend._compat import _C\n"
-    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=environ,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    prelude = ("import json, os\nimport numpy as np\nfrom pyminidl.backend import get_backend\n"
+               "from pyminidl.backend._compat import _C\n")
+    return child_json(code, {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", **env}, prelude, timeout=120)
 
 
 def _numpy_work(rng):

@@ -5,25 +5,17 @@ Each test runs in a child process with the rule on (PYMINIDL_SERIAL_WHEN_CONTEND
 opt-in, and the suite's conftest keeps it off), since the team's state is the process's.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from childproc import child_json
 
 pytestmark = pytest.mark.sanitize
 
 
 def _child(code, **env):
     """Run ``code`` in a fresh interpreter with the rule on; returns the JSON it prints last."""
-    environ = {**os.environ, "PYMINIDL_SERIAL_WHEN_CONTENDED": "1", "OMP_NUM_THREADS": "2", **env}
     prelude = "import json, time\nimport numpy as np\nfrom pyminidl.backend._compat import _C\n"
-    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=environ,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_json(code, {"PYMINIDL_SERIAL_WHEN_CONTENDED": "1", "OMP_NUM_THREADS": "2", **env}, prelude)
 
 
 def test_late_regions_contend_the_team_for_doubling_periods():
