@@ -360,21 +360,48 @@ void pad_image(T* PMD_RESTRICT xp, const T* PMD_RESTRICT x, const ConvGeom& g, c
     }
 }
 
-// The padded path's forward: images over the threads, each padded into the thread's buffer (pt
-// elements of work) and run as a one-image convolution without padding.
-template <typename T>
-void forward_padded(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros, T* work, int64_t pt) {
+// The padded path's image loop: images over the threads, each padded into its thread's share of
+// work (`stride` elements: the padded image, then scratch) and handed to image(n, convolve,
+// scratch), where convolve(out) runs it as a one-image convolution without padding into out.
+template <typename T, typename Image>
+void padded_images(const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros, T* work, int64_t stride,
+                   Image image) {
     const ConvGeom p = padded_image(g);
     const int64_t P = g.OH * g.OW;
     team_region(threads_if(g.N > 1), [&] {
         int64_t lo, hi;
         team_range(g.N, &lo, &hi);
-        T* xp = work + omp_thread_id() * pt;
+        T* xp = work + omp_thread_id() * stride;
+        const auto convolve = [&](T* out) { implicit_rows(out, xp, w, b, p, 0, 0, P, zeros); };
         for (int64_t n = lo; n < hi; ++n) {
             pad_image(xp, x, g, p, n);
-            implicit_rows(y + n * P * g.F, xp, w, b, p, 0, 0, P, zeros);
+            image(n, convolve, xp + p.H * p.W * p.C);
         }
     });
+}
+
+// The padded path's forward: each image's output straight into y (pt elements of work a thread).
+template <typename T>
+void forward_padded(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, const T* zeros, T* work, int64_t pt) {
+    const int64_t image_out = g.OH * g.OW * g.F;
+    padded_images(x, w, b, g, zeros, work, pt, [&](int64_t n, const auto& convolve, T*) { convolve(y + n * image_out); });
+}
+
+// The implicit path's work: a row of C/G zeros (implicit_rows' padding) and the kernel 64-byte
+// aligned (a copy where w is not); returns the rest of work.
+template <typename T>
+T* implicit_work(const T* w, const ConvGeom& g, T* work, const T** zeros, const T** wa) {
+    const int64_t Cg = g.C / g.G;
+    std::fill(work, work + Cg, T(0));
+    *zeros = work;
+    work += Cg;
+    *wa = w;
+    if (!aligned64(w)) {
+        T* copy = align64(work);
+        std::copy(w, w + kernel_elems(g), copy);
+        *wa = copy;
+    }
+    return work + ALIGN_PAD + kernel_elems(g);
 }
 
 template <typename T>
@@ -383,22 +410,13 @@ void forward_t(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, T* w
     if (g.N == 0 || P == 0 || g.F == 0) return;
     check_work("conv_forward", we, workspace_elems<T>(g, omp_max_threads(), Kind::forward));
     const int64_t tiles = ceil_div(P, TM), items = g.N * tiles, pt = per_thread_forward<T>(g);
-    const int64_t Cg = g.C / g.G;
-    const T* zeros = work;
-    std::fill(work, work + Cg, T(0));
-    work += Cg;
     if (implicit_path<T>(g)) {
-        const T* wa = w;
-        if (!aligned64(w)) {
-            T* copy = align64(work);
-            std::copy(w, w + kernel_elems(g), copy);
-            wa = copy;
-        }
-        if (padded_path<T>(g)) {
-            return forward_padded(y, x, wa, b, g, zeros, work + ALIGN_PAD + kernel_elems(g), pt);
-        }
+        const T *zeros, *wa;
+        T* rest = implicit_work(w, g, work, &zeros, &wa);
+        if (padded_path<T>(g)) return forward_padded(y, x, wa, b, g, zeros, rest, pt);
         return forward_implicit(y, x, wa, b, g, zeros);
     }
+    work += g.C / g.G;  // the zeros row every forward's workspace holds (workspace_elems)
     team_region(threads_if(items > 1), [&] {
         int64_t lo, hi;
         team_range(items, &lo, &hi);
@@ -682,9 +700,9 @@ int64_t conv_backward_weight_workspace_elems(const ConvGeom& g, int threads, boo
 
 int64_t conv_maxpool_forward_workspace_elems(const ConvGeom& g, int threads) {
     if (g.N == 0 || g.OH <= 0 || g.OW <= 0 || g.F == 0) return 0;
-    if (!padded_path<float>(g)) return g.N * g.OH * g.OW * g.F + workspace_elems<float>(g, threads, Kind::forward);
-    const ConvGeom p = padded_image(g);
-    return g.C + ALIGN_PAD + kernel_elems(g) + std::max(threads, 1) * (p.H * p.W * p.C + g.OH * g.OW * g.F);
+    const int64_t out = g.OH * g.OW * g.F;  // one image's output a thread, or the batch's
+    const int64_t forward = workspace_elems<float>(g, threads, Kind::forward);
+    return padded_path<float>(g) ? forward + std::max(threads, 1) * out : g.N * out + forward;
 }
 
 // On the padded path each thread pads an image, convolves it into its own buffer (one image's
@@ -702,31 +720,16 @@ void conv_maxpool_forward(float* y, int32_t* argmax, const float* x, const float
         maxpool_forward(y, argmax, work, pg);
         return;
     }
-    const ConvGeom p = padded_image(g);
-    const int64_t P = g.OH * g.OW, pt = p.H * p.W * p.C, zt = P * g.F, pooled = pg.oh * pg.ow * pg.c;
-    const float* zeros = work;
-    std::fill(work, work + g.C, 0.0f);
-    work += g.C;
-    const float* wa = w;
-    if (!aligned64(w)) {
-        float* copy = align64(work);
-        std::copy(w, w + kernel_elems(g), copy);
-        wa = copy;
-    }
-    float* per_thread = work + ALIGN_PAD + kernel_elems(g);
+    const float *zeros, *wa;
+    float* per_thread = implicit_work(w, g, work, &zeros, &wa);
+    const int64_t pooled = pg.oh * pg.ow * pg.c;
     PoolGeom one = pg;
     one.n = 1;
-    team_region(threads_if(g.N > 1), [&] {
-        int64_t lo, hi;
-        team_range(g.N, &lo, &hi);
-        float* xp = per_thread + omp_thread_id() * (pt + zt);
-        float* z = xp + pt;
-        for (int64_t n = lo; n < hi; ++n) {
-            pad_image(xp, x, g, p, n);
-            implicit_rows(z, xp, wa, b, p, 0, 0, P, zeros);
-            maxpool_forward(y + n * pooled, argmax + n * pooled, z, one);
-        }
-    });
+    padded_images(x, wa, b, g, zeros, per_thread, per_thread_forward<float>(g) + g.OH * g.OW * g.F,
+                  [&](int64_t n, const auto& convolve, float* z) {
+                      convolve(z);
+                      maxpool_forward(y + n * pooled, argmax + n * pooled, z, one);
+                  });
 }
 
 void conv_forward(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
