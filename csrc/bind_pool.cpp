@@ -119,9 +119,10 @@ py::array_t<float> py_avgpool_backward(const py::array& dy, const std::vector<in
 
 }  // namespace
 
+namespace {
+
 // Output size and leading pad along one axis, Keras's rule ('same': out = ceil(size / s),
 // the odd padded cell at the end).
-namespace {
 std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool same) {
     if (same) {
         const int64_t out = ceil_div(size, s);
@@ -130,10 +131,11 @@ std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool
     }
     return {size >= k ? (size - k) / s + 1 : 0, 0};
 }
+
 }  // namespace
 
 PoolGeom pool_geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
-                  const std::vector<int64_t>& strides, const std::string& padding) {
+                       const std::vector<int64_t>& strides, const std::string& padding) {
     if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](int64_t s) { return s < 0; })) {
         value_error(op, "input shape must be 4 sizes >= 0 (N, H, W, C). Received: " + tuple_str(shape));
     }

@@ -5,7 +5,6 @@ Each test runs in a child process with the rule on (PYMINIDL_SERIAL_WHEN_CONTEND
 opt-in, and the suite's conftest keeps it off), since the team's state is the process's.
 """
 
-
 import pytest
 from childproc import child_json
 
