@@ -244,12 +244,13 @@ def machine(threads, seconds=0.3):
     from pyminidl.backend._compat import _C
 
     feats = pyminidl.config.cpu_features()
+    pyminidl.backend.get_backend()  # the cpu backend hands NumPy's OpenBLAS its team when it starts
     return {"cpu": cpu_model(), "isa": feats["active"], "caches": feats["caches"],
             "gemm_f32": feats["gemm"]["float32"], "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "spincount": os.environ.get("GOMP_SPINCOUNT"),
-            # Whether NumPy's OpenBLAS runs its threaded calls on pyminidl's team (the cpu backend
-            # hands it over when it starts, unless PYMINIDL_SHARE_BLAS_THREADS=0).
-            "blas_threads_shared": bool(pyminidl.backend.get_backend() and _C.blas_threads_state()["shared"]),
+            # Whether NumPy's OpenBLAS runs its threaded calls on pyminidl's team (unless
+            # PYMINIDL_SHARE_BLAS_THREADS=0).
+            "blas_threads_shared": bool(_C.blas_threads_state()["shared"]),
             # The best of three: on a shared machine a probe that loses its core reads low.
             "fma_ceiling_gflops": max(_C.fma_ceiling(None, threads, seconds / 3) for _ in range(3))}
 

@@ -59,6 +59,7 @@ py::dict team_state_dict() {
     const TeamState t = team_state();
     py::dict d;
     d["free"] = t.free;
+    d["rule_on"] = t.rule_on;
     d["regions_timed"] = t.timed;
     d["regions_late"] = t.late;
     d["last_arrival_us"] = static_cast<double>(t.last_arrival_ns) / 1e3;
@@ -84,7 +85,7 @@ void bind_config(py::module_& m) {
     }, "Build facts for bug reports: OpenMP, threads, compiler, flags, active ISA, and how long after "
        "a parallel region its workers count as awake (team_spin_window_us).");
     m.def("team_state", &team_state_dict, "The OpenMP team's state (team.h): free (False while a recent region's workers came late and "
-       "kernels run on one thread), regions timed and late, the last region's worker arrival after its "
+       "kernels run on one thread), rule_on (PYMINIDL_SERIAL_WHEN_CONTENDED=1), regions timed and late, the last region's worker arrival after its "
        "fork, and how long the present contended period lasts (0 once a region came on time).");
     m.def("team_judge_region", [](double late_us, double span_us, bool awake) {
         const double most = 1e12;  // ~11.6 days: past it the ns counts could overflow

@@ -216,7 +216,7 @@ bool team_free() {
 TeamState team_state() {
     return TeamState{regions_timed.load(std::memory_order_relaxed), regions_late.load(std::memory_order_relaxed),
                      last_arrival.load(std::memory_order_relaxed), backoff_ns.load(std::memory_order_relaxed),
-                     team_free()};
+                     team_free(), serial_when_contended()};
 }
 
 bool team_warm() {

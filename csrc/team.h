@@ -62,6 +62,7 @@ int64_t contended_for_ns(int64_t previous_ns);
 struct TeamState {
     int64_t timed, late, last_arrival_ns, backoff_ns;
     bool free;
+    bool rule_on;  // PYMINIDL_SERIAL_WHEN_CONTENDED=1 (as team.cpp reads it)
 };
 TeamState team_state();
 

@@ -38,7 +38,7 @@ def _contention_words():
     """What the kernels do when a region's workers come late (team.h), and the team's state now."""
     t = _C.team_state()
     setting = os.environ.get("PYMINIDL_SERIAL_WHEN_CONTENDED", "(unset)")
-    if setting.lower() in ("1", "true", "on"):
+    if t["rule_on"]:  # as the kernels read the setting
         rule = "kernels run on one thread while workers come late"
     else:
         rule = "late workers are waited for; =1 runs kernels on one thread meanwhile"
@@ -52,8 +52,9 @@ def _blas_threads_words():
     if shared:
         names = ", ".join(os.path.basename(p) for p in shared)
         return f"NumPy's BLAS threads: pyminidl's OpenMP team ({names}); PYMINIDL_SHARE_BLAS_THREADS=0 gives them back"
-    why = ("PYMINIDL_SHARE_BLAS_THREADS=0" if os.environ.get("PYMINIDL_SHARE_BLAS_THREADS") == "0"
-           else "no loaded OpenBLAS takes a threads callback")
+    from pyminidl.backend.cpu_backend import blas_sharing_wanted
+
+    why = "no loaded OpenBLAS takes a threads callback" if blas_sharing_wanted() else "PYMINIDL_SHARE_BLAS_THREADS=0"
     return (f"NumPy's BLAS threads: its own ({why}); OPENBLAS_THREAD_TIMEOUT: "
             f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(unset)')} (they busy-wait after each product: see the README's configuration)")
 

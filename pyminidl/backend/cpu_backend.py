@@ -114,8 +114,7 @@ class CpuBackend(Backend):
         # handed this team, both run at full speed in that loop (the README's table), with the
         # same jobs and bits as before. Process-wide, so PYMINIDL_SHARE_BLAS_THREADS=0 leaves
         # OpenBLAS its own threads. Private: Backend has no such attribute.
-        self._blas_shared = (_C.share_blas_threads(True)
-                             if os.environ.get("PYMINIDL_SHARE_BLAS_THREADS", "1") != "0" else [])
+        self._blas_shared = _C.share_blas_threads(True) if blas_sharing_wanted() else []
 
     def take_rows(self, x, idx):
         """x.take(idx, axis=0) (see Backend.take_rows): C-contiguous numeric x, 1-D int64 idx."""
@@ -628,6 +627,11 @@ class CpuBackend(Backend):
         if axes is None or not _f32(dy, x, gamma, mean, variance):
             return super().layer_norm_backward(dy, x, gamma, mean, variance, axis, epsilon)
         return _C.layer_norm_backward(dy, x, gamma, mean, variance, axes, float(epsilon))
+
+
+def blas_sharing_wanted():
+    """False where the user keeps NumPy's OpenBLAS on its own threads (PYMINIDL_SHARE_BLAS_THREADS=0)."""
+    return os.environ.get("PYMINIDL_SHARE_BLAS_THREADS", "1") != "0"
 
 
 def _f32(*arrays):

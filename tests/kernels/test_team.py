@@ -38,7 +38,7 @@ def test_late_regions_contend_the_team_for_doubling_periods():
         seen["after_period"] = _C.team_state()
         print(json.dumps(seen))
     """)
-    assert got["on_time"]["free"] and got["on_time"]["regions_late"] == 0
+    assert got["on_time"]["free"] and got["on_time"]["regions_late"] == 0 and got["on_time"]["rule_on"]
     assert not got["first"]["free"] and got["first"]["contended_for_us"] == 1000
     assert got["second"]["contended_for_us"] == 2000
     assert got["long_region"]["regions_late"] == 2 and got["long_region"]["contended_for_us"] == 2000
@@ -98,7 +98,7 @@ def test_without_serial_when_contended_1_the_team_stays_free(setting):
     got = _child("""
         print(json.dumps(_C.team_judge_region(5000.0, 6000.0)))
     """, PYMINIDL_SERIAL_WHEN_CONTENDED=setting)
-    assert got["regions_late"] == 1 and got["free"]
+    assert got["regions_late"] == 1 and got["free"] and not got["rule_on"]
 
 
 def test_products_interleaved_with_numpy_keep_their_bits():
