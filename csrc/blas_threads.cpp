@@ -37,6 +37,7 @@ constexpr const char* SETTER_NAMES[] = {
 struct SharedLibrary {
     std::string path;
     SetCallback set;
+    void* handle;  // dlopen's, held while the library holds the callback
 };
 
 std::mutex libraries_lock;
@@ -89,28 +90,40 @@ void run_blas_jobs(int /*sync*/, BlasJob dojob, int numjobs, size_t job_size, vo
 }
 
 #if defined(__linux__)
-// The threads-callback setter of each loaded library whose file name says OpenBLAS.
-int collect_setter(struct dl_phdr_info* info, size_t, void* out) {
+// The file of each loaded library whose name says OpenBLAS.
+int collect_openblas(struct dl_phdr_info* info, size_t, void* out) {
     const char* path = info->dlpi_name;
-    if (path == nullptr || std::strstr(path, "openblas") == nullptr) return 0;
-    // RTLD_NOLOAD: only a library already loaded; the handle is kept (never closed), so the
-    // library stays loaded while it holds the callback.
-    void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (handle == nullptr) return 0;
-    for (const char* name : SETTER_NAMES) {
-        if (void* symbol = dlsym(handle, name)) {
-            static_cast<std::vector<SharedLibrary>*>(out)->push_back({path, reinterpret_cast<SetCallback>(symbol)});
-            break;
-        }
+    if (path != nullptr && std::strstr(path, "openblas") != nullptr) {
+        static_cast<std::vector<std::string>*>(out)->push_back(path);
     }
     return 0;
 }
 #endif
 
+// The loaded OpenBLAS libraries that have a threads-callback setter. RTLD_NOLOAD: only a library
+// already loaded; the handle of one with a setter is kept (share_blas_threads closes it when it
+// gives the library its threads back), so the library stays loaded while it holds the callback.
 std::vector<SharedLibrary> loaded_openblas() {
     std::vector<SharedLibrary> found;
 #if defined(__linux__)
-    dl_iterate_phdr(&collect_setter, &found);
+    std::vector<std::string> files;
+    dl_iterate_phdr(&collect_openblas, &files);
+    for (const std::string& path : files) {
+        void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+        if (handle == nullptr) continue;
+        SetCallback set = nullptr;
+        for (const char* name : SETTER_NAMES) {
+            if (void* symbol = dlsym(handle, name)) {
+                set = reinterpret_cast<SetCallback>(symbol);
+                break;
+            }
+        }
+        if (set != nullptr) {
+            found.push_back({path, set, handle});
+        } else {
+            dlclose(handle);
+        }
+    }
 #endif
     return found;
 }
@@ -125,7 +138,12 @@ std::vector<std::string> paths(const std::vector<SharedLibrary>& libraries) {
 
 std::vector<std::string> share_blas_threads(bool on) {
     std::lock_guard<std::mutex> hold(libraries_lock);
-    for (const SharedLibrary& lib : shared_libraries) lib.set(nullptr);
+    for (const SharedLibrary& lib : shared_libraries) {
+        lib.set(nullptr);
+#if defined(__linux__)
+        dlclose(lib.handle);
+#endif
+    }
     shared_libraries.clear();
     if (on && openmp_enabled()) {
         shared_libraries = loaded_openblas();
