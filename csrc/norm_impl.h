@@ -272,7 +272,7 @@ void dx_rows(float* PMD_RESTRICT dx, const float* PMD_RESTRICT dy, const float* 
             continue;
         }
         for (int64_t j = 0; j < c; ++j)
-            dx[r * c + j] = a[j] * (dy[r * c + j] - m1[j]) + b[j] * (x[r * c + j] - mean[j]);
+            dx[r * c + j] = a[j] * ((dy[r * c + j] - m1[j]) + b[j] * (x[r * c + j] - mean[j]));
     }
 }
 
@@ -331,7 +331,9 @@ void batch_norm_backward_impl(float* dx, float* dgamma, float* dbeta, const floa
                          int64_t i, float eps, bool batch_stats) {
     std::vector<double> s1(static_cast<size_t>(c)), s2(static_cast<size_t>(c));
     bn_grad_sums(s1.data(), s2.data(), dy, x, mean, o, c, i);
-    // dL/dx = g inv (dy - S1/n) - g inv^3 (x - mean) S2/n with batch statistics; g inv dy without.
+    // dL/dx = g inv ((dy - S1/n) - inv^2 (x - mean) S2/n) with batch statistics; g inv dy without.
+    // g inv is applied last, as the reference does: with an infinite gamma the bracket's terms stay
+    // finite and the product is an infinity where two infinite terms would have made NaN.
     std::vector<float> coef(static_cast<size_t>(3 * c));
     const double n = double(o * i);
     for (int64_t j = 0; j < c; ++j) {
@@ -340,7 +342,7 @@ void batch_norm_backward_impl(float* dx, float* dgamma, float* dbeta, const floa
         dgamma[j] = n > 0.0 ? float(s2[j] * inv) : 0.0f;  // dL/dgamma = sum dy * xhat (an empty sum: 0)
         coef[j] = float(g * inv);
         coef[c + j] = batch_stats ? float(s1[j] / n) : 0.0f;
-        coef[2 * c + j] = batch_stats ? float(-g * inv * inv * inv * s2[j] / n) : 0.0f;
+        coef[2 * c + j] = batch_stats ? float(-inv * inv * s2[j] / n) : 0.0f;
     }
     const float* cf = coef.data();
     if (i == 1) {
@@ -355,7 +357,7 @@ void batch_norm_backward_impl(float* dx, float* dgamma, float* dbeta, const floa
                 for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * dy[t * i + k];
                 continue;
             }
-            for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * (dy[t * i + k] - m1) + b * (x[t * i + k] - m);
+            for (int64_t k = 0; k < i; ++k) dx[t * i + k] = a * ((dy[t * i + k] - m1) + b * (x[t * i + k] - m));
         }
     });
 }
