@@ -1,4 +1,4 @@
-// bind_conv.cpp — conv_forward, conv_maxpool_forward, conv_backward, conv_transpose_forward, conv_transpose_backward.
+// bind_conv.cpp — conv_forward, conv_maxpool_forward, conv_maxpool_backward, conv_backward, conv_transpose_forward, conv_transpose_backward.
 //
 // The arrays are NHWC (a 1-D convolution comes as height 1), the kernel (KH, KW, C/G, F) as
 // Keras stores it (a transposed convolution's kernel is (KH, KW, out_channels, in_channels),
@@ -153,6 +153,53 @@ py::tuple conv_maxpool_forward_py(const py::array& x_in, const py::array& w_in, 
     return py::make_tuple(y, argmax);
 }
 
+// The weight and bias gradients of conv_maxpool_forward from the pooling's gradient dp and the
+// argmax that call returned (conv.h): (dw, db or None), the convolution's output gradient unseen.
+// float32, as the pooling kernels; the input gradient is not computed (a first layer's backward).
+py::tuple conv_maxpool_backward_py(const py::array& dp_in, const py::array& argmax_in, const py::array& x_in,
+                                   const py::array& w_in, Pair strides, Pair pads, Pair out, Pair dil, int64_t groups,
+                                   const std::vector<int64_t>& pool, const std::vector<int64_t>& pool_strides,
+                                   const std::string& pool_padding, bool has_bias) {
+    const std::string op = "conv_maxpool_backward";
+    require_dtype<float>(op, "x", x_in);
+    require_ndim(op, "x", x_in, 4);
+    auto w = input4<float>(op, "w", w_in, x_in);
+    require_dtype<float>(op, "dp", dp_in);
+    require_dtype<int32_t>(op, "argmax", argmax_in);
+    const kernels::ConvGeom g = make_geom(op, shape_of(x_in), out, w, strides, pads, dil, groups);
+    const kernels::PoolGeom pg = pool_geometry(op, {g.N, g.OH, g.OW, g.F}, pool, pool_strides, pool_padding);
+    const std::vector<int64_t> pooled{pg.n, pg.oh, pg.ow, pg.c};
+    for (const auto& [arg, a] : {std::pair<const char*, const py::array*>{"dp", &dp_in}, {"argmax", &argmax_in}}) {
+        std::vector<int64_t> got;
+        for (py::ssize_t k = 0; k < a->ndim(); ++k) got.push_back(a->shape(k));
+        if (got != pooled) {
+            value_error(op, std::string("argument '") + arg + "' must have the pooled shape " + tuple_str(pooled) +
+                                " for x.shape=" + shape_str(x_in) + " and this geometry. Received: shape=" + shape_str(*a));
+        }
+    }
+    auto dp = contiguous<float>(dp_in);
+    auto am = contiguous<int32_t>(argmax_in);
+    auto x = contiguous<float>(x_in);
+    auto dw = empty4<float>(w.shape(0), w.shape(1), w.shape(2), w.shape(3));
+    py::array_t<float> db(std::vector<py::ssize_t>{g.F});
+    float* dwp = dw.mutable_data();
+    float* dbp = db.mutable_data();
+    bool matched = true;
+    {
+        py::gil_scoped_release nogil;
+        const int64_t n = kernels::conv_maxpool_backward_workspace_elems(g, pg, omp_max_threads());
+        const std::unique_ptr<float[]> work(new float[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+        matched = kernels::conv_maxpool_backward(dwp, dbp, dp.data(), am.data(), x.data(), g, pg, work.get(), n);
+    }
+    if (!matched) {
+        const int64_t bad = kernels::maxpool_first_bad_argmax(am.data(), pg);
+        if (bad < 0) throw std::runtime_error(op + ": the argmax check and the window check disagree (a bug)");
+        value_error(op, "argmax value " + std::to_string(am.data()[bad]) + " at flat index " + std::to_string(bad) +
+                            " lies outside its pooling window");
+    }
+    return py::make_tuple(dw, has_bias ? py::object(db) : py::object(py::none()));
+}
+
 // db[f] = sum of dy over (N, H, W): the transposed convolution's bias gradient.
 template <typename T>
 py::object bias_grad_of(const py::array_t<T, py::array::c_style>& dy, int64_t rows, int64_t F) {
@@ -274,6 +321,12 @@ void bind_conv(py::module_& m) {
           py::arg("pool_size"), py::arg("pool_strides"), py::arg("pool_padding"),
           "maxpool_forward(conv_forward(x, ...), pool_size, pool_strides, pool_padding) in one call, float32: "
           "(y, argmax) as maxpool_forward returns them, bit for bit.");
+    m.def("conv_maxpool_backward", &conv_maxpool_backward_py, py::arg("dp"), py::arg("argmax"), py::arg("x"),
+          py::arg("w"), py::arg("strides"), py::arg("padding"), py::arg("output_size"), py::arg("dilation_rate"),
+          py::arg("groups"), py::arg("pool_size"), py::arg("pool_strides"), py::arg("pool_padding"),
+          py::arg("has_bias") = true,
+          "(dw, db or None) of conv_maxpool_forward from the pooled gradient dp and its argmax, float32: the weight "
+          "gradient of conv_backward(maxpool_backward(dp, argmax, ...)) within rounding; no input gradient.");
     m.def("conv_backward", [](const py::array& dy, const py::array& x, const py::array& w, Pair s, Pair p, Pair d,
                               int64_t groups, bool has_bias, bool need_dx) {
         return dispatch_float("conv_backward", "x", x, [&](auto t) { return conv_backward_t<decltype(t)>(dy, x, w, s, p, d, groups, has_bias, need_dx); });

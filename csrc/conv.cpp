@@ -688,6 +688,93 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
     });
 }
 
+// ---------------------------------------------------------------- the pooled weight gradient
+
+// Whether conv_maxpool_backward sums dw from the pooled gradient itself (conv_simd.h,
+// pooled_rows: one product per pooled cell, filter and patch row, where the weight gradient of
+// maxpool_backward's dz forms one per output pixel, 3 of 4 of them with its zeros for 2x2 windows)
+// rather than routing dz out first: float32 on AVX2/AVX-512, one group, a first layer's few
+// channels (one padded image a thread), windows of up to POOLED_CELLS cells.
+bool pooled_path(const ConvGeom& g, const PoolGeom& pg) {
+    return implicit_path<float>(g) && g.G == 1 && g.C <= PADDED_MAX_C && pg.kh * pg.kw <= POOLED_CELLS &&
+           g.N > 0 && g.OH > 0 && g.OW > 0 && g.F > 0;
+}
+
+// The pooled kernel's tables (PooledWgrad): each pooled cell's candidates and each patch row's offset
+// in the padded image p.
+struct PooledTables {
+    std::vector<int32_t> idx;
+    std::vector<int64_t> at, rows;
+};
+
+PooledTables pooled_tables(const ConvGeom& g, const PoolGeom& pg, const ConvGeom& p) {
+    constexpr int Q = POOLED_CELLS;
+    const int64_t cells = pg.oh * pg.ow, K = patch_len(g);
+    PooledTables t{std::vector<int32_t>(cells * Q, -1), std::vector<int64_t>(cells * Q, 0),
+                   std::vector<int64_t>(ceil_div(K, POOLED_ROWS) * POOLED_ROWS, 0)};
+    for (int64_t kh = 0, r = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw)
+            for (int64_t c = 0; c < g.C; ++c) t.rows[r++] = (kh * g.DH * p.W + kw * g.DW) * g.C + c;
+    for (int64_t i = 0; i < cells; ++i) {
+        const int64_t zh0 = i / pg.ow * pg.sh - pg.pt, zw0 = i % pg.ow * pg.sw - pg.pl;
+        int q = 0;
+        for (int64_t qh = 0; qh < pg.kh; ++qh)
+            for (int64_t qw = 0; qw < pg.kw; ++qw) {
+                const int64_t zh = zh0 + qh, zw = zw0 + qw;
+                if (zh < 0 || zh >= g.OH || zw < 0 || zw >= g.OW) continue;  // a padded cell: never the argmax
+                t.idx[i * Q + q] = static_cast<int32_t>(zh * g.OW + zw);
+                t.at[i * Q + q] = (zh * g.SH * p.W + zw * g.SW) * g.C;
+                ++q;
+            }
+        for (int r = q; r < Q; ++r) t.at[i * Q + r] = t.at[i * Q];  // unmatched slots read a real patch
+    }
+    return t;
+}
+
+bool pooled_image(float* acc, float* db, const float* xp, const float* dp, const int32_t* am, const PooledWgrad& w) {
+#if defined(PYMINIDL_X86)
+    if (active_isa() == Isa::avx512) return avx512::conv_pooled_weight_image(acc, db, xp, dp, am, w);
+    return avx2::conv_pooled_weight_image(acc, db, xp, dp, am, w);
+#else
+    (void)acc, (void)db, (void)xp, (void)dp, (void)am, (void)w;
+    throw std::logic_error("conv_maxpool_backward: the pooled kernel has no portable build (pooled_path is false)");
+#endif
+}
+
+// dw and db (or nullptr) on the pooled path, in parts of images as weight_t's (the same sums at
+// any thread count). False when an argmax entry matched no cell of its window.
+bool pooled_weight(float* dw, float* db, const float* dp, const int32_t* am, const float* x, const ConvGeom& g,
+                   const PoolGeom& pg, float* work) {
+    const ConvGeom p = padded_image(g);
+    const PooledTables t = pooled_tables(g, pg, p);
+    const int64_t K = patch_len(g), KF = K * g.F, parts = std::min(g.N, WEIGHT_PARTS), cells = pg.oh * pg.ow;
+    const PooledWgrad w{cells, g.F, K, t.idx.data(), t.at.data(), t.rows.data()};
+    float* partial = work;
+    float* part_db = partial + parts * KF;
+    float* images = part_db + parts * g.F;
+    std::vector<char> matched(static_cast<size_t>(parts), 1);
+    team_region(threads_if(parts > 1), [&] {
+        int64_t lo, hi;
+        team_range(parts, &lo, &hi);
+        float* xp = images + omp_thread_id() * p.H * p.W * p.C;
+        for (int64_t q = lo; q < hi; ++q) {
+            std::fill(partial + q * KF, partial + (q + 1) * KF, 0.0f);
+            std::fill(part_db + q * g.F, part_db + (q + 1) * g.F, 0.0f);
+            for (int64_t n = q * g.N / parts; n < (q + 1) * g.N / parts; ++n) {
+                pad_image(xp, x, g, p, n);
+                const int64_t at = n * cells * g.F;
+                if (!pooled_image(partial + q * KF, part_db + q * g.F, xp, dp + at, am + at, w)) matched[q] = 0;
+            }
+        }
+#pragma omp barrier
+        team_range(KF, &lo, &hi);
+        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
+#pragma omp single nowait
+        if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);
+    });
+    return std::all_of(matched.begin(), matched.end(), [](char m) { return m != 0; });
+}
+
 }  // namespace
 
 int64_t conv_forward_workspace_elems(const ConvGeom& g, int threads, bool dbl) {
@@ -742,6 +829,25 @@ void conv_forward(double* y, const double* x, const double* w, const double* b, 
                   double* work, int64_t work_elems) {
     forward_t(y, x, w, b, g, work, work_elems);
 }
+int64_t conv_maxpool_backward_workspace_elems(const ConvGeom& g, const PoolGeom& pg, int threads) {
+    if (pooled_path(g, pg)) {
+        const ConvGeom p = padded_image(g);
+        const int64_t parts = std::min(g.N, WEIGHT_PARTS);
+        return parts * (patch_len(g) * g.F + g.F) + std::max(threads, 1) * p.H * p.W * p.C;
+    }
+    return g.N * g.OH * g.OW * g.F + workspace_elems<float>(g, threads, Kind::weight);
+}
+bool conv_maxpool_backward(float* dw, float* db, const float* dp, const int32_t* argmax, const float* x,
+                           const ConvGeom& g, const PoolGeom& pg, float* work, int64_t work_elems) {
+    check_work("conv_maxpool_backward", work_elems, conv_maxpool_backward_workspace_elems(g, pg, omp_max_threads()));
+    if (pooled_path(g, pg)) return pooled_weight(dw, db, dp, argmax, x, g, pg, work);
+    const int64_t zn = g.N * g.OH * g.OW * g.F;
+    bool matched = true;
+    if (zn > 0) matched = maxpool_backward(work, dp, argmax, pg) == pg.n * pg.oh * pg.ow * pg.c;
+    weight_t(dw, db, static_cast<const float*>(work), x, g, work + zn, work_elems - zn);
+    return matched;
+}
+
 void conv_backward_input(float* dx, const float* dy, const float* w, const ConvGeom& g, float* work,
                          int64_t work_elems) {
     input_t(dx, dy, w, g, work, work_elems);

@@ -46,6 +46,15 @@ int64_t conv_maxpool_forward_workspace_elems(const ConvGeom& g, int threads);
 void conv_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w, const float* b,
                           const ConvGeom& g, const PoolGeom& pg, float* work, int64_t work_elems);
 
+// dw: (KH, KW, C/G, F) and db: (F,) or nullptr of the convolution under a max pooling whose
+// gradient dp and argmax, (N, OH', OW', F) with pool geometry pg, are given: the weight gradient
+// of maxpool_backward(dp)'s dz without dz where a first layer's products can be summed per pooled
+// cell (conv.cpp, pooled_path), within rounding of it. False when an argmax entry lies outside
+// its window (the results are then not to be used).
+int64_t conv_maxpool_backward_workspace_elems(const ConvGeom& g, const PoolGeom& pg, int threads);
+bool conv_maxpool_backward(float* dw, float* db, const float* dp, const int32_t* argmax, const float* x,
+                           const ConvGeom& g, const PoolGeom& pg, float* work, int64_t work_elems);
+
 // Triple-loop forward: the in-C++ reference for the workbench.
 void conv_forward_naive(float* y, const float* x, const float* w, const float* b, const ConvGeom& g);
 

@@ -32,6 +32,14 @@ struct Simd {
     }
     static V maskz_loadu(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
     static void mask_storeu(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+    // The pooled weight gradient's lane selection: lanes whose argmax equals a candidate's index.
+    using IV = __m256i;
+    using Sel = __m256i;
+    static IV maskz_iloadu(Mask m, const int32_t* p) { return _mm256_maskload_epi32(p, m); }
+    static Sel eq(Mask lanes, IV a, int32_t idx) { return _mm256_and_si256(lanes, _mm256_cmpeq_epi32(a, _mm256_set1_epi32(idx))); }
+    static Sel sel_or(Sel a, Sel b) { return _mm256_or_si256(a, b); }
+    static V select(V v, Sel m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
+    static bool covers(Sel s, Mask lanes) { return _mm256_movemask_epi8(_mm256_cmpeq_epi32(s, lanes)) == -1; }
 };
 constexpr int QUAD_MR = 3, WIDE_MR = 6, WIDE_DEEP_MR = 0, NARROW_MR = 12;
 constexpr int WG_QUAD_MR = 0, WG_WIDE_MR = 6, WG_WIDE_ALT_MR = 0, WG_NARROW_MR = 12;  // the weight gradient's tiles

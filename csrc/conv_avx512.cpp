@@ -29,6 +29,14 @@ struct Simd {
     static Mask mask_for(int64_t n) { return n >= W ? Mask(0xFFFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u); }
     static V maskz_loadu(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    // The pooled weight gradient's lane selection: lanes whose argmax equals a candidate's index.
+    using IV = __m512i;
+    using Sel = __mmask16;
+    static IV maskz_iloadu(Mask m, const int32_t* p) { return _mm512_maskz_loadu_epi32(m, p); }
+    static Sel eq(Mask lanes, IV a, int32_t idx) { return _mm512_mask_cmpeq_epi32_mask(lanes, a, _mm512_set1_epi32(idx)); }
+    static Sel sel_or(Sel a, Sel b) { return static_cast<Sel>(a | b); }
+    static V select(V v, Sel m) { return _mm512_maskz_mov_ps(m, v); }
+    static bool covers(Sel s, Mask lanes) { return s == lanes; }
 };
 constexpr int QUAD_MR = 6, WIDE_MR = 12, WIDE_DEEP_MR = 8, NARROW_MR = 16;
 constexpr int WG_QUAD_MR = 6, WG_WIDE_MR = 12, WG_WIDE_ALT_MR = 9, WG_NARROW_MR = 16;  // the weight gradient's tiles

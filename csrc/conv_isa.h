@@ -25,6 +25,22 @@ struct WgradBand {
 };
 constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filters (AVX-512, 4 x 16)
 
+// The pooled weight gradient (conv_maxpool_backward) of one image: the max pooling's gradient dp
+// and argmax, (cells, F), read against the image's zero-padded copy xp (padded_image: no padding
+// left). Pooled cell i's window holds POOLED_CELLS candidate cells of the convolution's output:
+// cand_idx[i*POOLED_CELLS + q] is candidate q's flat index oh*OW + ow (the argmax it matches; -1 for
+// a cell outside the output, which none matches), cand_at[..] where its patch starts in xp. Patch
+// row r (tap, channel) lies row_at[r] past that. row_at holds K rounded up to POOLED_ROWS entries
+// (the extra ones repeat row 0: their sums are not stored).
+constexpr int POOLED_CELLS = 4;  // windows of up to 4 cells (2x2, 1x2, 2x1, 1x1)
+constexpr int POOLED_ROWS = 9;   // patch rows summed in registers at a time (3x3 x 1, 3x3 x 3 in three)
+struct PooledWgrad {
+    int64_t cells, F, K;
+    const int32_t* cand_idx;
+    const int64_t* cand_at;
+    const int64_t* row_at;
+};
+
 #define PMD_CONV_ISA_DECLS                                                                         \
     /* y: (N, OH, OW, F), x: (N, H, W, C), w: (KH, KW, C/G, F), b: (F,) or nullptr; zeros: C/G     \
        zeros. Overwrites output pixels [p0, p0 + rows) counted over all images (n*OH*OW + pixel),  \
@@ -40,7 +56,12 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
     /* xb: (C/G, in_rows, Wp), image n's input rows from oh0*SH - PH on, columns from -PW, group   \
        grp's channels, one plane per channel; 0 where that falls outside the image. */            \
     void conv_pad_band(float* xb, const float* x, const ConvGeom& g, int64_t n, int64_t grp,       \
-                       int64_t oh0, int64_t in_rows, int64_t Wp);
+                       int64_t oh0, int64_t in_rows, int64_t Wp);                                  \
+    /* acc: (K, F) and db: (F,) or nullptr, added to: one image's dw and db from its pooled        \
+       gradient dp and argmax (cells, F) and padded copy xp. False when some argmax entry matched  \
+       no cell of its window (that entry added nothing to acc; its dp still went into db). */      \
+    bool conv_pooled_weight_image(float* acc, float* db, const float* xp, const float* dp,          \
+                                  const int32_t* argmax, const PooledWgrad& p);
 namespace avx2 {
 PMD_CONV_ISA_DECLS
 }  // namespace avx2

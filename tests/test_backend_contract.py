@@ -48,6 +48,7 @@ def test_cpu_backend_overrides_the_kernel_families():
            "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
            # convolution
            "conv_forward", "conv_backward", "conv_transpose_forward", "conv_transpose_backward",
+           "conv_maxpool_forward", "conv_maxpool_backward",
            # pooling and normalization (issue 9)
            "maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward",
            "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"]

@@ -168,6 +168,17 @@ class Backend:
         z = self.conv_forward(x, w, b, strides, padding, dilation_rate, groups)
         return self.maxpool_forward(z, pool_size, pool_strides, pool_padding)
 
+    def conv_maxpool_backward(self, dp, argmax, x, w, strides, padding, dilation_rate, groups, pool_size,
+                              pool_strides, pool_padding="valid", has_bias=True):
+        """``(dw, db or None)`` of conv_maxpool_forward from the pooling's gradient ``dp`` and the
+        ``argmax`` that call returned: conv_backward's weight and bias gradients of
+        ``maxpool_backward(dp, argmax, ...)``, the input gradient not computed (a first layer's)."""
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_maxpool_backward")
+        z_shape = (x.shape[0],) + tuple(g.out) + (w.shape[-1],)
+        dz = self.maxpool_backward(dp, argmax, z_shape, pool_size, pool_strides, pool_padding)
+        _, dw, db = self.conv_backward(dz, x, w, strides, padding, dilation_rate, groups, has_bias, need_dx=False)
+        return dw, db
+
     def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
         """dx = conv^T(dy, w), dw = sum_n patches(x)^T dy, db = sum of dy over (N, spatial).
 

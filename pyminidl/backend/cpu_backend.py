@@ -217,6 +217,15 @@ class CpuBackend(Backend):
         return _C.conv_maxpool_forward(x, w, b, g.strides, g.pads, g.out, g.dilation, g.groups, tuple(pool_size),
                                        tuple(pool_strides), pool_padding)
 
+    def conv_maxpool_backward(self, dp, argmax, x, w, strides, padding, dilation_rate, groups, pool_size,
+                              pool_strides, pool_padding="valid", has_bias=True):
+        if not (_f32(dp, x, w) and x.ndim == w.ndim == 4 and type(argmax) is np.ndarray and argmax.dtype == np.int32):
+            return super().conv_maxpool_backward(dp, argmax, x, w, strides, padding, dilation_rate, groups, pool_size,
+                                                 pool_strides, pool_padding, has_bias)
+        g = _conv_geometry(x.shape, w.shape, strides, padding, dilation_rate, groups, "conv_maxpool_backward")
+        return _C.conv_maxpool_backward(dp, argmax, x, w, g.strides, g.pads, g.out, g.dilation, g.groups,
+                                        tuple(pool_size), tuple(pool_strides), pool_padding, bool(has_bias))
+
     def conv_backward(self, dy, x, w, strides, padding, dilation_rate, groups=1, has_bias=True, need_dx=True):
         if not _fast(dy, x, w) or not dy.ndim == x.ndim == w.ndim:
             return super().conv_backward(dy, x, w, strides, padding, dilation_rate, groups, has_bias, need_dx)

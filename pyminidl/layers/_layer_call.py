@@ -25,9 +25,11 @@ class _ForwardOptions(threading.local):
     deferred activation, for the max pooling to apply to its (smaller) output. ``pool_layer``: that
     max pooling, when the layer can run it together with its own op in one call (a first
     convolution's output then never leaves the cache); the layer returns the pooled pre-activation
-    and leaves ``pooled``: ``(argmax, input shape)`` for the pooling, which takes it instead of
-    pooling again. Models set them per layer around each layer's forward; a layer's own sublayers
-    run with the defaults.
+    and leaves ``pooled``: ``(argmax, input shape, takes_gradient)`` for the pooling, which takes it
+    instead of pooling again; with takes_gradient (the layer's input gradient is not needed) the
+    pooling's backward hands the layer a ``PooledGradient`` instead of routing it to the layer's
+    output. Models set them per layer around each layer's forward; a layer's own sublayers run
+    with the defaults.
     """
 
     logits = False
@@ -40,6 +42,17 @@ class _ForwardOptions(threading.local):
 
 
 FORWARD_OPTIONS = _ForwardOptions()
+
+
+class PooledGradient:
+    """A max pooling's gradient ``dp`` (NHWC, its activation's backward applied) with its ``argmax``
+    and window ``(pool_size, strides, padding)``, handed unrouted to the layer that pooled for it
+    (``FORWARD_OPTIONS.pooled``), which sums its weight gradient from them in one call."""
+
+    __slots__ = ("dp", "argmax", "window")
+
+    def __init__(self, dp, argmax, window):
+        self.dp, self.argmax, self.window = dp, argmax, window
 
 
 class forward_options:

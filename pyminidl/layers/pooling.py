@@ -12,6 +12,7 @@ Example:
 
 import numbers
 
+from pyminidl.layers._layer_call import PooledGradient
 from pyminidl.layers.base import FORWARD_OPTIONS, InputSpec, Layer, _overrides_call
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -125,8 +126,9 @@ class _Pooling(_SpatialLayout, Layer):
         x4 = self._to_nhwc(x)
         shape4 = tuple(x4.shape)
         if self._mode == "max":
+            takes_gradient = False
             if handed is not None:  # x is the pooled pre-activation, argmax indexes the layer's output
-                y4, (argmax, shape4) = x4, handed
+                y4, (argmax, shape4, takes_gradient) = x4, handed
             else:
                 y4, argmax = be.maxpool_forward(x4, k, s, pad)
             act = FORWARD_OPTIONS.pool_activation  # the layer before deferred its activation to here
@@ -137,6 +139,8 @@ class _Pooling(_SpatialLayout, Layer):
                 dy4 = self._to_nhwc(dy)
                 if act is not None:  # y4 stands in for the pooled z: the same mask (relu, relu6)
                     dy4 = be.activation_backward(act[0], dy4, y4, y4, **act[1])
+                if takes_gradient:  # the layer before sums its weight gradient from dy4 itself
+                    return PooledGradient(dy4, argmax, (k, s, pad))
                 return self._from_nhwc(be.maxpool_backward(dy4, argmax, shape4, k, s, pad))
         else:
             y4 = be.avgpool_forward(x4, k, s, pad)

@@ -69,7 +69,8 @@ def _in_precision(value, dtype):
 
 def _compare(got, want, dtype, nan_spreads=False):
     """``got`` against the reference's ``want``. nan_spreads (a bool, or one per output of a
-    tuple): the kernel may give NaN where the reference is finite (see _nan_spreads)."""
+    tuple): the kernel may give NaN where the reference is finite (see _nan_spreads); "either":
+    and the reference NaN where the kernel is finite."""
     if want is None:  # an output the call was told to skip
         assert got is None
         return
@@ -83,6 +84,8 @@ def _compare(got, want, dtype, nan_spreads=False):
     with np.errstate(over="ignore"):  # a float32 kernel overflows where the float64 reference does
         want = np.asarray(want, dtype=np.float64).astype(dtype).astype(np.float64)
     assert got.shape == want.shape, f"shape {got.shape} != reference {want.shape}"
+    if nan_spreads == "either":  # NaN on one side only is accepted (a hostile input's NaN, summed otherwise)
+        got = np.where(np.isnan(want), np.nan, got)
     if nan_spreads:
         want = np.where(np.isnan(got), np.nan, want)
     finite = want[np.isfinite(want)]
@@ -1002,6 +1005,53 @@ def test_fuzz_conv_maxpool_forward(data):
 
     _run("conv_maxpool_forward", lambda: _C.conv_maxpool_forward(x, wk, b, *args, pool, pool_strides, pool_padding),
          oracle, dtype, f)
+
+
+@FUZZ
+@given(data=st.data(), has_bias=st.booleans())
+def test_fuzz_conv_maxpool_backward(data, has_bias):
+    # The oracle is maxpool_backward, then conv_backward's weight and bias gradients (float32, in
+    # another order of summation). The argmax comes from conv_maxpool_forward on the same case, or
+    # is made hostile: a value outside its window, another dtype or shape.
+    d = data.draw
+    f = Faults(d, {**CONV_FAULTS, "dtype": ["x"], "mixed_dtype": ["w"], "shape": ["x", "w", "dp"],
+                   "geometry": ["pool_size", "strides", "padding"], "argmax": ["value", "dtype", "shape"]})
+    dims, geo = _conv_geom_case(d, f)
+    n, h, w, c, fl, kh, kw, g = dims
+    dtype = _dtype32(f, d)
+    x, wk, _, _ = _conv_arrays(d, f, dims, dtype, c, (kh, kw, c // g, fl), fl)
+    pool, pool_strides, pool_padding = _pool_geometry(f, d)
+    if not f.on("geometry"):  # windows inside the convolution's (small) output, strides of at most 2
+        out = [o if 1 <= o <= 7 else 1 for o in geo["output_size"]]
+        pool = tuple(min(p, o) for p, o in zip(pool, out))
+        pool_strides = tuple(min(p, 2) for p in pool_strides)
+    args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"], geo["groups"])
+    try:  # the forward of a consistent case gives dp's shape and the argmax
+        y, argmax = _C.conv_maxpool_forward(np.asarray(x, np.float32), np.asarray(wk, np.float32), None, *args,
+                                            pool, pool_strides, pool_padding)
+    except (ValueError, TypeError):
+        y, argmax = np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.int32)
+    dp = d(arrays(shape=_shape(f, d, "dp", y.shape), dtypes=[dtype]))
+    if f.on("argmax", "value") and argmax.size:
+        argmax = argmax.copy()
+        argmax.reshape(-1)[d(st.integers(0, argmax.size - 1))] = d(st.sampled_from([-1, 2**31 - 1, 10**6]))
+    if f.on("argmax", "dtype"):
+        argmax = argmax.astype(d(st.sampled_from([np.int64, np.float32, np.uint32])))
+    if f.on("argmax", "shape"):
+        argmax = np.zeros(d(shapes(0, 4)), np.int32)
+    z_shape = (x.shape[0],) + tuple(geo["output_size"]) + (wk.shape[-1],) if x.ndim == 4 and wk.ndim == 4 else None
+
+    def oracle():
+        dz = _C.maxpool_backward(dp, argmax, z_shape, pool, pool_strides, pool_padding)
+        _, dw, db = _C.conv_backward(dz, x, wk, geo["strides"], geo["padding"], geo["dilation_rate"], geo["groups"],
+                                     has_bias, False)
+        return dw, db
+
+    # Where x holds a NaN or Inf the two kernels multiply it by dz's zeros at every pixel (NaN),
+    # the pooled sums only at the pixels some window covers: NaN on either side is accepted there.
+    _run("conv_maxpool_backward", lambda: _C.conv_maxpool_backward(dp, argmax, x, wk, *args, pool, pool_strides,
+                                                                   pool_padding, has_bias),
+         oracle, dtype, f, nan_spreads="either" if _nan_spreads(x) else False)
 
 
 @FUZZ

@@ -7,14 +7,16 @@ import pytest
 
 from pyminidl import layers
 from pyminidl.backend import use_backend
+from pyminidl.layers._layer_call import forward_options
 from pyminidl.testing import gradcheck
 
 # relu6 and elu reach their kinks / branches: inputs spread over [-8, 8] cover y = 6 and y < 0.
 ACTIVATIONS = ["relu", "relu6", "elu", "selu", "sigmoid", "tanh", "exponential", "gelu", "swish", "linear"]
 
 
-def _check(layer, x, rng):
-    y, backward = layer._forward_full(x, True)
+def _check(layer, x, rng, need_dx=True):
+    with forward_options(need_dx=need_dx):  # need_dx=False: a first layer's backward, no dx
+        y, backward = layer._forward_full(x, True)
     dy = rng.standard_normal(y.shape)
     layer.zero_grads()
     dx = backward(dy)
@@ -24,7 +26,10 @@ def _check(layer, x, rng):
         out, _b = layer._forward_full(x, True)
         return float((out * dy).sum())
 
-    gradcheck(loss, x, dx)
+    if need_dx:
+        gradcheck(loss, x, dx)
+    else:
+        assert dx is None
     for w, g in zip(layer.trainable_weights, grads):
         gradcheck(loss, w, g)
 
@@ -51,9 +56,11 @@ def test_conv1d_channels_first_activation_gradients(rng, activation, backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("activation", ["relu", "relu6"])
-def test_conv2d_pooled_in_one_call_gradients(rng, activation, backend):
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_conv2d_pooled_in_one_call_gradients(rng, activation, backend, need_dx):
     # A Sequential runs the convolution and the max pooling after it as one call
-    # (conv_maxpool_forward) and the pooling applies the convolution's activation.
+    # (conv_maxpool_forward) and the pooling applies the convolution's activation; without dx the
+    # pooling hands its gradient to the convolution unrouted (conv_maxpool_backward).
     import pyminidl
 
     with use_backend(backend):
@@ -63,4 +70,4 @@ def test_conv2d_pooled_in_one_call_gradients(rng, activation, backend):
         model.build(x.shape)
         conv = model.layers[0]
         conv.kernel = 2.0 * rng.standard_normal(conv.kernel.shape)
-        _check(model, x, rng)
+        _check(model, x, rng, need_dx)

@@ -1,5 +1,7 @@
 """conv_maxpool_forward: a convolution and the max pooling after it in one call (csrc/conv.h),
-bit for bit the two kernels one after the other, and the Sequential models that use it."""
+bit for bit the two kernels one after the other; conv_maxpool_backward: its weight and bias
+gradients from the pooling's gradient, within rounding of maxpool_backward then conv_backward;
+and the Sequential models that use them."""
 
 import numpy as np
 import pytest
@@ -65,6 +67,88 @@ def test_fused_forward_refuses_an_empty_pooling():
         _C.conv_maxpool_forward(x, w, None, (1, 1), (0, 0), (1, 1), (1, 1), 1, (2, 2), (2, 2), "valid")
 
 
+# Pool windows of up to 4 cells take the pooled kernels on a first layer (1-4 channels, one group);
+# the rest (3x3 windows, groups, 8 channels, no vector ISA) route dz and run the weight gradient.
+BACKWARD_CASES = CASES + [
+    ((6, 13, 13, 1), 3, "same", 1, 1, 1, 17, 2, 2, "same"),  # odd: 'same' pooling's padded cells
+    ((5, 9, 9, 1), 3, "same", 1, 1, 1, 16, 2, 2, "valid"),  # odd: the last row and column in no window
+    ((3, 8, 10, 2), 3, "same", 1, 1, 1, 40, 1, 1, "valid"),  # 1-cell windows, a tail of filters
+    ((3, 11, 8, 3), 5, "same", 1, 1, 1, 9, 2, 1, "valid"),  # overlapping windows, 75 patch rows
+]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", BACKWARD_CASES, ids=lambda c: "x".join(map(str, c[0])) + f"-{c[2]}-p{c[7]}-g{c[5]}")
+def test_pooled_weight_gradient_is_the_two_kernels_within_rounding(isa, case):
+    shape, k, pad, s, dil, groups, filters, pool, ps, ppad = case
+    window = ((pool, pool), (ps, ps), ppad)
+    pyminidl.config.set_cpu_capability(isa)
+    try:
+        rng = np.random.default_rng(2)
+        x, w, b, args = _case(rng, shape, k, pad, s, dil, groups, filters)
+        be = get_backend()
+        z = be.conv_forward(x, w, b, *args)
+        y, argmax = be.maxpool_forward(z, *window)
+        dp = rng.standard_normal(y.shape).astype(np.float32)
+        _, want_dw, want_db = be.conv_backward(be.maxpool_backward(dp, argmax, z.shape, *window), x, w, *args,
+                                               need_dx=False)
+        got = {}
+        for threads in (1, 2, 1):
+            pyminidl.config.set_num_threads(threads)
+            dw, db = be.conv_maxpool_backward(dp, argmax, x, w, *args, *window)
+            assert dw.shape == w.shape and db.shape == (filters,)
+            if threads in got:  # the same bits at any thread count, run to run
+                np.testing.assert_array_equal(dw, got[threads][0])
+            got[threads] = (dw, db)
+            np.testing.assert_array_equal(dw, got[1][0])
+            np.testing.assert_array_equal(db, got[1][1])
+        scale = max(1.0, float(np.abs(want_dw).max(initial=0.0)))
+        np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-5 * scale)
+        np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want_db).max(initial=0.0))))
+        f8 = [a.astype(np.float64) for a in (dp, x, w)]
+        ref_dw, ref_db = Backend().conv_maxpool_backward(f8[0], argmax, f8[1], f8[2], *args, *window)
+        np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(db, ref_db, rtol=1e-4, atol=1e-4 * scale)
+        _, none = be.conv_maxpool_backward(dp, argmax, x, w, *args, *window, has_bias=False)
+        assert none is None
+    finally:
+        pyminidl.config.set_cpu_capability("avx512")
+        pyminidl.config.set_num_threads(2)
+
+
+def _pooled_case():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 6, 1)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 1, 4)).astype(np.float32)
+    y, argmax = _C.conv_maxpool_forward(x, w, None, (1, 1), (1, 1), (6, 6), (1, 1), 1, (2, 2), (2, 2), "valid")
+    return x, w, np.ones_like(y), argmax
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_pooled_weight_gradient_refuses_an_argmax_outside_its_window(isa):
+    pyminidl.config.set_cpu_capability(isa)
+    try:
+        x, w, dp, argmax = _pooled_case()
+        argmax = argmax.copy()
+        argmax[1, 2, 0, 3] = 0  # image 1's cell (2, 0) covers output rows 4-5: index 0 is not in it
+        with pytest.raises(ValueError, match=r"conv_maxpool_backward: argmax value 0 at flat index 63 lies outside"):
+            _C.conv_maxpool_backward(dp, argmax, x, w, (1, 1), (1, 1), (6, 6), (1, 1), 1, (2, 2), (2, 2), "valid")
+    finally:
+        pyminidl.config.set_cpu_capability("avx512")
+
+
+def test_pooled_weight_gradient_refuses_a_gradient_of_another_shape():
+    x, w, dp, argmax = _pooled_case()
+    with pytest.raises(ValueError, match=r"argument 'dp' must have the pooled shape \(2, 3, 3, 4\).*"
+                                         r"Received: shape=\(2, 3, 3, 3\)"):
+        _C.conv_maxpool_backward(dp[..., :3], argmax, x, w, (1, 1), (1, 1), (6, 6), (1, 1), 1, (2, 2), (2, 2), "valid")
+    with pytest.raises(ValueError, match=r"argument 'argmax' must have the pooled shape"):
+        _C.conv_maxpool_backward(dp, argmax[:1], x, w, (1, 1), (1, 1), (6, 6), (1, 1), 1, (2, 2), (2, 2), "valid")
+    with pytest.raises(TypeError, match=r"argmax"):
+        _C.conv_maxpool_backward(dp, argmax.astype(np.int64), x, w, (1, 1), (1, 1), (6, 6), (1, 1), 1, (2, 2), (2, 2),
+                                 "valid")
+
+
 def _tutorial_cnn(seed):
     pyminidl.utils.set_random_seed(seed)
     layers = pyminidl.layers
@@ -76,26 +160,35 @@ def _tutorial_cnn(seed):
     return model
 
 
-def test_a_cnn_trains_to_the_same_bits_with_and_without_the_fused_pooling(monkeypatch):
+def test_a_cnn_trains_the_same_with_and_without_the_fused_pooling(monkeypatch):
+    # The fused forward gives the two kernels' bits, so predictions from the same weights are equal;
+    # the first layer's pooled weight gradient sums in another order, so training agrees to rounding.
     rng = np.random.default_rng(0)
     x, y = rng.random((96, 12, 12, 1), dtype=np.float32), rng.integers(0, 10, 96)
     be = get_backend()
-    calls = []
-    fused = be.conv_maxpool_forward
-    monkeypatch.setattr(be, "conv_maxpool_forward", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    calls = {"forward": 0, "backward": 0}
+    fused_forward, fused_backward = be.conv_maxpool_forward, be.conv_maxpool_backward
+
+    def count(name, fn):
+        return lambda *a, **k: calls.__setitem__(name, calls[name] + 1) or fn(*a, **k)
+
+    monkeypatch.setattr(be, "conv_maxpool_forward", count("forward", fused_forward))
+    monkeypatch.setattr(be, "conv_maxpool_backward", count("backward", fused_backward))
     runs = []
     for fuse in (True, False):
         if not fuse:
             monkeypatch.setattr(sequential, "_fused_pools", lambda layers, deferred: [None] * len(layers))
         model = _tutorial_cnn(3)
+        first = model.predict(x[:20], verbose=0)
         history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
-        runs.append((history.history["loss"], model.get_weights(), model.predict(x[:20], verbose=0)))
-        if fuse:
-            assert len(calls) >= 2 * 3 * 2  # both convolutions in each of the 3 steps x 2 epochs
-    (loss_a, w_a, p_a), (loss_b, w_b, p_b) = runs
-    assert loss_a == loss_b
-    assert all(np.array_equal(u, v) for u, v in zip(w_a, w_b))
+        runs.append((first, history.history["loss"], model.get_weights()))
+        if fuse:  # both convolutions pool in each of the 3 steps x 2 epochs (and the predict); the first's
+            assert calls["forward"] >= 2 * 3 * 2 and calls["backward"] == 3 * 2  # backward only: it needs no dx
+    (p_a, loss_a, w_a), (p_b, loss_b, w_b) = runs
     np.testing.assert_array_equal(p_a, p_b)
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-5)
+    for u, v in zip(w_a, w_b):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
 
 
 def test_the_pooling_after_a_fused_convolution_reports_its_own_empty_output():

@@ -72,15 +72,20 @@ def test_deferred_activation_gives_the_same_bits(rng, case, activation):
     assert FORWARD_OPTIONS.defer_activation is False and FORWARD_OPTIONS.pool_activation is None  # restored
 
 
-def test_training_with_the_deferred_activation_is_bit_identical(rng):
+def test_training_with_the_deferred_activation_matches(rng):
+    # Within rounding, not bit for bit: as the model's first layer the fused pair also sums the
+    # convolution's weight gradient from the pooled gradient (conv_maxpool_backward), in another order.
     conv, pool, shape = CASES[0]
     x = rng.standard_normal((32,) + shape).astype(np.float32)
     y = rng.integers(0, 3, 32)
-    losses = []
+    losses, weights = [], []
     for model in _pair_models(conv, pool, shape, "relu"):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         losses.append(model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"])
-    assert losses[0] == losses[1]
+        weights.append(model.get_weights())
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for u, v in zip(*weights):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
 
 
 def test_only_activations_that_commute_with_a_max_are_deferred():
