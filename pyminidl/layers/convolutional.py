@@ -377,6 +377,10 @@ class Conv2D(_Conv):
         (2, 28, 28, 32)
     """
 
+    # Its backward returns a new array (conv_backward's dx) that nothing else holds: a Sequential
+    # lets the layer before it overwrite that gradient (FORWARD_OPTIONS.owns_dy; Dense's note).
+    _fresh_dx = True
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,

@@ -132,13 +132,14 @@ class _Pooling(_SpatialLayout, Layer):
             else:
                 y4, argmax = be.maxpool_forward(x4, k, s, pad)
             act = FORWARD_OPTIONS.pool_activation  # the layer before deferred its activation to here
+            owned = FORWARD_OPTIONS.owns_dy  # the gradient to come is ours to overwrite
             if act is not None:
                 y4 = be.activation_forward(act[0], y4, out=y4, **act[1])
 
             def backward(dy):  # dL/dx: each dy to the input cell that was its window's max
                 dy4 = self._to_nhwc(dy)
                 if act is not None:  # y4 stands in for the pooled z: the same mask (relu, relu6)
-                    dy4 = be.activation_backward(act[0], dy4, y4, y4, **act[1])
+                    dy4 = be.activation_backward(act[0], dy4, y4, y4, out=dy4 if owned else None, **act[1])
                 if takes_gradient:  # the layer before sums its weight gradient from dy4 itself
                     return PooledGradient(dy4, argmax, (k, s, pad))
                 return self._from_nhwc(be.maxpool_backward(dy4, argmax, shape4, k, s, pad))

@@ -18,6 +18,10 @@ class Flatten(Layer):
         (2, 12)
     """
 
+    # Its dx is its dy reshaped (a view): the layer before may overwrite it when this layer's own dy
+    # was fresh (FORWARD_OPTIONS.owns_dy, Sequential's _owned_gradients).
+    _passes_dx = True
+
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         data_format = data_format or "channels_last"

@@ -231,12 +231,12 @@ class Sequential(Model):
         last = len(self._layers) - 1
         deferred = _deferred_activations(self._layers)
         pools = _fused_pools(self._layers, deferred)
+        owned = _owned_gradients(self._layers)
         mask = None
         try:
             for i, layer in enumerate(self._layers):
                 opts.logits, opts.need_dx = logits and i == last, need_dx or i > 0
-                # A layer's dy is the dx of the one after it: fresh when that one makes it anew.
-                opts.owns_dy = i < last and "_fresh_dx" in type(self._layers[i + 1]).__dict__
+                opts.owns_dy = owned[i]
                 opts.defer_activation = deferred[i] is not None
                 opts.pool_activation = deferred[i - 1] if i > 0 else None
                 opts.pool_layer = pools[i]
@@ -348,6 +348,18 @@ def _single_output(layer, y):
     if isinstance(y, (tuple, list)):
         raise ValueError("All layers in a Sequential model should have a single output tensor. For multi-output "
                          f"layers, use the functional API. Layer {layer.name!r} returned {len(y)} outputs.")
+
+
+def _owned_gradients(layers):
+    """Per layer: whether the gradient its backward receives is a fresh array nobody else reads
+    (``FORWARD_OPTIONS.owns_dy``). A layer's dy is the dx of the one after it: fresh when that one
+    makes it anew (``_fresh_dx``), or passes on, reshaped, a gradient that was fresh (``_passes_dx``:
+    Flatten). Read from each class's own __dict__, so a subclass that changes forward inherits neither."""
+    owned = [False] * len(layers)
+    for i in range(len(layers) - 2, -1, -1):
+        after = type(layers[i + 1]).__dict__
+        owned[i] = "_fresh_dx" in after or ("_passes_dx" in after and owned[i + 1])
+    return owned
 
 
 def _fused_pools(layers, deferred):

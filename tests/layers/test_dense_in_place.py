@@ -60,6 +60,51 @@ def test_sequential_marks_ownership_only_after_a_dense(rng):
     assert FORWARD_OPTIONS.owns_dy is False  # restored after the forward
 
 
+def test_ownership_passes_through_a_flatten_and_comes_from_a_conv2d(rng):
+    seen = []
+
+    class Probe(layers.Layer):
+        def forward(self, x, training=False):
+            seen.append(FORWARD_OPTIONS.owns_dy)
+            return x, lambda dy: dy
+
+    model = Sequential([layers.Input((6, 6, 2)), Probe(), layers.Conv2D(3, 3), Probe(), layers.Flatten(),
+                        layers.Dense(2), Probe(), layers.Flatten(), Probe(), layers.Flatten(), layers.Activation("relu")])
+    x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
+    model(x)  # built (a plain call runs with the defaults)
+    seen.clear()
+    model.forward(x, training=True)
+    # before a Conv2D; before a Flatten before a Dense; before a Flatten the Probe's own dy reaches
+    # (not fresh: the Probe passes its dy on); before a Flatten before an Activation
+    assert seen == [True, True, False, False]
+
+
+def test_a_pooling_overwrites_only_a_gradient_it_owns(rng):
+    # The max pooling applies the convolution's deferred relu to its dy in place when the layer
+    # after it made that dy anew (a Conv2D, a Flatten before a Dense), else into a new array.
+    x = rng.standard_normal((2, 8, 8, 1)).astype(np.float32)
+    model = Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3, padding="same", activation="relu"),
+                        layers.MaxPooling2D(2), layers.Conv2D(2, 3, padding="same", activation="relu"),
+                        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(3)])
+    ref = Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3, padding="same"), layers.Activation("relu"),
+                      layers.MaxPooling2D(2), layers.Conv2D(2, 3, padding="same"), layers.Activation("relu"),
+                      layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(3)])
+    ref.set_weights(model.get_weights())
+    dy = rng.standard_normal((2, 3)).astype(np.float32)
+    results = []
+    for m in (model, ref):
+        for layer in m.layers:
+            layer.zero_grads()
+        _, backward = m.forward(x, training=True)
+        kept = dy.copy()
+        dx = backward(dy)
+        np.testing.assert_array_equal(dy, kept)  # the caller's gradient is never written
+        results.append((dx, _grads(m)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    for g, r in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+
+
 def test_a_gradient_two_branches_share_is_not_overwritten(rng):
     # Add's backward hands the same dy array to both branches: neither Dense may write into it.
     inp = layers.Input((6,))
