@@ -195,5 +195,7 @@ void bind_norm(py::module_& m);
 void bind_depthwise(py::module_& m);
 // Row gather of the training loop's batches (bind_gather.cpp).
 void bind_gather(py::module_& m);
+// The dropout mask from an integer seed (bind_dropout.cpp).
+void bind_dropout(py::module_& m);
 
 }  // namespace pyminidl::bind

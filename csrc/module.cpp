@@ -24,4 +24,5 @@ PYBIND11_MODULE(_C, m) {
     pyminidl::bind::bind_depthwise(m);
     // Row gather of the training loop's batches.
     pyminidl::bind::bind_gather(m);
+    pyminidl::bind::bind_dropout(m);
 }

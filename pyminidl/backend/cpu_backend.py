@@ -124,6 +124,15 @@ class CpuBackend(Backend):
             return _C.take_rows(x, idx)
         return super().take_rows(x, idx)
 
+    def dropout_forward(self, x, rate, seed, noise_shape=None):
+        """The reference's mask (Philox keyed by ``seed``, see Backend.dropout_forward), bit for bit,
+        drawn by every thread in one pass with the product: float x, a mask of x's own shape."""
+        if (not _fast(x) or (noise_shape is not None and tuple(noise_shape) != x.shape) or not 0.0 <= rate <= 1.0
+                or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**128):
+            return super().dropout_forward(x, rate, seed, noise_shape)
+        seed = int(seed)
+        return _C.dropout_forward(x, float(rate), seed & 0xFFFFFFFFFFFFFFFF, seed >> 64)
+
     # ------------------------------------------------------------------ gemm / dense
     # _C takes 2-D float32/float64 arrays of one dtype (any strides); everything else (N-D,
     # integer or mixed dtypes) goes to the reference, which promotes like NumPy.

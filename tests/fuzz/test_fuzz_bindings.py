@@ -1478,6 +1478,43 @@ def test_fuzz_dense_activation_grad(data):
 
 @FUZZ
 @given(data=st.data())
+def test_fuzz_dropout_forward(data):
+    # The oracle is the reference's draw, bit for bit (NaN and Inf in x included: x * mask).
+    d = data.draw
+    f = Faults(d, {"dtype": ["x"], "layout": ["x"], "rate": ["rate"], "key": ["key"]})
+    dtype = _dtype(f, d)
+    x = d(arrays(min_rank=0, dtypes=[dtype]))
+    if f.on("layout") and x.ndim >= 2:
+        x = x.T
+    rate = d(st.sampled_from([np.nan, -0.5, 1.0 + 1e-9, np.inf])) if f.on("rate") else d(st.floats(0.0, 1.0))
+    key0, key1 = d(st.integers(0, 2**64 - 1)), d(st.integers(0, 2**64 - 1))
+    if f.on("key"):  # not a uint64: pybind11 refuses it with a TypeError
+        key0 = d(st.sampled_from([-1, 2**64, 1.5]))
+    seed = key0 + (key1 << 64) if isinstance(key0, int) and 0 <= key0 < 2**64 else 0
+
+    def oracle():
+        y, mask = REF.dropout_forward(x, rate, seed)
+        return y, mask
+
+    def compare_bits(got, want):
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+
+    f.record("dropout_forward")
+    try:
+        got = _C.dropout_forward(x, rate, key0, key1)
+    except (ValueError, TypeError):
+        CASES["dropout_forward"]["rejected"] += 1
+        return
+    assert np.dtype(dtype).kind == "f" and 0.0 <= rate <= 1.0
+    with np.errstate(all="ignore"):
+        compare_bits(got, oracle())
+    CASES["dropout_forward"]["accepted"] += 1
+
+
+@FUZZ
+@given(data=st.data())
 def test_fuzz_take_rows(data):
     d = data.draw
     f = Faults(d, {"dtype": ["x", "idx"], "layout": ["x", "idx"], "rank": ["x", "idx"], "range": ["idx"]})

@@ -113,3 +113,40 @@ def test_a_mask_does_not_depend_on_the_thread_that_draws_it():
 def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
     with pytest.raises(ValueError, match="seed"):
         Backend().dropout_forward(np.ones((2, 2)), 0.5, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cpu_kernel_draws_the_references_mask_bit_for_bit(dtype, threads):
+    # csrc/dropout.cpp computes NumPy's Philox4x64-10 stream itself, split over the threads.
+    import pyminidl
+    from pyminidl.backend.cpu_backend import CpuBackend
+
+    cpu, ref = CpuBackend(), Backend()
+    rng = np.random.default_rng(4)
+    pyminidl.config.set_num_threads(threads)
+    try:
+        for seed in (0, 7, 2**63 - 1, 2**64 + 5, 2**128 - 1):
+            for shape in ((0,), (1,), (5,), (17,), (7, 9), (128, 300), (3, 5, 2, 7)):
+                x = rng.standard_normal(shape).astype(dtype) * 3
+                if x.size:
+                    x.reshape(-1)[0] = -0.0  # a dropped -0 keeps the sign of x * +0, as NumPy's product
+                for rate in (0.0, 1e-300, 0.25, np.nextafter(0.5, 1.0), 0.999, 1.0):
+                    y, mask = cpu.dropout_forward(x, rate, seed)
+                    want_y, want_mask = ref.dropout_forward(x, rate, seed)
+                    assert y.dtype == mask.dtype == np.dtype(dtype)
+                    np.testing.assert_array_equal(mask, want_mask)
+                    np.testing.assert_array_equal(y, want_y)
+                    np.testing.assert_array_equal(np.signbit(y), np.signbit(want_y))
+    finally:
+        pyminidl.config.set_num_threads(2)
+
+
+def test_the_cpu_kernel_refuses_a_rate_outside_zero_to_one():
+    from pyminidl.backend._compat import _C
+
+    for rate in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout_forward: argument 'rate' must be in \[0, 1\]"):
+            _C.dropout_forward(np.ones(3, np.float32), rate, 0, 0)
+    with pytest.raises(TypeError, match="dropout_forward"):
+        _C.dropout_forward(np.ones(3, np.int32), 0.5, 0, 0)
