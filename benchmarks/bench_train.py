@@ -3,6 +3,8 @@
 1. MLP 784-256-128-10 (ReLU, softmax cross-entropy, Adam, batch 128): samples/second of
    one epoch over 60,000 synthetic MNIST-shaped samples (``model.fit(..., epochs=1)`` vs
    the idiomatic PyTorch loop: shuffle, slice batches, zero_grad/backward/step).
+   The same with Keras's mnist_mlp example's stack: 784-512-512-10 with Dropout(0.2) after each
+   hidden layer (training mode: a fresh mask per layer and step), Adam, batch 128.
 2. Tiny model Dense(10 -> 10), batch 1, MSE, SGD: time per ``train_on_batch`` step vs one
    PyTorch step (the framework overhead, not the arithmetic), in blocks of ``--tiny-steps``
    steps alternated with PyTorch's ``--tiny-reps`` times.
@@ -47,7 +49,7 @@ import numpy as np  # noqa: E402
 
 import _harness  # noqa: E402  (imports no NumPy)
 import pyminidl  # noqa: E402
-from pyminidl.layers import Dense  # noqa: E402
+from pyminidl.layers import Dense, Dropout  # noqa: E402
 from pyminidl.models import Sequential  # noqa: E402
 
 try:
@@ -90,26 +92,35 @@ def _interleaved(run_ours, run_theirs, reps=None):
 # ---------------------------------------------------------------------------- models
 
 
-def _pyminidl_mlp():
+DROPOUT_UNITS, DROPOUT_RATE = (784, 512, 512, 10), 0.2  # Keras's examples/mnist_mlp
+
+
+def _pyminidl_mlp(units=MLP_UNITS, dropout=None):
     pyminidl.utils.set_random_seed(0)
-    model = Sequential([Dense(MLP_UNITS[1], activation="relu", input_dim=MLP_UNITS[0]),
-                        Dense(MLP_UNITS[2], activation="relu"),
-                        Dense(MLP_UNITS[3], activation="softmax")])
+    stack = [Dense(units[1], activation="relu", input_dim=units[0])]
+    for width in units[2:-1]:
+        stack += ([Dropout(dropout)] if dropout else []) + [Dense(width, activation="relu")]
+    stack += ([Dropout(dropout)] if dropout else []) + [Dense(units[-1], activation="softmax")]
+    model = Sequential(stack)
     model.compile(optimizer=pyminidl.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     return model
 
 
 def _torch_copy(model, activation=torch.nn.ReLU if torch else None):
-    """A torch.nn.Sequential with the same weights as the pyminidl Dense stack."""
+    """A torch.nn.Sequential with the same weights (and Dropout layers) as the pyminidl stack."""
     layers = []
-    for i, dense in enumerate(model.layers):
-        kernel, bias = dense.get_weights()
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    for layer in model.layers:
+        if isinstance(layer, Dropout):
+            layers.append(torch.nn.Dropout(layer.rate))
+            continue
+        kernel, bias = layer.get_weights()
         linear = torch.nn.Linear(*kernel.shape)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
             linear.bias.copy_(torch.from_numpy(bias))
         layers.append(linear)
-        if activation is not None and i < len(model.layers) - 1:
+        if activation is not None and layer is not dense[-1]:
             layers.append(activation())
     return torch.nn.Sequential(*layers)
 
@@ -148,19 +159,21 @@ def _gemm_share(run_epoch):
 
 
 
-def bench_mlp():
+def bench_mlp(units=MLP_UNITS, dropout=None, profile=True):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((ARGS.samples, MLP_UNITS[0]), dtype=np.float32)
-    y = rng.integers(0, MLP_UNITS[-1], ARGS.samples)
-    model = _pyminidl_mlp()
-    model.build((None, MLP_UNITS[0]))
+    x = rng.standard_normal((ARGS.samples, units[0]), dtype=np.float32)
+    y = rng.integers(0, units[-1], ARGS.samples)
+    model = _pyminidl_mlp(units, dropout)
+    model.build((None, units[0]))
     net = _torch_copy(model) if torch else None
-    if net is not None:  # correctness first: same weights -> same loss on a batch
+    if net is not None:  # correctness first: same weights -> same loss on a batch (Dropout off)
         ours = model.evaluate(x[:BATCH], y[:BATCH], verbose=0)
+        net.eval()
         with torch.no_grad():
             theirs = float(torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:BATCH])),
                                                              torch.from_numpy(y[:BATCH])))
         assert abs(ours - theirs) < 1e-4 * max(1.0, abs(theirs)), (ours, theirs)
+        net.train()
     model.fit(x[:2048], y[:2048], epochs=1, batch_size=BATCH, verbose=0)  # warm-up
     run_ours = lambda: model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0, shuffle=True)
     run_theirs = None
@@ -171,7 +184,8 @@ def bench_mlp():
         _torch_epoch(net, opt, xt[:2048], yt[:2048], gen)
         run_theirs = lambda: _torch_epoch(net, opt, xt, yt, gen)
     ours, theirs = _interleaved(run_ours, run_theirs)
-    _GEMM_SHARE.update(_gemm_share(run_ours))
+    if profile:
+        _GEMM_SHARE.update(_gemm_share(run_ours))
     results = {"pyminidl": _median(ours)}
     if theirs:
         results["torch"] = _median(theirs)
@@ -309,9 +323,11 @@ def main():
     print(f"measured FMA ceiling, {ARGS.threads} thread(s): {machine['fma_ceiling_gflops']:.1f} GFLOP/s; "
           f"load average before: {_load()}")
     mlp, tiny = bench_mlp(), bench_tiny()
+    dropout = bench_mlp(DROPOUT_UNITS, DROPOUT_RATE, profile=False)
     rows = []
     n = ARGS.samples
-    for name, res in (("mlp_784_256_128_10_epoch", mlp), ("tiny_dense10_step", tiny)):
+    for name, res in (("mlp_784_256_128_10_epoch", mlp), ("tiny_dense10_step", tiny),
+                      ("mlp_784_512_512_10_dropout_epoch", dropout)):
         for framework, (med, lo, hi) in res.items():
             rows.append({"op": name, "backend": framework, "threads": ARGS.threads, "median_s": med,
                          "min_s": lo, "max_s": hi})
@@ -324,6 +340,11 @@ def main():
     ratio = f"{ours / theirs:.2f}x" if theirs else "-"
     print(f"{'MLP epoch (samples/s, higher=better)':<34}{ours:>14,.0f}{(f'{theirs:,.0f}' if theirs else '-'):>14}"
           f"{ratio:>9}   >= 2x")
+    ours = n / dropout["pyminidl"][0]
+    theirs = n / dropout["torch"][0] if "torch" in dropout else None
+    ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+    print(f"{'MLP with Dropout (samples/s)':<34}{ours:>14,.0f}{(f'{theirs:,.0f}' if theirs else '-'):>14}"
+          f"{ratio:>9}   (Keras's mnist_mlp: 784-512-512-10, Dropout(0.2) x2)")
     ours = tiny["pyminidl"][0] * 1e6
     theirs = tiny["torch"][0] * 1e6 if "torch" in tiny else None
     ratio = f"{ours / theirs:.2f}x" if theirs else "-"
