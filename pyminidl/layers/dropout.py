@@ -20,6 +20,10 @@ class Dropout(Layer):
 
     supports_masking = True  # passes a mask on unchanged (Keras)
 
+    # Its dx is dy itself (inference, rate 0) or dy * mask, a new array: the layer before may
+    # overwrite it when this layer's own dy was fresh (FORWARD_OPTIONS.owns_dy, as after a Flatten).
+    _passes_dx = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

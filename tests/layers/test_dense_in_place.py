@@ -79,6 +79,28 @@ def test_ownership_passes_through_a_flatten_and_comes_from_a_conv2d(rng):
     assert seen == [True, True, False, False]
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_a_dense_before_a_dropout_owns_its_gradient_and_trains_the_same(rng, training):
+    seen = []
+
+    class Probe(layers.Layer):
+        def forward(self, x, training=False):
+            seen.append(FORWARD_OPTIONS.owns_dy)
+            return x, lambda dy: dy
+
+    model = Sequential([layers.Input((6,)), Probe(), layers.Dropout(0.3), layers.Dense(5), Probe(),
+                        layers.Dropout(0.3, seed=2)])
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    model(x)
+    seen.clear()
+    _, backward = model.forward(x, training=training)
+    assert seen == [True, False]  # a Dropout after a Dense hands on a fresh gradient; the last one's is the caller's
+    dy = rng.standard_normal((4, 5)).astype(np.float32)
+    kept = dy.copy()
+    backward(dy)
+    np.testing.assert_array_equal(dy, kept)
+
+
 def test_a_pooling_overwrites_only_a_gradient_it_owns(rng):
     # The max pooling applies the convolution's deferred relu to its dy in place when the layer
     # after it made that dy anew (a Conv2D, a Flatten before a Dense), else into a new array.
