@@ -39,6 +39,7 @@ struct Simd {
     static Sel eq(Mask lanes, IV a, int32_t idx) { return _mm256_and_si256(lanes, _mm256_cmpeq_epi32(a, _mm256_set1_epi32(idx))); }
     static Sel sel_or(Sel a, Sel b) { return _mm256_or_si256(a, b); }
     static V select(V v, Sel m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
+    static bool none(Sel s) { return _mm256_testz_si256(s, s) != 0; }
     static bool covers(Sel s, Mask lanes) { return _mm256_movemask_epi8(_mm256_cmpeq_epi32(s, lanes)) == -1; }
 };
 constexpr int QUAD_MR = 3, WIDE_MR = 6, WIDE_DEEP_MR = 0, NARROW_MR = 12;

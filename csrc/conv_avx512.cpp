@@ -36,6 +36,7 @@ struct Simd {
     static Sel eq(Mask lanes, IV a, int32_t idx) { return _mm512_mask_cmpeq_epi32_mask(lanes, a, _mm512_set1_epi32(idx)); }
     static Sel sel_or(Sel a, Sel b) { return static_cast<Sel>(a | b); }
     static V select(V v, Sel m) { return _mm512_maskz_mov_ps(m, v); }
+    static bool none(Sel s) { return s == 0; }
     static bool covers(Sel s, Mask lanes) { return s == lanes; }
 };
 constexpr int QUAD_MR = 6, WIDE_MR = 12, WIDE_DEEP_MR = 8, NARROW_MR = 16;

@@ -29,7 +29,7 @@ constexpr int64_t WGRAD_MAX_NR = 64;  // the widest weight-gradient tile's filte
 // and argmax, (cells, F), read against the image's zero-padded copy xp (padded_image: no padding
 // left). Pooled cell i's window holds POOLED_CELLS candidate cells of the convolution's output:
 // cand_idx[i*POOLED_CELLS + q] is candidate q's flat index oh*OW + ow (the argmax it matches; -1 for
-// a cell outside the output, which none matches), cand_at[..] where its patch starts in xp. Patch
+// a cell outside the output: an argmax of -1 is refused), cand_at[..] where its patch starts in xp. Patch
 // row r (tap, channel) lies row_at[r] past that. row_at holds K rounded up to POOLED_ROWS entries
 // (the extra ones repeat row 0: their sums are not stored).
 constexpr int POOLED_CELLS = 4;  // windows of up to 4 cells (2x2, 1x2, 2x1, 1x1)

@@ -408,8 +408,9 @@ PMD_ALWAYS_INLINE bool pooled_rows(float* acc, float* db, const float* xp, const
             m[q] = S::eq(lanes, a, cand_idx[i * Q + q]);
             at[q] = xp + cand_at[i * Q + q];
         }
-        if (r0 == 0) {  // the first row block checks the argmax and sums db
-            matched &= S::covers(S::sel_or(S::sel_or(m[0], m[1]), S::sel_or(m[2], m[3])), lanes);
+        if (r0 == 0) {  // the first row block checks the argmax (-1 marks no cell: never valid) and sums db
+            matched &= S::covers(S::sel_or(S::sel_or(m[0], m[1]), S::sel_or(m[2], m[3])), lanes) &&
+                       S::none(S::eq(lanes, a, -1));
             sd = S::add(sd, d);
         }
         V dq[Q];

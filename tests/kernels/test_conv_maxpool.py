@@ -137,6 +137,25 @@ def test_pooled_weight_gradient_refuses_an_argmax_outside_its_window(isa):
         pyminidl.config.set_cpu_capability("avx512")
 
 
+@pytest.mark.parametrize("isa", ISAS)
+def test_pooled_weight_gradient_refuses_a_minus_one_where_a_window_has_padded_cells(isa):
+    # 'same' pooling of a 5x5 output: the last row and column of windows hold padded cells, whose
+    # candidate slots no argmax may name.
+    pyminidl.config.set_cpu_capability(isa)
+    try:
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((1, 5, 5, 1)).astype(np.float32)
+        w = rng.standard_normal((3, 3, 1, 3)).astype(np.float32)
+        args = ((1, 1), (1, 1), (5, 5), (1, 1), 1, (2, 2), (2, 2), "same")
+        y, argmax = _C.conv_maxpool_forward(x, w, None, *args)
+        argmax = argmax.copy()
+        argmax[0, 2, 2, 1] = -1
+        with pytest.raises(ValueError, match=r"argmax value -1 at flat index 25 lies outside its pooling window"):
+            _C.conv_maxpool_backward(np.ones_like(y), argmax, x, w, *args)
+    finally:
+        pyminidl.config.set_cpu_capability("avx512")
+
+
 def test_pooled_weight_gradient_refuses_a_gradient_of_another_shape():
     x, w, dp, argmax = _pooled_case()
     with pytest.raises(ValueError, match=r"argument 'dp' must have the pooled shape \(2, 3, 3, 4\).*"
