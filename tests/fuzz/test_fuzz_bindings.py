@@ -982,12 +982,24 @@ def test_fuzz_conv_forward(data):
     _run("conv_forward", lambda: _C.conv_forward(x, wk, b, *args), oracle, dtype, f)
 
 
-def _assume_a_pooled_output(f, geo):
-    """A consistent case whose convolution output is empty has no pooling to run (a clean error,
-    fuzzed by conv_forward and maxpool_forward): drawn again, so that most consistent cases
-    reach the fused kernels."""
+def _conv_pool_case(d, f):
+    """A convolution and the max pooling after it: (dtype, geometry, (x, w, b), (pool_size, strides,
+    padding)), maybe with one hostile argument. Consistent windows lie inside the convolution's
+    (small) output with strides of at most 2; a consistent case whose convolution output is empty
+    has no pooling to run (a clean error, fuzzed by conv_forward and maxpool_forward) and is drawn
+    again, so that most consistent cases reach the fused kernels."""
+    dims, geo = _conv_geom_case(d, f)
+    n, h, w, c, fl, kh, kw, g = dims
+    dtype = _dtype32(f, d)
+    x, wk, b, _ = _conv_arrays(d, f, dims, dtype, c, (kh, kw, c // g, fl), fl)
+    pool, pool_strides, pool_padding = _pool_geometry(f, d)
+    if not f.on("geometry"):
+        out = [o if 1 <= o <= 7 else 1 for o in geo["output_size"]]  # (a hostile output size: any window)
+        pool = tuple(min(p, o) for p, o in zip(pool, out))
+        pool_strides = tuple(min(p, 2) for p in pool_strides)
     if f.kind is None:
         assume(all(o >= 1 for o in geo["output_size"]))
+    return dtype, geo, (x, wk, b), (pool, pool_strides, pool_padding)
 
 
 @FUZZ
@@ -997,16 +1009,7 @@ def test_fuzz_conv_maxpool_forward(data):
     # bit (a float64 reference would pick other maxima among values equal in float32).
     d = data.draw
     f = Faults(d, {**CONV_FAULTS, "dtype": ["x"], "mixed_dtype": ["w"], "geometry": ["pool_size", "strides", "padding"]})
-    dims, geo = _conv_geom_case(d, f)
-    n, h, w, c, fl, kh, kw, g = dims
-    dtype = _dtype32(f, d)
-    x, wk, b, _ = _conv_arrays(d, f, dims, dtype, c, (kh, kw, c // g, fl), fl)
-    pool, pool_strides, pool_padding = _pool_geometry(f, d)
-    if not f.on("geometry"):  # windows inside the convolution's (small) output, strides of at most 2
-        out = [o if 1 <= o <= 7 else 1 for o in geo["output_size"]]  # (a hostile output size: any window)
-        pool = tuple(min(p, o) for p, o in zip(pool, out))
-        pool_strides = tuple(min(p, 2) for p in pool_strides)
-    _assume_a_pooled_output(f, geo)
+    dtype, geo, (x, wk, b), (pool, pool_strides, pool_padding) = _conv_pool_case(d, f)
     args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"], geo["groups"])
 
     def oracle():
@@ -1025,16 +1028,7 @@ def test_fuzz_conv_maxpool_backward(data, has_bias):
     d = data.draw
     f = Faults(d, {**CONV_FAULTS, "dtype": ["x"], "mixed_dtype": ["w"], "shape": ["x", "w", "dp"],
                    "geometry": ["pool_size", "strides", "padding"], "argmax": ["value", "dtype", "shape"]})
-    dims, geo = _conv_geom_case(d, f)
-    n, h, w, c, fl, kh, kw, g = dims
-    dtype = _dtype32(f, d)
-    x, wk, _, _ = _conv_arrays(d, f, dims, dtype, c, (kh, kw, c // g, fl), fl)
-    pool, pool_strides, pool_padding = _pool_geometry(f, d)
-    if not f.on("geometry"):  # windows inside the convolution's (small) output, strides of at most 2
-        out = [o if 1 <= o <= 7 else 1 for o in geo["output_size"]]
-        pool = tuple(min(p, o) for p, o in zip(pool, out))
-        pool_strides = tuple(min(p, 2) for p in pool_strides)
-    _assume_a_pooled_output(f, geo)
+    dtype, geo, (x, wk, _), (pool, pool_strides, pool_padding) = _conv_pool_case(d, f)
     args = (geo["strides"], geo["padding"], geo["output_size"], geo["dilation_rate"], geo["groups"])
     try:  # the forward of a consistent case gives dp's shape and the argmax
         y, argmax = _C.conv_maxpool_forward(np.asarray(x, np.float32), np.asarray(wk, np.float32), None, *args,

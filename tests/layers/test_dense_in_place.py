@@ -42,13 +42,20 @@ def test_sequential_in_place_backward_gives_the_reference_gradients(rng, activat
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-5)
 
 
-def test_sequential_marks_ownership_only_after_a_dense(rng):
-    seen = []
+def _ownership_probe(seen):
+    """A layer class that notes FORWARD_OPTIONS.owns_dy in ``seen`` at each forward and passes dy on."""
 
     class Probe(layers.Layer):
         def forward(self, x, training=False):
             seen.append(FORWARD_OPTIONS.owns_dy)
             return x, lambda dy: dy
+
+    return Probe
+
+
+def test_sequential_marks_ownership_only_after_a_dense(rng):
+    seen = []
+    Probe = _ownership_probe(seen)
 
     model = Sequential([layers.Dense(4, input_dim=3), Probe(), layers.Dense(4), Probe(), layers.Activation("relu"),
                         Probe()])
@@ -62,11 +69,7 @@ def test_sequential_marks_ownership_only_after_a_dense(rng):
 
 def test_ownership_passes_through_a_flatten_and_comes_from_a_conv2d(rng):
     seen = []
-
-    class Probe(layers.Layer):
-        def forward(self, x, training=False):
-            seen.append(FORWARD_OPTIONS.owns_dy)
-            return x, lambda dy: dy
+    Probe = _ownership_probe(seen)
 
     model = Sequential([layers.Input((6, 6, 2)), Probe(), layers.Conv2D(3, 3), Probe(), layers.Flatten(),
                         layers.Dense(2), Probe(), layers.Flatten(), Probe(), layers.Flatten(), layers.Activation("relu")])
@@ -82,11 +85,7 @@ def test_ownership_passes_through_a_flatten_and_comes_from_a_conv2d(rng):
 @pytest.mark.parametrize("training", [True, False])
 def test_a_dense_before_a_dropout_owns_its_gradient_and_trains_the_same(rng, training):
     seen = []
-
-    class Probe(layers.Layer):
-        def forward(self, x, training=False):
-            seen.append(FORWARD_OPTIONS.owns_dy)
-            return x, lambda dy: dy
+    Probe = _ownership_probe(seen)
 
     model = Sequential([layers.Input((6,)), Probe(), layers.Dropout(0.3), layers.Dense(5), Probe(),
                         layers.Dropout(0.3, seed=2)])
