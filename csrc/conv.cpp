@@ -14,8 +14,9 @@
 // space and its channel axes swapped; other strides multiply dy by the kernel into patch
 // tiles and scatter-add them back (col2im). Padding is multiplied as zeros, never skipped:
 // a NaN or Inf in the kernel reaches every output whose window takes a padding tap (0 x NaN
-// is NaN), as in PyTorch's kernels; finite kernels are unaffected. A first layer (C = 1 or 3) also goes through
-// im2col + GEMM: a direct loop compiled for the baseline ISA measured 1.5-2.5x slower there.
+// is NaN), as in PyTorch's kernels; finite kernels are unaffected. A first layer (C = 1 or 3)
+// also goes through im2col + GEMM: a direct loop compiled for the baseline ISA measured
+// 1.5-2.5x slower there.
 //
 // Parallel split, chosen so that no result depends on the thread count:
 // - forward: work items (image, tile) split evenly; each output element is one item's GEMM
@@ -648,6 +649,32 @@ void add_partials(T* PMD_RESTRICT dw, const T* PMD_RESTRICT partial, int64_t KF,
 // implicit kernels band by band, its sums also telling the tiles which bands are finite; else
 // bias_grad over the part): db costs no pass over dy of its own, nor a stretch on one thread.
 // The parts' sums are added in part order, as dw's: the same bits at every thread count.
+// dw (KF) and db (F, or nullptr) summed over the images in parts fixed by N alone (min(N,
+// WEIGHT_PARTS), not the thread count): part(q, n0, n1, acc, acc_db, scratch) overwrites part q's
+// sums over images [n0, n1) in acc and acc_db, with `scratch` (per_thread elements) its thread's
+// own; the parts are added in part order, so the sums are the same at any thread count.
+// work: the parts' (KF + F) sums, then per_thread elements a thread.
+template <typename T, typename Part>
+void sum_in_parts(T* dw, T* db, int64_t KF, const ConvGeom& g, T* work, int64_t per_thread, Part part) {
+    const int64_t parts = std::min(g.N, WEIGHT_PARTS);
+    T* partial = work;
+    T* part_db = work + parts * KF;
+    T* scratch = part_db + parts * g.F;
+    team_region(threads_if(parts > 1), [&] {
+        int64_t lo, hi;
+        team_range(parts, &lo, &hi);
+        for (int64_t q = lo; q < hi; ++q) {
+            part(q, q * g.N / parts, (q + 1) * g.N / parts, partial + q * KF, part_db + q * g.F,
+                 scratch + omp_thread_id() * per_thread);
+        }
+#pragma omp barrier
+        team_range(KF, &lo, &hi);
+        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
+#pragma omp single nowait
+        if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);
+    });
+}
+
 template <typename T>
 void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work, int64_t we) {
     const int64_t KF = patch_len(g) * g.F, P = g.OH * g.OW;
@@ -660,31 +687,14 @@ void weight_t(T* dw, T* db, const T* dy, const T* x, const ConvGeom& g, T* work,
         return;
     }
     check_work("conv_backward_weight", we, workspace_elems<T>(g, omp_max_threads(), Kind::weight));
-    const int64_t parts = std::min(g.N, WEIGHT_PARTS), pt = per_thread_weight<T>(g);
+    const int64_t pt = per_thread_weight<T>(g);
     const bool implicit = implicit_weight<T>(g);
-    T* partial = work;
-    T* part_db = work + parts * KF;
-    T* scratch = part_db + parts * g.F;
-    team_region(threads_if(parts > 1), [&] {
-        int64_t lo, hi;
-        team_range(parts, &lo, &hi);
-        for (int64_t q = lo; q < hi; ++q) {
-            const int64_t n0 = q * g.N / parts, n1 = (q + 1) * g.N / parts;
-            T* mine = scratch + omp_thread_id() * pt;
-            if constexpr (std::is_same_v<T, float>) {
-                if (implicit) {
-                    weight_part_implicit(partial + q * KF, part_db + q * g.F, dy, x, g, n0, n1, mine);
-                    continue;
-                }
-            }
-            if (db != nullptr) bias_grad(part_db + q * g.F, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
-            weight_part(partial + q * KF, dy, x, g, n0, n1, mine, pt);
+    sum_in_parts(dw, db, KF, g, work, pt, [&](int64_t, int64_t n0, int64_t n1, T* acc, T* acc_db, T* mine) {
+        if constexpr (std::is_same_v<T, float>) {
+            if (implicit) return weight_part_implicit(acc, acc_db, dy, x, g, n0, n1, mine);
         }
-#pragma omp barrier
-        team_range(KF, &lo, &hi);
-        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
-#pragma omp single nowait
-        if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);
+        if (db != nullptr) bias_grad(acc_db, dy + n0 * P * g.F, g.F, (n1 - n0) * P, g.F);
+        weight_part(acc, dy, x, g, n0, n1, mine, pt);
     });
 }
 
@@ -747,31 +757,19 @@ bool pooled_weight(float* dw, float* db, const float* dp, const int32_t* am, con
                    const PoolGeom& pg, float* work) {
     const ConvGeom p = padded_image(g);
     const PooledTables t = pooled_tables(g, pg, p);
-    const int64_t K = patch_len(g), KF = K * g.F, parts = std::min(g.N, WEIGHT_PARTS), cells = pg.oh * pg.ow;
+    const int64_t K = patch_len(g), KF = K * g.F, cells = pg.oh * pg.ow;
     const PooledWgrad w{cells, g.F, K, t.idx.data(), t.at.data(), t.rows.data()};
-    float* partial = work;
-    float* part_db = partial + parts * KF;
-    float* images = part_db + parts * g.F;
-    std::vector<char> matched(static_cast<size_t>(parts), 1);
-    team_region(threads_if(parts > 1), [&] {
-        int64_t lo, hi;
-        team_range(parts, &lo, &hi);
-        float* xp = images + omp_thread_id() * p.H * p.W * p.C;
-        for (int64_t q = lo; q < hi; ++q) {
-            std::fill(partial + q * KF, partial + (q + 1) * KF, 0.0f);
-            std::fill(part_db + q * g.F, part_db + (q + 1) * g.F, 0.0f);
-            for (int64_t n = q * g.N / parts; n < (q + 1) * g.N / parts; ++n) {
-                pad_image(xp, x, g, p, n);
-                const int64_t at = n * cells * g.F;
-                if (!pooled_image(partial + q * KF, part_db + q * g.F, xp, dp + at, am + at, w)) matched[q] = 0;
-            }
-        }
-#pragma omp barrier
-        team_range(KF, &lo, &hi);
-        add_partials(dw + lo, partial + lo, KF, parts, hi - lo);
-#pragma omp single nowait
-        if (db != nullptr) add_partials(db, part_db, g.F, parts, g.F);
-    });
+    std::vector<char> matched(static_cast<size_t>(std::min(g.N, WEIGHT_PARTS)), 1);
+    sum_in_parts(dw, db, KF, g, work, p.H * p.W * p.C,
+                 [&](int64_t q, int64_t n0, int64_t n1, float* acc, float* acc_db, float* xp) {
+                     std::fill(acc, acc + KF, 0.0f);
+                     std::fill(acc_db, acc_db + g.F, 0.0f);
+                     for (int64_t n = n0; n < n1; ++n) {
+                         pad_image(xp, x, g, p, n);
+                         const int64_t at = n * cells * g.F;
+                         if (!pooled_image(acc, acc_db, xp, dp + at, am + at, w)) matched[q] = 0;
+                     }
+                 });
     return std::all_of(matched.begin(), matched.end(), [](char m) { return m != 0; });
 }
 
@@ -821,14 +819,6 @@ void conv_maxpool_forward(float* y, int32_t* argmax, const float* x, const float
                   });
 }
 
-void conv_forward(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
-                  float* work, int64_t work_elems) {
-    forward_t(y, x, w, b, g, work, work_elems);
-}
-void conv_forward(double* y, const double* x, const double* w, const double* b, const ConvGeom& g,
-                  double* work, int64_t work_elems) {
-    forward_t(y, x, w, b, g, work, work_elems);
-}
 int64_t conv_maxpool_backward_workspace_elems(const ConvGeom& g, const PoolGeom& pg, int threads) {
     if (pooled_path(g, pg)) {
         const ConvGeom p = padded_image(g);
@@ -848,6 +838,14 @@ bool conv_maxpool_backward(float* dw, float* db, const float* dp, const int32_t*
     return matched;
 }
 
+void conv_forward(float* y, const float* x, const float* w, const float* b, const ConvGeom& g,
+                  float* work, int64_t work_elems) {
+    forward_t(y, x, w, b, g, work, work_elems);
+}
+void conv_forward(double* y, const double* x, const double* w, const double* b, const ConvGeom& g,
+                  double* work, int64_t work_elems) {
+    forward_t(y, x, w, b, g, work, work_elems);
+}
 void conv_backward_input(float* dx, const float* dy, const float* w, const ConvGeom& g, float* work,
                          int64_t work_elems) {
     input_t(dx, dy, w, g, work, work_elems);
