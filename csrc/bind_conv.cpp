@@ -168,15 +168,8 @@ py::tuple conv_maxpool_backward_py(const py::array& dp_in, const py::array& argm
     require_dtype<int32_t>(op, "argmax", argmax_in);
     const kernels::ConvGeom g = make_geom(op, shape_of(x_in), out, w, strides, pads, dil, groups);
     const kernels::PoolGeom pg = pool_geometry(op, {g.N, g.OH, g.OW, g.F}, pool, pool_strides, pool_padding);
-    const std::vector<int64_t> pooled{pg.n, pg.oh, pg.ow, pg.c};
-    for (const auto& [arg, a] : {std::pair<const char*, const py::array*>{"dp", &dp_in}, {"argmax", &argmax_in}}) {
-        std::vector<int64_t> got;
-        for (py::ssize_t k = 0; k < a->ndim(); ++k) got.push_back(a->shape(k));
-        if (got != pooled) {
-            value_error(op, std::string("argument '") + arg + "' must have the pooled shape " + tuple_str(pooled) +
-                                " for x.shape=" + shape_str(x_in) + " and this geometry. Received: shape=" + shape_str(*a));
-        }
-    }
+    require_out_shape(op, "dp", dp_in, pg);
+    require_out_shape(op, "argmax", argmax_in, pg);
     auto dp = contiguous<float>(dp_in);
     auto am = contiguous<int32_t>(argmax_in);
     auto x = contiguous<float>(x_in);

@@ -20,14 +20,6 @@ namespace {
 
 std::vector<int64_t> dims(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
 
-void require_out_shape(const std::string& op, const char* arg, const py::array& a, const PoolGeom& g) {
-    const std::vector<int64_t> want{g.n, g.oh, g.ow, g.c};
-    if (dims(a) != want) {
-        value_error(op, std::string("argument '") + arg + "' must have shape " + tuple_str(want) +
-                            " for this input shape and geometry. Received: shape=" + shape_str(a));
-    }
-}
-
 PoolGeom forward_geom(const std::string& op, const py::array& x, const std::vector<int64_t>& pool,
                       const std::vector<int64_t>& strides, const std::string& padding) {
     require_dtype<float>(op, "x", x);
@@ -133,6 +125,14 @@ std::pair<int64_t, int64_t> out_and_pad(int64_t size, int64_t k, int64_t s, bool
 }
 
 }  // namespace
+
+void require_out_shape(const std::string& op, const char* arg, const py::array& a, const PoolGeom& g) {
+    const std::vector<int64_t> want{g.n, g.oh, g.ow, g.c};
+    if (dims(a) != want) {
+        value_error(op, std::string("argument '") + arg + "' must have shape " + tuple_str(want) +
+                            " for this input shape and geometry. Received: shape=" + shape_str(a));
+    }
+}
 
 PoolGeom pool_geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
                        const std::vector<int64_t>& strides, const std::string& padding) {

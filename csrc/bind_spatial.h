@@ -49,4 +49,8 @@ void require_spatial_ints(const std::string& op, const char* arg, const Seq& v, 
 kernels::PoolGeom pool_geometry(const std::string& op, const std::vector<int64_t>& shape, const std::vector<int64_t>& pool,
                                 const std::vector<int64_t>& strides, const std::string& padding);
 
+// a must have a pooling's output shape (N, OH, OW, C) for geometry g (a gradient or an argmax
+// of it); else a ValueError naming arg and both shapes (bind_pool.cpp).
+void require_out_shape(const std::string& op, const char* arg, const py::array& a, const kernels::PoolGeom& g);
+
 }  // namespace pyminidl::bind

@@ -35,6 +35,14 @@ _ERF_SERIES = tuple(2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * 
 _ERF_CF_TERMS = 80  # depth of the erfc continued fraction: converged to double precision for z >= 2.5
 
 
+def checked_seed(seed):
+    """A dropout mask's seed as an int in [0, 2**128) (Philox's key); else the ValueError every
+    host backend raises."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**128:
+        raise ValueError(f"Expected a non-negative integer seed below 2**128. Received: seed={seed!r}")
+    return int(seed)
+
+
 class _KeyedPhilox(threading.local):
     """One Philox generator per thread, re-keyed by each call's seed: the draw is that of
     ``Generator(Philox(key=seed))`` (a counter-based stream, so distinct keys give independent
@@ -48,9 +56,7 @@ class _KeyedPhilox(threading.local):
         self.generator = np.random.Generator(self.bits)
 
     def uniform(self, shape, seed):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**128:
-            raise ValueError(f"Expected a non-negative integer seed below 2**128. Received: seed={seed!r}")
-        seed = int(seed)
+        seed = checked_seed(seed)
         key = np.array([seed & 0xFFFFFFFFFFFFFFFF, seed >> 64], np.uint64)
         self.bits.state = {"bit_generator": "Philox", "state": {"counter": self._ZERO, "key": key},
                            "buffer": self._ZERO, "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}

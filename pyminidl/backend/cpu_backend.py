@@ -12,7 +12,7 @@ import numpy as np
 
 from pyminidl.backend._compat import _C
 from pyminidl.backend.base import (RNN_ACTIVATIONS, Backend, _conv_geometry, _conv_transpose_geometry,
-                                   _depthwise_geometry, _from_2d, _kernel_to_2d, _to_2d)
+                                   _depthwise_geometry, _from_2d, _kernel_to_2d, _to_2d, checked_seed)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # The activations _C.dense_activation_grad applies in place (their default parameters).
@@ -127,10 +127,9 @@ class CpuBackend(Backend):
     def dropout_forward(self, x, rate, seed, noise_shape=None):
         """The reference's mask (Philox keyed by ``seed``, see Backend.dropout_forward), bit for bit,
         drawn by every thread in one pass with the product: float x, a mask of x's own shape."""
-        if (not _fast(x) or (noise_shape is not None and tuple(noise_shape) != x.shape) or not 0.0 <= rate <= 1.0
-                or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**128):
+        if not _fast(x) or (noise_shape is not None and tuple(noise_shape) != x.shape) or not 0.0 <= rate <= 1.0:
             return super().dropout_forward(x, rate, seed, noise_shape)
-        seed = int(seed)
+        seed = checked_seed(seed)
         return _C.dropout_forward(x, float(rate), seed & 0xFFFFFFFFFFFFFFFF, seed >> 64)
 
     # ------------------------------------------------------------------ gemm / dense

@@ -259,7 +259,8 @@ class _Conv(_BaseConv):
         """The convolution and the max pooling after it in one call (conv_maxpool_forward): a first
         layer's output (12.8 MB for 128 MNIST images) is pooled image by image while it is in cache
         instead of written out and read back, the same bits. Returns the pooled pre-activation and
-        leaves ``FORWARD_OPTIONS.pooled`` (its argmax and the convolution's output shape) to the pooling."""
+        leaves ``FORWARD_OPTIONS.pooled`` (its argmax, the convolution's output shape and whether this
+        layer's backward takes the pooling's gradient unrouted) to the pooling."""
         z_shape = (xl.shape[0],) + tuple(self._spatial_out(tuple(xl.shape[1:3]))) + (self.filters,)
         pool._output_spatial(z_shape)  # the pooling's own error for an empty output, before any kernel
         (k, s), pad = pool._window(), pool.padding

@@ -354,7 +354,8 @@ def _owned_gradients(layers):
     """Per layer: whether the gradient its backward receives is a fresh array nobody else reads
     (``FORWARD_OPTIONS.owns_dy``). A layer's dy is the dx of the one after it: fresh when that one
     makes it anew (``_fresh_dx``: Dense, Conv2D), or hands on a gradient that was fresh or one it made
-    (``_passes_dx``: Flatten's reshape, Dropout's dy or dy * mask). Read from each class's own __dict__, so a subclass that changes forward inherits neither."""
+    (``_passes_dx``: Flatten's reshape, Dropout's dy or dy * mask). Read from each class's own
+    __dict__, so a subclass that changes forward inherits neither."""
     owned = [False] * len(layers)
     for i in range(len(layers) - 2, -1, -1):
         after = type(layers[i + 1]).__dict__
